@@ -1,0 +1,21 @@
+"""Benchmarks reached as ``videofocus bench <name>``: each prints a table and can write JSON.
+
+A benchmark module exposes ``add_arguments(parser)`` and ``run(args) -> int``; its docstring's first
+line is the command's help.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+BENCHMARKS: dict[str, str] = {
+    "decode": "videofocus.benchmarks.decode",
+}
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """Import the module behind ``videofocus bench <name>``."""
+    if name not in BENCHMARKS:
+        raise KeyError(f"unknown benchmark {name!r}; choose from {sorted(BENCHMARKS)}")
+    return importlib.import_module(BENCHMARKS[name])
