@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -39,6 +38,58 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_config(args: argparse.Namespace):
+    from videofocus.config import load_config
+
+    return load_config(args.config, args.overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one stage of a config (``torchrun`` launches it on many GPUs or nodes)."""
+    from videofocus.engine.stages import create_stage
+    from videofocus.engine.train_loop import run_supervised_stage
+
+    cfg = _load_config(args)
+    result = run_supervised_stage(cfg, create_stage(args.stage, cfg), resume=args.resume)
+    print(
+        json.dumps(
+            {
+                "stage": result.stage,
+                "checkpoint": str(result.final_dir),
+                "seconds": round(result.seconds, 1),
+                **result.metrics,
+            }
+        )
+    )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate a checkpoint: accuracy, mAP, GMACs per video, videos/s, as JSON."""
+    from videofocus.engine.evaluate import evaluate_checkpoint, write_json
+
+    cfg = _load_config(args)
+    write_json(evaluate_checkpoint(cfg, args.checkpoint, args.manifest), args.json)
+    return 0
+
+
+def cmd_flops(args: argparse.Namespace) -> int:
+    """Per-component and per-video GMACs (multiply-accumulates) of a config."""
+    from videofocus.flops import run_flops
+
+    return run_flops(args.config, args.overrides, args.json)
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="YAML config (see configs/)")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="dotted overrides, e.g. train.epochs=3 model.grid=5",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``videofocus`` argument parser."""
     from data_prep import CONVERTERS, load_converter
@@ -57,6 +108,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="pyav", help="decoder used for probing (pyav|decord)")
     p.set_defaults(_run=cmd_probe)
 
+    p = sub.add_parser("train", help="train a stage: warmup, or the dense / glance_only baselines")
+    _config_args(p)
+    p.add_argument("--stage", default="warmup", choices=["warmup", "dense", "glance_only"])
+    p.add_argument(
+        "--resume", action="store_true", help="continue from the stage's last checkpoint"
+    )
+    p.set_defaults(_run=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint (top-1/5, mAP, GMACs/video, videos/s)")
+    _config_args(p)
+    p.add_argument("--checkpoint", required=True, help="a checkpoint folder (e.g. .../final)")
+    p.add_argument("--manifest", help="evaluate all rows of this manifest instead of val rows")
+    p.add_argument("--json", metavar="OUT", help="also write the result to this file")
+    p.set_defaults(_run=cmd_eval)
+
+    p = sub.add_parser("flops", help="per-component and per-video GMACs of a config")
+    _config_args(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(_run=cmd_flops)
+
     prep = sub.add_parser("prepare", help="build manifests from dataset annotations")
     _add_plugin_commands(
         prep.add_subparsers(dest="dataset", required=True, metavar="DATASET"),
@@ -74,9 +145,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``videofocus`` console script."""
+    """Entry point of the ``videofocus`` console script.
+
+    Errors in what the user gave (config keys, manifests, checkpoints) print one line naming the
+    file/line/key and exit with code 2 instead of a traceback.
+    """
+    from videofocus.config import ConfigError
+    from videofocus.data.manifest import ManifestError
+    from videofocus.engine.checkpoint import CheckpointError
+
     args = build_parser().parse_args(argv)
-    return int(args._run(args) or 0)
+    try:
+        return int(args._run(args) or 0)
+    except (ConfigError, ManifestError, CheckpointError) as err:
+        print(f"videofocus {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

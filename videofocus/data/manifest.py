@@ -111,8 +111,15 @@ def parse_row(obj: Any, path: str | Path = "<manifest>", line: int | None = None
     if not isinstance(meta, dict):
         fail(f"'meta' must be an object, got {meta!r}")
     return ManifestRow(
-        id=obj["id"], path=obj["path"], labels=tuple(labels), split=split, start=start, end=end,
-        num_frames=num_frames, fps=fps, meta=meta,
+        id=obj["id"],
+        path=obj["path"],
+        labels=tuple(labels),
+        split=split,
+        start=start,
+        end=end,
+        num_frames=num_frames,
+        fps=fps,
+        meta=meta,
     )
 
 
@@ -137,7 +144,9 @@ def _iter_numbered(path: str | Path) -> Iterator[tuple[int, ManifestRow]]:
                 raise ManifestError(path, lineno, f"invalid JSON: {exc.msg}") from None
             row = parse_row(obj, path, lineno)
             if row.id in seen:
-                raise ManifestError(path, lineno, f"duplicate id {row.id!r} (first on line {seen[row.id]})")
+                raise ManifestError(
+                    path, lineno, f"duplicate id {row.id!r} (first on line {seen[row.id]})"
+                )
             seen[row.id] = lineno
             yield lineno, row
 
@@ -159,7 +168,6 @@ def read_manifest(
         if split is None or row.split == split:
             rows.append(row)
     return rows
-
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -199,7 +207,9 @@ def read_classes(path: str | Path) -> list[str]:
         if not name:
             raise ManifestError(path, lineno, "empty class name")
         if name in seen:
-            raise ManifestError(path, lineno, f"duplicate class {name!r} (first on line {seen[name]})")
+            raise ManifestError(
+                path, lineno, f"duplicate class {name!r} (first on line {seen[name]})"
+            )
         seen[name] = lineno
         names.append(name)
     if not names:

@@ -26,6 +26,8 @@ def write_video(
     bframes: int | None = None,
     pix_fmt: str = "yuv420p",
     options: dict[str, str] | None = None,
+    container_options: dict[str, str] | None = None,
+    rotation: int = 0,
 ) -> int:
     """Encode ``frames`` (each ``uint8 [H, W, 3]`` RGB) into ``path`` and return the frame count.
 
@@ -34,12 +36,16 @@ def write_video(
         fixed quantiser instead).
     :param gop: keyframe interval in frames (``None`` keeps the encoder default).
     :param bframes: maximum consecutive B-frames (``None`` keeps the encoder default).
+    :param options: extra encoder options.
+    :param container_options: muxer options, e.g. ``{"movflags": "faststart"}`` for MP4.
+    :param rotation: display rotation in degrees counter-clockwise, stored in the stream's
+        display matrix (frames are encoded as given).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     rate = Fraction(fps).limit_denominator(1001)
-    with av.open(str(path), mode="w") as container:
+    with av.open(str(path), mode="w", options=container_options or {}) as container:
         stream = None
         for frame in frames:
             frame = np.ascontiguousarray(frame)
@@ -50,6 +56,8 @@ def write_video(
                 stream.width = frame.shape[1]
                 stream.height = frame.shape[0]
                 stream.pix_fmt = pix_fmt
+                if rotation % 360:
+                    stream.set_display_rotation(rotation % 360)
                 opts = dict(_DEFAULT_OPTIONS.get(codec, {}))
                 if crf is not None and codec in ("libx264", "libx265", "libvpx-vp9"):
                     opts["crf"] = str(crf)

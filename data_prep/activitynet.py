@@ -1,0 +1,189 @@
+"""ActivityNet v1.3 from activity_net.v1-3.min.json, at video or segment level.
+
+Classes are the sorted names of every label used in the annotations (the 200 leaf classes for the
+official file). Videos are found as ``v_<id>.<ext>`` or ``<id>.<ext>`` anywhere under --videos;
+manifest ids carry no ``v_`` prefix (the official evaluator's convention).
+
+  --level video    one row per video; labels = the set of its segments' labels (multi-label)
+  --level segment  one row per segment, id ``<id>#<k>`` (k = its position in the JSON), with
+                   start/end in seconds clamped to the probed duration (the JSON's duration can
+                   be wrong); a segment starting past the real end of the file is rejected
+
+Testing videos have no annotations: they become unlabelled whole-video rows, split "test".
+
+Writes into --out:
+  manifest.jsonl   the rows
+  classes.txt      the sorted label names
+  rejects.jsonl    missing files, probe errors, empty segments, segments past the end
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from data_prep.probing import (
+    AnnotationError,
+    Sample,
+    VideoIndex,
+    add_common_arguments,
+    normalise_split,
+    read_json,
+    reports_errors,
+    write_dataset,
+)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One annotated segment: ``[start, end]`` seconds and its label name."""
+
+    start: float
+    end: float
+    label: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One video of the ``database``."""
+
+    youtube_id: str
+    split: str
+    duration: float | None
+    segments: tuple[Segment, ...]
+
+
+def _number(value: Any, path: Path, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise AnnotationError(path, key, f"expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _segment(obj: Any, path: Path, key: str) -> Segment:
+    if not isinstance(obj, dict):
+        raise AnnotationError(path, key, f"expected an object, got {type(obj).__name__}")
+    seg = obj.get("segment")
+    if not isinstance(seg, list) or len(seg) != 2:
+        raise AnnotationError(path, f"{key}.segment", f"expected [start, end], got {seg!r}")
+    start = _number(seg[0], path, f"{key}.segment[0]")
+    end = _number(seg[1], path, f"{key}.segment[1]")
+    label = obj.get("label")
+    if not isinstance(label, str) or not label.strip():
+        raise AnnotationError(path, f"{key}.label", f"expected a class name, got {label!r}")
+    return Segment(start, end, label.strip())
+
+
+def read_activitynet(path: str | Path) -> list[Entry]:
+    """Parse the ActivityNet JSON; errors name the key path of the bad value."""
+    path = Path(path)
+    data = read_json(path)
+    database = data.get("database") if isinstance(data, dict) else None
+    if not isinstance(database, dict):
+        raise AnnotationError(path, "database", "expected an object mapping video ids to entries")
+    entries = []
+    for youtube_id, obj in database.items():
+        key = f"database.{youtube_id}"
+        if not isinstance(obj, dict):
+            raise AnnotationError(path, key, f"expected an object, got {type(obj).__name__}")
+        if not isinstance(obj.get("subset"), str):
+            raise AnnotationError(
+                path, f"{key}.subset", f"expected a string, got {obj.get('subset')!r}"
+            )
+        split = normalise_split(obj["subset"], path, f"{key}.subset")
+        duration = obj.get("duration")
+        duration = None if duration is None else _number(duration, path, f"{key}.duration")
+        annotations = obj.get("annotations", [])
+        if not isinstance(annotations, list):
+            raise AnnotationError(path, f"{key}.annotations", "expected a list")
+        segments = tuple(
+            _segment(a, path, f"{key}.annotations[{k}]") for k, a in enumerate(annotations)
+        )
+        entries.append(Entry(youtube_id, split, duration, segments if split != "test" else ()))
+    return entries
+
+
+def label_names(entries: Sequence[Entry]) -> list[str]:
+    """The sorted names of all labels used in the annotations."""
+    return sorted({seg.label for e in entries for seg in e.segments})
+
+
+def video_samples(
+    entries: Sequence[Entry], classes: Sequence[str], videos: VideoIndex
+) -> list[Sample]:
+    """One sample per video, labelled with the set of its segments' labels."""
+    index = {name: i for i, name in enumerate(classes)}
+    samples = []
+    for e in entries:
+        labels = tuple(sorted({index[s.label] for s in e.segments}))
+        reject = "no annotations" if e.split != "test" and not labels else None
+        path = videos.find([f"v_{e.youtube_id}", e.youtube_id])
+        samples.append(Sample(e.youtube_id, path, labels, e.split, reject=reject))
+    return samples
+
+
+def segment_samples(
+    entries: Sequence[Entry], classes: Sequence[str], videos: VideoIndex, probe: bool
+) -> list[Sample]:
+    """One sample per segment (testing videos: one unlabelled whole-video sample).
+
+    Without probing, segments are clamped to the JSON's duration, the best length known then.
+    """
+    index = {name: i for i, name in enumerate(classes)}
+    samples = []
+    for e in entries:
+        path = videos.find([f"v_{e.youtube_id}", e.youtube_id])
+        if e.split == "test":
+            samples.append(Sample(e.youtube_id, path, (), e.split))
+            continue
+        if not e.segments:
+            samples.append(Sample(e.youtube_id, path, (), e.split, reject="no annotations"))
+        for k, seg in enumerate(e.segments):
+            start, end = max(seg.start, 0.0), seg.end
+            reject = f"empty segment [{seg.start:g}, {seg.end:g}]" if end <= start else None
+            if not probe and e.duration is not None and reject is None:
+                if start >= e.duration:
+                    reject = f"segment starts at {start:g}s, past the duration ({e.duration:g}s)"
+                end = min(end, e.duration)
+            samples.append(
+                Sample(
+                    f"{e.youtube_id}#{k}",
+                    path,
+                    (index[seg.label],),
+                    e.split,
+                    start=start,
+                    end=end,
+                    meta={"video_id": e.youtube_id},
+                    reject=reject,
+                )
+            )
+    return samples
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--annotations", required=True, type=Path, help="activity_net.v1-3.min.json"
+    )
+    parser.add_argument(
+        "--level",
+        choices=("video", "segment"),
+        default="video",
+        help="one row per video or segment",
+    )
+    add_common_arguments(parser)
+
+
+@reports_errors
+def run(args: argparse.Namespace) -> int:
+    entries = read_activitynet(args.annotations)
+    classes = label_names(entries)
+    videos = VideoIndex(args.videos)
+    if args.level == "video":
+        samples = video_samples(entries, classes, videos)
+    else:
+        samples = segment_samples(entries, classes, videos, args.probe)
+    write_dataset(f"activitynet ({args.level})", samples, classes, args)
+    return 0

@@ -1,0 +1,59 @@
+"""``videofocus bench decode --quick``: every case and backend, positive speeds, JPEG disk size."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from videofocus.benchmarks.decode import CASES
+from videofocus.cli import main
+from videofocus.io.reader import available_backends
+
+
+@pytest.fixture(scope="module")
+def quick_rows(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench_decode")
+    out = tmp / "rows.json"
+    argv = ["bench", "decode", "--quick", "--repeats", "1", "--warmup", "0"]
+    argv += ["--workdir", str(tmp / "work"), "--json", str(out)]
+    assert main(argv) == 0
+    return json.loads(out.read_text(encoding="utf-8")), tmp / "work"
+
+
+def test_every_case_times_every_backend(quick_rows):
+    rows, _ = quick_rows
+    video_backends = {*available_backends(), "auto"}
+    for case in CASES[:-1]:
+        timed = {r["backend"] for r in rows if r["case"] == case}
+        assert timed == video_backends, case
+    assert [r["backend"] for r in rows if r["case"] == "sparse_jpeg"] == ["jpeg (PIL)"]
+    assert {r["case"] for r in rows} == set(CASES)
+    for r in rows:
+        assert r["frames_per_s"] > 0 and r["ms_per_video"] > 0 and r["cpu_ms_per_video"] > 0, r
+        assert r["frames_per_s"] == pytest.approx(r["frames"] / r["ms_per_video"] * 1000, rel=0.02)
+        assert r["resolved_backend"] in (
+            {"pyav", "decord"} if r["backend"] == "auto" else {r["backend"]}
+        )
+    sparse = [r for r in rows if r["case"].startswith("sparse")]
+    assert {r["frames"] for r in sparse} == {16}
+
+
+def test_jpeg_case_reports_disk_size(quick_rows):
+    rows, workdir = quick_rows
+    (jpeg,) = [r for r in rows if r["case"] == "sparse_jpeg"]
+    (folder,) = [p for p in workdir.iterdir() if p.is_dir() and p.name.endswith("_q95")]
+    assert jpeg["disk_bytes"] == sum(p.stat().st_size for p in folder.glob("*.jpg")) > 0
+    (video,) = [p for p in workdir.glob("long_*.mp4") if "reencoded" not in p.name]
+    assert jpeg["video_bytes"] == video.stat().st_size
+    assert jpeg["extract_s"] > 0
+
+
+def test_rerun_reuses_generated_inputs(quick_rows, capsys):
+    _, workdir = quick_rows
+    before = {p.name: p.stat().st_mtime_ns for p in workdir.iterdir()}
+    assert main(["bench", "decode", "--quick", "--repeats", "1", "--workdir", str(workdir)]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in workdir.iterdir()} == before
+    table = capsys.readouterr().out
+    assert "| case | backend | frames/s | ms/video | cpu ms/video | notes |" in table
+    assert "sparse_short_gop" in table

@@ -1,0 +1,95 @@
+"""Checkpoint folders: round trip, weights_only loading, atomic replacement, RNG capture."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from videofocus.engine.checkpoint import (
+    CheckpointError,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+
+
+def _model_and_optimizer():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 3)
+    )
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model(torch.randn(5, 4)).sum().backward()
+    opt.step()
+    return model, opt
+
+
+def test_round_trip_restores_weights_optimizer_and_meta(tmp_path):
+    model, opt = _model_and_optimizer()
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10)
+    opt.step()
+    sched.step()
+    meta = {"stage": "warmup", "epoch": 3, "config": {"train": {"lr": 0.01}}}
+    trainer = {
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "rng": capture_rng_state(),
+        "step": 17,
+    }
+    path = save_checkpoint(tmp_path / "ckpt", model.state_dict(), meta, trainer)
+    assert sorted(p.name for p in path.iterdir()) == [
+        "meta.json",
+        "model.safetensors",
+        "trainer.pt",
+    ]
+
+    ckpt = load_checkpoint(path)
+    assert ckpt.meta == meta
+    fresh, fresh_opt = _model_and_optimizer()
+    fresh.load_state_dict(ckpt.model)
+    fresh_opt.load_state_dict(ckpt.trainer["optimizer"])
+    for a, b in zip(model.state_dict().values(), fresh.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert ckpt.trainer["step"] == 17
+    # the trainer file obeys torch.load's safe default on its own
+    torch.load(path / "trainer.pt", weights_only=True)
+
+
+def test_rng_state_round_trip_reproduces_draws():
+    state = capture_rng_state()
+    first = (torch.rand(3), np.random.rand(3), random.random())
+    restore_rng_state(state)
+    second = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
+    assert first[2] == second[2]
+
+
+def test_overwrite_is_atomic_and_leaves_no_temp_folders(tmp_path):
+    model, _ = _model_and_optimizer()
+    save_checkpoint(tmp_path / "last", model.state_dict(), {"epoch": 1})
+    save_checkpoint(tmp_path / "last", model.state_dict(), {"epoch": 2})
+    assert [p.name for p in tmp_path.iterdir()] == ["last"]
+    assert load_checkpoint(tmp_path / "last").meta["epoch"] == 2
+
+
+def test_failed_save_keeps_previous_checkpoint(tmp_path):
+    model, _ = _model_and_optimizer()
+    save_checkpoint(tmp_path / "last", model.state_dict(), {"epoch": 1})
+    with pytest.raises(TypeError):
+        save_checkpoint(tmp_path / "last", model.state_dict(), {"epoch": object()})
+    assert [p.name for p in tmp_path.iterdir()] == ["last"]
+    assert load_checkpoint(tmp_path / "last").meta["epoch"] == 1
+
+
+def test_missing_or_corrupt_checkpoint_is_named(tmp_path):
+    with pytest.raises(CheckpointError, match="missing model.safetensors"):
+        load_checkpoint(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"not safetensors")
+    (tmp_path / "meta.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="unreadable checkpoint"):
+        load_checkpoint(tmp_path)

@@ -1,0 +1,301 @@
+"""ClipDataset (decoding the right frames, labels, seeding across workers, bad files) and the
+clip transforms."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+from torchvision.transforms.v2 import Compose
+
+from videofocus.data.dataset import ClipDataset, collate_clips
+from videofocus.data.manifest import ManifestError, ManifestRow, write_manifest
+from videofocus.data.transforms import (
+    CenterCrop,
+    Normalize,
+    RandomCrop,
+    RandomHorizontalFlip,
+    Resize,
+    ToFloatCHW,
+)
+from videofocus.io.errors import VideoDecodeError
+from videofocus.io.reader import available_backends
+from videofocus.io.samplers import FrameRangeError, SegmentSampler, UniformSampler
+from videofocus.io.writer import write_video
+
+H, W, N, FPS = 48, 64, 20, 25.0
+STEP = 12  # frame i is a flat grey of value 10 + 12 * i, so decoded pixels tell the index
+
+
+def _frame_index(frames: torch.Tensor) -> list[int]:
+    """Recover each decoded frame's index from its grey level ([T, H, W, 3] uint8)."""
+    means = frames.float().mean(dim=(1, 2, 3))
+    return [round((m - 10) / STEP) for m in means.tolist()]
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("videos")
+    frames = [np.full((H, W, 3), 10 + STEP * i, dtype=np.uint8) for i in range(N)]
+    write_video(root / "a.mp4", frames, fps=FPS, crf=0)
+    write_video(root / "b.mp4", frames[::-1], fps=FPS, crf=0)  # b's frame i shows index N-1-i
+    (root / "empty.mp4").write_bytes(b"")
+    return root
+
+
+def _rows(**extra) -> list[ManifestRow]:
+    return [
+        ManifestRow(id="a", path="a.mp4", labels=(2,), **extra),
+        ManifestRow(id="b", path="b.mp4", labels=(0, 3), **extra),
+        ManifestRow(id="c", path="a.mp4", labels=()),
+    ]
+
+
+@pytest.mark.parametrize("backend", ["auto", *available_backends()])
+def test_item_has_the_sampled_frames_and_labels(videos, backend):
+    ds = ClipDataset(_rows(), SegmentSampler(4), num_classes=5, root=videos, backend=backend)
+    assert len(ds) == 3
+    item = ds[0]
+    assert item["frames"].dtype == torch.uint8 and item["frames"].shape == (4, H, W, 3)
+    assert item["frame_indices"].dtype == torch.int64
+    assert item["frame_indices"].tolist() == [2, 7, 12, 17]
+    assert _frame_index(item["frames"]) == [2, 7, 12, 17]
+    assert item["label"].dtype == torch.int64 and item["label"].item() == 2
+    assert item["target"].dtype == torch.float32
+    assert item["target"].tolist() == [0, 0, 1, 0, 0]
+    assert item["index"] == 0 and item["id"] == "a"
+    item = ds[1]
+    assert _frame_index(item["frames"]) == [N - 1 - i for i in (2, 7, 12, 17)]
+    assert item["label"].item() == 0 and item["target"].tolist() == [1, 0, 0, 0, 0]
+    item = ds[-1]
+    assert item["index"] == 2 and item["label"].item() == -1 and item["target"].sum() == 0
+    with pytest.raises(IndexError):
+        ds[3]
+
+
+def test_multilabel_target_is_multi_hot(videos):
+    ds = ClipDataset(_rows(), SegmentSampler(2), num_classes=5, root=videos, multilabel=True)
+    assert ds[1]["target"].tolist() == [1, 0, 0, 1, 0]
+    assert ds[1]["label"].item() == 0
+
+
+def test_segment_rows_read_only_frames_inside_the_segment(videos):
+    rows = [
+        ManifestRow(id="mid", path="a.mp4", labels=(1,), start=0.2, end=0.5),  # frames 5..12
+        ManifestRow(id="tail", path="a.mp4", labels=(1,), start=0.6, end=3.0),  # 15..19 (clamped)
+    ]
+    for train in (False, True):
+        ds = ClipDataset(rows, SegmentSampler(4), num_classes=2, root=videos, train=train)
+        for epoch in range(3):
+            ds.set_epoch(epoch)
+            mid, tail = ds[0], ds[1]
+            assert _frame_index(mid["frames"]) == mid["frame_indices"].tolist()
+            assert all(5 <= i <= 12 for i in mid["frame_indices"].tolist())
+            assert _frame_index(tail["frames"]) == tail["frame_indices"].tolist()
+            assert all(15 <= i <= 19 for i in tail["frame_indices"].tolist())
+
+
+def test_manifest_counts_and_fps_are_used(videos):
+    # The manifest says 10 frames at 10 fps: sampling stays in those frames, the segment is
+    # mapped with the manifest's fps (0.5 s .. 0.9 s -> frames 5..8), not the file's 25 fps.
+    rows = [
+        ManifestRow(id="n", path="a.mp4", num_frames=10, fps=10.0),
+        ManifestRow(id="s", path="a.mp4", num_frames=10, fps=10.0, start=0.5, end=0.9),
+    ]
+    ds = ClipDataset(rows, UniformSampler(4), num_classes=1, root=videos)
+    assert ds[0]["frame_indices"].tolist() == [3, 4, 5, 6]
+    assert ds[1]["frame_indices"].tolist() == [5, 6, 7, 8]
+
+
+def test_manifest_file_resolves_paths_and_filters_split(videos, tmp_path):
+    manifest = videos / "manifest.jsonl"
+    write_manifest(
+        manifest,
+        [
+            ManifestRow(id="a", path="a.mp4", labels=(1,), split="train"),
+            ManifestRow(id="b", path=str(videos / "b.mp4"), labels=(0,), split="val"),
+        ],
+    )
+    ds = ClipDataset(manifest, SegmentSampler(2), num_classes=2, split="val")
+    assert [r.id for r in ds.rows] == ["b"] and ds[0]["label"].item() == 0
+    assert ClipDataset(manifest, SegmentSampler(2), num_classes=2)[0]["id"] == "a"
+    with pytest.raises(ManifestError, match="out of range for 1 classes"):
+        ClipDataset(manifest, SegmentSampler(2), num_classes=1)
+    with pytest.raises(ValueError, match="out of range for 2 classes"):
+        ClipDataset(_rows(), SegmentSampler(2), num_classes=2, root=videos)
+
+
+def test_short_side_resizes_at_decode(videos):
+    ds = ClipDataset(_rows(), SegmentSampler(3), num_classes=5, root=videos, short_side=24)
+    assert ds[0]["frames"].shape == (3, 24, 32, 3)
+
+
+def test_train_mode_is_random_but_seeded_by_epoch_and_index(videos):
+    ds = ClipDataset(_rows(), SegmentSampler(4), num_classes=5, root=videos, train=True, seed=7)
+    assert ds.sampler.random and ds.epoch == 0
+    first = ds[0]["frame_indices"].tolist()
+    assert ds[0]["frame_indices"].tolist() == first  # same (seed, epoch, index) -> same clip
+    per_epoch = []
+    for epoch in range(6):
+        ds.set_epoch(epoch)
+        per_epoch.append(tuple(ds[0]["frame_indices"].tolist()))
+    assert per_epoch[0] == tuple(first) and len(set(per_epoch)) > 1
+    eval_ds = ClipDataset(_rows(), SegmentSampler(4, random=True), num_classes=5, root=videos)
+    assert not eval_ds.sampler.random and eval_ds[0]["frame_indices"].tolist() == [2, 7, 12, 17]
+
+
+def _batches(ds, num_workers, persistent=False, epochs=(0,)):
+    loader = DataLoader(
+        ds,
+        batch_size=2,
+        num_workers=num_workers,
+        collate_fn=collate_clips,
+        persistent_workers=persistent,
+    )
+    out = []
+    for epoch in epochs:
+        ds.set_epoch(epoch)
+        out.append([b for b in loader])
+    return out
+
+
+def test_workers_give_the_same_batches_as_the_main_process(videos):
+    rows = [
+        ManifestRow(id=f"v{i}", path="a.mp4" if i % 2 else "b.mp4", labels=(i % 3,))
+        for i in range(6)
+    ]
+    augment = Compose([ToFloatCHW(), RandomCrop(32), RandomHorizontalFlip()])
+    ds = ClipDataset(
+        rows, SegmentSampler(4), num_classes=3, root=videos, transform=augment, train=True, seed=3
+    )
+    main = _batches(ds, 0, epochs=(0, 1))
+    workers = _batches(ds, 2, persistent=True, epochs=(0, 1))
+    for epoch_main, epoch_workers in zip(main, workers, strict=True):
+        assert len(epoch_main) == len(epoch_workers) == 3
+        for a, b in zip(epoch_main, epoch_workers, strict=True):
+            assert a["frames"].shape == (2, 4, 3, 32, 32)
+            assert torch.equal(a["frames"], b["frames"])
+            assert torch.equal(a["frame_indices"], b["frame_indices"])
+            assert torch.equal(a["label"], b["label"]) and a["id"] == b["id"]
+    # Epochs differ, also in persistent workers (set_epoch reached them).
+    assert not all(
+        torch.equal(x["frame_indices"], y["frame_indices"]) for x, y in zip(*workers, strict=True)
+    )
+
+
+def test_bad_video_raises_with_its_path(videos):
+    rows = [ManifestRow(id="bad", path="empty.mp4", labels=(0,))]
+    ds = ClipDataset(rows, SegmentSampler(2), num_classes=1, root=videos)
+    with pytest.raises(VideoDecodeError) as info:
+        ds[0]
+    assert info.value.path.endswith("empty.mp4")
+    rows = [ManifestRow(id="long", path="a.mp4", num_frames=40)]  # the file has 20
+    with pytest.raises(VideoDecodeError, match="manifest says 40 frames but the file has 20"):
+        ClipDataset(rows, SegmentSampler(4), num_classes=1, root=videos)[0]
+
+
+def test_bad_video_is_skipped_and_dropped_by_collate(videos, caplog):
+    rows = [
+        ManifestRow(id="ok", path="a.mp4", labels=(0,)),
+        ManifestRow(id="bad", path="empty.mp4", labels=(0,)),
+        ManifestRow(id="late", path="a.mp4", labels=(0,), start=5.0, end=6.0),
+    ]
+    ds = ClipDataset(rows, SegmentSampler(2), num_classes=1, root=videos, on_error="skip")
+    with caplog.at_level(logging.WARNING, logger="videofocus.data.dataset"):
+        assert ds[1] is None and ds[2] is None
+    assert "empty.mp4" in caplog.text and "past the last frame" in caplog.text
+    batch = collate_clips([ds[0], ds[1], ds[2]])
+    assert batch["id"] == ["ok"] and batch["frames"].shape == (1, 2, H, W, 3)
+    assert collate_clips([None, None]) is None
+    loader = DataLoader(ds, batch_size=3, collate_fn=collate_clips)
+    assert [b["id"] for b in loader] == [["ok"]]
+
+
+def test_segment_past_the_end_raises_naming_the_file(videos):
+    rows = [ManifestRow(id="late", path="a.mp4", start=5.0, end=6.0)]
+    with pytest.raises(FrameRangeError, match="a.mp4"):
+        ClipDataset(rows, SegmentSampler(2), num_classes=1, root=videos)[0]
+
+
+def test_invalid_dataset_arguments(videos):
+    with pytest.raises(ValueError, match="on_error"):
+        ClipDataset(_rows(), SegmentSampler(2), num_classes=5, on_error="ignore")
+    with pytest.raises(ValueError, match="num_classes"):
+        ClipDataset(_rows(), SegmentSampler(2), num_classes=0)
+    with pytest.raises(ValueError, match="epoch"):
+        ClipDataset(_rows(), SegmentSampler(2), num_classes=5).set_epoch(-1)
+
+
+# ---- transforms -------------------------------------------------------------------------------
+
+
+def _clip(t=3, h=6, w=8) -> torch.Tensor:
+    """uint8 [T, H, W, 3] whose pixel (y, x) of frame i is 10*i + y + x in every channel."""
+    i, y, x = torch.meshgrid(torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij")
+    return (10 * i + y + x).to(torch.uint8)[..., None].expand(t, h, w, 3).contiguous()
+
+
+def test_to_float_chw():
+    clip = _clip()
+    out = ToFloatCHW()(clip)
+    assert out.dtype == torch.float32 and out.shape == (3, 3, 6, 8)
+    assert torch.allclose(out[:, 1], clip[..., 1].float() / 255)
+    full = ToFloatCHW()(torch.full((1, 2, 2, 3), 255, dtype=torch.uint8))
+    assert full.max().item() == 1.0
+    with pytest.raises(ValueError, match="uint8"):
+        ToFloatCHW()(clip.float())
+    with pytest.raises(ValueError, match=r"\[T, H, W, 3\]"):
+        ToFloatCHW()(torch.zeros(2, 3, 4, 4, dtype=torch.uint8))
+
+
+def test_normalize():
+    clip = torch.full((2, 3, 4, 4), 0.5)
+    out = Normalize((0.5, 0.25, 0.0), (0.5, 0.25, 1.0))(clip)
+    assert out[:, 0].eq(0).all() and out[:, 1].eq(1).all() and out[:, 2].eq(0.5).all()
+    with pytest.raises(ValueError):
+        Normalize((0.5,), (0.0,))
+
+
+def test_resize():
+    clip = ToFloatCHW()(_clip(2, 48, 64))
+    assert Resize(24)(clip).shape == (2, 3, 24, 32)
+    assert Resize((10, 12))(clip).shape == (2, 3, 10, 12)
+    out = Resize(24)(torch.ones(2, 3, 48, 64))
+    assert torch.allclose(out, torch.ones_like(out))
+    with pytest.raises(ValueError, match="ToFloatCHW"):
+        Resize(24)(_clip(2, 48, 64))
+
+
+def test_crops_cut_the_same_window_from_every_frame():
+    clip = ToFloatCHW()(_clip(3, 6, 8)) * 255
+    centre = CenterCrop((2, 4))(clip)
+    assert centre.shape == (3, 3, 2, 4)
+    assert torch.allclose(centre, clip[:, :, 2:4, 2:6])
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(20):
+        out = RandomCrop(3)(clip)
+        assert out.shape == (3, 3, 3, 3)
+        top_left = out[0, 0, 0, 0].round().item()  # = y0 + x0 in frame 0
+        # Every frame shows the same window: frame i is frame 0 plus 10*i everywhere.
+        assert torch.allclose(out - out[:1], 10 * torch.arange(3.0).view(3, 1, 1, 1))
+        seen.add(top_left)
+    assert len(seen) > 1
+    with pytest.raises(ValueError, match="does not fit"):
+        RandomCrop(10)(clip)
+    with pytest.raises(ValueError, match="does not fit"):
+        CenterCrop(7)(clip)
+
+
+def test_horizontal_flip_flips_whole_clip():
+    clip = ToFloatCHW()(_clip())
+    assert torch.equal(RandomHorizontalFlip(1.0)(clip), clip.flip(-1))
+    assert torch.equal(RandomHorizontalFlip(0.0)(clip), clip)
+    torch.manual_seed(0)
+    flips = [torch.equal(RandomHorizontalFlip(0.5)(clip), clip.flip(-1)) for _ in range(20)]
+    assert 0 < sum(flips) < 20
+    with pytest.raises(ValueError):
+        RandomHorizontalFlip(1.5)

@@ -1,0 +1,269 @@
+"""VideoReader: metadata, frame accuracy of sparse reads on both backends, resizing, segments."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from videofocus.io import VideoDecodeError, VideoReader, available_backends
+from videofocus.io.backends import AUTO_DECORD_CODECS, decoder_class, select_backend
+from videofocus.io.backends.pyav import PyAVDecoder
+from videofocus.io.backends.scan import scan_video
+
+BACKENDS = [
+    "pyav",
+    pytest.param(
+        "decord",
+        marks=pytest.mark.skipif(
+            "decord" not in available_backends(), reason="decord is not installed"
+        ),
+    ),
+]
+
+#: (id, make_video kwargs, whether decord returns the right frames for it)
+FORMATS = [
+    ("h264-bframes-mp4", dict(codec="h264", container="mp4", gop=12, bframes=3), True),
+    ("h264-default-mkv", dict(codec="h264", container="mkv", num_frames=60), True),
+    ("h264-raw-nopts", dict(codec="h264", container="h264", gop=10, bframes=2), False),
+    ("mpeg4-bframes-avi", dict(codec="mpeg4", container="avi", gop=10, bframes=2), False),
+    ("mpeg4-bframes-mp4", dict(codec="mpeg4", container="mp4", gop=10, bframes=2), False),
+    ("mpeg4-avi", dict(codec="mpeg4", container="avi", gop=10), True),
+    ("vp9-webm", dict(codec="vp9", container="webm", gop=10, size=(96, 64)), True),
+    ("mpeg2-bframes-mpg", dict(codec="mpeg2", container="mpg", gop=10, bframes=2), False),
+]
+
+
+def _indices_of(frames: torch.Tensor, frame_index) -> list[int]:
+    return [frame_index(f) for f in frames.numpy()]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("fmt,kwargs,decord_ok", FORMATS, ids=[f[0] for f in FORMATS])
+def test_sparse_reads_are_frame_accurate(make_video, frame_index, backend, fmt, kwargs, decord_ok):
+    path = make_video(**kwargs)
+    expected_count = kwargs.get("num_frames", 40)
+    if backend == "decord" and not decord_ok:
+        # decord returns wrong frames (or cannot open) here: it must refuse, not mislead
+        with pytest.raises(VideoDecodeError, match="use the pyav backend"):
+            VideoReader(path, backend="decord")
+        return
+    with VideoReader(path, backend=backend) as reader:
+        assert reader.backend == backend
+        assert reader.metadata.num_frames == expected_count
+        rng = np.random.default_rng(len(fmt))
+        for _ in range(6):
+            wanted = rng.choice(expected_count, size=int(rng.integers(1, 9)), replace=False)
+            wanted = sorted(wanted.tolist())
+            frames = reader.read_frames(wanted)
+            assert frames.dtype == torch.uint8
+            assert frames.shape == (len(wanted), reader.metadata.height, reader.metadata.width, 3)
+            assert _indices_of(frames, frame_index) == wanted
+        # unsorted with duplicates, going backwards in the file
+        wanted = [expected_count - 1, 3, 3, 0, expected_count // 2]
+        assert _indices_of(reader.read_frames(wanted), frame_index) == wanted
+
+
+@pytest.mark.parametrize("fmt,kwargs,decord_ok", FORMATS, ids=[f[0] for f in FORMATS])
+def test_full_decode_count_matches_metadata(make_video, frame_index, fmt, kwargs, decord_ok):
+    path = make_video(**kwargs)
+    with av.open(str(path)) as container:
+        decoded = sum(1 for _ in container.decode(video=0))
+    with VideoReader(path, backend="pyav") as reader:
+        assert reader.metadata.num_frames == decoded
+        everything = reader.read_frames(range(decoded))
+    assert _indices_of(everything, frame_index) == list(range(decoded))
+
+
+def test_metadata_of_generated_video(make_video):
+    path = make_video(codec="vp9", container="webm", num_frames=30, size=(96, 64), fps=15.0)
+    with VideoReader(path) as reader:
+        meta = reader.metadata
+    assert (meta.num_frames, meta.width, meta.height, meta.codec) == (30, 96, 64, "vp9")
+    assert meta.fps == pytest.approx(15.0)
+    assert meta.duration == pytest.approx(2.0)
+    assert meta.rotation == 0
+    assert meta.path == str(path)
+
+
+def test_rotation_is_reported_and_frames_stay_as_stored(make_video, frame_index):
+    path = make_video(rotation=90)
+    with VideoReader(path) as reader:
+        assert reader.metadata.rotation == 90
+        frames = reader.read_frames([5])
+    assert frames.shape == (1, 48, 64, 3)
+    assert frame_index(frames[0].numpy()) == 5
+    assert select_backend(scan_video(path)) == "pyav"
+
+
+def test_colour_channels_are_rgb(make_video):
+    # frame 0 has every bit clear: blocks of RGB (10, 50, 100) under a faint texture
+    with VideoReader(make_video()) as reader:
+        red, green, blue = reader.read_frames([0])[0].float().mean(dim=(0, 1)).tolist()
+    assert red < green < blue
+    assert blue == pytest.approx(100, abs=12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_resize_at_decode_keeps_aspect_and_frames(make_video, frame_index, backend):
+    path = make_video(codec="h264", size=(160, 120), gop=10, bframes=2)
+    with VideoReader(path, backend=backend) as reader:
+        small = reader.read_frames([2, 17, 33], short_side=60)
+        assert small.shape == (3, 60, 80, 3)
+        assert _indices_of(small, frame_index) == [2, 17, 33]
+        assert reader.read_frames([4], short_side=120).shape == (1, 120, 160, 3)
+
+
+def test_resize_matches_across_backends(real_clips):
+    if "decord" not in available_backends():
+        pytest.skip("decord is not installed")
+    wanted = [0, 7, 50, 99]
+    with VideoReader(real_clips[1], backend="pyav") as a, VideoReader(real_clips[1], "decord") as b:
+        x = a.read_frames(wanted, short_side=96).float()
+        y = b.read_frames(wanted, short_side=96).float()
+    assert x.shape == y.shape == (4, 96, 226, 3)
+    assert (x - y).abs().mean() < 3
+
+
+def test_real_clips_same_frames_on_both_backends(real_clips):
+    if "decord" not in available_backends():
+        pytest.skip("decord is not installed")
+    rng = np.random.default_rng(0)
+    for clip in real_clips:
+        with VideoReader(clip, backend="pyav") as a, VideoReader(clip, backend="decord") as b:
+            assert a.metadata == b.metadata
+            n = a.metadata.num_frames
+            for _ in range(2):
+                wanted = sorted(rng.choice(n, size=6, replace=False).tolist())
+                x, y = a.read_frames(wanted).float(), b.read_frames(wanted).float()
+                per_frame = (x - y).abs().mean(dim=(1, 2, 3))
+                assert per_frame.max() < 3, (clip.name, wanted, per_frame.tolist())
+
+
+def test_real_clips_metadata(real_clips):
+    expected = {  # measured by demuxing; full decodes agree
+        "bigbuckbunny.mp4": (132, 1280, 720, 25.0),
+        "bikes.mp4": (250, 640, 272, 25.0),
+        "carphone_distorted.mp4": (120, 176, 144, 30000 / 1001),
+        "carphone_pristine.mp4": (120, 176, 144, 30000 / 1001),
+    }
+    for clip in real_clips:
+        with VideoReader(clip) as reader:
+            meta = reader.metadata
+        with av.open(str(clip)) as container:
+            assert sum(1 for _ in container.decode(video=0)) == meta.num_frames
+        n, w, h, fps = expected[clip.name]
+        assert (meta.num_frames, meta.width, meta.height, meta.codec) == (n, w, h, "h264")
+        assert meta.fps == pytest.approx(fps)
+        assert meta.duration == pytest.approx(n / fps)
+
+
+def test_sparse_read_decodes_little(make_video):
+    path = make_video(codec="h264", num_frames=60, gop=10, bframes=2)
+    decoder = PyAVDecoder(path)
+    frames = decoder.decode([5, 52])
+    assert frames.shape == (2, 48, 64, 3)
+    # frame 52 lies past keyframes 10..50: one seek to 50, not 47 frames decoded on the way
+    assert decoder.seeks == 1
+    assert decoder.frames_decoded <= 16
+    # a later frame of the same GOP is reached by decoding forward, without a seek
+    decoder.decode([55])
+    assert decoder.seeks == 1
+    decoder.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_threaded_decoding_is_frame_accurate(make_video, frame_index, backend):
+    path = make_video(codec="h264", num_frames=60, gop=10, bframes=3)
+    with VideoReader(path, backend=backend, num_threads=2) as reader:
+        for wanted in ([1, 12, 13, 40, 59], [0, 58], list(range(20, 36))):
+            assert _indices_of(reader.read_frames(wanted), frame_index) == wanted
+
+
+def test_consecutive_chunks_decode_each_frame_once(make_video, frame_index):
+    path = make_video(codec="h264", num_frames=60, gop=10, bframes=2)
+    decoder = PyAVDecoder(path)
+    for start in range(0, 60, 15):
+        chunk = decoder.decode(list(range(start, start + 15)))
+        assert [frame_index(f) for f in chunk] == list(range(start, start + 15))
+    assert decoder.frames_decoded == 60
+    assert decoder.seeks == 0
+    decoder.close()
+
+
+def test_read_segment(make_video, frame_index):
+    path = make_video(num_frames=50, fps=25.0)  # frame i shows at i / 25 s
+    with VideoReader(path) as reader:
+        all_in = reader.read_segment(0.4, 0.8)
+        assert _indices_of(all_in, frame_index) == list(range(10, 20))
+        spread = reader.read_segment(0.4, 0.8, num_frames=5, short_side=24)
+        assert spread.shape == (5, 24, 32, 3)
+        assert _indices_of(spread, frame_index) == [11, 13, 15, 17, 19]
+        assert reader.read_segment(5.0, 6.0).shape == (0, 48, 64, 3)
+        with pytest.raises(IndexError):
+            reader.read_segment(5.0, 6.0, num_frames=2)
+        with pytest.raises(ValueError):
+            reader.read_segment(1.0, 1.0)
+
+
+def test_index_errors_and_closed_reader(make_video):
+    reader = VideoReader(make_video())
+    with pytest.raises(IndexError, match="out of range"):
+        reader.read_frames([0, 40])
+    with pytest.raises(IndexError):
+        reader.read_frames([-1])
+    assert reader.read_frames([]).shape == (0, 48, 64, 3)
+    reader.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        reader.read_frames([0])
+
+
+def test_unknown_backend_is_a_value_error(make_video):
+    with pytest.raises(ValueError, match="unknown video backend"):
+        VideoReader(make_video(), backend="opencv")
+
+
+def test_auto_uses_measured_rule(make_video):
+    with VideoReader(make_video()) as reader:
+        expected = "decord" if "h264" in AUTO_DECORD_CODECS else "pyav"
+        if "decord" not in available_backends():
+            expected = "pyav"
+        assert reader.backend == expected
+
+
+def test_auto_falls_back_to_pyav_when_decord_fails(make_video, frame_index, monkeypatch):
+    """With decord preferred for H.264, a decord failure at open or decode hands over to PyAV."""
+    import videofocus.io.backends as backends
+
+    class BrokenDecoder(PyAVDecoder):
+        name = "decord"
+        fail_at_open = True
+
+        def __init__(self, path, num_threads=1, scan=None):
+            if BrokenDecoder.fail_at_open:
+                raise VideoDecodeError(path, "decord cannot open it: simulated")
+            super().__init__(path, num_threads, scan)
+
+        def decode(self, indices, size=None):
+            raise VideoDecodeError(self.path, "decord failed: simulated")
+
+    monkeypatch.setattr(backends, "AUTO_DECORD_CODECS", frozenset({"h264"}))
+    monkeypatch.setattr(backends, "available_backends", lambda: ["pyav", "decord"])
+    real_class = decoder_class
+    monkeypatch.setattr(
+        backends,
+        "decoder_class",
+        lambda name: BrokenDecoder if name == "decord" else real_class(name),
+    )
+    import videofocus.io.reader as reader_module
+
+    monkeypatch.setattr(reader_module, "decoder_class", backends.decoder_class)
+    path = make_video()
+    with VideoReader(path) as reader:
+        assert reader.backend == "pyav"
+    BrokenDecoder.fail_at_open = False
+    with VideoReader(path) as reader:
+        assert reader.backend == "decord"
+        assert _indices_of(reader.read_frames([3, 30]), frame_index) == [3, 30]
+        assert reader.backend == "pyav"

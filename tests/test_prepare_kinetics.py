@@ -1,0 +1,179 @@
+"""`videofocus prepare kinetics` and `minikinetics`: CSV layouts, file layouts, classes, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_prep.kinetics import read_kinetics_csv
+from data_prep.minikinetics import parse_id_line, read_id_list
+from data_prep.probing import AnnotationError
+from videofocus.cli import main
+from videofocus.data.manifest import read_classes, read_manifest
+from videofocus.io.writer import write_video
+
+
+def _clip(path: Path, frames: int = 10) -> Path:
+    write_video(path, (np.full((32, 32, 3), 20 * i, np.uint8) for i in range(frames)), fps=25)
+    return path
+
+
+@pytest.fixture()
+def kinetics(tmp_path: Path) -> tuple[list[Path], Path]:
+    train = tmp_path / "train.csv"
+    train.write_text(
+        "label,youtube_id,time_start,time_end,split,is_cc\n"
+        "abseiling,aaaaaaaaaaa,10,20,train,0\n"
+        '"playing guitar",bbbbbbbbbbb,0,10,train,0\n'
+        "playing guitar,ccccccccccc,5.0,15.0,train,1\n"
+        "yoga,ggggggggggg,3,13,train,0\n"
+    )
+    val = tmp_path / "validate.csv"
+    val.write_text(
+        "label,youtube_id,time_start,time_end,split\n"
+        "abseiling,ddddddddddd,1,11,validate\n"
+        "zumba,eeeeeeeeeee,0,10,val\n"
+    )
+    test = tmp_path / "test.csv"
+    test.write_text("youtube_id,time_start,time_end,split\nfffffffffff,0,10,test\n")
+    videos = tmp_path / "videos"
+    _clip(videos / "aaaaaaaaaaa_000010_000020.mp4")  # flat
+    _clip(videos / "playing_guitar" / "bbbbbbbbbbb_000000_000010.mp4")  # class folder, "_"
+    _clip(videos / "yoga" / "ggggggggggg_000003_000013.mp4")
+    _clip(videos / "ddddddddddd.mp4")  # "<youtube_id>.mp4" download layout
+    _clip(videos / "eeeeeeeeeee_000000_000010.mp4")
+    _clip(videos / "playing guitar" / "fffffffffff_000000_000010.mp4")  # the label itself
+    return [train, val, test], videos
+
+
+def _rejects(out: Path) -> dict[str, dict]:
+    lines = (out / "rejects.jsonl").read_text().splitlines()
+    return {r["id"]: r for r in map(json.loads, lines)}
+
+
+def test_kinetics_rows_classes_and_rejects(kinetics, tmp_path):
+    csvs, videos = kinetics
+    out = tmp_path / "out"
+    argv = ["prepare", "kinetics", *[a for c in csvs for a in ("--csv", str(c))]]
+    assert main([*argv, "--videos", str(videos), "--out", str(out), "--workers", "2"]) == 0
+    assert read_classes(out / "classes.txt") == ["abseiling", "playing guitar", "yoga"]
+    rows = read_manifest(out / "manifest.jsonl")
+    assert [(r.id, r.labels, r.split) for r in rows] == [
+        ("aaaaaaaaaaa_000010_000020", (0,), "train"),
+        ("bbbbbbbbbbb_000000_000010", (1,), "train"),
+        ("ggggggggggg_000003_000013", (2,), "train"),
+        ("ddddddddddd_000001_000011", (0,), "val"),
+        ("fffffffffff_000000_000010", (), "test"),
+    ]
+    assert rows[3].path == str((videos / "ddddddddddd.mp4").resolve())
+    assert all(r.num_frames == 10 for r in rows)
+    rejects = _rejects(out)
+    assert rejects == {
+        "ccccccccccc_000005_000015": {
+            "id": "ccccccccccc_000005_000015",
+            "path": None,
+            "split": "train",
+            "reason": "missing file",
+        },
+        "eeeeeeeeeee_000000_000010": {
+            "id": "eeeeeeeeeee_000000_000010",
+            "path": str(videos / "eeeeeeeeeee_000000_000010.mp4"),
+            "split": "val",
+            "reason": "label 'zumba' is not among the 3 classes",
+        },
+    }
+
+
+def test_val_only_needs_classes(kinetics, tmp_path, capsys):
+    csvs, videos = kinetics
+    out = tmp_path / "out"
+    argv = ["prepare", "kinetics", "--csv", str(csvs[1]), "--videos", str(videos), "--no-probe"]
+    assert main([*argv, "--out", str(out)]) == 2
+    assert "no training rows" in capsys.readouterr().err
+    names = tmp_path / "names.txt"
+    names.write_text("abseiling\nzumba\n")
+    assert main([*argv, "--out", str(out), "--classes", str(names)]) == 0
+    rows = read_manifest(out / "manifest.jsonl")
+    assert [(r.id, r.labels) for r in rows] == [
+        ("ddddddddddd_000001_000011", (0,)),
+        ("eeeeeeeeeee_000000_000010", (1,)),
+    ]
+    assert rows[0].num_frames is None
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("abseiling,xxxxxxxxxxx,abc,20,train", "'time_start' must be a number, got 'abc'"),
+        ("abseiling,xxxxxxxxxxx,10", "expected 5 fields"),
+        ("abseiling,xxxxxxxxxxx,10,20,train,extra", "expected 5 fields"),
+        (",xxxxxxxxxxx,10,20,train", "empty label in the train split"),
+        ("abseiling,xxxxxxxxxxx,10,20,holdout", "unknown split 'holdout'"),
+        ("abseiling,xxxxxxxxxxx,20,10,train", "time_end (10) must exceed time_start (20)"),
+    ],
+)
+def test_malformed_csv_rows_name_the_line(tmp_path, line, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(f"label,youtube_id,time_start,time_end,split\nyoga,x,1,2,train\n{line}\n")
+    with pytest.raises(AnnotationError) as info:
+        read_kinetics_csv(path)
+    assert str(info.value).startswith(f"{path}:3: ")
+    assert message in str(info.value)
+
+
+def test_cli_reports_malformed_csv_with_exit_code_2(tmp_path, capsys):
+    path = tmp_path / "bad.csv"
+    path.write_text("label,youtube_id,split\nyoga,x,train\n")
+    argv = ["prepare", "kinetics", "--csv", str(path), "--videos", str(tmp_path)]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:1: header lacks ['time_start', 'time_end']" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("text", "youtube_id"),
+    [
+        ("aaaaaaaaaaa", "aaaaaaaaaaa"),
+        ("aaaaaaaaaaa_000010_000020.mp4", "aaaaaaaaaaa"),
+        ("/data/k400/train/playing guitar/a-_aaaaa_aa_000000_000010 300 1", "a-_aaaaa_aa"),
+        ("train/abseiling/aaaaaaaaaaa_000010_000020,250,0", "aaaaaaaaaaa"),
+        ("abseiling/aaaaaaaaaaa;250;0", "aaaaaaaaaaa"),
+    ],
+)
+def test_id_list_lines(text, youtube_id):
+    assert parse_id_line(text) == youtube_id
+
+
+def test_minikinetics_keeps_listed_ids_and_their_classes(kinetics, tmp_path):
+    csvs, videos = kinetics
+    train_ids = tmp_path / "train_ids.txt"
+    train_ids.write_text(
+        "aaaaaaaaaaa\n\n/frames/playing guitar/bbbbbbbbbbb_000000_000010 300 1\nzzzzzzzzzzz\n"
+    )
+    val_ids = tmp_path / "val_ids.txt"
+    val_ids.write_text("ddddddddddd_000001_000011.mp4,250,0\n")
+    assert read_id_list(train_ids) == ["aaaaaaaaaaa", "bbbbbbbbbbb", "zzzzzzzzzzz"]
+    out = tmp_path / "out"
+    argv = ["prepare", "minikinetics", "--csv", str(csvs[0]), "--csv", str(csvs[1])]
+    argv += ["--train-ids", str(train_ids), "--val-ids", str(val_ids), "--videos", str(videos)]
+    assert main([*argv, "--out", str(out), "--workers", "2"]) == 0
+    # yoga is a Kinetics training label, but none of its clips is listed.
+    assert read_classes(out / "classes.txt") == ["abseiling", "playing guitar"]
+    rows = read_manifest(out / "manifest.jsonl")
+    assert [(r.id, r.labels, r.split) for r in rows] == [
+        ("aaaaaaaaaaa_000010_000020", (0,), "train"),
+        ("bbbbbbbbbbb_000000_000010", (1,), "train"),
+        ("ddddddddddd_000001_000011", (0,), "val"),
+    ]
+    assert _rejects(out) == {
+        "zzzzzzzzzzz": {
+            "id": "zzzzzzzzzzz",
+            "path": None,
+            "split": "train",
+            "reason": "id not in the CSVs",
+        }
+    }

@@ -1,0 +1,197 @@
+"""The clip dataset: manifest rows -> sampled, decoded (and transformed) clips with their labels.
+
+Each item opens its own :class:`~videofocus.io.reader.VideoReader` (decoders cannot be shared across
+DataLoader worker processes), samples frame indices with a
+:class:`~videofocus.io.samplers.FrameSampler` and decodes only those frames.
+
+Randomness (the sampler's positions and any random transform) comes from a generator seeded by
+``(seed, epoch, index)``, so a given epoch yields the same clips whatever the number of workers,
+and :meth:`ClipDataset.set_epoch` reaches workers even when they are persistent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, default_collate
+
+from videofocus.data.manifest import ManifestRow, read_manifest
+from videofocus.io.errors import VideoDecodeError
+from videofocus.io.reader import VideoReader
+from videofocus.io.samplers import FrameRangeError, FrameSampler
+
+__all__ = ["ClipDataset", "collate_clips"]
+
+logger = logging.getLogger(__name__)
+
+_ON_ERROR = ("raise", "skip")
+
+
+class ClipDataset(Dataset):
+    """Clips of the videos (or video segments) listed in a manifest.
+
+    An item is a dict:
+
+    - ``"frames"``: ``uint8 [T, H, W, 3]`` RGB, or whatever ``transform`` makes of it;
+    - ``"label"``: ``int64`` scalar, the row's first label, ``-1`` when unlabelled;
+    - ``"target"``: ``float32 [num_classes]``, multi-hot of all labels when ``multilabel``, else
+      one-hot of the first label (all zeros when unlabelled);
+    - ``"index"``: the item's position; ``"id"``: the row's id;
+    - ``"frame_indices"``: ``int64 [T]``, the decoded frames' indices in the file.
+
+    With ``on_error="skip"`` a video that cannot be decoded (or whose segment lies outside the
+    file) yields ``None`` and a logged warning naming the file; use :func:`collate_clips` as the
+    DataLoader's ``collate_fn`` to drop such items.
+
+    :param manifest: a ``manifest.jsonl`` path (relative video paths resolve against its folder),
+        or a sequence of :class:`ManifestRow`.
+    :param sampler: picks each clip's frame indices; its mode is set by ``train``.
+    :param num_classes: size of the class vocabulary (labels are checked against it).
+    :param root: folder that relative video paths resolve against; defaults to the manifest's
+        folder for a path, and to the working directory for a list of rows.
+    :param split: keep only rows of this split (manifest paths only).
+    :param short_side: resize frames at decode time so their short side has this many pixels.
+    :param backend: the :class:`VideoReader` backend: ``"auto"``, ``"pyav"`` or ``"decord"``.
+    :param transform: applied to the ``uint8 [T, H, W, 3]`` frames (e.g. a
+        ``torchvision.transforms.v2.Compose`` of :mod:`videofocus.data.transforms`).
+    :param multilabel: build ``"target"`` from all labels instead of the first one.
+    :param train: random sampling positions (the sampler's training mode); otherwise the
+        sampler's deterministic evaluation positions.
+    :param seed: base seed of the per-item generators.
+    :param on_error: ``"raise"`` (the error, naming the file, propagates) or ``"skip"``.
+    """
+
+    def __init__(
+        self,
+        manifest: str | Path | Sequence[ManifestRow],
+        sampler: FrameSampler,
+        num_classes: int,
+        *,
+        root: str | Path | None = None,
+        split: str | None = None,
+        short_side: int | None = None,
+        backend: str = "auto",
+        transform: Callable[[torch.Tensor], Any] | None = None,
+        multilabel: bool = False,
+        train: bool = False,
+        seed: int = 0,
+        on_error: str = "raise",
+    ) -> None:
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be positive, got {num_classes}")
+        if on_error not in _ON_ERROR:
+            raise ValueError(f"on_error must be one of {_ON_ERROR}, got {on_error!r}")
+        if seed < 0:
+            raise ValueError(f"seed must be non-negative, got {seed}")
+        if isinstance(manifest, (str, Path)):
+            self.rows = read_manifest(manifest, num_classes=num_classes, split=split)
+            self.root = Path(manifest).parent if root is None else Path(root)
+        else:
+            if split is not None:
+                raise ValueError("split filters a manifest file; filter a list of rows yourself")
+            self.rows = list(manifest)
+            for row in self.rows:
+                if any(label >= num_classes for label in row.labels):
+                    raise ValueError(
+                        f"row {row.id!r}: label out of range for {num_classes} classes: "
+                        f"{list(row.labels)}"
+                    )
+            self.root = None if root is None else Path(root)
+        self.sampler = sampler.with_random(train)
+        self.num_classes = num_classes
+        self.short_side = short_side
+        self.backend = backend
+        self.transform = transform
+        self.multilabel = multilabel
+        self.train = train
+        self.seed = seed
+        self.on_error = on_error
+        # A shared-memory tensor, so that set_epoch in the main process reaches persistent
+        # DataLoader workers (they hold copies of this dataset, but share this storage).
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        """The epoch that seeds random sampling and transforms."""
+        return int(self._epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose random clips the dataset yields (call before each epoch)."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be non-negative, got {epoch}")
+        self._epoch.fill_(epoch)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        index = range(len(self.rows))[index]  # negative -> positive, so it can seed
+        row = self.rows[index]
+        path = row.resolved_path(self.root)
+        # Seeded by (seed, epoch, index) only, so the clip never depends on which worker loads it.
+        sample_seq, transform_seq = np.random.SeedSequence([self.seed, self.epoch, index]).spawn(2)
+        try:
+            indices, frames = self._decode(row, path, np.random.default_rng(sample_seq))
+        except (VideoDecodeError, FrameRangeError) as exc:
+            if self.on_error == "raise":
+                raise
+            logger.warning("skipping item %d (id %r): %s", index, row.id, exc)
+            return None
+        if self.transform is not None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(transform_seq.generate_state(1)[0]))
+                frames = self.transform(frames)
+        return {
+            "frames": frames,
+            "label": torch.tensor(row.labels[0] if row.labels else -1, dtype=torch.int64),
+            "target": self._target(row.labels),
+            "index": index,
+            "id": row.id,
+            "frame_indices": torch.from_numpy(indices),
+        }
+
+    def _decode(
+        self, row: ManifestRow, path: Path, rng: np.random.Generator
+    ) -> tuple[np.ndarray, torch.Tensor]:
+        """Sample the clip's indices and decode them: ``int64 [T]``, ``uint8 [T, H, W, 3]``."""
+        with VideoReader(path, backend=self.backend) as reader:
+            num_frames = (
+                row.num_frames if row.num_frames is not None else reader.metadata.num_frames
+            )
+            fps = row.fps
+            if fps is None and (row.start is not None or row.end is not None):
+                fps = reader.metadata.fps
+            try:
+                indices = self.sampler(num_frames, fps=fps, start=row.start, end=row.end, rng=rng)
+            except FrameRangeError as exc:
+                raise FrameRangeError(f"{path}: {exc}") from None
+            try:
+                frames = reader.read_frames(indices.tolist(), short_side=self.short_side)
+            except IndexError:
+                # Only a manifest frame count above the file's real one sends indices past the end.
+                raise VideoDecodeError(
+                    path,
+                    f"the manifest says {num_frames} frames but the file has "
+                    f"{reader.metadata.num_frames}; re-probe it",
+                ) from None
+        return indices, frames
+
+    def _target(self, labels: tuple[int, ...]) -> torch.Tensor:
+        target = torch.zeros(self.num_classes, dtype=torch.float32)
+        if labels:
+            target[list(labels) if self.multilabel else labels[0]] = 1.0
+        return target
+
+
+def collate_clips(batch: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """DataLoader ``collate_fn`` for :class:`ClipDataset`: drop skipped (``None``) items, stack
+    the rest with ``default_collate``; ``None`` when every item of the batch was skipped."""
+    items = [item for item in batch if item is not None]
+    if not items:
+        return None
+    return default_collate(items)

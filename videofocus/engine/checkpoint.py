@@ -1,0 +1,138 @@
+"""Checkpoints that ``torch.load(weights_only=True)`` can read, written atomically.
+
+A checkpoint is a folder::
+
+    model.safetensors   model weights (safetensors: no pickle, memory-mappable)
+    trainer.pt          optimizer / scheduler / grad-scaler state, RNG states, step counters;
+                        tensors and plain Python data only, so ``weights_only=True`` loads it
+    meta.json           stage, epoch, metrics, the resolved config, library versions
+
+It is written into a temporary sibling folder and renamed into place, so a run killed at any moment
+leaves either the previous checkpoint or the new one, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+MODEL_FILE = "model.safetensors"
+TRAINER_FILE = "trainer.pt"
+META_FILE = "meta.json"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint folder is missing files or cannot be read; names the path."""
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint folder holds, loaded."""
+
+    model: dict[str, torch.Tensor]
+    meta: dict[str, Any]
+    trainer: dict[str, Any] = field(default_factory=dict)
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Every RNG state a training run depends on, as tensors and plain data."""
+    np_state = np.random.get_state()
+    py_version, py_internal, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": {"version": py_version, "internal": list(py_internal), "gauss": py_gauss},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    torch.set_rng_state(state["torch"])
+    npst = state["numpy"]
+    np.random.set_state(
+        (
+            "MT19937",
+            npst["keys"].numpy().astype(np.uint32),
+            npst["pos"],
+            npst["has_gauss"],
+            npst["cached_gaussian"],
+        )
+    )
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["internal"]), py["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(
+    path: str | Path,
+    model_state: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+    trainer_state: dict[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint folder atomically and return its path.
+
+    :param model_state: a model ``state_dict`` (moved to CPU and made contiguous here).
+    :param meta: JSON-serialisable metadata (stage, epoch, config, metrics).
+    :param trainer_state: optimizer/scheduler/RNG state for exact resume (tensors + plain data).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        tensors = {k: v.detach().to("cpu").contiguous() for k, v in model_state.items()}
+        save_file(tensors, str(tmp / MODEL_FILE))
+        if trainer_state is not None:
+            torch.save(trainer_state, tmp / TRAINER_FILE)
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+        for f in tmp.iterdir():  # make the data durable before the rename publishes it
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, load_trainer: bool = True) -> Checkpoint:
+    """Read a checkpoint folder (weights on CPU) with ``weights_only=True`` semantics."""
+    path = Path(path)
+    for name in (MODEL_FILE, META_FILE):
+        if not (path / name).is_file():
+            raise CheckpointError(f"{path}: not a checkpoint folder (missing {name})")
+    try:
+        model = load_file(str(path / MODEL_FILE), device="cpu")
+        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        trainer: dict[str, Any] = {}
+        if load_trainer and (path / TRAINER_FILE).is_file():
+            trainer = torch.load(path / TRAINER_FILE, map_location="cpu", weights_only=True)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+        raise CheckpointError(f"{path}: unreadable checkpoint ({exc})") from exc
+    return Checkpoint(model=model, meta=meta, trainer=trainer)

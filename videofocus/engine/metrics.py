@@ -1,0 +1,145 @@
+"""Evaluation metrics: top-k accuracy and mean average precision (ActivityNet / FCVID style).
+
+Inputs may be numpy arrays, torch tensors (any device or dtype) or nested lists; everything is
+computed in float64 numpy. Results are fractions in [0, 1], not percentages.
+
+Average precision follows ``sklearn.metrics.average_precision_score``:
+``AP = sum_k (R_k - R_{k-1}) * P_k`` over the distinct score thresholds taken in decreasing order,
+which without ties is the precision at each positive's rank averaged over the positives. Tied
+scores form one threshold: every positive in a tied group gets the precision measured at the
+group's end, so the order of tied videos never changes the result.
+
+Column ``c`` of the scores is always class ``c``. A class with no positive among the evaluated
+videos has an undefined AP (NaN per class) and is left out of the mean; the remaining classes are
+never renumbered, a renumbering that in earlier adaptive-inference code paired score columns with
+the wrong classes as soon as one class was absent from the evaluation set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["mean_average_precision", "per_class_average_precision", "topk_accuracy"]
+
+# Column chunk size for AP: bounds the temporary [N, chunk] arrays on large evaluation sets.
+_AP_CHUNK_ELEMENTS = 1 << 22
+
+
+def _as_numpy(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        # bfloat16 and half have no (or a lossy) numpy view; widen before leaving torch.
+        return (x.double() if x.is_floating_point() else x).numpy()
+    return np.asarray(x)
+
+
+def _scores(x: Any, name: str) -> np.ndarray:
+    scores = _as_numpy(x).astype(np.float64, copy=False)
+    if scores.ndim != 2 or scores.shape[0] == 0 or scores.shape[1] == 0:
+        raise ValueError(f"{name} must have shape [N, C] with N, C > 0, got {scores.shape}")
+    if np.isnan(scores).any():
+        raise ValueError(f"{name} contain NaN")
+    return scores
+
+
+def _positives(targets: Any, shape: tuple[int, int], name: str) -> np.ndarray:
+    """``targets`` as a boolean [N, C] matrix: multi-hot as given, or one-hot from [N] labels."""
+    t = _as_numpy(targets)
+    n, c = shape
+    if t.ndim == 1:
+        if t.shape[0] != n or not np.issubdtype(t.dtype, np.integer):
+            raise ValueError(f"{name} as labels must be {n} integers, got {t.dtype} {t.shape}")
+        if n and (t.min() < 0 or t.max() >= c):
+            raise ValueError(f"{name} hold labels outside [0, {c}): {t.min()}..{t.max()}")
+        out = np.zeros(shape, dtype=bool)
+        out[np.arange(n), t] = True
+        return out
+    if t.shape != shape:
+        raise ValueError(f"{name} must be [N] labels or a multi-hot {shape} matrix, got {t.shape}")
+    if not np.isin(t, (0, 1)).all():
+        raise ValueError(f"{name} as a multi-hot matrix must hold only 0 and 1")
+    return t.astype(bool)
+
+
+def topk_accuracy(logits: Any, labels: Any, ks: Iterable[int] = (1, 5)) -> dict[str, float]:
+    """Fraction of videos whose label is among the ``k`` highest-scoring classes, for each ``k``.
+
+    With multi-hot labels a video counts when any of its positive classes is in the top ``k``.
+    A ``k`` of at least ``C`` always counts (every class is in the top ``C``). Ties are counted
+    against the label: a negative class scoring exactly the label's score ranks ahead of it, so a
+    model that outputs constant logits scores 0 top-1 accuracy rather than an arbitrary value.
+
+    :param logits: scores ``[N, C]`` (logits or probabilities; only the order matters).
+    :param labels: class indices ``[N]``, or a multi-hot ``[N, C]`` matrix.
+    :param ks: the ``k`` values.
+    :returns: ``{"top1": ..., "top5": ...}`` for ``ks=(1, 5)``.
+    """
+    scores = _scores(logits, "logits")
+    positive = _positives(labels, scores.shape, "labels")
+    if not positive.any(axis=1).all():
+        raise ValueError("every video needs at least one positive label for top-k accuracy")
+    ks = list(ks)
+    if not ks or any(isinstance(k, bool) or int(k) != k or k < 1 for k in ks):
+        raise ValueError(f"ks must be positive integers, got {ks}")
+    best_positive = np.where(positive, scores, -np.inf).max(axis=1)  # [N]
+    # Negatives ranked at or above the best positive: its worst-case zero-based rank.
+    ahead = (np.where(positive, -np.inf, scores) >= best_positive[:, None]).sum(axis=1)  # [N]
+    return {f"top{int(k)}": float((ahead < k).mean()) for k in ks}
+
+
+def _average_precision_columns(scores: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """AP of each column of ``scores`` [N, C] against ``positive`` [N, C]; NaN without positives."""
+    n = scores.shape[0]
+    order = np.argsort(-scores, axis=0, kind="stable")
+    s = np.take_along_axis(scores, order, axis=0)
+    y = np.take_along_axis(positive, order, axis=0)
+    rows = np.arange(n)[:, None]
+    # A tied group of scores ends where the next (lower) score differs, or at the last row.
+    group_end = np.ones_like(y)
+    group_end[:-1] = s[:-1] != s[1:]
+    # For each row, the last row of its tied group: a running minimum from the bottom up.
+    end = np.where(group_end, rows, n - 1)
+    end = np.minimum.accumulate(end[::-1], axis=0)[::-1]
+    true_pos = np.cumsum(y, axis=0)
+    precision_at_group_end = np.take_along_axis(true_pos, end, axis=0) / (end + 1)
+    n_pos = y.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ap = (precision_at_group_end * y).sum(axis=0) / n_pos
+    return np.where(n_pos > 0, ap, np.nan)
+
+
+def per_class_average_precision(scores: Any, targets: Any) -> np.ndarray:
+    """Average precision of each class over all ``N`` videos.
+
+    :param scores: ``[N, C]`` scores; higher means more likely.
+    :param targets: multi-hot ``[N, C]`` (bool or 0/1), or class indices ``[N]``.
+    :returns: ``[C]`` float64 APs, NaN for classes with no positive video.
+    """
+    s = _scores(scores, "scores")
+    y = _positives(targets, s.shape, "targets")
+    n, c = s.shape
+    chunk = max(1, _AP_CHUNK_ELEMENTS // n)
+    parts: Sequence[np.ndarray] = [
+        _average_precision_columns(s[:, i : i + chunk], y[:, i : i + chunk])
+        for i in range(0, c, chunk)
+    ]
+    return np.concatenate(parts)
+
+
+def mean_average_precision(scores: Any, targets: Any) -> float:
+    """Mean of the per-class APs over the classes with at least one positive video.
+
+    :param scores: ``[N, C]`` scores; column ``c`` is class ``c``.
+    :param targets: multi-hot ``[N, C]`` (bool or 0/1), or class indices ``[N]``.
+    :returns: mAP as a fraction in [0, 1].
+    :raises ValueError: when no class has a positive video (mAP is undefined).
+    """
+    ap = per_class_average_precision(scores, targets)
+    present = ~np.isnan(ap)
+    if not present.any():
+        raise ValueError("no class has a positive video: mean average precision is undefined")
+    return float(ap[present].mean())

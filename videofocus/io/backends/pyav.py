@@ -1,0 +1,210 @@
+"""The reference decoder: PyAV (FFmpeg), frame-accurate for every format FFmpeg reads.
+
+Sparse reads decode little more than needed. The scan (:mod:`.scan`) gives the keyframes in
+presentation order; for each requested frame, in ascending order, the decoder seeks to the keyframe
+at or before it only when that keyframe lies beyond the current decode position (a seek then skips
+work), and otherwise keeps decoding forward. Decoded frames are identified by their presentation
+timestamp, so B-frames (decode order != presentation order) are handled. Files whose packets carry
+no timestamps are decoded from the start, counting frames; timestamp seeking is never trusted
+there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import av
+import numpy as np
+from av.video.reformatter import VideoReformatter
+
+from videofocus.io.backends.scan import VideoScan, open_container, scan_video, video_stream
+from videofocus.io.errors import VideoDecodeError
+from videofocus.io.metadata import VideoMetadata
+
+#: Scaler used when resizing at decode time (swscale, inside the conversion to RGB). Bicubic is
+#: what FFmpeg's ``scale`` filter uses by default, and so what decord's resizing does.
+INTERPOLATION = "BICUBIC"
+
+
+class PyAVDecoder:
+    """Decode frames of one file by presentation index.
+
+    :param path: the video file.
+    :param num_threads: FFmpeg decoding threads (1 suits many DataLoader workers).
+    :param scan: a scan of ``path`` already made; scanned here when ``None``.
+    """
+
+    name = "pyav"
+
+    def __init__(self, path: str | Path, num_threads: int = 1, scan: VideoScan | None = None):
+        self.path = Path(path)
+        self.scan = scan if scan is not None else scan_video(self.path)
+        self.num_threads = num_threads
+        self._pts_to_index = (
+            {int(p): i for i, p in enumerate(self.scan.pts)} if self.scan.has_timestamps else {}
+        )
+        self._container: av.container.InputContainer | None = None
+        self._stream: av.video.VideoStream | None = None
+        self._frames: Iterator[av.VideoFrame] | None = None
+        self._position = -1  # presentation index of the frame decoded last
+        # One reformatter per decoder keeps swscale's context (filter tables) between frames;
+        # frame.reformat() would rebuild it for every frame, which costs more than decoding.
+        self._reformatter = VideoReformatter()
+        self._skip_nonref = self.scan.has_timestamps
+        self._wanted_pts: set[int] = set()  # timestamps of the frames being read
+        self._last_wanted_pts = 0
+        #: number of frames decoded and seeks made, for tests and benchmarks
+        self.frames_decoded = 0
+        self.seeks = 0
+
+    @property
+    def metadata(self) -> VideoMetadata:
+        """Measured metadata of the file."""
+        return self.scan.metadata
+
+    def decode(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> np.ndarray:
+        """``uint8 [N, H, W, 3]`` RGB frames for ascending, unique, in-range ``indices``.
+
+        :param size: ``(width, height)`` to scale to while converting to RGB; ``None`` keeps the
+            stored size.
+        """
+        width, height = size if size is not None else (self.metadata.width, self.metadata.height)
+        out = np.empty((len(indices), height, width, 3), dtype=np.uint8)
+        if self.scan.pts is not None:
+            self._wanted_pts = {int(self.scan.pts[i]) for i in indices}
+            self._last_wanted_pts = max(self._wanted_pts, default=0)
+        for slot, index in enumerate(indices):
+            frame = self._frame_at(int(index))
+            try:
+                rgb = self._reformatter.reformat(
+                    frame,
+                    width=width,
+                    height=height,
+                    format="rgb24",
+                    interpolation=INTERPOLATION,
+                    threads=self.num_threads,
+                )
+                out[slot] = rgb.to_ndarray()
+            except (av.FFmpegError, ValueError) as err:
+                raise VideoDecodeError(self.path, f"cannot convert frame {index}: {err}") from err
+        return out
+
+    def close(self) -> None:
+        """Release the open container."""
+        if self._container is not None:
+            self._container.close()
+        self._container = self._stream = self._frames = None
+        self._position = -1
+
+    # -- positioning -------------------------------------------------------------------------
+
+    def _frame_at(self, target: int) -> av.VideoFrame:
+        """Decode forward to frame ``target``, seeking first when a seek saves work."""
+        keyframe = self.scan.keyframe_at_or_before(target)
+        # Decode forward unless going backwards or a keyframe lies between the decode position
+        # and the target (decoding forward would then decode frames a seek skips). If the target
+        # does not come out, retry from its keyframe, then from the very start, the last time
+        # decoding every frame: a demuxer may land elsewhere than asked (MPEG-PS seeks by
+        # guessing byte offsets) and frame timestamps may differ from packet timestamps.
+        forward = self._frames is not None and self._position < target
+        forward = forward and keyframe <= self._position + 1
+        plans: list[tuple[int | None, bool]] = [(None, self._skip_nonref)] if forward else []
+        plans += [(start, self._skip_nonref) for start in dict.fromkeys((keyframe, 0))]
+        if self._skip_nonref:
+            plans.append((0, False))
+        reached = None
+        for start, skip_nonref in plans:
+            if start is not None:
+                self._skip_nonref = skip_nonref
+                self._seek(start)
+            frame, reached = self._decode_until(target)
+            if frame is not None:
+                return frame
+        got = "the end of the stream" if reached is None else f"frame {reached}"
+        raise VideoDecodeError(self.path, f"decoder never produced frame {target} (got {got})")
+
+    def _decode_until(self, target: int) -> tuple[av.VideoFrame | None, int | None]:
+        """Decode up to ``target``: ``(frame, target)``, or ``(None, index past it or None)``."""
+        while True:
+            decoded = self._next_frame()
+            if decoded is None:
+                return None, None
+            frame, index = decoded
+            if index == target:
+                return frame, index
+            if index > target:
+                return None, index
+
+    def _decoded_frames(self) -> Iterator[av.VideoFrame]:
+        """Frames out of the decoder, fed packet by packet from the current position.
+
+        Frames before the last one asked for that are neither asked for nor referenced by other
+        frames are not needed at all: the decoder is told to skip them (``skip_frame =
+        NONREF``), which saves a good share of the work of reaching a sparse target through
+        B-frames.
+        """
+        assert self._container is not None and self._stream is not None
+        context = self._stream.codec_context
+        for packet in self._container.demux(self._stream):
+            if self._skip_nonref and self._wanted_pts:
+                # Frames after the last one asked for are decoded in full: the decoder reads a
+                # few packets ahead, and the next read may well ask for those frames.
+                skip = packet.pts is not None and packet.pts < self._last_wanted_pts
+                skip = skip and packet.pts not in self._wanted_pts
+                context.skip_frame = "NONREF" if skip else "DEFAULT"
+            else:
+                context.skip_frame = "DEFAULT"
+            yield from packet.decode()
+
+    def _next_frame(self) -> tuple[av.VideoFrame, int] | None:
+        """The next decoded frame and its presentation index; ``None`` at the end of the stream."""
+        assert self._frames is not None
+        while True:
+            try:
+                frame = next(self._frames)
+            except StopIteration:
+                return None
+            except av.FFmpegError as err:
+                raise VideoDecodeError(
+                    self.path,
+                    f"decoding failed after frame {self._position} ({err.strerror or err})",
+                ) from err
+            self.frames_decoded += 1
+            if not self.scan.has_timestamps or frame.pts is None:
+                index = self._position + 1
+            else:
+                found = self._pts_to_index.get(int(frame.pts))
+                if found is None:  # a frame the index does not list (e.g. cut by an edit list)
+                    continue
+                index = found
+            self._position = index
+            return frame, index
+
+    def _seek(self, keyframe: int) -> None:
+        """Position the decoder so that the next frame out is keyframe ``keyframe`` (or earlier)."""
+        if keyframe == 0 or not self.scan.has_timestamps or self._container is None:
+            # Reopening is the one way back to the start that works for every container,
+            # including raw streams without timestamps.
+            self.close()
+            self._container = open_container(self.path)
+            self._stream = video_stream(self.path, self._container)
+            # FFmpeg's default (0) takes every core; a reader gets exactly what it was given
+            self._stream.codec_context.thread_count = self.num_threads
+            if self.num_threads > 1:
+                self._stream.codec_context.thread_type = "AUTO"
+            if keyframe == 0 or not self.scan.has_timestamps:
+                self._frames = self._decoded_frames()
+                return
+        assert self.scan.pts is not None
+        try:
+            self._container.seek(
+                int(self.scan.pts[keyframe]), stream=self._stream, backward=True, any_frame=False
+            )
+        except av.FFmpegError as err:
+            raise VideoDecodeError(
+                self.path, f"seek to frame {keyframe} failed ({err.strerror or err})"
+            ) from err
+        self.seeks += 1
+        self._frames = self._decoded_frames()
+        self._position = keyframe - 1

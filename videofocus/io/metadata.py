@@ -1,0 +1,56 @@
+"""What a video is, as measured by demuxing it: :class:`VideoMetadata`.
+
+Kept free of heavy imports (no torch, no decoder) so that probing child processes stay light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class VideoMetadata:
+    """Properties of a video's first video stream.
+
+    Counts and timings are *measured*: ``num_frames`` is the number of video packets found by
+    demuxing the whole file (container headers are often missing or wrong, e.g. WebM stores no
+    frame count), and ``duration`` is ``num_frames / fps``.
+
+    :param path: the file described.
+    :param fps: average frame rate in frames per second.
+    :param num_frames: number of frames a full decode yields.
+    :param duration: length in seconds.
+    :param width: stored frame width in pixels (before any display rotation).
+    :param height: stored frame height in pixels.
+    :param rotation: display rotation in degrees counter-clockwise (0, 90, 180 or 270), read from
+        the stream's display matrix. Frames are always returned as stored; apply it yourself.
+    :param codec: FFmpeg decoder name, e.g. ``"h264"``, ``"vp9"``, ``"mpeg4"``.
+    """
+
+    path: str
+    fps: float
+    num_frames: int
+    duration: float
+    width: int
+    height: int
+    rotation: int
+    codec: str
+
+    def resized_size(self, short_side: int | None) -> tuple[int, int]:
+        """``(width, height)`` of frames whose shorter side is ``short_side``, aspect kept.
+
+        :param short_side: target length of the shorter side; ``None`` keeps the stored size.
+        """
+        if short_side is None:
+            return self.width, self.height
+        if short_side < 1:
+            raise ValueError(f"short_side must be a positive number of pixels, got {short_side}")
+        scale = short_side / min(self.width, self.height)
+        if self.width <= self.height:
+            return short_side, max(1, round(self.height * scale))
+        return max(1, round(self.width * scale)), short_side
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain (JSON-ready) dict."""
+        return asdict(self)

@@ -1,0 +1,54 @@
+"""Models of videofocus: backbones, encoders, croppers, the aggregator and FocusNet.
+
+This package knows nothing of RL, data loading or config files: it takes plain Python arguments,
+and runs on whatever device its modules and inputs live on.
+"""
+
+from videofocus.models.aggregator import Aggregator, AggregatorOutput
+from videofocus.models.backbones import (
+    Backbone,
+    PretrainedWeightsError,
+    create_backbone,
+    list_backbones,
+    load_pretrained,
+    register_backbone,
+)
+from videofocus.models.cropper import DifferentiableCropper, PatchCropper
+from videofocus.models.encoders import EncoderOutput, GlobalEncoder, LocalEncoder
+from videofocus.models.focusnet import FocusNet, FocusOutput, GlanceOutput, create_focusnet
+from videofocus.models.glimpse import (
+    GlimpseOption,
+    actions_to_glimpses,
+    dense_actions,
+    dense_option,
+    grid_centres,
+    normalised_extents,
+    skip_actions,
+)
+
+__all__ = [
+    "Aggregator",
+    "AggregatorOutput",
+    "Backbone",
+    "DifferentiableCropper",
+    "EncoderOutput",
+    "FocusNet",
+    "FocusOutput",
+    "GlanceOutput",
+    "GlimpseOption",
+    "GlobalEncoder",
+    "LocalEncoder",
+    "PatchCropper",
+    "PretrainedWeightsError",
+    "actions_to_glimpses",
+    "create_backbone",
+    "create_focusnet",
+    "dense_actions",
+    "dense_option",
+    "grid_centres",
+    "list_backbones",
+    "load_pretrained",
+    "normalised_extents",
+    "register_backbone",
+    "skip_actions",
+]

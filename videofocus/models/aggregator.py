@@ -1,0 +1,108 @@
+"""The aggregator: a GRU over per-step fused features, with a classifier at every step.
+
+Step ``t`` reads ``[glance pooled ; local feature ; one-hot option]`` where the option one-hot has
+``K + 1`` entries (index 0 = skip) and the local feature is zero for a skipped step, so a skipped
+frame contributes only its glance (and the fact that it was skipped). Because the GRU is causal,
+the logits at step ``t`` depend only on steps ``<= t``: every step is a possible exit.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+__all__ = ["Aggregator", "AggregatorOutput"]
+
+
+class AggregatorOutput(NamedTuple):
+    """Logits ``[B, T, num_classes]`` (or ``[B, num_classes]`` for one step) and the GRU state
+    ``[num_layers, B, hidden]`` after the last step."""
+
+    logits: torch.Tensor
+    hidden: torch.Tensor
+
+
+class Aggregator(nn.Module):
+    """Fuse glance and glimpse features over time and classify at every step.
+
+    :param glance_dim: width of the pooled glance features.
+    :param local_dim: width of the pooled glimpse features.
+    :param hidden: GRU hidden size.
+    :param num_classes: number of output classes.
+    :param num_options: number ``K`` of glimpse options (skip excluded).
+    :param num_layers: GRU layers.
+    :param dropout: dropout on the GRU outputs before the classifier.
+    """
+
+    def __init__(
+        self,
+        glance_dim: int,
+        local_dim: int,
+        hidden: int,
+        num_classes: int,
+        num_options: int,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.glance_dim = glance_dim
+        self.local_dim = local_dim
+        self.num_options = num_options
+        self.num_classes = num_classes
+        self.gru = nn.GRU(
+            glance_dim + local_dim + num_options + 1, hidden, num_layers, batch_first=True
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden, num_classes)
+        # Auxiliary heads of the warm-up stage: glance-only and glimpse-only predictions.
+        self.glance_head = nn.Linear(glance_dim, num_classes)
+        self.local_head = nn.Linear(local_dim, num_classes)
+
+    def fuse(
+        self, glance: torch.Tensor, local: torch.Tensor, option_index: torch.Tensor
+    ) -> torch.Tensor:
+        """Per-step GRU input ``[..., glance_dim + local_dim + K + 1]``.
+
+        :param glance: ``[..., glance_dim]``.
+        :param local: ``[..., local_dim]``; ignored (zeroed) where ``option_index < 0``.
+        :param option_index: long ``[...]``, ``-1`` for skip, else ``0..K-1``.
+        """
+        skipped = rearrange(option_index < 0, "... -> ... 1")
+        # where() rather than a product: a skipped step's local input may hold anything, even NaN.
+        local = torch.where(skipped, torch.zeros_like(local), local)
+        one_hot = F.one_hot(option_index + 1, self.num_options + 1).to(glance.dtype)
+        return torch.cat([glance, local.to(glance.dtype), one_hot], dim=-1)
+
+    def forward(
+        self,
+        glance: torch.Tensor,
+        local: torch.Tensor,
+        option_index: torch.Tensor,
+        hidden: torch.Tensor | None = None,
+    ) -> AggregatorOutput:
+        """Run ``T`` steps.
+
+        :param glance: pooled glance features ``[B, T, glance_dim]``.
+        :param local: pooled glimpse features ``[B, T, local_dim]`` (any value where skipped).
+        :param option_index: long ``[B, T]``, ``-1`` for skip.
+        :param hidden: GRU state ``[num_layers, B, hidden]`` to continue from; None starts fresh.
+            Feeding steps in chunks with the returned state equals one call over all steps.
+        """
+        out, hidden = self.gru(self.fuse(glance, local, option_index), hidden)
+        return AggregatorOutput(self.classifier(self.dropout(out)), hidden)
+
+    def step(
+        self,
+        glance: torch.Tensor,
+        local: torch.Tensor,
+        option_index: torch.Tensor,
+        hidden: torch.Tensor | None = None,
+    ) -> AggregatorOutput:
+        """Run one step: ``glance [B, glance_dim]``, ``local [B, local_dim]``, ``option_index
+        [B]``; returns logits ``[B, num_classes]`` and the new state."""
+        out = self.forward(glance[:, None], local[:, None], option_index[:, None], hidden)
+        return AggregatorOutput(out.logits[:, 0], out.hidden)

@@ -1,0 +1,380 @@
+"""Backbone registry: one ``create_backbone(name, ...)`` entry point for every feature extractor.
+
+A :class:`Backbone` turns images ``[N, 3, H, W]`` into a feature map ``[N, C, h, w]`` through
+``forward_features`` and reports ``C`` as ``num_features``. Encoders never import a concrete
+architecture; they ask this registry by name, so adding an architecture touches this file only.
+
+Weights are an explicit local file (``pretrained=PATH``), never a download: torchvision models are
+always built with ``weights=None`` and timm models with ``pretrained=False``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision.models as tvm
+from torch import nn
+from torchvision.models.resnet import BasicBlock
+
+__all__ = [
+    "Backbone",
+    "PretrainedWeightsError",
+    "create_backbone",
+    "list_backbones",
+    "load_pretrained",
+    "register_backbone",
+]
+
+BackboneBuilder = Callable[..., "Backbone"]  # a function or a Backbone subclass
+_REGISTRY: dict[str, BackboneBuilder] = {}
+_TIMM_PREFIX = "timm/"
+# Classifier heads of torchvision (fc., classifier.) and timm (head., fc., classifier.) models:
+# a backbone has none, so these keys in a classification checkpoint are expected and dropped.
+_HEAD_PREFIXES = ("fc.", "classifier.", "head.")
+
+
+class Backbone(nn.Module):
+    """A feature extractor: ``forward_features(x [N,3,H,W]) -> [N, num_features, h, w]``.
+
+    Subclasses keep the parameter names of the upstream model (torchvision or timm) so that an
+    upstream checkpoint loads without renaming; :attr:`weights_module` is the module whose
+    ``state_dict`` follows those names.
+    """
+
+    num_features: int
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the last feature map ``[N, num_features, h, w]`` of images ``x [N, 3, H, W]``."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(x)
+
+    @property
+    def weights_module(self) -> nn.Module:
+        """The module a pretrained state dict is loaded into (``self`` unless it wraps another)."""
+        return self
+
+
+class PretrainedWeightsError(RuntimeError):
+    """A pretrained checkpoint does not fit the backbone it is loaded into.
+
+    :param path: the checkpoint file.
+    :param reason: what went wrong (missing / unexpected keys, shape mismatch, unreadable file).
+    """
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):  # keep both fields when pickled across processes
+        return (type(self), (self.path, self.reason))
+
+
+def register_backbone(name: str) -> Callable[[BackboneBuilder], BackboneBuilder]:
+    """Decorator registering a builder ``fn(**kwargs) -> Backbone`` under ``name``.
+
+    :param name: the registry key used by :func:`create_backbone`; must be new.
+    """
+
+    def decorator(fn: BackboneBuilder) -> BackboneBuilder:
+        if name in _REGISTRY:
+            raise ValueError(f"backbone {name!r} is already registered")
+        _REGISTRY[name] = fn
+        return fn
+
+    return decorator
+
+
+def list_backbones() -> list[str]:
+    """Names of the registered backbones, sorted (``timm/<name>`` is also accepted when timm is
+    installed)."""
+    return sorted(_REGISTRY)
+
+
+def create_backbone(
+    name: str,
+    *,
+    pretrained: str | Path | None = None,
+    width_mult: float | None = None,
+    **kwargs: Any,
+) -> Backbone:
+    """Build a registered backbone, optionally loading local weights.
+
+    :param name: a registered name (see :func:`list_backbones`) or ``"timm/<model>"``.
+    :param pretrained: path to a local ``.pth``/``.pt``/``.safetensors`` state dict, or None.
+    :param width_mult: channel multiplier, for the backbones that have one; None keeps the
+        backbone's default (unset arguments never override a builder's defaults).
+    :param kwargs: further builder arguments (e.g. ``widths``/``strides`` of ``tiny_cnn``).
+    :raises KeyError: for an unknown name, listing the registered names.
+    :raises TypeError: when the backbone does not take one of the given arguments.
+    """
+    if width_mult is not None:
+        kwargs["width_mult"] = width_mult
+    if name.startswith(_TIMM_PREFIX):
+        backbone: Backbone = _create_timm(name[len(_TIMM_PREFIX) :], **kwargs)
+    else:
+        if name not in _REGISTRY:
+            raise KeyError(
+                f"unknown backbone {name!r}; registered: {', '.join(list_backbones())} "
+                f"(or '{_TIMM_PREFIX}<name>' with timm installed)"
+            )
+        builder = _REGISTRY[name]
+        accepted = inspect.signature(builder).parameters
+        unknown = sorted(k for k in kwargs if k not in accepted)
+        if unknown:
+            raise TypeError(f"backbone {name!r} takes no argument(s) {unknown}")
+        backbone = builder(**kwargs)
+    if pretrained is not None:
+        load_pretrained(backbone, pretrained)
+    return backbone
+
+
+def load_pretrained(backbone: Backbone, path: str | Path) -> None:
+    """Load a torchvision- or timm-style state dict from a local file into ``backbone``.
+
+    Classifier-head keys (``fc.``, ``classifier.``, ``head.``) that the backbone does not have are
+    dropped; any other mismatch raises. A DDP ``module.`` prefix and a ``{"state_dict": ...}`` or
+    ``{"model": ...}`` wrapper are removed first.
+
+    :param backbone: the module to fill, in place.
+    :param path: ``.safetensors`` or a ``torch.save`` file (read with ``weights_only=True``).
+    :raises PretrainedWeightsError: listing the missing / unexpected keys or the shape mismatch.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PretrainedWeightsError(path, "no such file")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state: Any = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    for wrapper in ("state_dict", "model"):
+        if isinstance(state, Mapping) and isinstance(state.get(wrapper), Mapping):
+            state = state[wrapper]
+    if not isinstance(state, Mapping):
+        raise PretrainedWeightsError(path, f"expected a state dict, found {type(state).__name__}")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    target = backbone.weights_module
+    own = target.state_dict().keys()
+    state = {k: v for k, v in state.items() if k in own or not k.startswith(_HEAD_PREFIXES)}
+    missing = sorted(own - state.keys())
+    unexpected = sorted(state.keys() - own)
+    if missing or unexpected:
+        raise PretrainedWeightsError(
+            path, f"keys do not match the backbone: missing={missing} unexpected={unexpected}"
+        )
+    try:
+        target.load_state_dict(state, strict=True)
+    except RuntimeError as err:  # shape mismatches
+        raise PretrainedWeightsError(path, str(err)) from err
+
+
+# ---------------------------------------------------------------------------------------------
+# torchvision backbones: the classifier is dropped, parameter names are kept.
+
+
+class _SequentialFeatures(Backbone):
+    """MobileNet / EfficientNet: the feature map is ``model.features(x)``."""
+
+    def __init__(self, features: nn.Module, num_features: int) -> None:
+        super().__init__()
+        self.features = features
+        self.num_features = num_features
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+class _ResNetFeatures(Backbone):
+    """torchvision ResNet without ``avgpool``/``fc``; names match ``torchvision.models.resnet*``."""
+
+    _PARTS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+
+    def __init__(self, model: tvm.ResNet) -> None:
+        super().__init__()
+        for name in self._PARTS:
+            self.add_module(name, getattr(model, name))
+        self.num_features = model.fc.in_features
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        for name in self._PARTS:
+            x = self.get_submodule(name)(x)
+        return x
+
+
+def _last_linear_in(classifier: nn.Sequential) -> int:
+    """Input width of the classifier of a torchvision MobileNet/EfficientNet."""
+    return next(m for m in classifier if isinstance(m, nn.Linear)).in_features
+
+
+@register_backbone("mobilenet_v2")
+def mobilenet_v2(width_mult: float = 1.0) -> Backbone:
+    """torchvision MobileNetV2 features (1280 channels at ``width_mult<=1``)."""
+    model = tvm.mobilenet_v2(weights=None, width_mult=width_mult)
+    return _SequentialFeatures(model.features, model.last_channel)
+
+
+@register_backbone("mobilenet_v3_small")
+def mobilenet_v3_small(width_mult: float = 1.0) -> Backbone:
+    """torchvision MobileNetV3-Small features (576 channels at ``width_mult=1``)."""
+    model = tvm.mobilenet_v3_small(weights=None, width_mult=width_mult)
+    return _SequentialFeatures(model.features, _last_linear_in(model.classifier))
+
+
+@register_backbone("mobilenet_v3_large")
+def mobilenet_v3_large(width_mult: float = 1.0) -> Backbone:
+    """torchvision MobileNetV3-Large features (960 channels at ``width_mult=1``)."""
+    model = tvm.mobilenet_v3_large(weights=None, width_mult=width_mult)
+    return _SequentialFeatures(model.features, _last_linear_in(model.classifier))
+
+
+@register_backbone("efficientnet_b0")
+def efficientnet_b0() -> Backbone:
+    """torchvision EfficientNet-B0 features (1280 channels)."""
+    model = tvm.efficientnet_b0(weights=None)
+    return _SequentialFeatures(model.features, _last_linear_in(model.classifier))
+
+
+@register_backbone("resnet18")
+def resnet18() -> Backbone:
+    """torchvision ResNet-18 features (512 channels, stride 32)."""
+    return _ResNetFeatures(tvm.resnet18(weights=None))
+
+
+@register_backbone("resnet34")
+def resnet34() -> Backbone:
+    """torchvision ResNet-34 features (512 channels, stride 32)."""
+    return _ResNetFeatures(tvm.resnet34(weights=None))
+
+
+@register_backbone("resnet50")
+def resnet50() -> Backbone:
+    """torchvision ResNet-50 features (2048 channels, stride 32)."""
+    return _ResNetFeatures(tvm.resnet50(weights=None))
+
+
+# ---------------------------------------------------------------------------------------------
+# Small CPU-friendly backbones for the tiny config and for tests.
+
+
+def _scaled(widths: Sequence[int], width_mult: float) -> list[int]:
+    return [max(1, round(w * width_mult)) for w in widths]
+
+
+def _conv_bn_relu(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+@register_backbone("tiny_cnn")
+class TinyCNN(Backbone):
+    """A stack of 3x3 conv-BN-ReLU blocks (about 0.2 MMAC on a 32x32 input with the defaults).
+
+    :param widths: output channels of each block.
+    :param strides: stride of each block (same length as ``widths``).
+    :param width_mult: multiplier applied to ``widths``.
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[int] = (8, 16, 32),
+        strides: Sequence[int] = (2, 2, 2),
+        width_mult: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if len(widths) != len(strides) or not widths:
+            raise ValueError(
+                f"widths {widths} and strides {strides} must be non-empty, same length"
+            )
+        chans = [3, *_scaled(widths, width_mult)]
+        self.features = nn.Sequential(
+            *(_conv_bn_relu(chans[i], chans[i + 1], s) for i, s in enumerate(strides))
+        )
+        self.num_features = chans[-1]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+@register_backbone("tiny_resnet")
+class TinyResNet(Backbone):
+    """A conv stem followed by one torchvision ``BasicBlock`` per stage (about 2.8 MMAC on 32x32).
+
+    :param widths: channels of the stem and of each stage; the first entry is the stem.
+    :param strides: stride of the stem and of each stage (same length as ``widths``).
+    :param width_mult: multiplier applied to ``widths``.
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[int] = (8, 16, 32, 64),
+        strides: Sequence[int] = (2, 1, 2, 2),
+        width_mult: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if len(widths) != len(strides) or len(widths) < 2:
+            raise ValueError(
+                f"widths {widths} and strides {strides} need >= 2 entries, same length"
+            )
+        chans = _scaled(widths, width_mult)
+        self.stem = _conv_bn_relu(3, chans[0], strides[0])
+        blocks = []
+        for c_in, c_out, stride in zip(chans[:-1], chans[1:], strides[1:], strict=True):
+            down = None
+            if stride != 1 or c_in != c_out:
+                down = nn.Sequential(
+                    nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
+                )
+            blocks.append(BasicBlock(c_in, c_out, stride=stride, downsample=down))
+        self.stages = nn.Sequential(*blocks)
+        self.num_features = chans[-1]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(self.stem(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# timm, when installed: "timm/<name>".
+
+
+class _TimmFeatures(Backbone):
+    """A timm model without classifier or pooling; weights load into the wrapped model."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.num_features = int(model.num_features)
+
+    @property
+    def weights_module(self) -> nn.Module:
+        return self.model
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model.forward_features(x)
+        if out.ndim != 4:  # token models (ViT) give [N, L, C], not a spatial map
+            raise ValueError(
+                f"timm model {type(self.model).__name__} returns features of shape "
+                f"{tuple(out.shape)}; only models with [N, C, h, w] feature maps are supported"
+            )
+        return out
+
+
+def _create_timm(name: str, **kwargs: Any) -> Backbone:
+    try:
+        import timm
+    except ImportError as err:
+        raise KeyError(
+            f"backbone '{_TIMM_PREFIX}{name}' needs the timm package (pip install timm)"
+        ) from err
+    model = timm.create_model(name, pretrained=False, num_classes=0, global_pool="", **kwargs)
+    return _TimmFeatures(model)

@@ -1,0 +1,137 @@
+"""Croppers: many glimpses from a batch of frames in one call, on the frames' device.
+
+Both croppers take the same arguments and follow the geometry of :mod:`videofocus.models.glimpse`:
+normalised ``(x, y)`` centres and square crops whose extent is a fraction of the frame's shorter
+side. Pixel ``i`` covers the continuous interval ``[i, i + 1)``, so a crop at native resolution
+whose box falls on pixel edges reproduces the frame's pixels exactly. Glimpses are meant to lie
+inside the frame (as :func:`~videofocus.models.glimpse.grid_centres` guarantees); outside it the
+two croppers pad differently (``roi_align`` fades to zero, ``grid_sample`` repeats the border by
+default).
+
+- :class:`PatchCropper` uses ``torchvision.ops.roi_align``: fast, averages when downscaling,
+  no gradient w.r.t. the glimpse geometry.
+- :class:`DifferentiableCropper` uses ``affine_grid`` + ``grid_sample``: gradients flow to the
+  centres (for a policy trained through the crop, AdaFocusV2-style).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+from torchvision.ops import roi_align
+
+from videofocus.models.glimpse import normalised_extents
+
+__all__ = ["DifferentiableCropper", "PatchCropper"]
+
+
+def _check_inputs(
+    frames: torch.Tensor, frame_index: torch.Tensor, centres: torch.Tensor, extents: torch.Tensor
+) -> None:
+    if frames.ndim != 4:
+        raise ValueError(f"frames must be [N, C, H, W], got {tuple(frames.shape)}")
+    m = frame_index.shape[0]
+    if frame_index.ndim != 1 or centres.shape != (m, 2) or extents.shape != (m,):
+        raise ValueError(
+            "expected frame_index [M], centres [M, 2], extents [M]; got "
+            f"{tuple(frame_index.shape)}, {tuple(centres.shape)}, {tuple(extents.shape)}"
+        )
+
+
+class PatchCropper(nn.Module):
+    """Crop ``M`` square glimpses from ``N`` frames with one ``roi_align`` call.
+
+    :param sampling_ratio: sample points per output pixel and axis; ``0`` (default) adapts it per
+        glimpse to ``ceil(crop side / resolution)``, so a downscaled crop averages every input
+        pixel it covers (an area filter) while a native-resolution crop samples pixel centres.
+    """
+
+    def __init__(self, sampling_ratio: int = 0) -> None:
+        super().__init__()
+        if sampling_ratio < 0:
+            raise ValueError(f"sampling_ratio must be >= 0, got {sampling_ratio}")
+        self.sampling_ratio = sampling_ratio
+
+    def forward(
+        self,
+        frames: torch.Tensor,
+        frame_index: torch.Tensor,
+        centres: torch.Tensor,
+        extents: torch.Tensor,
+        resolution: int,
+    ) -> torch.Tensor:
+        """Return glimpses ``[M, C, resolution, resolution]``.
+
+        :param frames: float frames ``[N, C, H, W]``.
+        :param frame_index: long ``[M]``, the frame each glimpse is cut from.
+        :param centres: ``[M, 2]`` normalised ``(x, y)``.
+        :param extents: ``[M]`` crop side as a fraction of ``min(H, W)``.
+        :param resolution: output side in pixels.
+        """
+        _check_inputs(frames, frame_index, centres, extents)
+        h, w = frames.shape[-2:]
+        side = extents.to(frames.dtype) * min(h, w)  # [M] pixels
+        scale = torch.tensor([w, h], dtype=frames.dtype, device=frames.device)
+        centre_px = centres.to(frames.dtype) * scale  # [M, 2]
+        half = rearrange(side / 2, "m -> m 1")
+        boxes = torch.cat(
+            [
+                rearrange(frame_index.to(frames.dtype), "m -> m 1"),
+                centre_px - half,
+                centre_px + half,
+            ],
+            dim=1,
+        )  # [M, 5]: (frame, x1, y1, x2, y2)
+        return roi_align(
+            frames,
+            boxes,
+            output_size=resolution,
+            spatial_scale=1.0,
+            sampling_ratio=self.sampling_ratio,
+            aligned=True,  # pixel i's centre sits at i + 0.5, as in the geometry above
+        )
+
+
+class DifferentiableCropper(nn.Module):
+    """Crop glimpses by bilinear sampling, differentiable w.r.t. centres (and extents).
+
+    :param supersample: sample points per output pixel and axis, averaged; use about
+        ``crop side / resolution`` to avoid aliasing when downscaling (1 = plain bilinear).
+    :param padding_mode: ``grid_sample`` padding for samples outside the frame.
+    """
+
+    def __init__(self, supersample: int = 1, padding_mode: str = "border") -> None:
+        super().__init__()
+        if supersample < 1:
+            raise ValueError(f"supersample must be >= 1, got {supersample}")
+        self.supersample = supersample
+        self.padding_mode = padding_mode
+
+    def forward(
+        self,
+        frames: torch.Tensor,
+        frame_index: torch.Tensor,
+        centres: torch.Tensor,
+        extents: torch.Tensor,
+        resolution: int,
+    ) -> torch.Tensor:
+        """Return glimpses ``[M, C, resolution, resolution]``, arguments as in PatchCropper."""
+        _check_inputs(frames, frame_index, centres, extents)
+        h, w = frames.shape[-2:]
+        span = normalised_extents(extents.to(frames.dtype), aspect=w / h)  # [M, 2] of (x, y)
+        # affine_grid maps output coordinates in [-1, 1] to input coordinates in [-1, 1]:
+        # x_in = span_x * x_out + (2 c_x - 1), likewise for y.
+        theta = torch.zeros(len(frame_index), 2, 3, dtype=frames.dtype, device=frames.device)
+        theta[:, 0, 0] = span[:, 0]
+        theta[:, 1, 1] = span[:, 1]
+        theta[:, :, 2] = centres.to(frames.dtype) * 2 - 1
+        size = resolution * self.supersample
+        grid = F.affine_grid(theta, [len(frame_index), frames.shape[1], size, size], False)
+        crops = F.grid_sample(
+            frames[frame_index], grid, "bilinear", self.padding_mode, align_corners=False
+        )
+        if self.supersample > 1:
+            crops = F.avg_pool2d(crops, self.supersample)
+        return crops

@@ -1,0 +1,150 @@
+"""Glance and glimpse encoders with one surface: ``features(x) -> map``, ``pooled(x) -> vector``.
+
+- :class:`GlobalEncoder` sees whole frames resized to the (low) glance resolution.
+- :class:`LocalEncoder` sees glimpses; each :class:`GlimpseOption` may name its own backbone
+  (AR-Net style), options naming the same backbone share its weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from videofocus.models.backbones import Backbone, create_backbone
+from videofocus.models.glimpse import GlimpseOption
+
+__all__ = ["EncoderOutput", "GlobalEncoder", "LocalEncoder"]
+
+
+class EncoderOutput(NamedTuple):
+    """Feature map ``[N, C, h, w]`` and its spatial mean ``[N, D]``."""
+
+    map: torch.Tensor
+    pooled: torch.Tensor
+
+
+def _spatial_mean(x: torch.Tensor) -> torch.Tensor:
+    return x.mean(dim=(-2, -1))
+
+
+class GlobalEncoder(nn.Module):
+    """The glance network: whole frames at a low resolution.
+
+    :param backbone: a registered backbone name or an already built :class:`Backbone`.
+    :param resolution: side of the square glance, in pixels; frames of another size are resized
+        (bilinear, antialiased) to it.
+    :param backbone_kw: arguments of :func:`create_backbone` when ``backbone`` is a name.
+    """
+
+    def __init__(self, backbone: str | Backbone, resolution: int, **backbone_kw: Any) -> None:
+        super().__init__()
+        if resolution <= 0:
+            raise ValueError(f"glance resolution must be positive, got {resolution}")
+        if isinstance(backbone, str):
+            backbone = create_backbone(backbone, **backbone_kw)
+        elif backbone_kw:
+            raise TypeError("backbone_kw are only used when backbone is given by name")
+        self.backbone = backbone
+        self.resolution = resolution
+        self.num_features: int = backbone.num_features
+
+    def resize(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames ``[N, 3, H, W]`` resized to ``[N, 3, r, r]`` (no-op when already that size)."""
+        if frames.shape[-2:] == (self.resolution, self.resolution):
+            return frames
+        size = (self.resolution, self.resolution)
+        return F.interpolate(frames, size, mode="bilinear", align_corners=False, antialias=True)
+
+    def features(self, frames: torch.Tensor) -> torch.Tensor:
+        """Glance feature map ``[N, C, h, w]`` of float, normalised frames ``[N, 3, H, W]``."""
+        return self.backbone.forward_features(self.resize(frames))
+
+    def pooled(self, frames: torch.Tensor) -> torch.Tensor:
+        """Glance feature vector ``[N, C]``."""
+        return _spatial_mean(self.features(frames))
+
+    def forward(self, frames: torch.Tensor) -> EncoderOutput:
+        """Both the map and the pooled vector, from one backbone pass."""
+        fmap = self.features(frames)
+        return EncoderOutput(fmap, _spatial_mean(fmap))
+
+
+class LocalEncoder(nn.Module):
+    """The glimpse network: one backbone per distinct backbone name among the options.
+
+    Pooled features share one width ``feature_dim``. A per-option linear projection is added only
+    when needed: when the backbones' widths differ, or ``feature_dim`` differs from them. With a
+    single backbone and ``feature_dim=None`` the backbone's own features are used unprojected
+    (e.g. the 2048-d ResNet-50 features of AdaFocus).
+
+    :param options: the glimpse options, in action order (action option ``k`` is ``options[k-1]``).
+    :param default_backbone: backbone name for options whose ``backbone`` is None.
+    :param feature_dim: width of the pooled features; None keeps the backbones' common width.
+    :param backbone_kw: arguments of :func:`create_backbone` for every backbone.
+    :param per_backbone_kw: extra arguments per backbone name, overriding ``backbone_kw``
+        (e.g. a ``pretrained`` path for each of several backbones).
+    """
+
+    def __init__(
+        self,
+        options: Sequence[GlimpseOption],
+        default_backbone: str,
+        feature_dim: int | None = None,
+        per_backbone_kw: Mapping[str, Mapping[str, Any]] | None = None,
+        **backbone_kw: Any,
+    ) -> None:
+        super().__init__()
+        if not options:
+            raise ValueError("LocalEncoder needs at least one GlimpseOption")
+        self.options = tuple(options)
+        per_backbone_kw = per_backbone_kw or {}
+        names = [o.backbone or default_backbone for o in self.options]
+        # ModuleDict keys cannot hold "." (timm names do), so backbones live in a list + index.
+        self.backbone_names: list[str] = list(dict.fromkeys(names))
+        self.backbones = nn.ModuleList(
+            create_backbone(name, **{**backbone_kw, **per_backbone_kw.get(name, {})})
+            for name in self.backbone_names
+        )
+        self._backbone_of_option = [self.backbone_names.index(n) for n in names]
+        widths = [self.backbones[i].num_features for i in self._backbone_of_option]
+        if feature_dim is None:
+            if len(set(widths)) > 1:
+                raise ValueError(
+                    f"glimpse backbones {self.backbone_names} have different widths {widths}; "
+                    "give feature_dim to project them to one width"
+                )
+            feature_dim = widths[0]
+        self.feature_dim: int = feature_dim
+        self.num_features: int = feature_dim
+        self.projections = nn.ModuleList(
+            nn.Identity() if width == feature_dim else nn.Linear(width, feature_dim)
+            for width in widths
+        )
+
+    def backbone(self, option_index: int) -> Backbone:
+        """The backbone that encodes glimpses of option ``option_index`` (0-based)."""
+        self._check_option(option_index)
+        return self.backbones[self._backbone_of_option[option_index]]
+
+    def features(self, glimpses: torch.Tensor, option_index: int) -> torch.Tensor:
+        """Unprojected feature map ``[M, C_k, h, w]`` of one option's glimpses ``[M, 3, r, r]``."""
+        return self.backbone(option_index).forward_features(glimpses)
+
+    def pooled(self, glimpses: torch.Tensor, option_index: int) -> torch.Tensor:
+        """Feature vector ``[M, feature_dim]`` of glimpses of one option."""
+        return self.projections[option_index](_spatial_mean(self.features(glimpses, option_index)))
+
+    def forward(self, glimpses: torch.Tensor, option_index: int) -> EncoderOutput:
+        """Both the (unprojected) map and the projected pooled vector, from one backbone pass."""
+        fmap = self.features(glimpses, option_index)
+        return EncoderOutput(fmap, self.projections[option_index](_spatial_mean(fmap)))
+
+    def _check_option(self, option_index: int) -> None:
+        if not 0 <= option_index < len(self.options):
+            raise IndexError(
+                f"option_index {option_index} out of range for {len(self.options)} glimpse options"
+            )

@@ -1,0 +1,238 @@
+"""FocusNet: glance at every frame, look closely where the actions say, fuse over time.
+
+``glance`` is the cheap pass the policy reads; ``forward_from_glance`` adds the glimpses chosen by
+the actions and the aggregator's per-step logits. Glimpses are grouped by option, so each option's
+crops for all ``B * T`` frames go through the cropper and the local encoder in one call.
+
+The baselines come from the same code: the dense baseline is one :func:`dense_option` with
+:func:`dense_actions` (the local encoder sees every whole frame at full resolution), the
+glance-only baseline is :func:`skip_actions`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from videofocus.models.aggregator import Aggregator
+from videofocus.models.cropper import DifferentiableCropper, PatchCropper
+from videofocus.models.encoders import GlobalEncoder, LocalEncoder
+from videofocus.models.glimpse import GlimpseOption, actions_to_glimpses
+
+__all__ = ["FocusNet", "FocusOutput", "GlanceOutput", "create_focusnet"]
+
+Cropper = PatchCropper | DifferentiableCropper
+
+
+class GlanceOutput(NamedTuple):
+    """Glance feature maps ``[B, T, C, h, w]`` and pooled features ``[B, T, C]``."""
+
+    maps: torch.Tensor
+    pooled: torch.Tensor
+
+
+class FocusOutput(NamedTuple):
+    """Everything one pass of :class:`FocusNet` computes.
+
+    :ivar logits: fused per-step logits ``[B, T, num_classes]``; step ``t`` sees steps ``<= t``.
+    :ivar glance_logits: glance-only logits per frame ``[B, T, num_classes]``.
+    :ivar local_logits: glimpse-only logits per frame ``[B, T, num_classes]``, zero where skipped.
+    :ivar local_features: pooled glimpse features ``[B, T, D]``, zero where skipped.
+    :ivar option_index: long ``[B, T]``, ``-1`` where skipped, else the 0-based option.
+    :ivar glance: the :class:`GlanceOutput` the pass used.
+    :ivar hidden: aggregator state after the last step, to continue with the next chunk.
+    """
+
+    logits: torch.Tensor
+    glance_logits: torch.Tensor
+    local_logits: torch.Tensor
+    local_features: torch.Tensor
+    option_index: torch.Tensor
+    glance: GlanceOutput
+    hidden: torch.Tensor
+
+
+class FocusNet(nn.Module):
+    """Glance encoder + cropper + glimpse encoder + aggregator.
+
+    :param global_encoder: encodes whole frames at the glance resolution.
+    :param local_encoder: encodes glimpses; its options must equal ``options``.
+    :param aggregator: fuses features over time; sized for both encoders and ``len(options)``.
+    :param options: the glimpse options; action option ``k >= 1`` means ``options[k - 1]``.
+    :param grid: cells per side of the grid of glimpse centres.
+    :param cropper: :class:`PatchCropper` or :class:`DifferentiableCropper`.
+    """
+
+    def __init__(
+        self,
+        global_encoder: GlobalEncoder,
+        local_encoder: LocalEncoder,
+        aggregator: Aggregator,
+        options: Sequence[GlimpseOption],
+        grid: int,
+        cropper: Cropper,
+    ) -> None:
+        super().__init__()
+        self.options = tuple(options)
+        if local_encoder.options != self.options:
+            raise ValueError("local_encoder.options differ from the FocusNet options")
+        dims = (aggregator.glance_dim, aggregator.local_dim, aggregator.num_options)
+        expected = (global_encoder.num_features, local_encoder.feature_dim, len(self.options))
+        if dims != expected:
+            raise ValueError(
+                f"aggregator sized (glance_dim, local_dim, num_options)={dims}, "
+                f"encoders and options need {expected}"
+            )
+        if grid < 1:
+            raise ValueError(f"grid must be >= 1, got {grid}")
+        self.global_encoder = global_encoder
+        self.local_encoder = local_encoder
+        self.aggregator = aggregator
+        self.grid = grid
+        self.cropper = cropper
+
+    @property
+    def num_options(self) -> int:
+        """Number ``K`` of glimpse options (the action's option ranges over ``0..K``)."""
+        return len(self.options)
+
+    def glance(self, frames: torch.Tensor) -> GlanceOutput:
+        """The cheap pass: glance features of float, normalised frames ``[B, T, 3, H, W]``."""
+        b = frames.shape[0]
+        out = self.global_encoder(rearrange(frames, "b t c h w -> (b t) c h w"))
+        return GlanceOutput(
+            rearrange(out.map, "(b t) c h w -> b t c h w", b=b),
+            rearrange(out.pooled, "(b t) c -> b t c", b=b),
+        )
+
+    def local_features(
+        self, frames: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pooled glimpse features ``[B, T, D]`` (zero where skipped) and ``option_index [B, T]``.
+
+        :param frames: float, normalised frames ``[B, T, 3, H, W]``.
+        :param actions: long ``[B, T, 3]`` of ``(option, cell_x, cell_y)``.
+        """
+        b, t, _, h, w = frames.shape
+        if actions.shape[:2] != (b, t):
+            raise ValueError(f"actions {tuple(actions.shape)} do not match frames [B={b}, T={t}]")
+        option_index, centres, extents = actions_to_glimpses(
+            actions, self.options, self.grid, aspect=w / h
+        )
+        flat_frames = rearrange(frames, "b t c h w -> (b t) c h w")
+        flat_option = rearrange(option_index, "b t -> (b t)")
+        flat_centres = rearrange(centres, "b t xy -> (b t) xy")
+        flat_extents = rearrange(extents, "b t -> (b t)")
+        indices, features = [], []
+        for k, option in enumerate(self.options):
+            idx = torch.nonzero(flat_option == k).squeeze(1)  # frames looked at with option k
+            if idx.numel() == 0:
+                continue
+            crops = self.cropper(
+                flat_frames, idx, flat_centres[idx], flat_extents[idx], option.resolution
+            )
+            indices.append(idx)
+            features.append(self.local_encoder.pooled(crops, k))
+        dim = self.local_encoder.feature_dim
+        if not features:  # every frame skipped
+            return frames.new_zeros(b, t, dim), option_index
+        feats = torch.cat(features)
+        # Out-of-place index_copy keeps autograd happy and leaves skipped rows at zero.
+        local = feats.new_zeros(b * t, dim).index_copy(0, torch.cat(indices), feats)
+        return rearrange(local, "(b t) d -> b t d", b=b), option_index
+
+    def forward_from_glance(
+        self,
+        frames: torch.Tensor,
+        glance: GlanceOutput,
+        actions: torch.Tensor,
+        hidden: torch.Tensor | None = None,
+    ) -> FocusOutput:
+        """Glimpses and fused logits, reusing an already computed glance.
+
+        :param frames: float, normalised frames ``[B, T, 3, H, W]``.
+        :param glance: :meth:`glance` of the same frames.
+        :param actions: long ``[B, T, 3]`` of ``(option, cell_x, cell_y)``.
+        :param hidden: aggregator state from a previous chunk of steps, or None.
+        """
+        local, option_index = self.local_features(frames, actions)
+        agg = self.aggregator
+        skipped = rearrange(option_index < 0, "b t -> b t 1")
+        local_logits = agg.local_head(local)
+        local_logits = torch.where(skipped, torch.zeros_like(local_logits), local_logits)
+        fused = agg(glance.pooled, local, option_index, hidden)
+        return FocusOutput(
+            logits=fused.logits,
+            glance_logits=agg.glance_head(glance.pooled),
+            local_logits=local_logits,
+            local_features=local,
+            option_index=option_index,
+            glance=glance,
+            hidden=fused.hidden,
+        )
+
+    def forward(
+        self, frames: torch.Tensor, actions: torch.Tensor, hidden: torch.Tensor | None = None
+    ) -> FocusOutput:
+        """Glance, glimpses and fused logits of frames ``[B, T, 3, H, W]`` under ``actions``."""
+        return self.forward_from_glance(frames, self.glance(frames), actions, hidden)
+
+
+def create_focusnet(
+    num_classes: int,
+    glance_backbone: str,
+    glance_resolution: int,
+    options: Sequence[GlimpseOption],
+    local_backbone: str,
+    grid: int,
+    hidden: int,
+    *,
+    local_feature_dim: int | None = None,
+    glance_backbone_kw: Mapping[str, Any] | None = None,
+    local_backbone_kw: Mapping[str, Any] | None = None,
+    per_backbone_kw: Mapping[str, Mapping[str, Any]] | None = None,
+    num_layers: int = 1,
+    dropout: float = 0.0,
+    differentiable_crop: bool = False,
+) -> FocusNet:
+    """Build a :class:`FocusNet` from plain arguments.
+
+    :param num_classes: output classes.
+    :param glance_backbone: registered backbone name of the glance encoder.
+    :param glance_resolution: side of the square glance, in pixels.
+    :param options: glimpse options (use ``[dense_option(frame_size)]`` for the dense baseline).
+    :param local_backbone: default backbone name of the glimpse encoder.
+    :param grid: cells per side of the grid of glimpse centres.
+    :param hidden: aggregator GRU width.
+    :param local_feature_dim: common glimpse feature width; None keeps the backbone's.
+    :param glance_backbone_kw: :func:`create_backbone` arguments of the glance backbone.
+    :param local_backbone_kw: :func:`create_backbone` arguments of every glimpse backbone.
+    :param per_backbone_kw: glimpse backbone arguments by backbone name (override the above).
+    :param num_layers: aggregator GRU layers.
+    :param dropout: dropout before the aggregator's classifier.
+    :param differentiable_crop: crop with :class:`DifferentiableCropper` instead of
+        :class:`PatchCropper`.
+    """
+    global_encoder = GlobalEncoder(glance_backbone, glance_resolution, **(glance_backbone_kw or {}))
+    local_encoder = LocalEncoder(
+        options,
+        local_backbone,
+        local_feature_dim,
+        per_backbone_kw=per_backbone_kw,
+        **(local_backbone_kw or {}),
+    )
+    aggregator = Aggregator(
+        global_encoder.num_features,
+        local_encoder.feature_dim,
+        hidden,
+        num_classes,
+        len(options),
+        num_layers=num_layers,
+        dropout=dropout,
+    )
+    cropper: Cropper = DifferentiableCropper() if differentiable_crop else PatchCropper()
+    return FocusNet(global_encoder, local_encoder, aggregator, options, grid, cropper)

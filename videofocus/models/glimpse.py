@@ -1,0 +1,143 @@
+"""Glimpse options and the mapping from policy actions to glimpse geometry.
+
+An *action* at step t is ``(option, cell_x, cell_y)``: option 0 skips the frame, options ``1..K``
+pick ``options[option - 1]``; the cells index a ``G x G`` grid of glimpse centres.
+
+Geometry conventions, shared with :mod:`videofocus.models.cropper`:
+
+- centres are normalised ``(x, y)`` in ``[0, 1]``: ``x`` along the width, ``y`` along the height;
+- a glimpse is square in pixels and its *extent* is a fraction of the frame's **shorter** side, so
+  a crop is never distorted whatever the frame's aspect ratio; ``extent=1`` on a square frame is
+  the whole frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+__all__ = [
+    "GlimpseOption",
+    "actions_to_glimpses",
+    "dense_actions",
+    "dense_option",
+    "grid_centres",
+    "normalised_extents",
+    "skip_actions",
+]
+
+
+@dataclass(frozen=True)
+class GlimpseOption:
+    """One way of looking closely at a frame.
+
+    :param extent: side of the square crop as a fraction of the frame's shorter side, in (0, 1].
+    :param resolution: side in pixels the crop is resized to before the ``LocalEncoder``.
+    :param backbone: registered backbone name for this option's encoder; None uses the
+        ``LocalEncoder``'s default. Options naming the same backbone share its weights.
+    """
+
+    extent: float
+    resolution: int
+    backbone: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.extent <= 1.0:
+            raise ValueError(f"GlimpseOption.extent must be in (0, 1], got {self.extent}")
+        if int(self.resolution) != self.resolution or self.resolution <= 0:
+            raise ValueError(
+                f"GlimpseOption.resolution must be a positive integer, got {self.resolution}"
+            )
+
+
+def dense_option(frame_size: int, backbone: str | None = None) -> GlimpseOption:
+    """The option of the dense baseline: the whole (square) frame at full resolution.
+
+    :param frame_size: side of the square input frames, in pixels.
+    :param backbone: as in :class:`GlimpseOption`.
+    """
+    return GlimpseOption(extent=1.0, resolution=frame_size, backbone=backbone)
+
+
+def normalised_extents(extent: torch.Tensor, aspect: float = 1.0) -> torch.Tensor:
+    """Per-axis normalised extents ``[..., 2]`` (width fraction, height fraction) of square crops.
+
+    :param extent: extents as fractions of the shorter side, any shape ``[...]``.
+    :param aspect: frame width / height.
+    """
+    ex = extent * min(1.0, 1.0 / aspect)
+    ey = extent * min(1.0, aspect)
+    return torch.stack([ex, ey], dim=-1)
+
+
+def grid_centres(
+    cells: torch.Tensor, grid: int, extent: torch.Tensor | float, aspect: float = 1.0
+) -> torch.Tensor:
+    """Centres ``[..., 2]`` (normalised x, y) of grid cells, kept so the glimpse lies in the frame.
+
+    Cell ``i`` has centre ``(i + 0.5) / G`` in the unit square, which is mapped linearly onto
+    ``[e/2, 1 - e/2]`` where ``e`` is the glimpse's normalised extent along that axis. A glimpse
+    with extent 1 is therefore always centred, and the outer cells touch the frame's borders.
+
+    :param cells: long tensor ``[..., 2]`` of ``(cell_x, cell_y)`` in ``[0, grid)``.
+    :param grid: cells per side ``G``.
+    :param extent: extents ``[...]`` (fraction of the shorter side) or one float for all.
+    :param aspect: frame width / height.
+    """
+    if not torch.is_tensor(extent):
+        extent = torch.full(cells.shape[:-1], float(extent), device=cells.device)
+    span = normalised_extents(extent.float(), aspect)  # [..., 2]
+    unit = (cells.float() + 0.5) / grid
+    return span / 2 + unit * (1.0 - span)
+
+
+def actions_to_glimpses(
+    actions: torch.Tensor,
+    options: Sequence[GlimpseOption],
+    grid: int,
+    aspect: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Decode actions into glimpse geometry.
+
+    Skipped steps get placeholder geometry (centre 0.5, extent 1) so that every value is finite;
+    mask them with ``option_index >= 0``.
+
+    :param actions: long tensor ``[B, T, 3]`` of ``(option, cell_x, cell_y)``.
+    :param options: the ``K`` glimpse options; action option ``k >= 1`` means ``options[k - 1]``.
+    :param grid: cells per side ``G``.
+    :param aspect: frame width / height.
+    :returns: ``option_index [B, T]`` (``-1`` for skip, else ``0..K-1``), ``centres [B, T, 2]``
+        (normalised x, y) and ``extents [B, T]`` (fraction of the shorter side).
+    :raises ValueError: for a malformed action tensor or an option / cell out of range.
+    """
+    if actions.ndim != 3 or actions.shape[-1] != 3:
+        raise ValueError(f"actions must be [B, T, 3], got {tuple(actions.shape)}")
+    option, cells = actions[..., 0], actions[..., 1:]
+    if bool(((option < 0) | (option > len(options))).any()):
+        raise ValueError(f"action option out of range [0, {len(options)}]")
+    if bool(((cells < 0) | (cells >= grid)).any()):
+        raise ValueError(f"action cell out of range [0, {grid})")
+    table = torch.tensor([1.0] + [o.extent for o in options], device=actions.device)
+    extents = table[option]  # skip (option 0) reads the placeholder extent 1.0
+    centres = grid_centres(cells, grid, extents, aspect)
+    return option - 1, centres, extents
+
+
+def dense_actions(
+    batch: int, steps: int, option: int = 1, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """Actions ``[batch, steps, 3]`` choosing ``option`` at cell (0, 0) on every step.
+
+    With an extent-1 option (see :func:`dense_option`) this is the dense baseline: the local
+    encoder sees every whole frame.
+    """
+    actions = torch.zeros(batch, steps, 3, dtype=torch.long, device=device)
+    actions[..., 0] = option
+    return actions
+
+
+def skip_actions(batch: int, steps: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Actions ``[batch, steps, 3]`` skipping every frame: the glance-only baseline."""
+    return torch.zeros(batch, steps, 3, dtype=torch.long, device=device)
