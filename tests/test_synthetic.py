@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from data_prep.synthetic import (
+from videofocus.data.synthetic import (
     DISTRACTOR_COLOURS,
     TARGET_COLOUR,
     SyntheticConfig,
@@ -107,7 +107,7 @@ def test_files_are_valid_and_splits_balanced(dataset):
         counts = np.bincount(labels, minlength=CONFIG.num_classes)
         assert len(labels) == size and counts.max() - counts.min() <= 1, (split, counts)
     record = json.loads((out / "synthetic.json").read_text())
-    assert record.pop("version") >= 1 and record.pop("generator") == "data_prep.synthetic"
+    assert record.pop("version") >= 1 and record.pop("generator") == "videofocus.data.synthetic"
     assert SyntheticConfig.from_json(record) == CONFIG
 
 

@@ -80,6 +80,18 @@ def cmd_flops(args: argparse.Namespace) -> int:
     return run_flops(args.config, args.overrides, args.json)
 
 
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    """Generate data, train, evaluate and report, on the built-in synthetic benchmark."""
+    from videofocus.engine.quickstart import run_quickstart
+
+    try:
+        run_quickstart(args.out, args.config, args.overrides, resume=not args.fresh)
+    except FileNotFoundError as err:
+        print(f"videofocus quickstart: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="YAML config (see configs/)")
     p.add_argument(
@@ -101,6 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"videofocus {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "quickstart", help="the whole pipeline on built-in synthetic data, ending in a report"
+    )
+    p.add_argument("--out", default="runs/quickstart", help="output folder (default %(default)s)")
+    p.add_argument("--config", help="config to run (default: configs/synthetic_tiny.yaml)")
+    p.add_argument("--fresh", action="store_true", help="retrain stages already finished in OUT")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides")
+    p.set_defaults(_run=cmd_quickstart)
 
     p = sub.add_parser("probe", help="print one JSON line of metadata per video")
     p.add_argument("paths", nargs="+", metavar="PATH")

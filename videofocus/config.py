@@ -86,7 +86,7 @@ def _one_of(value: str, key: str, allowed: tuple[str, ...]) -> None:
 class SyntheticDataConfig:
     """The generated benchmark written when ``data.root`` does not hold it yet.
 
-    Field for field the knobs of :class:`data_prep.synthetic.SyntheticConfig`, which checks them.
+    Field for field the knobs of :class:`videofocus.data.synthetic.SyntheticConfig`, which checks them.
     """
 
     num_videos: int = 800  # videos in train + val together

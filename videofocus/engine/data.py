@@ -34,7 +34,7 @@ def ensure_dataset(cfg: DataConfig, workers: int = 2, progress: bool = True) -> 
     """
     if cfg.synthetic is None:
         return
-    from data_prep.synthetic import SyntheticConfig, generate
+    from videofocus.data.synthetic import SyntheticConfig, generate
 
     summary = generate(
         cfg.root, SyntheticConfig(**asdict(cfg.synthetic)), workers=workers, progress=progress
@@ -114,9 +114,14 @@ def build_loader(
     drop_last: bool,
     pin_memory: bool = False,
 ) -> tuple[DataLoader, DistributedSampler | None]:
-    """A DataLoader over this process's share of ``dataset`` (``batch_size`` is per process)."""
+    """A DataLoader over this process's share of ``dataset`` (``batch_size`` is per process).
+
+    Shuffled loaders always go through a :class:`DistributedSampler`, even for one process, so
+    the global order of videos depends on (seed, epoch) only: N processes with batch B / N see
+    exactly the batches one process with batch B sees.
+    """
     sampler = None
-    if dist.is_distributed:
+    if shuffle or dist.is_distributed:
         sampler = DistributedSampler(
             dataset,
             num_replicas=dist.world_size,
@@ -129,7 +134,6 @@ def build_loader(
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle and sampler is None,
         sampler=sampler,
         num_workers=num_workers,
         collate_fn=collate_clips,

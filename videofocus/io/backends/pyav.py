@@ -111,7 +111,7 @@ class PyAVDecoder:
         forward = forward and keyframe <= self._position + 1
         plans: list[tuple[int | None, bool]] = [(None, self._skip_nonref)] if forward else []
         plans += [(start, self._skip_nonref) for start in dict.fromkeys((keyframe, 0))]
-        if self._skip_nonref:
+        if self._skip_nonref:  # if even this fails, skipping stays off for this file
             plans.append((0, False))
         reached = None
         for start, skip_nonref in plans:
@@ -201,10 +201,9 @@ class PyAVDecoder:
             self._container.seek(
                 int(self.scan.pts[keyframe]), stream=self._stream, backward=True, any_frame=False
             )
-        except av.FFmpegError as err:
-            raise VideoDecodeError(
-                self.path, f"seek to frame {keyframe} failed ({err.strerror or err})"
-            ) from err
+        except av.FFmpegError:
+            self._seek(0)  # decoding from the start is slower, but always possible
+            return
         self.seeks += 1
         self._frames = self._decoded_frames()
         self._position = keyframe - 1

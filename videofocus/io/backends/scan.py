@@ -95,8 +95,7 @@ def video_stream(path: Path, container: av.container.InputContainer) -> av.video
                 reason = "video stream has no usable codec parameters"
                 raise VideoDecodeError(path, _mp4_hint(path) or reason)
             return stream
-        else:
-            kinds.append(stream.type)
+        kinds.append(stream.type)
     if not kinds:
         raise VideoDecodeError(path, _mp4_hint(path) or "no video stream (the file has no streams)")
     raise VideoDecodeError(path, f"no video stream (found only: {', '.join(sorted(set(kinds)))})")
@@ -122,6 +121,7 @@ def scan_video(path: str | Path) -> VideoScan:
     with open_container(path) as container:
         stream = video_stream(path, container)
         codec = stream.codec_context.name
+        stream.codec_context.thread_count = 1  # one frame to decode: threads would cost more
         packet_pts: list[int | None] = []
         key_pts: list[int | None] = []
         first_frame: av.VideoFrame | None = None
@@ -133,13 +133,13 @@ def scan_video(path: str | Path) -> VideoScan:
                     raise VideoDecodeError(
                         path, f"truncated or corrupt data at packet {len(packet_pts)}"
                     )
-                if packet.is_discard:  # cut by an edit list: decoded, never shown
+                if first_frame is None:
+                    first_frame = next(iter(packet.decode()), None)
+                if packet.is_discard:  # cut by an edit list: decoded as a reference, never shown
                     continue
                 packet_pts.append(packet.pts)
                 if packet.is_keyframe:
                     key_pts.append(packet.pts)
-                if first_frame is None:
-                    first_frame = next(iter(packet.decode()), None)
             if first_frame is None and packet_pts:
                 first_frame = next(iter(stream.codec_context.decode(None)), None)
         except av.FFmpegError as err:

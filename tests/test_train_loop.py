@@ -1,0 +1,160 @@
+"""The supervised loop: outputs on disk, exact resume, DDP equivalence, config errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from videofocus.config import ConfigError, config_from_dict
+from videofocus.data.synthetic import SyntheticConfig, generate
+from videofocus.engine import train_loop
+from videofocus.engine.checkpoint import load_checkpoint
+from videofocus.engine.stages import create_stage, random_glimpse_actions
+from videofocus.engine.train_loop import run_supervised_stage
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    generate(
+        root,
+        SyntheticConfig(num_videos=16, width=48, height=48, object_size=16, num_frames=4,
+                        num_classes=3, num_distractors=1, val_fraction=0.25),
+        progress=False,
+    )
+    return root
+
+
+def tiny_config(data_root, out_dir, **train):
+    return config_from_dict(
+        {
+            "name": "test",
+            "data": {"root": str(data_root), "frames": 4, "frame_size": 48, "num_workers": 0},
+            "model": {
+                "glance_backbone": "tiny_cnn",
+                "glance_resolution": 16,
+                "local_backbone": "tiny_cnn",
+                "options": [{"extent": 0.5, "resolution": 16}],
+                "grid": 3,
+                "hidden": 16,
+            },
+            "train": {"epochs": 2, "batch_size": 4, "out_dir": str(out_dir), "log_every": 1,
+                      "optim": {"name": "adamw", "lr": 0.01}, **train},
+        }
+    )
+
+
+def _weights(path):
+    return load_checkpoint(path, load_trainer=False).model
+
+
+def test_warmup_writes_config_metrics_tensorboard_and_checkpoints(tiny_data, tmp_path):
+    cfg = tiny_config(tiny_data, tmp_path / "run")
+    result = run_supervised_stage(cfg, create_stage("warmup", cfg), progress=False)
+    stage_dir = tmp_path / "run" / "warmup"
+    assert result.final_dir == stage_dir / "final"
+    assert (stage_dir / "config.yaml").is_file()
+    assert any((stage_dir / "tb").iterdir())
+    lines = [json.loads(x) for x in (stage_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [0, 1]
+    assert 0.0 <= lines[-1]["val/top1"] <= 1.0 and lines[-1]["train/loss"] > 0
+    meta = load_checkpoint(stage_dir / "final", load_trainer=False).meta
+    assert meta["stage"] == "warmup" and meta["num_classes"] == 3
+    assert meta["config"]["train"]["epochs"] == 2
+    # 12 training videos, batch 4, drop_last -> 3 optimiser steps per epoch
+    assert lines[-1]["step"] == 6
+
+
+def test_resume_after_a_crash_equals_an_uninterrupted_run(tiny_data, tmp_path, monkeypatch):
+    cfg = tiny_config(tiny_data, tmp_path / "straight")
+    run_supervised_stage(cfg, create_stage("warmup", cfg), progress=False)
+
+    crashed = tiny_config(tiny_data, tmp_path / "crashed")
+    real_save = train_loop.save_checkpoint
+
+    def save_then_die(path, *args, **kwargs):
+        real_save(path, *args, **kwargs)
+        raise KeyboardInterrupt  # the process dies right after the epoch-0 checkpoint
+
+    monkeypatch.setattr(train_loop, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_supervised_stage(crashed, create_stage("warmup", crashed), progress=False)
+    monkeypatch.setattr(train_loop, "save_checkpoint", real_save)
+    assert not (tmp_path / "crashed" / "warmup" / "final").exists()
+
+    run_supervised_stage(crashed, create_stage("warmup", crashed), resume=True, progress=False)
+    a = _weights(tmp_path / "straight" / "warmup" / "final")
+    b = _weights(tmp_path / "crashed" / "warmup" / "final")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_resume_of_a_finished_stage_does_not_train_again(tiny_data, tmp_path):
+    cfg = tiny_config(tiny_data, tmp_path / "run", epochs=1)
+    run_supervised_stage(cfg, create_stage("glance_only", cfg), progress=False)
+    before = (tmp_path / "run" / "glance_only" / "metrics.jsonl").read_text()
+    again = run_supervised_stage(cfg, create_stage("glance_only", cfg), resume=True, progress=False)
+    assert again.seconds == 0.0
+    assert (tmp_path / "run" / "glance_only" / "metrics.jsonl").read_text() == before
+
+
+def test_random_glimpses_depend_on_the_video_not_the_batch():
+    ids = torch.tensor([5, 9, 2])
+    together = random_glimpse_actions(2, 7, ids, 6, seed=0, epoch=1)
+    alone = torch.cat([random_glimpse_actions(2, 7, ids[i : i + 1], 6, 0, 1) for i in range(3)])
+    assert torch.equal(together, alone)
+    assert together[..., 0].min() >= 1 and together[..., 0].max() <= 2
+    assert together[..., 1:].max() < 7
+    assert not torch.equal(together, random_glimpse_actions(2, 7, ids, 6, seed=0, epoch=2))
+
+
+def test_lr_mult_naming_an_unknown_module_is_an_error(tiny_data, tmp_path):
+    cfg = tiny_config(tiny_data, tmp_path / "run", optim={"lr_mult": {"backbone": 0.1}})
+    with pytest.raises(ValueError, match=r"lr_mult names unknown modules \['backbone'\]"):
+        run_supervised_stage(cfg, create_stage("warmup", cfg), progress=False)
+
+
+def test_batch_not_divisible_by_accumulation_is_an_error(tiny_data, tmp_path):
+    with pytest.raises((ConfigError, ValueError), match="divisible"):
+        cfg = tiny_config(tiny_data, tmp_path / "run", batch_size=6, optim={"grad_accum": 4})
+        run_supervised_stage(cfg, create_stage("warmup", cfg), progress=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, data_root: str, out_dir: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    cfg = tiny_config(data_root, out_dir, freeze_bn=True)
+    try:
+        run_supervised_stage(cfg, create_stage("warmup", cfg), progress=False)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_equal_one_process_with_the_same_global_batch(tiny_data, tmp_path):
+    single = tiny_config(tiny_data, tmp_path / "single", freeze_bn=True)
+    run_supervised_stage(single, create_stage("warmup", single), progress=False)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tiny_data), str(tmp_path / "ddp")), nprocs=2)
+    a = _weights(tmp_path / "single" / "warmup" / "final")
+    b = _weights(tmp_path / "ddp" / "warmup" / "final")
+    changed = 0
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+    init = tiny_config(tiny_data, tmp_path / "x")
+    torch.manual_seed(init.train.seed)
+    fresh = create_stage("warmup", init).build_model(init, 3).state_dict()
+    changed = sum(not torch.equal(fresh[k], a[k]) for k in a if a[k].is_floating_point())
+    assert changed > 10  # training really moved the weights the two runs agree on
