@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from videofocus.io.reader import VideoReader, available_backends
 from videofocus.io.samplers import SegmentSampler
 from videofocus.io.writer import write_video
 
@@ -126,6 +127,11 @@ def _decoded_frames(path: Path) -> Iterator[av.VideoFrame]:
         yield from container.decode(video=0)
 
 
+def _decoded_rgb(path: Path) -> Iterator[np.ndarray]:
+    for frame in _decoded_frames(path):
+        yield frame.to_ndarray(format="rgb24")
+
+
 def _build_once(
     target: Path, build: Callable[[Path], object], what: str, log: Callable[[str], None]
 ) -> None:
@@ -186,10 +192,9 @@ def prepare_inputs(
         "long video",
         log,
     )
-    decoded_long = (f.to_ndarray(format="rgb24") for f in _decoded_frames(long))
     _build_once(
         short_gop,
-        lambda p: write_video(p, decoded_long, fps=c.fps, crf=c.crf, gop=c.short_gop),
+        lambda p: write_video(p, _decoded_rgb(long), fps=c.fps, crf=c.crf, gop=c.short_gop),
         "re-encoded long video",
         log,
     )
@@ -249,7 +254,6 @@ def _video_sample(
 
     The backend actually used is appended to ``resolved`` (it tells what ``auto`` chose).
     """
-    from videofocus.io.reader import VideoReader
 
     def sample() -> None:
         with VideoReader(path, backend=backend, num_threads=threads) as reader:
@@ -300,8 +304,6 @@ def run_benchmark(
         ``frames_per_s``, ``ms_per_video``, ``cpu_ms_per_video``, ``notes`` (plus ``disk_bytes``,
         ``video_bytes`` and ``extract_s`` for the JPEG case).
     """
-    from videofocus.io.reader import VideoReader
-
     c = config
     with VideoReader(inputs.clip) as reader:
         clip_frames = reader.metadata.num_frames
@@ -313,11 +315,13 @@ def run_benchmark(
     video_cases = [
         ("full_decode", inputs.clip, list(range(clip_frames)), None, full,
          f"{clip_frames} frames, {c.width}x{c.height}"),
-        ("sparse", inputs.long, sparse, None, full, f"{of_long}, keyframe every {c.long_gop}"),
+        ("sparse", inputs.long, sparse, None, full,
+         f"{of_long}, keyframe every {c.long_gop}, mp4 {_mb(inputs.long.stat().st_size)}"),
         ("sparse_resize", inputs.long, sparse, c.short_side, c.short_side,
          f"{of_long}, short side {c.short_side}"),
         ("sparse_short_gop", inputs.long_short_gop, sparse, None, full,
-         f"{of_long}, keyframe every {c.short_gop}"),
+         f"{of_long}, keyframe every {c.short_gop}, "
+         f"mp4 {_mb(inputs.long_short_gop.stat().st_size)}"),
     ]  # fmt: skip
 
     rows: list[dict] = []
@@ -418,8 +422,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the inputs, time every case, print the table and optionally write JSON."""
-    from videofocus.io.reader import available_backends
-
     config = QUICK if args.quick else FULL
     backends = [*available_backends(), "auto"]
 
