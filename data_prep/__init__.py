@@ -1,8 +1,8 @@
 """Dataset preparation: turn public annotation formats into videofocus manifests.
 
-Every converter is one module here, reached as ``videofocus prepare <name> ...``. A converter module
-exposes ``add_arguments(parser)`` and ``run(args) -> int`` (the exit code), and its docstring's first
-line is the command's help; the rest of the docstring lists the files it writes.
+Every converter is one module here, reached as ``videofocus prepare <name> ...``. A converter
+module exposes ``add_arguments(parser)`` and ``run(args) -> int`` (the exit code), and its
+docstring's first line is the command's help; the rest of the docstring lists the files it writes.
 """
 
 from __future__ import annotations

@@ -164,6 +164,7 @@ def segment_samples(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``videofocus prepare activitynet``."""
     parser.add_argument(
         "--annotations", required=True, type=Path, help="activity_net.v1-3.min.json"
     )
@@ -178,6 +179,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @reports_errors
 def run(args: argparse.Namespace) -> int:
+    """Run the ActivityNet v1.3 conversion; return the exit code (2 on bad input)."""
     entries = read_activitynet(args.annotations)
     classes = label_names(entries)
     videos = VideoIndex(args.videos)

@@ -26,6 +26,7 @@ from data_prep.probing import (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``videofocus prepare fcvid``."""
     parser.add_argument("--train", type=Path, help="training list")
     parser.add_argument("--val", type=Path, help="validation list")
     parser.add_argument("--test", type=Path, help="test list")
@@ -43,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @reports_errors
 def run(args: argparse.Namespace) -> int:
+    """Run the FCVID conversion; return the exit code (2 on bad input)."""
     lists = [
         (p, s) for s, p in (("train", args.train), ("val", args.val), ("test", args.test)) if p
     ]

@@ -78,6 +78,7 @@ def folder_samples(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``videofocus prepare folder``."""
     parser.add_argument("--root", required=True, type=Path, help="folder of class folders")
     parser.add_argument(
         "--val-fraction", type=float, default=0.1, help="share of each class put in val"
@@ -88,6 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @reports_errors
 def run(args: argparse.Namespace) -> int:
+    """Run the folder-of-classes conversion; return the exit code (2 on bad input)."""
     samples, classes = folder_samples(args.root, args.val_fraction, args.seed, exclude=args.out)
     write_dataset("folder", samples, classes, args)
     return 0

@@ -144,6 +144,7 @@ def resolve_classes(clips: Sequence[KineticsClip], classes_file: Path | None) ->
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``videofocus prepare kinetics``."""
     parser.add_argument(
         "--csv", action="append", required=True, type=Path, help="a Kinetics CSV (repeatable)"
     )
@@ -155,6 +156,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @reports_errors
 def run(args: argparse.Namespace) -> int:
+    """Run the Kinetics conversion; return the exit code (2 on bad input)."""
     clips = [clip for path in args.csv for clip in read_kinetics_csv(path)]
     classes = resolve_classes(clips, args.classes)
     samples = clip_samples(clips, classes, VideoIndex(args.videos))

@@ -156,6 +156,7 @@ def pair_lists(lists: Sequence[Path], splits: Sequence[str] | None) -> list[tupl
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``videofocus prepare list``."""
     parser.add_argument(
         "--list", action="append", required=True, type=Path, help="a list file (repeatable)"
     )
@@ -169,6 +170,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @reports_errors
 def run(args: argparse.Namespace) -> int:
+    """Run the list-file conversion; return the exit code (2 on bad input)."""
     lists = pair_lists(args.list, args.split)
     samples, classes = list_dataset(lists, args.format, args.classes, VideoIndex(args.videos))
     write_dataset(f"list ({args.format})", samples, classes, args)

@@ -81,6 +81,7 @@ def select_clips(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``videofocus prepare minikinetics``."""
     parser.add_argument(
         "--csv", action="append", required=True, type=Path, help="a Kinetics-400 CSV (repeatable)"
     )
@@ -91,6 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @reports_errors
 def run(args: argparse.Namespace) -> int:
+    """Run the Mini-Kinetics conversion; return the exit code (2 on bad input)."""
     clips = [clip for path in args.csv for clip in read_kinetics_csv(path)]
     lists = {"train": args.train_ids, "val": args.val_ids}
     ids = {split: read_id_list(path) for split, path in lists.items() if path is not None}

@@ -123,6 +123,7 @@ def encode_all(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``videofocus prepare reencode``."""
     parser.add_argument("--manifest", required=True, type=Path, help="manifest to re-encode")
     parser.add_argument(
         "--short-side", type=int, default=256, help="short side in pixels (0: keep the size)"
@@ -135,6 +136,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @reports_errors
 def run(args: argparse.Namespace) -> int:
+    """Run the re-encode conversion; return the exit code (2 on bad input)."""
     if args.gop < 1 or args.short_side < 0:
         raise PrepareError("--gop must be >= 1 and --short-side >= 0")
     root = args.manifest.parent

@@ -88,6 +88,7 @@ def split_samples(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``videofocus prepare sthv2``."""
     parser.add_argument(
         "--labels", required=True, type=Path, help="something-something-v2-labels.json"
     )
@@ -99,6 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @reports_errors
 def run(args: argparse.Namespace) -> int:
+    """Run the Something-Something v2 conversion; return the exit code (2 on bad input)."""
     classes = read_labels(args.labels)
     videos = VideoIndex(args.videos)
     splits = {"train": args.train, "val": args.validation, "test": args.test}

@@ -198,7 +198,9 @@ def test_override_errors(tiny, override, message):
 def test_override_into_null_section_says_how_to_fix(tiny):
     with pytest.raises(ConfigError, match=r"data\.synthetic: is null; set it first"):
         load_config(tiny, ["data.synthetic=null", "data.synthetic.num_frames=3"])
-    cfg = load_config(tiny, ["data.synthetic=null", "data.synthetic={}", "data.synthetic.num_frames=3"])
+    cfg = load_config(
+        tiny, ["data.synthetic=null", "data.synthetic={}", "data.synthetic.num_frames=3"]
+    )
     assert cfg.data.synthetic == SyntheticDataConfig(num_frames=3)
 
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from videofocus.data.manifest import read_classes, read_manifest
 from videofocus.data.synthetic import (
     DISTRACTOR_COLOURS,
     TARGET_COLOUR,
@@ -23,7 +24,6 @@ from videofocus.data.synthetic import (
     read_targets,
     render_video,
 )
-from videofocus.data.manifest import read_classes, read_manifest
 
 CONFIG = SyntheticConfig(num_videos=40, seed=7)
 

@@ -403,7 +403,11 @@ def _write_one(job: tuple[SyntheticConfig, int, str]) -> tuple[int, list[list[in
 
 
 def _record(config: SyntheticConfig) -> dict[str, Any]:
-    return {"generator": "videofocus.data.synthetic", "version": GENERATOR_VERSION, **config.to_json()}
+    return {
+        "generator": "videofocus.data.synthetic",
+        "version": GENERATOR_VERSION,
+        **config.to_json(),
+    }
 
 
 def dataset_matches(out_dir: str | Path, config: SyntheticConfig) -> bool:
