@@ -253,7 +253,7 @@ class TrainConfig:
     batch_size: int = 32  # global batch (all processes together), in clips
     amp: str = "auto"  # auto: bf16 where the device supports it | bf16 | off
     seed: int = 0  # seeds python, numpy and torch (offset by rank under DDP)
-    out_dir: str = "runs"  # run folders (config, metrics, checkpoints) are created below it
+    out_dir: str = "runs/${name}"  # the run folder: one sub-folder per stage
     log_every: int = 20  # optimiser steps between logged scalars
     checkpoint_every: int = 1  # epochs between checkpoints
     eval_every: int = 1  # epochs between validation passes (the last epoch is always evaluated)
@@ -289,17 +289,21 @@ class PolicyConfig:
     clip_range: float = 0.2  # PPO ratio clipping
     ent_coef: float = 0.01  # entropy bonus, keeps the policy exploring glimpse positions
     lstm_hidden: int = 256  # recurrent policy state size
-    reward: str = "confidence_gain"  # adafocus | confidence_gain | confidence
-    cost_lambda: float = 0.0  # reward penalty per GFLOP (MACs) spent on a glimpse
+    reward: str = "adafocus"  # adafocus | confidence_gain | confidence
+    cost_lambda: float = 0.0  # reward penalty x glimpse MACs / dearest option's (skip: 0)
     allow_skip: bool = True  # option 0 (skip the frame) is available to the policy
     seed: int = 0  # seed of the environments and the policy
+    obs_channels: int = 8  # glance-map channels the policy observes (fixed PCA projection)
+    projection_videos: int = 128  # training videos whose glance maps fit that projection
+    cache_local: bool = True  # memoise glimpse features per (video, frame, option, cell)
+    cache_dir: str | None = None  # decoded frames + glance features on disk; None: in memory
 
     def __post_init__(self) -> None:
         _one_of(self.algo, "algo", ("recurrent_ppo", "ppo"))
         _one_of(self.reward, "reward", ("adafocus", "confidence_gain", "confidence"))
         for name in ("total_timesteps", "n_envs", "n_steps", "batch_size", "n_epochs"):
             _require(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
-        for name in ("learning_rate", "clip_range", "lstm_hidden"):
+        for name in ("learning_rate", "clip_range", "lstm_hidden", "obs_channels"):
             _require(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
         _require(0.0 < self.gamma <= 1.0, "gamma", f"must be in (0, 1], got {self.gamma}")
         _require(
@@ -307,6 +311,12 @@ class PolicyConfig:
         )
         _require(self.ent_coef >= 0, "ent_coef", f"must be >= 0, got {self.ent_coef}")
         _require(self.cost_lambda >= 0, "cost_lambda", f"must be >= 0, got {self.cost_lambda}")
+        _require(
+            self.projection_videos > 0,
+            "projection_videos",
+            f"must be > 0, got {self.projection_videos}",
+        )
+        _require(self.cache_dir != "", "cache_dir", "must be a path or null")
         rollout = self.n_envs * self.n_steps
         _require(
             self.batch_size <= rollout,
@@ -347,6 +357,8 @@ class Config:
 
     def __post_init__(self) -> None:
         _require(bool(self.name), "name", "must be non-empty")
+        # YAML resolves the ${name} default itself; this covers configs built in Python.
+        self.train.out_dir = self.train.out_dir.replace("${name}", self.name)
         thresholds = self.exit.thresholds
         if thresholds is not None:
             _require(
