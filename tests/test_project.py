@@ -38,3 +38,22 @@ def test_console_script_help_lists_every_subcommand():
     ).stdout
     for name in ("probe", "prepare", "bench"):
         assert name in out
+
+
+def test_overrides_may_follow_options(capsys):
+    from videofocus.cli import main
+
+    config = str(ROOT / "configs" / "synthetic_tiny.yaml")
+    assert main(["flops", config, "--json", "data.frames=4"]) == 0
+    assert '"frames": 4' in capsys.readouterr().out
+    assert main(["flops", config, "data.frames=5", "--json"]) == 0
+    assert '"frames": 5' in capsys.readouterr().out
+
+
+def test_bad_override_key_is_one_line_naming_the_key(capsys):
+    from videofocus.cli import main
+
+    config = str(ROOT / "configs" / "synthetic_tiny.yaml")
+    assert main(["flops", config, "train.epoch=3"]) == 2
+    err = capsys.readouterr().err
+    assert "train.epoch" in err and "did you mean 'train.epochs'" in err and "Traceback" not in err

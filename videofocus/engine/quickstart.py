@@ -12,6 +12,7 @@ Later stages (the RL policy, labeling) extend this same job.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -70,7 +71,7 @@ def run_quickstart(
     out.mkdir(parents=True, exist_ok=True)
     cfg = quickstart_config(config, out, list(overrides or []))
     start = time.perf_counter()
-    ensure_dataset(cfg.data, workers=max(1, cfg.data.num_workers))
+    ensure_dataset(cfg.data, workers=os.cpu_count() or 1)
     rows = []
     for name, stage_name in METHODS:
         result = run_supervised_stage(cfg, create_stage(stage_name, cfg), resume=resume)

@@ -10,6 +10,7 @@ RNG states and epoch — and a stage whose ``final/`` exists is not run again.
 from __future__ import annotations
 
 import json
+import os
 import math
 import time
 from contextlib import nullcontext
@@ -174,7 +175,7 @@ def run_supervised_stage(
         meta = load_checkpoint(final_dir, load_trainer=False).meta
         return StageResult(stage.name, final_dir, meta.get("metrics", {}), 0.0)
     if dist.is_main:
-        ensure_dataset(cfg.data, workers=max(1, cfg.data.num_workers), progress=progress)
+        ensure_dataset(cfg.data, workers=os.cpu_count() or 1, progress=progress)
         stage_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, stage_dir / "config.yaml")
     _barrier(dist)
