@@ -45,22 +45,25 @@ def _load_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train one stage of a config (``torchrun`` launches it on many GPUs or nodes)."""
-    from videofocus.engine.stages import create_stage
-    from videofocus.engine.train_loop import run_supervised_stage
+    """Train a stage of a config, or ``all`` three (``torchrun`` launches it on many GPUs or
+    nodes); prints one JSON line per stage."""
+    from videofocus.engine.pipeline import run_stages
 
     cfg = _load_config(args)
-    result = run_supervised_stage(cfg, create_stage(args.stage, cfg), resume=args.resume)
-    print(
-        json.dumps(
-            {
-                "stage": result.stage,
-                "checkpoint": str(result.final_dir),
-                "seconds": round(result.seconds, 1),
-                **result.metrics,
-            }
+    # `all` always resumes: finished stages are kept, an interrupted one continues.
+    resume = args.resume or args.stage == "all"
+    for result in run_stages(cfg, [args.stage], resume=resume):
+        print(
+            json.dumps(
+                {
+                    "stage": result.stage,
+                    "checkpoint": str(result.final_dir),
+                    "seconds": round(result.seconds, 1),
+                    **result.metrics,
+                }
+            ),
+            flush=True,
         )
-    )
     return 0
 
 
@@ -129,11 +132,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="pyav", help="decoder used for probing (pyav|decord)")
     p.set_defaults(_run=cmd_probe)
 
-    p = sub.add_parser("train", help="train a stage: warmup, or the dense / glance_only baselines")
+    p = sub.add_parser(
+        "train",
+        help="train a stage (warmup, policy, finetune, all) or a baseline (dense, glance_only)",
+    )
     _config_args(p)
-    p.add_argument("--stage", default="warmup", choices=["warmup", "dense", "glance_only"])
     p.add_argument(
-        "--resume", action="store_true", help="continue from the stage's last checkpoint"
+        "--stage",
+        default="warmup",
+        choices=["warmup", "dense", "glance_only", "policy", "finetune", "all"],
+        help="all: warmup -> policy -> finetune, skipping finished stages (default %(default)s)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip a finished stage; continue a supervised one from its last checkpoint",
     )
     p.set_defaults(_run=cmd_train)
 
@@ -175,7 +188,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from videofocus.data.manifest import ManifestError
     from videofocus.engine.checkpoint import CheckpointError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # KEY=VALUE overrides may also follow options (`train CFG --stage dense a.b=1`), where
+    # argparse has already closed the positional list: collect them from the leftovers.
+    args, extra = parser.parse_known_args(argv)
+    stray = [x for x in extra if x.startswith("-") or "=" not in x]
+    if stray or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     try:
         return int(args._run(args) or 0)
     except (ConfigError, ManifestError, CheckpointError) as err:

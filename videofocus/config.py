@@ -86,7 +86,8 @@ def _one_of(value: str, key: str, allowed: tuple[str, ...]) -> None:
 class SyntheticDataConfig:
     """The generated benchmark written when ``data.root`` does not hold it yet.
 
-    Field for field the knobs of :class:`videofocus.data.synthetic.SyntheticConfig`, which checks them.
+    Field for field the knobs of :class:`videofocus.data.synthetic.SyntheticConfig`, which
+    checks them.
     """
 
     num_videos: int = 800  # videos in train + val together
@@ -107,7 +108,9 @@ class SyntheticDataConfig:
             _require(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
         _require(self.num_classes >= 2, "num_classes", f"must be >= 2, got {self.num_classes}")
         _require(
-            self.num_distractors >= 0, "num_distractors", f"must be >= 0, got {self.num_distractors}"
+            self.num_distractors >= 0,
+            "num_distractors",
+            f"must be >= 0, got {self.num_distractors}",
         )
         _require(
             0.0 <= self.hidden_ratio <= 0.5,
@@ -260,10 +263,17 @@ class TrainConfig:
     freeze_bn: bool = False  # BatchNorm in eval mode (TSN's partial BN): batch-size independent
     device: str = "auto"  # auto: CUDA when available, else CPU | cpu | cuda | cuda:N
     optim: OptimConfig = field(default_factory=OptimConfig)  # optimiser and schedule
+    finetune_local: bool = True  # fine-tune stage also trains the local encoder (else frozen)
+    finetune_epochs: int | None = None  # epochs of the fine-tune stage; None: `epochs`
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "log_every", "checkpoint_every", "eval_every"):
             _require(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
+        _require(
+            self.finetune_epochs is None or self.finetune_epochs > 0,
+            "finetune_epochs",
+            f"must be > 0 or null, got {self.finetune_epochs}",
+        )
         _one_of(self.amp, "amp", ("auto", "bf16", "off"))
         _require(bool(self.out_dir), "out_dir", "must be a non-empty path")
         _require(
@@ -289,6 +299,7 @@ class PolicyConfig:
     clip_range: float = 0.2  # PPO ratio clipping
     ent_coef: float = 0.01  # entropy bonus, keeps the policy exploring glimpse positions
     lstm_hidden: int = 256  # recurrent policy state size
+    net_arch: list[int] = field(default_factory=list)  # Tanh MLP after features/LSTM (pi and vf)
     reward: str = "adafocus"  # adafocus | confidence_gain | confidence
     cost_lambda: float = 0.0  # reward penalty x glimpse MACs / dearest option's (skip: 0)
     allow_skip: bool = True  # option 0 (skip the frame) is available to the policy
@@ -317,6 +328,8 @@ class PolicyConfig:
             f"must be > 0, got {self.projection_videos}",
         )
         _require(self.cache_dir != "", "cache_dir", "must be a path or null")
+        for i, width in enumerate(self.net_arch):
+            _require(width > 0, f"net_arch[{i}]", f"must be > 0, got {width}")
         rollout = self.n_envs * self.n_steps
         _require(
             self.batch_size <= rollout,

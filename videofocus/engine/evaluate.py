@@ -6,9 +6,14 @@ with that stage's glimpse actions, and reports:
 
 - ``top1``/``top5`` of the fused prediction at the last step, and ``map`` (ActivityNet/FCVID style,
   over the multi-hot targets; classes absent from the set are skipped, never renumbered);
-- ``gmacs_per_video``: multiply-accumulates actually spent, from the actions taken
-  (:class:`videofocus.flops.CostTable`);
+- ``gmacs_per_video``: multiply-accumulates actually spent, from the options the model took
+  (:class:`videofocus.flops.CostTable`; glimpse cost depends on the option, not the position);
 - ``videos_per_s`` end to end (decode included) and ``model_videos_per_s`` (network only).
+
+A ``policy`` checkpoint is evaluated as the warm-up model of its run (``<run>/warmup/final``)
+with the learned policy's glimpses; a ``finetune`` checkpoint holds its policy's weights and
+takes the network's shape from ``<run>/policy/final``. Both report the method as the policy's
+algorithm (``recurrent_ppo`` or ``ppo``).
 """
 
 from __future__ import annotations
@@ -25,11 +30,22 @@ from videofocus.config import Config
 from videofocus.engine.checkpoint import load_checkpoint
 from videofocus.engine.data import build_dataset, build_loader, frames_to_input
 from videofocus.engine.distributed import DistInfo, select_device
-from videofocus.engine.factory import resolve_num_classes
+from videofocus.engine.factory import build_focusnet, resolve_num_classes
 from videofocus.engine.metrics import mean_average_precision, topk_accuracy
-from videofocus.engine.stages import SupervisedStage, create_stage
+from videofocus.engine.stages import (
+    PolicyFocusNet,
+    SupervisedStage,
+    build_policy_focusnet,
+    create_stage,
+    focus_loss,
+    policy_chooses,
+)
 from videofocus.engine.train_loop import autocast_for
 from videofocus.flops import CostTable
+from videofocus.models import FocusNet
+
+#: Stages whose glimpses come from a learned policy.
+LEARNED_STAGES = ("policy", "finetune")
 
 
 @torch.no_grad()
@@ -55,7 +71,7 @@ def evaluate_model(
         logits.append(out.logits[:, -1].float().cpu())
         labels.append(batch["label"])
         targets.append(batch["target"])
-        gmacs.append(cost.usage_from_actions(actions.cpu()))
+        gmacs.append(cost.usage_from_actions(_taken(out.option_index).cpu()))
     seconds = time.perf_counter() - start
     if not labels:
         raise RuntimeError("no video of the evaluation set could be decoded")
@@ -85,11 +101,22 @@ def evaluate_checkpoint(
     """
     ckpt = load_checkpoint(checkpoint, load_trainer=False)
     stage_name = ckpt.meta.get("stage", "warmup")
-    stage = create_stage(stage_name, cfg)
     num_classes = int(ckpt.meta.get("num_classes") or resolve_num_classes(cfg))
     device = select_device(cfg.train.device)
-    model = stage.build_model(cfg, num_classes)
-    model.load_state_dict(ckpt.model)
+    method = _method_name(stage_name)
+    model: FocusNet
+    if stage_name in LEARNED_STAGES:
+        stage = SupervisedStage(
+            stage_name,
+            build_focusnet,
+            lambda m, ids, t, e, tr: policy_chooses(len(ids), t),
+            focus_loss,
+        )
+        model, method = _learned_model(cfg, Path(checkpoint), ckpt.meta, ckpt.model, num_classes)
+    else:
+        stage = create_stage(stage_name, cfg)
+        model = stage.build_model(cfg, num_classes)
+        model.load_state_dict(ckpt.model)
     model.to(device)
     data = cfg.data
     if manifest is not None:
@@ -110,9 +137,38 @@ def evaluate_checkpoint(
     return {
         "checkpoint": str(checkpoint),
         "stage": stage_name,
-        "method": _method_name(stage_name),
+        "method": method,
         **result,
     }
+
+
+def _learned_model(
+    cfg: Config,
+    checkpoint: Path,
+    meta: dict[str, Any],
+    weights: dict[str, torch.Tensor],
+    num_classes: int,
+) -> tuple[PolicyFocusNet, str]:
+    """The model of a ``policy`` or ``finetune`` checkpoint, and its method (the algorithm)."""
+    from videofocus.engine.policy_stage import load_focusnet, load_learned_policy
+
+    run_dir = checkpoint.resolve().parent.parent  # <run>/<stage>/final
+    if meta["stage"] == "policy":
+        policy_dir = checkpoint
+        net, _ = load_focusnet(cfg, run_dir / "warmup" / "final")
+        model = PolicyFocusNet(net, load_learned_policy(cfg, checkpoint), train_local=False)
+    else:
+        policy_dir = run_dir / "policy" / "final"
+        model = build_policy_focusnet(cfg, num_classes, policy_dir)
+        model.load_state_dict(weights)
+    algo = load_checkpoint(policy_dir, load_trainer=False).meta.get("algo", "recurrent_ppo")
+    return model, algo
+
+
+def _taken(option_index: torch.Tensor) -> torch.Tensor:
+    """Actions ``[B, T, 3]`` with the options a pass took (cells 0: cost ignores position)."""
+    option = option_index + 1  # -1 (skipped) -> option 0
+    return torch.stack([option, torch.zeros_like(option), torch.zeros_like(option)], dim=-1)
 
 
 def _method_name(stage: str) -> str:

@@ -5,20 +5,32 @@ and checkpoints; a :class:`SupervisedStage` only says what one stage does with a
 
 - ``warmup``: FocusNet with *random* glimpses (AdaFocus stage 1);
 - ``dense``: the baseline whose local encoder sees every whole frame at full resolution;
-- ``glance_only``: the baseline that never looks closer than the glance.
+- ``glance_only``: the baseline that never looks closer than the glance;
+- ``finetune``: the warm-up model trained further on the learned policy's glimpses (AdaFocus
+  stage 3): a :class:`PolicyFocusNet` whose frozen policy chooses the glimpses from the model's
+  own glance.
+
+A stage's ``actions`` callable sees sample ids, not frames, so the finetune stage's actions
+are :func:`policy_chooses` placeholders and the model asks its policy inside ``forward``, after
+the glance it computes anyway.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from videofocus.config import Config
-from videofocus.models import FocusNet, FocusOutput, dense_actions, skip_actions
+from videofocus.models import FocusNet, FocusOutput, GlanceOutput, dense_actions, skip_actions
+from videofocus.policy.heuristics import GlimpsePolicy
+
+#: The option value of :func:`policy_chooses`: "the model's own policy picks this glimpse".
+POLICY_CHOOSES = -1
 
 
 def random_glimpse_actions(
@@ -80,6 +92,76 @@ def fused_only_loss(
     return loss, {"loss": loss.item()}
 
 
+def policy_chooses(batch: int, steps: int) -> torch.Tensor:
+    """Placeholder actions ``[B, T, 3]`` (all :data:`POLICY_CHOOSES`) telling a
+    :class:`PolicyFocusNet` to take its policy's glimpses."""
+    return torch.full((batch, steps, 3), POLICY_CHOOSES, dtype=torch.long)
+
+
+class PolicyFocusNet(FocusNet):
+    """A FocusNet whose glimpses a frozen :class:`GlimpsePolicy` chooses from the model's glance.
+
+    The glance encoder is frozen too (the policy was trained on its features): it runs without
+    gradients and, like the policy, stays in eval mode under ``train()`` so BatchNorm statistics
+    do not drift. With ``train_local=False`` the local encoder is frozen the same way; the
+    aggregator always trains. The policy's weights are part of the ``state_dict`` (``policy.*``),
+    so a checkpoint of this model is self-contained.
+
+    :param net: the model whose modules this one takes over (e.g. the warm-up model).
+    :param policy: the glimpse policy, e.g. a deterministic
+        :class:`~videofocus.policy.LearnedGlimpsePolicy`.
+    :param train_local: whether the local encoder keeps training.
+    """
+
+    def __init__(self, net: FocusNet, policy: GlimpsePolicy, train_local: bool = True) -> None:
+        super().__init__(
+            net.global_encoder,
+            net.local_encoder,
+            net.aggregator,
+            net.options,
+            net.grid,
+            net.cropper,
+        )
+        if policy.options != self.options or policy.grid != self.grid:
+            raise ValueError("the policy acts on other glimpse options or another grid")
+        self.policy = policy.requires_grad_(False)
+        self.train_local = train_local
+        self.global_encoder.requires_grad_(False)
+        if not train_local:
+            self.local_encoder.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> PolicyFocusNet:
+        """Set train/eval mode; the frozen parts always stay in eval mode."""
+        super().train(mode)
+        self.global_encoder.eval()
+        self.policy.eval()
+        if not self.train_local:
+            self.local_encoder.eval()
+        return self
+
+    @torch.no_grad()
+    def choose(self, glance: GlanceOutput) -> torch.Tensor:
+        """The policy's actions ``[B, T, 3]`` for a glance (in float32, outside autocast, so a
+        bf16 run takes the glimpses the policy was trained to take)."""
+        with torch.autocast(glance.maps.device.type, enabled=False):
+            return self.policy.act(GlanceOutput(glance.maps.float(), glance.pooled.float()))
+
+    def forward(
+        self, frames: torch.Tensor, actions: torch.Tensor, hidden: torch.Tensor | None = None
+    ) -> FocusOutput:
+        """Glance, the policy's glimpses (where ``actions`` is :func:`policy_chooses`) or the
+        given ones, and fused logits of frames ``[B, T, 3, H, W]``."""
+        with torch.no_grad():
+            glance = self.glance(frames)
+        chosen = actions[..., 0] == POLICY_CHOOSES
+        if bool(chosen.all()):
+            actions = self.choose(glance)
+        elif bool(chosen.any()):
+            raise ValueError("actions mix policy_chooses placeholders with given glimpses")
+        return self.forward_from_glance(frames, glance, actions, hidden)
+
+
 @dataclass(frozen=True)
 class SupervisedStage:
     """One supervised stage: how to build its model, act, and score a batch."""
@@ -99,8 +181,37 @@ def _warmup_actions(
     )
 
 
+def build_policy_focusnet(
+    cfg: Config,
+    num_classes: int,
+    policy_dir: str | Path,
+    init_from: str | Path | None = None,
+) -> PolicyFocusNet:
+    """The finetune stage's model: FocusNet + the learned policy of ``policy_dir``.
+
+    :param cfg: the run config (``train.finetune_local`` says whether the local encoder trains).
+    :param num_classes: output classes.
+    :param policy_dir: a policy-stage checkpoint folder (``<out_dir>/policy/final``).
+    :param init_from: a FocusNet checkpoint to start from (``<out_dir>/warmup/final``); None
+        leaves the FocusNet at its initialisation (e.g. to load a finetune checkpoint into).
+    """
+    from videofocus.engine.checkpoint import load_checkpoint
+    from videofocus.engine.factory import build_focusnet
+    from videofocus.engine.policy_stage import load_learned_policy
+
+    net = build_focusnet(cfg, num_classes)
+    if init_from is not None:
+        net.load_state_dict(load_checkpoint(init_from, load_trainer=False).model)
+    policy = load_learned_policy(cfg, policy_dir)
+    return PolicyFocusNet(net, policy, train_local=cfg.train.finetune_local)
+
+
 def create_stage(name: str, cfg: Config) -> SupervisedStage:
-    """The stage called ``name`` (``warmup``, ``dense`` or ``glance_only``) for this config."""
+    """The stage called ``name`` (``warmup``, ``dense``, ``glance_only`` or ``finetune``).
+
+    ``finetune`` starts from ``<out_dir>/warmup/final`` and takes the glimpses of the policy in
+    ``<out_dir>/policy/final``; both must exist when its model is built.
+    """
     from videofocus.engine.factory import build_dense_baseline, build_focusnet
 
     seed = cfg.train.seed
@@ -125,7 +236,17 @@ def create_stage(name: str, cfg: Config) -> SupervisedStage:
             lambda m, ids, t, e, tr: skip_actions(len(ids), t),
             fused_only_loss,
         )
-    raise ValueError(f"unknown supervised stage {name!r}; choose warmup, dense or glance_only")
+    if name == "finetune":
+        out_dir = Path(cfg.train.out_dir)
+        return SupervisedStage(
+            "finetune",
+            lambda c, n: build_policy_focusnet(
+                c, n, out_dir / "policy" / "final", init_from=out_dir / "warmup" / "final"
+            ),
+            lambda m, ids, t, e, tr: policy_chooses(len(ids), t),
+            focus_loss,
+        )
+    raise ValueError(f"unknown supervised stage {name!r}; choose one of {list(SUPERVISED_STAGES)}")
 
 
-SUPERVISED_STAGES = ("warmup", "dense", "glance_only")
+SUPERVISED_STAGES = ("warmup", "dense", "glance_only", "finetune")

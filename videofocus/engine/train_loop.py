@@ -10,8 +10,8 @@ RNG states and epoch — and a stage whose ``final/`` exists is not run again.
 from __future__ import annotations
 
 import json
-import os
 import math
+import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass

@@ -6,6 +6,8 @@ inference runs without stable-baselines3. :mod:`~videofocus.policy.episodes` is 
 episode core that :class:`FocusEnv` (gymnasium, one video) and :class:`FocusVecEnv`
 (stable-baselines3, N videos in one batch) wrap; :mod:`~videofocus.policy.heuristics` puts every
 policy, learned or not, behind one :class:`GlimpsePolicy` interface.
+:mod:`~videofocus.policy.sb3` trains the policy with stable-baselines3 / sb3-contrib and exports
+it into the plain-torch network (imported on demand: inference needs no SB3 runtime).
 """
 
 from videofocus.policy.env import FocusEnv
@@ -33,7 +35,9 @@ from videofocus.policy.heuristics import (
     list_policies,
 )
 from videofocus.policy.network import (
+    FeedForwardGlimpsePolicy,
     GlanceMapEncoder,
+    GlimpsePolicyNetwork,
     PolicyState,
     RecurrentGlimpsePolicy,
     progress_dim,
@@ -55,12 +59,14 @@ __all__ = [
     "Clips",
     "DensePolicy",
     "EpisodeBatch",
+    "FeedForwardGlimpsePolicy",
     "FocusEnv",
     "FocusVecEnv",
     "GlanceMapEncoder",
     "GlanceOnlyPolicy",
     "GlanceProjection",
     "GlimpsePolicy",
+    "GlimpsePolicyNetwork",
     "LearnedGlimpsePolicy",
     "LocalFeatureMemo",
     "PolicyState",

@@ -22,10 +22,15 @@ channels (1280 -> 32 for MobileNetV2), the map is flattened *with its spatial la
 must know where things are to choose where to look) and a linear layer + ReLU makes the feature
 vector. Progress features (:func:`progress_features`: step fraction and the previous action
 one-hot) can be appended to the flattened map.
+
+:class:`FeedForwardGlimpsePolicy` is the same actor without the LSTM (stable-baselines3's plain
+``PPO`` with ``MultiInputPolicy``); both share :class:`GlimpsePolicyNetwork`'s ``act`` and
+``rollout``, so inference treats them alike.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -35,7 +40,9 @@ from einops import rearrange
 from torch import nn
 
 __all__ = [
+    "FeedForwardGlimpsePolicy",
     "GlanceMapEncoder",
+    "GlimpsePolicyNetwork",
     "PolicyState",
     "RecurrentGlimpsePolicy",
     "progress_dim",
@@ -154,61 +161,48 @@ class PolicyState(NamedTuple):
     c: torch.Tensor
 
 
-class RecurrentGlimpsePolicy(nn.Module):
-    """Actor of a recurrent actor-critic: features -> LSTM -> (MLP) -> logits per action dim.
+def _tanh_mlp(width: int, net_arch: Sequence[int]) -> tuple[nn.Sequential, int]:
+    """SB3's ``mlp_extractor.policy_net``: ``Linear + Tanh`` per width; returns it and its output
+    width."""
+    layers: list[nn.Module] = []
+    for size in net_arch:
+        layers += [nn.Linear(width, size), nn.Tanh()]
+        width = size
+    return nn.Sequential(*layers), width
 
-    :param encoder: the features extractor (its ``features_dim`` feeds the LSTM).
-    :param hidden: LSTM hidden size (SB3's ``lstm_hidden_size``).
-    :param action_dims: sizes of the ``MultiDiscrete`` dimensions, e.g. ``[K + 1, G, G]``.
-    :param net_arch: hidden widths of the Tanh MLP between LSTM and ``action_net`` (SB3's
-        ``net_arch["pi"]``); empty: the LSTM output feeds ``action_net`` directly.
-    :param num_layers: LSTM layers (SB3's ``n_lstm_layers``).
+
+def _check_action_dims(action_dims: Sequence[int]) -> tuple[int, ...]:
+    if not action_dims or any(n <= 0 for n in action_dims):
+        raise ValueError(f"action_dims must be positive sizes, got {list(action_dims)}")
+    return tuple(int(n) for n in action_dims)
+
+
+class GlimpsePolicyNetwork(nn.Module, ABC):
+    """What every policy network offers: one step (:meth:`forward`), actions (:meth:`act`) and
+    whole-clip roll-outs (:meth:`rollout`). Subclasses define ``forward`` and ``initial_state``.
+
+    :ivar action_dims: sizes of the ``MultiDiscrete`` dimensions.
+    :ivar features_extractor: the :class:`GlanceMapEncoder`.
     """
 
-    def __init__(
-        self,
-        encoder: GlanceMapEncoder,
-        hidden: int,
-        action_dims: Sequence[int],
-        net_arch: Sequence[int] = (),
-        num_layers: int = 1,
-    ) -> None:
-        super().__init__()
-        if hidden <= 0 or num_layers <= 0:
-            raise ValueError(f"hidden and num_layers must be > 0, got {hidden}, {num_layers}")
-        if not action_dims or any(n <= 0 for n in action_dims):
-            raise ValueError(f"action_dims must be positive sizes, got {list(action_dims)}")
-        self.action_dims = tuple(int(n) for n in action_dims)
-        self.hidden = hidden
-        self.num_layers = num_layers
-        self.features_extractor = encoder
-        self.lstm_actor = nn.LSTM(encoder.features_dim, hidden, num_layers)  # [L, B, F] layout
-        layers: list[nn.Module] = []
-        width = hidden
-        for size in net_arch:
-            layers += [nn.Linear(width, size), nn.Tanh()]
-            width = size
-        self.policy_net = nn.Sequential(*layers)
-        self.action_net = nn.Linear(width, sum(self.action_dims))
+    action_dims: tuple[int, ...]
+    features_extractor: GlanceMapEncoder
 
     @property
     def extras_dim(self) -> int:
         """Width of the extra features the encoder expects (0: none)."""
         return self.features_extractor.extras_dim
 
+    @abstractmethod
     def initial_state(
         self,
         batch: int,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> PolicyState:
-        """Zero LSTM state for ``batch`` episodes."""
-        shape = (self.num_layers, batch, self.hidden)
-        return PolicyState(
-            torch.zeros(shape, device=device, dtype=dtype),
-            torch.zeros(shape, device=device, dtype=dtype),
-        )
+        """The state before the first step of ``batch`` episodes."""
 
+    @abstractmethod
     def forward(
         self,
         obs_maps: torch.Tensor,
@@ -216,23 +210,7 @@ class RecurrentGlimpsePolicy(nn.Module):
         state: PolicyState,
         episode_start: torch.Tensor | None = None,
     ) -> tuple[list[torch.Tensor], PolicyState]:
-        """One step: logits of every action dimension and the next state.
-
-        :param obs_maps: glance maps ``[B, C, h, w]`` of the current frames.
-        :param extras: ``[B, extras_dim]`` progress features, or None when the encoder has none.
-        :param state: the state after the previous step (:meth:`initial_state` at the start).
-        :param episode_start: float or bool ``[B]``; 1 resets that episode's state first (as SB3
-            does with ``episode_starts``).
-        :returns: a list of ``[B, n_i]`` logits, one per action dimension, and the new state.
-        """
-        features = self.features_extractor(obs_maps, extras)
-        h, c = state
-        if episode_start is not None:
-            keep = (1.0 - episode_start.to(h.dtype)).view(1, -1, 1)
-            h, c = h * keep, c * keep
-        out, (h, c) = self.lstm_actor(features.unsqueeze(0), (h, c))
-        logits = self.action_net(self.policy_net(out.squeeze(0)))
-        return list(torch.split(logits, self.action_dims, dim=1)), PolicyState(h, c)
+        """One step: logits ``[B, n_i]`` of every action dimension and the next state."""
 
     def act(
         self,
@@ -291,3 +269,119 @@ class RecurrentGlimpsePolicy(nn.Module):
             prev, state = self.act(maps[:, step], extras, state, deterministic, generator)
             actions.append(prev)
         return torch.stack(actions, dim=1)
+
+
+class RecurrentGlimpsePolicy(GlimpsePolicyNetwork):
+    """Actor of a recurrent actor-critic: features -> LSTM -> (MLP) -> logits per action dim.
+
+    :param encoder: the features extractor (its ``features_dim`` feeds the LSTM).
+    :param hidden: LSTM hidden size (SB3's ``lstm_hidden_size``).
+    :param action_dims: sizes of the ``MultiDiscrete`` dimensions, e.g. ``[K + 1, G, G]``.
+    :param net_arch: hidden widths of the Tanh MLP between LSTM and ``action_net`` (SB3's
+        ``net_arch["pi"]``); empty: the LSTM output feeds ``action_net`` directly.
+    :param num_layers: LSTM layers (SB3's ``n_lstm_layers``).
+    """
+
+    def __init__(
+        self,
+        encoder: GlanceMapEncoder,
+        hidden: int,
+        action_dims: Sequence[int],
+        net_arch: Sequence[int] = (),
+        num_layers: int = 1,
+    ) -> None:
+        super().__init__()
+        if hidden <= 0 or num_layers <= 0:
+            raise ValueError(f"hidden and num_layers must be > 0, got {hidden}, {num_layers}")
+        self.action_dims = _check_action_dims(action_dims)
+        self.hidden = hidden
+        self.num_layers = num_layers
+        self.features_extractor = encoder
+        self.lstm_actor = nn.LSTM(encoder.features_dim, hidden, num_layers)  # [L, B, F] layout
+        self.policy_net, width = _tanh_mlp(hidden, net_arch)
+        self.action_net = nn.Linear(width, sum(self.action_dims))
+
+    def initial_state(
+        self,
+        batch: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> PolicyState:
+        """Zero LSTM state for ``batch`` episodes."""
+        shape = (self.num_layers, batch, self.hidden)
+        return PolicyState(
+            torch.zeros(shape, device=device, dtype=dtype),
+            torch.zeros(shape, device=device, dtype=dtype),
+        )
+
+    def forward(
+        self,
+        obs_maps: torch.Tensor,
+        extras: torch.Tensor | None,
+        state: PolicyState,
+        episode_start: torch.Tensor | None = None,
+    ) -> tuple[list[torch.Tensor], PolicyState]:
+        """One step: logits of every action dimension and the next state.
+
+        :param obs_maps: glance maps ``[B, C, h, w]`` of the current frames.
+        :param extras: ``[B, extras_dim]`` progress features, or None when the encoder has none.
+        :param state: the state after the previous step (:meth:`initial_state` at the start).
+        :param episode_start: float or bool ``[B]``; 1 resets that episode's state first (as SB3
+            does with ``episode_starts``).
+        :returns: a list of ``[B, n_i]`` logits, one per action dimension, and the new state.
+        """
+        features = self.features_extractor(obs_maps, extras)
+        h, c = state
+        if episode_start is not None:
+            keep = (1.0 - episode_start.to(h.dtype)).view(1, -1, 1)
+            h, c = h * keep, c * keep
+        out, (h, c) = self.lstm_actor(features.unsqueeze(0), (h, c))
+        logits = self.action_net(self.policy_net(out.squeeze(0)))
+        return list(torch.split(logits, self.action_dims, dim=1)), PolicyState(h, c)
+
+
+class FeedForwardGlimpsePolicy(GlimpsePolicyNetwork):
+    """Actor of a feed-forward actor-critic: features -> (MLP) -> logits per action dim.
+
+    The twin of :class:`RecurrentGlimpsePolicy` for stable-baselines3's plain ``PPO``: the same
+    keys without ``lstm_actor``. It has no memory; its state is empty (``[0, B, 0]`` tensors) so
+    that both networks run through the same ``act`` / ``rollout`` code.
+
+    :param encoder: the features extractor.
+    :param action_dims: sizes of the ``MultiDiscrete`` dimensions.
+    :param net_arch: hidden widths of the Tanh MLP before ``action_net`` (SB3's
+        ``net_arch["pi"]``).
+    """
+
+    def __init__(
+        self,
+        encoder: GlanceMapEncoder,
+        action_dims: Sequence[int],
+        net_arch: Sequence[int] = (),
+    ) -> None:
+        super().__init__()
+        self.action_dims = _check_action_dims(action_dims)
+        self.features_extractor = encoder
+        self.policy_net, width = _tanh_mlp(encoder.features_dim, net_arch)
+        self.action_net = nn.Linear(width, sum(self.action_dims))
+
+    def initial_state(
+        self,
+        batch: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> PolicyState:
+        """An empty state (``[0, batch, 0]`` tensors): this policy has no memory."""
+        empty = torch.zeros(0, batch, 0, device=device, dtype=dtype)
+        return PolicyState(empty, empty)
+
+    def forward(
+        self,
+        obs_maps: torch.Tensor,
+        extras: torch.Tensor | None,
+        state: PolicyState,
+        episode_start: torch.Tensor | None = None,
+    ) -> tuple[list[torch.Tensor], PolicyState]:
+        """One step: logits of every action dimension; ``state`` is passed through unchanged."""
+        logits = self.action_net(self.policy_net(self.features_extractor(obs_maps, extras)))
+        return list(torch.split(logits, self.action_dims, dim=1)), state

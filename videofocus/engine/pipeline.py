@@ -1,0 +1,81 @@
+"""Stage orchestration: ``warmup -> policy -> finetune`` (and the baselines) from one config.
+
+Every stage writes ``<train.out_dir>/<stage>/final/`` when it finishes. :func:`run_stages` runs the
+stages it is given in order; with ``resume=True`` a stage whose ``final/`` exists is skipped, and a
+supervised stage cut short continues from its ``last/`` checkpoint, so ``--stage all`` started
+again after an interruption picks up at the stage that was running. (The policy stage, which
+writes nothing before it ends, starts that stage again.)
+
+The finetune stage trains for ``train.finetune_epochs`` epochs when set, else ``train.epochs``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from videofocus.config import Config
+from videofocus.engine.stages import SUPERVISED_STAGES, create_stage
+from videofocus.engine.train_loop import StageResult, run_supervised_stage
+
+__all__ = ["PIPELINE", "STAGES", "expand_stages", "run_stage", "run_stages", "stage_config"]
+
+#: What ``all`` stands for: the three AdaFocus stages.
+PIPELINE = ("warmup", "policy", "finetune")
+
+#: Every stage name :func:`run_stage` knows.
+STAGES = (*SUPERVISED_STAGES, "policy")
+
+
+def expand_stages(stages: Sequence[str]) -> list[str]:
+    """``stages`` with ``all`` replaced by :data:`PIPELINE`, repeats dropped, order kept.
+
+    :raises ValueError: for an unknown stage name.
+    """
+    out: list[str] = []
+    for name in stages:
+        names = PIPELINE if name == "all" else (name,)
+        for n in names:
+            if n not in STAGES:
+                raise ValueError(f"unknown stage {n!r}; choose from {[*STAGES, 'all']}")
+            if n not in out:
+                out.append(n)
+    return out
+
+
+def stage_config(cfg: Config, name: str) -> Config:
+    """The config stage ``name`` runs with (the finetune stage's own epoch count applied)."""
+    if name == "finetune" and cfg.train.finetune_epochs is not None:
+        return replace(cfg, train=replace(cfg.train, epochs=cfg.train.finetune_epochs))
+    return cfg
+
+
+def run_stage(cfg: Config, name: str, resume: bool = False, progress: bool = True) -> StageResult:
+    """Run one stage by name.
+
+    :param cfg: the run config.
+    :param name: ``warmup``, ``dense``, ``glance_only``, ``policy`` or ``finetune``.
+    :param resume: skip the stage if finished; continue a supervised one from ``last/``.
+    :param progress: show progress bars.
+    """
+    if name == "policy":
+        from videofocus.engine.policy_stage import run_policy_stage
+
+        return run_policy_stage(cfg, resume=resume, progress=progress)
+    if name not in SUPERVISED_STAGES:
+        raise ValueError(f"unknown stage {name!r}; choose from {list(STAGES)}")
+    cfg = stage_config(cfg, name)
+    return run_supervised_stage(cfg, create_stage(name, cfg), resume=resume, progress=progress)
+
+
+def run_stages(
+    cfg: Config, stages: Sequence[str], resume: bool = False, progress: bool = True
+) -> list[StageResult]:
+    """Run ``stages`` (``all``: :data:`PIPELINE`) in order; returns one result per stage.
+
+    :param cfg: the run config.
+    :param stages: stage names, e.g. ``["all"]`` or ``["policy", "finetune"]``.
+    :param resume: skip finished stages and resume a half-done supervised one.
+    :param progress: show progress bars.
+    """
+    return [run_stage(cfg, name, resume, progress) for name in expand_stages(stages)]

@@ -1,0 +1,369 @@
+"""Stage 2, the glimpse policy: PPO / recurrent PPO on the frozen warm-up model's episodes.
+
+The stage reads top to bottom in :func:`run_policy_stage`:
+
+1. load ``<out_dir>/warmup/final`` into a frozen FocusNet (eval mode, no gradients);
+2. build the training videos with evaluation-mode sampling (each video's frames fixed, so cached
+   glance and glimpse features stay valid), the episode core and a :class:`FocusVecEnv` of
+   ``policy.n_envs`` videos; fit the observation's :class:`GlanceProjection`;
+3. train ``RecurrentPPO`` or ``PPO`` (:func:`videofocus.policy.sb3.make_ppo`) for
+   ``policy.total_timesteps`` environment steps;
+4. export the actor to plain torch and play it deterministically over the validation videos
+   (mean episode reward, ground-truth probability after the last step, cost, skips);
+5. write ``<out_dir>/policy/final/`` (weights ``policy.*`` + ``projection.*``, meta with the
+   network's shape) and, beside it, ``sb3_model.zip`` for those who continue training in SB3.
+
+The stage folder also holds ``config.yaml``, ``metrics.jsonl`` (one line per rollout) and
+``tb/`` (SB3's TensorBoard scalars plus ``policy/*``). :func:`load_learned_policy` turns the
+checkpoint into a :class:`~videofocus.policy.LearnedGlimpsePolicy`.
+
+A policy stage that was interrupted starts again from the beginning (its ``final/`` is written
+only at the end); a finished one is skipped with ``resume=True``. It runs in one process: under
+``torchrun`` the other ranks wait for it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.utils import set_random_seed
+
+from videofocus.config import Config, config_to_dict, save_config
+from videofocus.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from videofocus.engine.data import build_dataset, ensure_dataset
+from videofocus.engine.distributed import init_distributed, select_device
+from videofocus.engine.factory import build_focusnet, glimpse_options
+from videofocus.engine.train_loop import StageResult
+from videofocus.models import FocusNet
+from videofocus.policy import (
+    ClipSource,
+    EpisodeBatch,
+    FeedForwardGlimpsePolicy,
+    FocusVecEnv,
+    GlanceMapEncoder,
+    GlanceProjection,
+    GlimpsePolicyNetwork,
+    LearnedGlimpsePolicy,
+    RecurrentGlimpsePolicy,
+    build_episode_core,
+)
+
+__all__ = [
+    "EpisodeStatsCallback",
+    "evaluate_episodes",
+    "load_focusnet",
+    "load_learned_policy",
+    "network_from_spec",
+    "network_spec",
+    "run_policy_stage",
+]
+
+STAGE = "policy"
+SB3_FILE = "sb3_model.zip"
+
+
+def load_focusnet(
+    cfg: Config, path: str | Path, device: torch.device | str = "cpu"
+) -> tuple[FocusNet, int]:
+    """The FocusNet of a supervised checkpoint, frozen (eval mode, no gradients), and its classes.
+
+    :param cfg: the run config (``model.*`` must match the checkpoint).
+    :param path: a checkpoint folder, e.g. ``<out_dir>/warmup/final``.
+    :param device: where the model goes.
+    :raises CheckpointError: when the folder is not a checkpoint (e.g. warm-up not trained yet).
+    """
+    ckpt = load_checkpoint(path, load_trainer=False)
+    num_classes = int(ckpt.meta["num_classes"])
+    net = build_focusnet(cfg, num_classes)
+    net.load_state_dict(ckpt.model)
+    return net.to(device).eval().requires_grad_(False), num_classes
+
+
+# ---------------------------------------------------------------------------- what a run records
+
+
+def network_spec(network: GlimpsePolicyNetwork) -> dict[str, Any]:
+    """Plain-data shape of a policy network, enough for :func:`network_from_spec` to rebuild it."""
+    encoder = network.features_extractor
+    spec: dict[str, Any] = {
+        "kind": "recurrent" if isinstance(network, RecurrentGlimpsePolicy) else "feedforward",
+        "in_channels": encoder.in_channels,
+        "map_hw": list(encoder.map_hw),
+        "channels": encoder.reduce.out_channels,
+        "features_dim": encoder.features_dim,
+        "extras_dim": encoder.extras_dim,
+        "action_dims": list(network.action_dims),
+        "net_arch": [m.out_features for m in network.policy_net if isinstance(m, torch.nn.Linear)],
+    }
+    if isinstance(network, RecurrentGlimpsePolicy):
+        spec["hidden"] = network.hidden
+        spec["num_layers"] = network.num_layers
+    return spec
+
+
+def network_from_spec(spec: dict[str, Any]) -> GlimpsePolicyNetwork:
+    """An untrained network of the shape :func:`network_spec` recorded."""
+    encoder = GlanceMapEncoder(
+        spec["in_channels"],
+        tuple(spec["map_hw"]),
+        spec["channels"],
+        spec["features_dim"],
+        spec["extras_dim"],
+    )
+    if spec["kind"] == "recurrent":
+        return RecurrentGlimpsePolicy(
+            encoder, spec["hidden"], spec["action_dims"], spec["net_arch"], spec["num_layers"]
+        )
+    return FeedForwardGlimpsePolicy(encoder, spec["action_dims"], spec["net_arch"])
+
+
+def load_learned_policy(cfg: Config, path: str | Path) -> LearnedGlimpsePolicy:
+    """The learned policy of a policy-stage checkpoint, deterministic, on the CPU.
+
+    :param cfg: the run config; gives the glimpse options, the grid and ``policy.allow_skip``.
+    :param path: the checkpoint folder, e.g. ``<out_dir>/policy/final``.
+    :raises CheckpointError: when the folder is not a policy-stage checkpoint.
+    """
+    ckpt = load_checkpoint(path, load_trainer=False)
+    if ckpt.meta.get("stage") != STAGE or "network" not in ckpt.meta:
+        raise CheckpointError(f"{path}: not a policy-stage checkpoint")
+    network = network_from_spec(ckpt.meta["network"])
+    proj = ckpt.meta["projection"]
+    projection = GlanceProjection(proj["in_channels"], proj["out_channels"])
+    network.load_state_dict(_strip(ckpt.model, "policy."))
+    projection.load_state_dict(_strip(ckpt.model, "projection."))
+    policy = LearnedGlimpsePolicy(
+        glimpse_options(cfg),
+        cfg.model.grid,
+        projection,
+        network,  # type: ignore[arg-type]  # any GlimpsePolicyNetwork rolls out the same way
+        allow_skip=cfg.policy.allow_skip,
+        deterministic=True,
+    )
+    return policy.eval().requires_grad_(False)
+
+
+def _strip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+# ------------------------------------------------------------------------- training and scoring
+
+
+class EpisodeStatsCallback(BaseCallback):
+    """Per rollout: mean episode return, ground-truth probability after the last step, cost per
+    step and skip rate; logged as ``policy/*`` (TensorBoard) and one JSON line in ``path``.
+
+    :param path: the stage's ``metrics.jsonl``; None: TensorBoard only.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        super().__init__()
+        self.path = path
+        self._returns: list[float] = []
+        self._final_conf: list[float] = []
+        self._costs: list[float] = []
+        self._start = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        for info in self.locals["infos"]:
+            self._costs.append(info["cost"])
+            if "episode" in info:
+                self._returns.append(info["episode"]["r"])
+                self._final_conf.append(info["confidence"])
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if not self._costs:
+            return
+        costs = np.asarray(self._costs)
+        stats = {"cost": float(costs.mean()), "skip_rate": float((costs == 0).mean())}
+        if self._returns:
+            stats["ep_reward"] = float(np.mean(self._returns))
+            stats["p_gt_last"] = float(np.mean(self._final_conf))
+        for key, value in stats.items():
+            self.logger.record(f"policy/{key}", value)
+        if self.path is not None:
+            record = {
+                "timesteps": int(self.num_timesteps),
+                "steps_per_s": self.num_timesteps / (time.perf_counter() - self._start),
+                **{f"train/{k}": v for k, v in stats.items()},
+            }
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record) + "\n")
+        self._returns, self._final_conf, self._costs = [], [], []
+
+
+@torch.no_grad()
+def evaluate_episodes(
+    episodes: EpisodeBatch,
+    source: ClipSource,
+    network: GlimpsePolicyNetwork,
+    batch_size: int,
+) -> dict[str, float]:
+    """Play ``network`` deterministically over every decodable video of ``source``, once each.
+
+    :param episodes: the episode core (its reward, cost and skip settings apply).
+    :param source: the videos.
+    :param network: the exported policy network (on any device; moved to the episodes').
+    :param batch_size: videos stepped together.
+    :returns: ``videos``, mean ``ep_reward``, mean ``p_gt_last`` (ground-truth probability after
+        the last step), ``top1_proxy`` (share of videos whose ``p_gt_last`` exceeds 0.5, a lower
+        bound of top-1), ``cost`` per step and ``skip_rate``.
+    """
+    device = source.device
+    network = network.to(device).eval()
+    videos = [i for i in range(len(source)) if source.valid(i)]
+    returns, final, costs = [], [], []
+    for start in range(0, len(videos), batch_size):
+        chunk = videos[start : start + batch_size]
+        obs = episodes.start(source.load(chunk))
+        state = network.initial_state(len(chunk), device=device)
+        total = torch.zeros(len(chunk), device=device)
+        result = None
+        while episodes.step_index < episodes.num_steps:
+            actions, state = network.act(obs["glance"], obs["progress"], state, deterministic=True)
+            result = episodes.step(actions)
+            obs = result.observation
+            total += result.reward
+            costs.append(result.cost)
+        assert result is not None
+        returns.append(total)
+        final.append(result.confidence)
+    if not videos:
+        return {}
+    p_last = torch.cat(final).float()
+    cost = torch.cat(costs).float()
+    return {
+        "videos": len(videos),
+        "ep_reward": float(torch.cat(returns).mean()),
+        "p_gt_last": float(p_last.mean()),
+        "top1_proxy": float((p_last > 0.5).float().mean()),
+        "cost": float(cost.mean()),
+        "skip_rate": float((cost == 0).float().mean()),
+    }
+
+
+def run_policy_stage(cfg: Config, resume: bool = False, progress: bool = True) -> StageResult:
+    """Train the glimpse policy on the frozen warm-up model and write ``<out_dir>/policy/final``.
+
+    :param cfg: the run config (``policy.*`` holds every knob of this stage).
+    :param resume: return at once when ``policy/final`` already exists.
+    :param progress: show a progress bar.
+    :raises CheckpointError: when ``<out_dir>/warmup/final`` is missing.
+    """
+    # Imported here: it needs sb3-contrib, which label-time users of the engine may not have.
+    from videofocus.policy.sb3 import TqdmProgressCallback, export_policy, make_ppo
+
+    start_time = time.perf_counter()
+    out_dir = Path(cfg.train.out_dir)
+    stage_dir = out_dir / STAGE
+    final_dir = stage_dir / "final"
+    if resume and final_dir.is_dir():
+        meta = load_checkpoint(final_dir, load_trainer=False).meta
+        return StageResult(STAGE, final_dir, meta.get("metrics", {}), 0.0)
+    device = select_device(cfg.train.device)
+    dist = init_distributed(device)
+    if not dist.is_main:  # one PPO run; the other ranks wait for its checkpoint
+        torch.distributed.barrier()
+        meta = load_checkpoint(final_dir, load_trainer=False).meta
+        return StageResult(STAGE, final_dir, meta.get("metrics", {}), 0.0)
+
+    warmup_dir = out_dir / "warmup" / "final"
+    if not warmup_dir.is_dir():
+        raise CheckpointError(
+            f"{warmup_dir}: the policy stage needs the warm-up model; run --stage warmup first"
+        )
+    set_random_seed(cfg.policy.seed)
+    net, num_classes = load_focusnet(cfg, warmup_dir, device)
+    ensure_dataset(cfg.data, workers=max(1, cfg.data.num_workers), progress=progress)
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, stage_dir / "config.yaml")
+    (stage_dir / "metrics.jsonl").unlink(missing_ok=True)  # a restarted run logs afresh
+
+    train_set = build_dataset(
+        cfg.data, "train", train=False, num_classes=num_classes, seed=cfg.train.seed
+    )
+    env = FocusVecEnv.from_config(cfg, net, train_set)
+    projection = env.episodes.projection
+    model = make_ppo(cfg, env, tensorboard_log=stage_dir / "tb", device=device)
+    callbacks: list[BaseCallback] = [EpisodeStatsCallback(stage_dir / "metrics.jsonl")]
+    if progress:
+        callbacks.append(TqdmProgressCallback(STAGE))
+    learn_start = time.perf_counter()
+    model.learn(cfg.policy.total_timesteps, callback=CallbackList(callbacks), tb_log_name="ppo")
+    learn_seconds = time.perf_counter() - learn_start
+    env.close()
+
+    network = export_policy(model)
+    metrics: dict[str, Any] = {
+        "timesteps": int(model.num_timesteps),
+        "steps_per_s": model.num_timesteps / learn_seconds,
+    }
+    if model.ep_info_buffer:
+        metrics["train/ep_reward"] = float(np.mean([e["r"] for e in model.ep_info_buffer]))
+    metrics.update({f"val/{k}": v for k, v in _validate(cfg, net, projection, network).items()})
+    with open(stage_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(metrics) + "\n")
+
+    model.save(stage_dir / SB3_FILE)  # before final/: a finished final/ implies the zip exists
+    state = {f"policy.{k}": v for k, v in network.state_dict().items()}
+    state.update({f"projection.{k}": v for k, v in projection.state_dict().items()})
+    seconds = time.perf_counter() - start_time
+    save_checkpoint(
+        final_dir, state, _meta(cfg, num_classes, network, projection, metrics, seconds)
+    )
+    if dist.is_distributed:
+        torch.distributed.barrier()
+    return StageResult(STAGE, final_dir, metrics, seconds)
+
+
+def _validate(
+    cfg: Config, net: FocusNet, projection: GlanceProjection, network: GlimpsePolicyNetwork
+) -> dict[str, float]:
+    """:func:`evaluate_episodes` over the validation split with the training projection."""
+    num_classes = net.aggregator.num_classes
+    val_set = build_dataset(cfg.data, "val", train=False, num_classes=num_classes, seed=0)
+    if len(val_set) == 0:
+        return {}
+    policy = cfg.policy
+    if policy.cache_dir is not None:  # its own folder: a cache holds one dataset's videos
+        cfg = replace(cfg, policy=replace(policy, cache_dir=str(Path(policy.cache_dir) / "val")))
+    source, episodes = build_episode_core(cfg, net, val_set, projection)
+    return evaluate_episodes(episodes, source, network, cfg.policy.n_envs)
+
+
+def _meta(
+    cfg: Config,
+    num_classes: int,
+    network: GlimpsePolicyNetwork,
+    projection: GlanceProjection,
+    metrics: dict[str, Any],
+    seconds: float,
+) -> dict[str, Any]:
+    import videofocus
+
+    return {
+        "stage": STAGE,
+        "algo": cfg.policy.algo,
+        "num_classes": num_classes,
+        "metrics": metrics,
+        "train_seconds": seconds,
+        "network": network_spec(network),
+        "projection": {
+            "in_channels": projection.in_channels,
+            "out_channels": projection.out_channels,
+            "kept_fraction": projection.kept_fraction,
+        },
+        "focusnet": str(Path(cfg.train.out_dir) / "warmup" / "final"),
+        "config": config_to_dict(cfg),
+        "videofocus": videofocus.__version__,
+        "torch": torch.__version__,
+    }

@@ -1,0 +1,245 @@
+"""Training the glimpse policy with stable-baselines3, and exporting it to plain torch.
+
+The policy plugs into SB3 the way SB3 is meant to be customised: a features extractor
+(:class:`GlanceFeaturesExtractor`, the :class:`~videofocus.policy.network.GlanceMapEncoder` over
+the Dict observation) and ``policy_kwargs``; no PPO code is copied. :func:`make_ppo` builds
+sb3-contrib's ``RecurrentPPO`` (``"MultiInputLstmPolicy"``, the default) or SB3's ``PPO``
+(``"MultiInputPolicy"``) with every hyperparameter from the config's ``policy`` section, and
+:func:`export_policy` copies the trained actor into a
+:class:`~videofocus.policy.network.RecurrentGlimpsePolicy` (or its feed-forward twin) by renaming
+keys, so inference runs without SB3.
+
+SB3's ``progress_bar=True`` needs ``rich``, which this project does not depend on;
+:class:`TqdmProgressCallback` draws the same bar with tqdm.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from gymnasium import spaces
+from sb3_contrib import RecurrentPPO
+from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.vec_env import VecEnv
+from torch import nn
+from tqdm import tqdm
+
+from videofocus.config import Config
+from videofocus.policy.network import (
+    FeedForwardGlimpsePolicy,
+    GlanceMapEncoder,
+    GlimpsePolicyNetwork,
+    RecurrentGlimpsePolicy,
+)
+
+__all__ = [
+    "GlanceFeaturesExtractor",
+    "PolicyModel",
+    "TqdmProgressCallback",
+    "export_policy",
+    "make_ppo",
+    "policy_kwargs",
+]
+
+#: A trained (or training) SB3 model of either algorithm.
+PolicyModel = PPO | RecurrentPPO
+
+#: SB3 policy key prefix -> :class:`GlimpsePolicyNetwork` key prefix. ``pi_features_extractor``
+#: is the actor's extractor whether or not actor and critic share one.
+_RENAMES = (
+    ("pi_features_extractor.encoder.", "features_extractor."),
+    ("lstm_actor.", "lstm_actor."),
+    ("mlp_extractor.policy_net.", "policy_net."),
+    ("action_net.", "action_net."),
+)
+
+
+class GlanceFeaturesExtractor(BaseFeaturesExtractor):
+    """SB3 features extractor of the glimpse observation ``{"glance": [c, h, w], "progress": [E]}``.
+
+    It wraps a :class:`GlanceMapEncoder` sized from the observation space, so that the exported
+    network is the same module under another name.
+
+    :param observation_space: the environments' Dict observation space.
+    :param channels: output channels of the encoder's 1x1 convolution
+        (``model.policy_channels``).
+    :param features_dim: width of the feature vector (``model.policy_hidden``).
+    """
+
+    def __init__(
+        self, observation_space: spaces.Dict, channels: int = 32, features_dim: int = 1024
+    ) -> None:
+        if not isinstance(observation_space, spaces.Dict) or set(observation_space.spaces) != {
+            "glance",
+            "progress",
+        }:
+            raise ValueError(
+                f"expected a Dict space with 'glance' and 'progress', got {observation_space}"
+            )
+        glance, progress = observation_space["glance"], observation_space["progress"]
+        if len(glance.shape) != 3 or len(progress.shape) != 1:
+            raise ValueError(
+                f"glance must be [c, h, w] and progress [E], got {glance.shape}, {progress.shape}"
+            )
+        super().__init__(observation_space, features_dim)
+        c, h, w = glance.shape
+        self.encoder = GlanceMapEncoder(
+            c, (h, w), channels, features_dim, extras_dim=progress.shape[0]
+        )
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Feature vectors ``[B, features_dim]`` of a batch of observations."""
+        return self.encoder(observations["glance"], observations["progress"])
+
+
+def policy_kwargs(cfg: Config) -> dict[str, Any]:
+    """SB3 ``policy_kwargs`` of ``cfg``: the extractor, the Tanh MLP widths (``policy.net_arch``,
+    the same for actor and critic) and, for ``recurrent_ppo``, the LSTM size."""
+    arch = list(cfg.policy.net_arch)
+    kwargs: dict[str, Any] = {
+        "features_extractor_class": GlanceFeaturesExtractor,
+        "features_extractor_kwargs": {
+            "channels": cfg.model.policy_channels,
+            "features_dim": cfg.model.policy_hidden,
+        },
+        "net_arch": {"pi": arch, "vf": list(arch)},
+        "activation_fn": nn.Tanh,  # what the exported policy_net re-creates
+    }
+    if cfg.policy.algo == "recurrent_ppo":
+        kwargs["lstm_hidden_size"] = cfg.policy.lstm_hidden
+        kwargs["n_lstm_layers"] = 1
+    return kwargs
+
+
+def make_ppo(
+    cfg: Config,
+    env: VecEnv,
+    tensorboard_log: str | Path | None = None,
+    device: torch.device | str = "auto",
+    verbose: int = 0,
+) -> PolicyModel:
+    """The PPO model ``cfg.policy`` describes, on ``env``.
+
+    ``policy.algo == "recurrent_ppo"``: sb3-contrib ``RecurrentPPO("MultiInputLstmPolicy")``;
+    ``"ppo"``: SB3 ``PPO("MultiInputPolicy")``. Hyperparameters: ``n_steps``, ``batch_size``,
+    ``n_epochs``, ``learning_rate``, ``gamma``, ``gae_lambda``, ``clip_range``, ``ent_coef``,
+    ``seed`` (seeds python, numpy, torch and the environment), plus :func:`policy_kwargs`.
+
+    :param cfg: the run config.
+    :param env: the training environments (a :class:`~videofocus.policy.FocusVecEnv`).
+    :param tensorboard_log: folder for TensorBoard events; None: no TensorBoard.
+    :param device: where the policy trains.
+    :param verbose: SB3 verbosity (0: silent, 1: rollout tables on stdout).
+    """
+    p = cfg.policy
+    common: dict[str, Any] = {
+        "learning_rate": p.learning_rate,
+        "n_steps": p.n_steps,
+        "batch_size": p.batch_size,
+        "n_epochs": p.n_epochs,
+        "gamma": p.gamma,
+        "gae_lambda": p.gae_lambda,
+        "clip_range": p.clip_range,
+        "ent_coef": p.ent_coef,
+        "policy_kwargs": policy_kwargs(cfg),
+        "tensorboard_log": None if tensorboard_log is None else str(tensorboard_log),
+        "seed": p.seed,
+        "device": device,
+        "verbose": verbose,
+    }
+    if p.algo == "recurrent_ppo":
+        return RecurrentPPO("MultiInputLstmPolicy", env, **common)
+    return PPO("MultiInputPolicy", env, **common)
+
+
+def _policy_net_arch(policy_net: nn.Sequential) -> list[int]:
+    """Widths of SB3's ``mlp_extractor.policy_net``, checking it is the Linear + Tanh stack the
+    exported network re-creates."""
+    widths = []
+    layers = list(policy_net)
+    for i in range(0, len(layers), 2):
+        pair = layers[i : i + 2]
+        if len(pair) != 2 or not isinstance(pair[0], nn.Linear) or not isinstance(pair[1], nn.Tanh):
+            raise ValueError(
+                f"the actor MLP must be Linear + Tanh pairs to export, got {policy_net}"
+            )
+        widths.append(pair[0].out_features)
+    return widths
+
+
+def export_policy(model: PolicyModel) -> GlimpsePolicyNetwork:
+    """The trained actor as a plain-torch network (on the CPU, in eval mode).
+
+    ``RecurrentPPO`` gives a :class:`RecurrentGlimpsePolicy`, ``PPO`` a
+    :class:`FeedForwardGlimpsePolicy`; the weights are copied by renaming keys only, so the
+    network's deterministic actions equal ``model.predict(..., deterministic=True)``.
+
+    :param model: a model built by :func:`make_ppo` (or loaded from its ``.zip``).
+    :raises ValueError: when the model was built with another features extractor, action space
+        or actor MLP than :func:`make_ppo` uses.
+    """
+    policy = model.policy
+    extractor = policy.pi_features_extractor
+    if not isinstance(extractor, GlanceFeaturesExtractor):
+        raise ValueError(
+            f"export needs the GlanceFeaturesExtractor, the model has {type(extractor).__name__}"
+        )
+    if not isinstance(model.action_space, spaces.MultiDiscrete):
+        raise ValueError(f"export needs a MultiDiscrete action space, got {model.action_space}")
+    source = extractor.encoder
+    encoder = GlanceMapEncoder(
+        source.in_channels,
+        source.map_hw,
+        source.reduce.out_channels,
+        source.features_dim,
+        source.extras_dim,
+    )
+    dims = [int(n) for n in model.action_space.nvec]
+    arch = _policy_net_arch(policy.mlp_extractor.policy_net)
+    network: GlimpsePolicyNetwork
+    if isinstance(policy, RecurrentActorCriticPolicy):
+        lstm = policy.lstm_actor
+        network = RecurrentGlimpsePolicy(encoder, lstm.hidden_size, dims, arch, lstm.num_layers)
+    else:
+        network = FeedForwardGlimpsePolicy(encoder, dims, arch)
+    state = {}
+    for key, value in policy.state_dict().items():
+        for theirs, ours in _RENAMES:
+            if key.startswith(theirs):
+                state[ours + key[len(theirs) :]] = value.detach().cpu()
+    network.load_state_dict(state, strict=True)
+    return network.eval()
+
+
+class TqdmProgressCallback(BaseCallback):
+    """A tqdm bar over the environment steps of ``learn()`` (SB3's own bar needs ``rich``).
+
+    :param desc: the bar's label.
+    """
+
+    def __init__(self, desc: str = "policy") -> None:
+        super().__init__()
+        self.desc = desc
+        self.bar: tqdm | None = None
+
+    def _on_training_start(self) -> None:
+        # learn() collects whole rollouts until it has the steps asked for: round up to them.
+        rollout = self.model.n_steps * self.training_env.num_envs
+        todo = self.locals["total_timesteps"] - self.model.num_timesteps
+        total = -(-todo // rollout) * rollout
+        self.bar = tqdm(total=total, desc=self.desc, unit="step", leave=False)
+
+    def _on_step(self) -> bool:
+        assert self.bar is not None
+        self.bar.update(self.training_env.num_envs)
+        return True
+
+    def _on_training_end(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
