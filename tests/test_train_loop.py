@@ -158,3 +158,24 @@ def test_two_gloo_processes_equal_one_process_with_the_same_global_batch(tiny_da
     fresh = create_stage("warmup", init).build_model(init, 3).state_dict()
     changed = sum(not torch.equal(fresh[k], a[k]) for k in a if a[k].is_floating_point())
     assert changed > 10  # training really moved the weights the two runs agree on
+
+
+def test_warmup_starts_from_the_dense_baselines_encoders(tiny_data, tmp_path):
+    from videofocus.engine.pipeline import expand_stages
+
+    cfg = tiny_config(tiny_data, tmp_path / "run", epochs=1, warmup_init="dense")
+    assert expand_stages(["all"], cfg) == ["dense", "warmup", "policy", "finetune"]
+    with pytest.raises(FileNotFoundError, match=r"warmup_init: .*dense/final does not exist"):
+        create_stage("warmup", cfg).build_model(cfg, 3)
+    run_supervised_stage(cfg, create_stage("dense", cfg), progress=False)
+    dense = _weights(tmp_path / "run" / "dense" / "final")
+    torch.manual_seed(cfg.train.seed)
+    warm = create_stage("warmup", cfg).build_model(cfg, 3).state_dict()
+    encoders = [k for k in warm if k.startswith(("global_encoder.", "local_encoder."))]
+    assert encoders and all(torch.equal(warm[k], dense[k]) for k in encoders)
+    # the aggregator is the warm-up's own: nothing outside the encoders was copied
+    fresh_cfg = tiny_config(tiny_data, tmp_path / "other", epochs=1)
+    torch.manual_seed(fresh_cfg.train.seed)
+    fresh = create_stage("warmup", fresh_cfg).build_model(fresh_cfg, 3).state_dict()
+    others = [k for k in warm if k.startswith("aggregator.")]
+    assert all(torch.equal(warm[k], fresh[k]) for k in others)

@@ -87,11 +87,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     """Generate data, train, evaluate and report, on the built-in synthetic benchmark."""
     from videofocus.engine.quickstart import run_quickstart
 
-    try:
-        run_quickstart(args.out, args.config, args.overrides, resume=not args.fresh)
-    except FileNotFoundError as err:
-        print(f"videofocus quickstart: error: {err}", file=sys.stderr)
-        return 2
+    run_quickstart(args.out, args.config, args.overrides, resume=not args.fresh)
     return 0
 
 
@@ -199,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     try:
         return int(args._run(args) or 0)
-    except (ConfigError, ManifestError, CheckpointError) as err:
+    except (ConfigError, ManifestError, CheckpointError, FileNotFoundError) as err:
         print(f"videofocus {args.command}: error: {err}", file=sys.stderr)
         return 2
 

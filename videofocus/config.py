@@ -263,8 +263,14 @@ class TrainConfig:
     freeze_bn: bool = False  # BatchNorm in eval mode (TSN's partial BN): batch-size independent
     device: str = "auto"  # auto: CUDA when available, else CPU | cpu | cuda | cuda:N
     optim: OptimConfig = field(default_factory=OptimConfig)  # optimiser and schedule
+    # warm-up starts its glance and local encoders from this checkpoint: "dense" (the dense
+    # baseline of this run, i.e. AdaFocus's stage-0 CNN training on whole frames), a path, or None
+    warmup_init: str | None = None
     finetune_local: bool = True  # fine-tune stage also trains the local encoder (else frozen)
     finetune_epochs: int | None = None  # epochs of the fine-tune stage; None: `epochs`
+    # glimpse option (1..K) of the differentiable (AdaFocusV2-style) baseline's policy; that
+    # stage trains as long as the fine-tune stage
+    differentiable_option: int = 1
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "log_every", "checkpoint_every", "eval_every"):
@@ -276,6 +282,11 @@ class TrainConfig:
         )
         _one_of(self.amp, "amp", ("auto", "bf16", "off"))
         _require(bool(self.out_dir), "out_dir", "must be a non-empty path")
+        _require(
+            self.differentiable_option >= 1,
+            "differentiable_option",
+            f"must be >= 1, got {self.differentiable_option}",
+        )
         _require(
             self.optim.warmup_epochs <= self.epochs,
             "optim.warmup_epochs",
@@ -372,6 +383,12 @@ class Config:
         _require(bool(self.name), "name", "must be non-empty")
         # YAML resolves the ${name} default itself; this covers configs built in Python.
         self.train.out_dir = self.train.out_dir.replace("${name}", self.name)
+        _require(
+            self.train.differentiable_option <= len(self.model.options),
+            "train.differentiable_option",
+            f"is {self.train.differentiable_option} but model.options has "
+            f"{len(self.model.options)} entries",
+        )
         thresholds = self.exit.thresholds
         if thresholds is not None:
             _require(

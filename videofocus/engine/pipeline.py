@@ -6,7 +6,8 @@ supervised stage cut short continues from its ``last/`` checkpoint, so ``--stage
 again after an interruption picks up at the stage that was running. (The policy stage, which
 writes nothing before it ends, starts that stage again.)
 
-The finetune stage trains for ``train.finetune_epochs`` epochs when set, else ``train.epochs``.
+The finetune stage trains for ``train.finetune_epochs`` epochs when set, else ``train.epochs``;
+so does the ``differentiable`` baseline (not part of ``all``: it is a comparison, run by name).
 """
 
 from __future__ import annotations
@@ -27,14 +28,20 @@ PIPELINE = ("warmup", "policy", "finetune")
 STAGES = (*SUPERVISED_STAGES, "policy")
 
 
-def expand_stages(stages: Sequence[str]) -> list[str]:
+def expand_stages(stages: Sequence[str], cfg: Config | None = None) -> list[str]:
     """``stages`` with ``all`` replaced by :data:`PIPELINE`, repeats dropped, order kept.
+
+    When ``cfg.train.warmup_init`` is ``"dense"``, ``all`` starts with the dense stage that
+    warm-up initialises from (AdaFocus's stage 0: the CNNs trained on whole frames).
 
     :raises ValueError: for an unknown stage name.
     """
+    pipeline = PIPELINE
+    if cfg is not None and cfg.train.warmup_init == "dense":
+        pipeline = ("dense", *PIPELINE)
     out: list[str] = []
     for name in stages:
-        names = PIPELINE if name == "all" else (name,)
+        names = pipeline if name == "all" else (name,)
         for n in names:
             if n not in STAGES:
                 raise ValueError(f"unknown stage {n!r}; choose from {[*STAGES, 'all']}")
@@ -44,8 +51,9 @@ def expand_stages(stages: Sequence[str]) -> list[str]:
 
 
 def stage_config(cfg: Config, name: str) -> Config:
-    """The config stage ``name`` runs with (the finetune stage's own epoch count applied)."""
-    if name == "finetune" and cfg.train.finetune_epochs is not None:
+    """The config stage ``name`` runs with (the finetune stage's own epoch count applied, also to
+    the ``differentiable`` baseline, which trains as long)."""
+    if name in ("finetune", "differentiable") and cfg.train.finetune_epochs is not None:
         return replace(cfg, train=replace(cfg.train, epochs=cfg.train.finetune_epochs))
     return cfg
 
@@ -54,7 +62,8 @@ def run_stage(cfg: Config, name: str, resume: bool = False, progress: bool = Tru
     """Run one stage by name.
 
     :param cfg: the run config.
-    :param name: ``warmup``, ``dense``, ``glance_only``, ``policy`` or ``finetune``.
+    :param name: ``warmup``, ``dense``, ``glance_only``, ``policy``, ``finetune`` or
+        ``differentiable``.
     :param resume: skip the stage if finished; continue a supervised one from ``last/``.
     :param progress: show progress bars.
     """
@@ -78,4 +87,4 @@ def run_stages(
     :param resume: skip finished stages and resume a half-done supervised one.
     :param progress: show progress bars.
     """
-    return [run_stage(cfg, name, resume, progress) for name in expand_stages(stages)]
+    return [run_stage(cfg, name, resume, progress) for name in expand_stages(stages, cfg)]

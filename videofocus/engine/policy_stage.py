@@ -143,7 +143,7 @@ def load_learned_policy(cfg: Config, path: str | Path) -> LearnedGlimpsePolicy:
         glimpse_options(cfg),
         cfg.model.grid,
         projection,
-        network,  # type: ignore[arg-type]  # any GlimpsePolicyNetwork rolls out the same way
+        network,
         allow_skip=cfg.policy.allow_skip,
         deterministic=True,
     )

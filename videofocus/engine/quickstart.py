@@ -1,7 +1,9 @@
 """``videofocus quickstart``: the whole pipeline on built-in data, from nothing to a report.
 
 1. generate the synthetic benchmark (no download, no weights);
-2. train the glance-only and dense baselines and the FocusNet warm-up (random glimpses);
+2. train the glance-only and dense baselines, then the three AdaFocus stages: warm-up (random
+   glimpses; encoders started from the dense baseline), the recurrent PPO policy, and the
+   fine-tune on the policy's glimpses;
 3. evaluate each on the validation split: accuracy, counted GMACs per video, videos/s;
 4. write ``report.json`` (a list of ``{"name", "accuracy", "gmacs_per_video", "videos_per_s"}``)
    and ``report.md`` into the output folder, and print the table.
@@ -21,14 +23,20 @@ from typing import Any
 from videofocus.config import Config, load_config
 from videofocus.engine.data import ensure_dataset
 from videofocus.engine.evaluate import evaluate_checkpoint
-from videofocus.engine.stages import create_stage
-from videofocus.engine.train_loop import run_supervised_stage
+from videofocus.engine.pipeline import run_stage
 
 #: The tiny config shipped beside the package in a source checkout.
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "synthetic_tiny.yaml"
 
-#: (report name, training stage), in the order the table lists them.
-METHODS = (("glance_only", "glance_only"), ("dense", "dense"), ("random", "warmup"))
+#: (report name, training stage), in the order they run; every stage is evaluated with its own
+#: glimpses (warm-up: random glimpses; finetune: the learned policy's).
+METHODS = (
+    ("glance_only", "glance_only"),
+    ("dense", "dense"),
+    ("random", "warmup"),
+    (None, "policy"),
+    ("recurrent_ppo", "finetune"),
+)
 
 
 def quickstart_config(config: str | Path | None, out: Path, overrides: list[str]) -> Config:
@@ -74,7 +82,9 @@ def run_quickstart(
     ensure_dataset(cfg.data, workers=os.cpu_count() or 1)
     rows = []
     for name, stage_name in METHODS:
-        result = run_supervised_stage(cfg, create_stage(stage_name, cfg), resume=resume)
+        result = run_stage(cfg, stage_name, resume=resume)
+        if name is None:  # trains the policy; evaluated through the fine-tuned model
+            continue
         ev = evaluate_checkpoint(cfg, result.final_dir)
         rows.append(
             {

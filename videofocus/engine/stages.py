@@ -8,7 +8,11 @@ and checkpoints; a :class:`SupervisedStage` only says what one stage does with a
 - ``glance_only``: the baseline that never looks closer than the glance;
 - ``finetune``: the warm-up model trained further on the learned policy's glimpses (AdaFocus
   stage 3): a :class:`PolicyFocusNet` whose frozen policy chooses the glimpses from the model's
-  own glance.
+  own glance;
+- ``differentiable``: the non-RL baseline (AdaFocusV2-style): the warm-up model trained as long
+  as ``finetune`` together with a :class:`~videofocus.policy.differentiable.
+  DifferentiableGlimpsePolicy` whose continuous centres (option ``train.differentiable_option``)
+  the loss trains through a differentiable crop.
 
 A stage's ``actions`` callable sees sample ids, not frames, so the finetune stage's actions
 are :func:`policy_chooses` placeholders and the model asks its policy inside ``forward``, after
@@ -17,6 +21,7 @@ the glance it computes anyway.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +36,9 @@ from videofocus.policy.heuristics import GlimpsePolicy
 
 #: The option value of :func:`policy_chooses`: "the model's own policy picks this glimpse".
 POLICY_CHOOSES = -1
+
+
+log = logging.getLogger(__name__)
 
 
 def random_glimpse_actions(
@@ -206,8 +214,86 @@ def build_policy_focusnet(
     return PolicyFocusNet(net, policy, train_local=cfg.train.finetune_local)
 
 
+def build_differentiable_focusnet(
+    cfg: Config, num_classes: int, init_from: str | Path | None = None
+) -> FocusNet:
+    """The ``differentiable`` stage's model: FocusNet + a fresh continuous-centre policy.
+
+    :param cfg: the run config (``train.differentiable_option``, ``train.finetune_local``,
+        ``model.policy_channels`` / ``model.policy_hidden`` size the policy).
+    :param num_classes: output classes.
+    :param init_from: a FocusNet checkpoint to start from (``<out_dir>/warmup/final``); None
+        leaves it at its initialisation (e.g. to load a ``differentiable`` checkpoint into).
+    """
+    from videofocus.engine.checkpoint import load_checkpoint
+    from videofocus.engine.factory import build_focusnet, glance_map_hw
+    from videofocus.policy.differentiable import DifferentiableFocusNet, DifferentiableGlimpsePolicy
+
+    net = build_focusnet(cfg, num_classes)
+    if init_from is not None:
+        net.load_state_dict(load_checkpoint(init_from, load_trainer=False).model)
+    option = cfg.train.differentiable_option
+    policy = DifferentiableGlimpsePolicy(
+        net.options,
+        net.grid,
+        option,
+        net.global_encoder.num_features,
+        glance_map_hw(net),
+        channels=cfg.model.policy_channels,
+        hidden=cfg.model.policy_hidden,
+    )
+    glimpse = net.options[option - 1]
+    # enough bilinear samples per output pixel to average every input pixel a crop covers
+    supersample = max(1, round(glimpse.extent * cfg.data.frame_size / glimpse.resolution))
+    return DifferentiableFocusNet(net, policy, cfg.train.finetune_local, supersample)
+
+
+def warmup_init_path(cfg: Config) -> Path | None:
+    """The checkpoint ``train.warmup_init`` names (``"dense"``: this run's dense baseline)."""
+    init = cfg.train.warmup_init
+    if init is None:
+        return None
+    path = Path(cfg.train.out_dir) / "dense" / "final" if init == "dense" else Path(init)
+    if not path.is_dir():
+        hint = "run `--stage dense` first" if init == "dense" else "check the path"
+        raise FileNotFoundError(f"train.warmup_init: {path} does not exist ({hint}, or set null)")
+    return path
+
+
+def _init_encoders(net: FocusNet, path: Path | None) -> FocusNet:
+    """Copy the glance and glimpse encoder weights of ``path`` into ``net`` (same shapes only).
+
+    The dense baseline's local encoder read whole frames at full resolution, which is the scale
+    the glimpses are read at, so its features transfer to glimpses as they are.
+    """
+    if path is None:
+        return net
+    from videofocus.engine.checkpoint import load_checkpoint
+
+    source = load_checkpoint(path, load_trainer=False).model
+    own = net.state_dict()
+    take = {
+        k: v
+        for k, v in source.items()
+        if k.startswith(("global_encoder.", "local_encoder."))
+        and k in own
+        and own[k].shape == v.shape
+    }
+    wanted = [k for k in own if k.startswith(("global_encoder.", "local_encoder."))]
+    if not take:
+        raise ValueError(f"{path}: no encoder weight matches this model; is it the same config?")
+    net.load_state_dict({**own, **take})
+    missing = sorted(set(wanted) - set(take))
+    if missing:
+        log.warning(
+            "%s: %d encoder tensors kept their initialisation: %s", path, len(missing), missing[:5]
+        )
+    return net
+
+
 def create_stage(name: str, cfg: Config) -> SupervisedStage:
-    """The stage called ``name`` (``warmup``, ``dense``, ``glance_only`` or ``finetune``).
+    """The stage called ``name`` (``warmup``, ``dense``, ``glance_only``, ``finetune`` or
+    ``differentiable``).
 
     ``finetune`` starts from ``<out_dir>/warmup/final`` and takes the glimpses of the policy in
     ``<out_dir>/policy/final``; both must exist when its model is built.
@@ -218,7 +304,7 @@ def create_stage(name: str, cfg: Config) -> SupervisedStage:
     if name == "warmup":
         return SupervisedStage(
             "warmup",
-            lambda c, n: build_focusnet(c, n),
+            lambda c, n: _init_encoders(build_focusnet(c, n), warmup_init_path(c)),
             lambda m, ids, t, e, tr: _warmup_actions(m, ids, t, e, tr, seed),
             focus_loss,
         )
@@ -246,7 +332,15 @@ def create_stage(name: str, cfg: Config) -> SupervisedStage:
             lambda m, ids, t, e, tr: policy_chooses(len(ids), t),
             focus_loss,
         )
+    if name == "differentiable":
+        out_dir = Path(cfg.train.out_dir)
+        return SupervisedStage(
+            "differentiable",
+            lambda c, n: build_differentiable_focusnet(c, n, out_dir / "warmup" / "final"),
+            lambda m, ids, t, e, tr: policy_chooses(len(ids), t),
+            focus_loss,
+        )
     raise ValueError(f"unknown supervised stage {name!r}; choose one of {list(SUPERVISED_STAGES)}")
 
 
-SUPERVISED_STAGES = ("warmup", "dense", "glance_only", "finetune")
+SUPERVISED_STAGES = ("warmup", "dense", "glance_only", "finetune", "differentiable")

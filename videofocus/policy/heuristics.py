@@ -28,7 +28,7 @@ from torch import nn
 
 from videofocus.models.focusnet import GlanceOutput
 from videofocus.models.glimpse import GlimpseOption, grid_centres
-from videofocus.policy.network import RecurrentGlimpsePolicy
+from videofocus.policy.network import GlimpsePolicyNetwork
 from videofocus.policy.observation import GlanceProjection
 from videofocus.policy.spaces import resolve_actions
 
@@ -199,7 +199,7 @@ class LearnedGlimpsePolicy(GlimpsePolicy):
 
     Glance maps go through the same :class:`GlanceProjection` as in
     :class:`~videofocus.policy.episodes.EpisodeBatch`, the network rolls out every clip
-    (:meth:`RecurrentGlimpsePolicy.rollout`, progress features built as the environments build
+    (:meth:`GlimpsePolicyNetwork.rollout`, progress features built as the environments build
     them) and skips are resolved as the environments resolve them.
 
     :param projection: the observation projection the policy was trained with.
@@ -213,7 +213,7 @@ class LearnedGlimpsePolicy(GlimpsePolicy):
         options: Sequence[GlimpseOption],
         grid: int,
         projection: GlanceProjection,
-        network: RecurrentGlimpsePolicy,
+        network: GlimpsePolicyNetwork,
         allow_skip: bool = True,
         deterministic: bool = True,
     ) -> None:
