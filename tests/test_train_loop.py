@@ -23,8 +23,16 @@ def tiny_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
     generate(
         root,
-        SyntheticConfig(num_videos=16, width=48, height=48, object_size=16, num_frames=4,
-                        num_classes=3, num_distractors=1, val_fraction=0.25),
+        SyntheticConfig(
+            num_videos=16,
+            width=48,
+            height=48,
+            object_size=16,
+            num_frames=4,
+            num_classes=3,
+            num_distractors=1,
+            val_fraction=0.25,
+        ),
         progress=False,
     )
     return root
@@ -43,8 +51,14 @@ def tiny_config(data_root, out_dir, **train):
                 "grid": 3,
                 "hidden": 16,
             },
-            "train": {"epochs": 2, "batch_size": 4, "out_dir": str(out_dir), "log_every": 1,
-                      "optim": {"name": "adamw", "lr": 0.01}, **train},
+            "train": {
+                "epochs": 2,
+                "batch_size": 4,
+                "out_dir": str(out_dir),
+                "log_every": 1,
+                "optim": {"name": "adamw", "lr": 0.01},
+                **train,
+            },
         }
     )
 
@@ -133,8 +147,13 @@ def _free_port() -> int:
 
 
 def _ddp_worker(rank: int, world: int, port: int, data_root: str, out_dir: str) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
     torch.set_num_threads(1)
     cfg = tiny_config(data_root, out_dir, freeze_bn=True)
     try:
@@ -179,3 +198,21 @@ def test_warmup_starts_from_the_dense_baselines_encoders(tiny_data, tmp_path):
     fresh = create_stage("warmup", fresh_cfg).build_model(fresh_cfg, 3).state_dict()
     others = [k for k in warm if k.startswith("aggregator.")]
     assert all(torch.equal(warm[k], fresh[k]) for k in others)
+
+
+def test_gradient_accumulation_equals_one_big_batch(tiny_data, tmp_path):
+    # BatchNorm frozen: with live batch statistics two half-batches differ from one batch anyway
+    whole = tiny_config(tiny_data, tmp_path / "whole", epochs=1, freeze_bn=True)
+    run_supervised_stage(whole, create_stage("warmup", whole), progress=False)
+    halves = tiny_config(
+        tiny_data,
+        tmp_path / "halves",
+        epochs=1,
+        freeze_bn=True,
+        optim={"name": "adamw", "lr": 0.01, "grad_accum": 2},
+    )
+    run_supervised_stage(halves, create_stage("warmup", halves), progress=False)
+    a = _weights(tmp_path / "whole" / "warmup" / "final")
+    b = _weights(tmp_path / "halves" / "warmup" / "final")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
