@@ -136,8 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--stage",
         default="warmup",
-        choices=["warmup", "dense", "glance_only", "policy", "finetune", "all"],
-        help="all: warmup -> policy -> finetune, skipping finished stages (default %(default)s)",
+        choices=["warmup", "dense", "glance_only", "policy", "finetune", "differentiable", "all"],
+        help="all: [dense ->] warmup -> policy -> finetune, skipping finished stages "
+        "(default %(default)s)",
     )
     p.add_argument(
         "--resume",

@@ -11,6 +11,7 @@ from types import ModuleType
 
 BENCHMARKS: dict[str, str] = {
     "decode": "videofocus.benchmarks.decode",
+    "policy": "videofocus.benchmarks.policy",
 }
 
 

@@ -13,7 +13,8 @@ with that stage's glimpse actions, and reports:
 A ``policy`` checkpoint is evaluated as the warm-up model of its run (``<run>/warmup/final``)
 with the learned policy's glimpses; a ``finetune`` checkpoint holds its policy's weights and
 takes the network's shape from ``<run>/policy/final``. Both report the method as the policy's
-algorithm (``recurrent_ppo`` or ``ppo``).
+algorithm (``recurrent_ppo`` or ``ppo``). A ``differentiable`` checkpoint (the AdaFocusV2-style
+baseline) holds its own policy and is evaluated with its continuous centres and bilinear crop.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from videofocus.engine.metrics import mean_average_precision, topk_accuracy
 from videofocus.engine.stages import (
     PolicyFocusNet,
     SupervisedStage,
+    build_differentiable_focusnet,
     build_policy_focusnet,
     create_stage,
     focus_loss,
@@ -113,11 +115,46 @@ def evaluate_checkpoint(
             focus_loss,
         )
         model, method = _learned_model(cfg, Path(checkpoint), ckpt.meta, ckpt.model, num_classes)
+    elif stage_name == "differentiable":
+        # the policy's option is a buffer of the checkpoint, so any valid option builds the shape
+        stage = SupervisedStage(
+            stage_name,
+            build_focusnet,
+            lambda m, ids, t, e, tr: policy_chooses(len(ids), t),
+            focus_loss,
+        )
+        model = build_differentiable_focusnet(_checkpoint_option(cfg, ckpt.meta), num_classes)
+        model.load_state_dict(ckpt.model)
     else:
         stage = create_stage(stage_name, cfg)
         model = stage.build_model(cfg, num_classes)
         model.load_state_dict(ckpt.model)
     model.to(device)
+    loader = build_eval_loader(cfg, num_classes, manifest, batch_size)
+    cost = CostTable.from_model(model, cfg.data.frame_size)
+    result = evaluate_model(model, stage, loader, device, cost, cfg.train.amp)
+    return {
+        "checkpoint": str(checkpoint),
+        "stage": stage_name,
+        "method": method,
+        **result,
+    }
+
+
+def build_eval_loader(
+    cfg: Config,
+    num_classes: int,
+    manifest: str | Path | None = None,
+    batch_size: int | None = None,
+):
+    """The evaluation loader: the config's validation rows (or every row of ``manifest``), in
+    order, with evaluation-mode sampling.
+
+    :param cfg: the run config.
+    :param num_classes: output classes.
+    :param manifest: evaluate every row of this manifest instead of the config's ``val`` rows.
+    :param batch_size: clips per batch; None: ``train.batch_size``.
+    """
     data = cfg.data
     if manifest is not None:
         data = replace(data, val_manifest=str(Path(manifest).resolve()), val_split=None)
@@ -130,16 +167,17 @@ def evaluate_checkpoint(
         seed=cfg.train.seed,
         num_workers=data.num_workers,
         drop_last=False,
-        pin_memory=device.type == "cuda",
+        pin_memory=select_device(cfg.train.device).type == "cuda",
     )
-    cost = CostTable.from_model(model, data.frame_size)
-    result = evaluate_model(model, stage, loader, device, cost, cfg.train.amp)
-    return {
-        "checkpoint": str(checkpoint),
-        "stage": stage_name,
-        "method": method,
-        **result,
-    }
+    return loader
+
+
+def _checkpoint_option(cfg: Config, meta: dict[str, Any]) -> Config:
+    """``cfg`` with the ``differentiable_option`` a checkpoint was trained with."""
+    trained = meta.get("config", {}).get("train", {}).get("differentiable_option")
+    if trained is None or trained > len(cfg.model.options):
+        return cfg
+    return replace(cfg, train=replace(cfg.train, differentiable_option=int(trained)))
 
 
 def _learned_model(

@@ -1,0 +1,161 @@
+"""``videofocus bench policy``: end to end on a tiny config (every row, JSON, reuse on rerun),
+and the pieces it measures with (target boxes in clip coordinates, coverage, acceptance lines)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from videofocus.benchmarks import BENCHMARKS, load_benchmark
+from videofocus.benchmarks.policy import NAMES, acceptance, format_table, target_centres
+from videofocus.cli import main
+from videofocus.data.synthetic import TargetTrack
+
+T = 4
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_yaml(tmp_path) -> str:
+    cfg = {
+        "name": "bench_test",
+        "data": {
+            "root": str(tmp_path / "data"),
+            "frames": T,
+            "frame_size": 48,
+            "num_workers": 0,
+            "synthetic": {
+                "num_videos": 16,
+                "width": 48,
+                "height": 48,
+                "object_size": 16,
+                "num_frames": T,
+                "num_classes": 3,
+                "num_distractors": 1,
+                "val_fraction": 0.25,
+            },
+        },
+        "model": {
+            "glance_backbone": "tiny_cnn",
+            "glance_resolution": 16,
+            "local_backbone": "tiny_cnn",
+            "options": [{"extent": 0.25, "resolution": 12}, {"extent": 0.5, "resolution": 24}],
+            "grid": 3,
+            "hidden": 16,
+            "policy_channels": 4,
+            "policy_hidden": 16,
+        },
+        "train": {
+            "epochs": 1,
+            "batch_size": 4,
+            "out_dir": str(tmp_path / "unused"),
+            "warmup_init": "dense",
+            "log_every": 1,
+            "optim": {"name": "adamw", "lr": 0.01},
+        },
+        "policy": {
+            "total_timesteps": 32,
+            "n_envs": 4,
+            "n_steps": 8,
+            "batch_size": 16,
+            "n_epochs": 1,
+            "lstm_hidden": 16,
+            "obs_channels": 4,
+            "projection_videos": 8,
+        },
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def test_bench_is_registered():
+    assert "policy" in BENCHMARKS
+    module = load_benchmark("policy")
+    assert module.__doc__.splitlines()[0].startswith("Glimpse policies compared")
+
+
+@pytest.mark.slow
+def test_bench_policy_end_to_end_and_rerun_reuses_stages(tmp_path, capsys):
+    config, out, runs = tiny_yaml(tmp_path), tmp_path / "bench.json", tmp_path / "runs"
+    argv = ["bench", "policy", "--config", config, "--json", str(out), "--out-dir", str(runs)]
+    argv += ["--no-progress", "--cost-lambda", "0.5", "train.finetune_epochs=2"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    rows = json.loads(out.read_text())
+    assert [r["name"] for r in rows] == list(NAMES)
+    for r in rows:
+        assert 0.0 <= r["accuracy"] <= 1.0
+        assert r["gmacs_per_video"] > 0 and r["videos_per_s"] > 0
+    by = {r["name"]: r for r in rows}
+    glimpse_rows = ("random", "centre", "saliency", "differentiable", "ppo", "recurrent_ppo")
+    for name in (*glimpse_rows, "recurrent_ppo_lambda"):
+        assert 0.0 <= by[name]["target_coverage"] <= 1.0
+        assert 0.0 <= by[name]["accuracy_warmup_net"] <= 1.0
+    # same option, hence the same cost, for the policy and the heuristics it is compared with
+    option = by["recurrent_ppo"]["option"]
+    for name in ("random", "centre", "saliency", "differentiable"):
+        assert by[name]["option"] == option
+        assert by[name]["gmacs_per_video"] <= by["dense"]["gmacs_per_video"]
+    assert by["glance_only"]["gmacs_per_video"] < by["random"]["gmacs_per_video"]
+    assert by["recurrent_ppo_lambda"]["cost_lambda"] == 0.5
+    assert "| recurrent_ppo_lambda |" in printed and "recurrent_ppo - random" in printed
+
+    # the variants borrow the main run's dense and warm-up stages instead of retraining them
+    for variant in ("ppo", "recurrent_ppo_lambda0.5"):
+        for stage in ("dense", "warmup"):
+            assert (runs / "variants" / variant / stage).is_symlink()
+        assert (runs / "variants" / variant / "finetune" / "final").is_dir()
+    assert (runs / f"finetune_random_o{option}" / "final").is_dir()
+    assert len((runs / "differentiable" / "metrics.jsonl").read_text().splitlines()) == 2
+
+    finals = sorted(runs.rglob("final/model.safetensors"))
+    stamps = {p: p.stat().st_mtime_ns for p in finals}
+    assert main(argv) == 0  # everything reused: no checkpoint is rewritten
+    assert {p: p.stat().st_mtime_ns for p in finals} == stamps
+    again = {r["name"]: r for r in json.loads(out.read_text())}
+    for name in ("dense", "recurrent_ppo", "differentiable", "saliency", "centre"):
+        assert again[name]["accuracy"] == by[name]["accuracy"]
+
+
+def test_target_centres_follow_the_clip_transform():
+    track = TargetTrack("v", 64, 32, ((0, 0, 8, 8), None, (56, 24, 64, 32)))
+    # short side 32 -> 16: scale 0.5, a 32 x 16 frame centre-cropped to 16 x 16 (8 px off in x)
+    centres = target_centres({"v": track}, ["v"], torch.tensor([[0, 1, 2]]), 16)
+    assert centres[0, 0].tolist() == [(2 - 8) / 16, 2 / 16]
+    assert bool(centres[0, 1].isnan().all())
+    assert centres[0, 2].tolist() == [(30 - 8) / 16, 14 / 16]
+
+
+def test_acceptance_lines_and_table():
+    def row(name, acc, gmacs, **extra):
+        return {
+            "name": name,
+            "accuracy": acc,
+            "gmacs_per_video": gmacs,
+            "videos_per_s": 1.0,
+            **extra,
+        }
+
+    rows = [
+        row("dense", 0.90, 1.0),
+        row("random", 0.60, 0.2, option=2, target_coverage=0.3),
+        row("recurrent_ppo", 0.88, 0.2, option=2, target_coverage=0.9),
+        row("recurrent_ppo_lambda", 0.87, 0.1, cost_lambda=0.2),
+    ]
+    lines = acceptance(rows)
+    assert all(line.startswith("[pass]") for line in lines), lines
+    rows[2]["accuracy"] = 0.70
+    lines = acceptance(rows)
+    assert lines[0].startswith("[MISS]") and lines[1].startswith("[MISS]")
+    table = format_table(rows)
+    assert "| recurrent_ppo | 2 | 70.0% |" in table and "| dense | - | 90.0% |" in table

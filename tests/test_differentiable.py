@@ -1,0 +1,202 @@
+"""The differentiable (AdaFocusV2-style) glimpse policy: gradients through the crop, centres kept
+inside the frame, training moves them towards what the label needs, and its engine stage."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from videofocus.config import ConfigError
+from videofocus.engine.evaluate import evaluate_checkpoint
+from videofocus.engine.factory import build_focusnet
+from videofocus.engine.pipeline import run_stages
+from videofocus.engine.stages import focus_loss, policy_chooses
+from videofocus.flops import ActionUsage, CostTable
+from videofocus.models import GlimpseOption, create_focusnet, grid_centres
+from videofocus.policy.differentiable import DifferentiableFocusNet, DifferentiableGlimpsePolicy
+
+OPTIONS = [GlimpseOption(0.25, 12), GlimpseOption(0.5, 24)]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_model(option: int = 2, num_classes: int = 3, seed: int = 0) -> DifferentiableFocusNet:
+    torch.manual_seed(seed)
+    net = create_focusnet(num_classes, "tiny_cnn", 16, OPTIONS, "tiny_cnn", grid=5, hidden=16)
+    policy = DifferentiableGlimpsePolicy(
+        net.options, net.grid, option, net.global_encoder.num_features, (2, 2), 4, 16
+    )
+    return DifferentiableFocusNet(net, policy)
+
+
+def test_gradient_reaches_the_policy_through_the_crop():
+    model = make_model().train()
+    frames = torch.randn(2, 3, 3, 48, 48)
+    out = model(frames, policy_chooses(2, 3))
+    loss, _ = focus_loss(out, torch.tensor([0, 2]))
+    loss.backward()
+    policy = model.policy
+    # the centres reach the loss only through the crop, so a gradient here came through it
+    assert policy.head.weight.grad is not None and policy.head.weight.grad.abs().sum() > 0
+    assert policy.head.bias.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.global_encoder.parameters())  # frozen glance
+    assert next(iter(model.local_encoder.parameters())).grad is not None  # trains
+    # past the zero-initialised output layer, the gradient reaches the map encoder too
+    model.zero_grad()
+    torch.nn.init.normal_(policy.head.weight, std=0.5)
+    loss, _ = focus_loss(model(frames, policy_chooses(2, 3)), torch.tensor([0, 2]))
+    loss.backward()
+    assert policy.reduce.weight.grad.abs().sum() > 0
+    assert policy.gru.weight_hh_l0.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("option", [1, 2])
+def test_centres_start_centred_and_stay_inside_the_frame(option):
+    model = make_model(option).eval()
+    maps = model.glance(torch.randn(3, 4, 3, 48, 48)).maps
+    centres = model.policy.centres(maps)
+    assert torch.allclose(centres, torch.full_like(centres, 0.5))
+    half = OPTIONS[option - 1].extent / 2
+    for bias in (-50.0, 50.0):  # saturate the sigmoid both ways
+        with torch.no_grad():
+            torch.nn.init.normal_(model.policy.head.weight, std=10.0)
+            model.policy.head.bias.fill_(bias)
+        centres = model.policy.centres(maps * 100)
+        assert centres.shape == (3, 4, 2)
+        assert bool((centres >= half - 1e-6).all()) and bool((centres <= 1 - half + 1e-6).all())
+
+
+def test_snapped_actions_are_the_nearest_grid_cells():
+    model = make_model(option=1)
+    policy = model.policy
+    cells = torch.tensor([[[0, 4], [2, 1], [4, 3]]])
+    exact = grid_centres(cells, 5, OPTIONS[0].extent)
+    assert torch.equal(policy.snap(exact + 0.01), cells)
+    actions = policy.act(model.glance(torch.randn(1, 2, 3, 48, 48)))
+    assert actions.shape == (1, 2, 3)
+    assert bool((actions[..., 0] == 1).all()) and torch.equal(
+        actions[..., 1:], torch.tensor([[[2, 2], [2, 2]]])
+    )
+
+
+def corner_clips(n: int, label_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clips whose class is the colour of a patch near the top-left corner, the rest grey."""
+    g = torch.Generator().manual_seed(label_seed)
+    labels = torch.randint(0, 3, (n,), generator=g)
+    frames = torch.zeros(n, 2, 3, 48, 48)
+    for i, label in enumerate(labels.tolist()):
+        frames[i, :, label, 4:20, 4:20] = 2.0
+    return frames, labels
+
+
+def test_training_moves_the_centres_towards_the_informative_corner():
+    model = make_model(option=2).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=0.02)
+    frames, labels = corner_clips(12, 0)
+    before = model.policy.centres(model.glance(frames).maps).detach()
+    for _ in range(30):
+        loss, _ = focus_loss(model(frames, policy_chooses(12, 2)), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = model.policy.centres(model.glance(frames).maps).detach()
+    moved = before - after  # towards the top-left corner: both coordinates decrease
+    assert bool((moved > 0.02).all()), moved.mean((0, 1))
+
+
+def test_given_grid_actions_still_work_and_placeholders_may_not_mix():
+    model = make_model().eval()
+    frames = torch.randn(1, 2, 3, 48, 48)
+    actions = torch.tensor([[[1, 0, 0], [2, 4, 4]]])
+    out = model(frames, actions)
+    assert out.option_index.tolist() == [[0, 1]]
+    mixed = actions.clone()
+    mixed[0, 0] = -1
+    with pytest.raises(ValueError, match="mix"):
+        model(frames, mixed)
+
+
+def test_option_is_part_of_the_checkpoint():
+    trained = make_model(option=1)
+    other = make_model(option=2)
+    other.load_state_dict(trained.state_dict())
+    assert other.policy.option == 1
+
+
+# --------------------------------------------------------------------- config and engine stage
+
+
+def stage_config(data_root, out_dir, **train):
+    from videofocus.config import config_from_dict
+
+    return config_from_dict(
+        {
+            "name": "test",
+            "data": {"root": str(data_root), "frames": 4, "frame_size": 48, "num_workers": 0},
+            "model": {
+                "glance_backbone": "tiny_cnn",
+                "glance_resolution": 16,
+                "local_backbone": "tiny_cnn",
+                "options": [{"extent": 0.25, "resolution": 12}, {"extent": 0.5, "resolution": 24}],
+                "grid": 3,
+                "hidden": 16,
+                "policy_channels": 4,
+                "policy_hidden": 16,
+            },
+            "train": {
+                "epochs": 1,
+                "batch_size": 4,
+                "out_dir": str(out_dir),
+                "log_every": 1,
+                "optim": {"name": "adamw", "lr": 0.01},
+                **train,
+            },
+        }
+    )
+
+
+def test_config_checks_the_differentiable_option(tmp_path):
+    assert stage_config(tmp_path, tmp_path).train.differentiable_option == 1
+    assert (
+        stage_config(tmp_path, tmp_path, differentiable_option=2).train.differentiable_option == 2
+    )
+    with pytest.raises(ConfigError, match="train.differentiable_option"):
+        stage_config(tmp_path, tmp_path, differentiable_option=3)
+    with pytest.raises(ConfigError, match="differentiable_option"):
+        stage_config(tmp_path, tmp_path, differentiable_option=0)
+
+
+def test_differentiable_stage_trains_from_warmup_and_evaluates(tmp_path):
+    from videofocus.data.synthetic import SyntheticConfig, generate
+
+    data = tmp_path / "data"
+    generate(
+        data,
+        SyntheticConfig(
+            num_videos=12, width=48, height=48, object_size=16, num_frames=4, num_classes=3
+        ),
+        progress=False,
+    )
+    cfg = stage_config(data, tmp_path / "run", differentiable_option=2, finetune_epochs=2)
+    results = run_stages(cfg, ["warmup", "differentiable"], progress=False)
+    assert [r.stage for r in results] == ["warmup", "differentiable"]
+    lines = (tmp_path / "run" / "differentiable" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2  # trained as long as the fine-tune stage (finetune_epochs)
+    ev = evaluate_checkpoint(cfg, results[1].final_dir)
+    assert ev["stage"] == "differentiable" and ev["method"] == "differentiable"
+    # evaluated with another option in the config, the checkpoint's own option still applies
+    other = stage_config(data, tmp_path / "run", differentiable_option=1)
+    assert evaluate_checkpoint(other, results[1].final_dir)["gmacs_per_video"] == pytest.approx(
+        ev["gmacs_per_video"]
+    )
+    every_frame_option_2 = CostTable.from_model(build_focusnet(cfg, 3), 48).per_video(
+        ActionUsage.uniform(4, 2, 2)
+    )
+    assert ev["gmacs_per_video"] == pytest.approx(every_frame_option_2)

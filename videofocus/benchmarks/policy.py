@@ -1,0 +1,508 @@
+"""Glimpse policies compared: accuracy, GMACs/video, videos/s and target coverage on val.
+
+``videofocus bench policy --config configs/synthetic_tiny.yaml --json OUT [--out-dir DIR]
+[KEY=VALUE ...]`` generates the synthetic data when it is absent, trains what it needs with
+:func:`~videofocus.engine.pipeline.run_stages` and ``resume=True`` (a rerun reuses every finished
+stage), evaluates every method on the validation split and prints one table, also written as a
+JSON list of ``{"name", "accuracy", "gmacs_per_video", "videos_per_s", ...}``.
+
+Rows:
+
+- ``dense`` / ``glance_only``: the two baselines (every whole frame at full resolution / no
+  glimpse at all);
+- ``recurrent_ppo``: the three AdaFocus stages (warm-up from the dense encoders, recurrent PPO,
+  fine-tune on the policy's glimpses) of the run folder;
+- ``ppo``: the same with ``policy.algo=ppo``, and ``recurrent_ppo_lambda``: the same with
+  ``policy.cost_lambda = --cost-lambda`` and ``policy.allow_skip=true``; each trains its policy
+  and fine-tune in ``<out-dir>/variants/<name>/``, where ``dense`` and ``warmup`` are symlinks to
+  the main run's finished stages (same encoders, no retraining);
+- ``random`` / ``centre`` / ``saliency``: the heuristics at the **same glimpse option** as the
+  recurrent PPO policy's most used one (same glimpse cost);
+- ``differentiable``: the AdaFocusV2-style policy trained end to end through the bilinear crop
+  (:mod:`videofocus.policy.differentiable`) at that same option, evaluated with its continuous
+  centres.
+
+How the comparison is kept fair: every adaptive method starts from the same warm-up checkpoint
+and then trains for the same number of epochs (``train.finetune_epochs``, else ``train.epochs``)
+on *its own* glimpses: the learned policies in their fine-tune stage, each heuristic in a
+fine-tune stage of its own (``finetune_<heuristic>_o<option>``: the warm-up model fine-tuned on
+that heuristic's glimpses exactly as ``finetune`` is on the policy's), the differentiable policy
+in its ``differentiable`` stage. ``accuracy`` is that model's top-1. Because a network also
+adapts to whichever glimpses it is trained on, each glimpse row also reports
+``accuracy_warmup_net``: the same policy's glimpses read by the one shared warm-up network (which
+was trained on random glimpses of every option, so it if anything favours ``random``); for
+``differentiable`` that column uses its centres snapped to the grid and ``roi_align`` crops.
+
+``target_coverage`` (glimpse rows): over validation frames where the target is visible (the
+synthetic generator's ``targets.jsonl``, at the frame indices the dataset sampled), the fraction
+whose glimpse box contains the target box's centre; a skipped frame covers nothing.
+``skip_rate`` is the fraction of frames skipped. GMACs are counted multiply-accumulates per video
+(glance + glimpses + aggregator; the policy networks' own MACs, under 1% here, are left out for
+every method alike); ``videos_per_s`` is end to end with decoding, on this machine.
+``train_seconds`` is the training a row adds on top of the shared dense and warm-up stages
+(policy + fine-tune for the learned policies).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from videofocus.config import Config, config_from_dict, config_to_dict, load_config
+from videofocus.data.synthetic import TargetTrack, read_targets
+from videofocus.engine.checkpoint import load_checkpoint
+from videofocus.engine.data import ensure_dataset, frames_to_input
+from videofocus.engine.distributed import select_device
+from videofocus.engine.evaluate import build_eval_loader, evaluate_checkpoint, evaluate_model
+from videofocus.engine.factory import build_focusnet
+from videofocus.engine.pipeline import run_stage, run_stages, stage_config
+from videofocus.engine.policy_stage import load_focusnet, load_learned_policy
+from videofocus.engine.stages import (
+    PolicyFocusNet,
+    SupervisedStage,
+    build_differentiable_focusnet,
+    build_policy_focusnet,
+    focus_loss,
+    policy_chooses,
+)
+from videofocus.engine.train_loop import run_supervised_stage
+from videofocus.flops import CostTable
+from videofocus.models import FocusNet, actions_to_glimpses, normalised_extents
+from videofocus.policy.differentiable import DifferentiableFocusNet
+from videofocus.policy.heuristics import create_policy
+
+#: Row names, in table order.
+NAMES = (
+    "dense",
+    "glance_only",
+    "random",
+    "centre",
+    "saliency",
+    "differentiable",
+    "ppo",
+    "recurrent_ppo",
+    "recurrent_ppo_lambda",
+)
+HEURISTICS = ("random", "centre", "saliency")
+#: Stages of the main run folder, in training order.
+MAIN_STAGES = ("glance_only", "dense", "warmup", "policy", "finetune")
+#: Finished stages a variant folder borrows from the main run.
+SHARED_STAGES = ("dense", "warmup")
+
+#: Evaluation actions of every glimpse model here: "the model's own policy chooses".
+_CHOOSE = SupervisedStage(
+    "bench", build_focusnet, lambda m, ids, t, e, tr: policy_chooses(len(ids), t), focus_loss
+)
+
+
+# ------------------------------------------------------------------------------------ training
+
+
+def with_overrides(cfg: Config, overrides: list[str], out_dir: Path | None = None) -> Config:
+    """``cfg`` with dotted ``overrides`` applied (validated) and, if given, another run folder."""
+    if overrides:
+        cfg = config_from_dict(config_to_dict(cfg), overrides, source=cfg.name)
+    if out_dir is not None:
+        cfg = replace(cfg, train=replace(cfg.train, out_dir=str(out_dir)))
+    return cfg
+
+
+def share_stages(source: Path, target: Path, stages: tuple[str, ...] = SHARED_STAGES) -> None:
+    """Make ``target/<stage>`` a symlink to ``source/<stage>`` for each finished stage.
+
+    A folder already there (a link, or a copy a user made) is kept as it is.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    for stage in stages:
+        src = (source / stage).resolve()
+        if not (src / "final").is_dir():
+            raise FileNotFoundError(f"{src}/final: stage {stage!r} of the main run is not finished")
+        link = target / stage
+        if not (link.exists() or link.is_symlink()):
+            link.symlink_to(src, target_is_directory=True)
+
+
+def heuristic_stage(cfg: Config, heuristic: str, option: int) -> SupervisedStage:
+    """The warm-up model fine-tuned on a heuristic's glimpses at ``option`` (the counterpart of
+    the ``finetune`` stage for a policy that needs no training)."""
+    warmup = Path(cfg.train.out_dir) / "warmup" / "final"
+
+    def build(c: Config, num_classes: int) -> FocusNet:
+        net = build_focusnet(c, num_classes)
+        net.load_state_dict(load_checkpoint(warmup, load_trainer=False).model)
+        policy = create_policy(heuristic, net.options, net.grid, option=option)
+        return PolicyFocusNet(net, policy, train_local=c.train.finetune_local)
+
+    return SupervisedStage(f"finetune_{heuristic}_o{option}", build, _CHOOSE.actions, focus_loss)
+
+
+def _train_seconds(*final_dirs: Path) -> float:
+    """Training time recorded in checkpoints' meta (0 where none was recorded)."""
+    return sum(
+        float(load_checkpoint(d, load_trainer=False).meta.get("train_seconds", 0.0))
+        for d in final_dirs
+    )
+
+
+# ---------------------------------------------------------------------------------- evaluation
+
+
+def target_centres(
+    tracks: dict[str, TargetTrack],
+    ids: list[str],
+    frame_indices: torch.Tensor,
+    frame_size: int,
+) -> torch.Tensor:
+    """Normalised target-box centres ``[B, T, 2]`` in the clips' square frames, NaN where hidden.
+
+    Clips are decoded with short side ``frame_size`` and centre-cropped to a square (the
+    evaluation transform), so a box in video pixels is scaled and shifted the same way.
+    """
+    b, t = frame_indices.shape
+    out = torch.full((b, t, 2), float("nan"))
+    for i, vid in enumerate(ids):
+        track = tracks[vid]
+        scale = frame_size / min(track.width, track.height)
+        off_x = (track.width * scale - frame_size) / 2
+        off_y = (track.height * scale - frame_size) / 2
+        for j, f in enumerate(frame_indices[i].tolist()):
+            box = track.boxes[f]
+            if box is not None:
+                x0, y0, x1, y1 = box
+                out[i, j, 0] = ((x0 + x1) / 2 * scale - off_x) / frame_size
+                out[i, j, 1] = ((y0 + y1) / 2 * scale - off_y) / frame_size
+    return out
+
+
+def glimpse_geometry(
+    model: FocusNet, frames: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``option_index [B, T]`` (-1: skipped), centres ``[B, T, 2]`` and extents ``[B, T]`` of the
+    glimpses ``model``'s own policy takes on normalised frames ``[B, T, 3, H, W]``."""
+    glance = model.glance(frames)
+    if isinstance(model, DifferentiableFocusNet):
+        centres = model.policy.centres(glance.maps)
+        b, t = centres.shape[:2]
+        option = torch.full((b, t), model.policy.option - 1, device=centres.device)
+        return option, centres, torch.full((b, t), model.policy.extent, device=centres.device)
+    if not isinstance(model, PolicyFocusNet):
+        raise TypeError(f"{type(model).__name__} has no policy of its own")
+    h, w = frames.shape[-2:]
+    return actions_to_glimpses(model.choose(glance), model.options, model.grid, aspect=w / h)
+
+
+@torch.no_grad()
+def glimpse_statistics(
+    model: FocusNet, loader, device: torch.device, tracks: dict[str, TargetTrack] | None
+) -> dict[str, Any]:
+    """Target coverage, skip rate and glimpses per option of ``model``'s policy over ``loader``.
+
+    :returns: ``target_coverage`` (None without target tracks), ``skip_rate`` and
+        ``option_counts`` (glimpses per action option ``1..K``).
+    """
+    model.eval()
+    counts = torch.zeros(model.num_options, dtype=torch.long)
+    frames_seen = skipped = covered = visible = 0
+    for batch in loader:
+        if batch is None:
+            continue
+        frames = frames_to_input(batch["frames"], device)
+        option, centres, extents = (x.cpu() for x in glimpse_geometry(model, frames))
+        looked = option >= 0
+        counts += torch.bincount(option[looked], minlength=model.num_options)
+        frames_seen += option.numel()
+        skipped += int((~looked).sum())
+        if tracks is not None:
+            target = target_centres(
+                tracks, list(batch["id"]), batch["frame_indices"], frames.shape[-1]
+            )
+            seen = ~target.isnan().any(-1)
+            half = normalised_extents(extents.float()) / 2
+            inside = ((target - centres.float()).abs() <= half).all(-1) & looked
+            visible += int(seen.sum())
+            covered += int((inside & seen).sum())
+    return {
+        "target_coverage": covered / visible if tracks is not None and visible else None,
+        "skip_rate": skipped / max(1, frames_seen),
+        "option_counts": counts.tolist(),
+    }
+
+
+def evaluate_glimpse_model(
+    cfg: Config, model: FocusNet, tracks: dict[str, TargetTrack] | None
+) -> dict[str, Any]:
+    """Accuracy, GMACs/video, videos/s and glimpse statistics of a model with its own policy."""
+    device = select_device(cfg.train.device)
+    model = model.to(device)
+    loader = build_eval_loader(cfg, model.aggregator.num_classes)
+    cost = CostTable.from_model(model, cfg.data.frame_size)
+    torch.manual_seed(cfg.train.seed)  # the random heuristic's glimpses, the same every run
+    result = evaluate_model(model, _CHOOSE, loader, device, cost, cfg.train.amp)
+    torch.manual_seed(cfg.train.seed)
+    return {**result, **glimpse_statistics(model, loader, device, tracks)}
+
+
+def _load_supervised(
+    cfg: Config, final_dir: Path, build: Callable[[Config, int], FocusNet]
+) -> FocusNet:
+    """The model of a supervised checkpoint, built by ``build(cfg, num_classes)``."""
+    ckpt = load_checkpoint(final_dir, load_trainer=False)
+    model = build(cfg, int(ckpt.meta["num_classes"]))
+    model.load_state_dict(ckpt.model)
+    return model
+
+
+def dominant_option(stats: dict[str, Any]) -> int:
+    """The action option (``1..K``) a policy glimpsed with most often (1 if it never looked)."""
+    counts = stats["option_counts"]
+    return max(range(len(counts)), key=lambda k: counts[k]) + 1
+
+
+def _row(name: str, result: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "accuracy": result["top1"],
+        "gmacs_per_video": result["gmacs_per_video"],
+        "videos_per_s": result["videos_per_s"],
+        **extra,
+    }
+
+
+def _stats_keys(stats: dict[str, Any]) -> dict[str, Any]:
+    return {"target_coverage": stats["target_coverage"], "skip_rate": stats["skip_rate"]}
+
+
+# ----------------------------------------------------------------------------------- the bench
+
+
+def run_benchmark(
+    cfg: Config,
+    cost_lambda: float = 0.02,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Train (or reuse) every method of the table in ``cfg.train.out_dir`` and evaluate it.
+
+    :param cfg: the run config (its data is generated when absent).
+    :param cost_lambda: ``policy.cost_lambda`` of the ``recurrent_ppo_lambda`` variant.
+    :param progress: show progress bars while training.
+    :param log: where progress lines go.
+    :returns: the rows, in :data:`NAMES` order.
+    """
+    out = Path(cfg.train.out_dir)
+    ensure_dataset(cfg.data, workers=os.cpu_count() or 1, progress=progress)
+    tracks = None
+    if (Path(cfg.data.root) / "targets.jsonl").is_file():
+        tracks = read_targets(cfg.data.root)
+    timer = time.perf_counter()
+    results = {r.stage: r for r in run_stages(cfg, list(MAIN_STAGES), True, progress)}
+    log(f"main run ready in {out} ({time.perf_counter() - timer:.0f} s)")
+
+    rows: dict[str, dict[str, Any]] = {}
+    for name in ("dense", "glance_only"):
+        final = results[name].final_dir
+        ev = evaluate_checkpoint(cfg, final)
+        rows[name] = _row(name, ev, train_seconds=_train_seconds(final))
+
+    warmup_dir = out / "warmup" / "final"
+
+    def learned_row(name: str, run_cfg: Config) -> tuple[dict[str, Any], int]:
+        run = Path(run_cfg.train.out_dir)
+        model = _load_supervised(
+            run_cfg,
+            run / "finetune" / "final",
+            lambda c, n: build_policy_focusnet(c, n, run / "policy" / "final"),
+        )
+        ev = evaluate_glimpse_model(run_cfg, model, tracks)
+        option = dominant_option(ev)
+        net, _ = load_focusnet(run_cfg, warmup_dir)
+        policy = load_learned_policy(run_cfg, run / "policy" / "final")
+        shared = evaluate_glimpse_model(run_cfg, PolicyFocusNet(net, policy, False), tracks)
+        seconds = _train_seconds(run / "policy" / "final", run / "finetune" / "final")
+        row = _row(
+            name,
+            ev,
+            option=option,
+            **_stats_keys(ev),
+            accuracy_warmup_net=shared["top1"],
+            train_seconds=seconds,
+        )
+        return row, option
+
+    rows["recurrent_ppo"], option = learned_row("recurrent_ppo", cfg)
+    log(f"heuristics and the differentiable policy use option {option} (recurrent_ppo's)")
+
+    finetune_cfg = stage_config(cfg, "finetune")
+    for heuristic in HEURISTICS:
+        stage = heuristic_stage(cfg, heuristic, option)
+        result = run_supervised_stage(finetune_cfg, stage, resume=True, progress=progress)
+        model = _load_supervised(cfg, result.final_dir, stage.build_model)
+        ev = evaluate_glimpse_model(cfg, model, tracks)
+        net, _ = load_focusnet(cfg, warmup_dir)
+        policy = create_policy(heuristic, net.options, net.grid, option=option)
+        shared = evaluate_glimpse_model(cfg, PolicyFocusNet(net, policy, False), tracks)
+        rows[heuristic] = _row(
+            heuristic,
+            ev,
+            option=option,
+            **_stats_keys(ev),
+            accuracy_warmup_net=shared["top1"],
+            train_seconds=_train_seconds(result.final_dir),
+        )
+
+    diff_cfg = replace(cfg, train=replace(cfg.train, differentiable_option=option))
+    result = run_stage(diff_cfg, "differentiable", resume=True, progress=progress)
+    trained = load_checkpoint(result.final_dir, load_trainer=False).meta["config"]["train"]
+    diff_cfg = replace(
+        cfg, train=replace(cfg.train, differentiable_option=trained["differentiable_option"])
+    )
+    model = _load_supervised(
+        diff_cfg, result.final_dir, lambda c, n: build_differentiable_focusnet(c, n)
+    )
+    assert isinstance(model, DifferentiableFocusNet)
+    ev = evaluate_glimpse_model(diff_cfg, model, tracks)
+    net, _ = load_focusnet(cfg, warmup_dir)
+    snapped = PolicyFocusNet(net, model.policy, False)  # grid-snapped centres, roi_align crops
+    shared = evaluate_glimpse_model(cfg, snapped, tracks)
+    rows["differentiable"] = _row(
+        "differentiable",
+        ev,
+        option=model.policy.option,
+        **_stats_keys(ev),
+        accuracy_warmup_net=shared["top1"],
+        train_seconds=_train_seconds(result.final_dir),
+    )
+
+    variants = {
+        "ppo": ["policy.algo=ppo"],
+        "recurrent_ppo_lambda": [
+            "policy.algo=recurrent_ppo",
+            f"policy.cost_lambda={cost_lambda}",
+            "policy.allow_skip=true",
+        ],
+    }
+    folders = {"ppo": "ppo", "recurrent_ppo_lambda": f"recurrent_ppo_lambda{cost_lambda:g}"}
+    for name, overrides in variants.items():
+        run = out / "variants" / folders[name]
+        share_stages(out, run)
+        variant = with_overrides(cfg, overrides, run)
+        timer = time.perf_counter()
+        run_stages(variant, ["policy", "finetune"], True, progress)
+        log(f"variant {name} ready in {run} ({time.perf_counter() - timer:.0f} s)")
+        rows[name], _ = learned_row(name, variant)
+        if name == "recurrent_ppo_lambda":
+            rows[name]["cost_lambda"] = cost_lambda
+    return [rows[name] for name in NAMES]
+
+
+def acceptance(rows: list[dict[str, Any]]) -> list[str]:
+    """The issue's acceptance checks, as lines saying pass or miss with the numbers."""
+    by = {r["name"]: r for r in rows}
+    rppo, rnd, dense, lam = (
+        by["recurrent_ppo"],
+        by["random"],
+        by["dense"],
+        by["recurrent_ppo_lambda"],
+    )
+
+    def line(ok: bool, text: str) -> str:
+        return f"[{'pass' if ok else 'MISS'}] {text}"
+
+    gain = rppo["accuracy"] - rnd["accuracy"]
+    acc_ratio = rppo["accuracy"] / max(dense["accuracy"], 1e-9)
+    cost_ratio = rppo["gmacs_per_video"] / dense["gmacs_per_video"]
+    saving = 1 - lam["gmacs_per_video"] / rppo["gmacs_per_video"]
+    drop = rppo["accuracy"] - lam["accuracy"]
+    return [
+        line(
+            gain >= 0.15,
+            f"recurrent_ppo - random at option {rppo.get('option')}: {100 * gain:+.1f} points "
+            "(need >= +15)",
+        ),
+        line(
+            acc_ratio >= 0.95 and cost_ratio <= 0.25,
+            f"recurrent_ppo: {100 * acc_ratio:.1f}% of dense accuracy (need >= 95%) at "
+            f"{100 * cost_ratio:.1f}% of dense GMACs (need <= 25%)",
+        ),
+        line(
+            saving >= 0.30 and drop <= 0.02,
+            f"lambda {lam.get('cost_lambda')} + skip: {100 * saving:.1f}% fewer GMACs than "
+            f"lambda 0 (need >= 30%) for {100 * drop:+.1f} points of accuracy lost (need <= 2)",
+        ),
+    ]
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The rows as a Markdown table."""
+    lines = [
+        "| method | option | accuracy | acc. (warm-up net) | GMACs / video | videos / s "
+        "| target coverage | skip rate | train s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f}%"
+
+    for r in rows:
+        lines.append(
+            f"| {r['name']} | {r.get('option', '-')} | {pct(r['accuracy'])} | "
+            f"{pct(r.get('accuracy_warmup_net'))} | {r['gmacs_per_video']:.4f} | "
+            f"{r['videos_per_s']:.1f} | {pct(r.get('target_coverage'))} | "
+            f"{pct(r.get('skip_rate'))} | {r.get('train_seconds', 0.0):.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``videofocus bench policy``."""
+    parser.add_argument("--config", required=True, help="YAML config, e.g. synthetic_tiny.yaml")
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write rows here")
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help="run folder (default: the config's train.out_dir); finished stages are reused",
+    )
+    parser.add_argument(
+        "--cost-lambda",
+        type=float,
+        default=0.02,
+        help="policy.cost_lambda of the recurrent_ppo_lambda row (default %(default)s)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train what is missing, evaluate every method, print the table, optionally write JSON."""
+    if args.cost_lambda <= 0:
+        print("videofocus bench policy: --cost-lambda must be > 0", file=sys.stderr)
+        return 2
+    cfg = with_overrides(load_config(args.config, args.overrides), [], args.out_dir)
+    start = time.perf_counter()
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    rows = run_benchmark(cfg, args.cost_lambda, progress=not args.no_progress, log=log)
+    print(
+        f"policy benchmark: {cfg.name}, validation split, run folder {cfg.train.out_dir}; "
+        f"accuracy is top-1, GMACs are multiply-accumulates per video\n"
+    )
+    print(format_table(rows))
+    print()
+    print("\n".join(acceptance(rows)))
+    print(f"\n{time.perf_counter() - start:.0f} s in all (training skipped where reused)")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    return 0

@@ -1,0 +1,249 @@
+"""The non-RL baseline: a glimpse policy trained end to end through a differentiable crop.
+
+AdaFocusV2's idea: if the glimpse is cut out by bilinear interpolation, the classification loss
+has a gradient with respect to the glimpse *centre*, so the policy can be trained with the
+recognition network by back-propagation instead of reinforcement learning.
+
+- :class:`DifferentiableGlimpsePolicy` reads the glance maps of a clip (a 1x1 convolution, the
+  map flattened with its layout kept, a linear layer, optionally a GRU over the steps) and
+  regresses one continuous centre per frame for **one fixed glimpse option**. A sigmoid maps the
+  output onto ``[e/2, 1 - e/2]`` per axis (``e`` the option's normalised extent), the range of
+  :func:`~videofocus.models.glimpse.grid_centres`, so a glimpse never leaves the frame. The
+  output layer starts at zero: before training every glimpse is centred (the ``centre``
+  heuristic). Its :meth:`~DifferentiableGlimpsePolicy.act` snaps the centres to the nearest
+  grid cell per axis, which makes it a regular
+  :class:`~videofocus.policy.heuristics.GlimpsePolicy` for the ``roi_align`` pipeline.
+- :class:`DifferentiableFocusNet` is a :class:`~videofocus.models.FocusNet` that takes those
+  continuous centres (:meth:`~DifferentiableFocusNet.forward_at`) and crops with
+  :class:`~videofocus.models.DifferentiableCropper`, so the loss trains the policy through the
+  crop together with the local encoder and the aggregator. As in the RL fine-tune stage the
+  glance encoder is frozen, and the policy reads its maps without gradient (AdaFocusV2's
+  stop-gradient on the glance features): the glance network is never pulled towards maps that
+  are easy to regress centres from.
+
+Evaluation keeps the continuous centres and the bilinear crop the model was trained with (the
+engine's ``differentiable`` stage); crops are interpolation, not MACs, so the cost per video is
+the same as with ``roi_align``. The snapped variant (:meth:`DifferentiableGlimpsePolicy.act`)
+exists for label-time pipelines built on grid actions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from videofocus.models.cropper import DifferentiableCropper
+from videofocus.models.focusnet import FocusNet, FocusOutput, GlanceOutput
+from videofocus.models.glimpse import GlimpseOption, grid_centres, normalised_extents
+from videofocus.policy.heuristics import GlimpsePolicy
+
+__all__ = ["DifferentiableFocusNet", "DifferentiableGlimpsePolicy"]
+
+
+class DifferentiableGlimpsePolicy(GlimpsePolicy):
+    """Continuous glimpse centres ``[B, T, 2]`` for one glimpse option, from glance maps.
+
+    ``[B, T, C, h, w] -> 1x1 conv (C -> channels) -> ReLU -> flatten (c h w) -> Linear -> ReLU
+    [-> GRU over T] -> Linear -> 2 -> sigmoid -> [e/2, 1 - e/2]``.
+
+    The option is a (persistent) buffer, so a checkpoint says which option its centres are for.
+
+    :param options: the model's glimpse options.
+    :param grid: cells per side ``G`` (used only by the snapped :meth:`act`).
+    :param option: the action option (``1..K``) every glimpse takes.
+    :param in_channels: channels ``C`` of the glance maps.
+    :param map_hw: ``(h, w)`` of the glance maps.
+    :param channels: output channels of the 1x1 convolution.
+    :param hidden: width of the feature vector (and of the GRU).
+    :param recurrent: run a GRU over the steps, so a centre may depend on earlier frames.
+    :param aspect: frame width / height (1 for the square clips of the training stages).
+    """
+
+    option_buffer: torch.Tensor
+
+    def __init__(
+        self,
+        options: Sequence[GlimpseOption],
+        grid: int,
+        option: int,
+        in_channels: int,
+        map_hw: tuple[int, int],
+        channels: int = 8,
+        hidden: int = 64,
+        recurrent: bool = True,
+        aspect: float = 1.0,
+    ) -> None:
+        super().__init__(options, grid)
+        self._check_option(option)
+        h, w = map_hw
+        if min(in_channels, channels, hidden, h, w) <= 0:
+            raise ValueError(
+                f"need positive sizes, got in_channels={in_channels}, map_hw={map_hw}, "
+                f"channels={channels}, hidden={hidden}"
+            )
+        self.in_channels = in_channels
+        self.map_hw = (h, w)
+        self.aspect = aspect
+        self.register_buffer("option_buffer", torch.tensor(option, dtype=torch.long))
+        self.reduce = nn.Conv2d(in_channels, channels, kernel_size=1, bias=False)
+        self.project = nn.Linear(channels * h * w, hidden)
+        self.gru = nn.GRU(hidden, hidden, batch_first=True) if recurrent else None
+        self.head = nn.Linear(hidden, 2)
+        # Zero output layer: every centre starts at the frame centre, and the first updates
+        # move it by the crop's gradient rather than by a random initial offset.
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    @property
+    def option(self) -> int:
+        """The action option (``1..K``) of every glimpse."""
+        return int(self.option_buffer)
+
+    @property
+    def extent(self) -> float:
+        """Extent (fraction of the shorter side) of the policy's glimpse option."""
+        return self.options[self.option - 1].extent
+
+    def span(self, device: torch.device | None = None) -> torch.Tensor:
+        """Normalised per-axis extents ``[2]`` (x, y) of one glimpse."""
+        return normalised_extents(torch.tensor(self.extent, device=device), self.aspect)
+
+    def centres(self, maps: torch.Tensor) -> torch.Tensor:
+        """Normalised glimpse centres ``[B, T, 2]`` (x, y) for glance maps ``[B, T, C, h, w]``.
+
+        Each centre lies in ``[e/2, 1 - e/2]`` per axis, so the glimpse stays inside the frame.
+        """
+        if maps.ndim != 5 or tuple(maps.shape[2:]) != (self.in_channels, *self.map_hw):
+            expected = (self.in_channels, *self.map_hw)
+            raise ValueError(f"glance maps must be [B, T, {expected}], got {tuple(maps.shape)}")
+        b = maps.shape[0]
+        x = F.relu(self.reduce(rearrange(maps, "b t c h w -> (b t) c h w")))
+        x = F.relu(self.project(rearrange(x, "n c h w -> n (c h w)")))
+        x = rearrange(x, "(b t) d -> b t d", b=b)
+        if self.gru is not None:
+            x, _ = self.gru(x)
+        unit = torch.sigmoid(self.head(x))  # [B, T, 2] in (0, 1)
+        span = self.span(maps.device).to(unit.dtype)
+        return span / 2 + unit * (1.0 - span)
+
+    def snap(self, centres: torch.Tensor) -> torch.Tensor:
+        """Grid cells ``[..., 2]`` whose glimpse centres lie nearest to ``centres`` per axis."""
+        diagonal = torch.arange(self.grid, device=centres.device).unsqueeze(1).expand(-1, 2)
+        cell_centres = grid_centres(diagonal, self.grid, self.extent, self.aspect)  # [G, 2]
+        cx = (centres[..., :1] - cell_centres[:, 0]).abs().argmin(dim=-1)
+        cy = (centres[..., 1:] - cell_centres[:, 1]).abs().argmin(dim=-1)
+        return torch.stack([cx, cy], dim=-1)
+
+    @torch.no_grad()
+    def act(self, glance: GlanceOutput, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Grid actions ``[B, T, 3]``: the policy's option at the cells nearest its centres."""
+        cells = self.snap(self.centres(glance.maps))
+        option = torch.full_like(cells[..., :1], self.option)
+        return torch.cat([option, cells], dim=-1)
+
+
+class DifferentiableFocusNet(FocusNet):
+    """A FocusNet whose glimpses a :class:`DifferentiableGlimpsePolicy` places, cropped so that
+    the loss reaches the policy.
+
+    ``forward(frames, actions)`` lets the policy choose where every option of ``actions`` is
+    negative (the engine's ``policy_chooses`` placeholders, option ``-1``) and otherwise takes
+    the given grid actions. The glance encoder is frozen and stays in eval mode under
+    ``train()``; with ``train_local=False`` the local encoder is frozen the same way.
+
+    :param net: the model whose modules this one takes over (e.g. the warm-up model).
+    :param policy: the centre policy; its options and grid must be the model's.
+    :param train_local: whether the local encoder trains.
+    :param supersample: the :class:`DifferentiableCropper`'s sample points per output pixel and
+        axis (about crop side / resolution; 1 when glimpses keep full resolution).
+    """
+
+    def __init__(
+        self,
+        net: FocusNet,
+        policy: DifferentiableGlimpsePolicy,
+        train_local: bool = True,
+        supersample: int = 1,
+    ) -> None:
+        super().__init__(
+            net.global_encoder,
+            net.local_encoder,
+            net.aggregator,
+            net.options,
+            net.grid,
+            DifferentiableCropper(supersample),
+        )
+        if policy.options != self.options or policy.grid != self.grid:
+            raise ValueError("the policy acts on other glimpse options or another grid")
+        self.policy = policy
+        self.train_local = train_local
+        self.global_encoder.requires_grad_(False)
+        if not train_local:
+            self.local_encoder.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> DifferentiableFocusNet:
+        """Set train/eval mode; the frozen parts always stay in eval mode."""
+        super().train(mode)
+        self.global_encoder.eval()
+        if not self.train_local:
+            self.local_encoder.eval()
+        return self
+
+    def forward_at(
+        self,
+        frames: torch.Tensor,
+        glance: GlanceOutput,
+        centres: torch.Tensor,
+        hidden: torch.Tensor | None = None,
+    ) -> FocusOutput:
+        """Glimpses of the policy's option at continuous ``centres`` and the fused logits.
+
+        :param frames: float, normalised frames ``[B, T, 3, H, W]``.
+        :param glance: :meth:`glance` of the same frames.
+        :param centres: normalised ``(x, y)`` ``[B, T, 2]``; gradients flow back to them.
+        :param hidden: aggregator state from a previous chunk of steps, or None.
+        """
+        b, t = frames.shape[:2]
+        if centres.shape != (b, t, 2):
+            raise ValueError(f"centres must be [B={b}, T={t}, 2], got {tuple(centres.shape)}")
+        k = self.policy.option - 1
+        option = self.options[k]
+        crops = self.cropper(
+            rearrange(frames, "b t c h w -> (b t) c h w"),
+            torch.arange(b * t, device=frames.device),
+            rearrange(centres, "b t xy -> (b t) xy"),
+            frames.new_full((b * t,), option.extent),
+            option.resolution,
+        )
+        local = rearrange(self.local_encoder.pooled(crops, k), "(b t) d -> b t d", b=b)
+        option_index = torch.full((b, t), k, dtype=torch.long, device=frames.device)
+        agg = self.aggregator
+        fused = agg(glance.pooled, local, option_index, hidden)
+        return FocusOutput(
+            logits=fused.logits,
+            glance_logits=agg.glance_head(glance.pooled),
+            local_logits=agg.local_head(local),
+            local_features=local,
+            option_index=option_index,
+            glance=glance,
+            hidden=fused.hidden,
+        )
+
+    def forward(
+        self, frames: torch.Tensor, actions: torch.Tensor, hidden: torch.Tensor | None = None
+    ) -> FocusOutput:
+        """The policy's continuous glimpses where ``actions`` are placeholders (options < 0),
+        else the given grid actions, of frames ``[B, T, 3, H, W]``."""
+        with torch.no_grad():
+            glance = self.glance(frames)
+        chosen = actions[..., 0] < 0
+        if bool(chosen.all()):
+            return self.forward_at(frames, glance, self.policy.centres(glance.maps), hidden)
+        if bool(chosen.any()):
+            raise ValueError("actions mix policy placeholders with given glimpses")
+        return self.forward_from_glance(frames, glance, actions, hidden)
