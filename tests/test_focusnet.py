@@ -222,3 +222,16 @@ def test_focusnet_checks_its_parts() -> None:
         FocusNet(glance, local, Aggregator(32, 99, 8, 3, 2), OPTIONS[:2], GRID, PatchCropper())
     with pytest.raises(ValueError, match="options"):
         FocusNet(glance, local, Aggregator(32, 32, 8, 3, 3), OPTIONS, GRID, PatchCropper())
+
+
+def test_frozen_parts_get_no_gradient_and_stay_in_eval_mode():
+    net = _net()
+    net.freeze("global_encoder")
+    net.train()
+    assert not net.global_encoder.training and net.local_encoder.training
+    assert not any(p.requires_grad for p in net.global_encoder.parameters())
+    assert all(p.requires_grad for p in net.aggregator.parameters())
+    net.eval().train()
+    assert not net.global_encoder.training
+    with pytest.raises(ValueError, match=r"cannot freeze unknown modules \['backbone'\]"):
+        net.freeze("backbone")

@@ -132,21 +132,8 @@ class PolicyFocusNet(FocusNet):
         )
         if policy.options != self.options or policy.grid != self.grid:
             raise ValueError("the policy acts on other glimpse options or another grid")
-        self.policy = policy.requires_grad_(False)
-        self.train_local = train_local
-        self.global_encoder.requires_grad_(False)
-        if not train_local:
-            self.local_encoder.requires_grad_(False)
-        self.train(self.training)
-
-    def train(self, mode: bool = True) -> PolicyFocusNet:
-        """Set train/eval mode; the frozen parts always stay in eval mode."""
-        super().train(mode)
-        self.global_encoder.eval()
-        self.policy.eval()
-        if not self.train_local:
-            self.local_encoder.eval()
-        return self
+        self.policy = policy
+        self.freeze("policy", "global_encoder", *(() if train_local else ("local_encoder",)))
 
     @torch.no_grad()
     def choose(self, glance: GlanceOutput) -> torch.Tensor:

@@ -94,6 +94,26 @@ class FocusNet(nn.Module):
         self.aggregator = aggregator
         self.grid = grid
         self.cropper = cropper
+        self._frozen: tuple[str, ...] = ()
+
+    def freeze(self, *names: str) -> None:
+        """Freeze the named child modules: no gradients, and eval mode whatever ``train()`` says
+        (so BatchNorm statistics of a frozen part never drift)."""
+        children = dict(self.named_children())
+        unknown = [n for n in names if n not in children]
+        if unknown:
+            raise ValueError(f"cannot freeze unknown modules {unknown}; have {sorted(children)}")
+        for name in names:
+            children[name].requires_grad_(False)
+        self._frozen = tuple(dict.fromkeys((*self._frozen, *names)))
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> FocusNet:
+        """Set train/eval mode; frozen parts (:meth:`freeze`) always stay in eval mode."""
+        super().train(mode)
+        for name in self._frozen:
+            getattr(self, name).eval()
+        return self
 
     @property
     def num_options(self) -> int:

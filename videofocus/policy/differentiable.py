@@ -180,19 +180,7 @@ class DifferentiableFocusNet(FocusNet):
         if policy.options != self.options or policy.grid != self.grid:
             raise ValueError("the policy acts on other glimpse options or another grid")
         self.policy = policy
-        self.train_local = train_local
-        self.global_encoder.requires_grad_(False)
-        if not train_local:
-            self.local_encoder.requires_grad_(False)
-        self.train(self.training)
-
-    def train(self, mode: bool = True) -> DifferentiableFocusNet:
-        """Set train/eval mode; the frozen parts always stay in eval mode."""
-        super().train(mode)
-        self.global_encoder.eval()
-        if not self.train_local:
-            self.local_encoder.eval()
-        return self
+        self.freeze("global_encoder", *(() if train_local else ("local_encoder",)))
 
     def forward_at(
         self,
