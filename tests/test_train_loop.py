@@ -11,31 +11,10 @@ import torch
 import torch.multiprocessing as mp
 
 from videofocus.config import ConfigError, config_from_dict
-from videofocus.data.synthetic import SyntheticConfig, generate
 from videofocus.engine import train_loop
 from videofocus.engine.checkpoint import load_checkpoint
 from videofocus.engine.stages import create_stage, random_glimpse_actions
 from videofocus.engine.train_loop import run_supervised_stage
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic")
-    generate(
-        root,
-        SyntheticConfig(
-            num_videos=16,
-            width=48,
-            height=48,
-            object_size=16,
-            num_frames=4,
-            num_classes=3,
-            num_distractors=1,
-            val_fraction=0.25,
-        ),
-        progress=False,
-    )
-    return root
 
 
 def tiny_config(data_root, out_dir, **train):
