@@ -166,6 +166,27 @@ def build_parser() -> argparse.ArgumentParser:
         load_converter,
     )
 
+    from videofocus.labeling import command as label
+
+    p = sub.add_parser(
+        "label",
+        help="label a video collection (resumable, sharded); also `label merge`, `label export`",
+        description=label.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    label.add_arguments(p)
+    p.set_defaults(_run=label.run)
+    from videofocus.ablation import command as ablate
+
+    p = sub.add_parser(
+        "ablate",
+        help=_first_line(ablate),
+        description=ablate.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ablate.add_arguments(p)
+    p.set_defaults(_run=ablate.run)
+
     bench = sub.add_parser("bench", help="run a benchmark and print its table")
     _add_plugin_commands(
         bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK"),
@@ -173,6 +194,20 @@ def build_parser() -> argparse.ArgumentParser:
         load_benchmark,
     )
     return parser
+
+
+def _label_subparser(name: str) -> argparse.ArgumentParser:
+    """The parser of ``videofocus label merge`` or ``videofocus label export``."""
+    from videofocus.labeling import command as label
+
+    add, run = {
+        "merge": (label.add_merge_arguments, label.run_merge),
+        "export": (label.add_export_arguments, label.run_export),
+    }[name]
+    p = argparse.ArgumentParser(prog=f"videofocus label {name}", description=run.__doc__)
+    add(p)
+    p.set_defaults(_run=run, command=f"label {name}")
+    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -184,8 +219,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from videofocus.config import ConfigError
     from videofocus.data.manifest import ManifestError
     from videofocus.engine.checkpoint import CheckpointError
+    from videofocus.labeling.sharding import ShardMergeError
 
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `label merge` / `label export` are sub-commands of `label`, which otherwise takes INPUT
+    parser = (
+        _label_subparser(argv[1])
+        if argv[:1] == ["label"] and argv[1:2] in (["merge"], ["export"])
+        else build_parser()
+    )
+    if parser.prog.startswith("videofocus label "):
+        argv = argv[2:]
     # KEY=VALUE overrides may also follow options (`train CFG --stage dense a.b=1`), where
     # argparse has already closed the positional list: collect them from the leftovers.
     args, extra = parser.parse_known_args(argv)
@@ -196,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     try:
         return int(args._run(args) or 0)
-    except (ConfigError, ManifestError, CheckpointError, FileNotFoundError) as err:
+    except (ConfigError, ManifestError, CheckpointError, FileNotFoundError, ShardMergeError) as err:
         print(f"videofocus {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -12,6 +12,7 @@ from types import ModuleType
 BENCHMARKS: dict[str, str] = {
     "decode": "videofocus.benchmarks.decode",
     "policy": "videofocus.benchmarks.policy",
+    "label": "videofocus.benchmarks.label",
 }
 
 

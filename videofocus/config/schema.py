@@ -304,14 +304,16 @@ class PolicyConfig:
 class ExitConfig:
     """Early exit: confidence thresholds per step, or a budget to calibrate them for."""
 
-    thresholds: list[float] | None = None  # one per step (or one for all); None: no early exit
+    # One per step (or one for all) on the running top-1 probability; a value above 1 never exits
+    # at that step; None: no early exit.
+    thresholds: list[float] | None = None
     budget_gmacs: float | None = None  # calibrate thresholds to this mean cost per video
 
     def __post_init__(self) -> None:
         if self.thresholds is not None:
             _require(len(self.thresholds) > 0, "thresholds", "must hold values or be null")
             for i, t in enumerate(self.thresholds):
-                _require(0.0 <= t <= 1.0, f"thresholds[{i}]", f"must be in [0, 1], got {t}")
+                _require(t >= 0.0, f"thresholds[{i}]", f"must be >= 0, got {t}")
         _require(
             self.budget_gmacs is None or self.budget_gmacs > 0,
             "budget_gmacs",

@@ -83,7 +83,7 @@ def build_dataset(
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     return ClipDataset(
         manifest,
-        create_sampler(cfg.sampler, **_sampler_kwargs(cfg)),
+        create_sampler(cfg.sampler, **sampler_kwargs(cfg)),
         num_classes,
         split=rows_split,
         short_side=cfg.frame_size,
@@ -95,7 +95,8 @@ def build_dataset(
     )
 
 
-def _sampler_kwargs(cfg: DataConfig) -> dict[str, int]:
+def sampler_kwargs(cfg: DataConfig) -> dict[str, int]:
+    """Keyword arguments of :func:`create_sampler` for the configured sampler and clip length."""
     if cfg.sampler == "tsn":
         return {"num_segments": cfg.frames}
     if cfg.sampler == "uniform":

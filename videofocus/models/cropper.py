@@ -84,6 +84,11 @@ class PatchCropper(nn.Module):
             ],
             dim=1,
         )  # [M, 5]: (frame, x1, y1, x2, y2)
+        corner = centre_px - half  # [M, 2] (x1, y1)
+        native = bool((side == resolution).all()) and self.sampling_ratio in (0, 1)
+        inside = bool((corner >= 0).all() and (corner + half * 2 <= scale).all())
+        if native and inside:
+            return _native_crops(frames, frame_index, corner, resolution)
         return roi_align(
             frames,
             boxes,
@@ -92,6 +97,32 @@ class PatchCropper(nn.Module):
             sampling_ratio=self.sampling_ratio,
             aligned=True,  # pixel i's centre sits at i + 0.5, as in the geometry above
         )
+
+
+def _native_crops(
+    frames: torch.Tensor, frame_index: torch.Tensor, corner: torch.Tensor, side: int
+) -> torch.Tensor:
+    """What ``roi_align`` returns for crops at native resolution lying inside their frames,
+    computed as a blend of four pixel windows (several times faster on the CPU).
+
+    Each output pixel ``(i, j)`` samples the frame bilinearly at index-space position
+    ``(x1 + j, y1 + i)``: every pixel of a crop shares one sub-pixel offset, so the crop is the
+    ``(side + 1)``-pixel window at the integer corner blended with fixed weights.
+    """
+    h, w = frames.shape[-2:]
+    base = corner.floor()
+    frac = (corner - base).to(frames.dtype)  # [M, 2] (fx, fy)
+    steps = torch.arange(side + 1, device=frames.device)
+    cols = (base[:, 0].long()[:, None] + steps).clamp(max=w - 1)  # [M, side + 1]
+    rows = (base[:, 1].long()[:, None] + steps).clamp(max=h - 1)
+    # advanced indices around a slice: the result is [M, side + 1, side + 1, C]
+    window = frames[frame_index[:, None, None], :, rows[:, :, None], cols[:, None, :]]
+    window = rearrange(window, "m y x c -> m c y x")
+    fx = rearrange(frac[:, 0], "m -> m 1 1 1")
+    fy = rearrange(frac[:, 1], "m -> m 1 1 1")
+    top = window[..., :-1, :-1] * (1 - fx) + window[..., :-1, 1:] * fx
+    bottom = window[..., 1:, :-1] * (1 - fx) + window[..., 1:, 1:] * fx
+    return top * (1 - fy) + bottom * fy
 
 
 class DifferentiableCropper(nn.Module):

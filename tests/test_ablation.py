@@ -1,0 +1,592 @@
+"""``videofocus ablate``: grid parsing and validation, variant naming, stage sharing by config hash,
+resumable per-variant results, the report files, the shipped grids, and a killed-then-resumed
+end-to-end run of a 2-variant grid on the tiny synthetic data."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from videofocus.ablation import (
+    GridError,
+    command,
+    expand_grid,
+    load_grid,
+    plan_stages,
+    run_grid,
+    runner,
+)
+from videofocus.ablation.grid import value_label
+from videofocus.ablation.report import format_markdown, plot_rows, write_report
+from videofocus.ablation.runner import VariantFailed, evaluate_variant, run_variant, variant_rows
+
+REPO = Path(__file__).resolve().parents[1]
+T = 4
+
+
+def write_base(folder: Path, data_root: Path | str = "unused-data") -> Path:
+    """A tiny config (48 px frames, 4 steps, 2 glimpse options, tiny CNNs, 32 PPO steps)."""
+    cfg = {
+        "name": "ablate_test",
+        "data": {"root": str(data_root), "frames": T, "frame_size": 48, "num_workers": 0},
+        "model": {
+            "glance_backbone": "tiny_cnn",
+            "glance_resolution": 16,
+            "local_backbone": "tiny_cnn",
+            "options": [{"extent": 0.25, "resolution": 12}, {"extent": 0.5, "resolution": 24}],
+            "grid": 3,
+            "hidden": 16,
+            "policy_channels": 4,
+            "policy_hidden": 16,
+        },
+        "train": {
+            "epochs": 1,
+            "batch_size": 4,
+            "log_every": 1,
+            "device": "cpu",
+            "optim": {"name": "adamw", "lr": 0.01},
+        },
+        "policy": {
+            "total_timesteps": 32,
+            "n_envs": 4,
+            "n_steps": 8,
+            "batch_size": 16,
+            "n_epochs": 1,
+            "lstm_hidden": 16,
+            "obs_channels": 4,
+            "projection_videos": 8,
+        },
+    }
+    path = folder / "base.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path
+
+
+def write_grid(folder: Path, text: str, name: str = "grid.yaml") -> Path:
+    write_base(folder)
+    path = folder / name
+    path.write_text("base: base.yaml\n" + text, encoding="utf-8")
+    return path
+
+
+def grid_error(tmp_path: Path, text: str) -> GridError:
+    path = write_grid(tmp_path, text)
+    with pytest.raises(GridError) as info:
+        expand_grid(load_grid(path))
+    assert info.value.source == str(path)
+    return info.value
+
+
+# ------------------------------------------------------------------------- parsing, validation
+
+
+def test_unknown_top_level_key_names_file_and_key(tmp_path):
+    err = grid_error(tmp_path, "polices: [random]\n")
+    assert "unknown key 'polices'" in str(err) and "policies" in str(err)
+
+
+def test_bad_policy_name_is_rejected(tmp_path):
+    err = grid_error(tmp_path, "policies: [recurrent_ppo, rnadom]\n")
+    assert err.key == "policies[1]" and "'rnadom'" in err.message and "saliency" in err.message
+
+
+def test_bad_axis_key_names_the_axis(tmp_path):
+    err = grid_error(tmp_path, "axes:\n  policy.cost_lamda: [0.0, 0.1]\n")
+    assert err.key == "axes.policy.cost_lamda"
+    assert "did you mean 'policy.cost_lambda'" in err.message
+
+
+def test_bad_axis_value_names_the_axis(tmp_path):
+    err = grid_error(tmp_path, "axes:\n  policy.reward: [adafocus, nonsense]\n")
+    assert err.key == "axes.policy.reward" and "nonsense" in err.message
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "words"),
+    [
+        ("axes:\n  policy.algo: [ppo]\n", "axes.policy.algo", "policies:"),
+        ("axes:\n  exit.thresholds: [[0.9]]\n", "axes.exit.thresholds", "exit_thresholds"),
+        ("overrides: [train.out_dir=x]\n", "overrides[0]", "--out"),
+        ("variants:\n  - {name: a, overides: []}\n", "variants[0].overides", "unknown key"),
+        ("variants:\n  - {name: 'a b'}\n", "variants[0].name", "folder-safe"),
+        ("exit_thresholds: [[0.9, 0.8]]\n", "exit_thresholds[0]", "data.frames = 4"),
+        ("exit_thresholds: [[-1]]\n", "exit_thresholds[0]", ">= 0"),
+        ("axes:\n  policy.option: [3]\npolicies: [random]\n", "axes.policy.option", "2 entries"),
+        ("policies: [random]\nexit_thresholds: [null, [0.9]]\n", "policies", "heuristic"),
+        ("axes:\n  train.epochs: [1, 1]\n", "axes.train.epochs", "distinct"),
+        ("variants:\n  - {name: recurrent_ppo}\n", "variants[0].name", "already a variant"),
+    ],
+)
+def test_grid_errors_name_the_grid_key(tmp_path, text, key, words):
+    err = grid_error(tmp_path, text)
+    assert err.key == key and words in err.message, str(err)
+
+
+def test_missing_base_and_yaml_errors(tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_text("base: nowhere.yaml\n")
+    with pytest.raises(GridError, match="nowhere.yaml"):
+        load_grid(path)
+    path.write_text("base: [unclosed\n")
+    with pytest.raises(GridError, match="malformed YAML"):
+        load_grid(path)
+
+
+# ------------------------------------------------------------------------------------- naming
+
+
+def test_variant_names_axes_and_ignored_axes(tmp_path):
+    grid = load_grid(
+        write_grid(
+            tmp_path,
+            "policies: [recurrent_ppo, random, dense]\n"
+            "axes:\n"
+            "  model.options: [[{extent: 0.25, resolution: 12}], [{extent: 0.5, resolution: 24}]]\n"
+            "  policy.cost_lambda: [0.0, 1e-2]\n"
+            "variants:\n"
+            "  - {name: no_skip, overrides: [policy.allow_skip=false]}\n"
+            "  - {name: centre_small, policy: centre, overrides: ['model.grid=5']}\n",
+        )
+    )
+    variants = expand_grid(grid)
+    names = [v.name for v in variants]
+    # heuristics and baselines ignore policy.* axes: one variant per options value, not two
+    assert names == [
+        "recurrent_ppo__options=0.25x12__cost_lambda=0.0",
+        "recurrent_ppo__options=0.25x12__cost_lambda=0.01",
+        "recurrent_ppo__options=0.5x24__cost_lambda=0.0",
+        "recurrent_ppo__options=0.5x24__cost_lambda=0.01",
+        "random__options=0.25x12",
+        "random__options=0.5x24",
+        "dense__options=0.25x12",
+        "dense__options=0.5x24",
+        "no_skip",
+        "centre_small",
+    ]
+    by = {v.name: v for v in variants}
+    lam = by["recurrent_ppo__options=0.5x24__cost_lambda=0.01"]
+    assert lam.cfg.policy.cost_lambda == 0.01 and lam.cfg.model.options[0].resolution == 24
+    assert lam.curve == "recurrent_ppo__options=0.5x24"  # a line over the lambda sweep
+    assert by["random__options=0.5x24"].option == 1  # the last (only) option
+    assert by["no_skip"].policy == "recurrent_ppo" and not by["no_skip"].cfg.policy.allow_skip
+    assert by["centre_small"].option == 2 and by["centre_small"].cfg.model.grid == 5
+    assert by["dense__options=0.25x12"].option is None
+    # the same grid expands to the same names again (stable folders)
+    assert [v.name for v in expand_grid(load_grid(grid.path))] == names
+
+
+def test_value_labels_are_short_and_folder_safe():
+    assert value_label(0.02) == "0.02" and value_label(False) == "false"
+    assert value_label(None) == "null" and value_label("adafocus") == "adafocus"
+    assert value_label([{"extent": 0.25, "resolution": 32}, {"extent": 1.0, "resolution": 8}]) == (
+        "0.25x32+1.0x8"
+    )
+    assert value_label("a/b c") == "a-b-c"
+
+
+def test_keys_with_the_same_last_part_keep_their_full_name(tmp_path):
+    grid = load_grid(write_grid(tmp_path, "axes:\n  train.seed: [0, 1]\n  policy.seed: [2]\n"))
+    assert [v.name for v in expand_grid(grid)] == [
+        "recurrent_ppo__train.seed=0__policy.seed=2",
+        "recurrent_ppo__train.seed=1__policy.seed=2",
+    ]
+
+
+def test_policy_option_axis_sets_the_heuristic_option(tmp_path):
+    grid = load_grid(
+        write_grid(tmp_path, "policies: [recurrent_ppo, random]\naxes:\n  policy.option: [1, 2]\n")
+    )
+    variants = expand_grid(grid)
+    assert [(v.name, v.option) for v in variants] == [
+        ("recurrent_ppo", None),
+        ("random__option=1", 1),
+        ("random__option=2", 2),
+    ]
+    plans = {v.name: plan_stages(v)[-1].name for v in variants}
+    assert plans["random__option=1"] == "finetune_random_o1"
+
+
+def test_cli_overrides_apply_to_every_variant(tmp_path):
+    grid = load_grid(write_grid(tmp_path, "axes:\n  train.epochs: [1, 3]\n"))
+    variants = expand_grid(grid, ["train.batch_size=2", "train.epochs=7"])
+    assert [v.cfg.train.batch_size for v in variants] == [2, 2]
+    assert [v.cfg.train.epochs for v in variants] == [1, 3]  # the axis wins over the globals
+    with pytest.raises(GridError, match="train.batchsize"):
+        expand_grid(grid, ["train.batchsize=2"])
+
+
+# ------------------------------------------------------------------------- shared stage hashes
+
+
+def test_variants_differing_in_policy_share_dense_and_warmup(tmp_path):
+    grid = load_grid(
+        write_grid(
+            tmp_path,
+            "overrides: [train.warmup_init=dense]\n"
+            "policies: [recurrent_ppo, ppo, random, dense]\n"
+            "axes:\n  policy.cost_lambda: [0.0, 0.5]\n"
+            "variants:\n"
+            "  - {name: long_finetune, overrides: [train.finetune_epochs=3]}\n"
+            "  - {name: more_epochs, overrides: [train.epochs=2]}\n",
+        )
+    )
+    plans = {v.name: {p.name: p for p in plan_stages(v)} for v in expand_grid(grid)}
+    a, b = plans["recurrent_ppo__cost_lambda=0.0"], plans["recurrent_ppo__cost_lambda=0.5"]
+    assert list(a) == ["dense", "warmup", "policy", "finetune"]
+    assert a["dense"].key == b["dense"].key and a["warmup"].key == b["warmup"].key
+    assert a["policy"].key != b["policy"].key and a["finetune"].key != b["finetune"].key
+    assert a["warmup"].key.startswith("warmup-") and a["warmup"].needs == ("dense",)
+    assert a["finetune"].needs == ("warmup", "policy")
+    assert plans["ppo__cost_lambda=0.0"]["warmup"].key == a["warmup"].key
+    assert plans["ppo__cost_lambda=0.0"]["policy"].key != a["policy"].key  # policy.algo differs
+    # the heuristic fine-tunes the same warm-up; the dense baseline is the warm-up's dense init
+    assert plans["random"]["warmup"].key == a["warmup"].key
+    assert list(plans["random"]) == ["dense", "warmup", "finetune_random_o2"]
+    assert list(plans["dense"]) == ["dense"] and plans["dense"]["dense"].key == a["dense"].key
+    # fine-tune fields change only the fine-tune stage; train.epochs changes every stage
+    ft = plans["long_finetune"]
+    assert ft["policy"].key == a["policy"].key and ft["finetune"].key != a["finetune"].key
+    more = plans["more_epochs"]
+    assert all(more[s].key != a[s].key for s in a)
+
+
+def test_exit_thresholds_do_not_change_stages(tmp_path):
+    plain = load_grid(write_grid(tmp_path, "", name="a.yaml"))
+    sweep = load_grid(write_grid(tmp_path, "exit_thresholds: [null, [0.9]]\n", name="b.yaml"))
+    keys = [[p.key for p in plan_stages(expand_grid(g)[0])] for g in (plain, sweep)]
+    assert keys[0] == keys[1]
+
+
+# ------------------------------------------------------------------- runner with fake training
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    """Training and evaluation replaced by bookkeeping: ``calls`` lists what was evaluated."""
+    calls: list[tuple[str, list[float] | None]] = []
+
+    def train(cfg, variant, plan, keys, stages_dir, progress, log):
+        if variant.name.startswith("broken"):
+            raise RuntimeError("the loss went NaN")
+        return stages_dir / plan.key / plan.name / "final"
+
+    def evaluate(variant, cfg, thresholds):
+        calls.append((variant.name, thresholds))
+        gmacs = 1.0 + variant.cfg.policy.cost_lambda + (thresholds or [1.0])[0]
+        return {
+            "exit_thresholds": thresholds,
+            "accuracy": 0.5,
+            "top5": 1.0,
+            "gmacs_per_video": gmacs,
+            "videos_per_s": 10.0,
+        }
+
+    monkeypatch.setattr(runner, "_train_stage", train)
+    monkeypatch.setattr(runner, "evaluate_variant", evaluate)
+    monkeypatch.setattr(runner, "_train_seconds", lambda finals: 12.5)
+    return calls
+
+
+def test_finished_results_are_reused_and_missing_entries_added(tmp_path, fake_training):
+    grid = load_grid(write_grid(tmp_path, "axes:\n  policy.cost_lambda: [0.0]\n"))
+    variant = expand_grid(grid)[0]
+    out = tmp_path / "out"
+    record = run_variant(variant, [None], out, progress=False, log=lambda line: None)
+    result = out / "variants" / variant.name / "result.json"
+    assert json.loads(result.read_text()) == record
+    assert record["fingerprint"] == plan_stages(variant)[-1].key
+    assert record["train_seconds"] == 12.5 and fake_training == [(variant.name, None)]
+    links = out / "variants" / variant.name
+    assert (links / "warmup").is_symlink() and (links / "finetune").is_symlink()
+    assert os.readlink(links / "policy") == f"../../stages/{record['stages']['policy']}/policy"
+
+    lines: list[str] = []
+    stamp = result.stat().st_mtime_ns
+    assert run_variant(variant, [None], out, False, lines.append) == record
+    assert fake_training == [(variant.name, None)] and result.stat().st_mtime_ns == stamp
+    assert lines == [f"reused finished result {result}"]
+
+    again = run_variant(variant, [None, [0.8]], out, False, lines.append)
+    assert fake_training[1:] == [(variant.name, [0.8])]  # only the new entry is evaluated
+    assert [e["exit_thresholds"] for e in again["evaluations"]] == [None, [0.8]]
+
+    changed = expand_grid(grid, ["train.epochs=2"])[0]  # same name, other stages
+    run_variant(changed, [None], out, False, lines.append)
+    assert fake_training[2:] == [(variant.name, None)]
+    assert any(line.startswith("config changed since") for line in lines)
+
+
+def test_failed_variant_stops_the_grid_and_keeps_finished_rows(tmp_path, fake_training):
+    grid = load_grid(
+        write_grid(
+            tmp_path,
+            "axes:\n  policy.cost_lambda: [0.0, 0.5]\n"
+            "variants:\n  - {name: broken, overrides: [policy.ent_coef=0.5]}\n",
+        )
+    )
+    out = tmp_path / "out"
+    with pytest.raises(VariantFailed, match="variant 'broken' failed with RuntimeError") as info:
+        run_grid(grid, out, progress=False, log=lambda line: None)
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert "2 variant(s) finished" in str(info.value)
+    with open(out / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["name"] for r in rows] == [
+        "recurrent_ppo__cost_lambda=0.0",
+        "recurrent_ppo__cost_lambda=0.5",
+    ]
+    assert not (out / "variants" / "broken" / "result.json").exists()
+
+
+def test_command_runs_lists_and_reports_failure(tmp_path, fake_training, capsys):
+    grid = write_grid(tmp_path, "axes:\n  policy.cost_lambda: [0.0, 0.5]\n")
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    out = tmp_path / "out"
+    args = parser.parse_args([str(grid), "--out", str(out), "--dry-run"])
+    assert command.run(args) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 2 and "(x2)" in listed[0] and listed[0].count("->") == 2
+    assert not out.exists()
+
+    args = parser.parse_args([str(grid), "--out", str(out), "--no-progress"])
+    assert command.run(args) == 0
+    printed = capsys.readouterr()
+    assert "| recurrent_ppo__cost_lambda=0.5 | recurrent_ppo | 0.5 |" in printed.out
+    assert "[2/2] recurrent_ppo__cost_lambda=0.5" in printed.err
+
+    bad = write_grid(tmp_path, "variants:\n  - {name: broken}\n", name="bad.yaml")
+    args = parser.parse_args([str(bad), "--out", str(tmp_path / "bad")])
+    assert command.run(args) == 1
+    err = capsys.readouterr().err
+    assert "RuntimeError: the loss went NaN" in err and "videofocus ablate: variant 'broken'" in err
+
+
+# --------------------------------------------------------------------------------- evaluation
+
+
+def test_exit_thresholds_go_through_evaluate_adaptive(tmp_path, monkeypatch):
+    import videofocus.engine.inference_model as inference_model
+
+    seen = {}
+
+    def fake(cfg, checkpoint, thresholds=None, **kwargs):
+        seen.update(cfg=cfg, checkpoint=checkpoint, thresholds=thresholds)
+        return {"accuracy": 0.75, "top5": 1.0, "gmacs_per_video": 0.5, "videos_per_s": 9.0}
+
+    monkeypatch.setattr(inference_model, "evaluate_adaptive", fake)
+    grid = load_grid(write_grid(tmp_path, "exit_thresholds: [[0.9]]\n"))
+    variant = expand_grid(grid)[0]
+    run = tmp_path / "variants" / variant.name
+    cfg = replace(variant.cfg, train=replace(variant.cfg.train, out_dir=str(run)))
+    result = evaluate_variant(variant, cfg, [0.9])
+    assert result == {
+        "exit_thresholds": [0.9],
+        "accuracy": 0.75,
+        "top5": 1.0,
+        "gmacs_per_video": 0.5,
+        "videos_per_s": 9.0,
+    }
+    assert seen["checkpoint"] == run / "finetune" / "final" and seen["thresholds"] == [0.9]
+    assert seen["cfg"].exit.thresholds == [0.9]
+
+
+def test_rows_have_axis_columns_and_curves(tmp_path):
+    grid = load_grid(
+        write_grid(
+            tmp_path,
+            "policies: [recurrent_ppo, centre]\n"
+            "axes:\n  policy.cost_lambda: [0.5]\n  policy.option: [2]\n"
+            "variants:\n  - {name: lam, overrides: [policy.cost_lambda=0.25]}\n"
+            "exit_thresholds: [null, [0.9]]\n",
+            name="rows.yaml",
+        )
+    )
+    # a heuristic with thresholds is an error; keep recurrent_ppo only for the rows
+    with pytest.raises(GridError, match="heuristic"):
+        expand_grid(grid)
+    grid = load_grid(
+        write_grid(
+            tmp_path,
+            "policies: [recurrent_ppo, centre]\n"
+            "axes:\n  policy.cost_lambda: [0.5]\n  policy.option: [2]\n"
+            "variants:\n  - {name: lam, overrides: [policy.cost_lambda=0.25]}\n",
+        )
+    )
+    entry = {"accuracy": 0.5, "top5": 1.0, "gmacs_per_video": 2.0, "videos_per_s": 3.0}
+    record = {"train_seconds": 4.0, "evaluations": [{"exit_thresholds": None, **entry}]}
+    rows = {v.name: variant_rows(v, record, grid)[0] for v in expand_grid(grid)}
+    assert rows["recurrent_ppo__cost_lambda=0.5"]["policy.option"] is None
+    assert rows["centre__option=2"]["policy.cost_lambda"] is None
+    assert rows["centre__option=2"]["policy.option"] == 2
+    assert rows["lam"]["policy.cost_lambda"] == 0.25  # an explicit variant: from its config
+    assert list(rows["lam"])[:4] == ["name", "policy", "policy.cost_lambda", "policy.option"]
+    assert rows["recurrent_ppo__cost_lambda=0.5"]["curve"] == "recurrent_ppo"
+
+
+# ------------------------------------------------------------------------------------- report
+
+
+def test_report_files(tmp_path):
+    rows = [
+        {
+            "name": f"recurrent_ppo__cost_lambda={lam}",
+            "policy": "recurrent_ppo",
+            "policy.cost_lambda": lam,
+            "exit_thresholds": thresholds,
+            "accuracy": acc,
+            "top5": 1.0,
+            "gmacs_per_video": gmacs,
+            "videos_per_s": 100.0,
+            "train_seconds": 12.0,
+            "curve": f"lambda {lam}",
+        }
+        for lam, thresholds, acc, gmacs in [
+            (0.0, None, 0.9, 2.0),
+            (0.0, [0.8], 0.85, 1.0),
+            (0.5, None, 0.7, 0.5),
+        ]
+    ]
+    rows.append({**rows[0], "name": "random", "policy": "random", "policy.cost_lambda": None})
+    paths = write_report(rows, tmp_path / "out", title="demo")
+    with open(paths["csv"], newline="") as fh:
+        read = list(csv.DictReader(fh))
+    assert [r["name"] for r in read] == [r["name"] for r in rows]
+    assert read[1]["exit_thresholds"] == "[0.8]" and read[0]["exit_thresholds"] == ""
+    assert read[3]["policy.cost_lambda"] == "" and float(read[2]["accuracy"]) == 0.7
+    text = paths["markdown"].read_text()
+    assert text.startswith("# demo\n")
+    assert "| variant | policy | policy.cost_lambda | exit thresholds | top-1 |" in text
+    assert "| recurrent_ppo__cost_lambda=0.0 | recurrent_ppo | 0.0 | 0.8 | 85.0% | 100.0% |" in text
+    assert "| random | random | - | - | 90.0% |" in text and "curve" not in text
+    png = paths["plot"].read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
+    assert not list((tmp_path / "out").glob(".*tmp*"))
+    labels = [p["name"] for p in plot_rows(rows)]
+    assert labels[1] == "recurrent_ppo__cost_lambda=0.0 @0.8" and labels[0] == rows[0]["name"]
+
+
+def test_report_passes_curves_to_the_plot(tmp_path, monkeypatch):
+    import videofocus.viz.tradeoff as tradeoff
+
+    seen = {}
+
+    def fake(rows, path, title=None, curve_key="curve"):
+        seen.update(rows=rows, title=title, curve_key=curve_key)
+        Path(path).write_bytes(b"png")
+        return Path(path)
+
+    monkeypatch.setattr(tradeoff, "plot_tradeoff", fake)
+    row = {"name": "a", "accuracy": 0.5, "gmacs_per_video": 1.0, "curve": "a"}
+    write_report([row, {**row, "exit_thresholds": [0.9]}], tmp_path, title="t")
+    assert seen["curve_key"] == "curve" and seen["title"] == "t"
+    assert [r["name"] for r in seen["rows"]] == ["a", "a @0.9"]
+    assert (tmp_path / "tradeoff.png").read_bytes() == b"png"
+    assert format_markdown([row]).splitlines()[0] == "| variant | top-1 | GMACs / video |"
+
+
+# ------------------------------------------------------------------------------ shipped grids
+
+
+@pytest.mark.parametrize(
+    ("name", "count", "entries"),
+    [
+        ("learned_vs_heuristics", 4, 1),
+        ("patch_size", 6, 1),
+        ("reward", 3, 1),
+        ("skipping", 6, 1),
+        ("early_exit", 1, 6),
+    ],
+)
+def test_shipped_grids_expand(name, count, entries):
+    grid = load_grid(REPO / "configs" / "ablations" / f"{name}.yaml")
+    variants = expand_grid(grid)
+    assert len(variants) == count and len(grid.exit_thresholds) == entries
+    assert len({v.name for v in variants}) == count
+    assert all(v.cfg.data.frame_size == 128 for v in variants)  # all on synthetic_tiny
+    plans = [plan_stages(v) for v in variants]
+    if name in ("reward", "skipping", "learned_vs_heuristics"):  # one warm-up for all
+        assert len({p[1].key for p in plans}) == 1
+    if name == "patch_size":
+        sides = sorted({v.cfg.model.options[0].extent * 128 for v in variants})
+        assert sides == [56.0, 72.0, 88.0]
+    if name == "reward":
+        assert [v.cfg.policy.reward for v in variants] == [
+            "adafocus",
+            "confidence_gain",
+            "confidence",
+        ]
+
+
+# ------------------------------------------------------------------------------ end to end
+
+
+def _ablate(*args: str) -> list[str]:
+    return [sys.executable, "-m", "videofocus.cli", "ablate", *args]
+
+
+def _kill_when(argv: list[str], cwd: Path, env: dict[str, str], path: Path) -> None:
+    """Start ``argv`` and SIGKILL it as soon as ``path`` exists."""
+    log = cwd / "killed.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while not path.exists():
+            assert proc.poll() is None, f"ablate exited before {path}: {log.read_text()}"
+            assert time.monotonic() < deadline, f"{path} never appeared"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.mark.slow
+def test_killed_grid_resumes_without_recomputing_finished_variants(tiny_data, tmp_path):
+    write_base(tmp_path, tiny_data)
+    grid = tmp_path / "grid.yaml"
+    # The second variant reuses the first one's warm-up and policy and fine-tunes 60 epochs
+    # (a few seconds), long enough to be killed in the middle.
+    grid.write_text("base: base.yaml\naxes:\n  train.finetune_epochs: [1, 60]\n")
+    out = tmp_path / "out"
+    first = out / "variants" / "recurrent_ppo__finetune_epochs=1" / "result.json"
+    second = out / "variants" / "recurrent_ppo__finetune_epochs=60" / "result.json"
+    finetune = plan_stages(expand_grid(load_grid(grid))[1])[-1]
+    checkpoint = out / "stages" / finetune.key / "finetune" / "last"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    argv = _ablate(str(grid), "--out", str(out), "--no-progress")
+
+    _kill_when(argv, tmp_path, env, first)  # killed right after the first variant finished
+    assert not second.exists()
+    before = first.read_bytes(), first.stat().st_mtime_ns
+    _kill_when(argv, tmp_path, env, checkpoint)  # and again inside the second one's fine-tune
+    assert not second.exists()
+
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (first.read_bytes(), first.stat().st_mtime_ns) == before
+    assert "[1/2] recurrent_ppo__finetune_epochs=1: reused finished result" in done.stderr
+    assert "recurrent_ppo__finetune_epochs=60: stage policy: reusing" in done.stderr
+    assert f"stage finetune: training in stages/{finetune.key} (resuming)" in done.stderr
+    with open(out / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["name"], r["train.finetune_epochs"]) for r in rows] == [
+        ("recurrent_ppo__finetune_epochs=1", "1"),
+        ("recurrent_ppo__finetune_epochs=60", "60"),
+    ]
+    for r in rows:
+        assert 0.0 <= float(r["accuracy"]) <= 1.0 and float(r["gmacs_per_video"]) > 0
+    assert json.loads(second.read_text())["evaluations"][0]["exit_thresholds"] is None
+    assert (out / "results.md").is_file() and (out / "tradeoff.png").stat().st_size > 0
+    # one warm-up and one policy stage for both variants, two fine-tunes
+    stages = sorted(p.name.split("-")[0] for p in (out / "stages").iterdir())
+    assert stages == ["finetune", "finetune", "policy", "warmup"]

@@ -1,0 +1,165 @@
+"""Crash-safe results: SIGKILL mid-run, torn tails, resume without duplicates, sidecars."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from videofocus.labeling.results import ResultWriter, meta_path, read_results
+
+TOTAL = 2000
+
+# Writes TOTAL rows in batches of 5 (a batch per write(), ~10 KB each), so a kill can land
+# between or inside writes; the parent kills it once the file has grown. The short sleep keeps
+# the run long enough (~1 s) to be caught mid-way even where fsync costs nothing (tmpfs).
+_CHILD = textwrap.dedent(
+    """
+    import sys
+    import time
+    from videofocus.labeling.results import ResultWriter
+    with ResultWriter(sys.argv[1]) as w:
+        for start in range(0, {total}, 5):
+            w.write([{{"id": f"v{{i:04d}}", "pad": "x" * 2000}} for i in range(start, start + 5)])
+            time.sleep(0.002)
+    """
+).format(total=TOTAL)
+
+
+def _ids(n: int, start: int = 0) -> list[str]:
+    return [f"v{i:04d}" for i in range(start, start + n)]
+
+
+def _rows(ids: list[str]) -> list[dict]:
+    return [{"id": i, "pad": "x" * 2000} for i in ids]
+
+
+def test_sigkill_mid_run_leaves_a_resumable_file(tmp_path):
+    out = tmp_path / "labels.jsonl"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(out)], stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while not (out.exists() and out.stat().st_size > 100_000):
+        if child.poll() is not None:
+            pytest.fail(f"writer exited before it could be killed: {child.stderr.read()}")
+        assert time.monotonic() < deadline, "writer made no progress"
+        time.sleep(0.002)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    child.stderr.close()
+    assert child.returncode == -signal.SIGKILL
+
+    with ResultWriter(out) as writer:
+        done = set(writer.done)
+        # every line left is complete, parses, and the rows are a prefix of the run, no repeats
+        lines = out.read_bytes().split(b"\n")
+        assert lines[-1] == b""
+        got = [json.loads(line)["id"] for line in lines[:-1]]
+        assert got == _ids(len(got))
+        assert done == set(got)
+        assert 0 < len(done) < TOTAL
+        writer.write(_rows(_ids(TOTAL)))  # the resumed run offers everything again
+
+    assert [r["id"] for r in read_results(out)] == _ids(TOTAL)
+
+
+def test_torn_tail_is_truncated_on_open(tmp_path):
+    out = tmp_path / "r.jsonl"
+    out.write_bytes(b'{"id": "a", "status": "ok"}\n{"id": "b", "sta')
+
+    assert [r["id"] for r in read_results(out)] == ["a"]  # the reader ignores it
+    with ResultWriter(out) as writer:
+        assert writer.done == {"a"}
+        assert out.read_bytes() == b'{"id": "a", "status": "ok"}\n'
+        writer.write([{"id": "b", "status": "ok"}, {"id": "a", "status": "error"}])
+
+    assert read_results(out) == [{"id": "a", "status": "ok"}, {"id": "b", "status": "ok"}]
+
+
+def test_torn_tail_longer_than_a_read_chunk_and_without_any_newline(tmp_path):
+    out = tmp_path / "r.jsonl"
+    out.write_bytes(b'{"id": "a"}\n' + b'{"id": "b", "pad": "' + b"y" * 200_000)
+    with ResultWriter(out) as writer:
+        assert writer.done == {"a"}
+    assert out.read_bytes() == b'{"id": "a"}\n'
+
+    out.write_bytes(b'{"id": "only-half')
+    with ResultWriter(out) as writer:
+        assert writer.done == set()
+    assert out.read_bytes() == b""
+
+
+def test_duplicates_are_dropped_within_a_call_and_across_reopen(tmp_path):
+    out = tmp_path / "sub" / "r.jsonl"  # parent folders are created
+    with ResultWriter(out) as writer:
+        writer.write([{"id": "a", "n": 1}, {"id": "a", "n": 2}, {"id": "b", "n": 3}])
+        writer.write([{"id": "b", "n": 4}])
+        writer.write([])
+    with ResultWriter(out) as writer:
+        assert writer.done == {"a", "b"}
+        writer.write([{"id": "c", "n": 5}, {"id": "a", "n": 6}])
+    assert read_results(out) == [{"id": "a", "n": 1}, {"id": "b", "n": 3}, {"id": "c", "n": 5}]
+
+
+def test_bad_rows_write_nothing_of_their_call(tmp_path):
+    out = tmp_path / "r.jsonl"
+    with ResultWriter(out) as writer:
+        with pytest.raises(ValueError, match="without a string 'id'"):
+            writer.write([{"id": "a"}, {"name": "no id"}])
+        with pytest.raises(ValueError, match="row 'n' is not valid JSON"):
+            writer.write([{"id": "m"}, {"id": "n", "score": float("nan")}])
+        assert writer.done == set()
+    assert out.read_bytes() == b""
+    writer.close()  # twice is fine
+    with pytest.raises(ValueError, match="closed"):
+        writer.write([{"id": "late"}])
+
+
+def test_malformed_complete_line_names_file_and_line(tmp_path):
+    out = tmp_path / "r.jsonl"
+    out.write_text('{"id": "a"}\nnot json\n{"id": "c"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"r.jsonl:2: malformed result line"):
+        read_results(out)
+    with pytest.raises(ValueError, match=r"r.jsonl:2: malformed"):
+        ResultWriter(out)
+    out.write_text('{"id": "a"}\n[1, 2]\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"r.jsonl:2: a result row must be a JSON object"):
+        read_results(out)
+
+
+def test_sidecar_is_written_and_guards_against_another_job(tmp_path):
+    out = tmp_path / "r.jsonl"
+    meta = {"input": "/data/list.txt", "num_shards": 2, "shard_index": 0, "expected_ids": ["a"]}
+    with ResultWriter(out, meta=meta) as writer:
+        writer.write([{"id": "a"}])
+    assert json.loads(meta_path(out).read_text(encoding="utf-8")) == meta
+
+    with ResultWriter(out, meta={**meta, "expected_ids": ("a",)}) as writer:  # tuple == list
+        assert writer.done == {"a"}
+    with ResultWriter(out, meta={"input": "/data/list.txt"}):  # only the given keys compare
+        pass
+    with pytest.raises(ValueError, match=r"belongs to another job.*\['shard_index'\]"):
+        ResultWriter(out, meta={**meta, "shard_index": 1})
+    with pytest.raises(ValueError, match=r"another job.*\['extra'\]"):
+        ResultWriter(out, meta={"extra": 1})
+    assert json.loads(meta_path(out).read_text(encoding="utf-8")) == meta  # left unchanged
+
+
+def test_second_writer_on_the_same_file_is_refused(tmp_path):
+    out = tmp_path / "r.jsonl"
+    with ResultWriter(out):
+        with pytest.raises(RuntimeError, match="being written by another process"):
+            ResultWriter(out)
+    with ResultWriter(out):  # the lock went with the first writer
+        pass
+
+
+def test_read_results_of_a_missing_file_raises(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_results(tmp_path / "none.jsonl")

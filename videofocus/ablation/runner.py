@@ -1,0 +1,438 @@
+"""Training and evaluating the variants of a grid, sharing every stage two variants agree on.
+
+Layout of the output folder ``DIR``::
+
+    DIR/stages/<stage>-<hash>/<stage>/      one trained stage (``final/``, ``last/``, logs)
+    DIR/stages/<stage>-<hash>/<needed>      links to the stages it was trained from
+    DIR/variants/<name>/<stage>             links to the variant's stages (a complete run folder)
+    DIR/variants/<name>/config.yaml         the variant's resolved config
+    DIR/variants/<name>/result.json         written atomically once the variant is evaluated
+
+A stage's hash covers exactly the config it depends on: ``dense`` (and ``glance_only``) the
+``data``, ``model`` and ``train`` sections; ``warmup`` the same plus ``train.warmup_init`` (and the
+dense stage it starts from); ``policy`` its warm-up plus the ``policy`` section; ``finetune`` its
+policy plus ``train.finetune_local`` / ``train.finetune_epochs``; a heuristic's fine-tune
+(``finetune_<heuristic>_o<option>``) its warm-up plus those two. So variants that differ only in
+``policy.*`` share one warm-up, and a stage is trained once however many variants use it.
+
+Every stage runs with ``resume=True`` in its own folder: a finished one is skipped, an interrupted
+supervised one continues from ``last/``. A variant whose ``result.json`` matches its stages (and
+holds every exit-threshold entry of the grid) is not evaluated again. A variant that fails stops
+the grid with :class:`VariantFailed`; the results finished before it stay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from videofocus.ablation.grid import (
+    BASELINES,
+    HEURISTICS,
+    LEARNED,
+    OPTION_KEY,
+    Grid,
+    Variant,
+    axis_applies,
+    config_value,
+    expand_grid,
+)
+from videofocus.ablation.report import write_report
+from videofocus.benchmarks.policy import evaluate_glimpse_model, heuristic_stage
+from videofocus.config import Config, save_config
+from videofocus.engine.checkpoint import load_checkpoint
+from videofocus.engine.evaluate import evaluate_checkpoint
+from videofocus.engine.pipeline import run_stage, stage_config
+from videofocus.engine.train_loop import run_supervised_stage
+
+__all__ = [
+    "RESULT_FILE",
+    "StagePlan",
+    "VariantFailed",
+    "describe_plan",
+    "evaluate_variant",
+    "plan_stages",
+    "run_grid",
+    "run_variant",
+    "variant_rows",
+]
+
+RESULT_FILE = "result.json"
+# train.* fields that only the fine-tune stages read (and out_dir, which the runner sets).
+_FINETUNE_FIELDS = ("finetune_local", "finetune_epochs")
+_NOT_TRAINING = ("out_dir", *_FINETUNE_FIELDS, "differentiable_option")
+
+
+class VariantFailed(RuntimeError):
+    """A variant of the grid raised; the cause is chained as ``__cause__``."""
+
+    def __init__(self, name: str, out_dir: Path, finished: int, cause: BaseException) -> None:
+        self.name = name
+        super().__init__(
+            f"variant {name!r} failed with {type(cause).__name__}: {cause}. "
+            f"The {finished} variant(s) finished before it keep their results in {out_dir}; "
+            "fix the cause and run the same command again to continue."
+        )
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One stage a variant needs."""
+
+    name: str  # the stage's folder name inside a run folder (dense, warmup, policy, ...)
+    key: str  # ``<name>-<hash>``: its folder under ``DIR/stages/``
+    needs: tuple[str, ...]  # stages of the same plan it reads from its run folder
+
+
+# ------------------------------------------------------------------------------------- planning
+
+
+def _digest(content: Any) -> str:
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def _absolute(path: str | None) -> str | None:
+    return None if path is None else str(Path(path).resolve())
+
+
+def _inputs(cfg: Config, with_init: bool) -> dict[str, Any]:
+    """What a dense / glance-only / warm-up stage reads: data, model, and its train fields."""
+    data = {**asdict(cfg.data), "root": _absolute(cfg.data.root)}
+    train = {k: v for k, v in asdict(cfg.train).items() if k not in _NOT_TRAINING}
+    init = train.pop("warmup_init")
+    if with_init:
+        train["warmup_init"] = init if init in (None, "dense") else _absolute(init)
+    return {"data": data, "model": asdict(cfg.model), "train": train}
+
+
+def plan_stages(variant: Variant) -> list[StagePlan]:
+    """The stages ``variant`` trains, in training order, each keyed by the config it depends on.
+
+    :param variant: a variant from :func:`~videofocus.ablation.grid.expand_grid`.
+    """
+    cfg = variant.cfg
+    plans: list[StagePlan] = []
+
+    def add(name: str, content: dict[str, Any], needs: tuple[str, ...] = ()) -> str:
+        key = f"{name}-{_digest({'stage': name, **content})}"
+        plans.append(StagePlan(name, key, needs))
+        return key
+
+    if variant.policy in BASELINES:
+        add(variant.policy, _inputs(cfg, with_init=False))
+        return plans
+    dense = None
+    if cfg.train.warmup_init == "dense":  # AdaFocus's stage 0: warm-up starts from it
+        dense = add("dense", _inputs(cfg, with_init=False))
+    warmup = add(
+        "warmup", {**_inputs(cfg, with_init=True), "dense": dense}, ("dense",) if dense else ()
+    )
+    finetune = {k: getattr(cfg.train, k) for k in _FINETUNE_FIELDS}
+    if variant.policy in LEARNED:
+        policy = add("policy", {"warmup": warmup, "policy": asdict(cfg.policy)}, ("warmup",))
+        add("finetune", {"policy": policy, "warmup": warmup, **finetune}, ("warmup", "policy"))
+    else:
+        name = f"finetune_{variant.policy}_o{variant.option}"
+        add(name, {"warmup": warmup, **finetune}, ("warmup",))
+    return plans
+
+
+def describe_plan(variants: Sequence[Variant], out_dir: str | Path) -> str:
+    """One line per variant: its policy, and each stage with how many variants share it and
+    whether it is already trained in ``out_dir``."""
+    out = Path(out_dir)
+    plans = {v.name: plan_stages(v) for v in variants}
+    users: dict[str, int] = {}
+    for stages in plans.values():
+        for plan in stages:
+            users[plan.key] = users.get(plan.key, 0) + 1
+    lines = []
+    for v in variants:
+        parts = []
+        for plan in plans[v.name]:
+            done = (out / "stages" / plan.key / plan.name / "final").is_dir()
+            parts.append(f"{plan.key} (x{users[plan.key]}{', trained' if done else ''})")
+        result = " [result done]" if (out / "variants" / v.name / RESULT_FILE).is_file() else ""
+        lines.append(f"{v.name} [{v.policy}]{result}: {' -> '.join(parts)}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------- training
+
+
+def _link(link: Path, target: Path) -> None:
+    """Make ``link`` a relative symlink to the folder ``target`` (replacing a stale link)."""
+    relative = os.path.relpath(target, link.parent)
+    if link.is_symlink():
+        if os.readlink(link) == relative:
+            return
+        link.unlink()
+    elif link.exists():
+        raise FileExistsError(f"{link} is a real folder where the grid needs a link; move it away")
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(relative, target_is_directory=True)
+
+
+def _train_stage(
+    cfg: Config,
+    variant: Variant,
+    plan: StagePlan,
+    keys: dict[str, str],
+    stages_dir: Path,
+    progress: bool,
+    log: Callable[[str], None],
+) -> Path:
+    """Train (or reuse, or resume) one stage in its own run folder; returns its ``final/``."""
+    run_dir = stages_dir / plan.key
+    stage_dir = run_dir / plan.name
+    if (stage_dir / "final").is_dir():
+        log(f"stage {plan.name}: reusing stages/{plan.key}")
+        return stage_dir / "final"
+    for need in plan.needs:
+        _link(run_dir / need, stages_dir / keys[need] / need)
+    resuming = " (resuming)" if (stage_dir / "last").is_dir() else ""
+    log(f"stage {plan.name}: training in stages/{plan.key}{resuming}")
+    stage_cfg = replace(cfg, train=replace(cfg.train, out_dir=str(run_dir)))
+    if variant.policy in HEURISTICS:
+        assert variant.option is not None and plan.name.startswith("finetune_")
+        stage = heuristic_stage(stage_cfg, variant.policy, variant.option)
+        result = run_supervised_stage(
+            stage_config(stage_cfg, "finetune"), stage, resume=True, progress=progress
+        )
+    else:
+        result = run_stage(stage_cfg, plan.name, resume=True, progress=progress)
+    log(f"stage {plan.name}: done in {result.seconds:.0f} s")
+    return stage_dir / "final"
+
+
+# ----------------------------------------------------------------------------------- evaluation
+
+
+def evaluate_variant(
+    variant: Variant, cfg: Config, thresholds: list[float] | None
+) -> dict[str, Any]:
+    """Accuracy, top-5, GMACs/video and videos/s of a trained variant on the validation split.
+
+    :param variant: the variant.
+    :param cfg: its config, ``train.out_dir`` its run folder (with links to every stage).
+    :param thresholds: exit thresholds (one, or one per frame), evaluated with
+        :func:`videofocus.engine.inference_model.evaluate_adaptive`; None: no early exit.
+    """
+    final = Path(cfg.train.out_dir) / _final_stage(variant) / "final"
+    if thresholds is not None:
+        # Imported here: only grids with exit thresholds need the adaptive inferencer.
+        from videofocus.engine.inference_model import evaluate_adaptive
+
+        exit_cfg = replace(cfg, exit=replace(cfg.exit, thresholds=list(thresholds)))
+        result = evaluate_adaptive(exit_cfg, final, thresholds=list(thresholds))
+        accuracy = result["accuracy"]
+    elif variant.policy in HEURISTICS:
+        assert variant.option is not None
+        stage = heuristic_stage(cfg, variant.policy, variant.option)
+        ckpt = load_checkpoint(final, load_trainer=False)
+        model = stage.build_model(cfg, int(ckpt.meta["num_classes"]))
+        model.load_state_dict(ckpt.model)
+        result = evaluate_glimpse_model(cfg, model, None)
+        accuracy = result["top1"]
+    else:
+        result = evaluate_checkpoint(cfg, final)
+        accuracy = result["top1"]
+    return {
+        "exit_thresholds": None if thresholds is None else list(thresholds),
+        "accuracy": float(accuracy),
+        "top5": float(result["top5"]),
+        "gmacs_per_video": float(result["gmacs_per_video"]),
+        "videos_per_s": float(result["videos_per_s"]),
+    }
+
+
+def _final_stage(variant: Variant) -> str:
+    if variant.policy in LEARNED:
+        return "finetune"
+    if variant.policy in HEURISTICS:
+        return f"finetune_{variant.policy}_o{variant.option}"
+    return variant.policy
+
+
+def _train_seconds(finals: Sequence[Path]) -> float:
+    return sum(
+        float(load_checkpoint(d, load_trainer=False).meta.get("train_seconds", 0.0)) for d in finals
+    )
+
+
+def _read_result(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``path`` atomically: a reader sees the old file or the whole new one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(data, indent=2) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _entry_key(thresholds: list[float] | None) -> str:
+    return json.dumps(thresholds)
+
+
+def run_variant(
+    variant: Variant,
+    exit_thresholds: Sequence[list[float] | None],
+    out_dir: str | Path,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train what ``variant`` lacks, evaluate it per exit-threshold entry, write its result.
+
+    :param variant: the variant.
+    :param exit_thresholds: the grid's entries (None: no early exit).
+    :param out_dir: the grid's output folder ``DIR``.
+    :param progress: progress bars while training.
+    :param log: where progress lines go.
+    :returns: the record written to ``DIR/variants/<name>/result.json``: ``name``, ``policy``,
+        ``option``, ``fingerprint`` (its last stage's key), ``stages``, ``train_seconds`` and
+        ``evaluations`` (one per entry, in grid order).
+    """
+    out = Path(out_dir)
+    run_dir = out / "variants" / variant.name
+    result_path = run_dir / RESULT_FILE
+    plans = plan_stages(variant)
+    fingerprint = plans[-1].key
+    done: dict[str, dict[str, Any]] = {}
+    previous = _read_result(result_path)
+    if previous is not None and previous.get("fingerprint") == fingerprint:
+        done = {_entry_key(e["exit_thresholds"]): e for e in previous["evaluations"]}
+        if all(_entry_key(t) in done for t in exit_thresholds):
+            log(f"reused finished result {result_path}")
+            return previous
+    elif previous is not None:
+        log(f"config changed since {result_path} was written: training/evaluating again")
+
+    start = time.perf_counter()
+    cfg = replace(
+        variant.cfg,
+        name=f"{variant.cfg.name}__{variant.name}",
+        train=replace(variant.cfg.train, out_dir=str(run_dir)),
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    stages_dir = out / "stages"
+    keys = {plan.name: plan.key for plan in plans}
+    finals = []
+    for plan in plans:
+        finals.append(_train_stage(cfg, variant, plan, keys, stages_dir, progress, log))
+        _link(run_dir / plan.name, stages_dir / plan.key / plan.name)
+
+    evaluations = []
+    for thresholds in exit_thresholds:
+        entry = done.get(_entry_key(thresholds))
+        if entry is None:
+            label = "no early exit" if thresholds is None else f"exit thresholds {thresholds}"
+            log(f"evaluating ({label})")
+            entry = evaluate_variant(variant, cfg, thresholds)
+        evaluations.append(entry)
+    record = {
+        "name": variant.name,
+        "policy": variant.policy,
+        "option": variant.option,
+        "fingerprint": fingerprint,
+        "stages": keys,
+        "train_seconds": _train_seconds(finals),
+        "evaluations": evaluations,
+    }
+    _write_json(result_path, record)
+    log(f"finished in {time.perf_counter() - start:.0f} s -> {result_path}")
+    return record
+
+
+# ------------------------------------------------------------------------------------ the grid
+
+
+def variant_rows(variant: Variant, record: dict[str, Any], grid: Grid) -> list[dict[str, Any]]:
+    """The table rows of one finished variant: one per exit-threshold entry.
+
+    Each row holds ``name``, ``policy``, every axis key of the grid (None where the variant's
+    policy ignores that axis), ``exit_thresholds``, ``accuracy``, ``top5``, ``gmacs_per_video``,
+    ``videos_per_s``, ``train_seconds`` (all stages behind the variant, shared ones included)
+    and ``curve``: the plot line it belongs to (the variant itself over several exit-threshold
+    entries, else its name without the last axis, e.g. one line per policy over a lambda sweep).
+    """
+    axes: dict[str, Any] = {}
+    for key in grid.axes:
+        if key in variant.axes:
+            axes[key] = variant.axes[key]
+        elif key == OPTION_KEY:
+            axes[key] = variant.option
+        elif axis_applies(variant.policy, key):  # an explicit variant: what its config says
+            axes[key] = config_value(variant.cfg, key)
+        else:
+            axes[key] = None
+    curve = variant.name if len(grid.exit_thresholds) > 1 else variant.curve
+    return [
+        {
+            "name": variant.name,
+            "policy": variant.policy,
+            **axes,
+            "exit_thresholds": entry["exit_thresholds"],
+            "accuracy": entry["accuracy"],
+            "top5": entry["top5"],
+            "gmacs_per_video": entry["gmacs_per_video"],
+            "videos_per_s": entry["videos_per_s"],
+            "train_seconds": record["train_seconds"],
+            "curve": curve,
+        }
+        for entry in record["evaluations"]
+    ]
+
+
+def run_grid(
+    grid: Grid,
+    out_dir: str | Path,
+    overrides: Sequence[str] = (),
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Run every variant of ``grid`` in order and write the report after each one.
+
+    :param grid: a grid from :func:`~videofocus.ablation.grid.load_grid`.
+    :param out_dir: the output folder ``DIR`` (created).
+    :param overrides: extra ``key=value`` overrides for every variant.
+    :param progress: progress bars while training.
+    :param log: where progress lines go.
+    :returns: all rows (see :func:`variant_rows`), in variant order.
+    :raises GridError: for a grid that does not expand.
+    :raises VariantFailed: when a variant raises; the report then holds the rows before it.
+    """
+    out = Path(out_dir)
+    variants = expand_grid(grid, overrides)
+    out.mkdir(parents=True, exist_ok=True)
+    log(f"grid {grid.path}: {len(variants)} variant(s) x {len(grid.exit_thresholds)} exit entries")
+    title = f"{grid.path.stem}: accuracy vs GMACs per video"
+    rows: list[dict[str, Any]] = []
+    for i, variant in enumerate(variants, 1):
+        tag = f"[{i}/{len(variants)}] {variant.name}"
+
+        def tagged(line: str, tag: str = tag) -> None:
+            log(f"{tag}: {line}")
+
+        try:
+            record = run_variant(variant, grid.exit_thresholds, out, progress, tagged)
+        except Exception as exc:
+            raise VariantFailed(variant.name, out, i - 1, exc) from exc
+        rows.extend(variant_rows(variant, record, grid))
+        write_report(rows, out, title=title)
+    log(f"report: {out / 'results.md'}, {out / 'results.csv'}, {out / 'tradeoff.png'}")
+    return rows

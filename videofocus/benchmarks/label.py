@@ -1,0 +1,276 @@
+"""Labeling throughput: decode-only, dense baseline, adaptive, adaptive under a GMACs budget.
+
+``videofocus bench label --config C --json OUT`` runs, on the same inputs in one process:
+
+- ``decode_only``: the labeling job's decoding (``DataLoader`` workers, same batch) and nothing
+  else: the ceiling any model can reach end to end;
+- ``dense``: the dense baseline (whole frame at full resolution on every step) through the same
+  engine and job;
+- ``adaptive``: the learned policy, no early exit (``lambda = 0`` model);
+- ``adaptive_budget``: the same with exit thresholds calibrated on the validation rows for
+  ``--budget-gmacs`` (default: half of ``adaptive``'s cost).
+
+Each row reports end-to-end ``videos_per_s`` (decoding, the network and writing the JSONL, with
+the job's resume machinery) and ``gmacs_per_video``; model rows also report
+``model_videos_per_s`` (frames already decoded and on the device) and, on labelled inputs,
+``accuracy``. Weights come from ``--run`` (a run folder with ``dense/final`` and
+``finetune/final``, default the config's ``train.out_dir``); without them the models run with
+random weights (speed only, said loudly). With a synthetic config and no ``--inputs``, the
+config's videos are generated and all of them are labelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from videofocus.config import Config, load_config
+from videofocus.engine.data import ensure_dataset, frames_to_input
+from videofocus.engine.inference import InferenceOptions
+from videofocus.engine.inference_model import InferenceModel, load_inference_model
+from videofocus.labeling.decoding import LabelClips, collate_decoded
+from videofocus.labeling.inputs import read_inputs
+from videofocus.labeling.job import LabelJobOptions, run_label_job
+from videofocus.labeling.results import read_results
+from videofocus.labeling.sharding import ShardSpec
+
+NAMES = ("decode_only", "dense", "adaptive", "adaptive_budget")
+
+
+def _loader(source: str | Path, cfg: Config, job: LabelJobOptions):
+    items = read_inputs(source)
+    dataset = LabelClips(items, cfg.data, timeout=job.decode_timeout)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=job.batch_size,
+        num_workers=job.num_workers,
+        collate_fn=collate_decoded,
+        prefetch_factor=job.prefetch if job.num_workers > 0 else None,
+    )
+
+
+def decode_only(source: str | Path, cfg: Config, job: LabelJobOptions) -> dict[str, Any]:
+    """Videos/s of the job's decoding alone."""
+    start = time.perf_counter()
+    n = sum(len(batch.indices) for batch in _loader(source, cfg, job))
+    return {
+        "name": "decode_only",
+        "videos_per_s": n / (time.perf_counter() - start),
+        "gmacs_per_video": 0.0,
+        "videos": n,
+    }
+
+
+def model_only(
+    model: InferenceModel,
+    source: str | Path,
+    options: InferenceOptions,
+    job: LabelJobOptions,
+    device: torch.device,
+) -> float:
+    """Videos/s of the network alone: every clip decoded and on the device beforehand."""
+    batches = [
+        (batch.indices, frames_to_input(batch.frames, device))
+        for batch in _loader(source, model.cfg, job)
+        if batch.frames is not None
+    ]
+    inferencer = model.inferencer(options, device)
+    list(inferencer.run(batches[:1]))  # warm-up (allocations, kernels)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    n = sum(1 for _ in inferencer.run(batches))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return n / (time.perf_counter() - start)
+
+
+def label_row(
+    name: str,
+    model: InferenceModel,
+    source: str | Path,
+    options: InferenceOptions,
+    job: LabelJobOptions,
+    workdir: Path,
+    device: torch.device,
+) -> dict[str, Any]:
+    """One end-to-end labeling run into a fresh file, measured."""
+    out = workdir / f"{name}.jsonl"
+    for stale in (out, out.with_name(out.name + ".meta.json")):
+        stale.unlink(missing_ok=True)
+    summary = run_label_job(source, model, out, options, job, ShardSpec(1, 0), device)
+    rows = read_results(out)
+    labels = {it.id: it.labels for it in read_inputs(source)}
+    scored = [r for r in rows if r["status"] == "ok" and labels.get(r["id"])]
+    accuracy = (
+        sum(r["label_ids"][0] == labels[r["id"]][0] for r in scored) / len(scored)
+        if scored
+        else None
+    )
+    return {
+        "name": name,
+        "method": model.method,
+        "videos_per_s": summary.videos_per_s,
+        "gmacs_per_video": summary.mean_gmacs or 0.0,
+        "model_videos_per_s": model_only(model, source, options, job, device),
+        "accuracy": accuracy,
+        "videos": summary.ok,
+        "failed": summary.failed,
+        "thresholds": summary.thresholds,
+    }
+
+
+def _model(run: Path, stage: str, cfg: Config, policy: str | None = None) -> InferenceModel:
+    final = run / stage / "final"
+    if (final / "meta.json").is_file():
+        return load_inference_model(final, cfg)
+    print(f"WARNING: no {final}; the {stage} row runs with RANDOM weights", file=sys.stderr)
+    return load_inference_model(config=cfg, policy=policy)
+
+
+def run_benchmark(
+    cfg: Config,
+    source: str | Path | None,
+    run: Path,
+    options: InferenceOptions,
+    job: LabelJobOptions,
+    budget_gmacs: float | None = None,
+    device: str | None = None,
+    log=print,
+) -> list[dict[str, Any]]:
+    """Every row of the table, in :data:`NAMES` order."""
+    from videofocus.engine.distributed import select_device
+
+    dev = select_device(device or cfg.train.device)
+    if source is None:
+        ensure_dataset(cfg.data, workers=os.cpu_count() or 1, progress=job.progress)
+        source = cfg.data.resolve(cfg.data.manifest)
+    rows = [decode_only(source, cfg, job)]
+    log(f"decode_only: {rows[0]['videos_per_s']:.1f} videos/s")
+    workdir = Path(tempfile.mkdtemp(prefix="vf-bench-label-"))
+    dense = _model(run, "dense", cfg, policy="dense")
+    if dense.random_weights:  # the dense baseline is its own architecture
+        from videofocus.engine.factory import build_dense_baseline, resolve_num_classes
+        from videofocus.policy.heuristics import create_policy
+
+        net = build_dense_baseline(cfg, resolve_num_classes(cfg)).eval()
+        dense.net, dense.policy = net, create_policy("dense", net.options, net.grid)
+    rows.append(label_row("dense", dense, source, options, job, workdir, dev))
+    log(f"dense: {rows[-1]['videos_per_s']:.1f} videos/s")
+    adaptive = _model(run, "finetune", cfg)
+    rows.append(label_row("adaptive", adaptive, source, options, job, workdir, dev))
+    log(f"adaptive: {rows[-1]['videos_per_s']:.1f} videos/s")
+    budget = budget_gmacs or 0.5 * rows[-1]["gmacs_per_video"]
+    from dataclasses import replace
+
+    # calibrated on the validation rows, never stored beside the weights
+    budget_job = replace(job, budget_gmacs=budget, calibrate_save=False)
+    row = label_row("adaptive_budget", adaptive, source, options, budget_job, workdir, dev)
+    row["budget_gmacs"] = budget
+    rows.append(row)
+    log(f"adaptive_budget: {row['videos_per_s']:.1f} videos/s")
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The rows as a Markdown table."""
+    lines = [
+        "| run | videos / s (end to end) | model-only videos / s | GMACs / video | accuracy |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        model = r.get("model_videos_per_s")
+        acc = r.get("accuracy")
+        lines.append(
+            f"| {r['name']} | {r['videos_per_s']:.1f} | "
+            f"{'-' if model is None else f'{model:.1f}'} | {r['gmacs_per_video']:.4f} | "
+            f"{'-' if acc is None else f'{100 * acc:.1f}%'} |"
+        )
+    return "\n".join(lines)
+
+
+def acceptance(rows: list[dict[str, Any]]) -> list[str]:
+    """The issue's CPU targets, as pass/miss lines with the numbers."""
+    by = {r["name"]: r for r in rows}
+    lines = []
+    for name in ("adaptive", "adaptive_budget"):
+        speedup = by[name]["videos_per_s"] / by["dense"]["videos_per_s"]
+        share = by[name]["videos_per_s"] / by["decode_only"]["videos_per_s"]
+        lines.append(
+            f"[{'pass' if speedup >= 3 else 'MISS'}] {name}: {speedup:.2f}x the dense "
+            f"baseline's videos/s (target >= 3x)"
+        )
+        lines.append(
+            f"[{'pass' if share >= 0.7 else 'MISS'}] {name}: {100 * share:.0f}% of decode-only "
+            "throughput (target >= 70%)"
+        )
+    return lines
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``videofocus bench label``."""
+    parser.add_argument("--config", required=True, help="YAML config, e.g. synthetic_tiny.yaml")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="write the rows here")
+    parser.add_argument("--inputs", help="manifest, folder or list (default: the config's data)")
+    parser.add_argument(
+        "--run",
+        type=Path,
+        help="run folder with dense/final and finetune/final (default: the config's train.out_dir)",
+    )
+    parser.add_argument(
+        "--budget-gmacs",
+        type=float,
+        help="budget of adaptive_budget (default: half of adaptive's GMACs/video)",
+    )
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--chunk-steps", type=int, default=2)
+    parser.add_argument("--local-batch", type=int, default=64)
+    parser.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--device", help="cpu, cuda (default: the config's)")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure every row, print the table and the targets, optionally write JSON."""
+    cfg = load_config(args.config, args.overrides)
+    options = InferenceOptions(
+        chunk_steps=args.chunk_steps,
+        local_batch=args.local_batch,
+        amp=args.amp,
+        channels_last=args.channels_last,
+        compile=args.compile,
+    )
+    job = LabelJobOptions(
+        batch_size=args.batch_size, num_workers=args.workers, progress=not args.no_progress
+    )
+    run_dir = args.run or Path(cfg.train.out_dir)
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    rows = run_benchmark(
+        cfg, args.inputs, run_dir, options, job, args.budget_gmacs, args.device, log
+    )
+    print(
+        f"label benchmark: {cfg.name}, {rows[0]['videos']} videos, {args.workers} decoding "
+        f"workers, torch threads {torch.get_num_threads()}\n"
+    )
+    print(format_table(rows))
+    print()
+    print("\n".join(acceptance(rows)))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    return 0

@@ -1,0 +1,171 @@
+"""Early exit: per-step confidence thresholds, their effect, and calibration to a compute budget.
+
+A video *exits* after the first step ``t`` whose running top-1 probability reaches
+``thresholds[t]``; the last step always exits. Its prediction is the fused logits of that step and
+its cost is what was computed up to then (:func:`exit_costs` takes a per-step cost table, so the
+caller decides what a step costs, e.g. whole chunks of glimpses).
+
+Calibration follows MSDNet's budgeted-batch recipe (Huang et al., 2018): exits are spread over the
+steps as a geometric distribution ``p_t ~ q^t``; on a labelled validation set each step's threshold
+is the confidence that lets that share of the still-running videos leave; ``q`` is searched so that
+the mean cost per video meets the budget. Everything here is plain tensor arithmetic on recorded
+roll-outs (the glimpses never depend on the thresholds), so calibration runs the model once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+__all__ = [
+    "ExitCalibration",
+    "NEVER",
+    "apply_thresholds",
+    "calibrate_thresholds",
+    "exit_costs",
+    "expand_thresholds",
+]
+
+#: A threshold no probability reaches: that step never exits early.
+NEVER = 1.0 + 1e-6
+
+
+def expand_thresholds(thresholds: Sequence[float] | None, steps: int) -> list[float]:
+    """One threshold per step: None -> never exit early; one value -> the same at every step.
+
+    :raises ValueError: for a length other than 1 or ``steps``.
+    """
+    if thresholds is None:
+        return [NEVER] * steps
+    values = [float(t) for t in thresholds]
+    if len(values) == 1:
+        return values * steps
+    if len(values) != steps:
+        raise ValueError(f"need 1 or {steps} exit thresholds (one per step), got {len(values)}")
+    return values
+
+
+def apply_thresholds(confidence: torch.Tensor, thresholds: Sequence[float] | None) -> torch.Tensor:
+    """Exit step (0-based, long ``[N]``) of each video: the first step whose confidence reaches
+    its threshold, else the last step.
+
+    :param confidence: running top-1 probability after each step, ``[N, T]``.
+    """
+    n, t = confidence.shape
+    limits = torch.tensor(expand_thresholds(thresholds, t), dtype=confidence.dtype)
+    passed = confidence >= limits.to(confidence.device)
+    passed[:, -1] = True
+    return passed.int().argmax(dim=1)  # first True
+
+
+def exit_costs(step_costs: torch.Tensor, exit_step: torch.Tensor) -> torch.Tensor:
+    """Cost per video (``[N]``) of stopping at ``exit_step``.
+
+    :param step_costs: ``[N, T]``, cost of video ``n`` if it stops after step ``t`` (cumulative).
+    """
+    return step_costs.gather(1, exit_step.view(-1, 1).to(step_costs.device)).squeeze(1)
+
+
+@dataclass(frozen=True)
+class ExitCalibration:
+    """Thresholds meeting a budget, and what they achieve on the calibration set.
+
+    :ivar thresholds: one per step (the last is 0: always exit).
+    :ivar budget: the requested mean cost per video.
+    :ivar achieved: the mean cost per video the thresholds give on the calibration set.
+    :ivar accuracy: top-1 accuracy at the exits (None without labels).
+    :ivar exit_fraction: share of videos exiting at each step.
+    """
+
+    thresholds: list[float]
+    budget: float
+    achieved: float
+    accuracy: float | None
+    exit_fraction: list[float]
+
+
+def _thresholds_for(confidence: torch.Tensor, q: float) -> list[float]:
+    """Per-step thresholds letting a ``q^t``-shaped share of the videos exit at step ``t``."""
+    n, t = confidence.shape
+    weights = torch.tensor([q**i for i in range(t)], dtype=torch.float64)
+    quota = weights / weights.sum() * n
+    running = torch.ones(n, dtype=torch.bool)
+    thresholds = []
+    exited = 0.0
+    for step in range(t - 1):
+        exited += float(quota[step])
+        want = round(exited) - (n - int(running.sum()))  # cumulative quota, kept on track
+        remaining = confidence[running, step]
+        if want <= 0 or remaining.numel() == 0:
+            thresholds.append(NEVER)
+            continue
+        want = min(want, remaining.numel())
+        threshold = float(remaining.topk(want).values[-1])
+        thresholds.append(threshold)
+        running &= ~(confidence[:, step] >= threshold)
+    return [*thresholds, 0.0]
+
+
+def calibrate_thresholds(
+    confidence: torch.Tensor,
+    step_costs: torch.Tensor,
+    budget: float,
+    correct: torch.Tensor | None = None,
+    iterations: int = 60,
+) -> ExitCalibration:
+    """Per-step thresholds whose mean cost on these roll-outs is as close to ``budget`` as the
+    data allows without exceeding it.
+
+    :param confidence: running top-1 probability after each step, ``[N, T]``.
+    :param step_costs: ``[N, T]`` cumulative cost of stopping after each step.
+    :param budget: the mean cost per video to meet.
+    :param correct: bool ``[N, T]``, whether each step's top-1 is right (for the accuracy report).
+    :param iterations: bisection steps over ``log q``.
+    :raises ValueError: for a budget below the cheapest possible mean cost (everyone exits at the
+        first step), naming both.
+    """
+    if confidence.shape != step_costs.shape or confidence.ndim != 2 or confidence.shape[0] == 0:
+        raise ValueError(
+            f"confidence {tuple(confidence.shape)} and step_costs {tuple(step_costs.shape)} must "
+            "both be [N > 0, T]"
+        )
+    confidence, step_costs = confidence.double().cpu(), step_costs.double().cpu()
+    floor = float(step_costs[:, 0].mean())
+    if budget < floor * (1 - 1e-9):
+        raise ValueError(
+            f"budget {budget:.6g} GMACs/video is below the cheapest possible {floor:.6g} "
+            "(every video stopping after its first step)"
+        )
+
+    def cost_of(thresholds: list[float]) -> float:
+        return float(exit_costs(step_costs, apply_thresholds(confidence, thresholds)).mean())
+
+    ceiling_thresholds = expand_thresholds(None, confidence.shape[1])
+    if cost_of(ceiling_thresholds) <= budget:  # no need to exit early at all
+        best = ceiling_thresholds
+    else:
+        # log q from "everyone exits first" to "everyone runs to the end"; cost grows with q.
+        lo, hi = -30.0, 30.0
+        best = _thresholds_for(confidence, math.exp(lo))
+        for _ in range(iterations):
+            mid = (lo + hi) / 2
+            candidate = _thresholds_for(confidence, math.exp(mid))
+            if cost_of(candidate) <= budget:
+                lo, best = mid, candidate
+            else:
+                hi = mid
+    exits = apply_thresholds(confidence, best)
+    accuracy = None
+    if correct is not None:
+        accuracy = float(correct.cpu().gather(1, exits.view(-1, 1)).float().mean())
+    fraction = torch.bincount(exits, minlength=confidence.shape[1]).double() / len(exits)
+    return ExitCalibration(
+        thresholds=best,
+        budget=float(budget),
+        achieved=float(exit_costs(step_costs, exits).mean()),
+        accuracy=accuracy,
+        exit_fraction=[float(f) for f in fraction],
+    )

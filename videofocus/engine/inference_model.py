@@ -1,0 +1,374 @@
+"""A model ready for adaptive inference: network + glimpse policy + cost table + class names.
+
+:func:`load_inference_model` rebuilds it from any checkpoint folder a training stage wrote (the
+config travels in the checkpoint's ``meta.json``), or from a config alone with random weights (dry
+runs and throughput tests). :func:`evaluate_adaptive` runs it through the
+:class:`~videofocus.engine.inference.AdaptiveInferencer` on a labelled manifest, and
+:func:`calibrate_budget` turns a GMACs budget into per-step exit thresholds.
+
+Which policy a checkpoint acts with by default:
+
+=================  =====================================================================
+stage              policy
+=================  =====================================================================
+``finetune``       the learned policy it was fine-tuned on (its weights are in the checkpoint)
+``policy``         the learned policy, on the warm-up network of the same run
+``differentiable`` its own centre network, snapped to the grid
+``warmup``         random cells at the last (largest) option, as it was trained
+``dense``          the whole frame at every step
+``glance_only``    skip every frame
+=================  =====================================================================
+
+``policy=NAME`` replaces it by a heuristic (``random``, ``centre``, ``saliency``, ``dense``,
+``glance_only``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from videofocus.config import Config, config_from_dict, load_config
+from videofocus.engine.checkpoint import CheckpointError, load_checkpoint
+from videofocus.engine.data import class_names_of, frames_to_input
+from videofocus.engine.distributed import select_device
+from videofocus.engine.early_exit import ExitCalibration, apply_thresholds, calibrate_thresholds
+from videofocus.engine.factory import build_dense_baseline, build_focusnet, resolve_num_classes
+from videofocus.engine.inference import (
+    AdaptiveInferencer,
+    InferenceOptions,
+    VideoPrediction,
+    chunked_step_costs,
+)
+from videofocus.flops import CostTable
+from videofocus.models import FocusNet
+from videofocus.policy.heuristics import GlimpsePolicy, create_policy
+
+__all__ = [
+    "InferenceModel",
+    "calibrate_budget",
+    "evaluate_adaptive",
+    "load_inference_model",
+    "rollout_manifest",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Exit thresholds a calibration stored beside a checkpoint (``label --budget-gmacs`` reuses them).
+THRESHOLDS_FILE = "exit_thresholds.json"
+
+
+@dataclass
+class InferenceModel:
+    """Everything inference needs.
+
+    :ivar net: the network (weights loaded, eval mode).
+    :ivar policy: the glimpse policy it acts with.
+    :ivar cfg: the config it was trained with.
+    :ivar class_names: one name per output class.
+    :ivar method: what acts: ``recurrent_ppo``, ``ppo``, ``random``, ``dense``, ...
+    :ivar checkpoint: the folder it came from; None for random weights.
+    """
+
+    net: FocusNet
+    policy: GlimpsePolicy
+    cfg: Config
+    class_names: list[str]
+    method: str
+    checkpoint: Path | None
+
+    @property
+    def random_weights(self) -> bool:
+        """True when built from a config alone (no trained weights)."""
+        return self.checkpoint is None
+
+    def cost_table(self) -> CostTable:
+        """GMACs of each component at the config's frame size."""
+        return CostTable.from_model(self.net, self.cfg.data.frame_size)
+
+    def inferencer(
+        self, options: InferenceOptions | None = None, device: torch.device | str | None = None
+    ) -> AdaptiveInferencer:
+        """An :class:`AdaptiveInferencer` for this model (device: the config's by default)."""
+        device = device if device is not None else select_device(self.cfg.train.device)
+        return AdaptiveInferencer(self.net, self.policy, self.cost_table(), options, device)
+
+
+def _class_names(cfg: Config, meta: dict[str, Any], num_classes: int) -> list[str]:
+    names = meta.get("class_names")
+    if not names:
+        try:
+            names = class_names_of(cfg.data)
+        except Exception:  # noqa: BLE001 - no classes file where the model is used
+            names = None
+    if not names or len(names) != num_classes:
+        names = [f"class_{i}" for i in range(num_classes)]
+    return list(names)
+
+
+def _heuristic(name: str, net: FocusNet, option: int | None) -> GlimpsePolicy:
+    kwargs = {}
+    if name in ("random", "centre", "saliency"):
+        kwargs["option"] = option if option is not None else net.num_options
+    return create_policy(name, net.options, net.grid, **kwargs)
+
+
+def load_inference_model(
+    checkpoint: str | Path | None = None,
+    config: str | Path | Config | None = None,
+    overrides: Sequence[str] = (),
+    policy: str | None = None,
+    option: int | None = None,
+) -> InferenceModel:
+    """Load a checkpoint folder (or build a config's model with random weights) for inference.
+
+    :param checkpoint: a stage's checkpoint folder, e.g. ``runs/x/finetune/final``.
+    :param config: without ``checkpoint``: a config (path or object) whose model is built with
+        random weights; with it: replaces the config stored in the checkpoint.
+    :param overrides: dotted overrides on the config.
+    :param policy: a heuristic replacing the checkpoint's own policy (see the module docs).
+    :param option: the heuristic's glimpse option (``1..K``; default the last).
+    :raises CheckpointError: for a folder that is not a checkpoint.
+    """
+    if checkpoint is None and config is None:
+        raise ValueError("give a checkpoint folder or a config")
+    if checkpoint is None:
+        cfg = config if isinstance(config, Config) else load_config(config, overrides)
+        return _random_model(cfg, policy, option)
+    checkpoint = Path(checkpoint)
+    ckpt = load_checkpoint(checkpoint, load_trainer=False)
+    meta = ckpt.meta
+    if isinstance(config, Config):
+        cfg = config
+    elif config is not None:
+        cfg = load_config(config, overrides)
+    elif "config" in meta:
+        cfg = config_from_dict(meta["config"], overrides, source=str(checkpoint / "meta.json"))
+    else:
+        raise CheckpointError(f"{checkpoint}: meta.json holds no config; pass --config")
+    stage = meta.get("stage")
+    if stage == "policy":
+        return _policy_model(cfg, checkpoint, meta, policy, option)
+    num_classes = int(meta.get("num_classes") or resolve_num_classes(cfg))
+    run_dir = checkpoint.resolve().parent.parent
+    if stage == "finetune":
+        from videofocus.engine.stages import build_policy_focusnet
+
+        policy_dir = run_dir / "policy" / "final"
+        net: FocusNet = build_policy_focusnet(cfg, num_classes, policy_dir)
+        method = load_checkpoint(policy_dir, load_trainer=False).meta.get("algo", "recurrent_ppo")
+    elif stage == "differentiable":
+        from videofocus.engine.evaluate import _checkpoint_option
+        from videofocus.engine.stages import build_differentiable_focusnet
+
+        net = build_differentiable_focusnet(_checkpoint_option(cfg, meta), num_classes)
+        method = "differentiable"
+    elif stage == "dense":
+        net, method = build_dense_baseline(cfg, num_classes), "dense"
+    elif stage in ("warmup", "glance_only"):
+        net = build_focusnet(cfg, num_classes)
+        method = "random" if stage == "warmup" else "glance_only"
+    else:
+        raise CheckpointError(f"{checkpoint}: unknown stage {stage!r} in meta.json")
+    net.load_state_dict(ckpt.model)
+    net.eval().requires_grad_(False)
+    own = getattr(net, "policy", None)
+    if policy is not None or own is None:
+        method = policy or method
+        chosen = _heuristic(method, net, option)
+    else:
+        chosen = own
+    return InferenceModel(
+        net, chosen, cfg, _class_names(cfg, meta, num_classes), method, checkpoint
+    )
+
+
+def _policy_model(
+    cfg: Config, checkpoint: Path, meta: dict[str, Any], policy: str | None, option: int | None
+) -> InferenceModel:
+    from videofocus.engine.policy_stage import load_focusnet, load_learned_policy
+
+    net, num_classes = load_focusnet(cfg, checkpoint.resolve().parent.parent / "warmup" / "final")
+    if policy is not None:
+        chosen, method = _heuristic(policy, net, option), policy
+    else:
+        chosen, method = load_learned_policy(cfg, checkpoint), meta.get("algo", "recurrent_ppo")
+    return InferenceModel(
+        net, chosen, cfg, _class_names(cfg, meta, num_classes), method, checkpoint
+    )
+
+
+def _random_model(cfg: Config, policy: str | None, option: int | None) -> InferenceModel:
+    """The config's model with random weights: the learned policy's network too, with a random
+    orthonormal glance projection so that its (meaningless) actions still vary with the input."""
+    from videofocus.engine.factory import build_policy_network, glimpse_options
+    from videofocus.policy.heuristics import LearnedGlimpsePolicy
+    from videofocus.policy.observation import GlanceProjection
+
+    torch.manual_seed(cfg.train.seed)
+    num_classes = resolve_num_classes(cfg)
+    net = build_focusnet(cfg, num_classes).eval().requires_grad_(False)
+    if policy is not None:
+        chosen, method = _heuristic(policy, net, option), policy
+    else:
+        channels = net.global_encoder.num_features
+        with torch.no_grad():
+            probe = net.glance(torch.zeros(1, 1, 3, cfg.data.frame_size, cfg.data.frame_size))
+        projection = GlanceProjection(channels, min(cfg.policy.obs_channels, channels))
+        torch.nn.init.orthogonal_(projection.weight)
+        network = build_policy_network(cfg, projection.out_channels, tuple(probe.maps.shape[-2:]))
+        chosen = LearnedGlimpsePolicy(
+            glimpse_options(cfg), cfg.model.grid, projection, network, cfg.policy.allow_skip
+        ).eval()
+        method = cfg.policy.algo
+    return InferenceModel(net, chosen, cfg, _class_names(cfg, {}, num_classes), method, None)
+
+
+# ------------------------------------------------------------------------------ validation sets
+
+
+def rollout_manifest(
+    model: InferenceModel,
+    options: InferenceOptions,
+    manifest: str | Path | None = None,
+    batch_size: int | None = None,
+    device: torch.device | str | None = None,
+) -> Iterator[tuple[int, int, VideoPrediction]]:
+    """Yield ``(row index, label, prediction)`` for the config's validation rows (or every row of
+    ``manifest``); undecodable rows are skipped with a warning."""
+    from videofocus.engine.evaluate import build_eval_loader
+
+    cfg = model.cfg
+    loader = build_eval_loader(cfg, len(model.class_names), manifest, batch_size)
+    inferencer = model.inferencer(options, device)
+    labels: dict[int, int] = {}
+
+    def batches():
+        for batch in loader:
+            if batch is None:
+                continue
+            keys = batch["index"].tolist()
+            labels.update(zip(keys, batch["label"].tolist(), strict=True))
+            yield keys, frames_to_input(batch["frames"], inferencer.device)
+
+    for key, prediction in inferencer.run(batches()):
+        yield int(key), labels.pop(int(key)), prediction
+
+
+def evaluate_adaptive(
+    cfg: Config | None,
+    checkpoint: str | Path | InferenceModel,
+    thresholds: list[float] | None = None,
+    manifest: str | Path | None = None,
+    options: InferenceOptions | None = None,
+    policy: str | None = None,
+) -> dict[str, Any]:
+    """Accuracy, GMACs per video and videos/s of a checkpoint under early-exit ``thresholds``.
+
+    :param cfg: the config (None: the one stored in the checkpoint).
+    :param checkpoint: a checkpoint folder, or an already loaded :class:`InferenceModel`.
+    :param thresholds: per-step exit thresholds (overrides ``options.thresholds``).
+    :param manifest: evaluate every row of this manifest instead of the validation rows.
+    """
+    model = (
+        checkpoint
+        if isinstance(checkpoint, InferenceModel)
+        else load_inference_model(checkpoint, cfg, policy=policy)
+    )
+    options = replace(options or InferenceOptions(), thresholds=thresholds)
+    start = time.perf_counter()
+    correct, top5, gmacs, exits = [], [], [], []
+    for _, label, p in rollout_manifest(model, options, manifest):
+        top = p.logits.topk(min(5, p.logits.numel())).indices.tolist()
+        correct.append(top[0] == label)
+        top5.append(label in top)
+        gmacs.append(p.gmacs)
+        exits.append(p.exit_step)
+    seconds = time.perf_counter() - start
+    n = len(correct)
+    if n == 0:
+        raise RuntimeError("no video of the evaluation set could be decoded")
+    steps = max(exits) + 1
+    return {
+        "method": model.method,
+        "videos": n,
+        "accuracy": sum(correct) / n,
+        "top5": sum(top5) / n,
+        "gmacs_per_video": sum(gmacs) / n,
+        "videos_per_s": n / seconds,
+        "exit_thresholds": thresholds,
+        "exit_fraction": [exits.count(s) / n for s in range(steps)],
+    }
+
+
+def calibrate_budget(
+    model: InferenceModel,
+    budget_gmacs: float,
+    options: InferenceOptions | None = None,
+    manifest: str | Path | None = None,
+    save: bool = True,
+) -> ExitCalibration:
+    """Per-step exit thresholds meeting ``budget_gmacs`` on a labelled validation set.
+
+    Runs every validation video through all steps once (no exit), then searches thresholds on the
+    recorded confidences (:func:`~videofocus.engine.early_exit.calibrate_thresholds`) with the
+    same chunked cost accounting as inference. With ``save`` and a checkpoint, the result is
+    written to ``<checkpoint>/exit_thresholds.json`` for later runs.
+    """
+    options = replace(options or InferenceOptions(), thresholds=None)
+    confidence, correct, actions = [], [], []
+    for _, label, p in rollout_manifest(model, options, manifest):
+        confidence.append(p.step_confidence)
+        correct.append([t == label for t in p.step_top1])
+        actions.append(p.actions)
+    if not confidence:
+        raise RuntimeError("no video of the calibration set could be decoded")
+    step_costs = chunked_step_costs(torch.stack(actions), model.cost_table(), options.chunk_steps)
+    result = calibrate_thresholds(
+        torch.tensor(confidence), step_costs, budget_gmacs, torch.tensor(correct)
+    )
+    exits = apply_thresholds(torch.tensor(confidence), result.thresholds)
+    logger.info("calibrated exits %s on %d videos", exits.bincount().tolist(), len(exits))
+    if save and model.checkpoint is not None:
+        (model.checkpoint / THRESHOLDS_FILE).write_text(
+            json.dumps(
+                {
+                    "budget_gmacs": result.budget,
+                    "achieved_gmacs": result.achieved,
+                    "accuracy": result.accuracy,
+                    "chunk_steps": options.chunk_steps,
+                    "thresholds": result.thresholds,
+                    "exit_fraction": result.exit_fraction,
+                },
+                indent=2,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+    return result
+
+
+def stored_thresholds(checkpoint: Path, budget_gmacs: float, chunk_steps: int) -> list[float]:
+    """Thresholds a previous calibration stored for this budget and chunking.
+
+    :raises FileNotFoundError: when none matches (naming what to pass instead).
+    """
+    path = checkpoint / THRESHOLDS_FILE
+    if path.is_file():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if (
+            abs(data.get("budget_gmacs", -1) - budget_gmacs) <= 1e-9 * budget_gmacs
+            and data.get("chunk_steps") == chunk_steps
+        ):
+            return list(data["thresholds"])
+    raise FileNotFoundError(
+        f"{path}: no exit thresholds calibrated for {budget_gmacs} GMACs/video with chunk "
+        f"{chunk_steps}; pass --calibrate MANIFEST (a labelled validation manifest)"
+    )

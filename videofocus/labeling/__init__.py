@@ -1,0 +1,1 @@
+"""Offline batch labeling: inputs, crash-safe results, shards, exporters, the job."""

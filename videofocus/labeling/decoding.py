@@ -1,0 +1,158 @@
+"""Decoding for labeling: every input yields a clip or the reason it could not, within a deadline.
+
+:class:`LabelClips` is a map-style dataset over :class:`~videofocus.labeling.inputs.LabelItem`
+that never raises for a bad video: a missing, empty, truncated, non-video or audio-only file, or
+one whose decoding overruns ``timeout`` seconds, comes back as an item with an ``error`` string, so
+the job writes an error row and goes on. It runs in ``DataLoader`` worker processes, so decoding
+overlaps the network.
+
+The deadline is a ``SIGALRM`` interval timer in the decoding process: PyAV returns to Python after
+every packet, so the alarm interrupts a decode that crawls or loops. A hang inside one FFmpeg call
+(which never returns to Python) is not interruptible this way; ``videofocus probe`` isolates files
+in child processes for collections where that is a risk.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from videofocus.config import DataConfig
+from videofocus.engine.data import SquareClip, sampler_kwargs
+from videofocus.io.errors import VideoDecodeError
+from videofocus.io.reader import VideoReader
+from videofocus.io.samplers import FrameRangeError, create_sampler
+from videofocus.labeling.inputs import LabelItem
+
+__all__ = ["DecodeTimeout", "DecodedBatch", "LabelClips", "collate_decoded"]
+
+
+class DecodeTimeout(Exception):
+    """Decoding one video took longer than the deadline."""
+
+
+@contextmanager
+def deadline(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`DecodeTimeout` in this block after ``seconds`` (main thread of a process on
+    POSIX; elsewhere the block simply runs without a deadline)."""
+    usable = (
+        seconds is not None
+        and seconds > 0
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise DecodeTimeout(f"decoding took longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class LabelClips(torch.utils.data.Dataset):
+    """Clips of label inputs, sampled and sized as the model's evaluation clips are.
+
+    :param items: the videos, in job order.
+    :param data: the model's data config (frames, sampler, frame size, decoder backend).
+    :param timeout: seconds allowed to decode one video; None: no deadline.
+    """
+
+    def __init__(
+        self, items: Sequence[LabelItem], data: DataConfig, timeout: float | None = 60.0
+    ) -> None:
+        self.items = list(items)
+        self.sampler = create_sampler(data.sampler, **sampler_kwargs(data)).with_random(False)
+        self.transform = SquareClip(data.frame_size, train=False)
+        self.frame_size = data.frame_size
+        self.backend = data.backend
+        self.timeout = timeout
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.items[index]
+        start = time.perf_counter()
+        frames, error = None, None
+        try:
+            with deadline(self.timeout):
+                frames = self._decode(item)
+        except (VideoDecodeError, FrameRangeError, DecodeTimeout) as exc:
+            error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - one bad file must never stop the job
+            error = f"{type(exc).__name__}: {exc}"
+        if error is not None and str(item.path) not in error:
+            error = f"{item.path}: {error}"
+        return {
+            "index": index,
+            "frames": frames,
+            "error": error,
+            "decode_ms": 1000.0 * (time.perf_counter() - start),
+        }
+
+    def _decode(self, item: LabelItem) -> torch.Tensor:
+        if not item.path.is_file():
+            raise VideoDecodeError(item.path, "file not found")
+        with VideoReader(item.path, backend=self.backend) as reader:
+            meta = reader.metadata
+            fps = meta.fps if (item.start is not None or item.end is not None) else None
+            rng = np.random.default_rng(0)  # evaluation positions are deterministic anyway
+            indices = self.sampler(
+                meta.num_frames, fps=fps, start=item.start, end=item.end, rng=rng
+            )
+            try:
+                frames = reader.read_frames(indices.tolist(), short_side=self.frame_size)
+            except IndexError:
+                raise VideoDecodeError(
+                    item.path, f"fewer frames than the {meta.num_frames} its header announces"
+                ) from None
+        return self.transform(frames)
+
+
+@dataclass
+class DecodedBatch:
+    """A collated batch: the decoded clips stacked, and the failures with their reasons.
+
+    :ivar indices: dataset indices of the decoded clips, in ``frames`` order.
+    :ivar frames: uint8 ``[B, T, 3, H, W]``, or None when nothing decoded.
+    :ivar decode_ms: per decoded clip.
+    :ivar failures: ``(index, error, decode_ms)`` of the videos that did not decode.
+    """
+
+    indices: list[int]
+    frames: torch.Tensor | None
+    decode_ms: list[float]
+    failures: list[tuple[int, str, float]]
+
+    def pin_memory(self) -> DecodedBatch:
+        """Page-locked frames, so the copy to the GPU can run asynchronously."""
+        if self.frames is not None:
+            self.frames = self.frames.pin_memory()
+        return self
+
+
+def collate_decoded(items: Sequence[dict[str, Any]]) -> DecodedBatch:
+    """``collate_fn`` of :class:`LabelClips`."""
+    good = [it for it in items if it["error"] is None]
+    return DecodedBatch(
+        indices=[it["index"] for it in good],
+        frames=torch.stack([it["frames"] for it in good]) if good else None,
+        decode_ms=[it["decode_ms"] for it in good],
+        failures=[(it["index"], it["error"], it["decode_ms"]) for it in items if it["error"]],
+    )

@@ -1,0 +1,312 @@
+"""The ``videofocus label`` job: label a video collection, fast, within a budget, losing nothing.
+
+Inputs (a manifest, a folder or a list) are split into this process's shard; videos already in
+the output file are skipped (resume); the rest are decoded by ``DataLoader`` workers and pushed
+through the :class:`~videofocus.engine.inference.AdaptiveInferencer`. Every input ends as exactly
+one JSON line: ``status: ok`` with top-k labels and scores, or ``status: error`` with the reason.
+Lines are appended durably as videos finish (:class:`~videofocus.labeling.results.ResultWriter`),
+so a job killed at any moment is resumed by running the same command again.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from videofocus.engine.data import frames_to_input
+from videofocus.engine.inference import InferenceOptions, VideoPrediction
+from videofocus.engine.inference_model import (
+    InferenceModel,
+    calibrate_budget,
+    stored_thresholds,
+)
+from videofocus.labeling.decoding import LabelClips, collate_decoded
+from videofocus.labeling.inputs import LabelItem, read_inputs
+from videofocus.labeling.results import ResultWriter
+from videofocus.labeling.sharding import (
+    ShardSpec,
+    resolve_shard,
+    select_shard,
+    shard_meta,
+    shard_path,
+)
+
+__all__ = ["LabelJobOptions", "LabelSummary", "error_row", "prediction_row", "run_label_job"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LabelJobOptions:
+    """How the job runs (inference options are separate: :class:`InferenceOptions`).
+
+    :param batch_size: clips per decoded batch (the local encoder batches across them).
+    :param num_workers: decoding processes (0: decode in the main process).
+    :param prefetch: batches each worker decodes ahead.
+    :param decode_timeout: seconds allowed to decode one video.
+    :param topk: labels per video.
+    :param glimpses: write each video's glimpse actions.
+    :param budget_gmacs: calibrate (or reuse stored) exit thresholds to this mean cost.
+    :param calibrate: labelled manifest to calibrate the budget on (default: the config's
+        validation rows when they exist).
+    :param calibrate_save: store calibrated thresholds beside the checkpoint for later runs.
+    :param progress: show a progress bar.
+    """
+
+    batch_size: int = 32
+    num_workers: int = 2
+    prefetch: int = 4
+    decode_timeout: float | None = 60.0
+    topk: int = 5
+    glimpses: bool = False
+    budget_gmacs: float | None = None
+    calibrate: str | None = None
+    calibrate_save: bool = True
+    progress: bool = True
+
+
+@dataclass
+class LabelSummary:
+    """What one run of the job did."""
+
+    out: str
+    shard: str
+    inputs: int
+    already_done: int
+    labelled: int
+    ok: int
+    failed: int
+    mean_gmacs: float | None
+    videos_per_s: float
+    seconds: float
+    thresholds: list[float] | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary as plain data."""
+        return dict(self.__dict__)
+
+
+def prediction_row(
+    item: LabelItem,
+    prediction: VideoPrediction,
+    class_names: list[str],
+    topk: int,
+    frames_read: int,
+    decode_ms: float,
+    glimpses: bool,
+) -> dict[str, Any]:
+    """The ``status: ok`` result line of one video."""
+    probs = prediction.logits.float().softmax(dim=-1)
+    scores, ids = probs.topk(min(topk, probs.numel()))
+    row: dict[str, Any] = {
+        "id": item.id,
+        "path": str(item.path),
+        "status": "ok",
+        "labels": [class_names[i] for i in ids.tolist()],
+        "label_ids": ids.tolist(),
+        "scores": [round(s, 6) for s in scores.tolist()],
+        "exit_step": prediction.exit_step,
+        "frames_read": frames_read,
+        "gmacs": round(prediction.gmacs, 6),
+        "decode_ms": round(decode_ms, 2),
+        "model_ms": round(prediction.model_ms, 3),
+    }
+    if glimpses:
+        row["glimpses"] = prediction.actions.tolist()
+    return row
+
+
+def error_row(item: LabelItem, error: str, decode_ms: float) -> dict[str, Any]:
+    """The ``status: error`` result line of a video that could not be labelled."""
+    return {
+        "id": item.id,
+        "path": str(item.path),
+        "status": "error",
+        "error": error,
+        "labels": [],
+        "label_ids": [],
+        "scores": [],
+        "exit_step": None,
+        "frames_read": 0,
+        "gmacs": 0.0,
+        "decode_ms": round(decode_ms, 2),
+        "model_ms": 0.0,
+    }
+
+
+def resolve_thresholds(
+    model: InferenceModel, options: InferenceOptions, job: LabelJobOptions
+) -> list[float] | None:
+    """Exit thresholds of the run: explicit ones, else calibrated for ``--budget-gmacs`` (stored
+    from an earlier calibration of the same budget, or calibrated now), else the config's."""
+    if options.thresholds is not None:
+        return options.thresholds
+    if job.budget_gmacs is None:
+        return model.cfg.exit.thresholds
+    if job.calibrate is None and job.calibrate_save and model.checkpoint is not None:
+        try:
+            return stored_thresholds(model.checkpoint, job.budget_gmacs, options.chunk_steps)
+        except FileNotFoundError:
+            pass  # calibrate on the config's validation rows below
+    calibration = calibrate_budget(
+        model, job.budget_gmacs, options, job.calibrate, save=job.calibrate_save
+    )
+    rounded = [round(t, 4) for t in calibration.thresholds]
+    print(
+        f"calibrated exit thresholds for {job.budget_gmacs:g} GMACs/video: "
+        f"{calibration.achieved:.4g} GMACs/video on the calibration set "
+        f"(accuracy {calibration.accuracy}), thresholds {rounded}",
+        file=sys.stderr,
+    )
+    return calibration.thresholds
+
+
+def _close_inherited(path: Path, fd: int | None, worker_id: int) -> None:
+    """In a forked decoding worker: close the inherited descriptor of the locked output file, so
+    that a worker outliving a killed job does not keep the lock (flock locks belong to the open
+    file, which forked children share)."""
+    del worker_id
+    if fd is None:
+        return
+    try:
+        same = os.path.samestat(os.fstat(fd), os.stat(path))
+    except OSError:
+        return  # not inherited (spawned worker) or already gone
+    if same:
+        os.close(fd)
+
+
+def run_label_job(
+    source: str | Path,
+    model: InferenceModel,
+    out: str | Path,
+    options: InferenceOptions | None = None,
+    job: LabelJobOptions | None = None,
+    shard: ShardSpec | None = None,
+    device: torch.device | str | None = None,
+) -> LabelSummary:
+    """Label every video of ``source`` (this process's shard of it) into ``out``.
+
+    :param source: a manifest, a folder of videos or a text list of paths.
+    :param model: the model and policy (:func:`~videofocus.engine.inference_model.
+        load_inference_model`).
+    :param out: the JSONL output; with several shards each writes ``<out stem>.shard-...``.
+    :param shard: this process's shard (default: from ``torchrun`` / Slurm variables, else 1/0).
+    """
+    start = time.perf_counter()
+    options = options or InferenceOptions()
+    job = job or LabelJobOptions()
+    shard = shard or resolve_shard()
+    if model.random_weights:
+        print(
+            "WARNING: RANDOM WEIGHTS - no checkpoint given; labels and scores are meaningless "
+            "(use this for throughput tests and dry runs only)",
+            file=sys.stderr,
+        )
+    items = select_shard(read_inputs(source), shard)
+    path = shard_path(out, shard)
+    thresholds = resolve_thresholds(model, options, job)
+    options = replace(options, thresholds=thresholds)
+    ok = failed = 0
+    gmacs_total = 0.0
+    with ResultWriter(path, meta=shard_meta(source, shard, [it.id for it in items])) as writer:
+        todo = [it for it in items if it.id not in writer.done]
+        already = len(items) - len(todo)
+        inferencer = model.inferencer(options, device)
+        dataset = LabelClips(todo, model.cfg.data, timeout=job.decode_timeout)
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=job.batch_size,
+            num_workers=job.num_workers,
+            collate_fn=collate_decoded,
+            worker_init_fn=functools.partial(_close_inherited, path, writer.fileno()),
+            pin_memory=inferencer.device.type == "cuda",
+            prefetch_factor=job.prefetch if job.num_workers > 0 else None,
+        )
+        bar = tqdm(
+            total=len(todo), desc=f"label {path.name}", unit="video", disable=not job.progress
+        )
+        pending: list[dict[str, Any]] = []
+        decode_ms: dict[int, float] = {}
+        frames_read = model.cfg.data.frames
+
+        def flush() -> None:
+            nonlocal ok, failed, gmacs_total
+            if not pending:
+                return
+            writer.write(pending)
+            for row in pending:
+                if row["status"] == "ok":
+                    ok += 1
+                    gmacs_total += row["gmacs"]
+                else:
+                    failed += 1
+            bar.update(len(pending))
+            bar.set_postfix(failed=failed)
+            pending.clear()
+
+        def batches():
+            for batch in loader:
+                for index, error, ms in batch.failures:
+                    pending.append(error_row(todo[index], error, ms))
+                if len(pending) >= job.batch_size or batch.frames is None:
+                    flush()
+                if batch.frames is None:
+                    continue
+                decode_ms.update(zip(batch.indices, batch.decode_ms, strict=True))
+                yield batch.indices, frames_to_input(batch.frames, inferencer.device)
+
+        for index, prediction in inferencer.run(batches()):
+            pending.append(
+                prediction_row(
+                    todo[index],
+                    prediction,
+                    model.class_names,
+                    job.topk,
+                    frames_read,
+                    decode_ms.pop(index),
+                    job.glimpses,
+                )
+            )
+            if len(pending) >= job.batch_size:
+                flush()
+        flush()
+        bar.close()
+    seconds = time.perf_counter() - start
+    labelled = ok + failed
+    return LabelSummary(
+        out=str(path),
+        shard=f"{shard.index}/{shard.num_shards}",
+        inputs=len(items),
+        already_done=already,
+        labelled=labelled,
+        ok=ok,
+        failed=failed,
+        mean_gmacs=gmacs_total / ok if ok else None,
+        videos_per_s=labelled / seconds if seconds > 0 else math.inf,
+        seconds=seconds,
+        thresholds=thresholds,
+    )
+
+
+def print_summary(summary: LabelSummary) -> None:
+    """One human line on stderr and the JSON summary on stdout."""
+    gmacs = "n/a" if summary.mean_gmacs is None else f"{summary.mean_gmacs:.4g}"
+    print(
+        f"labelled {summary.labelled} videos ({summary.ok} ok, {summary.failed} failed; "
+        f"{summary.already_done} already done) in {summary.seconds:.1f} s: "
+        f"{summary.videos_per_s:.1f} videos/s, {gmacs} GMACs/video -> {summary.out}",
+        file=sys.stderr,
+    )
+    print(json.dumps(summary.to_json()), flush=True)

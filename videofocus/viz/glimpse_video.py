@@ -1,0 +1,116 @@
+"""Write a clip annotated with its glimpses as an animated GIF or an H.264 MP4."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from videofocus.io.writer import write_video
+from videofocus.viz.drawing import (
+    EXITED_COLOUR,
+    OPTION_COLOURS,
+    SKIP_COLOUR,
+    TEXT_COLOUR,
+    GlimpseTrace,
+    render_trace,
+)
+
+__all__ = ["write_glimpse_video"]
+
+_PALETTE_SIZE = 256
+#: colours that every GIF frame's palette holds exactly, so overlays survive quantisation
+_RESERVED = (*OPTION_COLOURS, TEXT_COLOUR, SKIP_COLOUR, EXITED_COLOUR, (0, 0, 0))
+
+
+def _exact_palette(frame: np.ndarray) -> Image.Image | None:
+    """``frame`` as a ``P`` image without loss, or None if it has more than 256 colours."""
+    packed = (
+        frame[..., 0].astype(np.uint32) << 16
+        | frame[..., 1].astype(np.uint32) << 8
+        | frame[..., 2].astype(np.uint32)
+    )
+    colours, index = np.unique(packed.ravel(), return_inverse=True)
+    if len(colours) > _PALETTE_SIZE:
+        return None
+    rgb = np.stack([colours >> 16, (colours >> 8) & 255, colours & 255], axis=1).astype(np.uint8)
+    height, width = frame.shape[:2]
+    image = Image.frombytes("P", (width, height), index.astype(np.uint8).tobytes())
+    image.putpalette(rgb.ravel().tolist())
+    return image
+
+
+def _to_palette(frame: np.ndarray) -> Image.Image:
+    """``frame`` as a ``P`` image: exact when it has few colours, else quantised.
+
+    A quantised frame gets an adaptive palette for the picture plus the overlay colours, mapped
+    without dithering, so that box outlines and tags keep their exact colours.
+    """
+    exact = _exact_palette(frame)
+    if exact is not None:
+        return exact
+    image = Image.fromarray(frame)
+    adaptive = image.quantize(
+        colors=_PALETTE_SIZE - len(_RESERVED),
+        method=Image.Quantize.MEDIANCUT,
+        dither=Image.Dither.NONE,
+    )
+    picture = adaptive.getpalette()[: 3 * (_PALETTE_SIZE - len(_RESERVED))]
+    palette = Image.new("P", (1, 1))
+    palette.putpalette(picture + [c for colour in _RESERVED for c in colour])
+    return image.quantize(palette=palette, dither=Image.Dither.NONE)
+
+
+def _pad_even(frames: np.ndarray) -> np.ndarray:
+    """Pad ``[T, H, W, 3]`` by repeating the last row / column to an even size (yuv420p)."""
+    height, width = frames.shape[1:3]
+    return np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+
+
+def write_glimpse_video(
+    path: str | Path,
+    frames: np.ndarray,
+    trace: GlimpseTrace,
+    fps: float = 2.0,
+    scale: int = 1,
+) -> Path:
+    """Render ``trace`` on ``frames`` (see :func:`~videofocus.viz.drawing.render_trace`) and
+    write the result, one output frame per step.
+
+    - ``.gif``: Pillow, palette frames (lossless when a frame has at most 256 colours, overlay
+      colours always exact), looping forever, each frame shown ``1 / fps`` seconds (GIF delays
+      are whole centiseconds).
+    - ``.mp4``: H.264 via :func:`videofocus.io.writer.write_video`; an odd width or height is
+      padded by one repeated row / column, as yuv420p needs even sizes.
+
+    :param path: output file; its suffix picks the format; parent folders are created.
+    :param frames: uint8 ``[T, H, W, 3]``, the frames the policy saw.
+    :param trace: the roll-out to draw, with ``T`` actions.
+    :param fps: frames per second of the output.
+    :param scale: integer upscale, so that text stays legible on small frames.
+    :returns: ``path`` as a :class:`~pathlib.Path`.
+    :raises ValueError: for an unsupported suffix, a non-positive fps, or bad frames / trace.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".gif", ".mp4"):
+        raise ValueError(f"{path}: unsupported suffix {path.suffix!r}, use .gif or .mp4")
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    rendered = render_trace(frames, trace, scale=scale)  # [T, H*scale, W*scale, 3]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".mp4":
+        write_video(path, _pad_even(rendered), fps=fps)
+        return path
+    images = [_to_palette(frame) for frame in rendered]
+    images[0].save(
+        path,
+        format="GIF",
+        save_all=True,
+        append_images=images[1:],
+        duration=max(10, round(1000 / fps)),  # milliseconds
+        loop=0,  # forever
+        disposal=1,  # keep each frame in place; the next one covers it fully
+    )
+    return path
