@@ -146,3 +146,34 @@ def test_cropper_rejects_mismatched_shapes() -> None:
         PatchCropper()(
             torch.rand(1, 3, 8, 8), torch.tensor([0, 0]), torch.rand(1, 2), torch.rand(2), 4
         )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+def test_native_resolution_fast_path_equals_roi_align(dtype) -> None:
+    """Native-resolution crops inside the frame (sub-pixel corners, frame edges included) take
+    the four-window path; it must give roi_align's numbers, for float and uint8 frames."""
+    from torchvision.ops import roi_align
+
+    g = torch.Generator().manual_seed(3)
+    frames = torch.randint(0, 256, (5, 3, 40, 56), generator=g).to(dtype)
+    side = 16
+    # corners anywhere in [0, size - side], including exactly at the right/bottom edges
+    x1 = torch.rand(12, generator=g) * (56 - side)
+    y1 = torch.rand(12, generator=g) * (40 - side)
+    x1[:3], y1[:3] = torch.tensor([56.0 - side, 0.0, 56.0 - side]), torch.tensor([0.0, 24.0, 24.0])
+    index = torch.randint(0, 5, (12,), generator=g)
+    centres = torch.stack([(x1 + side / 2) / 56, (y1 + side / 2) / 40], dim=1)
+    extents = torch.full((12,), side / 40)
+    crops = PatchCropper()(frames, index, centres, extents, side)
+    boxes = torch.cat(
+        [
+            index[:, None].float(),
+            x1[:, None],
+            y1[:, None],
+            (x1 + side)[:, None],
+            (y1 + side)[:, None],
+        ],
+        dim=1,
+    )
+    expected = roi_align(frames.float(), boxes, side, 1.0, 1, aligned=True)
+    torch.testing.assert_close(crops, expected, atol=1e-3, rtol=1e-4)

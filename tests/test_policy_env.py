@@ -204,7 +204,7 @@ def test_vec_env_stream_covers_the_dataset_and_reseeds(net, dataset, projection)
     assert venv.videos == order
 
 
-@pytest.mark.parametrize("reward", ["adafocus", "confidence_gain", "confidence"])
+@pytest.mark.parametrize("reward", ["adafocus", "confidence_gain", "confidence", "skip_gain"])
 def test_batched_equals_single_envs(net, dataset, projection, reward):
     n = 3
     venv = FocusVecEnv(
@@ -284,6 +284,22 @@ def test_adafocus_reward_is_chosen_minus_random_by_hand(net, dataset, projection
             p_chosen, hidden = p_gt(t, chosen[:, t], hidden)  # the episode goes on from here
             expected.append(p_chosen - p_random)
     torch.testing.assert_close(rewards, torch.stack(expected, dim=1), atol=1e-5, rtol=1e-5)
+
+
+def test_skip_gain_reward_is_zero_for_a_skip_and_chosen_minus_skip_otherwise(
+    net, dataset, projection
+):
+    clips = _clips(net, dataset, [0, 1, 2])
+    episodes = _episodes(net, projection, reward="skip_gain", cost_lambda=0.5)
+    episodes.start(clips)
+    actions = torch.tensor([[0, 0, 0], [1, 2, 2], [2, 0, 0]])
+    result = episodes.step(actions)
+    skipped = _episodes(net, projection, reward="confidence")
+    skipped.start(clips)
+    p_skip = skipped.step(torch.zeros_like(actions)).confidence
+    expected = result.confidence - p_skip - 0.5 * result.cost
+    torch.testing.assert_close(result.reward, expected, atol=1e-6, rtol=1e-6)
+    assert result.reward[0] == 0.0  # skipping gains nothing over skipping, and costs nothing
 
 
 def test_confidence_gain_telescopes(net, dataset, projection):

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from videofocus.config import Config, load_config
-from videofocus.engine.data import ensure_dataset, frames_to_input
+from videofocus.engine.data import ensure_dataset
 from videofocus.engine.inference import InferenceOptions
 from videofocus.engine.inference_model import InferenceModel, load_inference_model
 from videofocus.labeling.decoding import LabelClips, collate_decoded
@@ -78,7 +78,7 @@ def model_only(
 ) -> float:
     """Videos/s of the network alone: every clip decoded and on the device beforehand."""
     batches = [
-        (batch.indices, frames_to_input(batch.frames, device))
+        (batch.indices, batch.frames.to(device))
         for batch in _loader(source, model.cfg, job)
         if batch.frames is not None
     ]

@@ -262,7 +262,7 @@ class PolicyConfig:
     ent_coef: float = 0.01  # entropy bonus, keeps the policy exploring glimpse positions
     lstm_hidden: int = 256  # recurrent policy state size
     net_arch: list[int] = field(default_factory=list)  # Tanh MLP after features/LSTM (pi and vf)
-    reward: str = "adafocus"  # adafocus | confidence_gain | confidence
+    reward: str = "adafocus"  # adafocus | confidence_gain | confidence | skip_gain
     cost_lambda: float = 0.0  # reward penalty x glimpse MACs / dearest option's (skip: 0)
     allow_skip: bool = True  # option 0 (skip the frame) is available to the policy
     seed: int = 0  # seed of the environments and the policy
@@ -273,7 +273,7 @@ class PolicyConfig:
 
     def __post_init__(self) -> None:
         _one_of(self.algo, "algo", ("recurrent_ppo", "ppo"))
-        _one_of(self.reward, "reward", ("adafocus", "confidence_gain", "confidence"))
+        _one_of(self.reward, "reward", ("adafocus", "confidence_gain", "confidence", "skip_gain"))
         for name in ("total_timesteps", "n_envs", "n_steps", "batch_size", "n_epochs"):
             _require(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
         for name in ("learning_rate", "clip_range", "lstm_hidden", "obs_channels"):

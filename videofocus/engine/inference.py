@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import torch
 from einops import rearrange
 
+from videofocus.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from videofocus.engine.early_exit import expand_thresholds
 from videofocus.flops import GIGA, CostTable
 from videofocus.models.focusnet import FocusNet, GlanceOutput
@@ -186,7 +187,8 @@ class AdaptiveInferencer:
     # ------------------------------------------------------------------------------ public API
 
     def predict(self, frames: torch.Tensor) -> list[VideoPrediction]:
-        """Predictions for one batch of clips ``[B, T, 3, H, W]`` (normalised float), in order."""
+        """Predictions for one batch of clips ``[B, T, 3, H, W]`` (as :meth:`run` takes them), in
+        order."""
         out = dict(self.run([(list(range(frames.shape[0])), frames)]))
         return [out[i] for i in range(frames.shape[0])]
 
@@ -196,8 +198,11 @@ class AdaptiveInferencer:
     ) -> Iterator[tuple[Hashable, VideoPrediction]]:
         """Yield ``(key, prediction)`` for every clip of ``batches``, as videos finish.
 
-        :param batches: ``(keys, frames)`` pairs, frames normalised float ``[B, T, 3, H, W]``
-            (any device; moved to the inferencer's); keys must be unique across the stream.
+        :param batches: ``(keys, frames)`` pairs, frames ``[B, T, 3, H, W]`` either ImageNet-
+            normalised float or raw uint8 (faster on the CPU: only glance inputs and crops are
+            converted and normalised; the glance input is then resized in 8 bits, which moves
+            it by at most one grey level); any device (moved to the inferencer's); keys must be
+            unique across the stream.
         """
         for keys, frames in batches:
             if len(keys) != frames.shape[0]:
@@ -272,10 +277,20 @@ class AdaptiveInferencer:
         if self.options.max_steps is not None:
             steps = min(steps, self.options.max_steps)
             frames = frames[:, :steps]
-        if self.options.channels_last:
-            frames = frames.contiguous()
+        raw = frames.dtype == torch.uint8
+        if raw and self.device.type != "cpu":
+            frames, raw = self._normalise(frames), False  # cheap on an accelerator
+        flat_frames = rearrange(frames, "b t c h w -> (b t) c h w")
+        glance_in = frames
+        if raw:
+            # Resize the uint8 frames (antialiased, as GlobalEncoder does) and normalise only
+            # the small result: full frames are never converted to float on the CPU.
+            small = self.net.global_encoder.resize(
+                flat_frames.contiguous(memory_format=torch.channels_last)
+            )
+            glance_in = rearrange(self._normalise(small), "(b t) c h w -> b t c h w", t=steps)
         with self._autocast():
-            glance = self.glance_fn(frames)
+            glance = self.glance_fn(glance_in)
         glance = GlanceOutput(glance.maps.float(), glance.pooled.float())
         if self._steps is None:
             self._setup(steps, frames, glance)
@@ -295,7 +310,6 @@ class AdaptiveInferencer:
         )
         self.option_index[slots_dev] = option_index
         self.actions[slots] = actions.cpu()
-        flat_frames = rearrange(frames, "b t c h w -> (b t) c h w")
         flat_option = rearrange(option_index, "b t -> (b t)")
         flat_centres = rearrange(centres, "b t xy -> (b t) xy")
         flat_extents = rearrange(extents, "b t -> (b t)")
@@ -307,12 +321,19 @@ class AdaptiveInferencer:
                 crops = self.net.cropper(
                     flat_frames, idx, flat_centres[idx], flat_extents[idx], option.resolution
                 )
-                self.crops[k][rows[idx]] = crops.float()
+                self.crops[k][rows[idx]] = self._normalise(crops) if raw else crops.float()
         now = time.perf_counter()
         for i, key in enumerate(keys):
             self._slots[int(slots[i])] = _Pending(key, t, admitted=now)
         self._share_time(slots.tolist(), now - start)
         self._queue_chunks(slots, torch.zeros(b, dtype=torch.long))
+
+    def _normalise(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pixel values 0..255 (uint8 or float) -> ImageNet-normalised float32, channel dim -3."""
+        shape = (3, 1, 1)
+        scale = (1.0 / (255.0 * torch.tensor(IMAGENET_STD))).view(shape).to(pixels.device)
+        shift = (-torch.tensor(IMAGENET_MEAN) / torch.tensor(IMAGENET_STD)).view(shape)
+        return pixels.float() * scale + shift.to(pixels.device)
 
     def _share_time(self, slots: list[int], seconds: float) -> None:
         """Attribute network time equally to the videos a computation served."""

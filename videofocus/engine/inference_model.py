@@ -37,7 +37,7 @@ import torch
 
 from videofocus.config import Config, config_from_dict, load_config
 from videofocus.engine.checkpoint import CheckpointError, load_checkpoint
-from videofocus.engine.data import class_names_of, frames_to_input
+from videofocus.engine.data import class_names_of
 from videofocus.engine.distributed import select_device
 from videofocus.engine.early_exit import ExitCalibration, apply_thresholds, calibrate_thresholds
 from videofocus.engine.factory import build_dense_baseline, build_focusnet, resolve_num_classes
@@ -256,7 +256,7 @@ def rollout_manifest(
                 continue
             keys = batch["index"].tolist()
             labels.update(zip(keys, batch["label"].tolist(), strict=True))
-            yield keys, frames_to_input(batch["frames"], inferencer.device)
+            yield keys, batch["frames"]  # uint8: the inferencer normalises crops only
 
     for key, prediction in inferencer.run(batches()):
         yield int(key), labels.pop(int(key)), prediction

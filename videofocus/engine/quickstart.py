@@ -1,46 +1,121 @@
-"""``videofocus quickstart``: the whole pipeline on built-in data, from nothing to a report.
+"""``videofocus quickstart``: the whole job on built-in data, from nothing to a report.
 
-1. generate the synthetic benchmark (no download, no weights);
-2. train the glance-only and dense baselines, then the three AdaFocus stages: warm-up (random
-   glimpses; encoders started from the dense baseline), the recurrent PPO policy, and the
-   fine-tune on the policy's glimpses;
-3. evaluate each on the validation split: accuracy, counted GMACs per video, videos/s;
-4. write ``report.json`` (a list of ``{"name", "accuracy", "gmacs_per_video", "videos_per_s"}``)
-   and ``report.md`` into the output folder, and print the table.
+On a fresh install, with no data and no weights, :func:`run_quickstart`:
 
-Later stages (the RL policy, labeling) extend this same job.
+1. generates the synthetic benchmark into ``<out>/data``;
+2. trains, in ``<out>/runs``, the glance-only and dense baselines and the three AdaFocus stages
+   (warm-up from the dense encoders, recurrent PPO policy, fine-tune on the policy's glimpses),
+   then the two comparisons: a plain-PPO policy in ``<out>/runs/variants/ppo`` (sharing the
+   dense and warm-up stages through symlinks) and the differentiable (AdaFocusV2-style) policy;
+3. evaluates every method of ``videofocus bench policy`` but its cost-penalised variant on the
+   validation split: accuracy, counted GMACs per video, videos/s, glimpse statistics;
+4. labels the validation videos with the fine-tuned model (the ``videofocus label`` job) and draws
+   the learned policy's glimpses on the first one;
+5. writes into ``<out>``: ``report.json`` (rows ``{"name", "protocol", "accuracy",
+   "gmacs_per_video", "videos_per_s", ...}`` in :data:`NAMES` order), ``report.md`` (the table and
+   how to read it), ``tradeoff.png``, ``glimpses.gif``, ``labels.jsonl`` (with
+   ``val_videos.jsonl``, the manifest of the videos it labels), and prints the table, the files
+   and the total time.
+
+A rerun with the same ``out`` reuses every finished stage and recomputes the evaluation, the
+labels and the pictures.
+
+The QUICK protocol (``bench policy`` runs the full one, which trains a fine-tune per method):
+
+- ``dense``, ``glance_only``: their own checkpoints;
+- ``recurrent_ppo``: the fine-tuned checkpoint of the main run;
+- ``random``, ``centre``, ``saliency``: the warm-up network, not trained further, reading the
+  heuristic's glimpses at the option ``recurrent_ppo`` uses most (same glimpse cost);
+  ``random`` also reports ``accuracy_warmup_own_glimpses``, the warm-up model with the random
+  option-and-cell glimpses it was trained on;
+- ``ppo``: the plain-PPO policy on the warm-up network (no fine-tune);
+- ``differentiable``: its own stage at that same option, trained for at most
+  :data:`QUICK_DIFFERENTIABLE_EPOCHS` epochs, evaluated with its continuous centres.
+
+Every glimpse row also reports ``accuracy_warmup_net`` (its glimpses read by the shared warm-up
+network), the column where all policies are compared on equal terms.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
+from videofocus.benchmarks.policy import (
+    HEURISTICS,
+    MAIN_STAGES,
+    _load_supervised,
+    _train_seconds,
+    dominant_option,
+    evaluate_glimpse_model,
+    share_stages,
+    with_overrides,
+)
+from videofocus.benchmarks.policy import NAMES as BENCH_NAMES
 from videofocus.config import Config, load_config
+from videofocus.data.manifest import read_manifest, write_manifest
+from videofocus.data.synthetic import TargetTrack, read_targets
+from videofocus.engine.checkpoint import load_checkpoint
 from videofocus.engine.data import ensure_dataset
 from videofocus.engine.evaluate import evaluate_checkpoint
-from videofocus.engine.pipeline import run_stage
+from videofocus.engine.inference_model import load_inference_model
+from videofocus.engine.pipeline import run_stage, run_stages, stage_config
+from videofocus.engine.policy_stage import load_focusnet, load_learned_policy
+from videofocus.engine.quickstart_report import report_markdown, summary_text, write_report
+from videofocus.engine.stages import (
+    PolicyFocusNet,
+    build_differentiable_focusnet,
+    build_policy_focusnet,
+)
+from videofocus.labeling.job import LabelJobOptions, LabelSummary, run_label_job
+from videofocus.labeling.results import meta_path, read_results
+from videofocus.labeling.sharding import ShardSpec
+from videofocus.models import FocusNet
+from videofocus.policy.heuristics import create_policy
+from videofocus.viz.command import render_glimpses
+from videofocus.viz.tradeoff import plot_tradeoff
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "NAMES",
+    "QUICK_DIFFERENTIABLE_EPOCHS",
+    "quickstart_config",
+    "run_quickstart",
+    "write_val_manifest",
+]
 
 #: The tiny config shipped beside the package in a source checkout.
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "synthetic_tiny.yaml"
 
-#: (report name, training stage), in the order they run; every stage is evaluated with its own
-#: glimpses (warm-up: random glimpses; finetune: the learned policy's).
-METHODS = (
-    ("glance_only", "glance_only"),
-    ("dense", "dense"),
-    ("random", "warmup"),
-    (None, "policy"),
-    ("recurrent_ppo", "finetune"),
+#: Report rows, in order: ``bench policy``'s without its cost-penalised variant.
+NAMES = tuple(n for n in BENCH_NAMES if n != "recurrent_ppo_lambda")
+
+#: Most epochs the quickstart trains the differentiable policy for (the full protocol trains it
+#: as long as the fine-tune: 12 epochs, ~4 minutes on 2 CPU cores with the tiny config).
+QUICK_DIFFERENTIABLE_EPOCHS = 4
+
+FINE_TUNED, WARMUP_NET, OWN = "fine-tuned", "warm-up network", "own checkpoint"
+
+QUICK_PROTOCOL = (
+    "`dense` and `glance_only` are their own checkpoints; `recurrent_ppo` is the fine-tuned "
+    "model of the three AdaFocus stages; `random`, `centre` and `saliency` are the warm-up "
+    "network, not trained further, reading the heuristic's glimpses at the option "
+    "`recurrent_ppo` uses most (the same glimpse cost); `ppo` is a plain-PPO policy trained on "
+    "the same warm-up network and evaluated on it (no fine-tune); `differentiable` is the "
+    "AdaFocusV2-style policy trained end to end through the crop at that option for "
+    "{epochs} epochs."
 )
 
 
 def quickstart_config(config: str | Path | None, out: Path, overrides: list[str]) -> Config:
-    """The tiny config with its data and runs redirected under ``out``."""
+    """The tiny config (or ``config``) with its data and runs redirected under ``out``."""
     path = Path(config) if config else DEFAULT_CONFIG
     if not path.is_file():
         raise FileNotFoundError(
@@ -54,18 +129,133 @@ def quickstart_config(config: str | Path | None, out: Path, overrides: list[str]
     )
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """The report rows as a Markdown table."""
-    lines = [
-        "| method | accuracy (top-1) | GMACs / video | videos / s | train time (s) |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['name']} | {100 * r['accuracy']:.1f}% | {r['gmacs_per_video']:.4f} | "
-            f"{r['videos_per_s']:.1f} | {r['train_seconds']:.0f} |"
-        )
-    return "\n".join(lines)
+def write_val_manifest(cfg: Config, path: Path) -> list[Path]:
+    """Write the config's validation rows to ``path`` with absolute video paths (so the manifest
+    works from any folder); returns the videos, in order."""
+    source = cfg.data.resolve(cfg.data.val_manifest or cfg.data.manifest)
+    rows = read_manifest(source, split=cfg.data.val_split)
+    rows = [replace(r, path=str(r.resolved_path(source.parent).resolve())) for r in rows]
+    if not rows:
+        raise ValueError(f"{source}: no validation rows (split {cfg.data.val_split!r})")
+    write_manifest(path, rows)
+    return [Path(r.path) for r in rows]
+
+
+# -------------------------------------------------------------------------------------- rows
+
+
+def _row(name: str, protocol: str, ev: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "protocol": protocol,
+        "accuracy": ev["top1"],
+        "gmacs_per_video": ev["gmacs_per_video"],
+        "videos_per_s": ev["videos_per_s"],
+        **extra,
+    }
+
+
+def _glimpse_row(
+    name: str, protocol: str, ev: dict[str, Any], warmup_net_accuracy: float, **extra: Any
+) -> dict[str, Any]:
+    return _row(
+        name,
+        protocol,
+        ev,
+        option=dominant_option(ev),
+        accuracy_warmup_net=warmup_net_accuracy,
+        target_coverage=ev["target_coverage"],
+        skip_rate=ev["skip_rate"],
+        **extra,
+    )
+
+
+class _Evaluator:
+    """Evaluates glimpse policies on the shared warm-up network of the run."""
+
+    def __init__(self, cfg: Config, tracks: dict[str, TargetTrack] | None) -> None:
+        self.cfg, self.tracks = cfg, tracks
+        self.warmup_dir = Path(cfg.train.out_dir) / "warmup" / "final"
+        self.net, _ = load_focusnet(cfg, self.warmup_dir)
+
+    def model(self, model: FocusNet, cfg: Config | None = None) -> dict[str, Any]:
+        """Metrics of a model acting with its own policy."""
+        return evaluate_glimpse_model(cfg or self.cfg, model, self.tracks)
+
+    def on_warmup(self, policy, cfg: Config | None = None) -> dict[str, Any]:
+        """Metrics of ``policy``'s glimpses read by the warm-up network."""
+        return self.model(PolicyFocusNet(self.net, policy, train_local=False), cfg)
+
+
+def _recurrent_ppo_row(ev: _Evaluator) -> dict[str, Any]:
+    run = Path(ev.cfg.train.out_dir)
+    finetune, policy_dir = run / "finetune" / "final", run / "policy" / "final"
+    model = _load_supervised(ev.cfg, finetune, lambda c, n: build_policy_focusnet(c, n, policy_dir))
+    shared = ev.on_warmup(load_learned_policy(ev.cfg, policy_dir))
+    return _glimpse_row(
+        "recurrent_ppo",
+        FINE_TUNED,
+        ev.model(model),
+        shared["top1"],
+        train_seconds=_train_seconds(policy_dir, finetune),
+        checkpoint=str(finetune),
+    )
+
+
+def _differentiable_config(cfg: Config, option: int, max_epochs: int | None) -> Config:
+    train = replace(cfg.train, differentiable_option=option)
+    if max_epochs is not None:
+        epochs = min(max_epochs, stage_config(cfg, "differentiable").train.epochs)
+        train = replace(train, epochs=epochs, finetune_epochs=epochs)
+    return replace(cfg, train=train)
+
+
+def _differentiable_row(ev: _Evaluator, final_dir: Path) -> dict[str, Any]:
+    # evaluate at the option the checkpoint was trained with, as bench policy does
+    trained = load_checkpoint(final_dir, load_trainer=False).meta["config"]["train"]
+    cfg = _differentiable_config(ev.cfg, trained["differentiable_option"], None)
+    model = _load_supervised(cfg, final_dir, lambda c, n: build_differentiable_focusnet(c, n))
+    own = ev.model(model, cfg)
+    snapped = ev.on_warmup(model.policy)  # grid-snapped centres, roi_align crops
+    return _glimpse_row(
+        "differentiable",
+        FINE_TUNED,
+        own,
+        snapped["top1"],
+        epochs=trained["epochs"],
+        train_seconds=_train_seconds(final_dir),
+        checkpoint=str(final_dir),
+    )
+
+
+def _label_validation(
+    cfg: Config, out: Path, manifest: Path, checkpoint: Path, progress: bool
+) -> tuple[LabelSummary, str]:
+    """Label the validation videos into ``out/labels.jsonl`` (from scratch: the checkpoint may
+    have been retrained) and say how the labels agree with the ground truth."""
+    labels = out / "labels.jsonl"
+    labels.unlink(missing_ok=True)
+    meta_path(labels).unlink(missing_ok=True)
+    model = load_inference_model(checkpoint)
+    job = LabelJobOptions(
+        batch_size=cfg.train.batch_size,
+        num_workers=cfg.data.num_workers,
+        glimpses=True,
+        progress=progress,
+    )
+    summary = run_label_job(manifest, model, labels, job=job, shard=ShardSpec(1, 0))
+    truth = {r.id: r.labels for r in read_manifest(manifest)}
+    ok = [r for r in read_results(labels) if r["status"] == "ok"]
+    agree = sum(bool(truth[r["id"]]) and r["label_ids"][0] in truth[r["id"]] for r in ok)
+    line = (
+        f"`labels.jsonl`: {summary.ok} of {summary.inputs} validation videos labelled by "
+        f"`recurrent_ppo` ({summary.failed} failed), top-1 label right on "
+        f"{100 * agree / max(1, len(ok)):.1f}%, {summary.videos_per_s:.1f} videos/s."
+    )
+    return summary, line
+
+
+# ------------------------------------------------------------------------------------- the job
 
 
 def run_quickstart(
@@ -73,39 +263,100 @@ def run_quickstart(
     config: str | Path | None = None,
     overrides: list[str] | None = None,
     resume: bool = True,
+    *,
+    differentiable_epochs: int | None = QUICK_DIFFERENTIABLE_EPOCHS,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the quickstart into ``out`` and return the report rows (also written to disk)."""
-    out = Path(out)
+    """Run the quickstart into ``out`` (see the module docs) and return the report rows.
+
+    :param out: output folder; data, runs and reports go under it.
+    :param config: the config to run (default :data:`DEFAULT_CONFIG`).
+    :param overrides: dotted config overrides.
+    :param resume: reuse the stages already finished in ``out`` (False: retrain them all).
+    :param differentiable_epochs: most epochs of the differentiable policy's stage; None: as
+        long as the fine-tune (the full protocol).
+    :param progress: show progress bars.
+    :param log: where progress lines go (default: stderr).
+    :returns: the rows of ``report.json``, in :data:`NAMES` order.
+    """
+    start = time.perf_counter()
+    say = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     cfg = quickstart_config(config, out, list(overrides or []))
-    start = time.perf_counter()
-    ensure_dataset(cfg.data, workers=os.cpu_count() or 1)
-    rows = []
-    for name, stage_name in METHODS:
-        result = run_stage(cfg, stage_name, resume=resume)
-        if name is None:  # trains the policy; evaluated through the fine-tuned model
-            continue
-        ev = evaluate_checkpoint(cfg, result.final_dir)
-        rows.append(
-            {
-                "name": name,
-                "accuracy": ev["top1"],
-                "gmacs_per_video": ev["gmacs_per_video"],
-                "videos_per_s": ev["videos_per_s"],
-                "train_seconds": result.seconds,
-                "checkpoint": str(result.final_dir),
-            }
+    runs = Path(cfg.train.out_dir)
+    ensure_dataset(cfg.data, workers=os.cpu_count() or 1, progress=progress)
+    targets = Path(cfg.data.root) / "targets.jsonl"
+    tracks = read_targets(targets) if targets.is_file() else None
+
+    stages = {r.stage: r for r in run_stages(cfg, list(MAIN_STAGES), resume, progress)}
+    ev = _Evaluator(cfg, tracks)
+    rows = {"recurrent_ppo": _recurrent_ppo_row(ev)}
+    option = rows["recurrent_ppo"]["option"]
+    say(
+        f"recurrent_ppo glimpses with option {option} most: the heuristics and the "
+        "differentiable policy use it too"
+    )
+    diff_cfg = _differentiable_config(cfg, option, differentiable_epochs)
+    diff_dir = run_stage(diff_cfg, "differentiable", resume, progress).final_dir
+    ppo_run = runs / "variants" / "ppo"
+    share_stages(runs, ppo_run)
+    ppo_cfg = with_overrides(cfg, ["policy.algo=ppo"], ppo_run)
+    ppo_dir = run_stage(ppo_cfg, "policy", resume, progress).final_dir
+    say(f"training done after {time.perf_counter() - start:.0f} s; evaluating")
+
+    with tqdm(total=len(NAMES) - 1, desc="evaluate", unit="method", disable=not progress) as bar:
+        for name in ("dense", "glance_only"):
+            final = stages[name].final_dir
+            rows[name] = _row(
+                name,
+                OWN,
+                evaluate_checkpoint(cfg, final),
+                train_seconds=_train_seconds(final),
+                checkpoint=str(final),
+            )
+            bar.update()
+        for heuristic in HEURISTICS:
+            result = ev.on_warmup(
+                create_policy(heuristic, ev.net.options, ev.net.grid, option=option)
+            )
+            rows[heuristic] = _glimpse_row(
+                heuristic, WARMUP_NET, result, result["top1"], train_seconds=0.0
+            )
+            bar.update()
+        own = evaluate_checkpoint(cfg, ev.warmup_dir)["top1"]
+        rows["random"]["accuracy_warmup_own_glimpses"] = own
+        rows["differentiable"] = _differentiable_row(ev, diff_dir)
+        bar.update()
+        result = ev.on_warmup(load_learned_policy(ppo_cfg, ppo_dir), ppo_cfg)
+        rows["ppo"] = _glimpse_row(
+            "ppo",
+            WARMUP_NET,
+            result,
+            result["top1"],
+            train_seconds=_train_seconds(ppo_dir),
+            checkpoint=str(ppo_dir),
         )
-    table = format_table(rows)
-    (out / "report.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    (out / "report.md").write_text(
-        f"# videofocus quickstart\n\nConfig: `{cfg.name}`; validation split of the synthetic "
-        f"benchmark; GMACs are counted multiply-accumulates per video.\n\n{table}\n",
-        encoding="utf-8",
+        bar.update()
+    report = [rows[name] for name in NAMES]
+
+    manifest = out / "val_videos.jsonl"
+    videos = write_val_manifest(cfg, manifest)
+    finetune = stages["finetune"].final_dir
+    _, labels_line = _label_validation(cfg, out, manifest, finetune, progress)
+    gif = out / "glimpses.gif"
+    render_glimpses(load_inference_model(finetune), videos[0], gif)
+    plot = plot_tradeoff(
+        report, out / "tradeoff.png", title=f"videofocus quickstart: {cfg.name}, validation"
     )
-    print(table)
-    print(
-        f"\nwrote {out / 'report.json'} and {out / 'report.md'} "
-        f"in {time.perf_counter() - start:.0f} s"
+    files = [out / "report.json", out / "report.md", plot, gif, out / "labels.jsonl", manifest]
+    seconds = time.perf_counter() - start
+    quick = QUICK_PROTOCOL.format(epochs=report[NAMES.index("differentiable")]["epochs"])
+    markdown = report_markdown(
+        report, cfg.name, quick, labels_line, [f.relative_to(out) for f in files], seconds
     )
-    return rows
+    write_report(out, report, markdown)
+    print(summary_text(report, files, time.perf_counter() - start))
+    print(labels_line.replace("`", ""))
+    return report

@@ -24,7 +24,6 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from videofocus.engine.data import frames_to_input
 from videofocus.engine.inference import InferenceOptions, VideoPrediction
 from videofocus.engine.inference_model import (
     InferenceModel,
@@ -265,7 +264,7 @@ def run_label_job(
                 if batch.frames is None:
                     continue
                 decode_ms.update(zip(batch.indices, batch.decode_ms, strict=True))
-                yield batch.indices, frames_to_input(batch.frames, inferencer.device)
+                yield batch.indices, batch.frames  # uint8: the inferencer normalises crops only
 
         for index, prediction in inferencer.run(batches()):
             pending.append(

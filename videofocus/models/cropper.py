@@ -64,7 +64,8 @@ class PatchCropper(nn.Module):
     ) -> torch.Tensor:
         """Return glimpses ``[M, C, resolution, resolution]``.
 
-        :param frames: float frames ``[N, C, H, W]``.
+        :param frames: frames ``[N, C, H, W]``: float, or uint8 (the crops are then float pixel
+            values; cropping before normalising moves only the crops' pixels, not the frames').
         :param frame_index: long ``[M]``, the frame each glimpse is cut from.
         :param centres: ``[M, 2]`` normalised ``(x, y)``.
         :param extents: ``[M]`` crop side as a fraction of ``min(H, W)``.
@@ -72,13 +73,14 @@ class PatchCropper(nn.Module):
         """
         _check_inputs(frames, frame_index, centres, extents)
         h, w = frames.shape[-2:]
-        side = extents.to(frames.dtype) * min(h, w)  # [M] pixels
-        scale = torch.tensor([w, h], dtype=frames.dtype, device=frames.device)
-        centre_px = centres.to(frames.dtype) * scale  # [M, 2]
+        dtype = frames.dtype if frames.is_floating_point() else torch.float32
+        side = extents.to(dtype) * min(h, w)  # [M] pixels
+        scale = torch.tensor([w, h], dtype=dtype, device=frames.device)
+        centre_px = centres.to(dtype) * scale  # [M, 2]
         half = rearrange(side / 2, "m -> m 1")
         boxes = torch.cat(
             [
-                rearrange(frame_index.to(frames.dtype), "m -> m 1"),
+                rearrange(frame_index.to(dtype), "m -> m 1"),
                 centre_px - half,
                 centre_px + half,
             ],
@@ -86,11 +88,13 @@ class PatchCropper(nn.Module):
         )  # [M, 5]: (frame, x1, y1, x2, y2)
         corner = centre_px - half  # [M, 2] (x1, y1)
         native = bool((side == resolution).all()) and self.sampling_ratio in (0, 1)
-        inside = bool((corner >= 0).all() and (corner + half * 2 <= scale).all())
+        # a tolerance for the rounding of grid centres at the frame's edges
+        inside = bool((corner >= -1e-3).all() and (corner + half * 2 <= scale + 1e-3).all())
         if native and inside:
+            corner = torch.minimum(corner.clamp(min=0), scale - side[:, None])
             return _native_crops(frames, frame_index, corner, resolution)
         return roi_align(
-            frames,
+            frames.to(dtype),
             boxes,
             output_size=resolution,
             spatial_scale=1.0,
@@ -111,18 +115,37 @@ def _native_crops(
     """
     h, w = frames.shape[-2:]
     base = corner.floor()
-    frac = (corner - base).to(frames.dtype)  # [M, 2] (fx, fy)
-    steps = torch.arange(side + 1, device=frames.device)
-    cols = (base[:, 0].long()[:, None] + steps).clamp(max=w - 1)  # [M, side + 1]
-    rows = (base[:, 1].long()[:, None] + steps).clamp(max=h - 1)
-    # advanced indices around a slice: the result is [M, side + 1, side + 1, C]
-    window = frames[frame_index[:, None, None], :, rows[:, :, None], cols[:, None, :]]
-    window = rearrange(window, "m y x c -> m c y x")
+    frac = corner - base  # [M, 2] (fx, fy)
+    if frames.device.type == "cpu":
+        # One slice per glimpse, then one copy: several times faster than advanced indexing on
+        # the CPU. The window's far row/column is dropped at the frame's edge, where its weight
+        # is 0 (repeating the near one instead).
+        windows = []
+        starts = zip(frame_index.tolist(), base[:, 1].tolist(), base[:, 0].tolist(), strict=True)
+        for n, y, x in starts:
+            y, x = int(y), int(x)
+            win = frames[n, :, y : y + side + 1, x : x + side + 1]
+            if win.shape[-2:] != (side + 1, side + 1):
+                win = F.pad(
+                    win[None].float(),
+                    (0, side + 1 - win.shape[-1], 0, side + 1 - win.shape[-2]),
+                    mode="replicate",
+                )[0]
+                win = win.to(frames.dtype)
+            windows.append(win)
+        window = torch.stack(windows).to(frac.dtype)
+    else:
+        steps = torch.arange(side + 1, device=frames.device)
+        cols = (base[:, 0].long()[:, None] + steps).clamp(max=w - 1)  # [M, side + 1]
+        rows = (base[:, 1].long()[:, None] + steps).clamp(max=h - 1)
+        # advanced indices around a slice: the result is [M, side + 1, side + 1, C]
+        window = frames[frame_index[:, None, None], :, rows[:, :, None], cols[:, None, :]]
+        window = rearrange(window, "m y x c -> m c y x").to(frac.dtype)
     fx = rearrange(frac[:, 0], "m -> m 1 1 1")
     fy = rearrange(frac[:, 1], "m -> m 1 1 1")
-    top = window[..., :-1, :-1] * (1 - fx) + window[..., :-1, 1:] * fx
-    bottom = window[..., 1:, :-1] * (1 - fx) + window[..., 1:, 1:] * fx
-    return top * (1 - fy) + bottom * fy
+    top = torch.lerp(window[..., :-1, :-1], window[..., :-1, 1:], fx)
+    bottom = torch.lerp(window[..., 1:, :-1], window[..., 1:, 1:], fx)
+    return torch.lerp(top, bottom, fy)
 
 
 class DifferentiableCropper(nn.Module):

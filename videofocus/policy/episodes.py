@@ -15,6 +15,11 @@ Rewards (``p`` is the aggregator's probability of the ground-truth class after t
 - ``"confidence_gain"``: ``p_t - p_{t-1}`` with ``p_{-1} = 1 / num_classes`` (the returns of an
   episode add up to ``p_{T-1} - 1 / num_classes``);
 - ``"confidence"``: ``p_t``;
+- ``"skip_gain"``: ``p(chosen) - p(skip)``, the skip taken from the same state in one extra
+  aggregator step (no glimpse to encode): what looking at this frame adds over not looking, so a
+  skip scores 0 and, with ``cost_lambda > 0``, a glimpse pays only where it changes the
+  prediction (a hidden target, or a prediction already settled, earn it nothing) - AR-Net's
+  trade-off as a per-step reward;
 
 each minus ``cost_lambda`` x the option's normalised cost (its glimpse MACs over the dearest
 option's; a skip costs 0).
@@ -76,7 +81,7 @@ __all__ = [
     "random_glimpse_actions",
 ]
 
-REWARDS = ("adafocus", "confidence_gain", "confidence")
+REWARDS = ("adafocus", "confidence_gain", "confidence", "skip_gain")
 
 #: Largest glimpse-feature memo :func:`build_episode_core` allocates (paper-scale datasets with
 #: 2048-d features would need tens of GiB: they run without the memo).
@@ -350,9 +355,14 @@ class EpisodeBatch:
         if bool(((actions < low) | (actions >= high)).any()):
             raise ValueError(f"actions out of range of MultiDiscrete({list(self.action_dims)})")
         executed = resolve_actions(actions, self.allow_skip)
-        with_baseline = self.reward_name == "adafocus"
-        # The chosen and the random glimpses from the same state, in one batched pass.
-        taken = torch.cat([executed, self._random[:, step]]) if with_baseline else executed
+        # The chosen glimpse and the baseline's (random, or skip) from the same state, in one
+        # batched pass.
+        if self.reward_name == "adafocus":
+            taken = torch.cat([executed, self._random[:, step]])
+        elif self.reward_name == "skip_gain":
+            taken = torch.cat([executed, torch.zeros_like(executed)])
+        else:
+            taken = executed
         local = self._local_features(taken)
         copies = len(taken) // n
         pooled = clips.glance.pooled[:, step].repeat(copies, 1)
@@ -361,7 +371,7 @@ class EpisodeBatch:
         labels = clips.labels.repeat(copies)
         prob = F.softmax(out.logits.float(), dim=-1).gather(1, labels[:, None]).squeeze(1)
         confidence = prob[:n]
-        if self.reward_name == "adafocus":
+        if self.reward_name in ("adafocus", "skip_gain"):
             gain = confidence - prob[n:]
         elif self.reward_name == "confidence_gain":
             gain = confidence - self._prev_conf

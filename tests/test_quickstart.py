@@ -1,0 +1,153 @@
+"""``videofocus quickstart`` end to end on a tiny config: every row, every file, reuse on rerun."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+import yaml
+from PIL import Image, ImageSequence
+
+from videofocus.engine.quickstart import NAMES, run_quickstart
+from videofocus.labeling.results import read_results
+
+T, VIDEOS, VAL_FRACTION = 4, 24, 0.25
+GLIMPSE_ROWS = ("random", "centre", "saliency", "differentiable", "ppo", "recurrent_ppo")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_yaml(tmp_path) -> str:
+    cfg = {
+        "name": "quickstart_test",
+        "data": {
+            "root": "replaced/by/the/quickstart",
+            "frames": T,
+            "frame_size": 48,
+            "num_workers": 0,
+            "synthetic": {
+                "num_videos": VIDEOS,
+                "width": 48,
+                "height": 48,
+                "object_size": 16,
+                "num_frames": T,
+                "num_classes": 3,
+                "num_distractors": 1,
+                "val_fraction": VAL_FRACTION,
+            },
+        },
+        "model": {
+            "glance_backbone": "tiny_cnn",
+            "glance_resolution": 16,
+            "local_backbone": "tiny_cnn",
+            "options": [{"extent": 0.25, "resolution": 12}, {"extent": 0.5, "resolution": 24}],
+            "grid": 3,
+            "hidden": 16,
+            "policy_channels": 4,
+            "policy_hidden": 16,
+        },
+        "train": {
+            "epochs": 1,
+            "batch_size": 4,
+            "out_dir": "replaced/by/the/quickstart",
+            "warmup_init": "dense",
+            "log_every": 1,
+            "optim": {"name": "adamw", "lr": 0.01},
+        },
+        "policy": {
+            "total_timesteps": 32,
+            "n_envs": 4,
+            "n_steps": 8,
+            "batch_size": 16,
+            "n_epochs": 1,
+            "lstm_hidden": 16,
+            "obs_channels": 4,
+            "projection_videos": 8,
+        },
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def _gif_frames(path) -> int:
+    with Image.open(path) as gif:
+        return sum(1 for _ in ImageSequence.Iterator(gif))
+
+
+@pytest.mark.slow
+def test_quickstart_writes_every_row_and_file_and_reuses_stages(tmp_path, capsys):
+    out, config = tmp_path / "qs", tiny_yaml(tmp_path)
+    rows = run_quickstart(out, config, ["train.finetune_epochs=2"], progress=False)
+    printed = capsys.readouterr().out
+
+    names = ["dense", "glance_only", "random", "centre", "saliency", "differentiable", "ppo"]
+    assert list(NAMES) == [*names, "recurrent_ppo"]
+    assert json.loads((out / "report.json").read_text()) == rows
+    assert [r["name"] for r in rows] == list(NAMES)
+    by = {r["name"]: r for r in rows}
+    for r in rows:
+        assert 0.0 <= r["accuracy"] <= 1.0
+        assert r["gmacs_per_video"] > 0 and math.isfinite(r["gmacs_per_video"])
+        assert r["videos_per_s"] > 0 and r["train_seconds"] >= 0
+    protocols = {r["name"]: r["protocol"] for r in rows}
+    assert protocols == {
+        "dense": "own checkpoint",
+        "glance_only": "own checkpoint",
+        "random": "warm-up network",
+        "centre": "warm-up network",
+        "saliency": "warm-up network",
+        "differentiable": "fine-tuned",
+        "ppo": "warm-up network",
+        "recurrent_ppo": "fine-tuned",
+    }
+    option = by["recurrent_ppo"]["option"]
+    for name in GLIMPSE_ROWS:
+        assert 0.0 <= by[name]["accuracy_warmup_net"] <= 1.0
+        assert 0.0 <= by[name]["target_coverage"] <= 1.0
+    for name in ("random", "centre", "saliency", "differentiable"):
+        # same option as the learned policy, hence the same cost
+        assert by[name]["option"] == option
+        assert by[name]["gmacs_per_video"] == pytest.approx(by["recurrent_ppo"]["gmacs_per_video"])
+    for name in ("random", "centre", "saliency", "ppo"):  # read by the warm-up network itself
+        assert by[name]["accuracy"] == by[name]["accuracy_warmup_net"]
+    assert 0.0 <= by["random"]["accuracy_warmup_own_glimpses"] <= 1.0
+    assert by["glance_only"]["gmacs_per_video"] < by["random"]["gmacs_per_video"]
+    assert by["random"]["gmacs_per_video"] < by["dense"]["gmacs_per_video"]
+    assert by["differentiable"]["epochs"] == 2  # the fine-tune's epochs, under the quick cap
+
+    # files: plot, GIF with one frame per step, one ok label per validation video
+    with Image.open(out / "tradeoff.png") as png:
+        assert png.format == "PNG" and png.size[0] > 100
+    assert _gif_frames(out / "glimpses.gif") == T
+    val = math.ceil(VIDEOS * VAL_FRACTION)
+    labels = read_results(out / "labels.jsonl")
+    assert len(labels) == len({r["id"] for r in labels}) == val
+    assert all(r["status"] == "ok" and len(r["glimpses"]) == T for r in labels)
+    report = (out / "report.md").read_text()
+    assert "| method | protocol |" in report and "## How to read this" in report
+    for name in NAMES:
+        assert f"| {name} |" in report and f"| {name} |" in printed
+    assert "glimpses.gif" in printed and "labels.jsonl" in printed
+
+    # the variant trains only its policy, on the main run's dense and warm-up stages
+    runs = out / "runs"
+    for stage in ("dense", "warmup"):
+        assert (runs / "variants" / "ppo" / stage).is_symlink()
+    assert (runs / "variants" / "ppo" / "policy" / "final").is_dir()
+    assert not (runs / "variants" / "ppo" / "finetune").exists()
+
+    # a rerun trains nothing and evaluates again, to the same numbers
+    stamps = {p: p.stat().st_mtime_ns for p in runs.glob("**/final/meta.json")}
+    again = run_quickstart(out, config, ["train.finetune_epochs=2"], progress=False)
+    assert {p: p.stat().st_mtime_ns for p in runs.glob("**/final/meta.json")} == stamps
+    assert [r["accuracy"] for r in again] == [r["accuracy"] for r in rows]
+    assert len(read_results(out / "labels.jsonl")) == val

@@ -1,0 +1,200 @@
+"""``videofocus viz``: draw the glimpses a model takes on one video, as a GIF or an MP4.
+
+``videofocus viz VIDEO --checkpoint CKPT --out glimpses.gif`` decodes VIDEO exactly as inference
+and labeling do (same sampler, frame size and square crop), runs the model's policy on it one step
+per chunk (so an early exit stops at the very step it happens), and writes one output frame per
+step: the glimpse box in its option's colour, skipped frames dimmed, the running top-1 class and
+its confidence, and the frames after an early exit marked ``exited``.
+
+``--config C`` instead of ``--checkpoint`` runs the config's model with RANDOM weights (to check a
+config or the drawing, never to read the labels); ``--policy`` swaps the model's policy for a
+heuristic (``random``, ``centre``, ``saliency``, ``dense``, ``glance_only``); ``--thresholds``
+turns on early exit; trailing ``KEY=VALUE`` are dotted config overrides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import torch
+from einops import rearrange
+
+from videofocus.engine.data import frames_to_input
+from videofocus.engine.inference import InferenceOptions, VideoPrediction
+from videofocus.engine.inference_model import InferenceModel, load_inference_model
+from videofocus.io.errors import VideoDecodeError
+from videofocus.labeling.decoding import LabelClips
+from videofocus.labeling.inputs import LabelItem
+from videofocus.viz.drawing import GlimpseTrace
+from videofocus.viz.glimpse_video import write_glimpse_video
+
+__all__ = ["add_arguments", "describe_trace", "prediction_trace", "render_glimpses", "run"]
+
+#: default upscale makes the short side of an output frame at least this many pixels, so that
+#: the ~11 px text of the overlay stays legible
+MIN_SIDE = 256
+SUFFIXES = (".gif", ".mp4")
+
+
+def _check_output(out: Path) -> None:
+    if out.suffix.lower() not in SUFFIXES:
+        raise ValueError(f"{out}: unsupported suffix {out.suffix!r}, use .gif or .mp4")
+
+
+def prediction_trace(
+    prediction: VideoPrediction, model: InferenceModel, steps: int
+) -> GlimpseTrace:
+    """The :class:`GlimpseTrace` of one video's prediction.
+
+    Steps after an early exit were never glimpsed: their actions are recorded as skips (option 0)
+    and drawn as exited.
+
+    :param prediction: what :class:`~videofocus.engine.inference.AdaptiveInferencer` returned.
+    :param model: the model that made it (glimpse options, grid, class names).
+    :param steps: ``T``, the clip's number of frames.
+    """
+    actions = torch.zeros(steps, 3, dtype=torch.long)
+    actions[: prediction.steps_read] = prediction.actions
+    exited = prediction.exit_step < steps - 1
+    return GlimpseTrace(
+        actions=actions.numpy(),
+        options=model.net.options,
+        grid=model.net.grid,
+        top1=[model.class_names[c] for c in prediction.step_top1],
+        confidence=list(prediction.step_confidence),
+        exit_step=prediction.exit_step if exited else None,
+    )
+
+
+def render_glimpses(
+    model: InferenceModel,
+    video: str | Path,
+    out: str | Path,
+    *,
+    fps: float = 2.0,
+    scale: int | None = None,
+    thresholds: list[float] | None = None,
+) -> GlimpseTrace:
+    """Run ``model`` on one video and write its glimpses, step by step, to ``out``.
+
+    :param model: the model and its policy (:func:`~videofocus.engine.inference_model.
+        load_inference_model`).
+    :param video: the video file; its clip is sampled and sized as for labeling.
+    :param out: ``.gif`` or ``.mp4`` (see :func:`~videofocus.viz.glimpse_video.
+        write_glimpse_video`); parent folders are created.
+    :param fps: output frames per second.
+    :param scale: integer upscale of the frames; None: the smallest that makes the short side
+        at least :data:`MIN_SIDE` pixels.
+    :param thresholds: early-exit thresholds (one, or one per step); None: read every step.
+    :returns: the trace that was drawn.
+    :raises VideoDecodeError: the video is missing or cannot be decoded (naming the file).
+    :raises ValueError: an output suffix other than ``.gif`` / ``.mp4``.
+    """
+    video, out = Path(video), Path(out)
+    _check_output(out)
+    item = LabelItem(id=video.name, path=video.absolute())
+    clip = LabelClips([item], model.cfg.data)[0]
+    if clip["error"] is not None:
+        raise VideoDecodeError(video, clip["error"].removeprefix(f"{item.path}: "))
+    frames = clip["frames"]  # uint8 [T, 3, S, S]
+    inferencer = model.inferencer(InferenceOptions(chunk_steps=1, thresholds=thresholds))
+    prediction = inferencer.predict(frames_to_input(frames[None], inferencer.device))[0]
+    trace = prediction_trace(prediction, model, steps=frames.shape[0])
+    if scale is None:
+        scale = max(1, math.ceil(MIN_SIDE / min(frames.shape[-2:])))
+    pixels = rearrange(frames, "t c h w -> t h w c").numpy()
+    write_glimpse_video(out, pixels, trace, fps=fps, scale=scale)
+    return trace
+
+
+def describe_trace(trace: GlimpseTrace, num_options: int) -> str:
+    """One line: steps read, glimpses per option, skips, final top-1 and its confidence."""
+    read = trace.steps if trace.exit_step is None else trace.exit_step + 1
+    taken = trace.actions[:read, 0]
+    per_option = ", ".join(f"#{k}: {int((taken == k).sum())}" for k in range(1, num_options + 1))
+    exit_note = "" if trace.exit_step is None else f", exited at step {trace.exit_step}"
+    return (
+        f"{trace.steps} steps ({read} read{exit_note}); glimpses per option {per_option}; "
+        f"{int((taken == 0).sum())} skipped; top-1 {trace.top1[read - 1]!r} at "
+        f"{trace.confidence[read - 1]:.1%}"
+    )
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
+
+
+def _positive(kind: type):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``videofocus viz VIDEO``."""
+    p.add_argument("video", metavar="VIDEO", help="the video to run the model on")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="a checkpoint folder, e.g. runs/x/finetune/final")
+    src.add_argument("--config", help="draw this config's model with RANDOM weights (dry runs)")
+    p.add_argument("--out", required=True, help="output .gif or .mp4")
+    p.add_argument(
+        "--fps", type=_positive(float), default=2.0, help="output frames per second (default 2)"
+    )
+    p.add_argument(
+        "--scale",
+        type=_positive(int),
+        help=f"integer upscale of the frames (default: short side >= {MIN_SIDE} px)",
+    )
+    p.add_argument(
+        "--policy",
+        help="replace the model's policy by a heuristic "
+        "(random, centre, saliency, dense, glance_only)",
+    )
+    p.add_argument("--option", type=int, help="glimpse option of that heuristic (1..K)")
+    p.add_argument(
+        "--thresholds", type=_floats, help="early-exit thresholds, one or one per step (0.9,...)"
+    )
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the model, draw the video's glimpses, print one line saying what was written."""
+    out = Path(args.out)
+    try:
+        _check_output(out)
+    except ValueError as err:
+        print(f"videofocus viz: error: {err}", file=sys.stderr)
+        return 2
+    model = load_inference_model(
+        args.checkpoint, args.config, args.overrides, policy=args.policy, option=args.option
+    )
+    if model.random_weights:
+        print(
+            "WARNING: RANDOM WEIGHTS - no checkpoint given; the glimpses and labels drawn are "
+            "those of an untrained model (use this to check a config or the drawing only)",
+            file=sys.stderr,
+        )
+    try:
+        trace = render_glimpses(
+            model, args.video, out, fps=args.fps, scale=args.scale, thresholds=args.thresholds
+        )
+    except VideoDecodeError as err:
+        print(f"videofocus viz: error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {out} ({model.method}): {describe_trace(trace, model.net.num_options)}")
+    return 0
