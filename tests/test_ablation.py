@@ -504,7 +504,7 @@ def test_report_passes_curves_to_the_plot(tmp_path, monkeypatch):
     [
         ("learned_vs_heuristics", 4, 1),
         ("patch_size", 6, 1),
-        ("reward", 3, 1),
+        ("reward", 4, 1),
         ("skipping", 6, 1),
         ("early_exit", 1, 6),
     ],
@@ -526,6 +526,7 @@ def test_shipped_grids_expand(name, count, entries):
             "adafocus",
             "confidence_gain",
             "confidence",
+            "skip_gain",
         ]
 
 

@@ -108,6 +108,9 @@ def test_bench_policy_end_to_end_and_rerun_reuses_stages(tmp_path, capsys):
         assert by[name]["gmacs_per_video"] <= by["dense"]["gmacs_per_video"]
     assert by["glance_only"]["gmacs_per_video"] < by["random"]["gmacs_per_video"]
     assert by["recurrent_ppo_lambda"]["cost_lambda"] == 0.5
+    exit_row = by["recurrent_ppo_exit"]
+    assert exit_row["gmacs_per_video"] <= by["recurrent_ppo"]["gmacs_per_video"] + 1e-9
+    assert sum(exit_row["exit_fraction"]) == pytest.approx(1.0)
     assert "| recurrent_ppo_lambda |" in printed and "recurrent_ppo - random" in printed
 
     # the variants borrow the main run's dense and warm-up stages instead of retraining them
@@ -150,6 +153,7 @@ def test_acceptance_lines_and_table():
         row("dense", 0.90, 1.0),
         row("random", 0.60, 0.2, option=2, target_coverage=0.3),
         row("recurrent_ppo", 0.88, 0.2, option=2, target_coverage=0.9),
+        row("recurrent_ppo_exit", 0.87, 0.24),
         row("recurrent_ppo_lambda", 0.87, 0.1, cost_lambda=0.2),
     ]
     lines = acceptance(rows)
@@ -157,5 +161,6 @@ def test_acceptance_lines_and_table():
     rows[2]["accuracy"] = 0.70
     lines = acceptance(rows)
     assert lines[0].startswith("[MISS]") and lines[1].startswith("[MISS]")
+    assert lines[2].startswith("[pass]") and len(lines) == 4  # the early-exit row still holds
     table = format_table(rows)
     assert "| recurrent_ppo | 2 | 70.0% |" in table and "| dense | - | 90.0% |" in table

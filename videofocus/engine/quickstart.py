@@ -7,8 +7,8 @@ On a fresh install, with no data and no weights, :func:`run_quickstart`:
    (warm-up from the dense encoders, recurrent PPO policy, fine-tune on the policy's glimpses),
    then the two comparisons: a plain-PPO policy in ``<out>/runs/variants/ppo`` (sharing the
    dense and warm-up stages through symlinks) and the differentiable (AdaFocusV2-style) policy;
-3. evaluates every method of ``videofocus bench policy`` but its cost-penalised variant on the
-   validation split: accuracy, counted GMACs per video, videos/s, glimpse statistics;
+3. evaluates every method of ``videofocus bench policy`` but its variants (cost penalty, early
+   exit) on the validation split: accuracy, counted GMACs per video, videos/s, glimpse statistics;
 4. labels the validation videos with the fine-tuned model (the ``videofocus label`` job) and draws
    the learned policy's glimpses on the first one;
 5. writes into ``<out>``: ``report.json`` (rows ``{"name", "protocol", "accuracy",
@@ -29,8 +29,9 @@ The QUICK protocol (``bench policy`` runs the full one, which trains a fine-tune
   ``random`` also reports ``accuracy_warmup_own_glimpses``, the warm-up model with the random
   option-and-cell glimpses it was trained on;
 - ``ppo``: the plain-PPO policy on the warm-up network (no fine-tune);
-- ``differentiable``: its own stage at that same option, trained for at most
-  :data:`QUICK_DIFFERENTIABLE_EPOCHS` epochs, evaluated with its continuous centres.
+- ``differentiable``: its own stage at that same option, trained as ``bench policy`` trains it
+  (as long as the fine-tune; ``differentiable_epochs`` can cap it), evaluated with its
+  continuous centres.
 
 Every glimpse row also reports ``accuracy_warmup_net`` (its glimpses read by the shared warm-up
 network), the column where all policies are compared on equal terms.
@@ -58,9 +59,7 @@ from videofocus.benchmarks.policy import (
     share_stages,
     with_overrides,
 )
-from videofocus.benchmarks.policy import NAMES as BENCH_NAMES
 from videofocus.config import Config, load_config
-from videofocus.data.manifest import read_manifest, write_manifest
 from videofocus.data.synthetic import TargetTrack, read_targets
 from videofocus.engine.checkpoint import load_checkpoint
 from videofocus.engine.data import ensure_dataset
@@ -68,38 +67,44 @@ from videofocus.engine.evaluate import evaluate_checkpoint
 from videofocus.engine.inference_model import load_inference_model
 from videofocus.engine.pipeline import run_stage, run_stages, stage_config
 from videofocus.engine.policy_stage import load_focusnet, load_learned_policy
-from videofocus.engine.quickstart_report import report_markdown, summary_text, write_report
+from videofocus.engine.quickstart_report import (
+    label_validation,
+    report_markdown,
+    summary_text,
+    write_report,
+    write_val_manifest,
+)
 from videofocus.engine.stages import (
     PolicyFocusNet,
     build_differentiable_focusnet,
     build_policy_focusnet,
 )
-from videofocus.labeling.job import LabelJobOptions, LabelSummary, run_label_job
-from videofocus.labeling.results import meta_path, read_results
-from videofocus.labeling.sharding import ShardSpec
 from videofocus.models import FocusNet
-from videofocus.policy.heuristics import create_policy
+from videofocus.policy.heuristics import GlimpsePolicy, create_policy
 from videofocus.viz.command import render_glimpses
 from videofocus.viz.tradeoff import plot_tradeoff
 
 __all__ = [
     "DEFAULT_CONFIG",
     "NAMES",
-    "QUICK_DIFFERENTIABLE_EPOCHS",
     "quickstart_config",
     "run_quickstart",
-    "write_val_manifest",
 ]
 
 #: The tiny config shipped beside the package in a source checkout.
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "synthetic_tiny.yaml"
 
-#: Report rows, in order: ``bench policy``'s without its cost-penalised variant.
-NAMES = tuple(n for n in BENCH_NAMES if n != "recurrent_ppo_lambda")
-
-#: Most epochs the quickstart trains the differentiable policy for (the full protocol trains it
-#: as long as the fine-tune: 12 epochs, ~4 minutes on 2 CPU cores with the tiny config).
-QUICK_DIFFERENTIABLE_EPOCHS = 4
+#: Report rows, in order: ``bench policy``'s rows (same names, same order) but its variants.
+NAMES = (
+    "dense",
+    "glance_only",
+    "random",
+    "centre",
+    "saliency",
+    "differentiable",
+    "ppo",
+    "recurrent_ppo",
+)
 
 FINE_TUNED, WARMUP_NET, OWN = "fine-tuned", "warm-up network", "own checkpoint"
 
@@ -110,7 +115,7 @@ QUICK_PROTOCOL = (
     "`recurrent_ppo` uses most (the same glimpse cost); `ppo` is a plain-PPO policy trained on "
     "the same warm-up network and evaluated on it (no fine-tune); `differentiable` is the "
     "AdaFocusV2-style policy trained end to end through the crop at that option for "
-    "{epochs} epochs."
+    "{epochs}."
 )
 
 
@@ -127,18 +132,6 @@ def quickstart_config(config: str | Path | None, out: Path, overrides: list[str]
         data=replace(cfg.data, root=str(out / "data")),
         train=replace(cfg.train, out_dir=str(out / "runs")),
     )
-
-
-def write_val_manifest(cfg: Config, path: Path) -> list[Path]:
-    """Write the config's validation rows to ``path`` with absolute video paths (so the manifest
-    works from any folder); returns the videos, in order."""
-    source = cfg.data.resolve(cfg.data.val_manifest or cfg.data.manifest)
-    rows = read_manifest(source, split=cfg.data.val_split)
-    rows = [replace(r, path=str(r.resolved_path(source.parent).resolve())) for r in rows]
-    if not rows:
-        raise ValueError(f"{source}: no validation rows (split {cfg.data.val_split!r})")
-    write_manifest(path, rows)
-    return [Path(r.path) for r in rows]
 
 
 # -------------------------------------------------------------------------------------- rows
@@ -182,7 +175,7 @@ class _Evaluator:
         """Metrics of a model acting with its own policy."""
         return evaluate_glimpse_model(cfg or self.cfg, model, self.tracks)
 
-    def on_warmup(self, policy, cfg: Config | None = None) -> dict[str, Any]:
+    def on_warmup(self, policy: GlimpsePolicy, cfg: Config | None = None) -> dict[str, Any]:
         """Metrics of ``policy``'s glimpses read by the warm-up network."""
         return self.model(PolicyFocusNet(self.net, policy, train_local=False), cfg)
 
@@ -228,33 +221,6 @@ def _differentiable_row(ev: _Evaluator, final_dir: Path) -> dict[str, Any]:
     )
 
 
-def _label_validation(
-    cfg: Config, out: Path, manifest: Path, checkpoint: Path, progress: bool
-) -> tuple[LabelSummary, str]:
-    """Label the validation videos into ``out/labels.jsonl`` (from scratch: the checkpoint may
-    have been retrained) and say how the labels agree with the ground truth."""
-    labels = out / "labels.jsonl"
-    labels.unlink(missing_ok=True)
-    meta_path(labels).unlink(missing_ok=True)
-    model = load_inference_model(checkpoint)
-    job = LabelJobOptions(
-        batch_size=cfg.train.batch_size,
-        num_workers=cfg.data.num_workers,
-        glimpses=True,
-        progress=progress,
-    )
-    summary = run_label_job(manifest, model, labels, job=job, shard=ShardSpec(1, 0))
-    truth = {r.id: r.labels for r in read_manifest(manifest)}
-    ok = [r for r in read_results(labels) if r["status"] == "ok"]
-    agree = sum(bool(truth[r["id"]]) and r["label_ids"][0] in truth[r["id"]] for r in ok)
-    line = (
-        f"`labels.jsonl`: {summary.ok} of {summary.inputs} validation videos labelled by "
-        f"`recurrent_ppo` ({summary.failed} failed), top-1 label right on "
-        f"{100 * agree / max(1, len(ok)):.1f}%, {summary.videos_per_s:.1f} videos/s."
-    )
-    return summary, line
-
-
 # ------------------------------------------------------------------------------------- the job
 
 
@@ -264,7 +230,7 @@ def run_quickstart(
     overrides: list[str] | None = None,
     resume: bool = True,
     *,
-    differentiable_epochs: int | None = QUICK_DIFFERENTIABLE_EPOCHS,
+    differentiable_epochs: int | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
@@ -275,7 +241,7 @@ def run_quickstart(
     :param overrides: dotted config overrides.
     :param resume: reuse the stages already finished in ``out`` (False: retrain them all).
     :param differentiable_epochs: most epochs of the differentiable policy's stage; None: as
-        long as the fine-tune (the full protocol).
+        long as the fine-tune, as ``bench policy`` trains it.
     :param progress: show progress bars.
     :param log: where progress lines go (default: stderr).
     :returns: the rows of ``report.json``, in :data:`NAMES` order.
@@ -344,7 +310,7 @@ def run_quickstart(
     manifest = out / "val_videos.jsonl"
     videos = write_val_manifest(cfg, manifest)
     finetune = stages["finetune"].final_dir
-    _, labels_line = _label_validation(cfg, out, manifest, finetune, progress)
+    _, labels_line = label_validation(cfg, out, manifest, finetune, progress)
     gif = out / "glimpses.gif"
     render_glimpses(load_inference_model(finetune), videos[0], gif)
     plot = plot_tradeoff(
@@ -352,7 +318,8 @@ def run_quickstart(
     )
     files = [out / "report.json", out / "report.md", plot, gif, out / "labels.jsonl", manifest]
     seconds = time.perf_counter() - start
-    quick = QUICK_PROTOCOL.format(epochs=report[NAMES.index("differentiable")]["epochs"])
+    epochs = rows["differentiable"]["epochs"]
+    quick = QUICK_PROTOCOL.format(epochs=f"{epochs} epoch{'s' if epochs != 1 else ''}")
     markdown = report_markdown(
         report, cfg.name, quick, labels_line, [f.relative_to(out) for f in files], seconds
     )

@@ -1,17 +1,35 @@
-"""What ``videofocus quickstart`` writes and prints: ``report.json``, ``report.md``, the summary.
+"""What ``videofocus quickstart`` writes besides its training runs, and what it prints.
 
-The rows come from :func:`videofocus.engine.quickstart.run_quickstart`; this module only formats
-them, so that the table on screen, in ``report.md`` and in ``report.json`` cannot disagree.
+``val_videos.jsonl`` and ``labels.jsonl`` (the label job on the validation videos),
+``report.json``, ``report.md`` and the closing summary. The rows come from
+:func:`videofocus.engine.quickstart.run_quickstart`; one table formatter serves the screen and
+``report.md``, so they cannot disagree.
 """
 
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["format_table", "report_markdown", "summary_text", "write_report"]
+from videofocus.config import Config
+from videofocus.data.manifest import read_manifest, write_manifest
+from videofocus.engine.inference_model import load_inference_model
+from videofocus.labeling.job import LabelJobOptions, LabelSummary, run_label_job
+from videofocus.labeling.results import meta_path, read_results
+from videofocus.labeling.sharding import ShardSpec
+
+__all__ = [
+    "format_table",
+    "label_validation",
+    "report_markdown",
+    "summary_text",
+    "write_report",
+    "write_val_manifest",
+]
 
 #: What each protocol means, in the words report.md uses.
 PROTOCOL_NOTES = {
@@ -39,11 +57,58 @@ _HOW_TO_READ = """\
   contains its centre (from the generator's `targets.jsonl`).
 - **train s** is the training a row adds on top of the shared stages it reuses.
 
-This is the quickstart's QUICK protocol, chosen to fit in about a quarter of an hour on 2 CPU
-cores: {quick}
-`videofocus bench policy` runs the full protocol (every glimpse method fine-tuned on its own
-glimpses for the same number of epochs, plus the cost-penalised variant).
 """
+
+_QUICK = (
+    "This is the quickstart's QUICK protocol, chosen to fit in about a quarter of an hour on 2 "
+    "CPU cores: {quick} `videofocus bench policy` runs the full protocol (every glimpse method "
+    "fine-tuned on its own glimpses for the same number of epochs, plus the cost-penalised "
+    "variant)."
+)
+
+
+def write_val_manifest(cfg: Config, path: Path) -> list[Path]:
+    """Write the config's validation rows to ``path`` with absolute video paths (so the manifest
+    works from any folder); returns the videos, in order."""
+    source = cfg.data.resolve(cfg.data.val_manifest or cfg.data.manifest)
+    rows = read_manifest(source, split=cfg.data.val_split)
+    rows = [replace(r, path=str(r.resolved_path(source.parent).resolve())) for r in rows]
+    if not rows:
+        raise ValueError(f"{source}: no validation rows (split {cfg.data.val_split!r})")
+    write_manifest(path, rows)
+    return [Path(r.path) for r in rows]
+
+
+def label_validation(
+    cfg: Config, out: Path, manifest: Path, checkpoint: Path, progress: bool
+) -> tuple[LabelSummary, str]:
+    """Label the videos of ``manifest`` into ``out/labels.jsonl`` with ``checkpoint``'s model.
+
+    The file is rewritten from scratch (the checkpoint may have been retrained since).
+
+    :returns: the job's summary and one Markdown line saying what it did, and how often the top
+        label is a ground-truth label of the video.
+    """
+    labels = out / "labels.jsonl"
+    labels.unlink(missing_ok=True)
+    meta_path(labels).unlink(missing_ok=True)
+    model = load_inference_model(checkpoint)
+    job = LabelJobOptions(
+        batch_size=cfg.train.batch_size,
+        num_workers=cfg.data.num_workers,
+        glimpses=True,
+        progress=progress,
+    )
+    summary = run_label_job(manifest, model, labels, job=job, shard=ShardSpec(1, 0))
+    truth = {r.id: r.labels for r in read_manifest(manifest)}
+    ok = [r for r in read_results(labels) if r["status"] == "ok"]
+    agree = sum(bool(truth[r["id"]]) and r["label_ids"][0] in truth[r["id"]] for r in ok)
+    line = (
+        f"`labels.jsonl`: {summary.ok} of {summary.inputs} validation videos labelled by "
+        f"`{model.method}` ({summary.failed} failed), top-1 label correct on "
+        f"{100 * agree / max(1, len(ok)):.1f}%, {summary.videos_per_s:.1f} videos/s."
+    )
+    return summary, line
 
 
 def _pct(value: float | None) -> str:
@@ -90,7 +155,8 @@ def report_markdown(
         f"# videofocus quickstart\n\nConfig `{config_name}`, validation split of the synthetic "
         f"benchmark, {seconds:.0f} s in all (training skipped where a finished stage was "
         f"reused).\n\n{format_table(rows)}\n\n"
-        f"{_HOW_TO_READ.format(protocols=protocols, quick=quick_protocol)}\n"
+        f"{_HOW_TO_READ.format(protocols=protocols)}"
+        f"{textwrap.fill(_QUICK.format(quick=quick_protocol), width=96)}\n\n"
         f"## Files\n\n{listing}\n\n{labels_line}\n"
     )
 

@@ -54,7 +54,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-steps", type=int, default=2, help="steps between exit checks")
     p.add_argument("--local-batch", type=int, default=256, help="glimpses per encoder call")
     p.add_argument("--batch-size", type=int, default=32, help="clips per decoded batch")
-    p.add_argument("--workers", type=int, default=2, help="decoding processes (0: inline)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="decoding processes (0: inline; default: half "
+        "the cores on the CPU, all but one with a GPU)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads of the network on the CPU (default: the cores the workers leave)",
+    )
     p.add_argument("--decode-timeout", type=float, default=60.0, help="seconds per video")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the config's)")
     p.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off")
@@ -92,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
     job = LabelJobOptions(
         batch_size=args.batch_size,
         num_workers=args.workers,
+        threads=args.threads,
         decode_timeout=args.decode_timeout,
         topk=args.topk,
         glimpses=args.glimpses,

@@ -51,7 +51,10 @@ class LabelJobOptions:
     """How the job runs (inference options are separate: :class:`InferenceOptions`).
 
     :param batch_size: clips per decoded batch (the local encoder batches across them).
-    :param num_workers: decoding processes (0: decode in the main process).
+    :param num_workers: decoding processes (0: decode in the main process); None: all cores
+        but one when the network runs on an accelerator, half of them on the CPU.
+    :param threads: torch threads of the network on the CPU; None: the cores the decoding
+        workers leave (oversubscribed cores make both sides slower).
     :param prefetch: batches each worker decodes ahead.
     :param decode_timeout: seconds allowed to decode one video.
     :param topk: labels per video.
@@ -64,7 +67,8 @@ class LabelJobOptions:
     """
 
     batch_size: int = 32
-    num_workers: int = 2
+    num_workers: int | None = None
+    threads: int | None = None
     prefetch: int = 4
     decode_timeout: float | None = 60.0
     topk: int = 5
@@ -171,6 +175,18 @@ def resolve_thresholds(
     return calibration.thresholds
 
 
+def plan_cpu(job: LabelJobOptions, device: torch.device) -> tuple[int, int]:
+    """(decoding workers, network threads) for this machine, from ``job`` or its defaults."""
+    cores = os.cpu_count() or 1
+    workers = job.num_workers
+    if workers is None:
+        workers = max(1, cores - 1) if device.type != "cpu" else max(1, cores // 2)
+    threads = job.threads
+    if threads is None:
+        threads = max(1, cores - workers) if device.type == "cpu" else torch.get_num_threads()
+    return workers, threads
+
+
 def _close_inherited(path: Path, fd: int | None, worker_id: int) -> None:
     """In a forked decoding worker: close the inherited descriptor of the locked output file, so
     that a worker outliving a killed job does not keep the lock (flock locks belong to the open
@@ -223,15 +239,17 @@ def run_label_job(
         todo = [it for it in items if it.id not in writer.done]
         already = len(items) - len(todo)
         inferencer = model.inferencer(options, device)
+        workers, threads = plan_cpu(job, inferencer.device)
+        torch.set_num_threads(threads)
         dataset = LabelClips(todo, model.cfg.data, timeout=job.decode_timeout)
         loader = torch.utils.data.DataLoader(
             dataset,
             batch_size=job.batch_size,
-            num_workers=job.num_workers,
+            num_workers=workers,
             collate_fn=collate_decoded,
             worker_init_fn=functools.partial(_close_inherited, path, writer.fileno()),
             pin_memory=inferencer.device.type == "cuda",
-            prefetch_factor=job.prefetch if job.num_workers > 0 else None,
+            prefetch_factor=job.prefetch if workers > 0 else None,
         )
         bar = tqdm(
             total=len(todo), desc=f"label {path.name}", unit="video", disable=not job.progress
