@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -130,6 +132,28 @@ def _args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="videofocus viz")
     command.add_arguments(parser)
     return parser.parse_args(argv)
+
+
+def test_viz_from_the_command_line(tmp_path, tiny_data) -> None:
+    out = tmp_path / "g.gif"
+    argv = [
+        sys.executable,
+        "-m",
+        "videofocus.cli",
+        "viz",
+        str(_video(tiny_data)),
+        "--config",
+        str(_config(tmp_path, tiny_data)),
+        "--out",
+        str(out),
+        "--policy",
+        "saliency",
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"wrote {out} (saliency)")
+    with Image.open(out) as gif:
+        assert gif.n_frames == T
 
 
 def test_command_writes_an_mp4_and_says_what_it_did(tmp_path, tiny_data, capsys) -> None:

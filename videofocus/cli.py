@@ -187,6 +187,17 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_arguments(p)
     p.set_defaults(_run=ablate.run)
 
+    from videofocus.viz import command as viz
+
+    p = sub.add_parser(
+        "viz",
+        help="draw a clip's glimpses (colour per option, skips, running top-1) into a gif or mp4",
+        description=viz.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    viz.add_arguments(p)
+    p.set_defaults(_run=viz.run)
+
     bench = sub.add_parser("bench", help="run a benchmark and print its table")
     _add_plugin_commands(
         bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK"),
