@@ -107,6 +107,17 @@ def test_random_glimpses_depend_on_the_video_not_the_batch():
     assert not torch.equal(together, random_glimpse_actions(2, 7, ids, 6, seed=0, epoch=2))
 
 
+def test_warmup_skip_rate_skips_that_share_and_keeps_the_other_glimpses():
+    ids = torch.arange(400)
+    plain = random_glimpse_actions(3, 7, ids, 8, seed=0, epoch=1)
+    skipping = random_glimpse_actions(3, 7, ids, 8, seed=0, epoch=1, skip_rate=0.25)
+    skipped = skipping[..., 0] == 0
+    assert abs(skipped.float().mean().item() - 0.25) < 0.02
+    # the glimpses that remain are exactly those without skipping: same cells, same options
+    assert torch.equal(skipping[~skipped], plain[~skipped])
+    assert torch.equal(skipping[..., 1:], plain[..., 1:])
+
+
 def test_lr_mult_naming_an_unknown_module_is_an_error(tiny_data, tmp_path):
     cfg = tiny_config(tiny_data, tmp_path / "run", optim={"lr_mult": {"backbone": 0.1}})
     with pytest.raises(ValueError, match=r"lr_mult names unknown modules \['backbone'\]"):

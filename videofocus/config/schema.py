@@ -217,6 +217,9 @@ class TrainConfig:
     # warm-up starts its glance and local encoders from this checkpoint: "dense" (the dense
     # baseline of this run, i.e. AdaFocus's stage-0 CNN training on whole frames), a path, or None
     warmup_init: str | None = None
+    # share of warm-up steps that skip their frame, so the aggregator knows skipped steps before
+    # a policy that may skip (policy.allow_skip) is trained on top of it
+    warmup_skip_rate: float = 0.0
     finetune_local: bool = True  # fine-tune stage also trains the local encoder (else frozen)
     finetune_epochs: int | None = None  # epochs of the fine-tune stage; None: `epochs`
     # glimpse option (1..K) of the differentiable (AdaFocusV2-style) baseline's policy; that
@@ -233,6 +236,11 @@ class TrainConfig:
         )
         _one_of(self.amp, "amp", ("auto", "bf16", "off"))
         _require(bool(self.out_dir), "out_dir", "must be a non-empty path")
+        _require(
+            0.0 <= self.warmup_skip_rate < 1.0,
+            "warmup_skip_rate",
+            f"must be in [0, 1), got {self.warmup_skip_rate}",
+        )
         _require(
             self.differentiable_option >= 1,
             "differentiable_option",

@@ -49,10 +49,13 @@ def random_glimpse_actions(
     seed: int,
     epoch: int,
     allow_skip: bool = False,
+    skip_rate: float = 0.0,
 ) -> torch.Tensor:
     """Uniformly random actions ``[B, T, 3]``, drawn per sample from (seed, epoch, sample id).
 
-    ``epoch`` may be -1 (evaluation: the same glimpses every time).
+    ``epoch`` may be -1 (evaluation: the same glimpses every time). ``skip_rate``: probability
+    that a step skips its frame (option 0) instead, so that the aggregator learns what a skipped
+    step looks like before a policy that may skip is trained on it.
 
     Seeding per sample (not per batch) makes the glimpses independent of batch composition, so
     one process and N DDP processes see the same glimpse for the same video.
@@ -64,6 +67,8 @@ def random_glimpse_actions(
         g = torch.Generator().manual_seed(int(entropy))
         out[row, :, 0] = torch.randint(low, num_options + 1, (steps,), generator=g)
         out[row, :, 1:] = torch.randint(0, grid, (steps, 2), generator=g)
+        if skip_rate > 0:  # drawn last: skip_rate 0 keeps the glimpses of earlier versions
+            out[row, :, 0] *= (torch.rand(steps, generator=g) >= skip_rate).long()
     return out
 
 
@@ -168,11 +173,23 @@ class SupervisedStage:
 
 
 def _warmup_actions(
-    model: FocusNet, ids: torch.Tensor, steps: int, epoch: int, train: bool, seed: int = 0
+    model: FocusNet,
+    ids: torch.Tensor,
+    steps: int,
+    epoch: int,
+    train: bool,
+    seed: int = 0,
+    skip_rate: float = 0.0,
 ) -> torch.Tensor:
     # evaluation uses a fixed epoch so validation glimpses do not change between epochs
     return random_glimpse_actions(
-        model.num_options, model.grid, ids, steps, seed, epoch if train else -1
+        model.num_options,
+        model.grid,
+        ids,
+        steps,
+        seed,
+        epoch if train else -1,
+        skip_rate=skip_rate,
     )
 
 
@@ -292,7 +309,9 @@ def create_stage(name: str, cfg: Config) -> SupervisedStage:
         return SupervisedStage(
             "warmup",
             lambda c, n: _init_encoders(build_focusnet(c, n), warmup_init_path(c)),
-            lambda m, ids, t, e, tr: _warmup_actions(m, ids, t, e, tr, seed),
+            lambda m, ids, t, e, tr: _warmup_actions(
+                m, ids, t, e, tr, seed, cfg.train.warmup_skip_rate
+            ),
             focus_loss,
         )
     if name == "dense":
