@@ -13,11 +13,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from videofocus.benchmarks.policy import glimpse_statistics
 from videofocus.config import config_from_dict
 from videofocus.data.synthetic import read_targets
 from videofocus.engine.evaluate import build_eval_loader
 from videofocus.engine.pipeline import run_stages
+from videofocus.engine.policy_eval import glimpse_statistics
 from videofocus.engine.policy_stage import load_focusnet, load_learned_policy
 from videofocus.engine.stages import PolicyFocusNet
 from videofocus.policy.heuristics import create_policy

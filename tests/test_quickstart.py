@@ -12,8 +12,8 @@ from PIL import Image, ImageSequence
 
 from videofocus.benchmarks.policy import NAMES as BENCH_NAMES
 from videofocus.data.manifest import read_manifest
-from videofocus.engine.quickstart import NAMES, run_quickstart
 from videofocus.labeling.results import read_results
+from videofocus.quickstart import NAMES, run_quickstart
 
 T, VIDEOS, VAL_FRACTION = 4, 24, 0.25
 GLIMPSE_ROWS = ("random", "centre", "saliency", "differentiable", "ppo", "recurrent_ppo")

@@ -85,7 +85,7 @@ def cmd_flops(args: argparse.Namespace) -> int:
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
     """Generate data, train, evaluate and report, on the built-in synthetic benchmark."""
-    from videofocus.engine.quickstart import run_quickstart
+    from videofocus.quickstart import run_quickstart
 
     run_quickstart(args.out, args.config, args.overrides, resume=not args.fresh)
     return 0

@@ -44,11 +44,11 @@ from videofocus.ablation.grid import (
     expand_grid,
 )
 from videofocus.ablation.report import write_report
-from videofocus.benchmarks.policy import evaluate_glimpse_model, heuristic_stage
 from videofocus.config import Config, save_config
 from videofocus.engine.checkpoint import load_checkpoint
 from videofocus.engine.evaluate import evaluate_checkpoint
 from videofocus.engine.pipeline import run_stage, stage_config
+from videofocus.engine.policy_eval import evaluate_glimpse_model, heuristic_stage
 from videofocus.engine.train_loop import run_supervised_stage
 
 __all__ = [

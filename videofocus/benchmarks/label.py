@@ -244,7 +244,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, help="decoding workers (default: the job's)")
     parser.add_argument("--chunk-steps", type=int, default=2)
-    parser.add_argument("--local-batch", type=int, default=64)
+    parser.add_argument("--local-batch", type=int, help="default: 64 on the CPU, 512 on a GPU")
     parser.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true")

@@ -52,7 +52,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--thresholds", type=_floats, help="exit thresholds, one or one per step")
     p.add_argument("--max-steps", type=int, help="anytime mode: read only this many steps")
     p.add_argument("--chunk-steps", type=int, default=2, help="steps between exit checks")
-    p.add_argument("--local-batch", type=int, default=256, help="glimpses per encoder call")
+    p.add_argument(
+        "--local-batch",
+        type=int,
+        help="glimpses per encoder call (default: 64 on the CPU, 512 on a GPU)",
+    )
     p.add_argument("--batch-size", type=int, default=32, help="clips per decoded batch")
     p.add_argument(
         "--workers",

@@ -49,16 +49,6 @@ from typing import Any
 
 from tqdm import tqdm
 
-from videofocus.benchmarks.policy import (
-    HEURISTICS,
-    MAIN_STAGES,
-    _load_supervised,
-    _train_seconds,
-    dominant_option,
-    evaluate_glimpse_model,
-    share_stages,
-    with_overrides,
-)
 from videofocus.config import Config, load_config
 from videofocus.data.synthetic import TargetTrack, read_targets
 from videofocus.engine.checkpoint import load_checkpoint
@@ -66,14 +56,17 @@ from videofocus.engine.data import ensure_dataset
 from videofocus.engine.evaluate import evaluate_checkpoint
 from videofocus.engine.inference_model import load_inference_model
 from videofocus.engine.pipeline import run_stage, run_stages, stage_config
-from videofocus.engine.policy_stage import load_focusnet, load_learned_policy
-from videofocus.engine.quickstart_report import (
-    label_validation,
-    report_markdown,
-    summary_text,
-    write_report,
-    write_val_manifest,
+from videofocus.engine.policy_eval import (
+    HEURISTICS,
+    MAIN_STAGES,
+    dominant_option,
+    evaluate_glimpse_model,
+    load_supervised,
+    share_stages,
+    train_seconds,
+    with_overrides,
 )
+from videofocus.engine.policy_stage import load_focusnet, load_learned_policy
 from videofocus.engine.stages import (
     PolicyFocusNet,
     build_differentiable_focusnet,
@@ -81,6 +74,13 @@ from videofocus.engine.stages import (
 )
 from videofocus.models import FocusNet
 from videofocus.policy.heuristics import GlimpsePolicy, create_policy
+from videofocus.quickstart.report import (
+    label_validation,
+    report_markdown,
+    summary_text,
+    write_report,
+    write_val_manifest,
+)
 from videofocus.viz.command import render_glimpses
 from videofocus.viz.tradeoff import plot_tradeoff
 
@@ -183,14 +183,14 @@ class _Evaluator:
 def _recurrent_ppo_row(ev: _Evaluator) -> dict[str, Any]:
     run = Path(ev.cfg.train.out_dir)
     finetune, policy_dir = run / "finetune" / "final", run / "policy" / "final"
-    model = _load_supervised(ev.cfg, finetune, lambda c, n: build_policy_focusnet(c, n, policy_dir))
+    model = load_supervised(ev.cfg, finetune, lambda c, n: build_policy_focusnet(c, n, policy_dir))
     shared = ev.on_warmup(load_learned_policy(ev.cfg, policy_dir))
     return _glimpse_row(
         "recurrent_ppo",
         FINE_TUNED,
         ev.model(model),
         shared["top1"],
-        train_seconds=_train_seconds(policy_dir, finetune),
+        train_seconds=train_seconds(policy_dir, finetune),
         checkpoint=str(finetune),
     )
 
@@ -207,7 +207,7 @@ def _differentiable_row(ev: _Evaluator, final_dir: Path) -> dict[str, Any]:
     # evaluate at the option the checkpoint was trained with, as bench policy does
     trained = load_checkpoint(final_dir, load_trainer=False).meta["config"]["train"]
     cfg = _differentiable_config(ev.cfg, trained["differentiable_option"], None)
-    model = _load_supervised(cfg, final_dir, lambda c, n: build_differentiable_focusnet(c, n))
+    model = load_supervised(cfg, final_dir, lambda c, n: build_differentiable_focusnet(c, n))
     own = ev.model(model, cfg)
     snapped = ev.on_warmup(model.policy)  # grid-snapped centres, roi_align crops
     return _glimpse_row(
@@ -216,7 +216,7 @@ def _differentiable_row(ev: _Evaluator, final_dir: Path) -> dict[str, Any]:
         own,
         snapped["top1"],
         epochs=trained["epochs"],
-        train_seconds=_train_seconds(final_dir),
+        train_seconds=train_seconds(final_dir),
         checkpoint=str(final_dir),
     )
 
@@ -279,7 +279,7 @@ def run_quickstart(
                 name,
                 OWN,
                 evaluate_checkpoint(cfg, final),
-                train_seconds=_train_seconds(final),
+                train_seconds=train_seconds(final),
                 checkpoint=str(final),
             )
             bar.update()
@@ -301,7 +301,7 @@ def run_quickstart(
             WARMUP_NET,
             result,
             result["top1"],
-            train_seconds=_train_seconds(ppo_dir),
+            train_seconds=train_seconds(ppo_dir),
             checkpoint=str(ppo_dir),
         )
         bar.update()

@@ -2,7 +2,7 @@
 
 ``val_videos.jsonl`` and ``labels.jsonl`` (the label job on the validation videos),
 ``report.json``, ``report.md`` and the closing summary. The rows come from
-:func:`videofocus.engine.quickstart.run_quickstart`; one table formatter serves the screen and
+:func:`videofocus.quickstart.run_quickstart`; one table formatter serves the screen and
 ``report.md``, so they cannot disagree.
 """
 
