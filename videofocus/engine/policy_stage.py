@@ -38,7 +38,7 @@ from stable_baselines3.common.utils import set_random_seed
 from videofocus.config import Config, config_to_dict, save_config
 from videofocus.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from videofocus.engine.data import build_dataset, ensure_dataset
-from videofocus.engine.distributed import init_distributed, select_device
+from videofocus.engine.distributed import DistInfo, init_distributed, select_device
 from videofocus.engine.factory import build_focusnet, glimpse_options
 from videofocus.engine.train_loop import StageResult
 from videofocus.models import FocusNet
@@ -259,9 +259,6 @@ def run_policy_stage(cfg: Config, resume: bool = False, progress: bool = True) -
     :param progress: show a progress bar.
     :raises CheckpointError: when ``<out_dir>/warmup/final`` is missing.
     """
-    # Imported here: it needs sb3-contrib, which label-time users of the engine may not have.
-    from videofocus.policy.sb3 import TqdmProgressCallback, export_policy, make_ppo
-
     start_time = time.perf_counter()
     out_dir = Path(cfg.train.out_dir)
     stage_dir = out_dir / STAGE
@@ -281,6 +278,33 @@ def run_policy_stage(cfg: Config, resume: bool = False, progress: bool = True) -
         raise CheckpointError(
             f"{warmup_dir}: the policy stage needs the warm-up model; run --stage warmup first"
         )
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        # PPO's networks and the batched episode steps are small: one intra-op thread runs them
+        # as fast as two (about 1000 steps/s on the tiny config either way), and more threads
+        # than free cores slow every process sharing them down many times over.
+        torch.set_num_threads(1)
+    try:
+        return _train_policy(cfg, device, dist, out_dir, warmup_dir, start_time, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_policy(
+    cfg: Config,
+    device: torch.device,
+    dist: DistInfo,
+    out_dir: Path,
+    warmup_dir: Path,
+    start_time: float,
+    progress: bool,
+) -> StageResult:
+    """The body of :func:`run_policy_stage` once the warm-up model is known to exist."""
+    # Imported here: it needs sb3-contrib, which label-time users of the engine may not have.
+    from videofocus.policy.sb3 import TqdmProgressCallback, export_policy, make_ppo
+
+    stage_dir = out_dir / STAGE
+    final_dir = stage_dir / "final"
     set_random_seed(cfg.policy.seed)
     net, num_classes = load_focusnet(cfg, warmup_dir, device)
     ensure_dataset(cfg.data, workers=max(1, cfg.data.num_workers), progress=progress)
