@@ -278,16 +278,7 @@ def run_policy_stage(cfg: Config, resume: bool = False, progress: bool = True) -
         raise CheckpointError(
             f"{warmup_dir}: the policy stage needs the warm-up model; run --stage warmup first"
         )
-    threads = torch.get_num_threads()
-    if device.type == "cpu":
-        # PPO's networks and the batched episode steps are small: one intra-op thread runs them
-        # as fast as two (about 1000 steps/s on the tiny config either way), and more threads
-        # than free cores slow every process sharing them down many times over.
-        torch.set_num_threads(1)
-    try:
-        return _train_policy(cfg, device, dist, out_dir, warmup_dir, start_time, progress)
-    finally:
-        torch.set_num_threads(threads)
+    return _train_policy(cfg, device, dist, out_dir, warmup_dir, start_time, progress)
 
 
 def _train_policy(

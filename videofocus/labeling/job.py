@@ -10,6 +10,7 @@ so a job killed at any moment is resumed by running the same command again.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -17,6 +18,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -187,6 +189,17 @@ def plan_cpu(job: LabelJobOptions, device: torch.device) -> tuple[int, int]:
     return workers, threads
 
 
+@contextlib.contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` intra-op threads, then restore the caller's setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _close_inherited(path: Path, fd: int | None, worker_id: int) -> None:
     """In a forked decoding worker: close the inherited descriptor of the locked output file, so
     that a worker outliving a killed job does not keep the lock (flock locks belong to the open
@@ -235,12 +248,12 @@ def run_label_job(
     options = replace(options, thresholds=thresholds)
     ok = failed = 0
     gmacs_total = 0.0
-    with ResultWriter(path, meta=shard_meta(source, shard, [it.id for it in items])) as writer:
+    inferencer = model.inferencer(options, device)
+    workers, threads = plan_cpu(job, inferencer.device)
+    meta = shard_meta(source, shard, [it.id for it in items])
+    with _torch_threads(threads), ResultWriter(path, meta=meta) as writer:
         todo = [it for it in items if it.id not in writer.done]
         already = len(items) - len(todo)
-        inferencer = model.inferencer(options, device)
-        workers, threads = plan_cpu(job, inferencer.device)
-        torch.set_num_threads(threads)
         dataset = LabelClips(todo, model.cfg.data, timeout=job.decode_timeout)
         loader = torch.utils.data.DataLoader(
             dataset,
