@@ -8,7 +8,8 @@
   engine and job;
 - ``adaptive``: the learned policy, no early exit (``lambda = 0`` model);
 - ``adaptive_budget``: the same with exit thresholds calibrated on the validation rows for
-  ``--budget-gmacs`` (default: half of ``adaptive``'s cost).
+  ``--budget-gmacs`` (default: halfway between every video exiting after its first chunk and
+  none exiting early).
 
 Each row reports end-to-end ``videos_per_s`` (decoding, the network and writing the JSONL, with
 the job's resume machinery) and ``gmacs_per_video``; model rows also report
@@ -41,6 +42,7 @@ from videofocus.engine.inference_model import (
     InferenceModel,
     calibrate_budget,
     load_inference_model,
+    record_rollouts,
 )
 from videofocus.labeling.decoding import LabelClips, collate_decoded
 from videofocus.labeling.inputs import read_inputs
@@ -153,12 +155,21 @@ def label_row(
     }
 
 
-def _model(run: Path, stage: str, cfg: Config, policy: str | None = None) -> InferenceModel:
+def _model(run: Path, stage: str, cfg: Config) -> InferenceModel:
+    """The trained model of ``run/<stage>/final``, else the same architecture, random weights."""
     final = run / stage / "final"
     if (final / "meta.json").is_file():
         return load_inference_model(final, cfg)
     print(f"WARNING: no {final}; the {stage} row runs with RANDOM weights", file=sys.stderr)
-    return load_inference_model(config=cfg, policy=policy)
+    model = load_inference_model(config=cfg)
+    if stage == "dense":  # the dense baseline is its own architecture (one whole-frame option)
+        from videofocus.engine.factory import build_dense_baseline
+        from videofocus.policy.heuristics import create_policy
+
+        net = build_dense_baseline(cfg, len(model.class_names)).eval().requires_grad_(False)
+        policy = create_policy("dense", net.options, net.grid)
+        model = replace(model, net=net, policy=policy, method="dense")
+    return model
 
 
 def run_benchmark(
@@ -184,23 +195,20 @@ def run_benchmark(
         rows[0]["videos_per_s_all_cores"] = decode_only(source, cfg, ceiling, dev)["videos_per_s"]
     log(f"decode_only: {rows[0]['videos_per_s']:.1f} videos/s")
     workdir = Path(tempfile.mkdtemp(prefix="vf-bench-label-"))
-    dense = _model(run, "dense", cfg, policy="dense")
-    if dense.random_weights:  # the dense baseline is its own architecture
-        from videofocus.engine.factory import build_dense_baseline, resolve_num_classes
-        from videofocus.policy.heuristics import create_policy
-
-        net = build_dense_baseline(cfg, resolve_num_classes(cfg)).eval()
-        dense.net, dense.policy = net, create_policy("dense", net.options, net.grid)
+    dense = _model(run, "dense", cfg)
     rows.append(label_row("dense", dense, source, options, job, workdir, dev))
     log(f"dense: {rows[-1]['videos_per_s']:.1f} videos/s")
     adaptive = _model(run, "finetune", cfg)
     rows.append(label_row("adaptive", adaptive, source, options, job, workdir, dev))
     log(f"adaptive: {rows[-1]['videos_per_s']:.1f} videos/s")
-    budget = budget_gmacs or 0.5 * rows[-1]["gmacs_per_video"]
     # Calibrated once beforehand (as `label --budget-gmacs` stores it beside the checkpoint), so
     # the row times labeling, not the one-off calibration pass.
     timer = time.perf_counter()
-    calibration = calibrate_budget(adaptive, budget, options, save=False)
+    rollouts = record_rollouts(adaptive, options)
+    floor, ceiling = rollouts.cost_range
+    # default: half of the cost above the cheapest possible (everyone exits after one chunk)
+    budget = budget_gmacs or floor + 0.5 * (ceiling - floor)
+    calibration = calibrate_budget(adaptive, budget, options, save=False, rollouts=rollouts)
     calibration_seconds = time.perf_counter() - timer
     budgeted = replace(options, thresholds=calibration.thresholds)
     row = label_row("adaptive_budget", adaptive, source, budgeted, job, workdir, dev)
@@ -264,7 +272,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--budget-gmacs",
         type=float,
-        help="budget of adaptive_budget (default: half of adaptive's GMACs/video)",
+        help="budget of adaptive_budget (default: halfway between every video exiting after "
+        "its first chunk and none exiting early)",
     )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, help="decoding workers (default: the job's)")

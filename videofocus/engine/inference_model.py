@@ -52,10 +52,12 @@ from videofocus.models import FocusNet
 from videofocus.policy.heuristics import GlimpsePolicy, create_policy
 
 __all__ = [
+    "CalibrationRollouts",
     "InferenceModel",
     "calibrate_budget",
     "evaluate_adaptive",
     "load_inference_model",
+    "record_rollouts",
     "rollout_manifest",
 ]
 
@@ -308,20 +310,27 @@ def evaluate_adaptive(
     }
 
 
-def calibrate_budget(
+@dataclass(frozen=True)
+class CalibrationRollouts:
+    """What calibration replays: per video and step, the running top-1 probability, whether
+    that top-1 is right, and the cost of stopping there (all ``[N, T]``)."""
+
+    confidence: torch.Tensor
+    correct: torch.Tensor
+    step_costs: torch.Tensor
+
+    @property
+    def cost_range(self) -> tuple[float, float]:
+        """Mean cost per video when every video stops after its first chunk / never early."""
+        return float(self.step_costs[:, 0].mean()), float(self.step_costs[:, -1].mean())
+
+
+def record_rollouts(
     model: InferenceModel,
-    budget_gmacs: float,
     options: InferenceOptions | None = None,
     manifest: str | Path | None = None,
-    save: bool = True,
-) -> ExitCalibration:
-    """Per-step exit thresholds meeting ``budget_gmacs`` on a labelled validation set.
-
-    Runs every validation video through all steps once (no exit), then searches thresholds on the
-    recorded confidences (:func:`~videofocus.engine.early_exit.calibrate_thresholds`) with the
-    same chunked cost accounting as inference. With ``save`` and a checkpoint, the result is
-    written to ``<checkpoint>/exit_thresholds.json`` for later runs.
-    """
+) -> CalibrationRollouts:
+    """Run every validation video (or every row of ``manifest``) through all steps, no exit."""
     options = replace(options or InferenceOptions(), thresholds=None)
     confidence, correct, actions = [], [], []
     for _, label, p in rollout_manifest(model, options, manifest):
@@ -331,10 +340,32 @@ def calibrate_budget(
     if not confidence:
         raise RuntimeError("no video of the calibration set could be decoded")
     step_costs = chunked_step_costs(torch.stack(actions), model.cost_table(), options.chunk_steps)
+    return CalibrationRollouts(torch.tensor(confidence), torch.tensor(correct), step_costs)
+
+
+def calibrate_budget(
+    model: InferenceModel,
+    budget_gmacs: float,
+    options: InferenceOptions | None = None,
+    manifest: str | Path | None = None,
+    save: bool = True,
+    rollouts: CalibrationRollouts | None = None,
+) -> ExitCalibration:
+    """Per-step exit thresholds meeting ``budget_gmacs`` on a labelled validation set.
+
+    Runs every validation video through all steps once (no exit), then searches thresholds on the
+    recorded confidences (:func:`~videofocus.engine.early_exit.calibrate_thresholds`) with the
+    same chunked cost accounting as inference. With ``save`` and a checkpoint, the result is
+    written to ``<checkpoint>/exit_thresholds.json`` for later runs.
+
+    :param rollouts: :func:`record_rollouts` of the same model and options, when already run.
+    """
+    options = replace(options or InferenceOptions(), thresholds=None)
+    rollouts = rollouts or record_rollouts(model, options, manifest)
     result = calibrate_thresholds(
-        torch.tensor(confidence), step_costs, budget_gmacs, torch.tensor(correct)
+        rollouts.confidence, rollouts.step_costs, budget_gmacs, rollouts.correct
     )
-    exits = apply_thresholds(torch.tensor(confidence), result.thresholds)
+    exits = apply_thresholds(rollouts.confidence, result.thresholds)
     logger.info("calibrated exits %s on %d videos", exits.bincount().tolist(), len(exits))
     if save and model.checkpoint is not None:
         (model.checkpoint / THRESHOLDS_FILE).write_text(

@@ -28,13 +28,14 @@ __all__ = [
 Box = tuple[int, int, int, int]
 
 #: RGB outline colour of glimpse option ``k`` (0-based) is ``OPTION_COLOURS[k % len(...)]``:
-#: saturated hues that stand out on natural video, on grey and on the dark text strip.
+#: saturated hues that stand out on natural video, on grey and on the dark text strip; the first
+#: three avoid the synthetic benchmark's marker colours (red, blue, cyan, yellow).
 OPTION_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (255, 60, 255),
+    (60, 255, 60),
+    (255, 150, 0),
     (255, 48, 48),
     (40, 150, 255),
-    (40, 230, 40),
-    (255, 200, 0),
-    (230, 60, 255),
     (0, 230, 230),
 )
 #: colours of the text and of the status tags other than a glimpse's

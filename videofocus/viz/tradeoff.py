@@ -91,11 +91,14 @@ def plot_tradeoff(
     if singles:
         xs, ys = zip(*singles, strict=True)
         ax.plot(xs, ys, marker="s", markersize=5, linestyle="none", color="black")
+    stacked: dict[tuple[float, float], int] = {}  # names of coinciding points go one above another
     for name, accuracy, gmacs in points:
+        spot = (round(gmacs, 6), round(100.0 * accuracy, 1))
+        k = stacked[spot] = stacked.get(spot, -1) + 1
         ax.annotate(
             name,
             (gmacs, 100.0 * accuracy),
-            xytext=(4, 4),
+            xytext=(4, 4 + 9 * k),
             textcoords="offset points",
             fontsize=7,
         )

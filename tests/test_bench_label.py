@@ -1,0 +1,59 @@
+"""`videofocus bench label` on a tiny generated dataset: every row, real numbers, the JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from videofocus.benchmarks.label import NAMES, acceptance, format_table
+from videofocus.cli import main
+
+
+@pytest.mark.slow
+def test_bench_label_rows_with_random_weights(tmp_path, tiny_data, capsys) -> None:
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        "name: bench_label_test\n"
+        f"data: {{root: {tiny_data}, frames: 4, frame_size: 48, num_workers: 0}}\n"
+        "model: {glance_backbone: tiny_cnn, glance_resolution: 16, local_backbone: tiny_cnn,\n"
+        "        options: [{extent: 0.25, resolution: 12}, {extent: 0.5, resolution: 24}],\n"
+        "        grid: 3, hidden: 16, policy_channels: 4, policy_hidden: 16}\n"
+        "policy: {obs_channels: 4}\n"
+        f"train: {{out_dir: {tmp_path / 'runs'}}}\n"
+    )
+    out = tmp_path / "label.json"
+    argv = ["bench", "label", "--config", str(config), "--json", str(out), "--no-progress"]
+    assert main([*argv, "--workers", "1", "--batch-size", "4"]) == 0
+    printed = capsys.readouterr()
+    assert "RANDOM weights" in printed.err  # no trained run folder: said loudly
+    rows = json.loads(out.read_text())
+    assert [r["name"] for r in rows] == list(NAMES)
+    by = {r["name"]: r for r in rows}
+    assert all(r["videos_per_s"] > 0 for r in rows) and by["decode_only"]["videos"] == 16
+    assert by["dense"]["gmacs_per_video"] > by["adaptive"]["gmacs_per_video"] > 0
+    # the budget (by default halfway down to everyone exiting after one chunk) costs less
+    budget = by["adaptive_budget"]["budget_gmacs"]
+    assert 0 < budget < by["adaptive"]["gmacs_per_video"]
+    assert by["adaptive_budget"]["gmacs_per_video"] < by["adaptive"]["gmacs_per_video"]
+    for name in ("dense", "adaptive", "adaptive_budget"):
+        assert by[name]["model_videos_per_s"] > 0 and by[name]["failed"] == 0
+    assert "| adaptive |" in printed.out and "decode-only" in printed.out
+
+
+def test_acceptance_lines() -> None:
+    def row(name, speed, gmacs=0.1):
+        return {"name": name, "videos_per_s": speed, "gmacs_per_video": gmacs}
+
+    rows = [
+        row("decode_only", 100.0, 0.0),
+        row("dense", 20.0, 1.0),
+        row("adaptive", 75.0),
+        row("adaptive_budget", 65.0, 0.05),
+    ]
+    lines = acceptance(rows)
+    assert lines[0].startswith("[pass]") and "3.75x" in lines[0]
+    assert lines[1].startswith("[pass]") and "75%" in lines[1]
+    assert lines[2].startswith("[pass]") and "3.25x" in lines[2]
+    assert lines[3].startswith("[MISS]") and "65%" in lines[3]
+    assert "| dense | 20.0 |" in format_table(rows)
