@@ -19,8 +19,8 @@ Rows:
 - ``random`` / ``centre`` / ``saliency``: the heuristics at the **same glimpse option** as the
   recurrent PPO policy's most used one (same glimpse cost);
 - ``recurrent_ppo_exit``: the ``recurrent_ppo`` model and policy with early exit, its per-step
-  thresholds calibrated on the **training** rows for a budget of a quarter of ``dense``'s GMACs
-  per video (:func:`~videofocus.engine.inference_model.calibrate_budget`), then evaluated on the
+  thresholds calibrated on the **training** rows for a budget of 24% of ``dense``'s GMACs per
+  video (a quarter, less a margin for the shift from training to validation videos) (:func:`~videofocus.engine.inference_model.calibrate_budget`), then evaluated on the
   validation rows through the batched inference engine (AdaFocus's budgeted inference);
 - ``differentiable``: the AdaFocusV2-style policy trained end to end through the bilinear crop
   (:mod:`videofocus.policy.differentiable`) at that same option, evaluated with its continuous
@@ -245,8 +245,9 @@ def run_benchmark(
     return [rows[name] for name in NAMES]
 
 
-#: Budget of the early-exit row, as a fraction of the dense baseline's GMACs per video.
-EXIT_BUDGET = 0.25
+#: Budget of the early-exit row, as a fraction of the dense baseline's GMACs per video: a quarter,
+#: less a margin for thresholds calibrated on the training rows exiting later on unseen videos.
+EXIT_BUDGET = 0.24
 
 
 def early_exit_row(cfg: Config, finetune_dir: Path, budget: float) -> dict[str, Any]:
