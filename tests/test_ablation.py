@@ -12,11 +12,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import yaml
 
 from videofocus.ablation import (
     GridError,
@@ -32,82 +32,61 @@ from videofocus.ablation.report import format_markdown, plot_rows, write_report
 from videofocus.ablation.runner import VariantFailed, evaluate_variant, run_variant, variant_rows
 
 REPO = Path(__file__).resolve().parents[1]
-T = 4
 
 
-def write_base(folder: Path, data_root: Path | str = "unused-data") -> Path:
-    """A tiny config (48 px frames, 4 steps, 2 glimpse options, tiny CNNs, 32 PPO steps)."""
-    cfg = {
-        "name": "ablate_test",
-        "data": {"root": str(data_root), "frames": T, "frame_size": 48, "num_workers": 0},
-        "model": {
-            "glance_backbone": "tiny_cnn",
-            "glance_resolution": 16,
-            "local_backbone": "tiny_cnn",
-            "options": [{"extent": 0.25, "resolution": 12}, {"extent": 0.5, "resolution": 24}],
-            "grid": 3,
-            "hidden": 16,
-            "policy_channels": 4,
-            "policy_hidden": 16,
-        },
-        "train": {
-            "epochs": 1,
-            "batch_size": 4,
-            "log_every": 1,
-            "device": "cpu",
-            "optim": {"name": "adamw", "lr": 0.01},
-        },
-        "policy": {
-            "total_timesteps": 32,
-            "n_envs": 4,
-            "n_steps": 8,
-            "batch_size": 16,
-            "n_epochs": 1,
-            "lstm_hidden": 16,
-            "obs_channels": 4,
-            "projection_videos": 8,
-        },
-    }
-    path = folder / "base.yaml"
-    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
-    return path
+@pytest.fixture
+def write_grid(tiny_config) -> Callable[..., Path]:
+    """``write_grid(folder, text, name="grid.yaml", data_root="unused-data") -> Path``: a grid
+    ``text`` on ``base.yaml``, the tiny config (training and 32 PPO steps on the CPU) beside it."""
+
+    def write(
+        folder: Path, text: str, name: str = "grid.yaml", data_root: Path | str = "unused-data"
+    ) -> Path:
+        cpu = {"device": "cpu"}
+        tiny_config.write(
+            folder / "base.yaml", data_root, training=True, ppo=True, name="ablate_test", train=cpu
+        )
+        path = folder / name
+        path.write_text("base: base.yaml\n" + text, encoding="utf-8")
+        return path
+
+    return write
 
 
-def write_grid(folder: Path, text: str, name: str = "grid.yaml") -> Path:
-    write_base(folder)
-    path = folder / name
-    path.write_text("base: base.yaml\n" + text, encoding="utf-8")
-    return path
+@pytest.fixture
+def grid_error(write_grid) -> Callable[[Path, str], GridError]:
+    """``grid_error(folder, text) -> GridError``: the error expanding that grid raises."""
 
+    def expand(folder: Path, text: str) -> GridError:
+        path = write_grid(folder, text)
+        with pytest.raises(GridError) as info:
+            expand_grid(load_grid(path))
+        assert info.value.source == str(path)
+        return info.value
 
-def grid_error(tmp_path: Path, text: str) -> GridError:
-    path = write_grid(tmp_path, text)
-    with pytest.raises(GridError) as info:
-        expand_grid(load_grid(path))
-    assert info.value.source == str(path)
-    return info.value
+    return expand
 
 
 # ------------------------------------------------------------------------- parsing, validation
 
 
-def test_unknown_top_level_key_names_file_and_key(tmp_path):
+def test_unknown_top_level_key_names_file_and_key(tmp_path, grid_error):
     err = grid_error(tmp_path, "polices: [random]\n")
     assert "unknown key 'polices'" in str(err) and "policies" in str(err)
 
 
-def test_bad_policy_name_is_rejected(tmp_path):
+def test_bad_policy_name_is_rejected(tmp_path, grid_error):
     err = grid_error(tmp_path, "policies: [recurrent_ppo, rnadom]\n")
     assert err.key == "policies[1]" and "'rnadom'" in err.message and "saliency" in err.message
 
 
-def test_bad_axis_key_names_the_axis(tmp_path):
+def test_bad_axis_key_names_the_axis(tmp_path, grid_error):
     err = grid_error(tmp_path, "axes:\n  policy.cost_lamda: [0.0, 0.1]\n")
     assert err.key == "axes.policy.cost_lamda"
     assert "did you mean 'policy.cost_lambda'" in err.message
 
 
-def test_bad_axis_value_names_the_axis(tmp_path):
+def test_bad_axis_value_names_the_axis(tmp_path, grid_error):
     err = grid_error(tmp_path, "axes:\n  policy.reward: [adafocus, nonsense]\n")
     assert err.key == "axes.policy.reward" and "nonsense" in err.message
 
@@ -128,7 +107,7 @@ def test_bad_axis_value_names_the_axis(tmp_path):
         ("variants:\n  - {name: recurrent_ppo}\n", "variants[0].name", "already a variant"),
     ],
 )
-def test_grid_errors_name_the_grid_key(tmp_path, text, key, words):
+def test_grid_errors_name_the_grid_key(tmp_path, grid_error, text, key, words):
     err = grid_error(tmp_path, text)
     assert err.key == key and words in err.message, str(err)
 
@@ -146,7 +125,7 @@ def test_missing_base_and_yaml_errors(tmp_path):
 # ------------------------------------------------------------------------------------- naming
 
 
-def test_variant_names_axes_and_ignored_axes(tmp_path):
+def test_variant_names_axes_and_ignored_axes(tmp_path, write_grid):
     grid = load_grid(
         write_grid(
             tmp_path,
@@ -195,7 +174,7 @@ def test_value_labels_are_short_and_folder_safe():
     assert value_label("a/b c") == "a-b-c"
 
 
-def test_keys_with_the_same_last_part_keep_their_full_name(tmp_path):
+def test_keys_with_the_same_last_part_keep_their_full_name(tmp_path, write_grid):
     grid = load_grid(write_grid(tmp_path, "axes:\n  train.seed: [0, 1]\n  policy.seed: [2]\n"))
     assert [v.name for v in expand_grid(grid)] == [
         "recurrent_ppo__train.seed=0__policy.seed=2",
@@ -203,7 +182,7 @@ def test_keys_with_the_same_last_part_keep_their_full_name(tmp_path):
     ]
 
 
-def test_policy_option_axis_sets_the_heuristic_option(tmp_path):
+def test_policy_option_axis_sets_the_heuristic_option(tmp_path, write_grid):
     grid = load_grid(
         write_grid(tmp_path, "policies: [recurrent_ppo, random]\naxes:\n  policy.option: [1, 2]\n")
     )
@@ -217,7 +196,7 @@ def test_policy_option_axis_sets_the_heuristic_option(tmp_path):
     assert plans["random__option=1"] == "finetune_random_o1"
 
 
-def test_cli_overrides_apply_to_every_variant(tmp_path):
+def test_cli_overrides_apply_to_every_variant(tmp_path, write_grid):
     grid = load_grid(write_grid(tmp_path, "axes:\n  train.epochs: [1, 3]\n"))
     variants = expand_grid(grid, ["train.batch_size=2", "train.epochs=7"])
     assert [v.cfg.train.batch_size for v in variants] == [2, 2]
@@ -229,7 +208,7 @@ def test_cli_overrides_apply_to_every_variant(tmp_path):
 # ------------------------------------------------------------------------- shared stage hashes
 
 
-def test_variants_differing_in_policy_share_dense_and_warmup(tmp_path):
+def test_variants_differing_in_policy_share_dense_and_warmup(tmp_path, write_grid):
     grid = load_grid(
         write_grid(
             tmp_path,
@@ -261,7 +240,7 @@ def test_variants_differing_in_policy_share_dense_and_warmup(tmp_path):
     assert all(more[s].key != a[s].key for s in a)
 
 
-def test_exit_thresholds_do_not_change_stages(tmp_path):
+def test_exit_thresholds_do_not_change_stages(tmp_path, write_grid):
     plain = load_grid(write_grid(tmp_path, "", name="a.yaml"))
     sweep = load_grid(write_grid(tmp_path, "exit_thresholds: [null, [0.9]]\n", name="b.yaml"))
     keys = [[p.key for p in plan_stages(expand_grid(g)[0])] for g in (plain, sweep)]
@@ -298,7 +277,7 @@ def fake_training(monkeypatch):
     return calls
 
 
-def test_finished_results_are_reused_and_missing_entries_added(tmp_path, fake_training):
+def test_finished_results_are_reused_and_missing_entries_added(tmp_path, write_grid, fake_training):
     grid = load_grid(write_grid(tmp_path, "axes:\n  policy.cost_lambda: [0.0]\n"))
     variant = expand_grid(grid)[0]
     out = tmp_path / "out"
@@ -327,7 +306,7 @@ def test_finished_results_are_reused_and_missing_entries_added(tmp_path, fake_tr
     assert any(line.startswith("config changed since") for line in lines)
 
 
-def test_failed_variant_stops_the_grid_and_keeps_finished_rows(tmp_path, fake_training):
+def test_failed_variant_stops_the_grid_and_keeps_finished_rows(tmp_path, write_grid, fake_training):
     grid = load_grid(
         write_grid(
             tmp_path,
@@ -349,7 +328,7 @@ def test_failed_variant_stops_the_grid_and_keeps_finished_rows(tmp_path, fake_tr
     assert not (out / "variants" / "broken" / "result.json").exists()
 
 
-def test_command_runs_lists_and_reports_failure(tmp_path, fake_training, capsys):
+def test_command_runs_lists_and_reports_failure(tmp_path, write_grid, fake_training, capsys):
     grid = write_grid(tmp_path, "axes:\n  policy.cost_lambda: [0.0, 0.5]\n")
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)
@@ -376,7 +355,7 @@ def test_command_runs_lists_and_reports_failure(tmp_path, fake_training, capsys)
 # --------------------------------------------------------------------------------- evaluation
 
 
-def test_exit_thresholds_go_through_evaluate_adaptive(tmp_path, monkeypatch):
+def test_exit_thresholds_go_through_evaluate_adaptive(tmp_path, write_grid, monkeypatch):
     import videofocus.engine.inference_model as inference_model
 
     seen = {}
@@ -402,7 +381,7 @@ def test_exit_thresholds_go_through_evaluate_adaptive(tmp_path, monkeypatch):
     assert seen["cfg"].exit.thresholds == [0.9]
 
 
-def test_rows_have_axis_columns_and_curves(tmp_path):
+def test_rows_have_axis_columns_and_curves(tmp_path, write_grid):
     grid = load_grid(
         write_grid(
             tmp_path,
@@ -552,12 +531,10 @@ def _kill_when(argv: list[str], cwd: Path, env: dict[str, str], path: Path) -> N
 
 
 @pytest.mark.slow
-def test_killed_grid_resumes_without_recomputing_finished_variants(tiny_data, tmp_path):
-    write_base(tmp_path, tiny_data)
-    grid = tmp_path / "grid.yaml"
+def test_killed_grid_resumes_without_recomputing_finished_variants(tiny_data, tmp_path, write_grid):
     # The second variant reuses the first one's warm-up and policy and fine-tunes 60 epochs
     # (a few seconds), long enough to be killed in the middle.
-    grid.write_text("base: base.yaml\naxes:\n  train.finetune_epochs: [1, 60]\n")
+    grid = write_grid(tmp_path, "axes:\n  train.finetune_epochs: [1, 60]\n", data_root=tiny_data)
     out = tmp_path / "out"
     first = out / "variants" / "recurrent_ppo__finetune_epochs=1" / "result.json"
     second = out / "variants" / "recurrent_ppo__finetune_epochs=60" / "result.json"

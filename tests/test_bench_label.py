@@ -11,16 +11,9 @@ from videofocus.cli import main
 
 
 @pytest.mark.slow
-def test_bench_label_rows_with_random_weights(tmp_path, tiny_data, capsys) -> None:
-    config = tmp_path / "tiny.yaml"
-    config.write_text(
-        "name: bench_label_test\n"
-        f"data: {{root: {tiny_data}, frames: 4, frame_size: 48, num_workers: 0}}\n"
-        "model: {glance_backbone: tiny_cnn, glance_resolution: 16, local_backbone: tiny_cnn,\n"
-        "        options: [{extent: 0.25, resolution: 12}, {extent: 0.5, resolution: 24}],\n"
-        "        grid: 3, hidden: 16, policy_channels: 4, policy_hidden: 16}\n"
-        "policy: {obs_channels: 4}\n"
-        f"train: {{out_dir: {tmp_path / 'runs'}}}\n"
+def test_bench_label_rows_with_random_weights(tmp_path, tiny_data, tiny_config, capsys) -> None:
+    config = tiny_config.write(
+        tmp_path / "tiny.yaml", tiny_data, tmp_path / "runs", name="bench_label_test"
     )
     out = tmp_path / "label.json"
     argv = ["bench", "label", "--config", str(config), "--json", str(out), "--no-progress"]

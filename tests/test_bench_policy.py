@@ -7,7 +7,6 @@ import json
 
 import pytest
 import torch
-import yaml
 
 from videofocus.benchmarks import BENCHMARKS, load_benchmark
 from videofocus.benchmarks.policy import NAMES, acceptance, format_table
@@ -26,56 +25,19 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def tiny_yaml(tmp_path) -> str:
-    cfg = {
-        "name": "bench_test",
-        "data": {
-            "root": str(tmp_path / "data"),
-            "frames": T,
-            "frame_size": 48,
-            "num_workers": 0,
-            "synthetic": {
-                "num_videos": 16,
-                "width": 48,
-                "height": 48,
-                "object_size": 16,
-                "num_frames": T,
-                "num_classes": 3,
-                "num_distractors": 1,
-                "val_fraction": 0.25,
-            },
-        },
-        "model": {
-            "glance_backbone": "tiny_cnn",
-            "glance_resolution": 16,
-            "local_backbone": "tiny_cnn",
-            "options": [{"extent": 0.25, "resolution": 12}, {"extent": 0.5, "resolution": 24}],
-            "grid": 3,
-            "hidden": 16,
-            "policy_channels": 4,
-            "policy_hidden": 16,
-        },
-        "train": {
-            "epochs": 1,
-            "batch_size": 4,
-            "out_dir": str(tmp_path / "unused"),
-            "warmup_init": "dense",
-            "log_every": 1,
-            "optim": {"name": "adamw", "lr": 0.01},
-        },
-        "policy": {
-            "total_timesteps": 32,
-            "n_envs": 4,
-            "n_steps": 8,
-            "batch_size": 16,
-            "n_epochs": 1,
-            "lstm_hidden": 16,
-            "obs_channels": 4,
-            "projection_videos": 8,
-        },
-    }
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+@pytest.fixture
+def tiny_yaml(tmp_path, tiny_config) -> str:
+    """The tiny config with its synthetic data, training and PPO sections, as ``tiny.yaml``."""
+    path = tiny_config.write(
+        tmp_path / "tiny.yaml",
+        tmp_path / "data",
+        tmp_path / "unused",
+        training=True,
+        ppo=True,
+        synthetic=True,
+        name="bench_test",
+        train={"warmup_init": "dense"},
+    )
     return str(path)
 
 
@@ -86,8 +48,8 @@ def test_bench_is_registered():
 
 
 @pytest.mark.slow
-def test_bench_policy_end_to_end_and_rerun_reuses_stages(tmp_path, capsys):
-    config, out, runs = tiny_yaml(tmp_path), tmp_path / "bench.json", tmp_path / "runs"
+def test_bench_policy_end_to_end_and_rerun_reuses_stages(tmp_path, tiny_yaml, capsys):
+    config, out, runs = tiny_yaml, tmp_path / "bench.json", tmp_path / "runs"
     argv = ["bench", "policy", "--config", config, "--json", str(out), "--out-dir", str(runs)]
     argv += ["--no-progress", "--cost-lambda", "0.5", "train.finetune_epochs=2"]
     assert main(argv) == 0

@@ -3,10 +3,12 @@ inside the frame, training moves them towards what the label needs, and its engi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 
-from videofocus.config import ConfigError
+from videofocus.config import Config, ConfigError, config_from_dict
 from videofocus.engine.evaluate import evaluate_checkpoint
 from videofocus.engine.factory import build_focusnet
 from videofocus.engine.pipeline import run_stages
@@ -133,36 +135,19 @@ def test_option_is_part_of_the_checkpoint():
 # --------------------------------------------------------------------- config and engine stage
 
 
-def stage_config(data_root, out_dir, **train):
-    from videofocus.config import config_from_dict
+@pytest.fixture
+def stage_config(tiny_config) -> Callable[..., Config]:
+    """``stage_config(data_root, out_dir, **train) -> Config``: the tiny config with training
+    knobs, ``train`` merged into its ``train`` section."""
 
-    return config_from_dict(
-        {
-            "name": "test",
-            "data": {"root": str(data_root), "frames": 4, "frame_size": 48, "num_workers": 0},
-            "model": {
-                "glance_backbone": "tiny_cnn",
-                "glance_resolution": 16,
-                "local_backbone": "tiny_cnn",
-                "options": [{"extent": 0.25, "resolution": 12}, {"extent": 0.5, "resolution": 24}],
-                "grid": 3,
-                "hidden": 16,
-                "policy_channels": 4,
-                "policy_hidden": 16,
-            },
-            "train": {
-                "epochs": 1,
-                "batch_size": 4,
-                "out_dir": str(out_dir),
-                "log_every": 1,
-                "optim": {"name": "adamw", "lr": 0.01},
-                **train,
-            },
-        }
-    )
+    def build(data_root, out_dir, **train) -> Config:
+        data = tiny_config(data_root, out_dir, training=True, name="test", train=train)
+        return config_from_dict(data)
+
+    return build
 
 
-def test_config_checks_the_differentiable_option(tmp_path):
+def test_config_checks_the_differentiable_option(tmp_path, stage_config):
     assert stage_config(tmp_path, tmp_path).train.differentiable_option == 1
     assert (
         stage_config(tmp_path, tmp_path, differentiable_option=2).train.differentiable_option == 2
@@ -173,7 +158,7 @@ def test_config_checks_the_differentiable_option(tmp_path):
         stage_config(tmp_path, tmp_path, differentiable_option=0)
 
 
-def test_differentiable_stage_trains_from_warmup_and_evaluates(tmp_path):
+def test_differentiable_stage_trains_from_warmup_and_evaluates(tmp_path, stage_config):
     from videofocus.data.synthetic import SyntheticConfig, generate
 
     data = tmp_path / "data"

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -26,18 +27,15 @@ from videofocus.labeling.sharding import ShardSpec, merge_shards
 JOB = LabelJobOptions(batch_size=4, num_workers=0, decode_timeout=30, progress=False)
 
 
-def _config(tmp_path: Path, data: Path) -> Path:
-    path = tmp_path / "label.yaml"
-    path.write_text(
-        "name: label_test\n"
-        f"data: {{root: {data}, frames: 4, frame_size: 48, num_workers: 0}}\n"
-        "model: {glance_backbone: tiny_cnn, glance_resolution: 16, local_backbone: tiny_cnn,\n"
-        "        options: [{extent: 0.25, resolution: 12}, {extent: 0.5, resolution: 24}],\n"
-        "        grid: 3, hidden: 16, policy_channels: 4, policy_hidden: 16}\n"
-        "policy: {obs_channels: 4}\n"
-        f"train: {{out_dir: {tmp_path / 'runs'}}}\n"
-    )
-    return path
+@pytest.fixture
+def label_yaml(tmp_path, tiny_config) -> Callable[[Path], Path]:
+    """``label_yaml(data) -> Path``: the tiny config on the dataset ``data``, as ``label.yaml``."""
+
+    def write(data: Path) -> Path:
+        path = tmp_path / "label.yaml"
+        return tiny_config.write(path, data, tmp_path / "runs", name="label_test")
+
+    return write
 
 
 def _write_audio_only(path: Path) -> None:
@@ -62,7 +60,7 @@ def _rows_by_id(path: Path) -> dict[str, dict]:
     return {r["id"]: r for r in rows}
 
 
-def test_bad_videos_get_error_rows_and_the_job_goes_on(tmp_path, tiny_data) -> None:
+def test_bad_videos_get_error_rows_and_the_job_goes_on(tmp_path, tiny_data, label_yaml) -> None:
     folder = tmp_path / "mixed"
     (folder / "sub").mkdir(parents=True)
     good = sorted((tiny_data / "videos").glob("*.mp4"))[:3]
@@ -75,7 +73,7 @@ def test_bad_videos_get_error_rows_and_the_job_goes_on(tmp_path, tiny_data) -> N
     _write_audio_only(folder / "audio.mp4")
     (folder / "notes.txt").write_text("not an input: wrong extension\n")
 
-    model = load_inference_model(config=_config(tmp_path, tiny_data))
+    model = load_inference_model(config=label_yaml(tiny_data))
     out = tmp_path / "labels.jsonl"
     summary = run_label_job(folder, model, out, job=JOB, shard=ShardSpec(1, 0))
     rows = _rows_by_id(out)
@@ -105,7 +103,9 @@ def test_bad_videos_get_error_rows_and_the_job_goes_on(tmp_path, tiny_data) -> N
     assert ok["frames_read"] == 4 and ok["gmacs"] > 0 and ok["exit_step"] == 3
 
 
-def test_cli_exit_status_counts_failures_and_rerun_skips_done(tmp_path, tiny_data) -> None:
+def test_cli_exit_status_counts_failures_and_rerun_skips_done(
+    tmp_path, tiny_data, label_yaml
+) -> None:
     folder = tmp_path / "v"
     folder.mkdir()
     shutil.copy(sorted((tiny_data / "videos").glob("*.mp4"))[0], folder / "a.mp4")
@@ -117,7 +117,7 @@ def test_cli_exit_status_counts_failures_and_rerun_skips_done(tmp_path, tiny_dat
         "label",
         str(folder),
         "--config",
-        str(_config(tmp_path, tiny_data)),
+        str(label_yaml(tiny_data)),
         "--out",
         str(tmp_path / "l.jsonl"),
         "--workers",
@@ -139,13 +139,15 @@ def test_cli_exit_status_counts_failures_and_rerun_skips_done(tmp_path, tiny_dat
 
 
 @pytest.mark.slow
-def test_sigkill_midway_then_rerun_equals_an_uninterrupted_run(tmp_path, tiny_data) -> None:
+def test_sigkill_midway_then_rerun_equals_an_uninterrupted_run(
+    tmp_path, tiny_data, label_yaml
+) -> None:
     folder = tmp_path / "many"
     folder.mkdir()
     videos = sorted((tiny_data / "videos").glob("*.mp4"))
     for i in range(240):
         (folder / f"v{i:03d}.mp4").symlink_to(videos[i % len(videos)])
-    config = _config(tmp_path, tiny_data)
+    config = label_yaml(tiny_data)
     out = tmp_path / "killed.jsonl"
     cmd = [
         sys.executable,
@@ -188,31 +190,16 @@ def test_sigkill_midway_then_rerun_equals_an_uninterrupted_run(tmp_path, tiny_da
 
 
 @pytest.fixture(scope="module")
-def val_data(tmp_path_factory) -> Path:
+def val_data(synthetic_data) -> Path:
     """Enough validation videos (40) for budget calibration to be meaningful."""
-    from videofocus.data.synthetic import SyntheticConfig, generate
-
-    root = tmp_path_factory.mktemp("calib")
-    generate(
-        root,
-        SyntheticConfig(
-            num_videos=48,
-            width=48,
-            height=48,
-            object_size=16,
-            num_frames=4,
-            num_classes=3,
-            num_distractors=1,
-            val_fraction=0.85,
-        ),
-        progress=False,
-    )
-    return root
+    return synthetic_data(num_videos=48, val_fraction=0.85)
 
 
 @pytest.mark.parametrize("fraction", [0.35, 0.7])
-def test_budget_calibration_meets_the_budget_within_5_percent(tmp_path, val_data, fraction):
-    cfg = load_config(_config(tmp_path, val_data))
+def test_budget_calibration_meets_the_budget_within_5_percent(
+    tmp_path, val_data, label_yaml, fraction
+):
+    cfg = load_config(label_yaml(val_data))
     model = load_inference_model(config=cfg)
     options = InferenceOptions(chunk_steps=1)
     full = tmp_path / "full.jsonl"
@@ -237,8 +224,8 @@ def test_budget_calibration_meets_the_budget_within_5_percent(tmp_path, val_data
     assert len(exits) > 1  # the budget really made videos exit at different steps
 
 
-def test_shards_then_merge_equal_a_single_run(tmp_path, tiny_data) -> None:
-    model = load_inference_model(config=_config(tmp_path, tiny_data))
+def test_shards_then_merge_equal_a_single_run(tmp_path, tiny_data, label_yaml) -> None:
+    model = load_inference_model(config=label_yaml(tiny_data))
     manifest = tiny_data / "manifest.jsonl"
     single = tmp_path / "single.jsonl"
     run_label_job(manifest, model, single, job=JOB, shard=ShardSpec(1, 0))

@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-import yaml
 from PIL import Image, ImageSequence
 
 from videofocus.benchmarks.policy import NAMES as BENCH_NAMES
@@ -27,56 +26,21 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def tiny_yaml(tmp_path) -> str:
-    cfg = {
-        "name": "quickstart_test",
-        "data": {
-            "root": "replaced/by/the/quickstart",
-            "frames": T,
-            "frame_size": 48,
-            "num_workers": 0,
-            "synthetic": {
-                "num_videos": VIDEOS,
-                "width": 48,
-                "height": 48,
-                "object_size": 16,
-                "num_frames": T,
-                "num_classes": 3,
-                "num_distractors": 1,
-                "val_fraction": VAL_FRACTION,
-            },
-        },
-        "model": {
-            "glance_backbone": "tiny_cnn",
-            "glance_resolution": 16,
-            "local_backbone": "tiny_cnn",
-            "options": [{"extent": 0.25, "resolution": 12}, {"extent": 0.5, "resolution": 24}],
-            "grid": 3,
-            "hidden": 16,
-            "policy_channels": 4,
-            "policy_hidden": 16,
-        },
-        "train": {
-            "epochs": 1,
-            "batch_size": 4,
-            "out_dir": "replaced/by/the/quickstart",
-            "warmup_init": "dense",
-            "log_every": 1,
-            "optim": {"name": "adamw", "lr": 0.01},
-        },
-        "policy": {
-            "total_timesteps": 32,
-            "n_envs": 4,
-            "n_steps": 8,
-            "batch_size": 16,
-            "n_epochs": 1,
-            "lstm_hidden": 16,
-            "obs_channels": 4,
-            "projection_videos": 8,
-        },
-    }
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+@pytest.fixture
+def tiny_yaml(tmp_path, tiny_config) -> str:
+    """The tiny config with training and PPO sections and a 24-video synthetic dataset."""
+    replaced = "replaced/by/the/quickstart"
+    path = tiny_config.write(
+        tmp_path / "tiny.yaml",
+        replaced,
+        replaced,
+        training=True,
+        ppo=True,
+        synthetic=True,
+        name="quickstart_test",
+        data={"synthetic": {"num_videos": VIDEOS, "val_fraction": VAL_FRACTION}},
+        train={"warmup_init": "dense"},
+    )
     return str(path)
 
 
@@ -86,8 +50,8 @@ def _gif_frames(path) -> int:
 
 
 @pytest.mark.slow
-def test_quickstart_writes_every_row_and_file_and_reuses_stages(tmp_path, capsys):
-    out, config = tmp_path / "qs", tiny_yaml(tmp_path)
+def test_quickstart_writes_every_row_and_file_and_reuses_stages(tmp_path, tiny_yaml, capsys):
+    out, config = tmp_path / "qs", tiny_yaml
     overrides = ["train.finetune_epochs=2"]
     rows = run_quickstart(out, config, overrides, differentiable_epochs=1, progress=False)
     printed = capsys.readouterr().out

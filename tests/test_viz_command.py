@@ -30,18 +30,10 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def _config(tmp_path: Path, data: Path) -> Path:
-    path = tmp_path / "viz.yaml"
-    path.write_text(
-        "name: viz_test\n"
-        f"data: {{root: {data}, frames: {T}, frame_size: {SIZE}, num_workers: 0}}\n"
-        "model: {glance_backbone: tiny_cnn, glance_resolution: 16, local_backbone: tiny_cnn,\n"
-        "        options: [{extent: 0.25, resolution: 12}, {extent: 0.5, resolution: 24}],\n"
-        "        grid: 3, hidden: 16, policy_channels: 4, policy_hidden: 16}\n"
-        "policy: {obs_channels: 4}\n"
-        f"train: {{out_dir: {tmp_path / 'runs'}}}\n"
-    )
-    return path
+@pytest.fixture
+def viz_yaml(tmp_path, tiny_data, tiny_config) -> Path:
+    """The tiny config on ``tiny_data``, as ``viz.yaml``."""
+    return tiny_config.write(tmp_path / "viz.yaml", tiny_data, tmp_path / "runs", name="viz_test")
 
 
 def _video(data: Path) -> Path:
@@ -66,8 +58,8 @@ def _has_colour(pixels: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
 
 
 @pytest.mark.parametrize("policy", ["centre", "random"])
-def test_boxes_are_drawn_where_the_actions_say(tmp_path, tiny_data, policy) -> None:
-    model = load_inference_model(config=_config(tmp_path, tiny_data), policy=policy)
+def test_boxes_are_drawn_where_the_actions_say(tmp_path, tiny_data, viz_yaml, policy) -> None:
+    model = load_inference_model(config=viz_yaml, policy=policy)
     torch.manual_seed(0)
     out = tmp_path / "sub" / f"{policy}.gif"
     trace = command.render_glimpses(model, _video(tiny_data), out)
@@ -97,8 +89,8 @@ def test_boxes_are_drawn_where_the_actions_say(tmp_path, tiny_data, policy) -> N
             assert not _has_colour(outside, colour).all()
 
 
-def test_early_exit_marks_the_remaining_frames_exited(tmp_path, tiny_data) -> None:
-    model = load_inference_model(config=_config(tmp_path, tiny_data), policy="centre")
+def test_early_exit_marks_the_remaining_frames_exited(tmp_path, tiny_data, viz_yaml) -> None:
+    model = load_inference_model(config=viz_yaml, policy="centre")
     out = tmp_path / "exit.gif"
     trace = command.render_glimpses(model, _video(tiny_data), out, scale=2, thresholds=[0.0])
 
@@ -114,8 +106,8 @@ def test_early_exit_marks_the_remaining_frames_exited(tmp_path, tiny_data) -> No
             assert not _has_colour(frame, option_rgb).any()
 
 
-def test_undecodable_video_raises_naming_the_file(tmp_path, tiny_data) -> None:
-    model = load_inference_model(config=_config(tmp_path, tiny_data), policy="centre")
+def test_undecodable_video_raises_naming_the_file(tmp_path, tiny_data, viz_yaml) -> None:
+    model = load_inference_model(config=viz_yaml, policy="centre")
     bad = tmp_path / "notes.mp4"
     bad.write_text("not a video\n")
     for video in (bad, tmp_path / "missing.mp4"):
@@ -134,7 +126,7 @@ def _args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def test_viz_from_the_command_line(tmp_path, tiny_data) -> None:
+def test_viz_from_the_command_line(tmp_path, tiny_data, viz_yaml) -> None:
     out = tmp_path / "g.gif"
     argv = [
         sys.executable,
@@ -143,7 +135,7 @@ def test_viz_from_the_command_line(tmp_path, tiny_data) -> None:
         "viz",
         str(_video(tiny_data)),
         "--config",
-        str(_config(tmp_path, tiny_data)),
+        str(viz_yaml),
         "--out",
         str(out),
         "--policy",
@@ -156,8 +148,8 @@ def test_viz_from_the_command_line(tmp_path, tiny_data) -> None:
         assert gif.n_frames == T
 
 
-def test_command_writes_an_mp4_and_says_what_it_did(tmp_path, tiny_data, capsys) -> None:
-    config, out = _config(tmp_path, tiny_data), tmp_path / "glimpses.mp4"
+def test_command_writes_an_mp4_and_says_what_it_did(tmp_path, tiny_data, viz_yaml, capsys) -> None:
+    config, out = viz_yaml, tmp_path / "glimpses.mp4"
     argv = [str(_video(tiny_data)), "model.grid=5", "--config", str(config), "--out", str(out)]
     argv += ["--policy", "centre", "--option", "1", "--fps", "4"]
     assert command.run(_args(argv)) == 0

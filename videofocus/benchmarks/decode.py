@@ -12,8 +12,8 @@ generating, re-encoding and extracting the inputs happen beforehand and are not 
   sparse_jpeg       the same frames read with PIL from a folder of JPEGs extracted beforehand, the
                     way earlier adaptive-inference code (AR-Net, AdaFocus) loads its data
 
-Inputs are synthetic H.264 videos written into ``--workdir``; they are kept there, so a second run
-with the same workdir only repeats the timings.
+Inputs are synthetic H.264 videos (made by :mod:`videofocus.benchmarks.decode_inputs`) written into
+``--workdir``; they are kept there, so a second run with the same workdir only repeats the timings.
 """
 
 from __future__ import annotations
@@ -21,53 +21,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 from PIL import Image
 
+from videofocus.benchmarks.decode_inputs import BenchInputs, DecodeBenchConfig, prepare_inputs
 from videofocus.io.reader import VideoReader, available_backends
 from videofocus.io.samplers import SegmentSampler
-from videofocus.io.writer import write_video
 
 CASES = ("full_decode", "sparse", "sparse_resize", "sparse_short_gop", "sparse_jpeg")
-
-
-@dataclass(frozen=True)
-class DecodeBenchConfig:
-    """What the benchmark generates and reads.
-
-    :param clip_seconds: length of the short clip decoded in full.
-    :param long_seconds: length of the long video sampled sparsely.
-    :param long_gop: keyframe interval of the long video, in frames (long, as in the wild).
-    :param short_gop: keyframe interval after re-encoding, in frames.
-    :param num_segments: frames sampled from the long video, one per segment.
-    :param short_side: short side of frames resized at decode time.
-    :param crf: x264 constant rate factor of the generated videos.
-    :param jpeg_quality: PIL quality of the extracted JPEG frames.
-    """
-
-    width: int = 340
-    height: int = 256
-    fps: float = 25.0
-    clip_seconds: float = 10.0
-    long_seconds: float = 150.0
-    long_gop: int = 250
-    short_gop: int = 16
-    num_segments: int = 16
-    short_side: int = 128
-    crf: int = 18
-    jpeg_quality: int = 95
-
 
 FULL = DecodeBenchConfig()
 QUICK = DecodeBenchConfig(
@@ -79,128 +49,6 @@ QUICK = DecodeBenchConfig(
     short_gop=8,
     short_side=64,
 )
-
-
-@dataclass(frozen=True)
-class BenchInputs:
-    """Files the cases read, and what it cost to make the JPEG folder."""
-
-    clip: Path
-    long: Path
-    long_short_gop: Path
-    jpeg_dir: Path
-    jpeg_extract_s: float
-
-
-def synthetic_frames(
-    num_frames: int, width: int, height: int, fps: float, seed: int = 0
-) -> Iterator[np.ndarray]:
-    """Yield ``uint8 [height, width, 3]`` frames that compress and decode like camera footage.
-
-    Flat or static frames decode unrealistically fast, so the frames pan over smooth textured
-    scenes, carry a moving object and a little sensor noise, and cut to another scene every 8 s.
-    """
-    rng = np.random.default_rng(seed)
-    scenes = []
-    for _ in range(4):
-        coarse = rng.integers(0, 256, size=(height // 6, width // 6, 3), dtype=np.uint8)
-        smooth = Image.fromarray(coarse).resize((2 * width, 2 * height), Image.Resampling.BICUBIC)
-        scene = np.asarray(smooth, dtype=np.int16)
-        scenes.append(scene + rng.integers(-12, 13, size=scene.shape, dtype=np.int16))
-    shot_frames = max(1, int(8 * fps))
-    side = max(4, min(width, height) // 4)
-    for i in range(num_frames):
-        t = i / fps
-        scene = scenes[(i // shot_frames) % len(scenes)]
-        x = int(width / 2 * (1 + np.sin(0.35 * t)))
-        y = int(height / 2 * (1 + np.sin(0.23 * t + 1.0)))
-        frame = scene[y : y + height, x : x + width].copy()
-        ox = int((width - side) * (0.5 + 0.5 * np.sin(1.3 * t)))
-        oy = int((height - side) * (0.5 + 0.5 * np.cos(0.9 * t)))
-        frame[oy : oy + side, ox : ox + side] = (230, 40, 40)
-        frame += rng.integers(-3, 4, size=frame.shape, dtype=np.int16)
-        yield np.clip(frame, 0, 255).astype(np.uint8)
-
-
-def _decoded_frames(path: Path) -> Iterator[av.VideoFrame]:
-    with av.open(str(path)) as container:
-        yield from container.decode(video=0)
-
-
-def _decoded_rgb(path: Path) -> Iterator[np.ndarray]:
-    for frame in _decoded_frames(path):
-        yield frame.to_ndarray(format="rgb24")
-
-
-def _build_once(
-    target: Path, build: Callable[[Path], object], what: str, log: Callable[[str], None]
-) -> None:
-    """Run ``build(partial)`` and move the result to ``target``, unless ``target`` exists.
-
-    Building under another name first keeps an interrupted run from leaving a truncated input
-    that a later run would take for a finished one.
-    """
-    if target.exists():
-        return
-    start = time.perf_counter()
-    partial = target.with_name("partial_" + target.name)
-    if partial.is_dir():
-        shutil.rmtree(partial)
-    build(partial)
-    os.replace(partial, target)
-    log(f"built {what} in {time.perf_counter() - start:.1f} s: {target}")
-
-
-def _extract_jpegs(video: Path, folder: Path, quality: int) -> None:
-    folder.mkdir(parents=True)
-    start = time.perf_counter()
-    # 1-based img_00001.jpg names, as TSN-style extraction scripts write them with ffmpeg.
-    for i, frame in enumerate(_decoded_frames(video)):
-        frame.to_image().save(folder / f"img_{i + 1:05d}.jpg", quality=quality)
-    elapsed = time.perf_counter() - start
-    (folder / "extract.json").write_text(json.dumps({"seconds": elapsed}), encoding="utf-8")
-
-
-def prepare_inputs(
-    workdir: Path, config: DecodeBenchConfig, log: Callable[[str], None] = print
-) -> BenchInputs:
-    """Generate (or find from an earlier run) every file the cases read.
-
-    :param workdir: folder that keeps the inputs; names encode the config, so configs never mix.
-    :param log: called with one line per input that has to be built.
-    """
-    c = config
-    size = f"{c.width}x{c.height}_{c.fps:g}fps_crf{c.crf}"
-    clip = workdir / f"clip_{size}_{c.clip_seconds:g}s.mp4"
-    long = workdir / f"long_{size}_{c.long_seconds:g}s_gop{c.long_gop}.mp4"
-    short_gop = long.with_name(f"{long.stem}_reencoded_gop{c.short_gop}.mp4")
-    jpeg_dir = long.with_name(f"{long.stem}_jpeg_q{c.jpeg_quality}")
-    workdir.mkdir(parents=True, exist_ok=True)
-
-    def frames(seconds: float, seed: int) -> Iterator[np.ndarray]:
-        return synthetic_frames(round(seconds * c.fps), c.width, c.height, c.fps, seed)
-
-    _build_once(
-        clip,
-        lambda p: write_video(p, frames(c.clip_seconds, 0), fps=c.fps, crf=c.crf),
-        "clip",
-        log,
-    )
-    _build_once(
-        long,
-        lambda p: write_video(p, frames(c.long_seconds, 1), fps=c.fps, crf=c.crf, gop=c.long_gop),
-        "long video",
-        log,
-    )
-    _build_once(
-        short_gop,
-        lambda p: write_video(p, _decoded_rgb(long), fps=c.fps, crf=c.crf, gop=c.short_gop),
-        "re-encoded long video",
-        log,
-    )
-    _build_once(jpeg_dir, lambda p: _extract_jpegs(long, p, c.jpeg_quality), "JPEG folder", log)
-    extract_s = json.loads((jpeg_dir / "extract.json").read_text(encoding="utf-8"))["seconds"]
-    return BenchInputs(clip, long, short_gop, jpeg_dir, extract_s)
 
 
 @dataclass(frozen=True)

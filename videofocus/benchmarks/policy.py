@@ -20,8 +20,9 @@ Rows:
   recurrent PPO policy's most used one (same glimpse cost);
 - ``recurrent_ppo_exit``: the ``recurrent_ppo`` model and policy with early exit, its per-step
   thresholds calibrated on the **training** rows for a budget of 24% of ``dense``'s GMACs per
-  video (a quarter, less a margin for the shift from training to validation videos) (:func:`~videofocus.engine.inference_model.calibrate_budget`), then evaluated on the
-  validation rows through the batched inference engine (AdaFocus's budgeted inference);
+  video (a quarter, less a margin for the shift from training to validation videos; see
+  :func:`~videofocus.engine.inference_model.calibrate_budget`), then evaluated on the validation
+  rows through the batched inference engine (AdaFocus's budgeted inference);
 - ``differentiable``: the AdaFocusV2-style policy trained end to end through the bilinear crop
   (:mod:`videofocus.policy.differentiable`) at that same option, evaluated with its continuous
   centres.
