@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from omegaconf import OmegaConf
 
@@ -251,3 +252,13 @@ def tiny_config() -> TinyConfig:
     """The tiny FocusNet config: ``tiny_config(data_root, out_dir=None, *, training=False,
     ppo=False, synthetic=False, **sections) -> dict``, ``tiny_config.write(path, ...) -> Path``."""
     return TinyConfig()
+
+
+@pytest.fixture
+def one_thread():
+    """Run the test on one torch thread (trained weights, hence exact numbers, depend on the
+    thread count), restoring the setting afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -20,12 +20,8 @@ from videofocus.policy.differentiable import DifferentiableFocusNet, Differentia
 OPTIONS = [GlimpseOption(0.25, 12), GlimpseOption(0.5, 24)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# float reductions, hence trained weights and exact numbers, depend on the thread count
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_model(option: int = 2, num_classes: int = 3, seed: int = 0) -> DifferentiableFocusNet:

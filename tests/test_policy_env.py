@@ -43,12 +43,8 @@ OPTIONS = (GlimpseOption(0.5, 16), GlimpseOption(1.0, 24))
 COSTS = (1.0, 4.0)  # option 2 is the dearest: normalised costs 0.25 and 1
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# float reductions, hence trained weights and exact numbers, depend on the thread count
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import json
 import math
 
 import pytest
-import torch
 from PIL import Image, ImageSequence
 
 from videofocus.benchmarks.policy import NAMES as BENCH_NAMES
@@ -18,12 +17,8 @@ T, VIDEOS, VAL_FRACTION = 4, 24, 0.25
 GLIMPSE_ROWS = ("random", "centre", "saliency", "differentiable", "ppo", "recurrent_ppo")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# float reductions, hence trained weights and exact numbers, depend on the thread count
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

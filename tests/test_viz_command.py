@@ -22,12 +22,8 @@ from videofocus.viz.drawing import OPTION_COLOURS, glimpse_boxes, option_colour
 T, SIZE = 4, 48  # the tiny_data clips: 4 frames, 48 px
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# float reductions, hence trained weights and exact numbers, depend on the thread count
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
