@@ -16,7 +16,8 @@ from videofocus.labeling.results import read_results
 MAX_EXIT = 100
 
 
-def _floats(text: str) -> list[float]:
+def float_list(text: str) -> list[float]:
+    """``argparse`` type of comma-separated numbers, e.g. ``--thresholds 0.9,0.8``."""
     try:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
@@ -49,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="MANIFEST",
         help="labelled manifest to calibrate on (default: the config's validation rows)",
     )
-    p.add_argument("--thresholds", type=_floats, help="exit thresholds, one or one per step")
+    p.add_argument("--thresholds", type=float_list, help="exit thresholds, one or one per step")
     p.add_argument("--max-steps", type=int, help="anytime mode: read only this many steps")
     p.add_argument("--chunk-steps", type=int, default=2, help="steps between exit checks")
     p.add_argument(

@@ -26,6 +26,7 @@ from videofocus.engine.data import frames_to_input
 from videofocus.engine.inference import InferenceOptions, VideoPrediction
 from videofocus.engine.inference_model import InferenceModel, load_inference_model
 from videofocus.io.errors import VideoDecodeError
+from videofocus.labeling.command import float_list
 from videofocus.labeling.decoding import LabelClips
 from videofocus.labeling.inputs import LabelItem
 from videofocus.viz.drawing import GlimpseTrace
@@ -123,15 +124,6 @@ def describe_trace(trace: GlimpseTrace, num_options: int) -> str:
     )
 
 
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers, got {text!r}"
-        ) from None
-
-
 def _positive(kind: type):
     def parse(text: str):
         try:
@@ -167,7 +159,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--option", type=int, help="glimpse option of that heuristic (1..K)")
     p.add_argument(
-        "--thresholds", type=_floats, help="early-exit thresholds, one or one per step (0.9,...)"
+        "--thresholds", type=float_list, help="early-exit thresholds, one or one per step (0.9,...)"
     )
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
 
