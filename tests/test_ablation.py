@@ -484,7 +484,7 @@ def test_report_passes_curves_to_the_plot(tmp_path, monkeypatch):
         ("learned_vs_heuristics", 4, 1),
         ("patch_size", 6, 1),
         ("reward", 4, 1),
-        ("skipping", 6, 1),
+        ("skipping", 8, 1),
         ("early_exit", 1, 6),
     ],
 )

@@ -37,7 +37,7 @@ from videofocus.config import Config, ConfigError, config_from_dict, config_to_d
 
 # The config loader's YAML reader: YAML 1.2 scalars (`1e-3` is a float, `off` a string) and no
 # silently repeated keys, so a grid reads exactly like the config files it varies.
-from videofocus.config.loader import _parse_yaml
+from videofocus.config.loader import parse_yaml
 
 __all__ = [
     "BASELINES",
@@ -178,7 +178,7 @@ def load_grid(path: str | Path) -> Grid:
     except FileNotFoundError:
         raise _error(path, None, "grid file not found") from None
     try:
-        data = _parse_yaml(text, str(path))
+        data = parse_yaml(text, str(path))
     except ConfigError as err:  # malformed YAML, with the line it broke on
         raise GridError(err.source, err.key, err.message) from None
     if not isinstance(data, dict):

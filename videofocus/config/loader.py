@@ -62,7 +62,13 @@ _YamlLoader.add_implicit_resolver(
 )
 
 
-def _parse_yaml(text: str, source: str) -> Any:
+def parse_yaml(text: str, source: str) -> Any:
+    """``text`` parsed with the config loader's safe YAML rules (also what ablation grids use).
+
+    :param text: the YAML text.
+    :param source: the file it came from, named in errors.
+    :raises ConfigError: for malformed YAML, naming ``source`` and the line.
+    """
     try:
         return yaml.load(text, Loader=_YamlLoader)  # a SafeLoader subclass: no object tags
     except yaml.YAMLError as exc:
@@ -81,7 +87,7 @@ def _read_layers(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[str, di
         raise ConfigError(source, None, "config file not found") from None
     except OSError as exc:
         raise ConfigError(source, None, f"cannot read config file: {exc.strerror}") from None
-    data = _parse_yaml(text, source)
+    data = parse_yaml(text, source)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -216,7 +222,7 @@ def _override_path(text: str) -> tuple[list[str | int], str, Any]:
         raise ConfigError(source, None, f"malformed key {key!r}; use dotted names like model.grid")
     if not raw:
         raise ConfigError(source, key, "empty value; write null to unset an optional field")
-    value = _parse_yaml(raw, source)
+    value = parse_yaml(raw, source)
     segments: list[str | int] = [
         int(s) if s.isdigit() else s for s in re.findall(r"[A-Za-z_]\w*|\d+", key)
     ]

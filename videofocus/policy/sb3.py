@@ -24,6 +24,7 @@ from sb3_contrib import RecurrentPPO
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger, make_output_format
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
@@ -152,9 +153,16 @@ def make_ppo(
         "device": device,
         "verbose": verbose,
     }
+    model: PolicyModel
     if p.algo == "recurrent_ppo":
-        return RecurrentPPO("MultiInputLstmPolicy", env, **common)
-    return PPO("MultiInputPolicy", env, **common)
+        model = RecurrentPPO("MultiInputLstmPolicy", env, **common)
+    else:
+        model = PPO("MultiInputPolicy", env, **common)
+    if tensorboard_log is None:
+        # Left to itself, SB3 makes an empty SB3-<time> folder in the temp dir on every learn().
+        formats = [make_output_format("stdout", "")] if verbose else []
+        model.set_logger(Logger(folder=None, output_formats=formats))
+    return model
 
 
 def _policy_net_arch(policy_net: nn.Sequential) -> list[int]:
