@@ -21,6 +21,7 @@ from videofocus.viz import (
     render_trace,
     write_glimpse_video,
 )
+from videofocus.viz.tradeoff import label_offsets
 
 OPTIONS = (GlimpseOption(0.5, 32), GlimpseOption(0.25, 16))
 GRID = 3
@@ -268,3 +269,16 @@ def test_plot_tradeoff_rejects_bad_rows(tmp_path: Path, rows: list, match: str) 
 def test_plot_tradeoff_rejects_unknown_suffix(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"'\.xyz'"):
         plot_tradeoff(ROWS, tmp_path / "plot.xyz")
+
+
+def test_label_offsets_keep_names_of_nearby_points_apart() -> None:
+    # three points at the same cost, 7 and 3 points apart (closer than a 7 pt name is tall),
+    # a fourth far to the right at the height of the first
+    anchors = [(100.0, 200.0), (100.0, 207.0), (100.0, 210.0), (400.0, 200.0)]
+    names = ["saliency", "random", "differentiable", "dense"]
+    rises = label_offsets(anchors, names, 7)
+    height = 1.3 * 7
+    bottoms = sorted(anchors[i][1] + rises[i] for i in range(3))
+    assert all(b - a >= height for a, b in zip(bottoms, bottoms[1:], strict=False))
+    assert rises[0] == 4.0 and rises[3] == 4.0  # the lowest and the far one stay put
+    assert label_offsets([(0.0, 0.0), (0.0, 0.0)], ["a", "b"], 7)[1] >= height  # coinciding

@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
 
-__all__ = ["plot_tradeoff"]
+__all__ = ["label_offsets", "plot_tradeoff"]
 
 #: the x axis turns logarithmic when the largest cost exceeds the smallest by more than this
 LOG_SPAN = 20.0
@@ -41,6 +41,42 @@ def _check_row(i: int, row: Mapping) -> tuple[str, float, float]:
             f"tradeoff row {i} ({row['name']}): gmacs_per_video must be positive, got {gmacs}"
         )
     return str(row["name"]), accuracy, gmacs
+
+
+#: Font size (points) of the point names, and their offset right of and above the point.
+_FONTSIZE = 7
+_PAD = 4.0
+
+
+def label_offsets(
+    anchors: Sequence[Sequence[float]], names: Sequence[str], fontsize: float
+) -> list[float]:
+    """Vertical offsets (points) that keep the names of nearby points from overlapping.
+
+    Each name starts :data:`_PAD` points right of and above its point; going up from the lowest
+    point, a name whose box would overlap one already placed is lifted just above it.
+
+    :param anchors: the points' display positions, in points (x right, y up).
+    :param names: the name printed beside each point.
+    :param fontsize: font size of the names; box widths are estimated from it.
+    :returns: one upward offset per point, in its order.
+    """
+    height = 1.3 * fontsize
+    placed: list[tuple[float, float, float, float]] = []  # x0, x1, y0, y1
+    rises = [0.0] * len(names)
+    for i in sorted(range(len(names)), key=lambda j: (anchors[j][1], anchors[j][0])):
+        x0 = anchors[i][0] + _PAD
+        x1 = x0 + 0.62 * fontsize * len(names[i])
+        y0 = anchors[i][1] + _PAD
+        moved = True
+        while moved:
+            moved = False
+            for bx0, bx1, by0, by1 in placed:
+                if x0 < bx1 and bx0 < x1 and y0 < by1 and by0 < y0 + height:
+                    y0, moved = by1 + 0.5, True
+        placed.append((x0, x1, y0, y0 + height))
+        rises[i] = y0 - anchors[i][1]
+    return rises
 
 
 def plot_tradeoff(
@@ -91,18 +127,6 @@ def plot_tradeoff(
     if singles:
         xs, ys = zip(*singles, strict=True)
         ax.plot(xs, ys, marker="s", markersize=5, linestyle="none", color="black")
-    stacked: dict[tuple[float, float], int] = {}  # names of coinciding points go one above another
-    for name, accuracy, gmacs in points:
-        spot = (round(gmacs, 6), round(100.0 * accuracy, 1))
-        k = stacked[spot] = stacked.get(spot, -1) + 1
-        ax.annotate(
-            name,
-            (gmacs, 100.0 * accuracy),
-            xytext=(4, 4 + 9 * k),
-            textcoords="offset points",
-            fontsize=7,
-        )
-
     costs = [gmacs for _, _, gmacs in points]
     if max(costs) > LOG_SPAN * min(costs):
         ax.set_xscale("log")
@@ -118,6 +142,16 @@ def plot_tradeoff(
         ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
+    # names go where they overlap no other name: nearby points (a heuristic row beside another at
+    # the same cost) would otherwise print their names on top of each other
+    xy = [(gmacs, 100.0 * accuracy) for _, accuracy, gmacs in points]
+    canvas.draw()  # lays the axes out, so that data -> display positions are final
+    anchors = ax.transData.transform(xy) * (72.0 / fig.dpi)  # display points
+    names = [name for name, _, _ in points]
+    for name, point, rise in zip(names, xy, label_offsets(anchors, names, _FONTSIZE), strict=True):
+        ax.annotate(
+            name, point, xytext=(_PAD, rise), textcoords="offset points", fontsize=_FONTSIZE
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     return path
