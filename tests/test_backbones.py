@@ -109,12 +109,12 @@ def test_register_backbone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(backbones, "_REGISTRY", dict(backbones._REGISTRY))
 
     @register_backbone("test_net")
-    def test_net(width: int = 3) -> Backbone:
+    def tiny_net(width: int = 3) -> Backbone:
         return backbones.TinyCNN(widths=(width,), strides=(1,))
 
     assert create_backbone("test_net", width=5).num_features == 5
     with pytest.raises(ValueError, match="already registered"):
-        register_backbone("test_net")(test_net)
+        register_backbone("test_net")(tiny_net)
 
 
 def _randomised(backbone: Backbone) -> Backbone:

@@ -351,8 +351,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cost-lambda",
         type=float,
         default=0.01,
-        help="policy.cost_lambda of the recurrent_ppo_lambda row (default %(default)s; on the "
-        "tiny config 0.01 saves 31%% of the GMACs for no accuracy, 0.02 saves 53%% for 7 points)",
+        help="policy.cost_lambda of the recurrent_ppo_lambda row (default %(default)s; "
+        "docs/benchmarks.md shows what lambda trades on the tiny config)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides")
