@@ -378,7 +378,8 @@ def _config(**policy) -> Config:
 
 
 @pytest.mark.parametrize("algo", ["ppo", "recurrent_ppo"])
-def test_from_config_and_sb3_learns_on_it(net, dataset, algo):
+def test_from_config_and_sb3_learns_on_it(net, dataset, algo, tmp_path, monkeypatch):
+    monkeypatch.setenv("SB3_LOGDIR", str(tmp_path))  # SB3's default logger makes a folder there
     from sb3_contrib import RecurrentPPO
     from stable_baselines3 import PPO
 
