@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from omegaconf import OmegaConf
 
+from videofocus.engine.distributed import torch_threads
 from videofocus.io.writer import write_video
 
 CODE_COLUMNS, CODE_ROWS = 4, 3
@@ -258,7 +258,5 @@ def tiny_config() -> TinyConfig:
 def one_thread():
     """Run the test on one torch thread (trained weights, hence exact numbers, depend on the
     thread count), restoring the setting afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield

@@ -15,6 +15,7 @@ from videofocus.cli import build_parser
 from videofocus.config import ConfigError, config_from_dict
 from videofocus.engine.checkpoint import load_checkpoint
 from videofocus.engine.data import build_dataset
+from videofocus.engine.distributed import torch_threads
 from videofocus.engine.evaluate import evaluate_checkpoint
 from videofocus.engine.factory import build_focusnet, glimpse_options
 from videofocus.engine.pipeline import PIPELINE, expand_stages, run_stages, stage_config
@@ -42,10 +43,8 @@ T = 4
 def _one_thread():
     # Module scope: set before the module-scoped pipeline run, so every run here uses one
     # thread (float reductions, hence trained weights, depend on the thread count).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 def tiny_config(data_root, out_dir, algo="recurrent_ppo", **train):

@@ -81,24 +81,20 @@ def tracking_config(tmp_path):
 
 
 @pytest.mark.slow
-def test_learned_policy_covers_the_target_far_more_often_than_random(tmp_path):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # trained weights depend on the thread count: keep them fixed
-    try:
-        cfg = tracking_config(tmp_path)
-        run_stages(cfg, ["dense", "warmup", "policy"], progress=False)
-        runs = tmp_path / "runs"
-        net, num_classes = load_focusnet(cfg, runs / "warmup" / "final")
-        tracks = read_targets(cfg.data.root)
-        loader = build_eval_loader(cfg, num_classes)
-        device = torch.device("cpu")
-        learned = PolicyFocusNet(net, load_learned_policy(cfg, runs / "policy" / "final"), False)
-        ours = glimpse_statistics(learned, loader, device, tracks)
-        torch.manual_seed(0)
-        random = PolicyFocusNet(net, create_policy("random", net.options, net.grid, option=1))
-        chance = glimpse_statistics(random, loader, device, tracks)
-    finally:
-        torch.set_num_threads(threads)
+def test_learned_policy_covers_the_target_far_more_often_than_random(tmp_path, one_thread):
+    # one_thread: trained weights depend on the thread count, keep them fixed
+    cfg = tracking_config(tmp_path)
+    run_stages(cfg, ["dense", "warmup", "policy"], progress=False)
+    runs = tmp_path / "runs"
+    net, num_classes = load_focusnet(cfg, runs / "warmup" / "final")
+    tracks = read_targets(cfg.data.root)
+    loader = build_eval_loader(cfg, num_classes)
+    device = torch.device("cpu")
+    learned = PolicyFocusNet(net, load_learned_policy(cfg, runs / "policy" / "final"), False)
+    ours = glimpse_statistics(learned, loader, device, tracks)
+    torch.manual_seed(0)
+    random = PolicyFocusNet(net, create_policy("random", net.options, net.grid, option=1))
+    chance = glimpse_statistics(random, loader, device, tracks)
     assert ours["skip_rate"] == 0.0
     assert ours["target_coverage"] > 0.5, (ours, chance)
     assert ours["target_coverage"] > 2 * chance["target_coverage"], (ours, chance)

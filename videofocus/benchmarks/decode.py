@@ -34,6 +34,7 @@ import torch
 from PIL import Image
 
 from videofocus.benchmarks.decode_inputs import BenchInputs, DecodeBenchConfig, prepare_inputs
+from videofocus.engine.distributed import torch_threads
 from videofocus.io.reader import VideoReader, available_backends
 from videofocus.io.samplers import SegmentSampler
 
@@ -173,10 +174,8 @@ def run_benchmark(
     ]  # fmt: skip
 
     rows: list[dict] = []
-    previous_threads = torch.get_num_threads()
     # A DataLoader worker runs with one torch thread; mirror whatever the reader is given.
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         for case, path, indices, short_side, expected, notes in video_cases:
             resolved: dict[str, list[str]] = {backend: [] for backend in backends}
             samples = {
@@ -192,8 +191,6 @@ def run_benchmark(
                 rows.append(_row(case, backend, used, len(indices), timings[backend], note))
         jpeg = {"jpeg": _jpeg_sample(inputs.jpeg_dir, sparse)}
         timing = _time_interleaved(jpeg, repeats, warmup)["jpeg"]
-    finally:
-        torch.set_num_threads(previous_threads)
     disk, video = _folder_bytes(inputs.jpeg_dir), inputs.long.stat().st_size
     notes = (
         f"{of_long}; folder {_mb(disk)} vs mp4 {_mb(video)}; "

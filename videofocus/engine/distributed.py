@@ -1,4 +1,4 @@
-"""Process-group set-up for ``torchrun`` and Slurm, and the run-time device choice.
+"""Process-group set-up for ``torchrun`` and Slurm, and the run-time device and thread choice.
 
 Rank and world size come from torchrun's ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` or, when absent,
 from Slurm's ``SLURM_PROCID``/``SLURM_NTASKS``/``SLURM_LOCALID``. One process per GPU (NCCL) or
@@ -7,7 +7,9 @@ per CPU worker (gloo); a single process needs no process group at all.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -93,3 +95,14 @@ def shutdown_distributed() -> None:
     """Leave the process group if one was joined."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` intra-op threads, then restore the caller's setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

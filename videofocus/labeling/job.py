@@ -10,7 +10,6 @@ so a job killed at any moment is resumed by running the same command again.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import logging
@@ -18,7 +17,6 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from videofocus.engine.distributed import torch_threads
 from videofocus.engine.inference import InferenceOptions, VideoPrediction
 from videofocus.engine.inference_model import (
     InferenceModel,
@@ -189,17 +188,6 @@ def plan_cpu(job: LabelJobOptions, device: torch.device) -> tuple[int, int]:
     return workers, threads
 
 
-@contextlib.contextmanager
-def _torch_threads(threads: int) -> Iterator[None]:
-    """Run the block with ``threads`` intra-op threads, then restore the caller's setting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _close_inherited(path: Path, fd: int | None, worker_id: int) -> None:
     """In a forked decoding worker: close the inherited descriptor of the locked output file, so
     that a worker outliving a killed job does not keep the lock (flock locks belong to the open
@@ -251,7 +239,7 @@ def run_label_job(
     inferencer = model.inferencer(options, device)
     workers, threads = plan_cpu(job, inferencer.device)
     meta = shard_meta(source, shard, [it.id for it in items])
-    with _torch_threads(threads), ResultWriter(path, meta=meta) as writer:
+    with torch_threads(threads), ResultWriter(path, meta=meta) as writer:
         todo = [it for it in items if it.id not in writer.done]
         already = len(items) - len(todo)
         dataset = LabelClips(todo, model.cfg.data, timeout=job.decode_timeout)

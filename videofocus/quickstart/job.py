@@ -101,6 +101,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "synthetic_ti
 #: at chance however long it trains: 11.5% after 12), the differentiable policy for at most 6
 #: (it does not learn to move its centres on this benchmark either way), and the plain-PPO
 #: policy for half the recurrent policy's timesteps.
+QUICK_GLANCE_EPOCHS = 4
 QUICK_DIFFERENTIABLE_EPOCHS = 6
 QUICK_PPO_SHARE = 0.5
 
@@ -119,15 +120,14 @@ NAMES = (
 FINE_TUNED, WARMUP_NET, OWN = "fine-tuned", "warm-up network", "own checkpoint"
 
 QUICK_PROTOCOL = (
-    "`dense` and `glance_only` are their own checkpoints (`glance_only` trained for at most 4 "
-    "epochs: it stays at chance however long it trains); `recurrent_ppo` is the fine-tuned "
-    "model of the three AdaFocus stages; `random`, `centre` and `saliency` are the warm-up "
-    "network, not trained further, reading the heuristic's glimpses at the option "
+    "`dense` and `glance_only` are their own checkpoints (`glance_only` trained for at most "
+    "{glance_epochs} epochs: it stays at chance however long it trains); `recurrent_ppo` is the "
+    "fine-tuned model of the three AdaFocus stages; `random`, `centre` and `saliency` are the "
+    "warm-up network, not trained further, reading the heuristic's glimpses at the option "
     "`recurrent_ppo` uses most (the same glimpse cost); `ppo` is a plain-PPO policy trained on "
     "the same warm-up network for half the timesteps and evaluated on it (no fine-tune); "
-    "`differentiable` is the "
-    "AdaFocusV2-style policy trained end to end through the crop at that option for "
-    "{epochs}."
+    "`differentiable` is the AdaFocusV2-style policy trained end to end through the crop at that "
+    "option for {epochs}."
 )
 
 
@@ -270,7 +270,8 @@ def run_quickstart(
     targets = Path(cfg.data.root) / "targets.jsonl"
     tracks = read_targets(targets) if targets.is_file() else None
 
-    quick_glance = replace(cfg, train=replace(cfg.train, epochs=min(cfg.train.epochs, 4)))
+    glance_epochs = min(cfg.train.epochs, QUICK_GLANCE_EPOCHS)
+    quick_glance = replace(cfg, train=replace(cfg.train, epochs=glance_epochs))
     stages = {"glance_only": run_stage(quick_glance, "glance_only", resume, progress)}
     main_stages = [s for s in MAIN_STAGES if s != "glance_only"]
     stages.update((r.stage, r) for r in run_stages(cfg, main_stages, resume, progress))
@@ -337,7 +338,9 @@ def run_quickstart(
     files = [out / "report.json", out / "report.md", plot, gif, out / "labels.jsonl", manifest]
     seconds = time.perf_counter() - start
     epochs = rows["differentiable"]["epochs"]
-    quick = QUICK_PROTOCOL.format(epochs=f"{epochs} epoch{'s' if epochs != 1 else ''}")
+    quick = QUICK_PROTOCOL.format(
+        epochs=f"{epochs} epoch{'s' if epochs != 1 else ''}", glance_epochs=QUICK_GLANCE_EPOCHS
+    )
     markdown = report_markdown(
         report, cfg.name, quick, labels_line, [f.relative_to(out) for f in files], seconds
     )
