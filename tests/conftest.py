@@ -29,7 +29,13 @@ BIT_ONE = np.array([250, 200, 140], dtype=np.float32)
 BIT_ZERO = np.array([10, 50, 100], dtype=np.float32)
 
 #: short codec names accepted by ``make_video`` -> FFmpeg encoder
-ENCODERS = {"h264": "libx264", "mpeg4": "mpeg4", "vp9": "libvpx-vp9", "mpeg2": "mpeg2video"}
+ENCODERS = {
+    "h264": "libx264",
+    "mpeg4": "mpeg4",
+    "vp9": "libvpx-vp9",
+    "mpeg2": "mpeg2video",
+    "hevc": "libx265",
+}
 
 #: ``SyntheticConfig`` of ``synthetic_data``: 16 videos of 4 frames, 48 x 48, 3 classes
 TINY_SYNTHETIC: dict[str, Any] = {
@@ -122,9 +128,11 @@ def make_video(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     """Factory writing (once per session per parameter set) a small index-coded video.
 
     ``make_video(codec="h264", container="mp4", num_frames=40, size=(64, 48), fps=25.0,
-    gop=None, bframes=None, rotation=0, container_options=None) -> Path``; ``codec`` is one of
-    ``h264``, ``mpeg4``, ``vp9``, ``mpeg2`` (or an FFmpeg encoder name), ``container`` the file
-    extension (``mp4``, ``avi``, ``mkv``, ``webm``, ``h264`` for a raw stream, ...).
+    gop=None, bframes=None, rotation=0, container_options=None, pix_fmt="yuv420p", times=None)
+    -> Path``; ``codec`` is one of ``h264``, ``mpeg4``, ``vp9``, ``mpeg2``, ``hevc`` (or an FFmpeg
+    encoder name), ``container`` the file extension (``mp4``, ``avi``, ``mkv``, ``webm``, ``ts``,
+    ``h264`` for a raw stream, ...), ``times`` the frames' presentation times in seconds (a
+    variable frame rate).
     """
     root = tmp_path_factory.mktemp("index_videos")
     cache: dict[tuple, Path] = {}
@@ -139,9 +147,12 @@ def make_video(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
         bframes: int | None = None,
         rotation: int = 0,
         container_options: dict[str, str] | None = None,
+        pix_fmt: str = "yuv420p",
+        times: tuple[float, ...] | None = None,
     ) -> Path:
         options = tuple(sorted((container_options or {}).items()))
         key = (codec, container, num_frames, size, fps, gop, bframes, rotation, options)
+        key += (pix_fmt, times)
         if key not in cache:
             width, height = size
             name = f"{codec}_{num_frames}f_{width}x{height}_g{gop}_b{bframes}_r{rotation}"
@@ -155,6 +166,8 @@ def make_video(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
                 bframes=bframes,
                 rotation=rotation,
                 container_options=container_options,
+                pix_fmt=pix_fmt,
+                times=times,
             )
             cache[key] = path
         return cache[key]

@@ -1,4 +1,5 @@
-"""``videofocus bench decode --quick``: every case and backend, positive speeds, JPEG disk size."""
+"""``videofocus bench decode --quick``: every case and backend, positive speeds, JPEG disk size,
+and the per-codec sparse reads with the files a backend refuses."""
 
 from __future__ import annotations
 
@@ -6,7 +7,17 @@ import json
 
 import pytest
 
-from videofocus.benchmarks.decode import CASES
+from videofocus.benchmarks.decode import (
+    CASES,
+    CODEC_CASES,
+    format_codec_table,
+    run_codec_benchmark,
+)
+from videofocus.benchmarks.decode_inputs import (
+    CODEC_INPUTS,
+    DecodeBenchConfig,
+    prepare_codec_inputs,
+)
 from videofocus.cli import main
 from videofocus.io.reader import available_backends
 
@@ -33,7 +44,7 @@ def test_every_case_times_every_backend(quick_rows):
         assert r["frames_per_s"] > 0 and r["ms_per_video"] > 0 and r["cpu_ms_per_video"] > 0, r
         assert r["frames_per_s"] == pytest.approx(r["frames"] / r["ms_per_video"] * 1000, rel=0.02)
         assert r["resolved_backend"] in (
-            {"pyav", "decord"} if r["backend"] == "auto" else {r["backend"]}
+            set(available_backends()) if r["backend"] == "auto" else {r["backend"]}
         )
     sparse = [r for r in rows if r["case"].startswith("sparse")]
     assert {r["frames"] for r in sparse} == {16}
@@ -57,3 +68,26 @@ def test_rerun_reuses_generated_inputs(quick_rows, capsys):
     table = capsys.readouterr().out
     assert "| case | backend | frames/s | ms/video | cpu ms/video | notes |" in table
     assert "sparse_short_gop" in table
+
+
+def test_per_codec_rows_time_or_refuse_every_backend(tmp_path):
+    config = DecodeBenchConfig(width=64, height=48, codec_seconds=1.0, long_gop=10)
+    videos = prepare_codec_inputs(tmp_path, config, log=lambda line: None)
+    assert set(videos) <= set(CODEC_INPUTS) and "h264-mp4" in videos
+    backends = [*available_backends(), "auto"]
+    rows = run_codec_benchmark(videos, backends, repeats=1, warmup=0)
+    assert len(rows) == len(videos) * len(CODEC_CASES) * len(backends)
+    for r in rows:
+        case, name = r["case"].split(" ")
+        assert case in CODEC_CASES and name in videos
+        if r["frames_per_s"] is None:  # refused: never pyav, and the reason is given
+            assert r["backend"] not in ("pyav", "auto") and r["notes"].startswith("refused: ")
+        else:
+            assert r["ms_per_video"] > 0 and r["frames"] == (16 if case == "sparse16" else 8)
+    # mpeg4 with B-frames in AVI: only PyAV is trusted with it
+    avi = [r for r in rows if r["case"].endswith(" mpeg4-avi")]
+    assert {r["backend"] for r in avi if r["frames_per_s"] is not None} == {"pyav", "auto"}
+    table = format_codec_table(rows).splitlines()
+    assert len(table) == 2 + len(videos) * len(CODEC_CASES)
+    (avi_line,) = [line for line in table if line.startswith("| mpeg4-avi | sparse8 |")]
+    assert avi_line.endswith("| pyav |")  # refused backends never count as the fastest

@@ -98,16 +98,17 @@ def test_segment_rows_read_only_frames_inside_the_segment(videos):
             assert all(15 <= i <= 19 for i in tail["frame_indices"].tolist())
 
 
-def test_manifest_counts_and_fps_are_used(videos):
-    # The manifest says 10 frames at 10 fps: sampling stays in those frames, the segment is
-    # mapped with the manifest's fps (0.5 s .. 0.9 s -> frames 5..8), not the file's 25 fps.
+def test_file_timeline_decides_and_stale_counts_are_errors(videos):
+    # Segments are seconds of the file itself: a manifest's fps (a nominal rate from some probe)
+    # does not move them, and a frame count that disagrees with the file means it changed.
     rows = [
-        ManifestRow(id="n", path="a.mp4", num_frames=10, fps=10.0),
-        ManifestRow(id="s", path="a.mp4", num_frames=10, fps=10.0, start=0.5, end=0.9),
+        ManifestRow(id="s", path="a.mp4", num_frames=N, fps=10.0, start=0.2, end=0.36),
+        ManifestRow(id="stale", path="a.mp4", num_frames=10),
     ]
     ds = ClipDataset(rows, UniformSampler(4), num_classes=1, root=videos)
-    assert ds[0]["frame_indices"].tolist() == [3, 4, 5, 6]
-    assert ds[1]["frame_indices"].tolist() == [5, 6, 7, 8]
+    assert ds[0]["frame_indices"].tolist() == [5, 6, 7, 8]  # 0.2 s .. 0.36 s at the file's 25 fps
+    with pytest.raises(VideoDecodeError, match="manifest says 10 frames but the file has 20"):
+        ds[1]
 
 
 def test_manifest_file_resolves_paths_and_filters_split(videos, tmp_path):

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from videofocus.io import VideoDecodeError, VideoReader, available_backends
-from videofocus.io.backends import AUTO_DECORD_CODECS, decoder_class, select_backend
+from videofocus.io.backends import AUTO_FASTER, decoder_class, select_backend
 from videofocus.io.backends.pyav import PyAVDecoder
 from videofocus.io.backends.scan import scan_video
+from videofocus.io.writer import write_video
 
 BACKENDS = [
     "pyav",
@@ -87,14 +88,34 @@ def test_metadata_of_generated_video(make_video):
     assert meta.path == str(path)
 
 
-def test_rotation_is_reported_and_frames_stay_as_stored(make_video, frame_index):
-    path = make_video(rotation=90)
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_rotated_frames_come_out_upright(make_video, frame_index, rotation):
+    path = make_video(rotation=rotation)  # stored 64 x 48, index-coded
     with VideoReader(path) as reader:
-        assert reader.metadata.rotation == 90
-        frames = reader.read_frames([5])
-    assert frames.shape == (1, 48, 64, 3)
-    assert frame_index(frames[0].numpy()) == 5
+        meta = reader.metadata
+        assert meta.rotation == rotation
+        upright = (48, 64) if rotation % 180 else (64, 48)
+        assert (meta.width, meta.height) == upright and meta.stored_size == (64, 48)
+        frames = reader.read_frames([5, 2]).numpy()
+        small = reader.read_frames([5], short_side=24).numpy()
+    assert frames.shape == (2, upright[1], upright[0], 3)
+    assert small.shape == (1, *((32, 24) if rotation % 180 else (24, 32)), 3)
+    # the display matrix turns the stored picture counter-clockwise by `rotation`
+    stored = np.rot90(frames, k=-rotation // 90, axes=(1, 2))
+    assert [frame_index(f) for f in stored] == [5, 2]
     assert select_backend(scan_video(path)) == "pyav"
+
+
+def test_rotation_turns_counter_clockwise(tmp_path):
+    # a white top-left corner, turned 90 degrees counter-clockwise, ends bottom-left
+    frame = np.full((32, 48, 3), 20, np.uint8)
+    frame[:8, :8] = 255
+    path = tmp_path / "phone.mp4"
+    write_video(path, [frame] * 3, rotation=90, crf=0)
+    with VideoReader(path) as reader:
+        shown = reader.read_frames([1]).numpy()[0].mean(axis=2)
+    assert shown.shape == (48, 32)
+    assert shown[-8:, :8].mean() > 200 and shown[:8, :8].mean() < 60
 
 
 def test_colour_channels_are_rgb(make_video):
@@ -226,8 +247,8 @@ def test_unknown_backend_is_a_value_error(make_video):
 
 def test_auto_uses_measured_rule(make_video):
     with VideoReader(make_video()) as reader:
-        expected = "decord" if "h264" in AUTO_DECORD_CODECS else "pyav"
-        if "decord" not in available_backends():
+        expected = AUTO_FASTER.get("h264", "pyav")
+        if expected not in available_backends():
             expected = "pyav"
         assert reader.backend == expected
 
@@ -248,7 +269,7 @@ def test_auto_falls_back_to_pyav_when_decord_fails(make_video, frame_index, monk
         def decode(self, indices, size=None):
             raise VideoDecodeError(self.path, "decord failed: simulated")
 
-    monkeypatch.setattr(backends, "AUTO_DECORD_CODECS", frozenset({"h264"}))
+    monkeypatch.setattr(backends, "AUTO_FASTER", {"h264": "decord"})
     monkeypatch.setattr(backends, "available_backends", lambda: ["pyav", "decord"])
     real_class = decoder_class
     monkeypatch.setattr(

@@ -99,10 +99,33 @@ def test_text_list_skips_blanks_and_comments_and_resolves_against_its_folder(tmp
     ]
 
 
-def test_text_list_duplicate_names_both_lines(tmp_path):
+def test_text_list_repeats_are_labelled_once_and_clashes_name_both_lines(tmp_path):
     listing = tmp_path / "l.txt"
     listing.write_text("a.mp4\nb.mp4\n\na.mp4\n", encoding="utf-8")
-    with pytest.raises(ManifestError, match=r"l.txt:4: duplicate id 'a.mp4' \(first on line 1\)"):
+    assert [i.id for i in read_inputs(listing)] == ["a.mp4", "b.mp4"]
+    listing.write_text("a.mp4 1\nb.mp4 0\na.mp4 2\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match=r"l.txt:3: duplicate id 'a.mp4' \(first on line 1\)"):
+        read_inputs(listing)
+
+
+def test_mmaction2_video_list_keeps_labels_and_repeats_once(tmp_path):
+    # mmaction2's tests/data/video_test_list.txt repeats its one line
+    (tmp_path / "test.mp4").write_bytes(b"")
+    listing = tmp_path / "video_test_list.txt"
+    listing.write_text("test.mp4 0\ntest.mp4 0\nclips/my clip.mkv 3 5\n", encoding="utf-8")
+    items = read_inputs(listing)
+    assert [(i.id, i.path, i.labels) for i in items] == [
+        ("test.mp4", tmp_path / "test.mp4", (0,)),
+        ("clips/my clip.mkv", tmp_path / "clips" / "my clip.mkv", (3, 5)),
+    ]
+
+
+@pytest.mark.parametrize("line", ["img_dir 5 127", "frames/v_01 120 3"])
+def test_rawframe_list_is_refused_with_what_it_is(tmp_path, line):
+    (tmp_path / "img_dir").mkdir()
+    listing = tmp_path / "rawframe_list.txt"
+    listing.write_text(f"{line}\n", encoding="utf-8")
+    with pytest.raises(ManifestError, match=r"rawframe_list.txt:1: .*rawframe list line"):
         read_inputs(listing)
 
 

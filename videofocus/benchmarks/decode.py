@@ -12,7 +12,15 @@ generating, re-encoding and extracting the inputs happen beforehand and are not 
   sparse_jpeg       the same frames read with PIL from a folder of JPEGs extracted beforehand, the
                     way earlier adaptive-inference code (AR-Net, AdaFocus) loads its data
 
-Inputs are synthetic H.264 videos (made by :mod:`videofocus.benchmarks.decode_inputs`) written into
+With ``--per-codec``, sparse reads of one video per codec and container (H.264 and HEVC in MP4,
+VP9 in WebM, MPEG-4 Part 2 in AVI with and without B-frames), to decide ``auto`` per codec:
+
+  sparse8 / sparse16  8 / 16 frames, one per segment, on a reader already open
+  open_sparse8        open the file, read those 8 frames, close
+
+A backend that refuses a file (it would return other frames) gets a row saying why, untimed.
+
+Inputs are synthetic videos (made by :mod:`videofocus.benchmarks.decode_inputs`) written into
 ``--workdir``; they are kept there, so a second run with the same workdir only repeats the timings.
 """
 
@@ -33,12 +41,19 @@ import numpy as np
 import torch
 from PIL import Image
 
-from videofocus.benchmarks.decode_inputs import BenchInputs, DecodeBenchConfig, prepare_inputs
+from videofocus.benchmarks.decode_inputs import (
+    BenchInputs,
+    DecodeBenchConfig,
+    prepare_codec_inputs,
+    prepare_inputs,
+)
 from videofocus.engine.distributed import torch_threads
+from videofocus.io.errors import VideoDecodeError
 from videofocus.io.reader import VideoReader, available_backends
 from videofocus.io.samplers import SegmentSampler
 
 CASES = ("full_decode", "sparse", "sparse_resize", "sparse_short_gop", "sparse_jpeg")
+CODEC_CASES = ("sparse8", "sparse16", "open_sparse8")
 
 FULL = DecodeBenchConfig()
 QUICK = DecodeBenchConfig(
@@ -46,6 +61,7 @@ QUICK = DecodeBenchConfig(
     height=128,
     clip_seconds=1.0,
     long_seconds=6.0,
+    codec_seconds=2.0,
     long_gop=75,
     short_gop=8,
     short_side=64,
@@ -202,6 +218,90 @@ def run_benchmark(
     return rows
 
 
+def run_codec_benchmark(
+    videos: dict[str, Path],
+    backends: Sequence[str],
+    threads: int = 1,
+    repeats: int = 5,
+    warmup: int = 1,
+) -> list[dict]:
+    """Time :data:`CODEC_CASES` on every video with every backend that accepts it.
+
+    :param videos: input name -> file, from
+        :func:`~videofocus.benchmarks.decode_inputs.prepare_codec_inputs`.
+    :returns: rows as :func:`run_benchmark`'s, cases named ``"<case> <input>"``; a backend that
+        refuses a file gets one row per case with ``None`` timings and the reason in ``notes``.
+    """
+    rows: list[dict] = []
+    with torch_threads(threads):
+        for name, path in videos.items():
+            readers: dict[str, VideoReader] = {}
+            refused: dict[str, str] = {}
+            for backend in backends:
+                try:
+                    readers[backend] = VideoReader(path, backend=backend, num_threads=threads)
+                except VideoDecodeError as err:
+                    refused[backend] = err.reason
+            try:
+                meta = next(iter(readers.values())).metadata
+                eight = SegmentSampler(num_segments=8)(meta.num_frames).tolist()
+                sixteen = SegmentSampler(num_segments=16)(meta.num_frames).tolist()
+                full = min(meta.width, meta.height)
+                notes = f"{meta.codec}, {meta.num_frames} frames, {_mb(path.stat().st_size)}"
+                reads = zip(CODEC_CASES, (eight, sixteen, eight), (False, False, True), strict=True)
+                for case, indices, reopen in reads:  # reopen: open and close in each sample
+                    used: dict[str, list[str]] = {b: [readers[b].backend] for b in readers}
+                    samples = {
+                        b: _video_sample(path, b, threads, indices, None, full, used[b])
+                        if reopen
+                        else _read_sample(reader, indices, full)
+                        for b, reader in readers.items()
+                    }
+                    timings = _time_interleaved(samples, repeats, warmup)
+                    for backend in backends:
+                        label = f"{case} {name}"
+                        if backend in refused:
+                            rows.append(
+                                _refused_row(label, backend, len(indices), refused[backend])
+                            )
+                            continue
+                        chose = used[backend][-1]
+                        note = f"{notes}; auto chose {chose}" if backend == "auto" else notes
+                        rows.append(
+                            _row(label, backend, chose, len(indices), timings[backend], note)
+                        )
+            finally:
+                for reader in readers.values():
+                    reader.close()
+    return rows
+
+
+def _read_sample(
+    reader: VideoReader, indices: Sequence[int], short_side: int
+) -> Callable[[], None]:
+    """Read ``indices`` from a reader that stays open between samples."""
+
+    def sample() -> None:
+        frames = reader.read_frames(indices)
+        if frames.shape[0] != len(indices) or min(frames.shape[1:3]) != short_side:
+            raise RuntimeError(f"{reader.path}: {reader.backend} returned {tuple(frames.shape)}")
+
+    return sample
+
+
+def _refused_row(case: str, backend: str, frames: int, reason: str) -> dict:
+    return {
+        "case": case,
+        "backend": backend,
+        "resolved_backend": None,
+        "frames": frames,
+        "frames_per_s": None,
+        "ms_per_video": None,
+        "cpu_ms_per_video": None,
+        "notes": f"refused: {reason}",
+    }
+
+
 def _row(case: str, backend: str, used: str, frames: int, timing: Timing, notes: str) -> dict:
     return {
         "case": case,
@@ -230,6 +330,30 @@ def format_table(rows: Sequence[dict]) -> str:
             f"| {r['case']} | {r['backend']} | {r['frames_per_s']:.0f} | "
             f"{r['ms_per_video']:.1f} | {r['cpu_ms_per_video']:.1f} | {r['notes']} |"
         )
+    return "\n".join(lines)
+
+
+def format_codec_table(rows: Sequence[dict]) -> str:
+    """Render :func:`run_codec_benchmark`'s rows as one line per input and read: each backend's
+    ``ms/video (cpu ms/video)``, ``refused`` where it refuses the file, and the fastest backend
+    (by ms/video, ``auto`` aside) among those that read it."""
+    backends = list(dict.fromkeys(r["backend"] for r in rows))
+    lines = [
+        f"| input | read | {' | '.join(backends)} | fastest |",
+        f"|---|---|{'---:|' * len(backends)}---|",
+    ]
+    for label in dict.fromkeys(r["case"] for r in rows):
+        case, name = label.split(" ", 1)
+        timed = {r["backend"]: r for r in rows if r["case"] == label}
+        cells = [
+            "refused"
+            if timed[b]["ms_per_video"] is None
+            else f"{timed[b]['ms_per_video']:.0f} ({timed[b]['cpu_ms_per_video']:.0f})"
+            for b in backends
+        ]
+        candidates = [b for b in backends if b != "auto" and timed[b]["ms_per_video"] is not None]
+        fastest = min(candidates, key=lambda b: timed[b]["ms_per_video"])
+        lines.append(f"| {name} | {case} | {' | '.join(cells)} | {fastest} |")
     return "\n".join(lines)
 
 
@@ -262,6 +386,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="decoder threads (1 mirrors a DataLoader worker)",
     )
     parser.add_argument("--quick", action="store_true", help="tiny videos, for smoke tests")
+    parser.add_argument(
+        "--per-codec",
+        action="store_true",
+        help="also time sparse reads of one video per codec (h264/hevc mp4, vp9 webm, mpeg4 avi)",
+    )
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write rows here")
 
 
@@ -276,8 +405,10 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="videofocus-bench-decode-") as tmp:
         workdir = args.workdir or Path(tmp)
         inputs = prepare_inputs(workdir, config, log)
+        videos = prepare_codec_inputs(workdir, config, log) if args.per_codec else {}
         load_before = os.getloadavg()[0]
         rows = run_benchmark(inputs, config, backends, args.threads, args.repeats, args.warmup)
+        codec_rows = run_codec_benchmark(videos, backends, args.threads, args.repeats, args.warmup)
         load_after = os.getloadavg()[0]
     print(
         f"decode benchmark: threads={args.threads}, median of {args.repeats} runs "
@@ -286,7 +417,10 @@ def run(args: argparse.Namespace) -> int:
         f"config {json.dumps(asdict(config))}\n"
     )
     print(format_table(rows))
+    if codec_rows:
+        print("\nper codec: ms/video (cpu ms/video)\n")
+        print(format_codec_table(codec_rows))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+        args.json.write_text(json.dumps(rows + codec_rows, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -1,7 +1,8 @@
 """Inputs of ``videofocus bench decode``: the synthetic videos and JPEG folder it times.
 
 ``prepare_inputs`` writes a short clip, a long video with far-apart keyframes, that video
-re-encoded with a short keyframe interval, and its frames extracted as JPEGs. Each is built once
+re-encoded with a short keyframe interval, and its frames extracted as JPEGs;
+``prepare_codec_inputs`` writes one video per codec of :data:`CODEC_INPUTS`. Each is built once
 per config under the work folder and reused by later runs; building is never timed.
 """
 
@@ -21,6 +22,16 @@ from PIL import Image
 
 from videofocus.io.writer import write_video
 
+#: name -> (FFmpeg encoder, file extension, max consecutive B-frames or None for the encoder's
+#: default) of the per-codec inputs: the codecs and containers found in video datasets
+CODEC_INPUTS: dict[str, tuple[str, str, int | None]] = {
+    "h264-mp4": ("libx264", "mp4", None),
+    "hevc-mp4": ("libx265", "mp4", None),
+    "vp9-webm": ("libvpx-vp9", "webm", None),
+    "mpeg4-avi": ("mpeg4", "avi", 2),
+    "mpeg4-avi-no-bframes": ("mpeg4", "avi", 0),
+}
+
 
 @dataclass(frozen=True)
 class DecodeBenchConfig:
@@ -31,6 +42,7 @@ class DecodeBenchConfig:
     :param long_gop: keyframe interval of the long video, in frames (long, as in the wild).
     :param short_gop: keyframe interval after re-encoding, in frames.
     :param num_segments: frames sampled from the long video, one per segment.
+    :param codec_seconds: length of each per-codec video (keyframe every ``long_gop`` frames).
     :param short_side: short side of frames resized at decode time.
     :param crf: x264 constant rate factor of the generated videos.
     :param jpeg_quality: PIL quality of the extracted JPEG frames.
@@ -44,6 +56,7 @@ class DecodeBenchConfig:
     long_gop: int = 250
     short_gop: int = 16
     num_segments: int = 16
+    codec_seconds: float = 60.0
     short_side: int = 128
     crf: int = 18
     jpeg_quality: int = 95
@@ -169,3 +182,33 @@ def prepare_inputs(
     _build_once(jpeg_dir, lambda p: _extract_jpegs(long, p, c.jpeg_quality), "JPEG folder", log)
     extract_s = json.loads((jpeg_dir / "extract.json").read_text(encoding="utf-8"))["seconds"]
     return BenchInputs(clip, long, short_gop, jpeg_dir, extract_s)
+
+
+def prepare_codec_inputs(
+    workdir: Path, config: DecodeBenchConfig, log: Callable[[str], None] = print
+) -> dict[str, Path]:
+    """Generate (or find) one video per entry of :data:`CODEC_INPUTS` whose encoder this FFmpeg
+    build has: the same synthetic footage, ``codec_seconds`` long, a keyframe every ``long_gop``.
+
+    :returns: input name -> file, in :data:`CODEC_INPUTS` order.
+    """
+    c = config
+    workdir.mkdir(parents=True, exist_ok=True)
+    videos: dict[str, Path] = {}
+    for name, (encoder, extension, bframes) in CODEC_INPUTS.items():
+        if encoder not in av.codecs_available:
+            log(f"skipping {name}: this FFmpeg build has no {encoder} encoder")
+            continue
+        size = f"{c.width}x{c.height}_{c.fps:g}fps_crf{c.crf}"  # names encode the config
+        path = workdir / f"codec_{name}_{size}_{c.codec_seconds:g}s_gop{c.long_gop}.{extension}"
+        frames = synthetic_frames(round(c.codec_seconds * c.fps), c.width, c.height, c.fps, 2)
+        _build_once(
+            path,
+            lambda p, f=frames, e=encoder, b=bframes: write_video(
+                p, f, fps=c.fps, codec=e, crf=c.crf, gop=c.long_gop, bframes=b
+            ),
+            f"{name} video",
+            log,
+        )
+        videos[name] = path
+    return videos

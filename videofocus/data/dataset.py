@@ -160,25 +160,19 @@ class ClipDataset(Dataset):
     ) -> tuple[np.ndarray, torch.Tensor]:
         """Sample the clip's indices and decode them: ``int64 [T]``, ``uint8 [T, H, W, 3]``."""
         with VideoReader(path, backend=self.backend) as reader:
-            num_frames = (
-                row.num_frames if row.num_frames is not None else reader.metadata.num_frames
-            )
-            fps = row.fps
-            if fps is None and (row.start is not None or row.end is not None):
-                fps = reader.metadata.fps
-            try:
-                indices = self.sampler(num_frames, fps=fps, start=row.start, end=row.end, rng=rng)
-            except FrameRangeError as exc:
-                raise FrameRangeError(f"{path}: {exc}") from None
-            try:
-                frames = reader.read_frames(indices.tolist(), short_side=self.short_side)
-            except IndexError:
-                # Only a manifest frame count above the file's real one sends indices past the end.
+            # The file's own timeline decides (real presentation times, variable rates too); a
+            # manifest count that disagrees means the file changed since it was probed.
+            if row.num_frames is not None and row.num_frames != reader.metadata.num_frames:
                 raise VideoDecodeError(
                     path,
-                    f"the manifest says {num_frames} frames but the file has "
+                    f"the manifest says {row.num_frames} frames but the file has "
                     f"{reader.metadata.num_frames}; re-probe it",
-                ) from None
+                )
+            try:
+                indices = reader.sample_indices(self.sampler, row.start, row.end, rng)
+            except FrameRangeError as exc:
+                raise FrameRangeError(f"{path}: {exc}") from None
+            frames = reader.read_frames(indices.tolist(), short_side=self.short_side)
         return indices, frames
 
     def _target(self, labels: tuple[int, ...]) -> torch.Tensor:

@@ -15,16 +15,20 @@ class VideoMetadata:
 
     Counts and timings are *measured*: ``num_frames`` is the number of video packets found by
     demuxing the whole file (container headers are often missing or wrong, e.g. WebM stores no
-    frame count), and ``duration`` is ``num_frames / fps``.
+    frame count), ``duration`` runs from the first frame's presentation time to the end of the
+    last frame (variable frame rates included) and ``fps`` is ``num_frames / duration``, the
+    measured average rate, not the header's nominal one. Containers without real timestamps
+    (AVI) take the header's rate.
 
     :param path: the file described.
-    :param fps: average frame rate in frames per second.
+    :param fps: measured average frame rate in frames per second.
     :param num_frames: number of frames a full decode yields.
     :param duration: length in seconds.
-    :param width: stored frame width in pixels (before any display rotation).
-    :param height: stored frame height in pixels.
+    :param width: width in pixels of the frames as displayed (after the display rotation), which
+        is the width of the frames readers return.
+    :param height: displayed height in pixels.
     :param rotation: display rotation in degrees counter-clockwise (0, 90, 180 or 270), read from
-        the stream's display matrix. Frames are always returned as stored; apply it yourself.
+        the stream's display matrix (phone videos). Readers return frames upright, rotated by it.
     :param codec: FFmpeg decoder name, e.g. ``"h264"``, ``"vp9"``, ``"mpeg4"``.
     """
 
@@ -50,6 +54,11 @@ class VideoMetadata:
         if self.width <= self.height:
             return short_side, max(1, round(self.height * scale))
         return max(1, round(self.width * scale)), short_side
+
+    @property
+    def stored_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the frames as stored in the stream, before display rotation."""
+        return (self.height, self.width) if self.rotation % 180 else (self.width, self.height)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain (JSON-ready) dict."""

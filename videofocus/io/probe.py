@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from videofocus.io.errors import VideoDecodeError
 from videofocus.io.isolated import run_isolated
 from videofocus.io.metadata import VideoMetadata
@@ -51,14 +53,20 @@ class ProbeResult:
         return data
 
 
-def probe_video(path: str | Path, timeout: float = 60.0, backend: str = "pyav") -> ProbeResult:
-    """Measure ``path`` and decode its first and last frames, in a child process.
+#: How many frames spread over the video a probe reads besides the first and the last.
+PROBE_SAMPLES = 8
 
-    A file passes when it opens, holds a video stream, demuxes without corrupt packets and its
-    first and last frames decode with ``backend``.
+
+def probe_video(path: str | Path, timeout: float = 60.0, backend: str = "auto") -> ProbeResult:
+    """Measure ``path`` and read a sample of its frames, in a child process.
+
+    A file passes when it opens, holds a video stream, demuxes without corrupt packets, and its
+    first and last frames and :data:`PROBE_SAMPLES` frames spread over it (where a clip sampler
+    looks) decode through :class:`~videofocus.io.reader.VideoReader` with ``backend``: the path the
+    training and labeling jobs read frames through, so "ok" means they can read it.
 
     :param timeout: seconds before a hanging decoder is killed (the file then fails).
-    :param backend: ``pyav``, ``decord`` or ``auto``, as for
+    :param backend: ``auto`` (as the jobs use), or a backend name, as for
         :class:`~videofocus.io.reader.VideoReader`.
     :raises ValueError: unknown or uninstalled backend (a configuration error, not a bad file).
     """
@@ -75,14 +83,17 @@ def probe_video(path: str | Path, timeout: float = 60.0, backend: str = "pyav") 
     return ProbeResult.from_metadata(metadata)
 
 
-def _probe(path: str, backend: str) -> VideoMetadata:
-    """Runs in the child: open with ``backend``, decode the first and the last frame."""
-    from videofocus.io.backends import open_decoder
+def probe_indices(num_frames: int) -> list[int]:
+    """The frames a probe reads: first, last, and the middles of :data:`PROBE_SAMPLES` equal
+    parts (the positions of evaluation-mode TSN sampling), ascending and unique."""
+    middles = (2 * np.arange(PROBE_SAMPLES) + 1) * num_frames // (2 * PROBE_SAMPLES)
+    return sorted({0, num_frames - 1, *middles.tolist()})
 
-    decoder = open_decoder(path, backend)
-    try:
-        last = decoder.metadata.num_frames - 1
-        decoder.decode(sorted({0, last}))
-        return decoder.metadata
-    finally:
-        decoder.close()
+
+def _probe(path: str, backend: str) -> VideoMetadata:
+    """Runs in the child: open with ``backend`` and read the probe's frames."""
+    from videofocus.io.reader import VideoReader
+
+    with VideoReader(path, backend=backend) as reader:
+        reader.read_frames_numpy(probe_indices(reader.metadata.num_frames))
+        return reader.metadata

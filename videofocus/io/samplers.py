@@ -3,11 +3,16 @@
 Every sampler is a small frozen dataclass called as::
 
     indices = sampler(num_frames, fps=25.0, start=12.5, end=30.0, rng=rng)   # int64 [T]
+    indices = sampler(num_frames, boundaries=times, start=12.5, end=30.0)       # by real times
 
 It first turns the optional segment (seconds) into an inclusive frame range ``[first, last]``
-(:func:`frame_range`), then picks ``sampler.clip_length`` indices inside that range. ``random=True``
-is the training mode (positions drawn from ``rng``); ``random=False`` is the deterministic
-evaluation mode. Build one from a config with :func:`create_sampler`.
+(:func:`frame_range`), then picks ``sampler.clip_length`` indices inside that range. Given the
+frames' real presentation times (``boundaries``, as :meth:`VideoReader.frame_boundaries` returns
+them), both steps work in time: the segment keeps the frames shown during it, and the sampler's
+positions are spread over the range's time, each taking the frame shown at that moment, so a
+variable frame rate samples the right moments. At a constant rate this is the same as indices.
+``random=True`` is the training mode (positions drawn from ``rng``); ``random=False`` is the
+deterministic evaluation mode. Build one from a config with :func:`create_sampler`.
 """
 
 from __future__ import annotations
@@ -41,40 +46,80 @@ class FrameRangeError(ValueError):
 
 
 def frame_range(
-    num_frames: int, fps: float | None = None, start: float | None = None, end: float | None = None
+    num_frames: int,
+    fps: float | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    boundaries: np.ndarray | None = None,
 ) -> tuple[int, int]:
     """The inclusive frame range ``[first, last]`` of a video or of a segment of it.
 
-    A segment keeps every frame whose display interval ``[i / fps, (i + 1) / fps)`` overlaps
-    ``[start, end)``, so even a segment shorter than one frame keeps the frame shown at ``start``.
-    The range is clamped to the frames the file really has, because annotations (ActivityNet's
-    ``segment``) can extend past the end of the file.
+    A segment keeps every frame whose display interval (``[i / fps, (i + 1) / fps)``, or
+    ``[boundaries[i], boundaries[i + 1])``) overlaps ``[start, end)``, so even a segment shorter
+    than one frame keeps the frame shown at ``start``. The range is clamped to the frames the file
+    really has, because annotations (ActivityNet's ``segment``) can extend past the end of the
+    file.
 
     :param num_frames: the number of frames the video really has.
-    :param fps: frames per second; required when ``start`` or ``end`` is given.
+    :param fps: frames per second; with ``start`` or ``end``, it or ``boundaries`` is required.
     :param start: segment start in seconds (``None``: the first frame).
     :param end: segment end in seconds (``None``: the last frame).
+    :param boundaries: ``[num_frames + 1]`` seconds, frame ``i`` shown from ``boundaries[i]`` to
+        ``boundaries[i + 1]``: real presentation times, which take precedence over ``fps``.
     :raises FrameRangeError: when the video has no frames or the segment holds none of them.
     """
     if num_frames <= 0:
         raise FrameRangeError(f"the video has no frames (num_frames={num_frames})")
     if start is None and end is None:
         return 0, num_frames - 1
-    if fps is None or not fps > 0:
+    if boundaries is None and (fps is None or not fps > 0):
         raise FrameRangeError(f"a segment [{start}, {end}] s needs a positive fps, got {fps}")
     if start is not None and end is not None and end <= start:
         raise FrameRangeError(f"segment end ({end} s) must be greater than its start ({start} s)")
-    first = 0 if start is None else max(0, math.floor(start * fps + _EPS))
-    last = num_frames - 1 if end is None else math.ceil(end * fps - _EPS) - 1
+    if boundaries is not None:
+        times = _check_boundaries(boundaries, num_frames)
+        tol = _EPS * times[-1] / num_frames  # the index tolerance below, in seconds
+        # frames i with times[i + 1] <= start end before it; frames with times[i] < end overlap
+        first = 0 if start is None else int(np.searchsorted(times[1:], start + tol, "right"))
+        last = num_frames - 1
+        if end is not None:
+            last = int(np.searchsorted(times[:-1], end - tol, "left")) - 1
+        where = f"{times[-1]:.3f} s long"
+    else:
+        assert fps is not None
+        first = 0 if start is None else max(0, math.floor(start * fps + _EPS))
+        last = num_frames - 1 if end is None else math.ceil(end * fps - _EPS) - 1
+        where = f"at {fps} fps"
     if first > num_frames - 1:
         raise FrameRangeError(
             f"segment [{start}, {end}] s starts at frame {first}, past the last frame "
-            f"{num_frames - 1} of the video ({num_frames} frames at {fps} fps)"
+            f"{num_frames - 1} of the video ({num_frames} frames, {where})"
         )
     if last < 0:
         raise FrameRangeError(f"segment [{start}, {end}] s ends before the first frame")
     # The tolerance can make a sub-frame segment empty; it still shows the frame at `start`.
     return first, min(max(last, first), num_frames - 1)
+
+
+def _check_boundaries(boundaries: np.ndarray, num_frames: int) -> np.ndarray:
+    times = np.asarray(boundaries, dtype=np.float64)
+    if times.shape != (num_frames + 1,) or np.any(np.diff(times) <= 0):
+        raise ValueError(
+            f"boundaries must be {num_frames + 1} increasing times, got shape {times.shape}"
+        )
+    return times
+
+
+def _shown_at(times: np.ndarray, first: int, last: int, offsets: np.ndarray) -> np.ndarray:
+    """Indices of the frames shown at the middle of each offset's share of the range's time.
+
+    Offset ``k`` of a range of ``L`` frames stands for the moment ``(k + 1/2) / L`` of the way
+    through the range; at a constant rate that moment falls inside frame ``first + k`` itself.
+    """
+    length = last - first + 1
+    moments = times[first] + (offsets + 0.5) * (times[last + 1] - times[first]) / length
+    shown = np.searchsorted(times, moments, side="right") - 1
+    return np.clip(shown, first, last)
 
 
 def _positive_int(name: str, value: Any) -> None:
@@ -114,22 +159,27 @@ class FrameSampler(ABC):
         start: float | None = None,
         end: float | None = None,
         rng: np.random.Generator | None = None,
+        boundaries: np.ndarray | None = None,
     ) -> np.ndarray:
         """Sample the clip's frame indices.
 
         :param num_frames: the number of frames the video really has.
-        :param fps: frames per second (needed only with ``start``/``end``).
+        :param fps: frames per second (needed only with ``start``/``end`` and no ``boundaries``).
         :param start: segment start in seconds, or ``None`` for the start of the video.
         :param end: segment end in seconds, or ``None`` for the end of the video.
         :param rng: the generator random mode draws from; ``None`` draws a fresh one from OS
             entropy (not reproducible). Ignored in evaluation mode.
+        :param boundaries: the frames' presentation times, ``[num_frames + 1]`` seconds (see
+            :func:`frame_range`): the segment and the positions are then chosen by time.
         :return: ``int64 [clip_length]`` indices within the frame range, in temporal order per clip.
         :raises FrameRangeError: when the frame range is empty.
         """
-        first, last = frame_range(num_frames, fps, start, end)
+        first, last = frame_range(num_frames, fps, start, end, boundaries)
         if self.random and rng is None:
             rng = np.random.default_rng()
         offsets = self._offsets(last - first + 1, rng if self.random else None)
+        if boundaries is not None:
+            return _shown_at(np.asarray(boundaries, np.float64), first, last, offsets)
         return (first + offsets).astype(np.int64)
 
     def with_random(self, random: bool) -> FrameSampler:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
+_MILLISECOND = Fraction(1, 1000)
+
 # libx264 options that keep small synthetic frames sharp enough for fine patterns to survive.
 _DEFAULT_OPTIONS = {
     "libx264": {"preset": "veryfast"},
     "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8", "row-mt": "1"},
+    "libx265": {"preset": "ultrafast", "x265-params": "log-level=error"},
 }
 
 
@@ -28,6 +31,7 @@ def write_video(
     options: dict[str, str] | None = None,
     container_options: dict[str, str] | None = None,
     rotation: int = 0,
+    times: Sequence[float] | None = None,
 ) -> int:
     """Encode ``frames`` (each ``uint8 [H, W, 3]`` RGB) into ``path`` and return the frame count.
 
@@ -40,6 +44,8 @@ def write_video(
     :param container_options: muxer options, e.g. ``{"movflags": "faststart"}`` for MP4.
     :param rotation: display rotation in degrees counter-clockwise, stored in the stream's
         display matrix (frames are encoded as given).
+    :param times: presentation time of each frame in seconds (increasing), for a variable frame
+        rate at millisecond precision; ``None`` spaces frames ``1 / fps`` apart.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,6 +64,8 @@ def write_video(
                 stream.pix_fmt = pix_fmt
                 if rotation % 360:
                     stream.set_display_rotation(rotation % 360)
+                if times is not None:
+                    stream.codec_context.time_base = stream.time_base = _MILLISECOND
                 opts = dict(_DEFAULT_OPTIONS.get(codec, {}))
                 if crf is not None and codec in ("libx264", "libx265", "libvpx-vp9"):
                     opts["crf"] = str(crf)
@@ -78,7 +86,10 @@ def write_video(
                         opts["bf"] = str(bframes)
                 opts.update(options or {})
                 stream.options = opts
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            if times is not None:
+                picture.pts, picture.time_base = round(times[count] * 1000), _MILLISECOND
+            for packet in stream.encode(picture):
                 container.mux(packet)
             count += 1
         if stream is None:

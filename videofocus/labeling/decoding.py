@@ -110,18 +110,9 @@ class LabelClips(torch.utils.data.Dataset):
         if not item.path.is_file():
             raise VideoDecodeError(item.path, "file not found")
         with VideoReader(item.path, backend=self.backend) as reader:
-            meta = reader.metadata
-            fps = meta.fps if (item.start is not None or item.end is not None) else None
             rng = np.random.default_rng(0)  # evaluation positions are deterministic anyway
-            indices = self.sampler(
-                meta.num_frames, fps=fps, start=item.start, end=item.end, rng=rng
-            )
-            try:
-                frames = reader.read_frames(indices.tolist(), short_side=self.frame_size)
-            except IndexError:
-                raise VideoDecodeError(
-                    item.path, f"fewer frames than the {meta.num_frames} its header announces"
-                ) from None
+            indices = reader.sample_indices(self.sampler, item.start, item.end, rng)
+            frames = reader.read_frames(indices.tolist(), short_side=self.frame_size)
         return self.transform(frames)
 
 

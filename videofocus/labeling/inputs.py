@@ -9,7 +9,10 @@ scan, list order), so that shards and resumed runs agree on which item is which:
   each real folder scanned once), id = its path relative to the directory, in posix form;
 - a file with a video suffix: that one video, id = its file name;
 - any other file: a text list, one path per line (blank lines and ``#`` comments skipped),
-  relative paths resolve against the list's folder, id = the line as written.
+  relative paths resolve against the list's folder, id = the path as written. mmaction2 video
+  lists (``<video> <label> ...``) are read too: the labels are kept as ground truth, and a line
+  repeating an earlier one (mmaction2's test lists do) is labelled once. Rawframe lists (folders
+  of extracted frames) are refused: videos are decoded, not frames.
 
 Listed paths that do not exist are not errors here: the job reports them as error rows, so one
 missing file never stops a long run.
@@ -123,19 +126,43 @@ def _read_list(path: Path) -> list[LabelItem]:
         raise ManifestError(
             path, None, "not a UTF-8 text list (expected one video path per line)"
         ) from None
-    items: list[LabelItem] = []
-    first_line: dict[str, int] = {}
+    items: dict[str, tuple[int, LabelItem]] = {}
     for lineno, raw in enumerate(text.splitlines(), start=1):
         entry = raw.strip()
         if not entry or entry.startswith("#"):
             continue
-        if entry in first_line:
+        item = _list_item(path, lineno, entry)
+        if item.id in items:
+            first, seen = items[item.id]
+            if seen.labels == item.labels:
+                continue  # an identical repeat: one video, one row
             raise ManifestError(
-                path, lineno, f"duplicate id {entry!r} (first on line {first_line[entry]})"
+                path, lineno, f"duplicate id {item.id!r} (first on line {first}) with other labels"
             )
-        first_line[entry] = lineno
-        video = Path(entry)
-        items.append(
-            LabelItem(id=entry, path=video if video.is_absolute() else path.parent / video)
+        items[item.id] = (lineno, item)
+    return [item for _, item in items.values()]
+
+
+def _list_item(path: Path, lineno: int, entry: str) -> LabelItem:
+    """One list line: a path, or an mmaction2 ``<video> <label> ...`` line."""
+    name, labels = entry, ()
+    tokens = entry.split()
+    if not _resolve(path, entry).exists() and len(tokens) > 1 and tokens[-1].isdigit():
+        count = len(tokens)
+        while count > 1 and tokens[count - 1].isdigit():
+            count -= 1
+        name, labels = " ".join(tokens[:count]), tuple(int(t) for t in tokens[count:])
+    video = _resolve(path, name)
+    if video.is_dir() or (labels and not is_video_file(name) and len(labels) >= 2):
+        raise ManifestError(
+            path,
+            lineno,
+            f"{name!r} looks like a rawframe list line (a folder of extracted frames, a frame "
+            "count, a label); videofocus labels videos: list the video files instead",
         )
-    return items
+    return LabelItem(id=name, path=video, labels=labels)
+
+
+def _resolve(listing: Path, name: str) -> Path:
+    video = Path(name)
+    return video if video.is_absolute() else listing.parent / video

@@ -41,6 +41,7 @@ class FrameDecoder(Protocol):
 BACKENDS: dict[str, tuple[str, str, str]] = {
     "pyav": ("videofocus.io.backends.pyav", "PyAVDecoder", "av"),
     "decord": ("videofocus.io.backends.decord_backend", "DecordDecoder", "decord"),
+    "torchcodec": ("videofocus.io.backends.torchcodec_backend", "TorchCodecDecoder", "torchcodec"),
 }
 
 #: Codecs whose sparse reads decord gets right even through B-frames (checked by the tests on
@@ -51,15 +52,29 @@ DECORD_ACCURATE_CODECS = frozenset({"h264", "vp9"})
 #: Demuxers whose timestamps decord indexes the same way as the scan.
 DECORD_CONTAINERS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi"})
 
-#: Codecs for which ``auto`` prefers decord: none, because PyAV was measured faster on sparse
-#: reads of every file tried (timings in :mod:`videofocus.io.reader`). A codec may only be added
-#: here if :func:`decord_problem` finds no problem with its files.
-AUTO_DECORD_CODECS: frozenset[str] = frozenset()
+#: Codec -> the backend ``auto`` prefers to PyAV for it, because it was measured faster on the
+#: sparse reads this project makes (``videofocus bench decode --per-codec``, docs/benchmarks.md).
+#: Empty: PyAV was the fastest frame-exact backend on every codec measured (H.264, HEVC, VP9,
+#: MPEG-4 Part 2). A preferred backend is still used only where :func:`known_problem` finds it
+#: accurate for the file and it is available here.
+AUTO_FASTER: dict[str, str] = {}
 
 
 def available_backends() -> list[str]:
-    """Names of the backends whose decoder library is installed, reference (``pyav``) first."""
-    return [name for name, (*_, needs) in BACKENDS.items() if importlib.util.find_spec(needs)]
+    """Names of the backends whose decoder library is installed and loads, reference first."""
+    return [name for name in BACKENDS if backend_problem(name) is None]
+
+
+def backend_problem(name: str) -> str | None:
+    """``None`` when registered backend ``name`` can run here, else why not (cheap, no torch)."""
+    needs = BACKENDS[name][2]
+    if importlib.util.find_spec(needs) is None:
+        return f"it is not installed (needs the {needs!r} package)"
+    if name == "torchcodec":  # an installed wheel still needs the system's FFmpeg libraries
+        from videofocus.io.backends.torchcodec_backend import library_problem
+
+        return library_problem()
+    return None
 
 
 def decord_problem(scan: VideoScan) -> str | None:
@@ -67,31 +82,48 @@ def decord_problem(scan: VideoScan) -> str | None:
     meta = scan.metadata
     if not scan.has_timestamps:
         return "decord cannot index a stream without timestamps"
+    if scan.bit_depth > 8:
+        # its colour conversion of high-bit-depth frames is off by up to 175 levels here
+        return f"decord returns wrong colours for {scan.bit_depth}-bit video ({scan.pixel_format})"
     if meta.rotation:
         return f"decord rotates frames with a {meta.rotation} degree display rotation"
     if scan.container_format not in DECORD_CONTAINERS:
         return f"decord is not checked on {scan.container_format!r} files"
+    if scan.reordered and not scan.timestamps_trusted:
+        return f"decord orders frames by the invented timestamps of {scan.container_format!r} files"
     if scan.reordered and meta.codec not in DECORD_ACCURATE_CODECS:
         return f"decord returns wrong frames on sparse reads of {meta.codec} with B-frames"
     return None
 
 
+def known_problem(name: str, scan: VideoScan) -> str | None:
+    """Why backend ``name`` would return other frames than PyAV for this file (``None``: it
+    would not), judged from the scan alone, without opening the file."""
+    if name == "pyav":
+        return None
+    if name == "decord":
+        return decord_problem(scan)
+    if name == "torchcodec":
+        from videofocus.io.backends.torchcodec_backend import known_problem as torchcodec_problem
+
+        return torchcodec_problem(scan)
+    raise ValueError(f"unknown video backend {name!r}")
+
+
 def select_backend(scan: VideoScan) -> str:
-    """The ``auto`` rule: the fastest backend known to be frame-accurate for this file."""
-    if (
-        scan.metadata.codec in AUTO_DECORD_CODECS
-        and "decord" in available_backends()
-        and decord_problem(scan) is None
-    ):
-        return "decord"
+    """The ``auto`` rule: the backend measured fastest for this file's codec among those that
+    decode it frame-exactly and are available here (:data:`AUTO_FASTER`), else PyAV."""
+    name = AUTO_FASTER.get(scan.metadata.codec, "pyav")
+    if name != "pyav" and name in available_backends() and known_problem(name, scan) is None:
+        return name
     return "pyav"
 
 
 def open_decoder(path: str | Path, backend: str = "auto", num_threads: int = 1) -> FrameDecoder:
-    """Scan ``path`` and open it with ``backend`` (``auto``, ``pyav`` or ``decord``).
+    """Scan ``path`` and open it with ``backend`` (``auto`` or a name in :data:`BACKENDS`).
 
     With ``auto`` the file is opened with :func:`select_backend`'s choice, falling back to PyAV
-    when decord refuses or fails to open it.
+    when that backend refuses or fails to open it.
 
     :raises VideoDecodeError: the file is missing, empty, not a video, or undecodable.
     :raises ValueError: unknown backend name, or a backend whose library is not installed.
@@ -112,9 +144,10 @@ def check_backend(name: str) -> None:
     """Raise ``ValueError`` unless ``name`` is a registered, installed backend."""
     if name not in BACKENDS:
         raise ValueError(f"unknown video backend {name!r}; choose from auto, {', '.join(BACKENDS)}")
-    if name not in available_backends():
+    problem = backend_problem(name)
+    if problem is not None:
         raise ValueError(
-            f"video backend {name!r} is not installed (needs the {BACKENDS[name][2]!r} package); "
+            f"video backend {name!r} cannot be used: {problem}; "
             f"available: {', '.join(available_backends())}"
         )
 

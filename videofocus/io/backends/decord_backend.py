@@ -61,14 +61,14 @@ class DecordDecoder:
         :param size: ``(width, height)`` decord's decoder scales to; ``None`` keeps the stored
             size.
         """
-        if size == (self.metadata.width, self.metadata.height):
+        if size == self.metadata.stored_size:
             size = None
         reader = self._reader(size)
         try:
             frames = reader.get_batch(list(indices)).asnumpy()
         except self._decord.DECORDError as err:
             raise VideoDecodeError(self.path, f"decord failed: {_first_line(err)}") from err
-        width, height = size or (self.metadata.width, self.metadata.height)
+        width, height = size or self.metadata.stored_size
         if frames.shape[1:] != (height, width, 3):
             raise VideoDecodeError(
                 self.path,

@@ -3,10 +3,15 @@
 Sparse reads decode little more than needed. The scan (:mod:`.scan`) gives the keyframes in
 presentation order; for each requested frame, in ascending order, the decoder seeks to the keyframe
 at or before it only when that keyframe lies beyond the current decode position (a seek then skips
-work), and otherwise keeps decoding forward. Decoded frames are identified by their presentation
-timestamp, so B-frames (decode order != presentation order) are handled. Files whose packets carry
-no timestamps are decoded from the start, counting frames; timestamp seeking is never trusted
-there.
+work), and otherwise keeps decoding forward.
+
+Frame identity: where the scan trusts the container's timestamps, a decoded frame is identified by
+its presentation timestamp (B-frames are then handled), and that is verified as frames come out:
+timestamps that go backwards mean they are not presentation times, and the read starts again
+counting frames. Elsewhere (AVI, raw streams) frames are counted in output order from the start, or
+from a keyframe when the stream has no B-frames, after checking that the seek landed on it. When
+none of this finds the frame, the read fails with :class:`VideoDecodeError`: it never returns
+another frame instead.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from av.video.reformatter import VideoReformatter
 from videofocus.io.backends.scan import VideoScan, open_container, scan_video, video_stream
 from videofocus.io.errors import VideoDecodeError
 from videofocus.io.metadata import VideoMetadata
+
+
+class _FrameIdentityLost(Exception):
+    """Timestamps or a seek turned out unreliable for identifying frames in this file."""
 
 #: Scaler used when resizing at decode time (swscale, inside the conversion to RGB). Bicubic is
 #: what FFmpeg's ``scale`` filter uses by default, and so what decord's resizing does.
@@ -44,6 +53,10 @@ class PyAVDecoder:
         self._pts_to_index = (
             {int(p): i for i, p in enumerate(self.scan.pts)} if self.scan.has_timestamps else {}
         )
+        self._by_pts = self.scan.timestamps_trusted  # else frames are counted
+        self._seekable = len(self.scan.keyframes) > 1
+        self._seek_check: int | None = None  # pts the first frame after a counted seek must have
+        self._run_last = -1  # index of the last frame out since the last seek (order check)
         self._container: av.container.InputContainer | None = None
         self._stream: av.video.VideoStream | None = None
         self._frames: Iterator[av.VideoFrame] | None = None
@@ -51,7 +64,8 @@ class PyAVDecoder:
         # One reformatter per decoder keeps swscale's context (filter tables) between frames;
         # frame.reformat() would rebuild it for every frame, which costs more than decoding.
         self._reformatter = VideoReformatter()
-        self._skip_nonref = self.scan.has_timestamps
+        # skipped frames never come out, so only frames identified by timestamp may be skipped
+        self._skip_nonref = self._by_pts
         self._wanted_pts: set[int] = set()  # timestamps of the frames being read
         self._last_wanted_pts = 0
         #: number of frames decoded and seeks made, for tests and benchmarks
@@ -64,12 +78,22 @@ class PyAVDecoder:
         return self.scan.metadata
 
     def decode(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> np.ndarray:
-        """``uint8 [N, H, W, 3]`` RGB frames for ascending, unique, in-range ``indices``.
+        """``uint8 [N, H, W, 3]`` RGB frames, as stored (not rotated), for ascending, unique,
+        in-range ``indices``.
 
         :param size: ``(width, height)`` to scale to while converting to RGB; ``None`` keeps the
             stored size.
         """
-        width, height = size if size is not None else (self.metadata.width, self.metadata.height)
+        try:
+            return self._decode(indices, size)
+        except _FrameIdentityLost:
+            # Identify frames by counting from the very start from now on: slower, never wrong.
+            self._by_pts = self._skip_nonref = self._seekable = False
+            self.close()
+            return self._decode(indices, size)
+
+    def _decode(self, indices: Sequence[int], size: tuple[int, int] | None) -> np.ndarray:
+        width, height = size if size is not None else self.metadata.stored_size
         out = np.empty((len(indices), height, width, 3), dtype=np.uint8)
         if self.scan.pts is not None:
             self._wanted_pts = {int(self.scan.pts[i]) for i in indices}
@@ -101,7 +125,7 @@ class PyAVDecoder:
 
     def _frame_at(self, target: int) -> av.VideoFrame:
         """Decode forward to frame ``target``, seeking first when a seek saves work."""
-        keyframe = self.scan.keyframe_at_or_before(target)
+        keyframe = self.scan.keyframe_at_or_before(target) if self._seekable else 0
         # Decode forward unless going backwards or a keyframe lies between the decode position
         # and the target (decoding forward would then decode frames a seek skips). If the target
         # does not come out, retry from its keyframe, then from the very start, the last time
@@ -171,18 +195,25 @@ class PyAVDecoder:
                     f"decoding failed after frame {self._position} ({err.strerror or err})",
                 ) from err
             self.frames_decoded += 1
-            if not self.scan.has_timestamps or frame.pts is None:
+            if self._seek_check is not None:
+                landed, self._seek_check = frame.pts == self._seek_check, None
+                if not landed:
+                    raise _FrameIdentityLost("the seek did not land on the keyframe")
+            if not self._by_pts or frame.pts is None:
                 index = self._position + 1
             else:
                 found = self._pts_to_index.get(int(frame.pts))
                 if found is None:  # a frame the index does not list (e.g. cut by an edit list)
                     continue
+                if found <= self._run_last:
+                    raise _FrameIdentityLost("timestamps go backwards in presentation order")
                 index = found
-            self._position = index
+            self._position = self._run_last = index
             return frame, index
 
     def _seek(self, keyframe: int) -> None:
         """Position the decoder so that the next frame out is keyframe ``keyframe`` (or earlier)."""
+        self._run_last, self._seek_check = -1, None
         if keyframe == 0 or not self.scan.has_timestamps or self._container is None:
             # Reopening is the one way back to the start that works for every container,
             # including raw streams without timestamps.
@@ -207,3 +238,5 @@ class PyAVDecoder:
         self.seeks += 1
         self._frames = self._decoded_frames()
         self._position = keyframe - 1
+        if not self._by_pts:  # counting from the keyframe is right only if the seek landed on it
+            self._seek_check = int(self.scan.pts[keyframe])

@@ -3,6 +3,14 @@
 Demuxing reads packets without decoding them, so it costs a small fraction of a decode. Every
 backend starts from this scan, so all of them agree on what frame ``i`` is and on how many frames
 there are, whatever the container header claims.
+
+Frame ``i`` is, by definition, the ``i``-th frame a plain sequential decode of the stream puts
+out. Timestamps are only a way to find it faster, and they are trusted only where the container
+stores real presentation times: the AVI demuxer invents them (MPEG-4 Part 2 "packed B-frames"
+with their 6-byte placeholder packets make the invented order wrong), raw elementary streams
+have none. Where they are not trusted (:attr:`VideoScan.timestamps_trusted` is False), frames are
+counted in decoding order, and seeking is allowed only where decoding order is presentation order
+(no B-frames), so that a keyframe's index is its packet's position.
 """
 
 from __future__ import annotations
@@ -27,11 +35,15 @@ class VideoScan:
     :param container_format: FFmpeg demuxer name (``"mov,mp4,m4a,3gp,3g2,mj2"``, ``"avi"``, ...).
     :param stream_index: index of the video stream among all streams of the container.
     :param time_base: unit of ``pts``.
-    :param pts: ``int64 [num_frames]`` presentation timestamps in presentation order, or ``None``
-        when packets carry no (or no unique) timestamps; then frames can only be counted in decode
-        order and timestamp seeking cannot be trusted.
-    :param keyframes: presentation indices of keyframes, ascending (``[0]`` without timestamps).
+    :param pts: ``int64 [num_frames]`` packet timestamps sorted ascending, or ``None`` when
+        packets carry no (or no unique) timestamps.
+    :param timestamps_trusted: ``pts`` are the frames' real presentation times, so a decoded
+        frame can be identified by its timestamp. False for containers that invent them (AVI)
+        and without ``pts``; frames are then counted in decoding order.
+    :param keyframes: presentation indices of the keyframes a seek may start from, ascending;
+        ``(0,)`` where seeking cannot be trusted (no timestamps, or counted frames with B-frames).
     :param reordered: decode order differs from presentation order (the stream has B-frames).
+    :param pixel_format: FFmpeg pixel format of the decoded frames, e.g. ``"yuv420p10le"``.
     """
 
     metadata: VideoMetadata
@@ -39,29 +51,42 @@ class VideoScan:
     stream_index: int
     time_base: Fraction | None
     pts: np.ndarray | None
+    timestamps_trusted: bool
     keyframes: tuple[int, ...]
     reordered: bool
+    pixel_format: str
 
     @property
     def has_timestamps(self) -> bool:
-        """Whether frames can be identified by their presentation timestamp."""
+        """Whether packets carry unique timestamps (trusted or not) that seeks can aim at."""
         return self.pts is not None
+
+    @property
+    def bit_depth(self) -> int:
+        """Bits per sample of the decoded frames (8 for ordinary video, 10 for HDR / 10-bit)."""
+        try:
+            return max(c.bits for c in av.VideoFormat(self.pixel_format).components)
+        except (ValueError, av.FFmpegError):
+            return 8
 
     def keyframe_at_or_before(self, index: int) -> int:
         """Presentation index of the last keyframe not after frame ``index`` (0 if none)."""
         position = bisect.bisect_right(self.keyframes, index) - 1
         return self.keyframes[position] if position >= 0 else 0
 
-    def next_keyframe_after(self, index: int) -> int | None:
-        """Presentation index of the first keyframe after frame ``index``, if any."""
-        position = bisect.bisect_right(self.keyframes, index)
-        return self.keyframes[position] if position < len(self.keyframes) else None
-
     def timestamps(self) -> np.ndarray:
-        """``float64 [num_frames]`` presentation time of each frame in seconds, first frame at 0."""
-        if self.pts is None or self.time_base is None:
+        """``float64 [num_frames]`` presentation time of each frame in seconds, first frame at 0.
+
+        Real times where they are trusted (variable frame rates included), else ``i / fps``.
+        """
+        if not self.timestamps_trusted or self.pts is None or self.time_base is None:
             return np.arange(self.metadata.num_frames, dtype=np.float64) / self.metadata.fps
         return (self.pts - self.pts[0]).astype(np.float64) * float(self.time_base)
+
+
+#: Demuxers whose packet timestamps are not stored presentation times. AVI stores none: FFmpeg
+#: numbers packets and guesses a presentation order, which packed B-frames (Xvid/DivX) defeat.
+INVENTED_TIMESTAMPS = frozenset({"avi"})
 
 
 def check_file(path: Path) -> None:
@@ -123,7 +148,9 @@ def scan_video(path: str | Path) -> VideoScan:
         codec = stream.codec_context.name
         stream.codec_context.thread_count = 1  # one frame to decode: threads would cost more
         packet_pts: list[int | None] = []
+        packet_dts: list[int | None] = []
         key_pts: list[int | None] = []
+        last_duration = 0
         first_frame: av.VideoFrame | None = None
         try:
             for packet in container.demux(stream):
@@ -138,6 +165,8 @@ def scan_video(path: str | Path) -> VideoScan:
                 if packet.is_discard:  # cut by an edit list: decoded as a reference, never shown
                     continue
                 packet_pts.append(packet.pts)
+                packet_dts.append(packet.dts)
+                last_duration = packet.duration or 0
                 if packet.is_keyframe:
                     key_pts.append(packet.pts)
             if first_frame is None and packet_pts:
@@ -151,19 +180,39 @@ def scan_video(path: str | Path) -> VideoScan:
         if first_frame is None:
             raise VideoDecodeError(path, "no frame could be decoded")
         num_frames = len(packet_pts)
-        pts, keyframes = _presentation_index(packet_pts, key_pts)
+        pts = _sorted_unique(packet_pts)
+        in_decode_order = pts is not None and bool(np.all(np.diff(packet_pts) > 0))
+        reordered = bool(stream.codec_context.has_b_frames) or (
+            pts is not None and not in_decode_order
+        )
+        trusted = pts is not None and container.format.name not in INVENTED_TIMESTAMPS
+        if trusted:
+            keyframes = _keyframe_indices(pts, key_pts)
+        elif in_decode_order and not reordered:
+            keyframes = _keyframe_indices(pts, key_pts)  # presentation order = packet order
+        else:
+            keyframes = (0,)
+        rotation = int(round(first_frame.rotation)) % 360
+        width, height = first_frame.width, first_frame.height
+        if rotation % 180:
+            width, height = height, width  # frames are returned upright
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        fps = float(rate) if rate else _fps_from_pts(pts, stream.time_base)
-        if not fps or fps <= 0:
-            raise VideoDecodeError(path, "frame rate is unknown")
+        nominal = float(rate) if rate else 0.0
+        duration = 0.0
+        if trusted and not _constant_rate(pts, stream.time_base, nominal):
+            duration = _duration(pts, stream.time_base, last_duration)
+        if duration <= 0:
+            if nominal <= 0:
+                raise VideoDecodeError(path, "frame rate is unknown")
+            duration = num_frames / nominal
         metadata = VideoMetadata(
             path=str(path),
-            fps=fps,
+            fps=num_frames / duration,
             num_frames=num_frames,
-            duration=num_frames / fps,
-            width=first_frame.width,
-            height=first_frame.height,
-            rotation=int(round(first_frame.rotation)) % 360,
+            duration=duration,
+            width=width,
+            height=height,
+            rotation=rotation,
             codec=codec,
         )
         return VideoScan(
@@ -172,23 +221,44 @@ def scan_video(path: str | Path) -> VideoScan:
             stream_index=stream.index,
             time_base=stream.time_base,
             pts=pts,
+            timestamps_trusted=trusted,
             keyframes=keyframes,
-            reordered=pts is not None and bool(np.any(np.diff(packet_pts) < 0)),
+            reordered=reordered,
+            pixel_format=first_frame.format.name,
         )
 
 
-def _presentation_index(
-    packet_pts: list[int | None], key_pts: list[int | None]
-) -> tuple[np.ndarray | None, tuple[int, ...]]:
-    """Sort packet timestamps into presentation order; locate keyframes in that order."""
+def _sorted_unique(packet_pts: list[int | None]) -> np.ndarray | None:
+    """Packet timestamps in ascending order; ``None`` if any is missing or repeated."""
     if any(p is None for p in packet_pts) or len(set(packet_pts)) != len(packet_pts):
-        return None, (0,)
-    pts = np.sort(np.asarray(packet_pts, dtype=np.int64))
+        return None
+    return np.sort(np.asarray(packet_pts, dtype=np.int64))
+
+
+def _keyframe_indices(pts: np.ndarray, key_pts: list[int | None]) -> tuple[int, ...]:
+    """Presentation indices of the keyframe packets (frame 0 always counts as one)."""
     keyframes = np.searchsorted(pts, np.asarray(key_pts, dtype=np.int64))
-    return pts, tuple(sorted({0, *keyframes.tolist()}))
+    return tuple(sorted({0, *keyframes.tolist()}))
 
 
-def _fps_from_pts(pts: np.ndarray | None, time_base: Fraction | None) -> float:
-    if pts is None or time_base is None or len(pts) < 2 or pts[-1] == pts[0]:
+def _constant_rate(pts: np.ndarray | None, time_base: Fraction | None, fps: float) -> bool:
+    """Whether every timestamp is where a constant ``fps`` puts it, up to the time base's
+    rounding (a millisecond in Matroska): then the nominal rate is the exact one."""
+    if pts is None or time_base is None or fps <= 0:
+        return fps > 0
+    times = (pts - pts[0]).astype(np.float64) * float(time_base)
+    tolerance = max(1.5 * float(time_base), 0.05 / fps)
+    return bool(np.all(np.abs(times - np.arange(len(pts)) / fps) <= tolerance))
+
+
+def _duration(pts: np.ndarray | None, time_base: Fraction | None, last_duration: int) -> float:
+    """Seconds from the first frame's start to the last frame's end, from the timestamps.
+
+    The last frame lasts its packet's duration, or the median frame interval when the container
+    does not say; 0 when the timestamps cannot tell (one frame and no duration).
+    """
+    if pts is None or time_base is None:
         return 0.0
-    return (len(pts) - 1) / float((int(pts[-1]) - int(pts[0])) * time_base)
+    if last_duration <= 0 and len(pts) > 1:
+        last_duration = int(np.median(np.diff(pts)))
+    return float((int(pts[-1]) - int(pts[0]) + max(last_duration, 0)) * time_base)
