@@ -1,8 +1,15 @@
-"""ActivityNet v1.3 from activity_net.v1-3.min.json, at video or segment level.
+"""ActivityNet v1.3 from activity_net.v1-3.min.json (or BSN/BMN's anet_anno_action.json), at
+video or segment level.
 
+Two annotation layouts are read:
+  official   ``{"version", "taxonomy", "database": {<id>: {"subset", "duration",
+             "annotations": [{"segment": [s, e], "label"}, ...]}}}``
+  BSN / BMN  ``{"v_<id>": {"subset", "duration_second", "duration_frame", "feature_frame",
+             "annotations": [...]}}`` (anet_anno_action.json, gt.json: no ``database`` wrapper)
 Classes are the sorted names of every label used in the annotations (the 200 leaf classes for the
 official file). Videos are found as ``v_<id>.<ext>`` or ``<id>.<ext>`` anywhere under --videos;
-manifest ids carry no ``v_`` prefix (the official evaluator's convention).
+manifest ids are the bare YouTube ids, without ``v_`` (the official evaluator's convention), in
+both layouts.
 
   --level video    one row per video; labels = the set of its segments' labels (multi-label)
   --level segment  one row per segment, id ``<id>#<k>`` (k = its position in the JSON), with
@@ -21,7 +28,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,9 +40,9 @@ from data_prep.probing import (
     add_common_arguments,
     normalise_split,
     read_json,
-    reports_errors,
     write_dataset,
 )
+from videofocus.data.video_ids import bare_youtube_id
 
 
 @dataclass(frozen=True)
@@ -78,15 +85,47 @@ def _segment(obj: Any, path: Path, key: str) -> Segment:
 
 
 def read_activitynet(path: str | Path) -> list[Entry]:
-    """Parse the ActivityNet JSON; errors name the key path of the bad value."""
+    """Parse ActivityNet annotations in either layout (see the module docstring); errors name
+    the key path of the bad value (``database.<id>.subset``, or ``v_<id>.subset`` for BSN)."""
     path = Path(path)
     data = read_json(path)
-    database = data.get("database") if isinstance(data, dict) else None
-    if not isinstance(database, dict):
-        raise AnnotationError(path, "database", "expected an object mapping video ids to entries")
+    if isinstance(data, dict) and "database" in data:
+        database = data["database"]
+        if not isinstance(database, dict):
+            raise AnnotationError(
+                path, "database", "expected an object mapping video ids to entries"
+            )
+        return _entries(database, path, "database.", "duration", lambda key: key)
+    if isinstance(data, dict) and any(
+        isinstance(v, dict) and "duration_second" in v for v in data.values()
+    ):
+        return _entries(data, path, "", "duration_second", bare_youtube_id)
+    raise AnnotationError(
+        path,
+        "database",
+        "expected ActivityNet's {'database': {<id>: entry}} or BSN/BMN's "
+        "{'v_<id>': {'duration_second': ..., 'subset': ..., 'annotations': [...]}}",
+    )
+
+
+def _entries(
+    database: dict[str, Any],
+    path: Path,
+    prefix: str,
+    duration_key: str,
+    video_id: Callable[[str], str],
+) -> list[Entry]:
+    """The entries of a ``{key: entry}`` mapping; ``video_id`` turns a key into the YouTube id."""
     entries = []
-    for youtube_id, obj in database.items():
-        key = f"database.{youtube_id}"
+    first_key: dict[str, str] = {}
+    for name, obj in database.items():
+        key = f"{prefix}{name}"
+        youtube_id = video_id(name)
+        if youtube_id in first_key:
+            raise AnnotationError(
+                path, key, f"video {youtube_id!r} is also annotated at {first_key[youtube_id]}"
+            )
+        first_key[youtube_id] = key
         if not isinstance(obj, dict):
             raise AnnotationError(path, key, f"expected an object, got {type(obj).__name__}")
         if not isinstance(obj.get("subset"), str):
@@ -94,8 +133,8 @@ def read_activitynet(path: str | Path) -> list[Entry]:
                 path, f"{key}.subset", f"expected a string, got {obj.get('subset')!r}"
             )
         split = normalise_split(obj["subset"], path, f"{key}.subset")
-        duration = obj.get("duration")
-        duration = None if duration is None else _number(duration, path, f"{key}.duration")
+        duration = obj.get(duration_key)
+        duration = None if duration is None else _number(duration, path, f"{key}.{duration_key}")
         annotations = obj.get("annotations", [])
         if not isinstance(annotations, list):
             raise AnnotationError(path, f"{key}.annotations", "expected a list")
@@ -166,7 +205,10 @@ def segment_samples(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``videofocus prepare activitynet``."""
     parser.add_argument(
-        "--annotations", required=True, type=Path, help="activity_net.v1-3.min.json"
+        "--annotations",
+        required=True,
+        type=Path,
+        help="activity_net.v1-3.min.json, or BSN/BMN's anet_anno_action.json",
     )
     parser.add_argument(
         "--level",
@@ -177,7 +219,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
 
 
-@reports_errors
 def run(args: argparse.Namespace) -> int:
     """Run the ActivityNet v1.3 conversion; return the exit code (2 on bad input)."""
     entries = read_activitynet(args.annotations)

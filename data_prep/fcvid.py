@@ -20,7 +20,6 @@ from data_prep.probing import (
     PrepareError,
     VideoIndex,
     add_common_arguments,
-    reports_errors,
     write_dataset,
 )
 
@@ -42,7 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
 
 
-@reports_errors
 def run(args: argparse.Namespace) -> int:
     """Run the FCVID conversion; return the exit code (2 on bad input)."""
     lists = [

@@ -24,7 +24,6 @@ from data_prep.probing import (
     PrepareError,
     Sample,
     add_common_arguments,
-    reports_errors,
     write_dataset,
 )
 
@@ -87,7 +86,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser, videos=False)
 
 
-@reports_errors
 def run(args: argparse.Namespace) -> int:
     """Run the folder-of-classes conversion; return the exit code (2 on bad input)."""
     samples, classes = folder_samples(args.root, args.val_fraction, args.seed, exclude=args.out)

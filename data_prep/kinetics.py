@@ -1,9 +1,11 @@
 """Kinetics 400/600/700 from the official CSVs.
 
 Reads ``label,youtube_id,time_start,time_end,split`` CSVs (an extra ``is_cc`` column is fine) and
-finds each clip as ``<youtube_id>_<start:06d>_<end:06d>.<ext>`` (flat or in any class folder) or
-``<youtube_id>.<ext>``. Class index = position of the label in the sorted set of training labels
-(or the order of ``--classes``). Test rows are unlabelled.
+finds each clip as ``<youtube_id>_<start:06d>_<end:06d>.<ext>`` (flat or in any class folder),
+read whole, or ``<youtube_id>.<ext>``, a full download whose row gets ``start``/``end`` =
+``time_start``/``time_end`` (unless its probed duration says it was already cut to the clip;
+with --no-probe it always gets them). Class index = position of the label in the sorted set of
+training labels (or the order of ``--classes``). Test rows are unlabelled.
 
 Writes into --out:
   manifest.jsonl   one row per clip found and decodable (id = <youtube_id>_<start>_<end>)
@@ -27,7 +29,6 @@ from data_prep.probing import (
     VideoIndex,
     add_common_arguments,
     normalise_split,
-    reports_errors,
     write_dataset,
 )
 from videofocus.data.manifest import read_classes
@@ -109,7 +110,10 @@ def clip_samples(
 ) -> list[Sample]:
     """Look up each clip's file and map its label to a class index.
 
-    Clips listed twice (the same clip in two CSVs) are kept once.
+    A trimmed clip (``<youtube_id>_<start>_<end>.<ext>``) is read whole; a ``<youtube_id>.<ext>``
+    file becomes the segment ``[time_start, time_end]`` of the video, unless probing finds it
+    lasts as long as the clip (:func:`~data_prep.probing.is_trimmed_clip`). Clips listed twice
+    (the same clip in two CSVs) are kept once.
     """
     index = {name: i for i, name in enumerate(classes)}
     samples: dict[str, Sample] = {}
@@ -123,12 +127,23 @@ def clip_samples(
                 labels = (index[clip.label],)
             else:
                 reject = f"label {clip.label!r} is not among the {len(classes)} classes"
+        path = videos.find([clip.clip_name])
+        if path is not None:
+            samples[clip.clip_name] = Sample(
+                clip.clip_name, path, labels, clip.split, reject=reject
+            )
+            continue
+        # "<youtube_id>.<ext>": usually the full download, so the clip is its segment; probing
+        # tells a download already cut to the clip (build_rows then drops start/end)
         samples[clip.clip_name] = Sample(
-            id=clip.clip_name,
-            path=videos.find([clip.clip_name, clip.youtube_id]),
-            labels=labels,
-            split=clip.split,
+            clip.clip_name,
+            videos.find([clip.youtube_id]),
+            labels,
+            clip.split,
+            start=float(clip.time_start),
+            end=float(clip.time_end),
             reject=reject,
+            may_be_trimmed=True,
         )
     return list(samples.values())
 
@@ -154,7 +169,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
 
 
-@reports_errors
 def run(args: argparse.Namespace) -> int:
     """Run the Kinetics conversion; return the exit code (2 on bad input)."""
     clips = [clip for path in args.csv for clip in read_kinetics_csv(path)]

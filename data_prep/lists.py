@@ -12,6 +12,11 @@ Ids are the frame_dir's basename, or the relpath without extension. The frame co
 (of extracted frames) are ignored: probing measures the videos. Labels are indices into
 --classes, or, without it, classes are named by index ("0", "1", ...).
 
+A line repeating an earlier one (same video, same labels, as in mmaction2's own test lists) is
+kept once, and the number of repeats is reported; one id with another video or other labels is an
+error naming both lines. mmaction2 rawframe lists (``<frame_dir> <total_frames> <label>...``, a
+folder of extracted JPEGs per line) are refused: this project decodes the videos themselves.
+
 Several lists may be given, each with its split: --list train.txt --split train --list val.txt
 --split val.
 
@@ -24,6 +29,7 @@ Writes into --out:
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -36,13 +42,17 @@ from data_prep.probing import (
     add_common_arguments,
     normalise_split,
     read_lines,
-    reports_errors,
     strip_video_extension,
     write_dataset,
 )
 from videofocus.data.manifest import read_classes
 
 FORMATS = ("adafocus-comma", "adafocus-semicolon", "adafocus-space", "mmaction")
+RAWFRAME_LIST = (
+    "this is an mmaction2 rawframe list (<frame_dir> <total_frames> <label>...: folders of "
+    "extracted frames), not a video list; videofocus decodes the videos themselves: give the "
+    "video list (<video path> <label>...) instead"
+)
 
 
 @dataclass(frozen=True)
@@ -80,7 +90,12 @@ def parse_line(text: str, fmt: str, path: Path, line: int) -> ListEntry:
         n = len(tokens)
         while n > 1 and tokens[n - 1].isdigit():  # trailing integers are the labels
             n -= 1
-        return ListEntry(line, " ".join(tokens[:n]), _labels(tokens[n:], path, line))
+        name = " ".join(tokens[:n])
+        # video lists name files with their extension; a bare folder followed by a frame count
+        # and a label is a rawframe line, which would otherwise pass as two labels
+        if len(tokens) - n >= 2 and strip_video_extension(name) == name:
+            raise AnnotationError(path, line, f"{RAWFRAME_LIST}; got {text!r}")
+        return ListEntry(line, name, _labels(tokens[n:], path, line))
     if fmt == "adafocus-space":
         fields = text.rsplit(None, 2)  # from the right: the folder may contain spaces
         expected = "<frame_dir> <num_frames> <label>"
@@ -95,19 +110,40 @@ def parse_line(text: str, fmt: str, path: Path, line: int) -> ListEntry:
     return ListEntry(line, fields[0].strip(), _labels(fields[2:], path, line))
 
 
-def read_list(path: str | Path, fmt: str) -> list[ListEntry]:
-    """Parse a whole list; duplicate ids are an error naming both lines."""
+@dataclass(frozen=True)
+class ListFile:
+    """A parsed list: its entries in order, each id once, and how many repeated lines (the same
+    video with the same labels as an earlier line) were collapsed into them."""
+
+    path: Path
+    entries: list[ListEntry]
+    repeats: int
+
+
+def read_list(path: str | Path, fmt: str) -> ListFile:
+    """Parse a whole list; an id seen again with another video or other labels is an error
+    naming both lines, an identical repeat is kept once (counted in ``repeats``)."""
     if fmt not in FORMATS:
         raise PrepareError(f"unknown list format {fmt!r}; choose from {FORMATS}")
     path = Path(path)
-    entries = [parse_line(text, fmt, path, line) for line, text in read_lines(path)]
-    seen: dict[str, int] = {}
-    for e in entries:
+    first: dict[str, ListEntry] = {}
+    lines = read_lines(path)
+    for line, text in lines:
+        e = parse_line(text, fmt, path, line)
         sid = e.sample_id(fmt)
-        if sid in seen:
-            raise AnnotationError(path, e.line, f"duplicate id {sid!r} (first on line {seen[sid]})")
-        seen[sid] = e.line
-    return entries
+        seen = first.setdefault(sid, e)
+        if seen is e or (seen.name, seen.labels) == (e.name, e.labels):
+            continue
+        clash = (
+            f"labels {list(e.labels)} here, {list(seen.labels)} there"
+            if seen.name == e.name
+            else f"{e.name!r} here, {seen.name!r} there"
+        )
+        raise AnnotationError(
+            path, line, f"duplicate id {sid!r} (first on line {seen.line}): {clash}"
+        )
+    entries = list(first.values())
+    return ListFile(path, entries, len(lines) - len(entries))
 
 
 def find_video(entry: ListEntry, fmt: str, videos: VideoIndex) -> Path | None:
@@ -129,7 +165,14 @@ def list_dataset(
     samples = []
     max_label = -1
     for path, split in lists:
-        for e in read_list(path, fmt):
+        parsed = read_list(path, fmt)
+        if parsed.repeats:
+            print(
+                f"{path}: {parsed.repeats} repeated line(s) (same video and labels as an "
+                f"earlier line) kept once",
+                file=sys.stderr,
+            )
+        for e in parsed.entries:
             if classes is not None and any(label >= len(classes) for label in e.labels):
                 raise AnnotationError(
                     path,
@@ -137,7 +180,10 @@ def list_dataset(
                     f"label out of range for the {len(classes)} classes of {classes_file}",
                 )
             max_label = max([max_label, *e.labels])
-            samples.append(Sample(e.sample_id(fmt), find_video(e, fmt, videos), e.labels, split))
+            video = find_video(e, fmt, videos)
+            if video is None and fmt == "mmaction" and (videos.root / e.name).is_dir():
+                raise AnnotationError(path, e.line, f"{RAWFRAME_LIST}; {e.name!r} is a folder")
+            samples.append(Sample(e.sample_id(fmt), video, e.labels, split))
     if classes is None:
         if max_label < 0:
             raise PrepareError("the lists hold no labels; pass --classes to name the classes")
@@ -168,7 +214,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
 
 
-@reports_errors
 def run(args: argparse.Namespace) -> int:
     """Run the list-file conversion; return the exit code (2 on bad input)."""
     lists = pair_lists(args.list, args.split)

@@ -26,7 +26,6 @@ from data_prep.probing import (
     VideoIndex,
     add_common_arguments,
     read_lines,
-    reports_errors,
     strip_video_extension,
     write_dataset,
 )
@@ -90,7 +89,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
 
 
-@reports_errors
 def run(args: argparse.Namespace) -> int:
     """Run the Mini-Kinetics conversion; return the exit code (2 on bad input)."""
     clips = [clip for path in args.csv for clip in read_kinetics_csv(path)]

@@ -9,13 +9,10 @@ probes the files in parallel, clamps segments to the probed duration, and writes
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
-import sys
-import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +20,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from videofocus.data.manifest import ManifestError, ManifestRow, write_classes, write_manifest
+from videofocus.data.manifest import ManifestRow, write_classes, write_manifest
+from videofocus.io.atomic_files import write_atomic
 
 #: Extensions recognised as videos, in order of preference when one stem has several files.
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg")
@@ -165,6 +163,9 @@ class Sample:
     :param start: segment start in seconds (``None``: whole video).
     :param end: segment end in seconds; clamped to the probed duration.
     :param reject: a reason to drop the sample found while parsing (unknown label, ...).
+    :param may_be_trimmed: the file may be the full video or a clip already cut to
+        ``[start, end]`` (the file name does not say); probing decides which
+        (:func:`is_trimmed_clip`), and a cut clip keeps no ``start``/``end``.
     """
 
     id: str
@@ -175,6 +176,7 @@ class Sample:
     end: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     reject: str | None = None
+    may_be_trimmed: bool = False
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,17 @@ def manifest_path(video: Path, out_dir: Path) -> str:
         return str(video)
 
 
+def is_trimmed_clip(duration: float, start: float, end: float) -> bool:
+    """Whether a file of ``duration`` seconds is the clip ``[start, end]`` cut out of its video
+    rather than the full video.
+
+    A cut clip lasts about ``end - start`` (a little more when cut at keyframes, less when the
+    video ended early); a full video lasts at least until ``end``. The closer fit wins, a tie
+    going to the cut clip (then both readings hold the same frames).
+    """
+    return abs(duration - (end - start)) <= max(0.0, end - duration)
+
+
 def _finish(sample: Sample, probe: Any, out_dir: Path) -> ManifestRow | str:
     """Turn a sample and its probe into a row, or return the reason to reject it."""
     start, end = sample.start, sample.end
@@ -244,6 +257,14 @@ def _finish(sample: Sample, probe: Any, out_dir: Path) -> ManifestRow | str:
         if not probe.ok:
             return f"probe failed: {probe.error}"
         fps, num_frames = probe.fps, probe.num_frames
+        if (
+            sample.may_be_trimmed
+            and start is not None
+            and end is not None
+            and probe.duration is not None
+            and is_trimmed_clip(probe.duration, start, end)
+        ):
+            start = end = None  # the file is the segment: read all of it
         if start is not None and probe.duration is not None:
             if start >= probe.duration:
                 return (
@@ -297,15 +318,7 @@ def build_rows(
 
 def write_jsonl(path: Path, objects: Iterable[dict[str, Any]]) -> None:
     """Write JSON Lines atomically (temp file + rename), so a rerun never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(o, ensure_ascii=False) + "\n" for o in objects)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in objects))
 
 
 def summary(name: str, rows: Sequence[ManifestRow], rejects: Sequence[Reject], out: Path) -> str:
@@ -335,19 +348,3 @@ def write_dataset(
     write_jsonl(out / "rejects.jsonl", (r.to_json() for r in rejects))
     print(summary(name, rows, rejects, out), flush=True)
     return rows, rejects
-
-
-def reports_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Make a converter's ``run`` print :class:`PrepareError` (or a malformed class/manifest file's
-    :class:`ManifestError`) to stderr and return 2, without a traceback: the message already names
-    the file and line."""
-
-    @functools.wraps(run)
-    def wrapper(args: argparse.Namespace) -> int:
-        try:
-            return run(args)
-        except (PrepareError, ManifestError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-
-    return wrapper

@@ -32,7 +32,6 @@ from data_prep.probing import (
     PrepareError,
     Sample,
     add_common_arguments,
-    reports_errors,
     write_dataset,
 )
 from videofocus.data.manifest import read_classes, read_manifest
@@ -134,7 +133,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser, videos=False, optional_probe=False)
 
 
-@reports_errors
 def run(args: argparse.Namespace) -> int:
     """Run the re-encode conversion; return the exit code (2 on bad input)."""
     if args.gop < 1 or args.short_side < 0:

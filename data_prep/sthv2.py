@@ -23,7 +23,6 @@ from data_prep.probing import (
     VideoIndex,
     add_common_arguments,
     read_json,
-    reports_errors,
     write_dataset,
 )
 
@@ -98,7 +97,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
 
 
-@reports_errors
 def run(args: argparse.Namespace) -> int:
     """Run the Something-Something v2 conversion; return the exit code (2 on bad input)."""
     classes = read_labels(args.labels)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 from pathlib import Path
 
 from videofocus.data.synthetic import SyntheticConfig, generate
@@ -85,11 +84,7 @@ def run(args: argparse.Namespace) -> int:
     """Generate the dataset described by ``args``; return the exit code."""
     width, height = args.frame_size
     options = {name: getattr(args, name) for _, name, _ in _OPTIONS}
-    try:
-        config = SyntheticConfig(width=width, height=height, **options)
-    except ValueError as exc:
-        print(f"videofocus prepare synthetic: error: {exc}", file=sys.stderr)
-        return 2
+    config = SyntheticConfig(width=width, height=height, **options)  # ValueError: exit 2
     summary = generate(args.out, config, workers=args.workers, force=args.force)
     state = "already complete" if summary.reused else f"written in {summary.seconds:.1f} s"
     print(

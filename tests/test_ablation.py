@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from videofocus import exit_status
 from videofocus.ablation import (
     GridError,
     command,
@@ -30,6 +31,7 @@ from videofocus.ablation import (
 from videofocus.ablation.grid import value_label
 from videofocus.ablation.report import format_markdown, plot_rows, write_report
 from videofocus.ablation.runner import VariantFailed, evaluate_variant, run_variant, variant_rows
+from videofocus.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -347,9 +349,14 @@ def test_command_runs_lists_and_reports_failure(tmp_path, write_grid, fake_train
 
     bad = write_grid(tmp_path, "variants:\n  - {name: broken}\n", name="bad.yaml")
     args = parser.parse_args([str(bad), "--out", str(tmp_path / "bad")])
-    assert command.run(args) == 1
-    err = capsys.readouterr().err
-    assert "RuntimeError: the loss went NaN" in err and "videofocus ablate: variant 'broken'" in err
+    with pytest.raises(VariantFailed, match="variant 'broken' failed with RuntimeError: the loss"):
+        command.run(args)
+    capsys.readouterr()
+    # the videofocus command says it in one line, with the status of the cause (a RuntimeError)
+    assert main(["ablate", str(bad), "--out", str(tmp_path / "bad2")]) == exit_status.INTERNAL
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("videofocus: error: variant 'broken' failed with RuntimeError: the")
+    assert not any("Traceback" in line for line in err)
 
 
 # --------------------------------------------------------------------------------- evaluation

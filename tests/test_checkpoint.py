@@ -12,6 +12,7 @@ from videofocus.engine.checkpoint import (
     CheckpointError,
     capture_rng_state,
     load_checkpoint,
+    load_model_state,
     restore_rng_state,
     save_checkpoint,
 )
@@ -93,3 +94,21 @@ def test_missing_or_corrupt_checkpoint_is_named(tmp_path):
     (tmp_path / "meta.json").write_text("{}")
     with pytest.raises(CheckpointError, match="unreadable checkpoint"):
         load_checkpoint(tmp_path)
+
+
+def test_weights_of_another_config_fail_in_one_line_naming_key_and_shapes(tmp_path):
+    trained = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 3))
+    save_checkpoint(tmp_path / "ckpt", trained.state_dict(), {"stage": "x"})
+    state = load_checkpoint(tmp_path / "ckpt").model
+    wider = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Linear(16, 3))
+    with pytest.raises(CheckpointError) as caught:
+        load_model_state(wider, state, tmp_path / "ckpt")
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"{tmp_path / 'ckpt'}: ")
+    assert "0.weight is [8, 4] in the checkpoint but [16, 4] in the model" in message
+    assert "(2 more keys differ)" in message
+    with pytest.raises(CheckpointError, match="2.weight is missing from the checkpoint"):
+        load_model_state(torch.nn.Sequential(*trained, torch.nn.Linear(3, 3)), state, "c")
+    same = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 3))
+    load_model_state(same, state, "c")
+    assert torch.equal(same[0].weight, trained[0].weight)

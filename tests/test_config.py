@@ -188,6 +188,12 @@ def test_missing_file(tmp_path):
         ("model.grid.size=3", r"model\.grid: has type int; no key 'size'"),
         ("exit.budget_gmacs=[1", r"override 'exit\.budget_gmacs=\[1':1: malformed YAML"),
         ("model.options=[{extent: 2.0, resolution: 8}]", r"model\.options\[0\]\.extent: must be"),
+        (
+            "model.glance_backbone=resnet9000",
+            r"override 'model\.glance_backbone=resnet9000': model\.glance_backbone: unknown "
+            r"backbone 'resnet9000'; registered: .*resnet50",
+        ),
+        ("model.options[1].backbone=resnet19", r"model\.options\[1\]\.backbone: unknown backb"),
     ],
 )
 def test_override_errors(tiny, override, message):

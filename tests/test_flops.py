@@ -21,7 +21,8 @@ import pytest
 import torch
 from torch import nn
 
-from videofocus.config import load_config
+from videofocus.cli import main
+from videofocus.config import ConfigError, load_config
 from videofocus.flops import (
     ActionUsage,
     CostTable,
@@ -166,5 +167,9 @@ def test_run_flops_prints_json_and_table(tmp_path, capsys):
     assert run_flops(path, [], as_json=False) == 0
     text = capsys.readouterr().out
     assert "GMACs" in text and "every frame option 1 (default)" in text
-    assert run_flops(str(tmp_path / "missing.yaml"), [], as_json=False) == 2
-    assert "config file not found" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="config file not found"):
+        run_flops(str(tmp_path / "missing.yaml"), [], as_json=False)
+    assert main(["flops", str(tmp_path / "missing.yaml")]) == 2  # in one line, as every command
+    assert capsys.readouterr().err == (
+        f"videofocus: error: {tmp_path / 'missing.yaml'}: config file not found\n"
+    )

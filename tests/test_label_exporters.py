@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
+from pathlib import Path
 
 import pytest
+import torch
 
-from videofocus.labeling.exporters import CSV_COLUMNS, export_activitynet, export_csv
+from videofocus.cli import main
+from videofocus.data.manifest import write_manifest
+from videofocus.engine.inference import VideoPrediction
+from videofocus.labeling.exporters import (
+    CSV_COLUMNS,
+    ExportError,
+    activitynet_video_id,
+    export_activitynet,
+    export_csv,
+)
+from videofocus.labeling.inputs import read_inputs
+from videofocus.labeling.job import prediction_row
 
 OK_ROW = {
     "id": 'a, "quoted".mp4',
@@ -82,8 +96,9 @@ def test_activitynet_json_has_ok_rows_only(tmp_path):
     assert set(doc) == {"version", "results", "external_data"}
     assert doc["version"] == "VERSION 1.3"
     assert doc["external_data"] == {"used": False, "details": ""}
-    assert list(doc["results"]) == [OK_ROW["id"], "5n7NCViB5TU"]  # the error row is absent
-    assert doc["results"][OK_ROW["id"]] == [
+    # the error row is absent; a file name's video extension does not reach the id
+    assert list(doc["results"]) == ['a, "quoted"', "5n7NCViB5TU"]
+    assert doc["results"]['a, "quoted"'] == [
         {"label": "cls_3", "score": OK_ROW["scores"][0]},
         {"label": "Playing, piano", "score": 0.05},
     ]
@@ -94,7 +109,131 @@ def test_activitynet_version_and_bad_rows(tmp_path):
     path = tmp_path / "sub.json"
     assert export_activitynet([ERROR_ROW], path, version="VERSION 1.2") == 0
     assert json.loads(path.read_text(encoding="utf-8"))["version"] == "VERSION 1.2"
-    with pytest.raises(ValueError, match="duplicate id"):
+    with pytest.raises(ExportError, match="duplicate id"):
         export_activitynet([OK_ROW, OK_ROW], path)
-    with pytest.raises(ValueError, match="2 labels but 1 scores"):
+    with pytest.raises(ExportError, match="2 labels but 1 scores"):
         export_activitynet([{**OK_ROW, "scores": [0.5]}], path)
+
+
+CLASSES = ["Brushing teeth", "Drinking coffee", "Playing piano"]
+
+
+def _prediction(logits: list[float]) -> VideoPrediction:
+    return VideoPrediction(
+        logits=torch.tensor(logits),
+        exit_step=1,
+        steps_read=2,
+        actions=torch.zeros(2, 3, dtype=torch.long),
+        step_confidence=[0.5, 0.6],
+        step_top1=[0, 0],
+        gmacs=0.01,
+    )
+
+
+def _export_inputs(source: Path, out: Path) -> dict:
+    """Label rows of every item of ``source`` as the job builds them, exported, read back."""
+    items = read_inputs(source)
+    rows = [
+        prediction_row(it, _prediction([3.0, 1.0, float(i)]), CLASSES, 2, 4, 1.0, False)
+        for i, it in enumerate(items)
+    ]
+    export_activitynet(rows, out)
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("row_id", "video_id"),
+    [
+        ("abc-_123456", "abc-_123456"),
+        ("v_abc-_123456", "abc-_123456"),
+        ("v_abc-_123456#3", "abc-_123456"),
+        ("sub/dir/v_abc-_123456.MP4", "abc-_123456"),
+        ("/data/anet/abc-_123456.webm", "abc-_123456"),
+        ("v_v_bc-_12345.mkv", "v_bc-_12345"),  # a YouTube id that itself starts with v_
+        ("v_bc-_12345", "v_bc-_12345"),  # 11 characters: an id, not a prefixed one
+        ("clip.notavideo", "clip.notavideo"),
+    ],
+)
+def test_activitynet_video_id(row_id, video_id):
+    assert activitynet_video_id(row_id) == video_id
+
+
+def test_activitynet_keys_are_bare_ids_for_manifest_folder_and_list_inputs(tmp_path):
+    videos = tmp_path / "videos"
+    (videos / "sub").mkdir(parents=True)
+    for name in ("v_abc-_123456.mp4", "def_4567890.mkv", "sub/v_ghi_7890123.webm"):
+        (videos / name).write_bytes(b"")  # the exporter never opens the videos
+    expected = {"abc-_123456", "def_4567890", "ghi_7890123"}
+
+    manifest = tmp_path / "manifest.jsonl"
+    write_manifest(
+        manifest,
+        [
+            {"id": "v_abc-_123456", "path": "videos/v_abc-_123456.mp4"},
+            {"id": "def_4567890", "path": "videos/def_4567890.mkv"},
+            # segment rows (data_prep.activitynet --level segment) merge into their video
+            {"id": "ghi_7890123#0", "path": "videos/sub/v_ghi_7890123.webm", "end": 1.0},
+            {"id": "ghi_7890123#1", "path": "videos/sub/v_ghi_7890123.webm", "start": 1.0},
+        ],
+    )
+    listing = tmp_path / "paths.txt"
+    listing.write_text(
+        f"{videos / 'v_abc-_123456.mp4'}\nvideos/def_4567890.mkv\nvideos/sub/v_ghi_7890123.webm\n"
+    )
+    for source in (manifest, videos, listing):
+        doc = _export_inputs(source, tmp_path / f"{source.stem}.json")
+        assert set(doc) == {"version", "results", "external_data"}, source
+        assert doc["version"] == "VERSION 1.3"
+        assert doc["external_data"] == {"used": False, "details": ""}
+        assert set(doc["results"]) == expected, source
+        for entries in doc["results"].values():
+            assert [set(e) for e in entries] == [{"label", "score"}] * len(entries)
+            assert all(isinstance(e["label"], str) for e in entries)
+            assert all(isinstance(e["score"], float) for e in entries)
+            scores = [e["score"] for e in entries]
+            assert scores == sorted(scores, reverse=True)
+    # the manifest's two segments (logits [3, 1, 2] and [3, 1, 3]): each label's best score
+    entries = _export_inputs(manifest, tmp_path / "m.json")["results"]["ghi_7890123"]
+    first = torch.tensor([3.0, 1.0, 2.0]).softmax(0)
+    second = torch.tensor([3.0, 1.0, 3.0]).softmax(0)
+    assert [e["label"] for e in entries] == ["Brushing teeth", "Playing piano"]
+    assert [e["score"] for e in entries] == pytest.approx(
+        [float(first[0]), float(second[2])], abs=1e-6
+    )
+
+
+def test_two_videos_with_one_bare_id_are_refused_in_one_line(tmp_path, capsys):
+    labels = tmp_path / "labels.jsonl"
+    rows = [
+        {**OK_ROW, "id": "a/v_abc-_123456.mp4"},
+        {**OK_ROW, "id": "b/abc-_123456.mkv"},
+    ]
+    labels.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "anet.json"
+    assert main(["label", "export", str(labels), "--activitynet", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "error: " in err
+    assert err.endswith(
+        f"error: {out}: duplicate id: rows 'a/v_abc-_123456.mp4' and 'b/abc-_123456.mkv' are "
+        "both ActivityNet video 'abc-_123456' (its bare YouTube id); export them to separate files"
+    )
+    assert not out.exists()
+
+
+def test_label_command_exports_bare_ids_for_a_folder(tmp_path, tiny_data, tiny_config):
+    folder = tmp_path / "anet_videos"
+    folder.mkdir()
+    names = ["v_abc-_123456.mp4", "def_4567890.mp4"]
+    for name, video in zip(names, sorted((tiny_data / "videos").glob("*.mp4")), strict=False):
+        shutil.copy(video, folder / name)
+    config = tiny_config.write(tmp_path / "label.yaml", tiny_data, tmp_path / "runs")
+    labels, anet = tmp_path / "labels.jsonl", tmp_path / "anet.json"
+    argv = ["label", str(folder), "--config", str(config), "--out", str(labels)]
+    argv += ["--workers", "0", "--no-progress", "--topk", "2", "--activitynet", str(anet)]
+    assert main(argv) == 0
+    doc = json.loads(anet.read_text(encoding="utf-8"))
+    assert sorted(doc["results"]) == ["abc-_123456", "def_4567890"]
+    assert all(len(v) == 2 for v in doc["results"].values())
+    again = tmp_path / "again.json"
+    assert main(["label", "export", str(labels), "--activitynet", str(again)]) == 0
+    assert json.loads(again.read_text(encoding="utf-8")) == doc

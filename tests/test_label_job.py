@@ -240,3 +240,35 @@ def test_shards_then_merge_equal_a_single_run(tmp_path, tiny_data, label_yaml) -
     for a, b in zip(merged, reference, strict=True):
         assert a["labels"] == b["labels"]
         assert a["scores"] == pytest.approx(b["scores"], abs=1e-4)
+
+
+def test_retry_errors_relabels_error_rows_in_place(tmp_path, tiny_data, label_yaml) -> None:
+    from videofocus.cli import main
+
+    folder = tmp_path / "v"
+    folder.mkdir()
+    videos = sorted((tiny_data / "videos").glob("*.mp4"))
+    for i in range(3):
+        shutil.copy(videos[i], folder / f"v{i}.mp4")
+    (folder / "v1.mp4").write_bytes(b"")  # unreadable at first
+    out = tmp_path / "labels.jsonl"
+    args = ["label", str(folder), "--config", str(label_yaml(tiny_data)), "--out", str(out)]
+    args += ["--workers", "0", "--no-progress"]
+    assert main(args) == 1
+    assert {k: r["status"] for k, r in _rows_by_id(out).items()} == {
+        "v0.mp4": "ok",
+        "v1.mp4": "error",
+        "v2.mp4": "ok",
+    }
+
+    assert main(args) == 1  # a plain rerun keeps the error row
+    shutil.copy(videos[1], folder / "v1.mp4")  # the video is fixed
+    assert main([*args, "--retry-errors"]) == 0
+    rows = _rows_by_id(out)
+    assert sorted(rows) == ["v0.mp4", "v1.mp4", "v2.mp4"]
+    assert all(r["status"] == "ok" for r in rows.values())
+
+    model = load_inference_model(config=label_yaml(tiny_data))
+    job = LabelJobOptions(**{**JOB.__dict__, "retry_errors": True})
+    summary = run_label_job(folder, model, out, job=job, shard=ShardSpec(1, 0))
+    assert (summary.retried, summary.labelled, summary.already_done) == (0, 0, 3)

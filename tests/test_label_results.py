@@ -11,7 +11,13 @@ import time
 
 import pytest
 
-from videofocus.labeling.results import ResultWriter, meta_path, read_results
+from videofocus.labeling.results import (
+    ResultsError,
+    ResultsLockedError,
+    ResultWriter,
+    meta_path,
+    read_results,
+)
 
 TOTAL = 2000
 
@@ -144,17 +150,23 @@ def test_sidecar_is_written_and_guards_against_another_job(tmp_path):
         assert writer.done == {"a"}
     with ResultWriter(out, meta={"input": "/data/list.txt"}):  # only the given keys compare
         pass
-    with pytest.raises(ValueError, match=r"belongs to another job.*\['shard_index'\]"):
+    with pytest.raises(
+        ResultsError, match=r"belongs to another job.*shard_index: 0 in the sidecar, 1 for"
+    ):
         ResultWriter(out, meta={**meta, "shard_index": 1})
-    with pytest.raises(ValueError, match=r"another job.*\['extra'\]"):
+    with pytest.raises(ResultsError, match=r"another job.*extra: absent from the sidecar, 1 for"):
         ResultWriter(out, meta={"extra": 1})
+    with pytest.raises(
+        ResultsError, match=r"expected_ids: 1 in the sidecar, 2 for this job, 1 not"
+    ):
+        ResultWriter(out, meta={**meta, "expected_ids": ["a", "b"]})
     assert json.loads(meta_path(out).read_text(encoding="utf-8")) == meta  # left unchanged
 
 
 def test_second_writer_on_the_same_file_is_refused(tmp_path):
     out = tmp_path / "r.jsonl"
     with ResultWriter(out):
-        with pytest.raises(RuntimeError, match="being written by another process"):
+        with pytest.raises(ResultsLockedError, match="being written by another process"):
             ResultWriter(out)
     with ResultWriter(out):  # the lock went with the first writer
         pass
@@ -163,3 +175,81 @@ def test_second_writer_on_the_same_file_is_refused(tmp_path):
 def test_read_results_of_a_missing_file_raises(tmp_path):
     with pytest.raises(FileNotFoundError):
         read_results(tmp_path / "none.jsonl")
+
+
+def test_a_file_without_sidecar_is_reused_only_when_its_rows_are_this_jobs(tmp_path):
+    out = tmp_path / "r.jsonl"
+    meta = {"input": "/data/list.txt", "expected_ids": ["a", "b", "c"]}
+    out.write_text('{"id": "a"}\n{"id": "b"}\n', encoding="utf-8")  # no sidecar: rows decide
+    with ResultWriter(out, meta=meta, inputs={"a", "b", "c"}) as writer:
+        assert writer.done == {"a", "b"}
+    assert json.loads(meta_path(out).read_text(encoding="utf-8")) == meta  # adopted
+
+    other = tmp_path / "other.jsonl"
+    foreign = "".join(f'{{"id": "x{i}"}}\n' for i in range(66)) + '{"id": "a"}\n'
+    other.write_text(foreign, encoding="utf-8")
+    with pytest.raises(ResultsError, match=r"other.jsonl: has no sidecar .* 66 of its 67 rows"):
+        ResultWriter(other, meta=meta, inputs=["a", "b", "c"])
+    assert other.read_text(encoding="utf-8") == foreign and not meta_path(other).exists()
+
+
+def test_a_stale_sidecar_beside_an_empty_file_is_replaced(tmp_path):
+    out = tmp_path / "r.jsonl"
+    meta_path(out).write_text('{"input": "/old"}', encoding="utf-8")
+    with ResultWriter(out, meta={"input": "/new"}, inputs=[]):
+        pass
+    assert json.loads(meta_path(out).read_text(encoding="utf-8")) == {"input": "/new"}
+
+
+def test_relabel_removes_rows_atomically_and_keeps_one_row_per_id(tmp_path):
+    out = tmp_path / "r.jsonl"
+    out.write_text(
+        '{"id": "a", "status": "ok"}\n{"id": "b", "status": "error"}\n'
+        '{"id": "c", "status": "ok"}\n{"id": "d", "status": "error"}\n{"id": "e", "st',
+        encoding="utf-8",
+    )
+
+    def is_error(row):
+        return row["status"] == "error"
+
+    with ResultWriter(out, relabel=is_error) as writer:
+        assert writer.done == {"a", "c"} and writer.relabelled == 2
+        with pytest.raises(ResultsLockedError):  # the rewritten file is locked too
+            ResultWriter(out)
+        writer.write([{"id": "b", "status": "ok"}, {"id": "a", "status": "ok", "again": 1}])
+    assert read_results(out) == [
+        {"id": "a", "status": "ok"},
+        {"id": "c", "status": "ok"},
+        {"id": "b", "status": "ok"},
+    ]
+    assert [p.name for p in tmp_path.iterdir()] == ["r.jsonl"]  # no temporary left behind
+    with ResultWriter(out, relabel=is_error) as writer:  # nothing to retry: file untouched
+        assert writer.relabelled == 0 and writer.done == {"a", "b", "c"}
+
+
+def test_a_refused_write_is_cut_back_off(tmp_path, monkeypatch):
+    import os
+
+    out = tmp_path / "r.jsonl"
+    with ResultWriter(out) as writer:
+        writer.write([{"id": "a"}])
+        real_write = os.write
+
+        def half_then_full(fd, data):  # the disk fills up in the middle of the blob
+            if len(data) > 10:
+                return real_write(fd, bytes(data[:10]))
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(os, "write", half_then_full)
+        with pytest.raises(OSError, match="No space left") as caught:
+            writer.write([{"id": "b", "pad": "x" * 100}])
+        monkeypatch.undo()
+        assert caught.value.filename == str(out)  # named, for the one-line error
+    assert out.read_text(encoding="utf-8") == '{"id": "a"}\n'
+
+
+def test_a_non_regular_file_is_refused(tmp_path):
+    with pytest.raises((ResultsError, IsADirectoryError)):
+        ResultWriter(tmp_path)
+    with pytest.raises(ResultsError, match="not a regular file"):
+        ResultWriter("/dev/null")

@@ -122,3 +122,16 @@ def test_write_is_atomic_leaves_no_temp_files(tmp_path):
     # the failed write neither replaced the old file nor left a temp file behind
     assert [p.name for p in out.parent.iterdir()] == ["m.jsonl"]
     assert read_manifest(out) == [ManifestRow(id="a", path="a.mp4")]
+
+
+def test_non_utf8_lines_name_file_and_line(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_bytes(b'{"id": "a", "path": "a.mp4"}\n{"id": "b\xff", "path": "b.mp4"}\n')
+    with pytest.raises(
+        ManifestError, match=r"m\.jsonl:2: not UTF-8 text \(byte 0xff at column 10\)"
+    ):
+        read_manifest(path)
+    classes = tmp_path / "classes.txt"
+    classes.write_bytes(b"cat\ndo\xe9g\n")
+    with pytest.raises(ManifestError, match=r"classes\.txt:2: not UTF-8"):
+        read_classes(classes)

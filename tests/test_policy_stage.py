@@ -26,6 +26,7 @@ from videofocus.engine.policy_stage import (
     run_policy_stage,
 )
 from videofocus.engine.stages import PolicyFocusNet, policy_chooses
+from videofocus.exit_status import UsageError
 from videofocus.policy import (
     FeedForwardGlimpsePolicy,
     FocusVecEnv,
@@ -176,7 +177,10 @@ def test_all_resumes_after_warmup_and_runs_policy_and_finetune(pipeline_run):
     assert policy.meta["metrics"]["timesteps"] >= 64
     assert 0.0 <= policy.meta["metrics"]["val/p_gt_last"] <= 1.0
     assert policy.meta["metrics"]["val/videos"] == 4
-    assert {k.split(".")[0] for k in policy.model} == {"policy", "projection"}
+    # the policy's weights, and a copy of the warm-up network it acts on (a self-contained folder)
+    assert {k.split(".")[0] for k in policy.model} == {"policy", "projection", "focusnet"}
+    warm = load_checkpoint(out / "warmup" / "final", load_trainer=False).model
+    assert all(torch.equal(policy.model[f"focusnet.{k}"], v) for k, v in warm.items())
     assert (out / "policy" / "sb3_model.zip").is_file()
     assert (out / "policy" / "config.yaml").is_file() and any((out / "policy" / "tb").iterdir())
     finetune = load_checkpoint(out / "finetune" / "final", load_trainer=False)
@@ -203,6 +207,8 @@ def test_finetune_trains_only_the_unfrozen_parts(pipeline_run):
     assert changed("local_encoder.")  # train.finetune_local defaults to true
     for key, value in policy.items():  # the policy rides along, unchanged
         section, rest = key.split(".", 1)
+        if section == "focusnet":  # the policy checkpoint's copy of the warm-up network
+            continue
         prefix = "policy.network." if section == "policy" else "policy.projection."
         assert torch.equal(tuned[prefix + rest], value)
 
@@ -289,5 +295,5 @@ def test_stage_names_config_and_cli():
         config_from_dict({"policy": {"net_arch": [0]}})
     args = build_parser().parse_args(["train", "cfg.yaml", "--stage", "all"])
     assert args.stage == "all" and not args.resume
-    with pytest.raises(SystemExit):
+    with pytest.raises(UsageError, match="--stage: invalid choice: 'everything'"):
         build_parser().parse_args(["train", "cfg.yaml", "--stage", "everything"])

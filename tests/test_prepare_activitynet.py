@@ -160,3 +160,109 @@ def test_bad_subset_and_bad_json_name_their_place(tmp_path):
     ann.write_text('{"database": {\n  "x": {"subset": "training",}\n}}')
     with pytest.raises(AnnotationError, match=r"a\.json:2: invalid JSON"):
         read_activitynet(ann)
+
+
+def _bsn_annotations(tmp_path: Path) -> Path:
+    """BSN/BMN's anet_anno_action.json: no ``database`` wrapper, ``v_`` keys, frame counts."""
+
+    def entry(subset: str, duration: float, annotations: list[dict]) -> dict:
+        frames = round(duration * 25)
+        return {
+            "duration_second": duration,
+            "duration_frame": frames,
+            "feature_frame": frames - frames % 16,
+            "subset": subset,
+            "annotations": annotations,
+        }
+
+    data = {
+        "v_abc-_123456": entry(
+            "training",
+            0.4,
+            [
+                {"segment": [0.0, 0.2], "label": "Drinking coffee"},
+                {"segment": [0.1, 5.0], "label": "Brushing teeth"},
+            ],
+        ),
+        "v_def_4567890": entry(
+            "validation", 0.4, [{"segment": [0.04, 0.3], "label": "Brushing teeth"}]
+        ),
+        # a YouTube id that itself starts with "v_": its key and file are v_v_...
+        "v_v_bc-_12345": entry(
+            "training", 0.4, [{"segment": [0.2, 0.4], "label": "Drinking coffee"}]
+        ),
+        "v_tst_0000001": entry("testing", 0.4, []),
+    }
+    path = tmp_path / "anet_anno_action.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_bsn_annotations_end_to_end(anet, tmp_path):
+    _, videos = anet
+    _clip(videos / "v_v_bc-_12345.mp4")
+    ann = _bsn_annotations(tmp_path)
+    entries = read_activitynet(ann)
+    assert [(e.youtube_id, e.split, e.duration) for e in entries] == [
+        ("abc-_123456", "train", 0.4),
+        ("def_4567890", "val", 0.4),
+        ("v_bc-_12345", "train", 0.4),
+        ("tst_0000001", "test", 0.4),
+    ]
+
+    out = tmp_path / "video"
+    assert _run(ann, videos, out) == 0
+    assert read_classes(out / "classes.txt") == ["Brushing teeth", "Drinking coffee"]
+    rows = read_manifest(out / "manifest.jsonl")
+    assert [(r.id, r.labels, r.split) for r in rows] == [
+        ("abc-_123456", (0, 1), "train"),
+        ("def_4567890", (0,), "val"),
+        ("v_bc-_12345", (1,), "train"),
+        ("tst_0000001", (), "test"),
+    ]
+    assert [Path(r.path).name for r in rows] == [
+        "v_abc-_123456.mp4",
+        "def_4567890.mkv",
+        "v_v_bc-_12345.mp4",
+        "v_tst_0000001.mp4",
+    ]
+    assert all(r.num_frames == 10 for r in rows) and _rejects(out) == []
+
+    out = tmp_path / "segment"
+    assert _run(ann, videos, out, "--level", "segment") == 0
+    duration = probe_video(str(videos / "v_abc-_123456.mp4")).duration
+    rows = {r.id: r for r in read_manifest(out / "manifest.jsonl")}
+    assert {k: (r.start, r.end, r.labels) for k, r in rows.items()} == {
+        "abc-_123456#0": (0.0, 0.2, (1,)),
+        "abc-_123456#1": (0.1, duration, (0,)),
+        "def_4567890#0": (0.04, 0.3, (0,)),
+        "v_bc-_12345#0": (0.2, 0.4, (1,)),
+        "tst_0000001": (None, None, ()),
+    }
+    assert rows["v_bc-_12345#0"].meta == {"video_id": "v_bc-_12345"}
+
+
+def test_bsn_errors_name_the_key(tmp_path, capsys):
+    ann = tmp_path / "gt.json"
+    ann.write_text(
+        json.dumps(
+            {
+                "v_abc-_123456": {"duration_second": 2.0, "subset": "training", "annotations": {}},
+            }
+        )
+    )
+    with pytest.raises(AnnotationError, match=r"gt\.json at v_abc-_123456\.annotations: expected"):
+        read_activitynet(ann)
+    entry = {"duration_second": 2.0, "subset": "training", "annotations": []}
+    ann.write_text(json.dumps({"v_abc-_123456": entry, "abc-_123456": entry}))
+    with pytest.raises(
+        AnnotationError,
+        match=r"at abc-_123456: video 'abc-_123456' is also annotated at v_abc-_123456",
+    ):
+        read_activitynet(ann)
+    ann.write_text(json.dumps({"v_abc-_123456": {"segments": []}}))
+    argv = ["prepare", "activitynet", "--annotations", str(ann), "--videos", str(tmp_path)]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{ann} at database: expected ActivityNet's {{'database'" in err
+    assert "BSN/BMN's {'v_<id>': {'duration_second'" in err and "Traceback" not in err

@@ -10,14 +10,16 @@ import pytest
 
 from data_prep.kinetics import read_kinetics_csv
 from data_prep.minikinetics import parse_id_line, read_id_list
-from data_prep.probing import AnnotationError
+from data_prep.probing import AnnotationError, is_trimmed_clip
 from videofocus.cli import main
 from videofocus.data.manifest import read_classes, read_manifest
+from videofocus.io.samplers import frame_range
 from videofocus.io.writer import write_video
 
 
 def _clip(path: Path, frames: int = 10) -> Path:
-    write_video(path, (np.full((32, 32, 3), 20 * i, np.uint8) for i in range(frames)), fps=25)
+    images = (np.full((32, 32, 3), 20 * i % 256, np.uint8) for i in range(frames))
+    write_video(path, images, fps=25)
     return path
 
 
@@ -177,3 +179,54 @@ def test_minikinetics_keeps_listed_ids_and_their_classes(kinetics, tmp_path):
             "reason": "id not in the CSVs",
         }
     }
+
+
+@pytest.mark.parametrize(
+    ("duration", "start", "end", "trimmed"),
+    [
+        (10.0, 30, 40, True),  # the clip, cut exactly
+        (12.0, 30, 40, True),  # cut at keyframes: a little longer
+        (5.0, 250, 260, True),  # the video ended inside the clip
+        (10.0, 0, 10, True),  # both readings hold the same frames
+        (300.0, 30, 40, False),  # the full download
+        (13.0, 3, 13, False),  # a short full video
+        (35.0, 30, 40, False),  # a full video that ends inside the clip
+    ],
+)
+def test_is_trimmed_clip(duration, start, end, trimmed):
+    assert is_trimmed_clip(duration, start, end) is trimmed
+
+
+def test_untrimmed_downloads_become_segments_and_trimmed_clips_stay_whole(tmp_path):
+    csv_path = tmp_path / "train.csv"
+    csv_path.write_text(
+        "label,youtube_id,time_start,time_end,split\n"
+        "yoga,uuuuuuuuuuu,10,14,train\n"  # full 25 s download named <id>.mp4
+        "yoga,ttttttttttt,120,124,train\n"  # <id>.mp4 already cut to its 4 s clip
+        "zumba,nnnnnnnnnnn,2,6,train\n"  # the trimmed name, whatever its length
+    )
+    videos = tmp_path / "videos"
+    _clip(videos / "uuuuuuuuuuu.mp4", frames=500)  # 25 fps: 20 s
+    _clip(videos / "ttttttttttt.mp4", frames=100)  # 4 s, as long as the clip
+    _clip(videos / "nnnnnnnnnnn_000002_000006.mp4", frames=250)
+    out = tmp_path / "out"
+    argv = ["prepare", "kinetics", "--csv", str(csv_path), "--videos", str(videos)]
+    assert main([*argv, "--out", str(out), "--workers", "2"]) == 0
+    rows = {r.id: r for r in read_manifest(out / "manifest.jsonl")}
+    full = rows["uuuuuuuuuuu_000010_000014"]
+    assert (full.start, full.end, full.num_frames) == (10.0, 14.0, 500)
+    # training reads the clip's 4 s, not the whole download: frames 250..349 at 25 fps
+    assert frame_range(full.num_frames, full.fps, full.start, full.end) == (250, 249 + 100)
+    cut = rows["ttttttttttt_000120_000124"]
+    assert (cut.start, cut.end, cut.num_frames) == (None, None, 100)
+    named = rows["nnnnnnnnnnn_000002_000006"]
+    assert (named.start, named.end, named.num_frames) == (None, None, 250)
+
+    # without probing nothing measures the files: the <id>.mp4 name means a full download
+    assert main([*argv, "--out", str(out), "--no-probe"]) == 0
+    rows = {r.id: r for r in read_manifest(out / "manifest.jsonl")}
+    assert (rows["ttttttttttt_000120_000124"].start, rows["ttttttttttt_000120_000124"].end) == (
+        120.0,
+        124.0,
+    )
+    assert rows["nnnnnnnnnnn_000002_000006"].start is None

@@ -81,6 +81,71 @@ def test_duplicate_ids_name_both_lines(tmp_path):
         read_list(path, "adafocus-comma")
 
 
+def test_identical_repeats_are_kept_once_and_counted(tmp_path, capsys):
+    # mmaction2's tests/data/video_test_list.txt: the same line twice
+    videos = tmp_path / "videos"
+    _clip(videos / "test.mp4")
+    lst = tmp_path / "video_test_list.txt"
+    lst.write_text("test.mp4 0\ntest.mp4 0\nother.mp4 1\n\nother.mp4  1\ntest.mp4 0\n")
+    parsed = read_list(lst, "mmaction")
+    assert [(e.line, e.name, e.labels) for e in parsed.entries] == [
+        (1, "test.mp4", (0,)),
+        (3, "other.mp4", (1,)),
+    ]
+    assert parsed.repeats == 3
+    out = tmp_path / "out"
+    argv = ["prepare", "list", "--list", str(lst), "--format", "mmaction"]
+    assert main([*argv, "--videos", str(videos), "--out", str(out), "--workers", "2"]) == 0
+    assert _rows(out) == [("test", (0,), "train")]
+    assert [r["id"] for r in _rejects(out)] == ["other"]
+    err = capsys.readouterr().err
+    assert f"{lst}: 3 repeated line(s) (same video and labels as an earlier line) kept once" in err
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text", "message"),
+    [
+        ("mmaction", "test.mp4 0\ntest.mp4 1\n", "labels [1] here, [0] there"),
+        ("mmaction", "a/x.mp4 0\na/x.mkv 0\n", "'a/x.mkv' here, 'a/x.mp4' there"),
+        ("adafocus-comma", "/a/v_x,10,1\n/a/v_x,12,1,2\n", "labels [1, 2] here, [1] there"),
+    ],
+)
+def test_conflicting_duplicates_name_both_lines(tmp_path, fmt, text, message):
+    path = tmp_path / "list.txt"
+    path.write_text(text)
+    with pytest.raises(AnnotationError) as info:
+        read_list(path, fmt)
+    assert str(info.value).startswith(f"{path}:2: duplicate id ")
+    assert str(info.value).endswith(f"(first on line 1): {message}")
+
+
+def test_mmaction_rawframe_lists_are_refused(tmp_path, capsys):
+    videos = tmp_path / "rawframes"
+    (videos / "img_dir").mkdir(parents=True)
+    for i in range(1, 6):
+        (videos / "img_dir" / f"img_{i:05d}.jpg").write_bytes(b"")
+    lst = tmp_path / "rawframe_list.txt"
+    lst.write_text("img_dir 5 127\nimg_dir2 7 3\n")
+    with pytest.raises(AnnotationError) as info:
+        read_list(lst, "mmaction")
+    assert str(info.value) == (
+        f"{lst}:1: this is an mmaction2 rawframe list (<frame_dir> <total_frames> <label>...: "
+        "folders of extracted frames), not a video list; videofocus decodes the videos "
+        "themselves: give the video list (<video path> <label>...) instead; got 'img_dir 5 127'"
+    )
+    argv = ["prepare", "list", "--format", "mmaction", "--videos", str(videos)]
+    argv += ["--out", str(tmp_path / "out"), "--no-probe"]
+    assert main([*argv, "--list", str(lst)]) == 2
+    err = capsys.readouterr().err
+    assert f"{lst}:1: this is an mmaction2 rawframe list" in err and "Traceback" not in err
+    # one integer after the folder reads like a label: the folder itself gives it away
+    lst.write_text("img_dir 5\n")
+    assert main([*argv, "--list", str(lst)]) == 2
+    err = capsys.readouterr().err
+    assert f"{lst}:1: this is an mmaction2 rawframe list" in err
+    assert err.strip().endswith("'img_dir' is a folder")
+
+
 def test_adafocus_comma_with_classes(tmp_path):
     videos = tmp_path / "videos"
     _clip(videos / "v_aaa.mp4")

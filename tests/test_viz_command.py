@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image, ImageSequence
 
+from videofocus.cli import main
 from videofocus.engine.inference_model import load_inference_model
 from videofocus.io.errors import VideoDecodeError
 from videofocus.viz import command
@@ -159,9 +160,9 @@ def test_command_writes_an_mp4_and_says_what_it_did(tmp_path, tiny_data, viz_yam
     assert len(frames) == T and frames[0].shape[:2] == (288, 288)
 
     missing = [str(tmp_path / "missing.mp4"), "--config", str(config), "--out", str(out)]
-    assert command.run(_args(missing)) == 2
+    assert main(["viz", *missing]) == 2  # failures are one line, from the videofocus command
     assert "missing.mp4: file not found" in capsys.readouterr().err
     wrong = [str(_video(tiny_data)), "--config", str(config), "--out", str(tmp_path / "a.avi")]
-    assert command.run(_args(wrong)) == 2
+    assert main(["viz", *wrong]) == 2
     with pytest.raises(SystemExit):
         _args([str(_video(tiny_data)), "--out", str(out)])  # --checkpoint or --config needed

@@ -1,12 +1,47 @@
-"""The ``videofocus`` command. It only parses arguments and calls library functions."""
+"""The ``videofocus`` command. It only parses arguments and calls library functions.
+
+Whatever goes wrong ends in one line on stderr and a documented exit status
+(:mod:`videofocus.exit_status`); ``videofocus --debug ...`` or ``VIDEOFOCUS_DEBUG=1`` adds the
+traceback and shows warnings as Python prints them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Callable, Sequence
+import traceback
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from types import ModuleType
+from typing import NoReturn
+
+from videofocus.exit_status import UsageError, describe_failure, statuses_help
+
+#: what to do after Ctrl-C, per command that picks up where it stopped
+RESUME_HINTS = {
+    "quickstart": "rerun the same command to resume (finished stages are kept)",
+    "train": "rerun with --resume to continue from the last checkpoint (--stage all resumes "
+    "by itself)",
+    "label": "rerun the same command to resume (finished videos are kept)",
+    "ablate": "rerun the same command to resume (finished variants are kept)",
+}
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are :class:`UsageError` s, reported in one line like
+    every other failure (argparse itself prints the usage text and exits)."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("videofocus").strip() or "videofocus"
+        where, sep, reason = message.partition(": ")
+        if not (sep and where.startswith("argument ")):
+            where, reason = command, message
+        else:
+            where = where.removeprefix("argument ")
+        raise UsageError(where, f"{reason} (see '{self.prog} --help')")
 
 
 def _first_line(module: ModuleType) -> str:
@@ -106,11 +141,21 @@ def build_parser() -> argparse.ArgumentParser:
     from data_prep import CONVERTERS, load_converter
     from videofocus import __version__
     from videofocus.benchmarks import BENCHMARKS, load_benchmark
+    from videofocus.io.backends import BACKENDS
 
-    parser = argparse.ArgumentParser(
-        prog="videofocus", description="Adaptive video recognition: glance, focus, exit early."
+    parser = CommandParser(
+        prog="videofocus",
+        description="Adaptive video recognition: glance, focus, exit early.",
+        epilog=statuses_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"videofocus {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="on failure print the traceback too, and show warnings in full "
+        "(also: VIDEOFOCUS_DEBUG=1); put it before COMMAND",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -125,7 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("probe", help="print one JSON line of metadata per video")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per file before giving up")
-    p.add_argument("--backend", default="pyav", help="decoder used for probing (pyav|decord)")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", *BACKENDS],  # the registry, as it is when the command runs
+        help="decoder used for probing; auto reads as the jobs do (default %(default)s)",
+    )
     p.set_defaults(_run=cmd_probe)
 
     p = sub.add_parser(
@@ -215,24 +265,51 @@ def _label_subparser(name: str) -> argparse.ArgumentParser:
         "merge": (label.add_merge_arguments, label.run_merge),
         "export": (label.add_export_arguments, label.run_export),
     }[name]
-    p = argparse.ArgumentParser(prog=f"videofocus label {name}", description=run.__doc__)
+    p = CommandParser(prog=f"videofocus label {name}", description=run.__doc__)
     add(p)
     p.set_defaults(_run=run, command=f"label {name}")
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``videofocus`` console script.
+def _debug_requested(argv: list[str]) -> bool:
+    """Whether ``--debug`` leads ``argv`` (it is removed) or ``VIDEOFOCUS_DEBUG`` is set."""
+    debug = os.environ.get("VIDEOFOCUS_DEBUG", "").strip() not in ("", "0")
+    while argv[:1] == ["--debug"]:
+        debug = True
+        del argv[0]
+    return debug
 
-    Errors in what the user gave (config keys, manifests, checkpoints) print one line naming the
-    file/line/key and exit with code 2 instead of a traceback.
-    """
-    from videofocus.config import ConfigError
-    from videofocus.data.manifest import ManifestError
-    from videofocus.engine.checkpoint import CheckpointError
-    from videofocus.labeling.sharding import ShardMergeError
 
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _command_name(args: argparse.Namespace | None, argv: Sequence[str]) -> str:
+    """``label``, ``label merge``, ``prepare kinetics``, ... for error lines."""
+    if args is None:
+        words = [a for a in argv[:2] if not a.startswith("-")]
+        return " ".join(words[:1]) or "videofocus"
+    name = str(getattr(args, "command", None) or "videofocus")
+    for sub in ("dataset", "benchmark"):
+        if getattr(args, sub, None):
+            name += f" {getattr(args, sub)}"
+    return name
+
+
+@contextmanager
+def _warnings_as_lines(debug: bool) -> Iterator[None]:
+    """Without ``debug``, show each warning as one ``videofocus: warning: ...`` line instead of
+    Python's two (file:line and the source line); with it, as Python does."""
+    if debug:
+        yield
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split())
+        print(f"videofocus: warning: {category.__name__}: {text}", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
     # `label merge` / `label export` are sub-commands of `label`, which otherwise takes INPUT
     parser = (
         _label_subparser(argv[1])
@@ -249,11 +326,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
     if extra:
         args.overrides = [*args.overrides, *extra]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``videofocus`` console script; returns the exit status.
+
+    Every failure (a wrong argument, config key, manifest, checkpoint or results file; a
+    read-only or full disk; Ctrl-C; a bug) prints one line on stderr,
+    ``videofocus: error: <file[:line] or key>: <reason>``, and returns its status from
+    :mod:`videofocus.exit_status`; ``--debug`` before the command (or ``VIDEOFOCUS_DEBUG=1``)
+    prints the traceback first.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = _debug_requested(argv)
+    args: argparse.Namespace | None = None
     try:
-        return int(args._run(args) or 0)
-    except (ConfigError, ManifestError, CheckpointError, FileNotFoundError, ShardMergeError) as err:
-        print(f"videofocus {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        with _warnings_as_lines(debug):
+            args = _parse(argv)
+            return int(args._run(args) or 0)
+    except (Exception, KeyboardInterrupt) as exc:  # SystemExit (--help, --version) goes on
+        return _report(exc, args, argv, debug)
+
+
+def _report(
+    exc: BaseException, args: argparse.Namespace | None, argv: Sequence[str], debug: bool
+) -> int:
+    """Print the failure's line (after its traceback with ``debug``) and return its status."""
+    command = _command_name(args, argv)
+    status, line = describe_failure(exc, command, RESUME_HINTS.get(command))
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"videofocus: error: {line}", file=sys.stderr, flush=True)
+    return status
 
 
 if __name__ == "__main__":

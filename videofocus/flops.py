@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from videofocus.config import Config, ConfigError, load_config
+from videofocus.config import Config, load_config
 from videofocus.engine.factory import (
     build_dense_baseline,
     build_focusnet,
@@ -349,12 +348,9 @@ def run_flops(config_path: str, overrides: Sequence[str], as_json: bool) -> int:
     :param config_path: YAML config file.
     :param overrides: dotted ``key=value`` overrides.
     :param as_json: print the report as JSON instead of a table.
-    :returns: the exit status: 0, or 2 for a config error (printed to stderr).
+    :returns: the exit status, 0.
+    :raises ConfigError: for a wrong config (``videofocus`` prints it in one line).
     """
-    try:
-        report = flops_report(load_config(config_path, overrides))
-    except ConfigError as err:
-        print(f"videofocus flops: {err}", file=sys.stderr)
-        return 2
+    report = flops_report(load_config(config_path, overrides))
     print(json.dumps(report, indent=2) if as_json else format_report(report))
     return 0

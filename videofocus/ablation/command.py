@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import traceback
 from pathlib import Path
 
 from videofocus.ablation.grid import expand_grid, load_grid
 from videofocus.ablation.report import format_markdown
-from videofocus.ablation.runner import VariantFailed, describe_plan, run_grid
+from videofocus.ablation.runner import describe_plan, run_grid
 
 __all__ = ["add_arguments", "run"]
 
@@ -44,7 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run (or list) the grid; print the results table. Returns 1 when a variant failed."""
+    """Run (or list) the grid; print the results table.
+
+    A failed variant raises :class:`~videofocus.ablation.runner.VariantFailed` (its cause
+    chained), which ``videofocus`` reports in one line with the status of the cause;
+    ``videofocus --debug ablate ...`` shows where it broke.
+    """
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -53,13 +57,6 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(describe_plan(expand_grid(grid, args.overrides), args.out))
         return 0
-    try:
-        rows = run_grid(grid, args.out, args.overrides, progress=not args.no_progress, log=log)
-    except VariantFailed as failed:
-        # the cause's traceback first (where it broke), then what it means for the grid
-        cause = failed.__cause__ or failed
-        traceback.print_exception(type(cause), cause, cause.__traceback__, file=sys.stderr)
-        print(f"videofocus ablate: {failed}", file=sys.stderr)
-        return 1
+    rows = run_grid(grid, args.out, args.overrides, progress=not args.no_progress, log=log)
     print(format_markdown(rows))
     return 0

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from videofocus.ablation.grid import value_label
+from videofocus.io.atomic_files import write_atomic
 
 __all__ = ["format_markdown", "plot_rows", "write_csv", "write_report"]
 
@@ -43,14 +44,6 @@ def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return list(seen)
 
 
-def _replace(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
 def _csv_cell(value: Any) -> Any:
     if value is None:
         return ""
@@ -72,7 +65,7 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _csv_cell(row.get(k)) for k in columns})
-    return _replace(Path(path), buffer.getvalue())
+    return write_atomic(Path(path), buffer.getvalue())
 
 
 def _md_cell(key: str, value: Any) -> str:
@@ -131,7 +124,7 @@ def write_report(
     )
     paths = {
         "csv": write_csv(rows, out / "results.csv"),
-        "markdown": _replace(out / "results.md", heading + format_markdown(rows) + "\n" + note),
+        "markdown": write_atomic(out / "results.md", heading + format_markdown(rows) + "\n" + note),
     }
     tmp = out / ".tradeoff.tmp.png"
     plot_tradeoff(plot_rows(rows), tmp, title=title, curve_key="curve")

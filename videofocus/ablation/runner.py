@@ -50,6 +50,7 @@ from videofocus.engine.evaluate import evaluate_checkpoint
 from videofocus.engine.pipeline import run_stage, stage_config
 from videofocus.engine.policy_eval import evaluate_glimpse_model, heuristic_stage
 from videofocus.engine.train_loop import run_supervised_stage
+from videofocus.io.atomic_files import write_atomic
 
 __all__ = [
     "RESULT_FILE",
@@ -276,12 +277,7 @@ def _read_result(path: Path) -> dict[str, Any] | None:
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``path`` atomically: a reader sees the old file or the whole new one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(data, indent=2) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def _entry_key(thresholds: list[float] | None) -> str:

@@ -363,7 +363,29 @@ def config_from_dict(
         source = _blame(error.key, applied, final_source)
         raise ConfigError(source, error.key, error.message) from None
     assert isinstance(obj, Config)
+    _check_backbones(obj, applied, final_source)
     return obj
+
+
+def _check_backbones(cfg: Config, applied: Sequence[tuple[str, str]], default: str) -> None:
+    """Every backbone name must be one the registry builds, so that a typo fails here, naming
+    its key, rather than as a bare ``KeyError`` once a network is built."""
+    # the only thing config reads from models: the registry alone knows the names
+    from videofocus.models.backbones import check_backbone_name
+
+    model = cfg.model
+    named = [("model.glance_backbone", model.glance_backbone)]
+    named.append(("model.local_backbone", model.local_backbone))
+    named += [
+        (f"model.options[{i}].backbone", o.backbone)
+        for i, o in enumerate(model.options)
+        if o.backbone is not None
+    ]
+    for key, name in named:
+        try:
+            check_backbone_name(name)
+        except KeyError as exc:
+            raise ConfigError(_blame(key, applied, default), key, str(exc.args[0])) from None
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from videofocus.io.atomic_files import write_atomic
 
 _KNOWN_KEYS = ("id", "path", "labels", "split", "start", "end", "num_frames", "fps", "meta")
 
@@ -129,13 +129,23 @@ def iter_manifest(path: str | Path) -> Iterator[ManifestRow]:
         yield row
 
 
+def _decode_line(path: Path, lineno: int, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(
+            path, lineno, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+        ) from None
+
+
 def _iter_numbered(path: str | Path) -> Iterator[tuple[int, ManifestRow]]:
     path = Path(path)
     if not path.is_file():
         raise ManifestError(path, None, "manifest file not found")
     seen: dict[str, int] = {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, text in enumerate(fh, start=1):
+    with open(path, "rb") as fh:  # bytes, so that a non-UTF-8 line is named by its number
+        for lineno, raw in enumerate(fh, start=1):
+            text = _decode_line(path, lineno, raw)
             if not text.strip():
                 continue
             try:
@@ -170,20 +180,6 @@ def read_manifest(
     return rows
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_manifest(path: str | Path, rows: Iterable[ManifestRow | dict[str, Any]]) -> int:
     """Write rows atomically (temp file + rename); return how many were written."""
     lines = []
@@ -191,7 +187,7 @@ def write_manifest(path: str | Path, rows: Iterable[ManifestRow | dict[str, Any]
         if isinstance(row, dict):
             row = parse_row(row, path, i)
         lines.append(json.dumps(row.to_json(), ensure_ascii=False))
-    _atomic_write_text(Path(path), "".join(line + "\n" for line in lines))
+    write_atomic(path, "".join(line + "\n" for line in lines))
     return len(lines)
 
 
@@ -202,8 +198,8 @@ def read_classes(path: str | Path) -> list[str]:
         raise ManifestError(path, None, "class file not found")
     names: list[str] = []
     seen: dict[str, int] = {}
-    for lineno, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        name = text.strip()
+    for lineno, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        name = _decode_line(path, lineno, raw).strip()
         if not name:
             raise ManifestError(path, lineno, "empty class name")
         if name in seen:
@@ -224,4 +220,4 @@ def write_classes(path: str | Path, names: Iterable[str]) -> None:
         raise ValueError("class names must be unique")
     if any(not n.strip() or "\n" in n for n in names):
         raise ValueError("class names must be non-empty single lines")
-    _atomic_write_text(Path(path), "".join(n + "\n" for n in names))
+    write_atomic(path, "".join(n + "\n" for n in names))

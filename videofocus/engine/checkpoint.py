@@ -14,10 +14,7 @@ leaves either the previous checkpoint or the new one, never a half-written one.
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,8 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from videofocus.io.atomic_files import atomic_directory
 
 MODEL_FILE = "model.safetensors"
 TRAINER_FILE = "trainer.pt"
@@ -96,28 +95,12 @@ def save_checkpoint(
     :param trainer_state: optimizer/scheduler/RNG state for exact resume (tensors + plain data).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-    try:
+    with atomic_directory(path) as tmp:
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in model_state.items()}
         save_file(tensors, str(tmp / MODEL_FILE))
         if trainer_state is not None:
             torch.save(trainer_state, tmp / TRAINER_FILE)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
-        for f in tmp.iterdir():  # make the data durable before the rename publishes it
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 
@@ -136,3 +119,44 @@ def load_checkpoint(path: str | Path, load_trainer: bool = True) -> Checkpoint:
     except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         raise CheckpointError(f"{path}: unreadable checkpoint ({exc})") from exc
     return Checkpoint(model=model, meta=meta, trainer=trainer)
+
+
+def _shape(tensor: torch.Tensor) -> str:
+    return "[" + ", ".join(map(str, tensor.shape)) + "]"
+
+
+def load_model_state(
+    module: torch.nn.Module, state: dict[str, torch.Tensor], source: str | Path
+) -> None:
+    """``module.load_state_dict(state)`` (strict), failing in one line when the weights do not fit.
+
+    A checkpoint trained with another config (other widths, options, classes) differs in tensor
+    shapes or keys; torch's own error lists every key over many lines.
+
+    :param source: the checkpoint folder, named in the error.
+    :raises CheckpointError: naming the first mismatched key with both shapes, or the first
+        missing / unexpected key, and how many more differ.
+    """
+    own = module.state_dict()
+    mismatched = [k for k, v in own.items() if k in state and state[k].shape != v.shape]
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if mismatched:
+        key = mismatched[0]
+        problem = (
+            f"{key} is {_shape(state[key])} in the checkpoint but {_shape(own[key])} in the model "
+            "of this config"
+        )
+    elif missing:
+        problem = f"{missing[0]} is missing from the checkpoint"
+    elif unexpected:
+        problem = f"{unexpected[0]} is in the checkpoint, not in the model"
+    else:
+        module.load_state_dict(state)
+        return
+    more = len(mismatched) + len(missing) + len(unexpected) - 1
+    extra = f" ({more} more keys differ)" if more else ""
+    raise CheckpointError(
+        f"{source}: weights of another model: {problem}{extra}; was it trained with another "
+        "config? (pass that config, or drop the overrides that change the model)"
+    )

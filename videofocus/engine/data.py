@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from videofocus.config import DataConfig
 from videofocus.data.dataset import ClipDataset, collate_clips
-from videofocus.data.manifest import read_classes
+from videofocus.data.manifest import ManifestError, read_classes
 from videofocus.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from videofocus.engine.distributed import DistInfo
 from videofocus.io.samplers import create_sampler
@@ -46,6 +46,27 @@ def ensure_dataset(cfg: DataConfig, workers: int = 2, progress: bool = True) -> 
 def class_names_of(cfg: DataConfig) -> list[str]:
     """The class vocabulary of the dataset."""
     return read_classes(cfg.resolve(cfg.classes))
+
+
+def recorded_class_names(cfg: DataConfig, num_classes: int) -> list[str] | None:
+    """The class names a trained checkpoint records in its ``meta.json``, so that inference never
+    depends on where the classes file is: the config's classes file, or None (with a logged
+    warning) when it cannot be read or does not name ``num_classes`` classes."""
+    path = cfg.resolve(cfg.classes)
+    try:
+        names = read_classes(path)
+    except ManifestError as err:
+        log.warning("the checkpoint records no class names: %s", err)
+        return None
+    if len(names) != num_classes:
+        log.warning(
+            "the checkpoint records no class names: %s names %d classes, the model has %d",
+            path,
+            len(names),
+            num_classes,
+        )
+        return None
+    return names
 
 
 class SquareClip:
@@ -89,6 +110,9 @@ def build_dataset(
         short_side=cfg.frame_size,
         backend=cfg.backend,
         transform=SquareClip(cfg.frame_size, train),
+        # multi-hot "target": evaluation scores every label of a row (mAP, hit@k); the training
+        # losses read "label" (the first one), so they are the same for any data
+        multilabel=True,
         train=train,
         seed=seed,
         on_error="skip",

@@ -4,17 +4,21 @@
 (FocusNet, dense or glance-only baseline), runs it over the validation rows (or ``--manifest``)
 with that stage's glimpse actions, and reports:
 
-- ``top1``/``top5`` of the fused prediction at the last step, and ``map`` (ActivityNet/FCVID style,
-  over the multi-hot targets; classes absent from the set are skipped, never renumbered);
+- ``top1``/``top5`` of the fused prediction at the last step, as hit@k (ActivityNet's
+  convention: a video counts when *any* of its labels is among the k highest-scoring classes;
+  for single-label data this is plain top-k accuracy), and ``map`` (ActivityNet/FCVID style,
+  over the multi-hot targets, every label of a row counted; classes absent from the set are
+  skipped, never renumbered);
 - ``gmacs_per_video``: multiply-accumulates actually spent, from the options the model took
   (:class:`videofocus.flops.CostTable`; glimpse cost depends on the option, not the position);
 - ``videos_per_s`` end to end (decode included) and ``model_videos_per_s`` (network only).
 
-A ``policy`` checkpoint is evaluated as the warm-up model of its run (``<run>/warmup/final``)
-with the learned policy's glimpses; a ``finetune`` checkpoint holds its policy's weights and
-takes the network's shape from ``<run>/policy/final``. Both report the method as the policy's
-algorithm (``recurrent_ppo`` or ``ppo``). A ``differentiable`` checkpoint (the AdaFocusV2-style
-baseline) holds its own policy and is evaluated with its continuous centres and bilinear crop.
+A ``policy`` checkpoint is evaluated as the warm-up model it holds a copy of with the learned
+policy's glimpses; a ``finetune`` checkpoint holds its policy's weights and shape (checkpoints
+written before they were self-contained read ``<run>/warmup/final`` and ``<run>/policy/final``
+instead). Both report the method as the policy's algorithm (``recurrent_ppo`` or ``ppo``).
+A ``differentiable`` checkpoint (the AdaFocusV2-style baseline) holds its own policy and is
+evaluated with its continuous centres and bilinear crop.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any
 import torch
 
 from videofocus.config import Config
-from videofocus.engine.checkpoint import load_checkpoint
+from videofocus.engine.checkpoint import Checkpoint, load_checkpoint, load_model_state
 from videofocus.engine.data import build_dataset, build_loader, frames_to_input
 from videofocus.engine.distributed import DistInfo, select_device
 from videofocus.engine.factory import build_focusnet, resolve_num_classes
@@ -37,7 +41,7 @@ from videofocus.engine.stages import (
     PolicyFocusNet,
     SupervisedStage,
     build_differentiable_focusnet,
-    build_policy_focusnet,
+    build_finetune_focusnet,
     create_stage,
     focus_loss,
     policy_chooses,
@@ -48,6 +52,8 @@ from videofocus.models import FocusNet
 
 #: Stages whose glimpses come from a learned policy.
 LEARNED_STAGES = ("policy", "finetune")
+#: What ``top1`` / ``top5`` count, stated in every evaluation result (multi-label data).
+TOPK_CONVENTION = "hit@k: a video counts when any of its labels is among the k top classes"
 
 
 @torch.no_grad()
@@ -56,7 +62,7 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """Run ``model`` with ``stage``'s actions over ``loader`` and compute every metric."""
     model.eval()
-    logits, labels, targets, gmacs = [], [], [], []
+    logits, targets, gmacs = [], [], []
     model_seconds = 0.0
     start = time.perf_counter()
     for batch in loader:
@@ -71,15 +77,14 @@ def evaluate_model(
         _sync(device)
         model_seconds += time.perf_counter() - t0
         logits.append(out.logits[:, -1].float().cpu())
-        labels.append(batch["label"])
-        targets.append(batch["target"])
+        targets.append(batch["target"])  # multi-hot: every label of the row
         gmacs.append(cost.usage_from_actions(_taken(out.option_index).cpu()))
     seconds = time.perf_counter() - start
-    if not labels:
+    if not targets:
         raise RuntimeError("no video of the evaluation set could be decoded")
-    scores, y, multi_hot = torch.cat(logits), torch.cat(labels), torch.cat(targets)
-    acc = topk_accuracy(scores, y, ks=(1, 5))
-    n = len(y)
+    scores, multi_hot = torch.cat(logits), torch.cat(targets)
+    acc = topk_accuracy(scores, multi_hot, ks=(1, 5))  # hit@k
+    n = len(multi_hot)
     return {
         "videos": n,
         "top1": acc["top1"],
@@ -114,7 +119,7 @@ def evaluate_checkpoint(
             lambda m, ids, t, e, tr: policy_chooses(len(ids), t),
             focus_loss,
         )
-        model, method = _learned_model(cfg, Path(checkpoint), ckpt.meta, ckpt.model, num_classes)
+        model, method = _learned_model(cfg, Path(checkpoint), ckpt)
     elif stage_name == "differentiable":
         # the policy's option is a buffer of the checkpoint, so any valid option builds the shape
         stage = SupervisedStage(
@@ -124,11 +129,11 @@ def evaluate_checkpoint(
             focus_loss,
         )
         model = build_differentiable_focusnet(_checkpoint_option(cfg, ckpt.meta), num_classes)
-        model.load_state_dict(ckpt.model)
+        load_model_state(model, ckpt.model, checkpoint)
     else:
         stage = create_stage(stage_name, cfg)
         model = stage.build_model(cfg, num_classes)
-        model.load_state_dict(ckpt.model)
+        load_model_state(model, ckpt.model, checkpoint)
     model.to(device)
     loader = build_eval_loader(cfg, num_classes, manifest, batch_size)
     cost = CostTable.from_model(model, cfg.data.frame_size)
@@ -137,6 +142,7 @@ def evaluate_checkpoint(
         "checkpoint": str(checkpoint),
         "stage": stage_name,
         "method": method,
+        "topk": TOPK_CONVENTION,
         **result,
     }
 
@@ -180,26 +186,16 @@ def _checkpoint_option(cfg: Config, meta: dict[str, Any]) -> Config:
     return replace(cfg, train=replace(cfg.train, differentiable_option=int(trained)))
 
 
-def _learned_model(
-    cfg: Config,
-    checkpoint: Path,
-    meta: dict[str, Any],
-    weights: dict[str, torch.Tensor],
-    num_classes: int,
-) -> tuple[PolicyFocusNet, str]:
+def _learned_model(cfg: Config, checkpoint: Path, ckpt: Checkpoint) -> tuple[PolicyFocusNet, str]:
     """The model of a ``policy`` or ``finetune`` checkpoint, and its method (the algorithm)."""
-    from videofocus.engine.policy_stage import load_focusnet, load_learned_policy
+    from videofocus.engine.policy_stage import load_learned_policy, policy_checkpoint_focusnet
 
-    run_dir = checkpoint.resolve().parent.parent  # <run>/<stage>/final
-    if meta["stage"] == "policy":
-        policy_dir = checkpoint
-        net, _ = load_focusnet(cfg, run_dir / "warmup" / "final")
-        model = PolicyFocusNet(net, load_learned_policy(cfg, checkpoint), train_local=False)
-    else:
-        policy_dir = run_dir / "policy" / "final"
-        model = build_policy_focusnet(cfg, num_classes, policy_dir)
-        model.load_state_dict(weights)
-    algo = load_checkpoint(policy_dir, load_trainer=False).meta.get("algo", "recurrent_ppo")
+    if ckpt.meta["stage"] == "policy":
+        net, _ = policy_checkpoint_focusnet(cfg, checkpoint, ckpt)
+        model = PolicyFocusNet(net, load_learned_policy(cfg, ckpt), train_local=False)
+        return model, ckpt.meta.get("algo", "recurrent_ppo")
+    model, algo = build_finetune_focusnet(cfg, checkpoint, ckpt.meta)
+    load_model_state(model, ckpt.model, checkpoint)
     return model, algo
 
 

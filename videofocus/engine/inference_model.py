@@ -21,12 +21,18 @@ stage              policy
 
 ``policy=NAME`` replaces it by a heuristic (``random``, ``centre``, ``saliency``, ``dense``,
 ``glance_only``).
+
+A checkpoint folder needs nothing outside itself: a ``finetune`` checkpoint records its policy's
+shape and a ``policy`` one holds the warm-up network it acts on (checkpoints written before that
+still read their run's ``policy/final`` / ``warmup/final``). Class names come from
+:func:`checkpoint_class_names`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -36,8 +42,13 @@ from typing import Any
 import torch
 
 from videofocus.config import Config, config_from_dict, load_config
-from videofocus.engine.checkpoint import CheckpointError, load_checkpoint
-from videofocus.engine.data import class_names_of
+from videofocus.data.manifest import ManifestError, read_classes
+from videofocus.engine.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+    load_model_state,
+)
 from videofocus.engine.distributed import select_device
 from videofocus.engine.early_exit import ExitCalibration, apply_thresholds, calibrate_thresholds
 from videofocus.engine.factory import build_dense_baseline, build_focusnet, resolve_num_classes
@@ -47,6 +58,7 @@ from videofocus.engine.inference import (
     VideoPrediction,
     chunked_step_costs,
 )
+from videofocus.engine.metrics import mean_average_precision
 from videofocus.flops import CostTable
 from videofocus.models import FocusNet
 from videofocus.policy.heuristics import GlimpsePolicy, create_policy
@@ -55,6 +67,7 @@ __all__ = [
     "CalibrationRollouts",
     "InferenceModel",
     "calibrate_budget",
+    "checkpoint_class_names",
     "evaluate_adaptive",
     "load_inference_model",
     "record_rollouts",
@@ -103,16 +116,62 @@ class InferenceModel:
         return AdaptiveInferencer(self.net, self.policy, self.cost_table(), options, device)
 
 
-def _class_names(cfg: Config, meta: dict[str, Any], num_classes: int) -> list[str]:
+def checkpoint_class_names(
+    cfg: Config, meta: dict[str, Any], num_classes: int, checkpoint: Path | None
+) -> list[str]:
+    """One name per output class of a checkpoint (or of a config's random-weights model).
+
+    Looked for, in this order:
+
+    1. the names the checkpoint's ``meta.json`` records (``class_names``: every checkpoint that
+       training writes carries them, so the folder can be copied anywhere);
+    2. the config's classes file, ``data.root / data.classes``: an absolute path as it is; a
+       relative one first against the folder training ran from, which the checkpoint's own
+       location gives when it still sits in its run (``<that folder>/<train.out_dir>/<stage>/
+       <final|last>``, for a relative ``train.out_dir`` without ``..``), then against the working
+       directory;
+    3. none found: ``class_0``, ``class_1``, ... and a one-line warning on stderr naming what
+       was looked for.
+
+    A source whose number of names differs from ``num_classes`` is passed over.
+    """
     names = meta.get("class_names")
-    if not names:
+    if names and len(names) == num_classes:
+        return list(names)
+    looked = [f"{checkpoint / 'meta.json'} class_names"] if checkpoint is not None else []
+    for path in _classes_file_candidates(cfg, checkpoint):
         try:
-            names = class_names_of(cfg.data)
-        except Exception:  # noqa: BLE001 - no classes file where the model is used
-            names = None
-    if not names or len(names) != num_classes:
-        names = [f"class_{i}" for i in range(num_classes)]
-    return list(names)
+            found = read_classes(path)
+        except ManifestError:
+            looked.append(str(path))
+            continue
+        if len(found) == num_classes:
+            return found
+        looked.append(f"{path} ({len(found)} names)")
+    print(
+        f"WARNING: no names for the {num_classes} classes (looked for {'; '.join(looked)}); "
+        f"labels will read class_0..class_{num_classes - 1}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return [f"class_{i}" for i in range(num_classes)]
+
+
+def _classes_file_candidates(cfg: Config, checkpoint: Path | None) -> list[Path]:
+    """Where the config's classes file may be, most trustworthy first (see
+    :func:`checkpoint_class_names`)."""
+    path = cfg.data.resolve(cfg.data.classes)
+    if path.is_absolute():
+        return [path]
+    candidates = []
+    out_dir = Path(cfg.train.out_dir)
+    if checkpoint is not None and not out_dir.is_absolute() and ".." not in out_dir.parts:
+        run = checkpoint.resolve().parent.parent  # <out_dir>/<stage>/final
+        depth = len(out_dir.parts)  # 0 for "."
+        if run.parts[len(run.parts) - depth :] == out_dir.parts:
+            candidates.append(Path(*run.parts[: len(run.parts) - depth]) / path)
+    candidates.append(path.absolute())
+    return list(dict.fromkeys(candidates))  # the same folder once
 
 
 def _heuristic(name: str, net: FocusNet, option: int | None) -> GlimpsePolicy:
@@ -157,15 +216,13 @@ def load_inference_model(
         raise CheckpointError(f"{checkpoint}: meta.json holds no config; pass --config")
     stage = meta.get("stage")
     if stage == "policy":
-        return _policy_model(cfg, checkpoint, meta, policy, option)
+        return _policy_model(cfg, checkpoint, ckpt, policy, option)
     num_classes = int(meta.get("num_classes") or resolve_num_classes(cfg))
-    run_dir = checkpoint.resolve().parent.parent
+    net: FocusNet
     if stage == "finetune":
-        from videofocus.engine.stages import build_policy_focusnet
+        from videofocus.engine.stages import build_finetune_focusnet
 
-        policy_dir = run_dir / "policy" / "final"
-        net: FocusNet = build_policy_focusnet(cfg, num_classes, policy_dir)
-        method = load_checkpoint(policy_dir, load_trainer=False).meta.get("algo", "recurrent_ppo")
+        net, method = build_finetune_focusnet(cfg, checkpoint, meta)
     elif stage == "differentiable":
         from videofocus.engine.evaluate import _checkpoint_option
         from videofocus.engine.stages import build_differentiable_focusnet
@@ -179,7 +236,7 @@ def load_inference_model(
         method = "random" if stage == "warmup" else "glance_only"
     else:
         raise CheckpointError(f"{checkpoint}: unknown stage {stage!r} in meta.json")
-    net.load_state_dict(ckpt.model)
+    load_model_state(net, ckpt.model, checkpoint)
     net.eval().requires_grad_(False)
     own = getattr(net, "policy", None)
     if policy is not None or own is None:
@@ -187,24 +244,23 @@ def load_inference_model(
         chosen = _heuristic(method, net, option)
     else:
         chosen = own
-    return InferenceModel(
-        net, chosen, cfg, _class_names(cfg, meta, num_classes), method, checkpoint
-    )
+    names = checkpoint_class_names(cfg, meta, num_classes, checkpoint)
+    return InferenceModel(net, chosen, cfg, names, method, checkpoint)
 
 
 def _policy_model(
-    cfg: Config, checkpoint: Path, meta: dict[str, Any], policy: str | None, option: int | None
+    cfg: Config, checkpoint: Path, ckpt: Checkpoint, policy: str | None, option: int | None
 ) -> InferenceModel:
-    from videofocus.engine.policy_stage import load_focusnet, load_learned_policy
+    from videofocus.engine.policy_stage import load_learned_policy, policy_checkpoint_focusnet
 
-    net, num_classes = load_focusnet(cfg, checkpoint.resolve().parent.parent / "warmup" / "final")
+    net, num_classes = policy_checkpoint_focusnet(cfg, checkpoint, ckpt)
     if policy is not None:
         chosen, method = _heuristic(policy, net, option), policy
     else:
-        chosen, method = load_learned_policy(cfg, checkpoint), meta.get("algo", "recurrent_ppo")
-    return InferenceModel(
-        net, chosen, cfg, _class_names(cfg, meta, num_classes), method, checkpoint
-    )
+        chosen = load_learned_policy(cfg, ckpt)
+        method = ckpt.meta.get("algo", "recurrent_ppo")
+    names = checkpoint_class_names(cfg, ckpt.meta, num_classes, checkpoint)
+    return InferenceModel(net, chosen, cfg, names, method, checkpoint)
 
 
 def _random_model(cfg: Config, policy: str | None, option: int | None) -> InferenceModel:
@@ -230,7 +286,8 @@ def _random_model(cfg: Config, policy: str | None, option: int | None) -> Infere
             glimpse_options(cfg), cfg.model.grid, projection, network, cfg.policy.allow_skip
         ).eval()
         method = cfg.policy.algo
-    return InferenceModel(net, chosen, cfg, _class_names(cfg, {}, num_classes), method, None)
+    names = checkpoint_class_names(cfg, {}, num_classes, None)
+    return InferenceModel(net, chosen, cfg, names, method, None)
 
 
 # ------------------------------------------------------------------------------ validation sets
@@ -242,22 +299,24 @@ def rollout_manifest(
     manifest: str | Path | None = None,
     batch_size: int | None = None,
     device: torch.device | str | None = None,
-) -> Iterator[tuple[int, int, VideoPrediction]]:
-    """Yield ``(row index, label, prediction)`` for the config's validation rows (or every row of
-    ``manifest``); undecodable rows are skipped with a warning."""
+) -> Iterator[tuple[int, tuple[int, ...], VideoPrediction]]:
+    """Yield ``(row index, labels, prediction)`` for the config's validation rows (or every row
+    of ``manifest``), ``labels`` being every class index of the row (empty when unlabelled);
+    undecodable rows are skipped with a warning."""
     from videofocus.engine.evaluate import build_eval_loader
 
     cfg = model.cfg
     loader = build_eval_loader(cfg, len(model.class_names), manifest, batch_size)
     inferencer = model.inferencer(options, device)
-    labels: dict[int, int] = {}
+    labels: dict[int, tuple[int, ...]] = {}
 
     def batches():
         for batch in loader:
             if batch is None:
                 continue
             keys = batch["index"].tolist()
-            labels.update(zip(keys, batch["label"].tolist(), strict=True))
+            rows = [tuple(t.nonzero().flatten().tolist()) for t in batch["target"]]  # multi-hot
+            labels.update(zip(keys, rows, strict=True))
             yield keys, batch["frames"]  # uint8: the inferencer normalises crops only
 
     for key, prediction in inferencer.run(batches()):
@@ -272,7 +331,12 @@ def evaluate_adaptive(
     options: InferenceOptions | None = None,
     policy: str | None = None,
 ) -> dict[str, Any]:
-    """Accuracy, GMACs per video and videos/s of a checkpoint under early-exit ``thresholds``.
+    """Accuracy, mAP, GMACs per video and videos/s of a checkpoint under early-exit
+    ``thresholds``.
+
+    ``accuracy`` and ``top5`` are hit@k (a video counts when any of its labels is among the top
+    k classes at its exit step) and ``map`` is over the multi-hot labels (None when no row has
+    a label), as in :func:`~videofocus.engine.evaluate.evaluate_checkpoint`.
 
     :param cfg: the config (None: the one stored in the checkpoint).
     :param checkpoint: a checkpoint folder, or an already loaded :class:`InferenceModel`.
@@ -286,23 +350,28 @@ def evaluate_adaptive(
     )
     options = replace(options or InferenceOptions(), thresholds=thresholds)
     start = time.perf_counter()
-    correct, top5, gmacs, exits = [], [], [], []
-    for _, label, p in rollout_manifest(model, options, manifest):
+    correct, top5, gmacs, exits, probs, targets = [], [], [], [], [], []
+    for _, labels, p in rollout_manifest(model, options, manifest):
         top = p.logits.topk(min(5, p.logits.numel())).indices.tolist()
-        correct.append(top[0] == label)
-        top5.append(label in top)
+        correct.append(top[0] in labels)
+        top5.append(any(label in top for label in labels))
         gmacs.append(p.gmacs)
         exits.append(p.exit_step)
+        probs.append(p.logits.softmax(-1))
+        positives = torch.tensor(labels, dtype=torch.long)
+        targets.append(torch.zeros_like(p.logits).index_fill_(0, positives, 1.0))
     seconds = time.perf_counter() - start
     n = len(correct)
     if n == 0:
         raise RuntimeError("no video of the evaluation set could be decoded")
+    multi_hot = torch.stack(targets)
     steps = max(exits) + 1
     return {
         "method": model.method,
         "videos": n,
         "accuracy": sum(correct) / n,
         "top5": sum(top5) / n,
+        "map": mean_average_precision(torch.stack(probs), multi_hot) if multi_hot.any() else None,
         "gmacs_per_video": sum(gmacs) / n,
         "videos_per_s": n / seconds,
         "exit_thresholds": thresholds,
@@ -333,9 +402,9 @@ def record_rollouts(
     """Run every validation video (or every row of ``manifest``) through all steps, no exit."""
     options = replace(options or InferenceOptions(), thresholds=None)
     confidence, correct, actions = [], [], []
-    for _, label, p in rollout_manifest(model, options, manifest):
+    for _, labels, p in rollout_manifest(model, options, manifest):
         confidence.append(p.step_confidence)
-        correct.append([t == label for t in p.step_top1])
+        correct.append([t in labels for t in p.step_top1])  # hit@1
         actions.append(p.actions)
     if not confidence:
         raise RuntimeError("no video of the calibration set could be decoded")

@@ -10,12 +10,15 @@ The stage reads top to bottom in :func:`run_policy_stage`:
    ``policy.total_timesteps`` environment steps;
 4. export the actor to plain torch and play it deterministically over the validation videos
    (mean episode reward, ground-truth probability after the last step, cost, skips);
-5. write ``<out_dir>/policy/final/`` (weights ``policy.*`` + ``projection.*``, meta with the
-   network's shape) and, beside it, ``sb3_model.zip`` for those who continue training in SB3.
+5. write ``<out_dir>/policy/final/`` (weights ``policy.*`` + ``projection.*`` and a copy of the
+   warm-up network it acts on, ``focusnet.*``, so the folder works alone; meta with the policy
+   network's shape and the class names) and, beside it, ``sb3_model.zip`` for those who
+   continue training in SB3.
 
 The stage folder also holds ``config.yaml``, ``metrics.jsonl`` (one line per rollout) and
 ``tb/`` (SB3's TensorBoard scalars plus ``policy/*``). :func:`load_learned_policy` turns the
-checkpoint into a :class:`~videofocus.policy.LearnedGlimpsePolicy`.
+checkpoint into a :class:`~videofocus.policy.LearnedGlimpsePolicy` and
+:func:`policy_checkpoint_focusnet` gives the network it acts on.
 
 A policy stage that was interrupted starts again from the beginning (its ``final/`` is written
 only at the end); a finished one is skipped with ``resume=True``. It runs in one process: under
@@ -36,8 +39,13 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.utils import set_random_seed
 
 from videofocus.config import Config, config_to_dict, save_config
-from videofocus.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from videofocus.engine.data import build_dataset, ensure_dataset
+from videofocus.engine.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
+from videofocus.engine.data import build_dataset, ensure_dataset, recorded_class_names
 from videofocus.engine.distributed import DistInfo, init_distributed, select_device
 from videofocus.engine.factory import build_focusnet, glimpse_options
 from videofocus.engine.train_loop import StageResult
@@ -58,10 +66,13 @@ from videofocus.policy import (
 __all__ = [
     "EpisodeStatsCallback",
     "evaluate_episodes",
+    "learned_policy_from_meta",
+    "learned_policy_meta",
     "load_focusnet",
     "load_learned_policy",
     "network_from_spec",
     "network_spec",
+    "policy_checkpoint_focusnet",
     "run_policy_stage",
 ]
 
@@ -81,9 +92,39 @@ def load_focusnet(
     """
     ckpt = load_checkpoint(path, load_trainer=False)
     num_classes = int(ckpt.meta["num_classes"])
+    return _frozen_focusnet(cfg, num_classes, ckpt.model, device), num_classes
+
+
+def policy_checkpoint_focusnet(
+    cfg: Config,
+    path: str | Path,
+    ckpt: Checkpoint | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[FocusNet, int]:
+    """The frozen FocusNet a policy-stage checkpoint acts on, and its classes.
+
+    The checkpoint holds its own copy (``focusnet.*`` weights); one written before it did reads
+    its run's ``warmup/final`` (the folder's grandparent's), as it did then.
+
+    :param cfg: the run config.
+    :param path: the policy checkpoint folder.
+    :param ckpt: that folder, already loaded.
+    :param device: where the model goes.
+    """
+    ckpt = ckpt or load_checkpoint(path, load_trainer=False)
+    own = _strip(ckpt.model, "focusnet.")
+    if not own:
+        return load_focusnet(cfg, Path(path).resolve().parent.parent / "warmup" / "final", device)
+    num_classes = int(ckpt.meta["num_classes"])
+    return _frozen_focusnet(cfg, num_classes, own, device), num_classes
+
+
+def _frozen_focusnet(
+    cfg: Config, num_classes: int, state: dict[str, torch.Tensor], device: torch.device | str
+) -> FocusNet:
     net = build_focusnet(cfg, num_classes)
-    net.load_state_dict(ckpt.model)
-    return net.to(device).eval().requires_grad_(False), num_classes
+    net.load_state_dict(state)
+    return net.to(device).eval().requires_grad_(False)
 
 
 # ---------------------------------------------------------------------------- what a run records
@@ -124,30 +165,57 @@ def network_from_spec(spec: dict[str, Any]) -> GlimpsePolicyNetwork:
     return FeedForwardGlimpsePolicy(encoder, spec["action_dims"], spec["net_arch"])
 
 
-def load_learned_policy(cfg: Config, path: str | Path) -> LearnedGlimpsePolicy:
-    """The learned policy of a policy-stage checkpoint, deterministic, on the CPU.
+def learned_policy_meta(
+    network: GlimpsePolicyNetwork, projection: GlanceProjection
+) -> dict[str, Any]:
+    """What a checkpoint's meta records to rebuild a learned policy without any other folder:
+    ``algo``, ``network`` (:func:`network_spec`) and ``projection`` (its shape)."""
+    return {
+        # make_ppo trains a recurrent network with recurrent_ppo and a feed-forward one with ppo
+        "algo": "recurrent_ppo" if isinstance(network, RecurrentGlimpsePolicy) else "ppo",
+        "network": network_spec(network),
+        "projection": {
+            "in_channels": projection.in_channels,
+            "out_channels": projection.out_channels,
+            "kept_fraction": projection.kept_fraction,
+        },
+    }
+
+
+def learned_policy_from_meta(cfg: Config, meta: dict[str, Any]) -> LearnedGlimpsePolicy:
+    """A deterministic learned policy of the shape :func:`learned_policy_meta` recorded, with
+    untrained weights (load a checkpoint's into it), on the CPU.
 
     :param cfg: the run config; gives the glimpse options, the grid and ``policy.allow_skip``.
-    :param path: the checkpoint folder, e.g. ``<out_dir>/policy/final``.
-    :raises CheckpointError: when the folder is not a policy-stage checkpoint.
+    :param meta: a policy or finetune checkpoint's meta.
     """
-    ckpt = load_checkpoint(path, load_trainer=False)
-    if ckpt.meta.get("stage") != STAGE or "network" not in ckpt.meta:
-        raise CheckpointError(f"{path}: not a policy-stage checkpoint")
-    network = network_from_spec(ckpt.meta["network"])
-    proj = ckpt.meta["projection"]
-    projection = GlanceProjection(proj["in_channels"], proj["out_channels"])
-    network.load_state_dict(_strip(ckpt.model, "policy."))
-    projection.load_state_dict(_strip(ckpt.model, "projection."))
+    proj = meta["projection"]
     policy = LearnedGlimpsePolicy(
         glimpse_options(cfg),
         cfg.model.grid,
-        projection,
-        network,
+        GlanceProjection(proj["in_channels"], proj["out_channels"]),
+        network_from_spec(meta["network"]),
         allow_skip=cfg.policy.allow_skip,
         deterministic=True,
     )
     return policy.eval().requires_grad_(False)
+
+
+def load_learned_policy(cfg: Config, path: str | Path | Checkpoint) -> LearnedGlimpsePolicy:
+    """The learned policy of a policy-stage checkpoint, deterministic, on the CPU.
+
+    :param cfg: the run config; gives the glimpse options, the grid and ``policy.allow_skip``.
+    :param path: the checkpoint folder, e.g. ``<out_dir>/policy/final``, or that folder loaded.
+    :raises CheckpointError: when the folder is not a policy-stage checkpoint.
+    """
+    ckpt = path if isinstance(path, Checkpoint) else load_checkpoint(path, load_trainer=False)
+    if ckpt.meta.get("stage") != STAGE or "network" not in ckpt.meta:
+        where = "the checkpoint" if isinstance(path, Checkpoint) else path
+        raise CheckpointError(f"{where}: not a policy-stage checkpoint")
+    policy = learned_policy_from_meta(cfg, ckpt.meta)
+    policy.network.load_state_dict(_strip(ckpt.model, "policy."))
+    policy.projection.load_state_dict(_strip(ckpt.model, "projection."))
+    return policy
 
 
 def _strip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -331,6 +399,8 @@ def _train_policy(
     model.save(stage_dir / SB3_FILE)  # before final/: a finished final/ implies the zip exists
     state = {f"policy.{k}": v for k, v in network.state_dict().items()}
     state.update({f"projection.{k}": v for k, v in projection.state_dict().items()})
+    # the warm-up network too, so that the folder labels and evaluates without its run's warmup/
+    state.update({f"focusnet.{k}": v for k, v in net.state_dict().items()})
     seconds = time.perf_counter() - start_time
     save_checkpoint(
         final_dir, state, _meta(cfg, num_classes, network, projection, metrics, seconds)
@@ -367,17 +437,12 @@ def _meta(
 
     return {
         "stage": STAGE,
-        "algo": cfg.policy.algo,
+        **learned_policy_meta(network, projection),
         "num_classes": num_classes,
+        "class_names": recorded_class_names(cfg.data, num_classes),
         "metrics": metrics,
         "train_seconds": seconds,
-        "network": network_spec(network),
-        "projection": {
-            "in_channels": projection.in_channels,
-            "out_channels": projection.out_channels,
-            "kept_fraction": projection.kept_fraction,
-        },
-        "focusnet": str(Path(cfg.train.out_dir) / "warmup" / "final"),
+        "focusnet": str(Path(cfg.train.out_dir) / "warmup" / "final"),  # where focusnet.* came from
         "config": config_to_dict(cfg),
         "videofocus": videofocus.__version__,
         "torch": torch.__version__,

@@ -25,6 +25,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -216,6 +217,40 @@ def build_policy_focusnet(
         net.load_state_dict(load_checkpoint(init_from, load_trainer=False).model)
     policy = load_learned_policy(cfg, policy_dir)
     return PolicyFocusNet(net, policy, train_local=cfg.train.finetune_local)
+
+
+def build_finetune_focusnet(
+    cfg: Config, checkpoint: str | Path, meta: dict[str, Any]
+) -> tuple[PolicyFocusNet, str]:
+    """The shape of a finetune checkpoint's model (load its weights into it) and the algorithm
+    of its policy.
+
+    The checkpoint's meta records its policy's shape (``network``, ``projection``, ``algo``), so
+    the folder needs no other; one written before it did takes the shape from its run's
+    ``policy/final`` (the folder's grandparent's).
+
+    :param cfg: the run config.
+    :param checkpoint: the finetune checkpoint folder.
+    :param meta: its ``meta.json``.
+    :raises CheckpointError: for an older checkpoint whose run has no ``policy/final``.
+    """
+    from videofocus.engine.checkpoint import CheckpointError, load_checkpoint
+    from videofocus.engine.factory import build_focusnet
+    from videofocus.engine.policy_stage import learned_policy_from_meta
+
+    num_classes = int(meta["num_classes"])
+    if "network" in meta:
+        policy = learned_policy_from_meta(cfg, meta)
+        net = PolicyFocusNet(build_focusnet(cfg, num_classes), policy, cfg.train.finetune_local)
+        return net, str(meta["algo"])
+    policy_dir = Path(checkpoint).resolve().parent.parent / "policy" / "final"
+    if not policy_dir.is_dir():
+        raise CheckpointError(
+            f"{checkpoint}: this finetune checkpoint predates self-contained ones and needs its "
+            f"run's policy checkpoint, {policy_dir}, which does not exist"
+        )
+    algo = load_checkpoint(policy_dir, load_trainer=False).meta.get("algo", "recurrent_ppo")
+    return build_policy_focusnet(cfg, num_classes, policy_dir), algo
 
 
 def build_differentiable_focusnet(

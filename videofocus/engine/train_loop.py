@@ -3,8 +3,10 @@
 A stage folder ``<train.out_dir>/<stage>/`` holds ``config.yaml`` (the resolved config),
 ``metrics.jsonl`` (one line per epoch), ``tb/`` (TensorBoard scalars), ``last/`` (the resumable
 checkpoint, rewritten atomically every ``checkpoint_every`` epochs) and ``final/`` (the finished
-model). ``resume=True`` continues exactly where ``last/`` stopped — model, optimiser, scheduler,
-RNG states and epoch — and a stage whose ``final/`` exists is not run again.
+model). Every checkpoint's meta records the class names and, for a model with a learned policy
+(finetune), that policy's shape, so a checkpoint folder is usable alone, wherever it is copied.
+``resume=True`` continues exactly where ``last/`` stopped — model, optimiser, scheduler, RNG
+states and epoch — and a stage whose ``final/`` exists is not run again.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +34,13 @@ from videofocus.engine.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from videofocus.engine.data import build_dataset, build_loader, ensure_dataset, frames_to_input
+from videofocus.engine.data import (
+    build_dataset,
+    build_loader,
+    ensure_dataset,
+    frames_to_input,
+    recorded_class_names,
+)
 from videofocus.engine.distributed import DistInfo, init_distributed, select_device
 from videofocus.engine.factory import resolve_num_classes
 from videofocus.engine.metrics import topk_accuracy
@@ -138,9 +147,10 @@ class _Logger:
 def validate(
     model: FocusNet, stage: SupervisedStage, loader, device: torch.device, amp: str
 ) -> dict[str, float]:
-    """Top-1 of the fused prediction at the last step, and of the glance / glimpse heads."""
+    """Top-1 / top-5 of the fused prediction at the last step, and top-1 of the glance head; as
+    hit@k, like :func:`~videofocus.engine.evaluate.evaluate_model` (any label of a row counts)."""
     model.eval()
-    logits, glance, labels = [], [], []
+    logits, glance, targets = [], [], []
     for batch in loader:
         if batch is None:
             continue
@@ -150,10 +160,10 @@ def validate(
             out = model(frames, actions)
         logits.append(out.logits[:, -1].float().cpu())
         glance.append(out.glance_logits.float().mean(1).cpu())
-        labels.append(batch["label"])
-    if not labels:
+        targets.append(batch["target"])  # multi-hot
+    if not targets:
         return {}
-    y = torch.cat(labels)
+    y = torch.cat(targets)
     acc = topk_accuracy(torch.cat(logits), y, ks=(1, 5))
     return {
         "top1": acc["top1"],
@@ -183,6 +193,7 @@ def run_supervised_stage(
     torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
     num_classes = resolve_num_classes(cfg)
     model = stage.build_model(cfg, num_classes).to(device)
+    meta_of = _meta_writer(cfg, stage, model, num_classes)
     per_rank, accum = _per_rank_batch(cfg, dist)
     train_set = build_dataset(
         cfg.data, "train", train=True, num_classes=num_classes, seed=cfg.train.seed
@@ -305,34 +316,39 @@ def run_supervised_stage(
                 "epoch": epoch,
                 "global_step": global_step,
             }
-            save_checkpoint(
-                last_dir, model.state_dict(), _meta(cfg, stage, epoch, num_classes, record), trainer
-            )
+            save_checkpoint(last_dir, model.state_dict(), meta_of(epoch, record), trainer)
         _barrier(dist)
     logger.close()
     seconds = time.perf_counter() - start_time
     if dist.is_main:
-        meta = _meta(cfg, stage, cfg.train.epochs - 1, num_classes, metrics)
+        meta = meta_of(cfg.train.epochs - 1, metrics)
         meta["train_seconds"] = seconds
         save_checkpoint(final_dir, model.state_dict(), meta)
     _barrier(dist)
     return StageResult(stage.name, final_dir, metrics, seconds)
 
 
-def _meta(
-    cfg: Config, stage: SupervisedStage, epoch: int, num_classes: int, metrics: dict[str, Any]
-) -> dict[str, Any]:
+def _meta_writer(
+    cfg: Config, stage: SupervisedStage, model: nn.Module, num_classes: int
+) -> Callable[[int, dict[str, Any]], dict[str, Any]]:
+    """``meta_of(epoch, metrics)``: the stage's checkpoint meta (what does not change with the
+    epoch is gathered once)."""
     import videofocus
+    from videofocus.engine.policy_stage import learned_policy_meta
+    from videofocus.policy import LearnedGlimpsePolicy
 
-    return {
+    fixed: dict[str, Any] = {
         "stage": stage.name,
-        "epoch": epoch,
         "num_classes": num_classes,
-        "metrics": metrics,
+        "class_names": recorded_class_names(cfg.data, num_classes),
         "config": config_to_dict(cfg),
         "videofocus": videofocus.__version__,
         "torch": torch.__version__,
     }
+    policy = getattr(model, "policy", None)
+    if isinstance(policy, LearnedGlimpsePolicy):  # finetune: rebuilt from this folder alone
+        fixed.update(learned_policy_meta(policy.network, policy.projection))
+    return lambda epoch, metrics: {**fixed, "epoch": epoch, "metrics": metrics}
 
 
 def _per_rank_batch(cfg: Config, dist: DistInfo) -> tuple[int, int]:

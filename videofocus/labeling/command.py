@@ -2,7 +2,9 @@
 
 ``videofocus label INPUT --checkpoint CKPT --out labels.jsonl`` labels every video of INPUT (a
 manifest, a folder, or a text list of paths). Its exit status is the number of inputs whose row
-says ``error`` (capped at 100), so 0 means every video was labelled.
+says ``error`` (capped at 100), so 0 means every video was labelled; ``--retry-errors`` labels
+those inputs again. A job that cannot run (a wrong argument or input, another job's output file,
+a full disk, Ctrl-C) prints one line and exits with a status of its own (``videofocus --help``).
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from videofocus.exit_status import LABEL_FAILURES_MAX, UsageError
 from videofocus.labeling.results import read_results
 
 #: Highest exit status the failure count maps to.
-MAX_EXIT = 100
+MAX_EXIT = LABEL_FAILURES_MAX
 
 
 def float_list(text: str) -> list[float]:
@@ -28,6 +31,8 @@ def float_list(text: str) -> list[float]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``videofocus label INPUT``."""
+    from videofocus.policy.heuristics import list_policies
+
     p.add_argument("input", metavar="INPUT", help="manifest (.jsonl), folder, or list of paths")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="a checkpoint folder, e.g. runs/x/finetune/final")
@@ -35,8 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output JSONL (resumed when it exists)")
     p.add_argument(
         "--policy",
-        help="replace the checkpoint's policy by a heuristic "
-        "(random, centre, saliency, dense, glance_only)",
+        choices=list_policies(),  # the registry, as it is when the command runs
+        help="replace the checkpoint's policy by a heuristic",
     )
     p.add_argument("--option", type=int, help="glimpse option of that heuristic (1..K)")
     p.add_argument(
@@ -82,6 +87,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", metavar="PATH", help="also export the shard's rows as CSV")
     p.add_argument("--activitynet", metavar="PATH", help="also export ActivityNet result JSON")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="label again the inputs whose row in --out says error (the new row replaces it)",
+    )
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
 
 
@@ -114,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         budget_gmacs=args.budget_gmacs,
         calibrate=args.calibrate,
         progress=not args.no_progress,
+        retry_errors=args.retry_errors,
     )
     shard = resolve_shard(args.num_shards, args.shard_index)
     summary = run_label_job(args.input, model, args.out, options, job, shard, args.device)
@@ -166,6 +177,6 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
 def run_export(args: argparse.Namespace) -> int:
     """Convert a labels file to CSV and/or ActivityNet result JSON."""
     if not (args.csv or args.activitynet):
-        raise SystemExit("videofocus label export: give --csv and/or --activitynet")
+        raise UsageError("label export", "give --csv and/or --activitynet")
     _export(read_results(args.labels), args.csv, args.activitynet)
     return 0

@@ -9,11 +9,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from videofocus.labeling.results import write_atomic
+from videofocus.data.manifest import ManifestError
+from videofocus.data.video_ids import bare_youtube_id
+from videofocus.io.atomic_files import write_atomic
+from videofocus.labeling.inputs import is_video_file
 
 CSV_COLUMNS: tuple[str, ...] = (
     "id",
@@ -32,6 +38,13 @@ CSV_COLUMNS: tuple[str, ...] = (
 )
 #: joins the ranked ``labels`` and ``scores`` inside one CSV cell
 LIST_SEPARATOR = ";"
+#: the ``#<k>`` ending of segment-level manifest ids (``data_prep.activitynet --level segment``)
+_SEGMENT_SUFFIX = re.compile(r"#\d+$")
+
+
+class ExportError(ManifestError):
+    """Result rows that cannot be written in an export format; names the export file (a
+    :class:`ManifestError`, so the command line prints it as one line, without a traceback)."""
 
 
 def _cell(value: Any) -> str:
@@ -83,37 +96,77 @@ def export_csv(rows: Iterable[dict[str, Any]], path: str | Path) -> int:
     return count
 
 
+def activitynet_video_id(row_id: str) -> str:
+    """The bare YouTube id under which ActivityNet's evaluator looks up a result row.
+
+    Row ids are manifest ids (``abc-_123456``, ``v_abc-_123456``, segment rows
+    ``abc-_123456#2``) or, for folder and list inputs, file paths (``sub/v_abc-_123456.mp4``,
+    ``/data/abc-_123456.mkv``): the folder, a video extension, a segment's ``#<k>`` and the
+    ``v_`` prefix (:func:`~videofocus.data.video_ids.bare_youtube_id`) are removed.
+    """
+    return _video_key(row_id)[0]
+
+
+def _video_key(row_id: str) -> tuple[str, bool]:
+    """``(bare video id, whether the row is a segment of that video)``."""
+    name = row_id.replace("\\", "/").rsplit("/", 1)[-1]
+    if is_video_file(name):
+        name = os.path.splitext(name)[0]
+    video = _SEGMENT_SUFFIX.sub("", name)
+    return bare_youtube_id(video), video != name
+
+
 def export_activitynet(
     rows: Iterable[dict[str, Any]], path: str | Path, version: str = "VERSION 1.3"
 ) -> int:
     """Write ActivityNet's untrimmed-classification submission JSON.
 
     ``{"version": ..., "results": {id: [{"label": name, "score": s}, ...]},
-    "external_data": {"used": false, "details": ""}}``, with only the rows of status ``ok``.
-    Videos are keyed by the row's ``id`` as is: ActivityNet's own evaluation expects the YouTube
-    id, which is the id of our video-level ActivityNet manifests (``data_prep.activitynet
-    --level video``); segment-level ids (``<id>#<k>``) are not what that evaluation looks up.
+    "external_data": {"used": false, "details": ""}}``, with only the rows of status ``ok``,
+    each video keyed by its bare YouTube id (:func:`activitynet_video_id`), as the official
+    evaluator expects, whatever the input was (manifest, folder or list). Rows of segments of
+    one video (``<id>#<k>``, from segment-level manifests) become that video's one entry, each
+    label with its best score over the segments, ranked by score.
 
     :param rows: result rows.
     :param path: the JSON file (written atomically).
     :param version: the ``version`` field the evaluation checks.
     :returns: the number of videos written.
-    :raises ValueError: two ok rows with the same id.
+    :raises ExportError: two rows that are not segments of one video map to the same id, or a
+        row's labels and scores differ in number.
     """
-    results: dict[str, list[dict[str, Any]]] = {}
+    results: dict[str, dict[str, float]] = {}  # video id -> label -> best score
+    first: dict[str, tuple[str, bool]] = {}  # video id -> (its first row id, a segment row)
     for row in rows:
         if row.get("status") != "ok":
             continue
-        vid = row["id"]
-        if vid in results:
-            raise ValueError(f"duplicate id {vid!r} in the rows to export")
+        row_id = str(row["id"])
+        vid, segment = _video_key(row_id)
+        if vid in first and not (segment and first[vid][1]):
+            raise ExportError(
+                path,
+                None,
+                f"duplicate id: rows {first[vid][0]!r} and {row_id!r} are both ActivityNet "
+                f"video {vid!r} (its bare YouTube id); export them to separate files",
+            )
+        first.setdefault(vid, (row_id, segment))
         labels, scores = row.get("labels") or [], row.get("scores") or []
         if len(labels) != len(scores):
-            raise ValueError(f"row {vid!r}: {len(labels)} labels but {len(scores)} scores")
-        results[vid] = [{"label": name, "score": s} for name, s in zip(labels, scores, strict=True)]
+            raise ExportError(
+                path, None, f"row {row_id!r}: {len(labels)} labels but {len(scores)} scores"
+            )
+        best = results.setdefault(vid, {})
+        for name, score in zip(labels, scores, strict=True):
+            best[name] = max(float(score), best.get(name, -math.inf))
     doc = {
         "version": version,
-        "results": results,
+        "results": {
+            vid: [
+                {"label": name, "score": score}
+                for name, score in sorted(best.items(), key=lambda item: -item[1])
+            ]
+            for vid, best in results.items()
+        },
         "external_data": {"used": False, "details": ""},
     }
     write_atomic(path, json.dumps(doc, ensure_ascii=False, allow_nan=False).encode("utf-8"))

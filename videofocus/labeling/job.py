@@ -65,6 +65,8 @@ class LabelJobOptions:
         validation rows when they exist).
     :param calibrate_save: store calibrated thresholds beside the checkpoint for later runs.
     :param progress: show a progress bar.
+    :param retry_errors: label again the inputs whose row in the output says ``error``
+        (their old rows are replaced, the file keeps one row per input).
     """
 
     batch_size: int = 32
@@ -78,6 +80,7 @@ class LabelJobOptions:
     calibrate: str | None = None
     calibrate_save: bool = True
     progress: bool = True
+    retry_errors: bool = False
 
 
 @dataclass
@@ -95,6 +98,7 @@ class LabelSummary:
     videos_per_s: float
     seconds: float
     thresholds: list[float] | None
+    retried: int = 0  # error rows of an earlier run labelled again (--retry-errors)
 
     def to_json(self) -> dict[str, Any]:
         """The summary as plain data."""
@@ -203,6 +207,10 @@ def _close_inherited(path: Path, fd: int | None, worker_id: int) -> None:
         os.close(fd)
 
 
+def _is_error_row(row: dict[str, Any]) -> bool:
+    return row.get("status") == "error"
+
+
 def run_label_job(
     source: str | Path,
     model: InferenceModel,
@@ -238,8 +246,12 @@ def run_label_job(
     gmacs_total = 0.0
     inferencer = model.inferencer(options, device)
     workers, threads = plan_cpu(job, inferencer.device)
-    meta = shard_meta(source, shard, [it.id for it in items])
-    with torch_threads(threads), ResultWriter(path, meta=meta) as writer:
+    ids = [it.id for it in items]
+    relabel = _is_error_row if job.retry_errors else None
+    with (
+        torch_threads(threads),
+        ResultWriter(path, shard_meta(source, shard, ids), set(ids), relabel) as writer,
+    ):
         todo = [it for it in items if it.id not in writer.done]
         already = len(items) - len(todo)
         dataset = LabelClips(todo, model.cfg.data, timeout=job.decode_timeout)
@@ -285,22 +297,27 @@ def run_label_job(
                 decode_ms.update(zip(batch.indices, batch.decode_ms, strict=True))
                 yield batch.indices, batch.frames  # uint8: the inferencer normalises crops only
 
-        for index, prediction in inferencer.run(batches()):
-            pending.append(
-                prediction_row(
-                    todo[index],
-                    prediction,
-                    model.class_names,
-                    job.topk,
-                    frames_read,
-                    decode_ms.pop(index),
-                    job.glimpses,
+        try:
+            for index, prediction in inferencer.run(batches()):
+                pending.append(
+                    prediction_row(
+                        todo[index],
+                        prediction,
+                        model.class_names,
+                        job.topk,
+                        frames_read,
+                        decode_ms.pop(index),
+                        job.glimpses,
+                    )
                 )
-            )
-            if len(pending) >= job.batch_size:
-                flush()
+                if len(pending) >= job.batch_size:
+                    flush()
+        except KeyboardInterrupt:
+            flush()  # keep the videos already finished: the rerun resumes after them
+            raise
+        finally:
+            bar.close()
         flush()
-        bar.close()
     seconds = time.perf_counter() - start
     labelled = ok + failed
     return LabelSummary(
@@ -308,6 +325,7 @@ def run_label_job(
         shard=f"{shard.index}/{shard.num_shards}",
         inputs=len(items),
         already_done=already,
+        retried=writer.relabelled,
         labelled=labelled,
         ok=ok,
         failed=failed,
@@ -321,9 +339,10 @@ def run_label_job(
 def print_summary(summary: LabelSummary) -> None:
     """One human line on stderr and the JSON summary on stdout."""
     gmacs = "n/a" if summary.mean_gmacs is None else f"{summary.mean_gmacs:.4g}"
+    retried = f", {summary.retried} error rows retried" if summary.retried else ""
     print(
         f"labelled {summary.labelled} videos ({summary.ok} ok, {summary.failed} failed; "
-        f"{summary.already_done} already done) in {summary.seconds:.1f} s: "
+        f"{summary.already_done} already done{retried}) in {summary.seconds:.1f} s: "
         f"{summary.videos_per_s:.1f} videos/s, {gmacs} GMACs/video -> {summary.out}",
         file=sys.stderr,
     )

@@ -4,31 +4,82 @@ A run killed at any moment (SIGKILL, out of memory, node lost) leaves a file tha
 no partial and no duplicate row, and the rerun skips every id already written:
 
 - each :meth:`ResultWriter.write` serialises its rows to one blob, appends it with ``O_APPEND``
-  and ``fsync`` s, so a row is either durable with its ``"\\n"`` or torn;
+  and ``fsync`` s, so a row is either durable with its ``"\\n"`` or torn; a write the disk
+  refuses (full, I/O error) is cut back off before the error is raised;
 - a line without its ``"\\n"`` is a torn tail: the writer truncates it away on open and
   :func:`read_results` ignores it;
-- rows whose id is already in the file are dropped, so a resumed run never duplicates.
+- rows whose id is already in the file are dropped, so a resumed run never duplicates;
+- rows to label again (``relabel``, e.g. ``label --retry-errors``) are removed on open by
+  rewriting the file without them (temporary file, ``fsync``, rename), so a killed run leaves
+  either the old file or the new one, and the file always holds at most one row per id.
 
-An optional sidecar ``<path>.meta.json`` records which job the file belongs to (input, shard), so
-a rerun with another input or shard layout cannot silently append to the wrong file.
+A sidecar ``<path>.meta.json`` records which job the file belongs to (input, shard, expected
+ids). A file is reused only when its sidecar agrees with the job, or, without a sidecar, when
+every row in it is one of the job's inputs; anything else is a :class:`ResultsError` naming the
+file and what differs, so a rerun with another input or shard layout never mixes two jobs.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import tempfile
-from collections.abc import Iterator, Sequence
+import stat
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from videofocus.data.manifest import ManifestError
+from videofocus.io.atomic_files import (
+    FILE_MODE,
+    create_temp_file,
+    named_os_error,
+    publish,
+    write_atomic,
+)
 
 try:  # advisory lock against two jobs appending to one file; absent on Windows
     import fcntl
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
+__all__ = [
+    "ResultWriter",
+    "ResultsError",
+    "ResultsLockedError",
+    "iter_result_lines",
+    "meta_path",
+    "read_results",
+]
+
 _CHUNK = 1 << 16
+_SHOW = 3  # ids shown in an error message
+_ATTEMPTS = 100
+
+
+class ResultsError(ManifestError):
+    """A results file cannot be read or reused: a malformed line, or another job's file.
+
+    A JSON Lines file like a manifest, so its errors have the same form: ``path[:line]:
+    message``.
+
+    :param path: the results file (or its sidecar).
+    :param line: the 1-based line at fault, if one is.
+    :param message: what is wrong and what to do.
+    """
+
+
+class ResultsLockedError(OSError):
+    """Another process holds the results file's lock: a job is writing it now."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(
+            errno.EWOULDBLOCK,
+            "is being written by another process (a label job on the same --out); wait for it "
+            "to finish or give another --out",
+            str(path),
+        )
 
 
 def meta_path(path: str | Path) -> Path:
@@ -37,31 +88,12 @@ def meta_path(path: str | Path) -> Path:
     return path.with_name(path.name + ".meta.json")
 
 
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary sibling + rename, fsynced.
-
-    A reader (or a run killed half-way) sees the old file or the new one, never a mix.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def iter_result_lines(path: str | Path) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
     """Yield ``(line number, raw line with its newline, parsed row)`` of every complete line.
 
     Blank lines are skipped; a last line without ``"\\n"`` is torn and ignored.
 
-    :raises ValueError: a complete line that is not a JSON object with a string ``"id"``,
+    :raises ResultsError: a complete line that is not a JSON object with a string ``"id"``,
         naming ``file:line``.
     """
     with open(path, "rb") as fh:
@@ -74,12 +106,15 @@ def iter_result_lines(path: str | Path) -> Iterator[tuple[int, bytes, dict[str, 
 
 
 def _parse_line(path: str | Path, lineno: int, raw: bytes) -> dict[str, Any]:
+    fix = "fix or delete that line, then rerun"
     try:
         row = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}:{lineno}: malformed result line ({exc})") from None
+        raise ResultsError(path, lineno, f"malformed result line ({exc}); {fix}") from None
     if not isinstance(row, dict) or not isinstance(row.get("id"), str):
-        raise ValueError(f"{path}:{lineno}: a result row must be a JSON object with a string 'id'")
+        raise ResultsError(
+            path, lineno, f"a result row must be a JSON object with a string 'id'; {fix}"
+        )
     return row
 
 
@@ -87,31 +122,64 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
     """Every complete row of a results file, in file order (a torn last line is ignored).
 
     :raises FileNotFoundError: no such file.
-    :raises ValueError: a malformed complete line, naming ``file:line``.
+    :raises ResultsError: a malformed complete line, naming ``file:line``.
     """
     return [row for _, _, row in iter_result_lines(path)]
 
 
-def _check_meta(path: Path, meta: dict[str, Any]) -> bool:
-    """True when the sidecar exists and agrees with ``meta`` on ``meta``'s keys."""
+def _show_ids(ids: Sequence[str]) -> str:
+    shown = ", ".join(repr(i) for i in ids[:_SHOW])
+    return shown + (", ..." if len(ids) > _SHOW else "")
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_ABSENT = object()
+
+
+def _difference(key: str, recorded: Any, wanted: Any) -> str:
+    """How the sidecar's ``recorded`` value of ``key`` differs from this job's ``wanted``."""
+    if recorded is _ABSENT:
+        return f"{key}: absent from the sidecar, {_show(wanted)} for this job"
+    lists = isinstance(recorded, list) and isinstance(wanted, list)
+    if lists and all(isinstance(x, str) for x in (*recorded, *wanted)):  # ids
+        there, here = set(recorded), set(wanted)
+        new = [x for x in wanted if x not in there]
+        gone = [x for x in recorded if x not in here]
+        if not new and not gone:
+            return f"{key}: the same {len(wanted)} entries in another order"
+        parts = [f"{key}: {len(recorded)} in the sidecar, {len(wanted)} for this job"]
+        if new:
+            parts.append(f"{len(new)} not in the sidecar ({_show_ids(new)})")
+        if gone:
+            parts.append(f"{len(gone)} not in this job ({_show_ids(gone)})")
+        return ", ".join(parts)
+    return f"{key}: {_show(recorded)} in the sidecar, {_show(wanted)} for this job"
+
+
+def _sidecar_differences(path: Path, meta: dict[str, Any]) -> list[str] | None:
+    """None without a sidecar; else how it differs from ``meta`` on ``meta``'s keys."""
     side = meta_path(path)
-    if not side.exists():
-        return False
     try:
-        existing = json.loads(side.read_text(encoding="utf-8"))
+        text = side.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        recorded = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{side}: unreadable results sidecar ({exc})") from None
+        raise ResultsError(side, None, f"unreadable results sidecar ({exc})") from None
+    if not isinstance(recorded, dict):
+        raise ResultsError(side, None, "unreadable results sidecar (not a JSON object)")
     # compare through JSON so that tuples and lists (and int/float keys) compare as stored
     wanted = json.loads(json.dumps(meta))
-    differ = sorted(
-        k for k in wanted if not isinstance(existing, dict) or existing.get(k) != wanted[k]
-    )
-    if differ:
-        raise ValueError(
-            f"{path} belongs to another job (different input or shard): its sidecar {side} "
-            f"differs in {differ}; use another output path or delete both files to start over"
-        )
-    return True
+    return [
+        _difference(k, recorded.get(k, _ABSENT), v)
+        for k, v in wanted.items()
+        if recorded.get(k, _ABSENT) != v
+    ]
 
 
 def _drop_torn_tail(fd: int, path: Path) -> None:
@@ -131,35 +199,152 @@ def _drop_torn_tail(fd: int, path: Path) -> None:
         os.fsync(fd)
 
 
+def _lock(fd: int, path: Path) -> None:
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ResultsLockedError(path) from None
+
+
+def _open_locked(path: Path) -> int:
+    """Open ``path`` for appending (created if missing) and take its lock.
+
+    :raises ResultsLockedError: another process holds the lock.
+    :raises ResultsError: ``path`` is not a regular file.
+    """
+    for _ in range(_ATTEMPTS):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, FILE_MODE)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise ResultsError(path, None, "not a regular file; give a file path as --out")
+            _lock(fd, path)
+            # a writer that compacts the file renames a new one over it: the lock taken must
+            # be the one of the file the path names now
+            try:
+                if os.path.samestat(info, os.stat(path)):
+                    return fd
+            except FileNotFoundError:
+                pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    raise ResultsLockedError(path)
+
+
 class ResultWriter:
     """Append result rows to a JSONL file durably; reopen to resume.
 
     :param path: the results file (created with its parent folders if missing).
-    :param meta: job identity written to ``<path>.meta.json``; if that sidecar already exists and
-        differs on any of these keys, the file belongs to another job and ``ValueError`` is raised.
+    :param meta: job identity written to ``<path>.meta.json``. A file that already has rows is
+        reused only if its sidecar agrees on every key of ``meta`` (only those keys compare).
+    :param inputs: the ids this job labels; a file without a sidecar is reused only if every
+        row in it is one of them (without ``inputs`` it is reused as it is).
+    :param relabel: rows for which ``relabel(row)`` is true are removed from the file on open,
+        so that their ids are labelled again (``label --retry-errors``).
+    :raises ResultsError: a malformed line, or a file of another job (naming what differs).
+    :raises ResultsLockedError: another process is writing the file.
+    :raises OSError: the file cannot be created or written (read-only or full disk, ...).
 
-    ``done`` holds the ids already in the file; :meth:`write` drops rows with those ids.
-    Only one process may write a file at a time (an advisory lock enforces it where available).
+    ``done`` holds the ids already in the file (after ``relabel``), ``relabelled`` how many rows
+    ``relabel`` removed; :meth:`write` drops rows with ids already written. Only one process may
+    write a file at a time (an advisory lock enforces it where available).
     """
 
-    def __init__(self, path: str | Path, meta: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        meta: dict[str, Any] | None = None,
+        inputs: Collection[str] | None = None,
+        relabel: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
         self.path = Path(path)
-        has_sidecar = meta is not None and _check_meta(self.path, meta)
+        self._fd: int | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fd = _open_locked(self.path)
         try:
-            if fcntl is not None:
-                try:
-                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    raise RuntimeError(f"{self.path} is being written by another process") from None
             _drop_torn_tail(self._fd, self.path)
-            self.done: set[str] = {row["id"] for _, _, row in iter_result_lines(self.path)}
-            if meta is not None and not has_sidecar:
+            ids: list[str] = []
+            redo: list[str] = []
+            for _, _, row in iter_result_lines(self.path):
+                ids.append(row["id"])
+                if relabel is not None and relabel(row):
+                    redo.append(row["id"])
+            differences = None if meta is None else _sidecar_differences(self.path, meta)
+            self._check_owner(ids, differences, inputs)
+            if redo:
+                self._rewrite_without(set(redo))
+            self.relabelled = len(redo)
+            self.done: set[str] = set(ids) - set(redo)
+            # a missing sidecar is written; a differing one only survives this far when the
+            # file is empty (the job it describes wrote nothing), and is replaced
+            if meta is not None and differences != []:
                 write_atomic(meta_path(self.path), _json_bytes(meta, indent=1))
         except BaseException:
             self.close()
             raise
+
+    def _check_owner(
+        self, ids: list[str], differences: list[str] | None, inputs: Collection[str] | None
+    ) -> None:
+        """Refuse a non-empty file that is another job's (see the class docs)."""
+        if not ids:
+            return
+        restart = "give another --out, or delete the file (and its sidecar) to start over"
+        if differences:
+            raise ResultsError(
+                self.path,
+                None,
+                f"belongs to another job: its sidecar {meta_path(self.path).name} differs "
+                f"({'; '.join(differences)}); {restart}",
+            )
+        if differences is None and inputs is not None:
+            mine = inputs if isinstance(inputs, (set, frozenset, dict)) else set(inputs)
+            foreign = [i for i in ids if i not in mine]
+            if foreign:
+                raise ResultsError(
+                    self.path,
+                    None,
+                    f"has no sidecar ({meta_path(self.path).name}) and {len(foreign)} of its "
+                    f"{len(ids)} rows {'is' if len(foreign) == 1 else 'are'} not among this "
+                    f"job's {len(mine)} inputs "
+                    f"({_show_ids(foreign)}): another job's file?; {restart}",
+                )
+
+    def _rewrite_without(self, drop: set[str]) -> None:
+        """Replace the file by a copy without the rows whose id is in ``drop``, keeping the lock:
+        the copy is locked before its rename publishes it."""
+        assert self._fd is not None
+        fd, tmp = create_temp_file(self.path, append=True)
+        try:
+            _lock(fd, tmp)  # nobody else can know this file yet: never refused
+            try:
+                with open(self.path, "rb") as src:  # (the old file, still locked by us)
+                    blob: list[bytes] = []
+                    size = 0
+                    for line in src:
+                        if not line.endswith(b"\n") or not line.strip():
+                            continue
+                        if json.loads(line)["id"] in drop:
+                            continue
+                        blob.append(line)
+                        size += len(line)
+                        if size >= _CHUNK:
+                            _write_all(fd, b"".join(blob))
+                            blob, size = [], 0
+                    _write_all(fd, b"".join(blob))
+                os.fsync(fd)
+            except OSError as exc:
+                raise named_os_error(exc, tmp) from exc
+            publish(tmp, self.path)
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        old, self._fd = self._fd, fd
+        os.close(old)
 
     def fileno(self) -> int | None:
         """The descriptor holding the lock (None once closed)."""
@@ -172,6 +357,8 @@ class ResultWriter:
 
         :raises ValueError: a row without a string ``"id"`` or not JSON-serialisable (NaN
             included); nothing of this call is written then.
+        :raises OSError: the disk refused the rows (naming the file); what this call had
+            written is cut back off and the writer is closed.
         """
         if self._fd is None:
             raise ValueError(f"{self.path}: writer is closed")
@@ -190,11 +377,22 @@ class ResultWriter:
             new_ids.add(rid)
         if not lines:
             return
-        view = memoryview(b"".join(lines))
-        while view:  # os.write may write less than asked (signals, pipes, quotas)
-            view = view[os.write(self._fd, view) :]
-        os.fsync(self._fd)
-        self.done.update(new_ids)
+        size = os.fstat(self._fd).st_size
+        try:
+            _write_all(self._fd, b"".join(lines))
+            os.fsync(self._fd)
+            self.done.update(new_ids)
+        except BaseException as exc:
+            # A refused or interrupted (Ctrl-C) write is cut back off, so that the file and
+            # `done` agree and no torn row is left for the next write to glue onto.
+            try:
+                os.ftruncate(self._fd, size)
+            except OSError:
+                self.close()  # the next open drops the torn tail
+            if isinstance(exc, OSError):
+                self.close()
+                raise named_os_error(exc, self.path) from exc
+            raise
 
     def close(self) -> None:
         """Close the file (releasing the lock); safe to call twice."""
@@ -212,6 +410,12 @@ class ResultWriter:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:  # os.write may write less than asked (signals, pipes, quotas)
+        view = view[os.write(fd, view) :]
 
 
 def _json_bytes(obj: Any, indent: int | None = None) -> bytes:

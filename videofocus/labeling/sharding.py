@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from videofocus.labeling.results import iter_result_lines, meta_path, write_atomic
+from videofocus.io.atomic_files import write_atomic
+from videofocus.labeling.results import iter_result_lines, meta_path
 
 T = TypeVar("T")
 

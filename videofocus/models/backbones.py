@@ -10,6 +10,7 @@ always built with ``weights=None`` and timm models with ``pretrained=False``.
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from torchvision.models.resnet import BasicBlock
 __all__ = [
     "Backbone",
     "PretrainedWeightsError",
+    "check_backbone_name",
     "create_backbone",
     "list_backbones",
     "load_pretrained",
@@ -97,6 +99,24 @@ def list_backbones() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def check_backbone_name(name: str) -> None:
+    """Raise ``KeyError`` unless ``name`` is registered or ``timm/<model>`` (what
+    :func:`create_backbone` accepts; config loading checks names with it before any build).
+
+    :raises KeyError: listing the registered names.
+    """
+    if name.startswith(_TIMM_PREFIX):
+        if importlib.util.find_spec("timm") is None:
+            raise KeyError(f"backbone {name!r} needs the timm package (pip install timm)")
+        return
+    if name in _REGISTRY:
+        return
+    raise KeyError(
+        f"unknown backbone {name!r}; registered: {', '.join(list_backbones())} "
+        f"(or '{_TIMM_PREFIX}<name>' with timm installed)"
+    )
+
+
 def create_backbone(
     name: str,
     *,
@@ -119,11 +139,7 @@ def create_backbone(
     if name.startswith(_TIMM_PREFIX):
         backbone: Backbone = _create_timm(name[len(_TIMM_PREFIX) :], **kwargs)
     else:
-        if name not in _REGISTRY:
-            raise KeyError(
-                f"unknown backbone {name!r}; registered: {', '.join(list_backbones())} "
-                f"(or '{_TIMM_PREFIX}<name>' with timm installed)"
-            )
+        check_backbone_name(name)
         builder = _REGISTRY[name]
         accepted = inspect.signature(builder).parameters
         unknown = sorted(k for k in kwargs if k not in accepted)

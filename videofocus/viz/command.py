@@ -167,11 +167,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the model, draw the video's glimpses, print one line saying what was written."""
     out = Path(args.out)
-    try:
-        _check_output(out)
-    except ValueError as err:
-        print(f"videofocus viz: error: {err}", file=sys.stderr)
-        return 2
+    _check_output(out)  # before the model loads; errors are one line (videofocus.exit_status)
     model = load_inference_model(
         args.checkpoint, args.config, args.overrides, policy=args.policy, option=args.option
     )
@@ -181,12 +177,8 @@ def run(args: argparse.Namespace) -> int:
             "those of an untrained model (use this to check a config or the drawing only)",
             file=sys.stderr,
         )
-    try:
-        trace = render_glimpses(
-            model, args.video, out, fps=args.fps, scale=args.scale, thresholds=args.thresholds
-        )
-    except VideoDecodeError as err:
-        print(f"videofocus viz: error: {err}", file=sys.stderr)
-        return 2
+    trace = render_glimpses(
+        model, args.video, out, fps=args.fps, scale=args.scale, thresholds=args.thresholds
+    )
     print(f"wrote {out} ({model.method}): {describe_trace(trace, model.net.num_options)}")
     return 0

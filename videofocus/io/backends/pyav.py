@@ -31,6 +31,7 @@ from videofocus.io.metadata import VideoMetadata
 class _FrameIdentityLost(Exception):
     """Timestamps or a seek turned out unreliable for identifying frames in this file."""
 
+
 #: Scaler used when resizing at decode time (swscale, inside the conversion to RGB). Bicubic is
 #: what FFmpeg's ``scale`` filter uses by default, and so what decord's resizing does.
 INTERPOLATION = "BICUBIC"
