@@ -288,3 +288,13 @@ def test_auto_falls_back_to_pyav_when_decord_fails(make_video, frame_index, monk
         assert reader.backend == "decord"
         assert _indices_of(reader.read_frames([3, 30]), frame_index) == [3, 30]
         assert reader.backend == "pyav"
+
+
+def test_frames_of_another_shape_than_asked_are_refused(make_video, monkeypatch):
+    # whatever the backend, the reader hands out only frames of exactly the size asked for
+    with VideoReader(make_video(), backend="pyav") as reader:
+        decoder = reader._decoder
+        real = decoder.decode
+        monkeypatch.setattr(decoder, "decode", lambda idx, size: real(idx, size)[:, :-1])
+        with pytest.raises(VideoDecodeError, match=r"pyav returned uint8 frames \(2, 47, 64, 3\)"):
+            reader.read_frames([1, 2])

@@ -200,11 +200,25 @@ class VideoReader:
     def _decode(self, indices: list[int], size: tuple[int, int]) -> np.ndarray:
         decoder = self._open_decoder()
         try:
-            return decoder.decode(indices, size)
+            return self._checked(decoder, indices, size)
         except VideoDecodeError:
             if not self._auto or decoder.name == "pyav":
                 raise
         # auto mode: another backend failed mid-file; the reference decoder takes over for good
         decoder.close()
         self._decoder = decoder_class("pyav")(self.path, self.num_threads, scan=decoder.scan)
-        return self._decoder.decode(indices, size)
+        return self._checked(self._decoder, indices, size)
+
+    def _checked(
+        self, decoder: FrameDecoder, indices: list[int], size: tuple[int, int]
+    ) -> np.ndarray:
+        """``decoder``'s frames, refused unless they have exactly the shape asked for."""
+        frames = decoder.decode(indices, size)
+        expected = (len(indices), size[1], size[0], 3)
+        if frames.shape != expected or frames.dtype != np.uint8:
+            raise VideoDecodeError(
+                self.path,
+                f"{decoder.name} returned {frames.dtype} frames {frames.shape}, not uint8 "
+                f"{expected}",
+            )
+        return frames

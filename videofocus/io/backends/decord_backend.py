@@ -68,12 +68,6 @@ class DecordDecoder:
             frames = reader.get_batch(list(indices)).asnumpy()
         except self._decord.DECORDError as err:
             raise VideoDecodeError(self.path, f"decord failed: {_first_line(err)}") from err
-        width, height = size or self.metadata.stored_size
-        if frames.shape[1:] != (height, width, 3):
-            raise VideoDecodeError(
-                self.path,
-                f"decord returned frames of shape {frames.shape[1:]}, not {(height, width, 3)}",
-            )
         return frames
 
     def close(self) -> None:

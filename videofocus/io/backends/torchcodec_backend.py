@@ -224,11 +224,6 @@ class TorchCodecDecoder:
             raise VideoDecodeError(self.path, f"torchcodec failed: {_gist(err)}") from err
         if self._unrotate:
             frames = np.ascontiguousarray(np.rot90(frames, k=self._unrotate, axes=(1, 2)))
-        if frames.shape[1:] != (height, width, 3):
-            raise VideoDecodeError(
-                self.path,
-                f"torchcodec returned frames of shape {frames.shape[1:]}, not {(height, width, 3)}",
-            )
         return frames
 
     def close(self) -> None:
