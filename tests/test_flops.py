@@ -32,7 +32,13 @@ from videofocus.flops import (
     run_flops,
 )
 from videofocus.models import GlimpseOption, create_focusnet
-from videofocus.policy import GlanceMapEncoder, RecurrentGlimpsePolicy, progress_dim
+from videofocus.policy import (
+    GlanceMapEncoder,
+    GlanceProjection,
+    LearnedGlimpsePolicy,
+    RecurrentGlimpsePolicy,
+    progress_dim,
+)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -99,8 +105,9 @@ def test_cost_table_accounts_for_a_whole_forward_pass():
     torch.manual_seed(0)
     options = (GlimpseOption(0.5, 16), GlimpseOption(1.0, 32, backbone="tiny_resnet"))
     net = create_focusnet(5, "tiny_cnn", 24, options, "tiny_cnn", 3, 12, local_feature_dim=20)
-    encoder = GlanceMapEncoder(32, (3, 3), 4, 16, extras_dim=progress_dim((3, 3, 3)))
-    policy = RecurrentGlimpsePolicy(encoder, 8, (3, 3, 3))
+    encoder = GlanceMapEncoder(4, (3, 3), 4, 16, extras_dim=progress_dim((3, 3, 3)))
+    network = RecurrentGlimpsePolicy(encoder, 8, (3, 3, 3))
+    policy = LearnedGlimpsePolicy(options, 3, GlanceProjection(32, 4), network)
     table = CostTable.from_model(net, 40, policy)
     assert net.training  # measured in eval mode, handed back as it came
     net.eval()

@@ -26,21 +26,22 @@ import json
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+if TYPE_CHECKING:
+    from videofocus.policy.heuristics import GlimpsePolicy
 
 from videofocus.config import Config, load_config
 from videofocus.engine.factory import (
     build_dense_baseline,
     build_focusnet,
-    build_policy_network,
-    glance_map_hw,
+    build_learned_policy,
     resolve_num_classes,
 )
-from videofocus.models.focusnet import FocusNet
-from videofocus.policy.network import RecurrentGlimpsePolicy
+from videofocus.models.focusnet import FocusNet, GlanceOutput
 
 __all__ = [
     "ActionUsage",
@@ -121,10 +122,13 @@ class ActionUsage:
 
 @dataclass(frozen=True)
 class CostTable:
-    """MACs of each component of a :class:`~videofocus.models.FocusNet` (+ policy).
+    """MACs of each component of a :class:`~videofocus.models.FocusNet` and its glimpse policy.
+
+    The one cost authority: ``flops``, ``eval``, ``label`` and ``bench`` all build it with
+    :meth:`from_model`, so the same actions cost the same GMACs everywhere.
 
     :param glance: glance encoder, per frame.
-    :param policy: policy network, per step (0: no learned policy).
+    :param policy: the glimpse policy, per step (0 for heuristics: they compute no MACs).
     :param local: glimpse encoder per glimpse, one entry per option (action option ``k + 1``).
     :param aggregator: aggregator GRU + classifier, per step.
     """
@@ -139,14 +143,21 @@ class CostTable:
         cls,
         net: FocusNet,
         frame_size: int,
-        policy: RecurrentGlimpsePolicy | None = None,
+        policy: GlimpsePolicy | None = None,
     ) -> CostTable:
-        """Measure every component of ``net`` (and ``policy``) on one input of batch size 1.
+        """Measure every component of ``net`` and its policy on one input of batch size 1.
+
+        The policy's cost is one step of its ``act`` on one frame's glance (projection and
+        network of a learned policy, the centre network of the differentiable one); a policy
+        without weights (a heuristic) costs 0: its arithmetic is no multiply-accumulates.
 
         :param net: the model; may live on the ``meta`` device.
         :param frame_size: side of the (square) decoded frames, in pixels.
-        :param policy: the policy network, or None for a policy that costs nothing.
+        :param policy: the policy that chooses the glimpses; None: the model's own
+            (``net.policy``) if it has one, else none.
         """
+        if policy is None:
+            policy = getattr(net, "policy", None)
         training = net.training
         net.eval()  # BatchNorm in training mode refuses a batch of one 1x1 map
         try:
@@ -155,9 +166,7 @@ class CostTable:
             net.train(training)
 
     @classmethod
-    def _measure(
-        cls, net: FocusNet, frame_size: int, policy: RecurrentGlimpsePolicy | None
-    ) -> CostTable:
+    def _measure(cls, net: FocusNet, frame_size: int, policy: GlimpsePolicy | None) -> CostTable:
         param = next(net.parameters())
         like = {"device": param.device, "dtype": param.dtype}
         frame = torch.zeros(1, 3, frame_size, frame_size, **like)
@@ -173,12 +182,13 @@ class CostTable:
         option_index = torch.zeros(1, dtype=torch.long, device=param.device)
         aggregator = measure_macs(net.aggregator.step, glance_out.pooled, local_feats, option_index)
         policy_macs = 0
-        if policy is not None:
-            extras = None
-            if policy.extras_dim:
-                extras = torch.zeros(1, policy.extras_dim, **like)
-            state = policy.initial_state(1, **like)
-            policy_macs = measure_macs(policy, glance_out.map, extras, state)
+        weights = [] if policy is None else list(policy.parameters())
+        if weights:  # a policy without weights (a heuristic) computes no MACs
+            like = {"device": weights[0].device, "dtype": weights[0].dtype}
+            one_step = GlanceOutput(
+                glance_out.map[:, None].to(**like), glance_out.pooled[:, None].to(**like)
+            )
+            policy_macs = measure_macs(policy.act, one_step)
         return cls(glance, policy_macs, tuple(local), aggregator)
 
     @property
@@ -261,7 +271,7 @@ def flops_report(cfg: Config) -> dict[str, Any]:
     size, steps = cfg.data.frame_size, cfg.data.frames
     with torch.device("meta"):
         net = build_focusnet(cfg, num_classes)
-        policy = build_policy_network(cfg, net.global_encoder.num_features, glance_map_hw(net))
+        policy = build_learned_policy(cfg, net)
         dense = build_dense_baseline(cfg, num_classes)
     table = CostTable.from_model(net, size, policy)
     dense_table = CostTable.from_model(dense, size)

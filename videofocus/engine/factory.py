@@ -4,7 +4,9 @@
 - :func:`build_dense_baseline`: the same encoders with one glimpse option, the whole frame at
   full resolution, so the local encoder sees every frame densely (the reference point of every
   accuracy-vs-compute comparison).
-- :func:`build_policy_network`: the plain-torch recurrent policy sized for the glance maps.
+- :func:`build_policy_network`: the plain-torch policy network (recurrent for
+  ``recurrent_ppo``, feed-forward for ``ppo``) sized for the glance maps;
+  :func:`build_learned_policy` puts it behind the glance projection, as training does.
 
 Unset (None) config values are never passed on, so the backbones' own defaults hold.
 """
@@ -19,11 +21,20 @@ from videofocus.config import Config, ConfigError
 from videofocus.data.manifest import ManifestError, read_classes
 from videofocus.models.focusnet import FocusNet, create_focusnet
 from videofocus.models.glimpse import GlimpseOption, dense_option
-from videofocus.policy.network import GlanceMapEncoder, RecurrentGlimpsePolicy, progress_dim
+from videofocus.policy.heuristics import LearnedGlimpsePolicy
+from videofocus.policy.network import (
+    FeedForwardGlimpsePolicy,
+    GlanceMapEncoder,
+    GlimpsePolicyNetwork,
+    RecurrentGlimpsePolicy,
+    progress_dim,
+)
+from videofocus.policy.observation import GlanceProjection
 
 __all__ = [
     "build_dense_baseline",
     "build_focusnet",
+    "build_learned_policy",
     "build_policy_network",
     "glance_map_hw",
     "glimpse_options",
@@ -137,15 +148,16 @@ def glance_map_hw(net: FocusNet) -> tuple[int, int]:
 
 def build_policy_network(
     cfg: Config, glance_channels: int, map_hw: tuple[int, int]
-) -> RecurrentGlimpsePolicy:
-    """The recurrent glimpse policy for glance maps ``[glance_channels, *map_hw]``.
+) -> GlimpsePolicyNetwork:
+    """The policy network ``cfg.policy.algo`` trains, for glance maps ``[glance_channels, *map_hw]``.
 
     Sizes: ``model.policy_channels`` (1x1 conv), ``model.policy_hidden`` (feature vector),
-    ``policy.lstm_hidden`` (LSTM); its extras are :func:`~videofocus.policy.network.
+    ``policy.net_arch`` (Tanh MLP) and, for ``recurrent_ppo``, ``policy.lstm_hidden`` (LSTM);
+    ``ppo`` trains a feed-forward network. Its extras are :func:`~videofocus.policy.network.
     progress_features` and its action space is :func:`policy_action_dims`.
 
     :param cfg: the run config.
-    :param glance_channels: channels of the glance map (``net.global_encoder.num_features``).
+    :param glance_channels: channels of the maps the network reads (the projection's output).
     :param map_hw: spatial size of the glance map (:func:`glance_map_hw`).
     """
     dims = policy_action_dims(cfg)
@@ -156,4 +168,21 @@ def build_policy_network(
         features_dim=cfg.model.policy_hidden,
         extras_dim=progress_dim(dims),
     )
-    return RecurrentGlimpsePolicy(encoder, cfg.policy.lstm_hidden, dims)
+    if cfg.policy.algo == "ppo":
+        return FeedForwardGlimpsePolicy(encoder, dims, cfg.policy.net_arch)
+    return RecurrentGlimpsePolicy(encoder, cfg.policy.lstm_hidden, dims, cfg.policy.net_arch)
+
+
+def build_learned_policy(cfg: Config, net: FocusNet) -> LearnedGlimpsePolicy:
+    """The learned glimpse policy ``cfg`` trains for ``net``, with untrained weights: the glance
+    projection to ``policy.obs_channels`` channels, then :func:`build_policy_network`.
+
+    Training fits the projection and learns the network; the cost of one step and the shapes
+    are those of this policy whatever its weights.
+    """
+    channels = net.global_encoder.num_features
+    projection = GlanceProjection(channels, min(cfg.policy.obs_channels, channels))
+    network = build_policy_network(cfg, projection.out_channels, glance_map_hw(net))
+    return LearnedGlimpsePolicy(
+        glimpse_options(cfg), cfg.model.grid, projection, network, cfg.policy.allow_skip
+    )

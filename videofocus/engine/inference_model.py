@@ -105,8 +105,8 @@ class InferenceModel:
         return self.checkpoint is None
 
     def cost_table(self) -> CostTable:
-        """GMACs of each component at the config's frame size."""
-        return CostTable.from_model(self.net, self.cfg.data.frame_size)
+        """MACs of each component at the config's frame size, this model's policy included."""
+        return CostTable.from_model(self.net, self.cfg.data.frame_size, self.policy)
 
     def inferencer(
         self, options: InferenceOptions | None = None, device: torch.device | str | None = None
@@ -266,9 +266,7 @@ def _policy_model(
 def _random_model(cfg: Config, policy: str | None, option: int | None) -> InferenceModel:
     """The config's model with random weights: the learned policy's network too, with a random
     orthonormal glance projection so that its (meaningless) actions still vary with the input."""
-    from videofocus.engine.factory import build_policy_network, glimpse_options
-    from videofocus.policy.heuristics import LearnedGlimpsePolicy
-    from videofocus.policy.observation import GlanceProjection
+    from videofocus.engine.factory import build_learned_policy
 
     torch.manual_seed(cfg.train.seed)
     num_classes = resolve_num_classes(cfg)
@@ -276,16 +274,9 @@ def _random_model(cfg: Config, policy: str | None, option: int | None) -> Infere
     if policy is not None:
         chosen, method = _heuristic(policy, net, option), policy
     else:
-        channels = net.global_encoder.num_features
-        with torch.no_grad():
-            probe = net.glance(torch.zeros(1, 1, 3, cfg.data.frame_size, cfg.data.frame_size))
-        projection = GlanceProjection(channels, min(cfg.policy.obs_channels, channels))
-        torch.nn.init.orthogonal_(projection.weight)
-        network = build_policy_network(cfg, projection.out_channels, tuple(probe.maps.shape[-2:]))
-        chosen = LearnedGlimpsePolicy(
-            glimpse_options(cfg), cfg.model.grid, projection, network, cfg.policy.allow_skip
-        ).eval()
-        method = cfg.policy.algo
+        learned = build_learned_policy(cfg, net)
+        torch.nn.init.orthogonal_(learned.projection.weight)
+        chosen, method = learned.eval(), cfg.policy.algo
     names = checkpoint_class_names(cfg, {}, num_classes, None)
     return InferenceModel(net, chosen, cfg, names, method, None)
 
