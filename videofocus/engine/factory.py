@@ -149,7 +149,7 @@ def glance_map_hw(net: FocusNet) -> tuple[int, int]:
 def build_policy_network(
     cfg: Config, glance_channels: int, map_hw: tuple[int, int]
 ) -> GlimpsePolicyNetwork:
-    """The policy network ``cfg.policy.algo`` trains, for glance maps ``[glance_channels, *map_hw]``.
+    """The policy network ``cfg.policy.algo`` trains, for maps ``[glance_channels, *map_hw]``.
 
     Sizes: ``model.policy_channels`` (1x1 conv), ``model.policy_hidden`` (feature vector),
     ``policy.net_arch`` (Tanh MLP) and, for ``recurrent_ppo``, ``policy.lstm_hidden`` (LSTM);
