@@ -2,7 +2,10 @@
 
 Every converter is one module here, reached as ``videofocus prepare <name> ...``. A converter
 module exposes ``add_arguments(parser)`` and ``run(args) -> int`` (the exit code), and its
-docstring's first line is the command's help; the rest of the docstring lists the files it writes.
+docstring is the command's help: the first paragraph says what it reads (``videofocus prepare
+--help`` lists it from ``GROUPS`` in :mod:`videofocus.cli`, which imports no converter; a test
+keeps the two equal), the rest lists the files it writes. Nothing here imports a converter
+before it is asked for.
 """
 
 from __future__ import annotations
@@ -12,15 +15,15 @@ from types import ModuleType
 
 #: ``videofocus prepare <name>`` -> module implementing it.
 CONVERTERS: dict[str, str] = {
-    "activitynet": "data_prep.activitynet",
-    "kinetics": "data_prep.kinetics",
-    "minikinetics": "data_prep.minikinetics",
-    "sthv2": "data_prep.sthv2",
-    "fcvid": "data_prep.fcvid",
-    "list": "data_prep.lists",
-    "folder": "data_prep.folder",
-    "reencode": "data_prep.reencode",
-    "synthetic": "data_prep.synthetic",
+    "activitynet": "videofocus.data_prep.activitynet",
+    "kinetics": "videofocus.data_prep.kinetics",
+    "minikinetics": "videofocus.data_prep.minikinetics",
+    "sthv2": "videofocus.data_prep.sthv2",
+    "fcvid": "videofocus.data_prep.fcvid",
+    "list": "videofocus.data_prep.lists",
+    "folder": "videofocus.data_prep.folder",
+    "reencode": "videofocus.data_prep.reencode",
+    "synthetic": "videofocus.data_prep.synthetic",
 }
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data_prep.probing import (
+from videofocus.data_prep.probing import (
     AnnotationError,
     Sample,
     VideoIndex,
@@ -42,6 +42,7 @@ from data_prep.probing import (
     read_json,
     write_dataset,
 )
+
 from videofocus.data.video_ids import bare_youtube_id
 
 

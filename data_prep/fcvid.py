@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from data_prep.lists import list_dataset
-from data_prep.probing import (
+from videofocus.data_prep.lists import list_dataset
+from videofocus.data_prep.probing import (
     PrepareError,
     VideoIndex,
     add_common_arguments,

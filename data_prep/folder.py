@@ -19,7 +19,7 @@ import os
 import random
 from pathlib import Path
 
-from data_prep.probing import (
+from videofocus.data_prep.probing import (
     VIDEO_EXTENSIONS,
     PrepareError,
     Sample,

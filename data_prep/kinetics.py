@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from data_prep.probing import (
+from videofocus.data_prep.probing import (
     AnnotationError,
     PrepareError,
     Sample,
@@ -31,6 +31,7 @@ from data_prep.probing import (
     normalise_split,
     write_dataset,
 )
+
 from videofocus.data.manifest import read_classes
 
 _REQUIRED = ("youtube_id", "time_start", "time_end", "split")  # test CSVs may lack "label"
@@ -112,7 +113,7 @@ def clip_samples(
 
     A trimmed clip (``<youtube_id>_<start>_<end>.<ext>``) is read whole; a ``<youtube_id>.<ext>``
     file becomes the segment ``[time_start, time_end]`` of the video, unless probing finds it
-    lasts as long as the clip (:func:`~data_prep.probing.is_trimmed_clip`). Clips listed twice
+    lasts as long as the clip (:func:`~videofocus.data_prep.probing.is_trimmed_clip`). Clips listed twice
     (the same clip in two CSVs) are kept once.
     """
     index = {name: i for i, name in enumerate(classes)}

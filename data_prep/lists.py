@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from data_prep.probing import (
+from videofocus.data_prep.probing import (
     AnnotationError,
     PrepareError,
     Sample,
@@ -45,6 +45,7 @@ from data_prep.probing import (
     strip_video_extension,
     write_dataset,
 )
+
 from videofocus.data.manifest import read_classes
 
 FORMATS = ("adafocus-comma", "adafocus-semicolon", "adafocus-space", "mmaction")

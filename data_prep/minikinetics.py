@@ -18,8 +18,13 @@ import argparse
 import re
 from pathlib import Path, PurePosixPath
 
-from data_prep.kinetics import KineticsClip, clip_samples, read_kinetics_csv, training_classes
-from data_prep.probing import (
+from videofocus.data_prep.kinetics import (
+    KineticsClip,
+    clip_samples,
+    read_kinetics_csv,
+    training_classes,
+)
+from videofocus.data_prep.probing import (
     AnnotationError,
     PrepareError,
     Sample,

@@ -27,13 +27,13 @@ from pathlib import Path
 import av
 import numpy as np
 from tqdm import tqdm
-
-from data_prep.probing import (
+from videofocus.data_prep.probing import (
     PrepareError,
     Sample,
     add_common_arguments,
     write_dataset,
 )
+
 from videofocus.data.manifest import read_classes, read_manifest
 from videofocus.io.writer import write_video
 

@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from data_prep.probing import (
+from videofocus.data_prep.probing import (
     AnnotationError,
     PrepareError,
     Sample,

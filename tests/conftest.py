@@ -19,8 +19,8 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from videofocus.engine.distributed import torch_threads
 from videofocus.io.writer import write_video
+from videofocus.runtime import torch_threads
 
 CODE_COLUMNS, CODE_ROWS = 4, 3
 CODE_BITS = CODE_COLUMNS * CODE_ROWS

@@ -32,6 +32,7 @@ from videofocus.ablation.grid import value_label
 from videofocus.ablation.report import format_markdown, plot_rows, write_report
 from videofocus.ablation.runner import VariantFailed, evaluate_variant, run_variant, variant_rows
 from videofocus.cli import main
+from videofocus.cli.ablate import add_arguments as ablate_arguments
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -275,7 +276,7 @@ def fake_training(monkeypatch):
 
     monkeypatch.setattr(runner, "_train_stage", train)
     monkeypatch.setattr(runner, "evaluate_variant", evaluate)
-    monkeypatch.setattr(runner, "_train_seconds", lambda finals: 12.5)
+    monkeypatch.setattr(runner, "train_seconds", lambda *finals: 12.5)
     return calls
 
 
@@ -333,7 +334,7 @@ def test_failed_variant_stops_the_grid_and_keeps_finished_rows(tmp_path, write_g
 def test_command_runs_lists_and_reports_failure(tmp_path, write_grid, fake_training, capsys):
     grid = write_grid(tmp_path, "axes:\n  policy.cost_lambda: [0.0, 0.5]\n")
     parser = argparse.ArgumentParser()
-    command.add_arguments(parser)
+    ablate_arguments(parser)
     out = tmp_path / "out"
     args = parser.parse_args([str(grid), "--out", str(out), "--dry-run"])
     assert command.run(args) == 0
@@ -363,7 +364,7 @@ def test_command_runs_lists_and_reports_failure(tmp_path, write_grid, fake_train
 
 
 def test_exit_thresholds_go_through_evaluate_adaptive(tmp_path, write_grid, monkeypatch):
-    import videofocus.engine.inference_model as inference_model
+    import videofocus.ablation.runner as runner_module
 
     seen = {}
 
@@ -371,7 +372,7 @@ def test_exit_thresholds_go_through_evaluate_adaptive(tmp_path, write_grid, monk
         seen.update(cfg=cfg, checkpoint=checkpoint, thresholds=thresholds)
         return {"accuracy": 0.75, "top5": 1.0, "gmacs_per_video": 0.5, "videos_per_s": 9.0}
 
-    monkeypatch.setattr(inference_model, "evaluate_adaptive", fake)
+    monkeypatch.setattr(runner_module, "evaluate_adaptive", fake)
     grid = load_grid(write_grid(tmp_path, "exit_thresholds: [[0.9]]\n"))
     variant = expand_grid(grid)[0]
     run = tmp_path / "variants" / variant.name
@@ -507,6 +508,10 @@ def test_shipped_grids_expand(name, count, entries):
     if name == "patch_size":
         sides = sorted({v.cfg.model.options[0].extent * 128 for v in variants})
         assert sides == [56.0, 72.0, 88.0]
+        # the dense baseline reads no glimpse option: one dense stage for the whole grid, and
+        # one warm-up per patch size (shared by the learned and the random variant)
+        assert len({p[0].key for p in plans}) == 1 and {p[0].name for p in plans} == {"dense"}
+        assert len({p[1].key for p in plans}) == 3
     if name == "reward":
         assert [v.cfg.policy.reward for v in variants] == [
             "adafocus",

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from videofocus.data_prep.probing import write_jsonl
 
-from data_prep.probing import write_jsonl
+from videofocus.artifacts.checkpoint import CheckpointMeta, save_checkpoint
 from videofocus.data.manifest import ManifestRow, write_classes, write_manifest
-from videofocus.engine.checkpoint import save_checkpoint
 from videofocus.io.atomic_files import atomic_directory, current_umask, write_atomic
 from videofocus.labeling.results import ResultWriter, meta_path
 from videofocus.labeling.sharding import ShardSpec, merge_shards, shard_meta, shard_path
@@ -30,6 +30,9 @@ def umask(request) -> Iterator[int]:
         os.umask(old)
 
 
+META = CheckpointMeta("warmup", 2, ["a", "b"], {}, {"frame_size": 8})
+
+
 def _mode(path: Path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
@@ -39,7 +42,7 @@ def _write_everything(root: Path) -> tuple[list[Path], list[Path]]:
     write_manifest(root / "data" / "manifest.jsonl", [ManifestRow(id="a", path="a.mp4")])
     write_classes(root / "data" / "classes.txt", ["x", "y"])
     write_jsonl(root / "data" / "rejects.jsonl", [{"id": "b", "reason": "missing file"}])
-    ckpt = save_checkpoint(root / "run" / "final", {"w": torch.zeros(2)}, {"stage": "x"}, {"s": 1})
+    ckpt = save_checkpoint(root / "run" / "final", {"w": torch.zeros(2)}, META, {"s": 1})
     labels = root / "labels.jsonl"
     with ResultWriter(labels, meta={"input": "/in"}) as writer:
         writer.write([{"id": "a", "status": "error"}])

@@ -12,7 +12,7 @@ from videofocus.benchmarks import BENCHMARKS, load_benchmark
 from videofocus.benchmarks.policy import NAMES, acceptance, format_table
 from videofocus.cli import main
 from videofocus.data.synthetic import TargetTrack
-from videofocus.engine.policy_eval import target_centres
+from videofocus.evaluation.policy_eval import target_centres
 
 T = 4
 

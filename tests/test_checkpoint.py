@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import numpy as np
 import pytest
 import torch
 
-from videofocus.engine.checkpoint import (
+from videofocus.artifacts.checkpoint import (
+    META_FILE,
     CheckpointError,
+    CheckpointMeta,
     capture_rng_state,
     load_checkpoint,
     load_model_state,
     restore_rng_state,
     save_checkpoint,
 )
+
+
+def _meta(**fields) -> CheckpointMeta:
+    base = {"stage": "warmup", "num_classes": 3, "class_names": ["a", "b", "c"], "config": {}}
+    return CheckpointMeta(**{**base, "preprocessing": {"frame_size": 8}, **fields})
 
 
 def _model_and_optimizer():
@@ -34,7 +42,7 @@ def test_round_trip_restores_weights_optimizer_and_meta(tmp_path):
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10)
     opt.step()
     sched.step()
-    meta = {"stage": "warmup", "epoch": 3, "config": {"train": {"lr": 0.01}}}
+    meta = _meta(epoch=3, config={"train": {"lr": 0.01}})
     trainer = {
         "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict(),
@@ -72,19 +80,40 @@ def test_rng_state_round_trip_reproduces_draws():
 
 def test_overwrite_is_atomic_and_leaves_no_temp_folders(tmp_path):
     model, _ = _model_and_optimizer()
-    save_checkpoint(tmp_path / "last", model.state_dict(), {"epoch": 1})
-    save_checkpoint(tmp_path / "last", model.state_dict(), {"epoch": 2})
+    save_checkpoint(tmp_path / "last", model.state_dict(), _meta(epoch=1))
+    save_checkpoint(tmp_path / "last", model.state_dict(), _meta(epoch=2))
     assert [p.name for p in tmp_path.iterdir()] == ["last"]
-    assert load_checkpoint(tmp_path / "last").meta["epoch"] == 2
+    assert load_checkpoint(tmp_path / "last").meta.epoch == 2
 
 
 def test_failed_save_keeps_previous_checkpoint(tmp_path):
     model, _ = _model_and_optimizer()
-    save_checkpoint(tmp_path / "last", model.state_dict(), {"epoch": 1})
+    save_checkpoint(tmp_path / "last", model.state_dict(), _meta(epoch=1))
     with pytest.raises(TypeError):
-        save_checkpoint(tmp_path / "last", model.state_dict(), {"epoch": object()})
+        save_checkpoint(tmp_path / "last", model.state_dict(), _meta(epoch=object()))
     assert [p.name for p in tmp_path.iterdir()] == ["last"]
-    assert load_checkpoint(tmp_path / "last").meta["epoch"] == 1
+    assert load_checkpoint(tmp_path / "last").meta.epoch == 1
+
+
+def test_a_checkpoint_of_an_older_videofocus_names_what_its_meta_lacks(tmp_path):
+    model, _ = _model_and_optimizer()
+    path = save_checkpoint(tmp_path / "ckpt", model.state_dict(), _meta(stage="finetune"))
+    old = json.loads((path / META_FILE).read_text())
+    del old["policy"], old["class_names"]
+    (path / META_FILE).write_text(json.dumps(old))
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    message = str(caught.value)
+    assert message.startswith(str(path / META_FILE)) and "'class_names'" in message
+    assert "older videofocus" in message and "\n" not in message
+    old["class_names"] = ["a", "b", "c"]
+    (path / META_FILE).write_text(json.dumps(old))
+    with pytest.raises(CheckpointError, match="no 'policy'"):  # a finetune holds its policy
+        load_checkpoint(path)
+    old["policy"], old["surprise"] = None, 1
+    (path / META_FILE).write_text(json.dumps(old))
+    with pytest.raises(CheckpointError, match="unknown key 'surprise'"):
+        load_checkpoint(path)
 
 
 def test_missing_or_corrupt_checkpoint_is_named(tmp_path):
@@ -98,7 +127,7 @@ def test_missing_or_corrupt_checkpoint_is_named(tmp_path):
 
 def test_weights_of_another_config_fail_in_one_line_naming_key_and_shapes(tmp_path):
     trained = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 3))
-    save_checkpoint(tmp_path / "ckpt", trained.state_dict(), {"stage": "x"})
+    save_checkpoint(tmp_path / "ckpt", trained.state_dict(), _meta())
     state = load_checkpoint(tmp_path / "ckpt").model
     wider = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Linear(16, 3))
     with pytest.raises(CheckpointError) as caught:

@@ -28,11 +28,11 @@ import pytest
 from videofocus import exit_status
 from videofocus.cli import build_parser
 from videofocus.config import config_from_dict
-from videofocus.engine.inference_model import load_inference_model
-from videofocus.engine.pipeline import run_stages
+from videofocus.inference.model import load_inference_model
 from videofocus.labeling.job import LabelJobOptions, run_label_job
 from videofocus.labeling.results import ResultWriter, meta_path, read_results
 from videofocus.labeling.sharding import ShardSpec
+from videofocus.train.pipeline import run_stages
 
 TIMEOUT = 240
 

@@ -7,12 +7,14 @@ import pytest
 import torch
 
 from videofocus.config import config_from_dict
-from videofocus.engine.distributed import torch_threads
-from videofocus.engine.inference_model import evaluate_adaptive, load_inference_model
-from videofocus.engine.policy_eval import evaluate_glimpse_model
-from videofocus.engine.stages import PolicyFocusNet
-from videofocus.flops import GIGA, ActionUsage, CostTable, flops_report, measure_macs
+from videofocus.evaluation.evaluate import evaluate_adaptive
+from videofocus.evaluation.flops_report import flops_report
+from videofocus.evaluation.policy_eval import evaluate_glimpse_model
+from videofocus.inference.model import load_inference_model
+from videofocus.models.cost import GIGA, ActionUsage, CostTable, measure_macs
 from videofocus.models.focusnet import GlanceOutput
+from videofocus.policy.focusnet import PolicyFocusNet
+from videofocus.runtime import torch_threads
 
 
 @pytest.fixture(scope="module")

@@ -4,18 +4,20 @@ inside the frame, training moves them towards what the label needs, and its engi
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 import torch
 
+from videofocus.artifacts.factory import build_differentiable_focusnet, build_focusnet
 from videofocus.config import Config, ConfigError, config_from_dict
-from videofocus.engine.evaluate import evaluate_checkpoint
-from videofocus.engine.factory import build_focusnet
-from videofocus.engine.pipeline import run_stages
-from videofocus.engine.stages import focus_loss, policy_chooses
-from videofocus.flops import ActionUsage, CostTable
+from videofocus.evaluation.evaluate import evaluate_checkpoint
 from videofocus.models import GlimpseOption, create_focusnet, grid_centres
+from videofocus.models.cost import ActionUsage, CostTable
 from videofocus.policy.differentiable import DifferentiableFocusNet, DifferentiableGlimpsePolicy
+from videofocus.policy.focusnet import policy_chooses
+from videofocus.train.pipeline import run_stages
+from videofocus.train.stages import focus_loss
 
 OPTIONS = [GlimpseOption(0.25, 12), GlimpseOption(0.5, 24)]
 
@@ -177,7 +179,8 @@ def test_differentiable_stage_trains_from_warmup_and_evaluates(tmp_path, stage_c
     assert evaluate_checkpoint(other, results[1].final_dir)["gmacs_per_video"] == pytest.approx(
         ev["gmacs_per_video"]
     )
-    every_frame_option_2 = CostTable.from_model(build_focusnet(cfg, 3), 48).per_video(
-        ActionUsage.uniform(4, 2, 2)
-    )
-    assert ev["gmacs_per_video"] == pytest.approx(every_frame_option_2)
+    # its cost: every frame at option 2 plus the centre network's own step on every frame
+    table = CostTable.from_model(build_differentiable_focusnet(cfg, 3), 48)
+    no_policy = CostTable.from_model(build_focusnet(cfg, 3), 48)
+    assert table.policy > 0 and replace(table, policy=0) == no_policy
+    assert ev["gmacs_per_video"] == pytest.approx(table.per_video(ActionUsage.uniform(4, 2, 2)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from videofocus.engine.early_exit import (
+from videofocus.inference.early_exit import (
     NEVER,
     apply_thresholds,
     calibrate_thresholds,

@@ -10,18 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from videofocus.artifacts.checkpoint import load_checkpoint
 from videofocus.config import config_from_dict
-from videofocus.engine.checkpoint import load_checkpoint
-from videofocus.engine.data import frames_to_input
-from videofocus.engine.evaluate import build_eval_loader, evaluate_checkpoint
-from videofocus.engine.inference import InferenceOptions
-from videofocus.engine.inference_model import (
-    evaluate_adaptive,
-    load_inference_model,
-    rollout_manifest,
-)
-from videofocus.engine.pipeline import run_stages
-from videofocus.engine.stages import create_stage
+from videofocus.data.loaders import build_eval_loader, frames_to_input
+from videofocus.evaluation.evaluate import evaluate_adaptive, evaluate_checkpoint
+from videofocus.inference.inferencer import InferenceOptions
+from videofocus.inference.model import load_inference_model, rollout_manifest
+from videofocus.train.pipeline import run_stages
+from videofocus.train.stages import create_stage
 
 CLASSES = 3
 

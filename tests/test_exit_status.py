@@ -8,8 +8,8 @@ import errno
 import pytest
 
 from videofocus import exit_status
+from videofocus.artifacts.checkpoint import CheckpointError
 from videofocus.config import ConfigError
-from videofocus.engine.checkpoint import CheckpointError
 from videofocus.exit_status import UsageError, describe_failure, one_line
 from videofocus.labeling.results import ResultsLockedError
 from videofocus.labeling.sharding import ShardMergeError

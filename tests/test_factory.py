@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from videofocus.config import ConfigError, config_from_dict
-from videofocus.engine.factory import (
+from videofocus.artifacts.factory import (
     build_dense_baseline,
     build_focusnet,
     build_policy_network,
@@ -16,9 +15,10 @@ from videofocus.engine.factory import (
     policy_action_dims,
     resolve_num_classes,
 )
+from videofocus.config import ConfigError, config_from_dict
 from videofocus.models import GlimpseOption, dense_actions, skip_actions
 from videofocus.models.backbones import create_backbone
-from videofocus.policy import progress_dim
+from videofocus.policy.network import progress_dim
 
 B, T, SIZE, CLASSES = 2, 3, 32, 5
 

@@ -23,22 +23,12 @@ from torch import nn
 
 from videofocus.cli import main
 from videofocus.config import ConfigError, load_config
-from videofocus.flops import (
-    ActionUsage,
-    CostTable,
-    flops_report,
-    format_report,
-    measure_macs,
-    run_flops,
-)
+from videofocus.evaluation.flops_report import flops_report, format_report, run_flops
 from videofocus.models import GlimpseOption, create_focusnet
-from videofocus.policy import (
-    GlanceMapEncoder,
-    GlanceProjection,
-    LearnedGlimpsePolicy,
-    RecurrentGlimpsePolicy,
-    progress_dim,
-)
+from videofocus.models.cost import ActionUsage, CostTable, measure_macs
+from videofocus.policy.heuristics import LearnedGlimpsePolicy
+from videofocus.policy.network import GlanceMapEncoder, RecurrentGlimpsePolicy, progress_dim
+from videofocus.policy.observation import GlanceProjection
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

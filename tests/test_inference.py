@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from videofocus.engine.inference import AdaptiveInferencer, InferenceOptions, chunked_step_costs
-from videofocus.flops import CostTable
+from videofocus.inference.inferencer import AdaptiveInferencer, InferenceOptions, chunked_step_costs
 from videofocus.models import FocusNet, GlimpseOption, create_focusnet
+from videofocus.models.cost import CostTable
 from videofocus.policy.heuristics import GlimpsePolicy, RandomPolicy, create_policy
 
 OPTIONS = (GlimpseOption(0.25, 16), GlimpseOption(0.5, 24))
@@ -147,7 +147,7 @@ def test_bf16_autocast_on_cpu_runs_and_stays_close(net, cost) -> None:
 def test_uint8_frames_give_the_float_path_results(net, cost) -> None:
     g = torch.Generator().manual_seed(12)
     pixels = torch.randint(0, 256, (4, STEPS, 3, SIZE, SIZE), dtype=torch.uint8, generator=g)
-    from videofocus.engine.data import frames_to_input
+    from videofocus.data.loaders import frames_to_input
 
     actions = _random_actions(4, 13)
     ref = AdaptiveInferencer(net, FixedPolicy(actions), cost).predict(

@@ -1,7 +1,7 @@
 """Checkpoints carry everything inference needs: class names and, for the learned stages, their
 policy's shape or the network they act on, so a ``final/`` folder copied alone labels from any
-working directory; older checkpoints (no names, no policy shape) still work where their run is,
-and a model without names says so on stderr."""
+working directory exactly as in its run; a checkpoint of an older videofocus fails in one line
+naming what its meta lacks, and a model without names says so on stderr."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from videofocus.artifacts.checkpoint import META_FILE, CheckpointError
 from videofocus.config import load_config
 from videofocus.data.manifest import read_classes
-from videofocus.engine.checkpoint import META_FILE
-from videofocus.engine.distributed import torch_threads
-from videofocus.engine.evaluate import evaluate_checkpoint
-from videofocus.engine.inference_model import load_inference_model
-from videofocus.engine.pipeline import run_stages
+from videofocus.evaluation.evaluate import evaluate_checkpoint
+from videofocus.inference.model import load_inference_model
+from videofocus.runtime import torch_threads
+from videofocus.train.pipeline import run_stages
 
 
 @pytest.fixture(scope="module")
@@ -62,14 +62,19 @@ def test_a_checkpoint_copied_alone_labels_with_the_real_names(trained, tmp_path,
     videos = _videos(project, tmp_path / "videos")
 
     done = _label(copied, videos, tmp_path / "labels.jsonl", cwd=third)
+    in_run = _label(project / "runs" / stage / "final", videos, tmp_path / "run.jsonl", project)
 
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == in_run.returncode == 0, done.stderr + in_run.stderr
     assert "WARNING" not in done.stderr
     rows = [json.loads(line) for line in (tmp_path / "labels.jsonl").open()]
     assert len(rows) == 3 and all(r["status"] == "ok" for r in rows)
     for row in rows:
         assert row["labels"] == [names[i] for i in row["label_ids"]]
         assert set(row["labels"]) == set(names)  # top-3 of 3 classes: every real name
+    # identical to labelling with the checkpoint where its run left it
+    same = ("id", "labels", "label_ids", "scores", "exit_step", "frames_read", "gmacs")
+    reference = [json.loads(line) for line in (tmp_path / "run.jsonl").open()]
+    assert [{k: r[k] for k in same} for r in rows] == [{k: r[k] for k in same} for r in reference]
 
 
 def test_a_copied_learned_checkpoint_evaluates_as_in_its_run(trained, tmp_path) -> None:
@@ -86,52 +91,75 @@ def test_a_copied_learned_checkpoint_evaluates_as_in_its_run(trained, tmp_path) 
             assert alone["method"] == in_run["method"] == "recurrent_ppo"
 
 
-def _legacy_copy(project: Path, root: Path) -> Path:
-    """The project as written before checkpoints were self-contained: no class names in any
-    meta, no policy shape in the finetune meta (so it reads ``../policy/final``), no warm-up
-    copy in the policy checkpoint (so it reads ``../warmup/final``)."""
-    shutil.copytree(project / "data", root / "data")
-    shutil.copytree(project / "runs", root / "runs")
-    for stage in ("warmup", "policy", "finetune"):
-        meta_path = root / "runs" / stage / "final" / META_FILE
-        meta = json.loads(meta_path.read_text())
-        del meta["class_names"]
-        if stage == "finetune":
-            for key in ("algo", "network", "projection"):
-                del meta[key]
-        meta_path.write_text(json.dumps(meta))
+def _without(meta_path: Path, key: str, value: object = ...) -> None:
+    """Rewrite a ``meta.json`` without ``key`` (or with ``value`` for it)."""
+    meta = json.loads(meta_path.read_text())
+    if value is ...:
+        del meta[key]
+    else:
+        meta[key] = value
+    meta_path.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+    ("stage", "key"),
+    [("warmup", "class_names"), ("finetune", "policy"), ("policy", "config")],
+)
+def test_an_older_checkpoint_fails_naming_what_it_lacks(trained, tmp_path, stage, key) -> None:
+    project, _ = trained
+    old = shutil.copytree(project / "runs" / stage / "final", tmp_path / "old")
+    _without(old / META_FILE, key)
+    with pytest.raises(CheckpointError) as caught:
+        load_inference_model(old)
+    message = str(caught.value)
+    assert message.startswith(str(old / META_FILE)) and f"no {key!r}" in message
+    assert "\n" not in message
+
+
+def test_a_policy_checkpoint_without_its_network_says_so(trained, tmp_path) -> None:
     from safetensors.torch import load_file, save_file
 
-    weights = root / "runs" / "policy" / "final" / "model.safetensors"
-    state = load_file(str(weights))
-    save_file({k: v for k, v in state.items() if not k.startswith("focusnet.")}, str(weights))
-    return root
-
-
-def test_older_checkpoints_find_their_run_and_classes(trained, tmp_path, monkeypatch, capsys):
-    project, names = trained
-    legacy = _legacy_copy(project, tmp_path / "legacy")
-    third = tmp_path / "third"
-    third.mkdir()
-    monkeypatch.chdir(third)  # data/classes.txt is not here: found from the checkpoint's place
-    for stage in ("finetune", "policy"):
-        old = load_inference_model(legacy / "runs" / stage / "final")
-        new = load_inference_model(project / "runs" / stage / "final")
-        assert old.class_names == names and old.method == new.method == "recurrent_ppo"
-        old_weights, new_weights = old.net.state_dict(), new.net.state_dict()
-        assert list(old_weights) == list(new_weights)
-        assert all(old_weights[k].equal(v) for k, v in new_weights.items())
-    assert "WARNING" not in capsys.readouterr().err
-
-
-def test_no_class_names_anywhere_is_said_on_stderr(trained, tmp_path, monkeypatch, capsys):
     project, _ = trained
-    legacy = _legacy_copy(project, tmp_path / "legacy")
-    (legacy / "data" / "classes.txt").unlink()
-    monkeypatch.chdir(tmp_path)
-    model = load_inference_model(legacy / "runs" / "warmup" / "final")
+    old = shutil.copytree(project / "runs" / "policy" / "final", tmp_path / "old")
+    state = load_file(str(old / "model.safetensors"))
+    save_file(
+        {k: v for k, v in state.items() if not k.startswith("focusnet.")},
+        str(old / "model.safetensors"),
+    )
+    with pytest.raises(CheckpointError, match="no focusnet.* weights"):
+        load_inference_model(old)
+
+
+def test_no_class_names_recorded_is_said_on_stderr(trained, tmp_path, capsys) -> None:
+    project, _ = trained
+    unnamed = shutil.copytree(project / "runs" / "warmup" / "final", tmp_path / "unnamed")
+    _without(unnamed / META_FILE, "class_names", None)  # training could not read the classes
+    model = load_inference_model(unnamed)
     assert model.class_names == ["class_0", "class_1", "class_2"]
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("WARNING: no names for the 3 classes")
-    assert "meta.json class_names" in err[0]
-    assert str(legacy / "data" / "classes.txt") in err[0]
+    assert len(err) == 1 and err[0].startswith(f"WARNING: {unnamed} names none of its 3 classes")
+
+
+def test_the_python_api_labels_as_the_command_does(trained, tmp_path, monkeypatch) -> None:
+    import videofocus
+
+    project, names = trained
+    videos = sorted(_videos(project, tmp_path / "videos").iterdir())
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    labeler = videofocus.load(project / "runs" / "finetune" / "final", device="cpu")
+    rows = labeler.label([*videos, broken], topk=2)
+    assert labeler.class_names == names
+    assert [r["id"] for r in rows] == [str(v) for v in [*videos, broken]]
+    assert [r["status"] for r in rows] == ["ok"] * 3 + ["error"]
+    done = _label(
+        project / "runs" / "finetune" / "final", videos[0].parent, tmp_path / "l.jsonl", project
+    )
+    assert done.returncode == 0, done.stderr
+    command = {Path(r["path"]).name: r for r in map(json.loads, (tmp_path / "l.jsonl").open())}
+    for row in rows[:3]:
+        same = command[Path(row["path"]).name]
+        assert row["label_ids"] == same["label_ids"][:2] and row["gmacs"] == same["gmacs"]
+    monkeypatch.chdir(project)  # the config's relative data folder
+    net = videofocus.create_model("tiny.yaml")
+    assert net.aggregator.num_classes == len(names)

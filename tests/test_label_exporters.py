@@ -12,7 +12,7 @@ import torch
 
 from videofocus.cli import main
 from videofocus.data.manifest import write_manifest
-from videofocus.engine.inference import VideoPrediction
+from videofocus.inference.inferencer import VideoPrediction
 from videofocus.labeling.exporters import (
     CSV_COLUMNS,
     ExportError,

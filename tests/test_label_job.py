@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from videofocus.config import load_config
-from videofocus.engine.inference import InferenceOptions
-from videofocus.engine.inference_model import load_inference_model
+from videofocus.inference.inferencer import InferenceOptions
+from videofocus.inference.model import load_inference_model
 from videofocus.labeling.job import LabelJobOptions, run_label_job
 from videofocus.labeling.results import read_results
 from videofocus.labeling.sharding import ShardSpec, merge_shards

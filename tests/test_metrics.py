@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from videofocus.engine.metrics import (
+from videofocus.evaluation.metrics import (
     mean_average_precision,
     per_class_average_precision,
     topk_accuracy,

@@ -22,21 +22,19 @@ from videofocus.config import (
     config_from_dict,
 )
 from videofocus.models import FocusNet, GlimpseOption, create_focusnet
-from videofocus.policy import (
-    ClipSource,
+from videofocus.policy.actions import resolve_actions
+from videofocus.policy.network import progress_dim
+from videofocus.policy.observation import GlanceProjection
+from videofocus.train.rl.clips import ClipSource, VideoCache, VideoStream, fit_projection
+from videofocus.train.rl.env import FocusEnv
+from videofocus.train.rl.episodes import (
     EpisodeBatch,
-    FocusEnv,
-    FocusVecEnv,
-    GlanceProjection,
     LocalFeatureMemo,
-    VideoCache,
-    VideoStream,
-    fit_projection,
-    glimpse_action_space,
-    progress_dim,
-    resolve_actions,
+    normalise_frames,
+    random_glimpse_actions,
 )
-from videofocus.policy.episodes import normalise_frames, random_glimpse_actions
+from videofocus.train.rl.spaces import glimpse_action_space
+from videofocus.train.rl.vec_env import FocusVecEnv
 
 T, SIZE, CLASSES, GRID, VIDEOS = 4, 48, 5, 3, 7
 OPTIONS = (GlimpseOption(0.5, 16), GlimpseOption(1.0, 24))
@@ -399,15 +397,15 @@ def test_from_config_and_sb3_learns_on_it(net, dataset, algo, tmp_path, monkeypa
 
 
 def test_frames_are_normalised_as_in_training():
-    from videofocus.engine.data import frames_to_input
+    from videofocus.data.loaders import frames_to_input
 
     frames = torch.randint(0, 256, (2, 3, 3, 8, 8), dtype=torch.uint8)
     assert torch.equal(normalise_frames(frames), frames_to_input(frames, torch.device("cpu")))
 
 
 def test_vec_env_on_generated_synthetic_videos(tmp_path, net):
+    from videofocus.data.loaders import build_dataset
     from videofocus.data.synthetic import SyntheticConfig, generate
-    from videofocus.engine.data import build_dataset
 
     synthetic = SyntheticConfig(
         num_videos=12, width=SIZE, height=SIZE, object_size=24, num_frames=T, num_classes=CLASSES
@@ -433,7 +431,7 @@ def test_policy_config_fields_and_memo_limit(net, dataset, monkeypatch):
     for key, value in [("obs_channels", 0), ("projection_videos", 0), ("cache_dir", "")]:
         with pytest.raises(ConfigError, match=f"policy.{key}"):
             config_from_dict({"policy": {key: value}})
-    monkeypatch.setattr("videofocus.policy.episodes.MEMO_LIMIT_BYTES", 1000)
+    monkeypatch.setattr("videofocus.train.rl.episodes.MEMO_LIMIT_BYTES", 1000)
     with pytest.raises(ConfigError, match="cache_local=false"):
         FocusVecEnv.from_config(_config(), net, dataset)
     venv = FocusVecEnv.from_config(_config(cache_local=False), net, dataset)

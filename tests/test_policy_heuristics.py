@@ -7,24 +7,21 @@ import pytest
 import torch
 
 from videofocus.models import GlanceOutput, GlimpseOption, create_focusnet, grid_centres
-from videofocus.policy import (
+from videofocus.policy.heuristics import (
     CentrePolicy,
-    ClipSource,
     DensePolicy,
-    EpisodeBatch,
-    FocusEnv,
-    GlanceMapEncoder,
     GlanceOnlyPolicy,
     GlimpsePolicy,
     LearnedGlimpsePolicy,
     RandomPolicy,
-    RecurrentGlimpsePolicy,
     SaliencyPolicy,
     create_policy,
-    fit_projection,
     list_policies,
-    progress_dim,
 )
+from videofocus.policy.network import GlanceMapEncoder, RecurrentGlimpsePolicy, progress_dim
+from videofocus.train.rl.clips import ClipSource, fit_projection
+from videofocus.train.rl.env import FocusEnv
+from videofocus.train.rl.episodes import EpisodeBatch
 
 B, T, C, HW = 2, 3, 6, (8, 8)
 OPTIONS = (GlimpseOption(0.25, 16), GlimpseOption(1.0, 32))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from videofocus.policy import (
+from videofocus.policy.network import (
     GlanceMapEncoder,
     PolicyState,
     RecurrentGlimpsePolicy,

@@ -11,31 +11,27 @@ import numpy as np
 import pytest
 import torch
 
+from videofocus.artifacts.checkpoint import load_checkpoint
+from videofocus.artifacts.factory import build_focusnet, glimpse_options
+from videofocus.artifacts.learned_policy import load_learned_policy, network_from_spec, network_spec
 from videofocus.cli import build_parser
 from videofocus.config import ConfigError, config_from_dict
-from videofocus.engine.checkpoint import load_checkpoint
-from videofocus.engine.data import build_dataset
-from videofocus.engine.distributed import torch_threads
-from videofocus.engine.evaluate import evaluate_checkpoint
-from videofocus.engine.factory import build_focusnet, glimpse_options
-from videofocus.engine.pipeline import PIPELINE, expand_stages, run_stages, stage_config
-from videofocus.engine.policy_stage import (
-    load_learned_policy,
-    network_from_spec,
-    network_spec,
-    run_policy_stage,
-)
-from videofocus.engine.stages import PolicyFocusNet, policy_chooses
+from videofocus.data.loaders import build_dataset
+from videofocus.evaluation.evaluate import evaluate_checkpoint
 from videofocus.exit_status import UsageError
-from videofocus.policy import (
+from videofocus.policy.actions import resolve_actions
+from videofocus.policy.focusnet import PolicyFocusNet, policy_chooses
+from videofocus.policy.heuristics import LearnedGlimpsePolicy
+from videofocus.policy.network import (
     FeedForwardGlimpsePolicy,
-    FocusVecEnv,
     GlanceMapEncoder,
-    LearnedGlimpsePolicy,
     RecurrentGlimpsePolicy,
-    resolve_actions,
 )
-from videofocus.policy.sb3 import export_policy, make_ppo
+from videofocus.runtime import torch_threads
+from videofocus.train.pipeline import PIPELINE, expand_stages, run_stages, stage_config
+from videofocus.train.rl.sb3 import export_policy, make_ppo
+from videofocus.train.rl.stage import run_policy_stage
+from videofocus.train.rl.vec_env import FocusVecEnv
 
 T = 4
 
@@ -173,10 +169,10 @@ def test_all_resumes_after_warmup_and_runs_policy_and_finetune(pipeline_run):
     assert (out / "warmup" / "final" / "model.safetensors").stat().st_mtime_ns == stamp
     assert results[0].seconds == 0.0
     policy = load_checkpoint(out / "policy" / "final", load_trainer=False)
-    assert policy.meta["stage"] == "policy" and policy.meta["algo"] == "recurrent_ppo"
-    assert policy.meta["metrics"]["timesteps"] >= 64
-    assert 0.0 <= policy.meta["metrics"]["val/p_gt_last"] <= 1.0
-    assert policy.meta["metrics"]["val/videos"] == 4
+    assert policy.meta.stage == "policy" and policy.meta.policy["algo"] == "recurrent_ppo"
+    assert policy.meta.metrics["timesteps"] >= 64
+    assert 0.0 <= policy.meta.metrics["val/p_gt_last"] <= 1.0
+    assert policy.meta.metrics["val/videos"] == 4
     # the policy's weights, and a copy of the warm-up network it acts on (a self-contained folder)
     assert {k.split(".")[0] for k in policy.model} == {"policy", "projection", "focusnet"}
     warm = load_checkpoint(out / "warmup" / "final", load_trainer=False).model
@@ -184,8 +180,8 @@ def test_all_resumes_after_warmup_and_runs_policy_and_finetune(pipeline_run):
     assert (out / "policy" / "sb3_model.zip").is_file()
     assert (out / "policy" / "config.yaml").is_file() and any((out / "policy" / "tb").iterdir())
     finetune = load_checkpoint(out / "finetune" / "final", load_trainer=False)
-    assert finetune.meta["stage"] == "finetune"
-    assert finetune.meta["config"]["train"]["epochs"] == 1  # train.finetune_epochs
+    assert finetune.meta.stage == "finetune"
+    assert finetune.meta.config["train"]["epochs"] == 1  # train.finetune_epochs
     # a second `all` finds every stage finished
     again = run_stages(cfg, ["all"], resume=True, progress=False)
     assert [r.seconds for r in again] == [0.0, 0.0, 0.0]
@@ -235,7 +231,7 @@ def test_policy_stage_is_reproducible(pipeline_run, tmp_path):
     assert first.model.keys() == second.model.keys()
     for key, value in first.model.items():
         assert torch.equal(second.model[key], value), key
-    assert second.meta["metrics"]["val/ep_reward"] == first.meta["metrics"]["val/ep_reward"]
+    assert second.meta.metrics["val/ep_reward"] == first.meta.metrics["val/ep_reward"]
 
 
 def test_load_learned_policy_acts_on_glance(pipeline_run):

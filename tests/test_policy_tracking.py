@@ -13,14 +13,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+from videofocus.artifacts.learned_policy import load_focusnet, load_learned_policy
 from videofocus.config import config_from_dict
+from videofocus.data.loaders import build_eval_loader
 from videofocus.data.synthetic import read_targets
-from videofocus.engine.evaluate import build_eval_loader
-from videofocus.engine.pipeline import run_stages
-from videofocus.engine.policy_eval import glimpse_statistics
-from videofocus.engine.policy_stage import load_focusnet, load_learned_policy
-from videofocus.engine.stages import PolicyFocusNet
+from videofocus.evaluation.policy_eval import glimpse_statistics
+from videofocus.policy.focusnet import PolicyFocusNet
 from videofocus.policy.heuristics import create_policy
+from videofocus.train.pipeline import run_stages
 
 SIZE = 64
 

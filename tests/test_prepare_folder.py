@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+from videofocus.data_prep.folder import folder_samples
 
-from data_prep.folder import folder_samples
 from videofocus.cli import main
 from videofocus.data.manifest import read_classes, read_manifest
 from videofocus.io.writer import write_video

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from videofocus.data_prep.kinetics import read_kinetics_csv
+from videofocus.data_prep.minikinetics import parse_id_line, read_id_list
+from videofocus.data_prep.probing import AnnotationError, is_trimmed_clip
 
-from data_prep.kinetics import read_kinetics_csv
-from data_prep.minikinetics import parse_id_line, read_id_list
-from data_prep.probing import AnnotationError, is_trimmed_clip
 from videofocus.cli import main
 from videofocus.data.manifest import read_classes, read_manifest
 from videofocus.io.samplers import frame_range

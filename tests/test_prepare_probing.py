@@ -5,8 +5,7 @@ from __future__ import annotations
 import pickle
 
 import pytest
-
-from data_prep.probing import (
+from videofocus.data_prep.probing import (
     AnnotationError,
     PrepareError,
     Sample,

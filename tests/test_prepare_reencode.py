@@ -8,8 +8,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from videofocus.data_prep.reencode import output_names, scaled_size
 
-from data_prep.reencode import output_names, scaled_size
 from videofocus.cli import main
 from videofocus.data.manifest import ManifestRow, read_classes, read_manifest, write_manifest
 from videofocus.io.writer import write_video

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from videofocus.data_prep.probing import AnnotationError
+from videofocus.data_prep.sthv2 import read_labels
 
-from data_prep.probing import AnnotationError
-from data_prep.sthv2 import read_labels
 from videofocus.cli import main
 from videofocus.data.manifest import read_classes, read_manifest
 from videofocus.io.writer import write_video

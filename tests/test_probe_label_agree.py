@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from test_frame_identity import CORPUS, FIXTURE
 
-from videofocus.engine.inference_model import load_inference_model
+from videofocus.inference.model import load_inference_model
 from videofocus.io.probe import probe_video
 from videofocus.labeling.job import LabelJobOptions, run_label_job
 from videofocus.labeling.results import read_results

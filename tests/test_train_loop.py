@@ -10,11 +10,13 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from videofocus.config import ConfigError, config_from_dict
-from videofocus.engine import train_loop
-from videofocus.engine.checkpoint import load_checkpoint
-from videofocus.engine.stages import create_stage, random_glimpse_actions
-from videofocus.engine.train_loop import run_supervised_stage
+from videofocus.artifacts.checkpoint import load_checkpoint
+from videofocus.artifacts.factory import build_dense_baseline
+from videofocus.config import ConfigError, config_from_dict, config_to_dict
+from videofocus.models.glimpse import random_glimpse_actions
+from videofocus.train import loop as train_loop
+from videofocus.train.loop import run_supervised_stage
+from videofocus.train.stages import create_stage, stage_reads
 
 
 def tiny_config(data_root, out_dir, **train):
@@ -57,8 +59,9 @@ def test_warmup_writes_config_metrics_tensorboard_and_checkpoints(tiny_data, tmp
     assert [x["epoch"] for x in lines] == [0, 1]
     assert 0.0 <= lines[-1]["val/top1"] <= 1.0 and lines[-1]["train/loss"] > 0
     meta = load_checkpoint(stage_dir / "final", load_trainer=False).meta
-    assert meta["stage"] == "warmup" and meta["num_classes"] == 3
-    assert meta["config"]["train"]["epochs"] == 2
+    assert meta.stage == "warmup" and meta.num_classes == 3 and meta.policy is None
+    assert meta.config["train"]["epochs"] == 2 and meta.class_names is not None
+    assert meta.preprocessing["frame_size"] == cfg.data.frame_size
     # 12 training videos, batch 4, drop_last -> 3 optimiser steps per epoch
     assert lines[-1]["step"] == 6
 
@@ -170,7 +173,7 @@ def test_two_gloo_processes_equal_one_process_with_the_same_global_batch(tiny_da
 
 
 def test_warmup_starts_from_the_dense_baselines_encoders(tiny_data, tmp_path):
-    from videofocus.engine.pipeline import expand_stages
+    from videofocus.train.pipeline import expand_stages
 
     cfg = tiny_config(tiny_data, tmp_path / "run", epochs=1, warmup_init="dense")
     assert expand_stages(["all"], cfg) == ["dense", "warmup", "policy", "finetune"]
@@ -206,3 +209,20 @@ def test_gradient_accumulation_equals_one_big_batch(tiny_data, tmp_path):
     b = _weights(tmp_path / "halves" / "warmup" / "final")
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["model.grid=5", "model.options=[{extent: 0.25, resolution: 16}]", "model.policy_hidden=7"],
+)
+def test_the_dense_baseline_reads_no_glimpse_field(tiny_data, override) -> None:
+    # why stage_reads leaves these out of the dense stage's identity: its weights are the same
+    base = tiny_config(tiny_data, None)
+    other = config_from_dict(config_to_dict(base), [override])
+    assert stage_reads("dense", base) == stage_reads("dense", other)
+    assert stage_reads("warmup", base) != stage_reads("warmup", other)
+    torch.manual_seed(0)
+    a = build_dense_baseline(base, 3).state_dict()
+    torch.manual_seed(0)
+    b = build_dense_baseline(other, 3).state_dict()
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)

@@ -15,7 +15,8 @@ import torch
 from PIL import Image, ImageSequence
 
 from videofocus.cli import main
-from videofocus.engine.inference_model import load_inference_model
+from videofocus.cli.viz import add_arguments as viz_arguments
+from videofocus.inference.model import load_inference_model
 from videofocus.io.errors import VideoDecodeError
 from videofocus.viz import command
 from videofocus.viz.drawing import OPTION_COLOURS, glimpse_boxes, option_colour
@@ -117,9 +118,9 @@ def test_undecodable_video_raises_naming_the_file(tmp_path, tiny_data, viz_yaml)
 
 
 def _args(argv: list[str]) -> argparse.Namespace:
-    # `videofocus viz` parses with exactly these arguments (cli.py registers the module)
+    # `videofocus viz` parses with exactly these arguments
     parser = argparse.ArgumentParser(prog="videofocus viz")
-    command.add_arguments(parser)
+    viz_arguments(parser)
     return parser.parse_args(argv)
 
 

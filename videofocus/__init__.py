@@ -3,6 +3,48 @@
 A light global CNN glances at every sampled frame, a recurrent policy trained with reinforcement
 learning chooses where, how sharply and whether to look closely, and a high-capacity CNN sees only
 the chosen glimpses. See ``docs/architecture.md``.
+
+The Python API (each loads its modules when called, so ``import videofocus`` stays light)::
+
+    import videofocus
+    labeler = videofocus.load("runs/x/finetune/final")    # any checkpoint folder
+    rows = labeler.label(["a.mp4", "b.mp4"])              # one result row per video
+    net = videofocus.create_model("synthetic_tiny")       # a config's FocusNet, random weights
 """
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from videofocus.config import Config
+    from videofocus.labeling.labeler import Labeler
+    from videofocus.models import FocusNet
+
 __version__ = "0.1.0"
+
+__all__ = ["__version__", "create_model", "load"]
+
+
+def load(checkpoint: str | Path, device: str | None = None, policy: str | None = None) -> Labeler:
+    """A checkpoint folder (of any stage), ready to label videos: ``load(path).label(videos)``.
+
+    :param checkpoint: e.g. ``runs/x/finetune/final``; the folder alone is enough.
+    :param device: ``cpu``, ``cuda``, ... (default: the checkpoint config's ``train.device``).
+    :param policy: a heuristic replacing the checkpoint's own policy (``random``, ``centre``, ...).
+    """
+    from videofocus.inference.model import load_inference_model
+    from videofocus.labeling.labeler import Labeler
+
+    return Labeler(load_inference_model(checkpoint, policy=policy), device=device)
+
+
+def create_model(config: str | Path | Config, overrides: tuple[str, ...] = ()) -> FocusNet:
+    """The FocusNet a config describes, with random weights (a built-in config name, a YAML
+    path or a :class:`~videofocus.config.Config`; ``overrides`` as on the command line)."""
+    from videofocus.artifacts.factory import build_focusnet
+    from videofocus.config import Config, load_config
+
+    cfg = config if isinstance(config, Config) else load_config(config, overrides)
+    return build_focusnet(cfg)

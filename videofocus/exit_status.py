@@ -105,7 +105,7 @@ def _input_error_classes() -> tuple[type[BaseException], ...]:
     """Errors that name a wrong input. ``ValueError`` covers ConfigError, ManifestError,
     ResultsError, ShardMergeError, GridError, PrepareError, ...; the others are RuntimeErrors."""
     found = [
-        _loaded("videofocus.engine.checkpoint", "CheckpointError"),
+        _loaded("videofocus.artifacts.checkpoint", "CheckpointError"),
         _loaded("videofocus.models.backbones", "PretrainedWeightsError"),
         _loaded("videofocus.io.errors", "VideoDecodeError"),
     ]

@@ -15,31 +15,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from videofocus.ablation.grid import expand_grid, load_grid
 from videofocus.ablation.report import format_markdown
 from videofocus.ablation.runner import describe_plan, run_grid
 
-__all__ = ["add_arguments", "run"]
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``videofocus ablate``."""
-    parser.add_argument("grid", type=Path, help="grid YAML, e.g. configs/ablations/reward.yaml")
-    parser.add_argument(
-        "--out", type=Path, required=True, help="output folder; finished work in it is reused"
-    )
-    parser.add_argument(
-        "--dry-run", action="store_true", help="list the variants and their stages, train nothing"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="KEY=VALUE",
-        help="dotted overrides for every variant (after the grid's own), e.g. train.device=cpu",
-    )
+__all__ = ["run"]
 
 
 def run(args: argparse.Namespace) -> int:

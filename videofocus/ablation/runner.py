@@ -8,12 +8,12 @@ Layout of the output folder ``DIR``::
     DIR/variants/<name>/config.yaml         the variant's resolved config
     DIR/variants/<name>/result.json         written atomically once the variant is evaluated
 
-A stage's hash covers exactly the config it depends on: ``dense`` (and ``glance_only``) the
-``data``, ``model`` and ``train`` sections; ``warmup`` the same plus ``train.warmup_init`` (and the
-dense stage it starts from); ``policy`` its warm-up plus the ``policy`` section; ``finetune`` its
-policy plus ``train.finetune_local`` / ``train.finetune_epochs``; a heuristic's fine-tune
-(``finetune_<heuristic>_o<option>``) its warm-up plus those two. So variants that differ only in
-``policy.*`` share one warm-up, and a stage is trained once however many variants use it.
+A stage's hash covers what it reads itself (:func:`~videofocus.train.stages.stage_reads`: the
+dense baseline, for instance, never reads the glimpse options or the policy sizes) and the hashes
+of the stages it starts from (the dense stage of a warm-up, the warm-up of a policy, ...). So
+variants that differ only in ``policy.*`` share one warm-up, variants that differ only in their
+glimpse options share one dense baseline, and a stage is trained once however many variants use
+it.
 
 Every stage runs with ``resume=True`` in its own folder: a finished one is skipped, an interrupted
 supervised one continues from ``last/``. A variant whose ``result.json`` matches its stages (and
@@ -28,7 +28,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +44,15 @@ from videofocus.ablation.grid import (
     expand_grid,
 )
 from videofocus.ablation.report import write_report
+from videofocus.artifacts.load import load_model
 from videofocus.config import Config, save_config
-from videofocus.engine.checkpoint import load_checkpoint
-from videofocus.engine.evaluate import evaluate_checkpoint
-from videofocus.engine.pipeline import run_stage, stage_config
-from videofocus.engine.policy_eval import evaluate_glimpse_model, heuristic_stage
-from videofocus.engine.train_loop import run_supervised_stage
+from videofocus.evaluation.evaluate import evaluate_adaptive, evaluate_checkpoint
+from videofocus.evaluation.policy_eval import evaluate_glimpse_model
 from videofocus.io.atomic_files import write_atomic
+from videofocus.train.loop import run_supervised_stage
+from videofocus.train.pipeline import run_stage, stage_config
+from videofocus.train.stages import stage_reads
+from videofocus.train.variants import heuristic_stage, train_seconds
 
 __all__ = [
     "RESULT_FILE",
@@ -65,9 +67,6 @@ __all__ = [
 ]
 
 RESULT_FILE = "result.json"
-# train.* fields that only the fine-tune stages read (and out_dir, which the runner sets).
-_FINETUNE_FIELDS = ("finetune_local", "finetune_epochs")
-_NOT_TRAINING = ("out_dir", *_FINETUNE_FIELDS, "differentiable_option")
 
 
 class VariantFailed(RuntimeError):
@@ -99,20 +98,6 @@ def _digest(content: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
-def _absolute(path: str | None) -> str | None:
-    return None if path is None else str(Path(path).resolve())
-
-
-def _inputs(cfg: Config, with_init: bool) -> dict[str, Any]:
-    """What a dense / glance-only / warm-up stage reads: data, model, and its train fields."""
-    data = {**asdict(cfg.data), "root": _absolute(cfg.data.root)}
-    train = {k: v for k, v in asdict(cfg.train).items() if k not in _NOT_TRAINING}
-    init = train.pop("warmup_init")
-    if with_init:
-        train["warmup_init"] = init if init in (None, "dense") else _absolute(init)
-    return {"data": data, "model": asdict(cfg.model), "train": train}
-
-
 def plan_stages(variant: Variant) -> list[StagePlan]:
     """The stages ``variant`` trains, in training order, each keyed by the config it depends on.
 
@@ -127,21 +112,21 @@ def plan_stages(variant: Variant) -> list[StagePlan]:
         return key
 
     if variant.policy in BASELINES:
-        add(variant.policy, _inputs(cfg, with_init=False))
+        add(variant.policy, stage_reads(variant.policy, cfg))
         return plans
     dense = None
     if cfg.train.warmup_init == "dense":  # AdaFocus's stage 0: warm-up starts from it
-        dense = add("dense", _inputs(cfg, with_init=False))
+        dense = add("dense", stage_reads("dense", cfg))
     warmup = add(
-        "warmup", {**_inputs(cfg, with_init=True), "dense": dense}, ("dense",) if dense else ()
+        "warmup", {**stage_reads("warmup", cfg), "dense": dense}, ("dense",) if dense else ()
     )
-    finetune = {k: getattr(cfg.train, k) for k in _FINETUNE_FIELDS}
     if variant.policy in LEARNED:
-        policy = add("policy", {"warmup": warmup, "policy": asdict(cfg.policy)}, ("warmup",))
-        add("finetune", {"policy": policy, "warmup": warmup, **finetune}, ("warmup", "policy"))
+        policy = add("policy", {**stage_reads("policy", cfg), "warmup": warmup}, ("warmup",))
+        finetune = {**stage_reads("finetune", cfg), "policy": policy, "warmup": warmup}
+        add("finetune", finetune, ("warmup", "policy"))
     else:
         name = f"finetune_{variant.policy}_o{variant.option}"
-        add(name, {"warmup": warmup, **finetune}, ("warmup",))
+        add(name, {**stage_reads(name, cfg), "warmup": warmup}, ("warmup",))
     return plans
 
 
@@ -224,23 +209,16 @@ def evaluate_variant(
     :param variant: the variant.
     :param cfg: its config, ``train.out_dir`` its run folder (with links to every stage).
     :param thresholds: exit thresholds (one, or one per frame), evaluated with
-        :func:`videofocus.engine.inference_model.evaluate_adaptive`; None: no early exit.
+        :func:`videofocus.inference.model.evaluate_adaptive`; None: no early exit.
     """
     final = Path(cfg.train.out_dir) / _final_stage(variant) / "final"
     if thresholds is not None:
-        # Imported here: only grids with exit thresholds need the adaptive inferencer.
-        from videofocus.engine.inference_model import evaluate_adaptive
-
         exit_cfg = replace(cfg, exit=replace(cfg.exit, thresholds=list(thresholds)))
         result = evaluate_adaptive(exit_cfg, final, thresholds=list(thresholds))
         accuracy = result["accuracy"]
     elif variant.policy in HEURISTICS:
         assert variant.option is not None
-        stage = heuristic_stage(cfg, variant.policy, variant.option)
-        ckpt = load_checkpoint(final, load_trainer=False)
-        model = stage.build_model(cfg, int(ckpt.meta["num_classes"]))
-        model.load_state_dict(ckpt.model)
-        result = evaluate_glimpse_model(cfg, model, None)
+        result = evaluate_glimpse_model(cfg, load_model(final, cfg).net, None)
         accuracy = result["top1"]
     else:
         result = evaluate_checkpoint(cfg, final)
@@ -260,12 +238,6 @@ def _final_stage(variant: Variant) -> str:
     if variant.policy in HEURISTICS:
         return f"finetune_{variant.policy}_o{variant.option}"
     return variant.policy
-
-
-def _train_seconds(finals: Sequence[Path]) -> float:
-    return sum(
-        float(load_checkpoint(d, load_trainer=False).meta.get("train_seconds", 0.0)) for d in finals
-    )
 
 
 def _read_result(path: Path) -> dict[str, Any] | None:
@@ -346,7 +318,7 @@ def run_variant(
         "option": variant.option,
         "fingerprint": fingerprint,
         "stages": keys,
-        "train_seconds": _train_seconds(finals),
+        "train_seconds": train_seconds(*finals),
         "evaluations": evaluations,
     }
     _write_json(result_path, record)

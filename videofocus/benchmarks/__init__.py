@@ -1,7 +1,8 @@
 """Benchmarks reached as ``videofocus bench <name>``: each prints a table and can write JSON.
 
-A benchmark module exposes ``add_arguments(parser)`` and ``run(args) -> int``; its docstring's first
-line is the command's help.
+A benchmark module exposes ``add_arguments(parser)`` and ``run(args) -> int``; its docstring is
+the command's help, and its first paragraph the summary ``videofocus bench --help`` lists (from
+``GROUPS`` in :mod:`videofocus.cli`, which imports no benchmark; a test keeps the two equal).
 """
 
 from __future__ import annotations

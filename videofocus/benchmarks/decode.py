@@ -47,10 +47,10 @@ from videofocus.benchmarks.decode_inputs import (
     prepare_codec_inputs,
     prepare_inputs,
 )
-from videofocus.engine.distributed import torch_threads
 from videofocus.io.errors import VideoDecodeError
 from videofocus.io.reader import VideoReader, available_backends
 from videofocus.io.samplers import SegmentSampler
+from videofocus.runtime import torch_threads
 
 CASES = ("full_decode", "sparse", "sparse_resize", "sparse_short_gop", "sparse_jpeg")
 CODEC_CASES = ("sparse8", "sparse16", "open_sparse8")

@@ -35,10 +35,11 @@ from typing import Any
 
 import torch
 
+from videofocus.artifacts.factory import build_dense_baseline
 from videofocus.config import Config, load_config
-from videofocus.engine.data import ensure_dataset
-from videofocus.engine.inference import InferenceOptions
-from videofocus.engine.inference_model import (
+from videofocus.data.loaders import ensure_dataset
+from videofocus.inference.inferencer import InferenceOptions
+from videofocus.inference.model import (
     InferenceModel,
     calibrate_budget,
     load_inference_model,
@@ -49,6 +50,8 @@ from videofocus.labeling.inputs import read_inputs
 from videofocus.labeling.job import LabelJobOptions, plan_cpu, run_label_job
 from videofocus.labeling.results import read_results
 from videofocus.labeling.sharding import ShardSpec
+from videofocus.policy.heuristics import create_policy
+from videofocus.runtime import select_device
 
 NAMES = ("decode_only", "dense", "adaptive", "adaptive_budget")
 
@@ -163,9 +166,6 @@ def _model(run: Path, stage: str, cfg: Config) -> InferenceModel:
     print(f"WARNING: no {final}; the {stage} row runs with RANDOM weights", file=sys.stderr)
     model = load_inference_model(config=cfg)
     if stage == "dense":  # the dense baseline is its own architecture (one whole-frame option)
-        from videofocus.engine.factory import build_dense_baseline
-        from videofocus.policy.heuristics import create_policy
-
         net = build_dense_baseline(cfg, len(model.class_names)).eval().requires_grad_(False)
         policy = create_policy("dense", net.options, net.grid)
         model = replace(model, net=net, policy=policy, method="dense")
@@ -183,7 +183,6 @@ def run_benchmark(
     log=print,
 ) -> list[dict[str, Any]]:
     """Every row of the table, in :data:`NAMES` order."""
-    from videofocus.engine.distributed import select_device
 
     dev = select_device(device or cfg.train.device)
     if source is None:

@@ -2,7 +2,7 @@
 
 ``videofocus bench policy --config configs/synthetic_tiny.yaml --json OUT [--out-dir DIR]
 [KEY=VALUE ...]`` generates the synthetic data when it is absent, trains what it needs with
-:func:`~videofocus.engine.pipeline.run_stages` and ``resume=True`` (a rerun reuses every finished
+:func:`~videofocus.train.pipeline.run_stages` and ``resume=True`` (a rerun reuses every finished
 stage), evaluates every method on the validation split and prints one table, also written as a
 JSON list of ``{"name", "accuracy", "gmacs_per_video", "videos_per_s", ...}``.
 
@@ -21,7 +21,7 @@ Rows:
 - ``recurrent_ppo_exit``: the ``recurrent_ppo`` model and policy with early exit, its per-step
   thresholds calibrated on the **training** rows for a budget of 24% of ``dense``'s GMACs per
   video (a quarter, less a margin for the shift from training to validation videos; see
-  :func:`~videofocus.engine.inference_model.calibrate_budget`), then evaluated on the validation
+  :func:`~videofocus.inference.model.calibrate_budget`), then evaluated on the validation
   rows through the batched inference engine (AdaFocus's budgeted inference);
 - ``differentiable``: the AdaFocusV2-style policy trained end to end through the bilinear crop
   (:mod:`videofocus.policy.differentiable`) at that same option, evaluated with its continuous
@@ -60,33 +60,31 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from videofocus.artifacts.checkpoint import load_checkpoint
+from videofocus.artifacts.learned_policy import load_focusnet, load_learned_policy
+from videofocus.artifacts.load import load_model
 from videofocus.config import Config, load_config
+from videofocus.data.loaders import ensure_dataset
 from videofocus.data.synthetic import read_targets
-from videofocus.engine.checkpoint import load_checkpoint
-from videofocus.engine.data import ensure_dataset
-from videofocus.engine.evaluate import evaluate_checkpoint
-from videofocus.engine.pipeline import run_stage, run_stages, stage_config
-from videofocus.engine.policy_eval import (
-    HEURISTICS,
-    MAIN_STAGES,
+from videofocus.evaluation.evaluate import evaluate_checkpoint
+from videofocus.evaluation.policy_eval import (
     dominant_option,
     evaluate_budgeted_exit,
     evaluate_glimpse_model,
+)
+from videofocus.policy.differentiable import DifferentiableFocusNet
+from videofocus.policy.focusnet import PolicyFocusNet
+from videofocus.policy.heuristics import create_policy
+from videofocus.train.loop import run_supervised_stage
+from videofocus.train.pipeline import run_stage, run_stages, stage_config
+from videofocus.train.variants import (
+    HEURISTICS,
+    MAIN_STAGES,
     heuristic_stage,
-    load_supervised,
     share_stages,
     train_seconds,
     with_overrides,
 )
-from videofocus.engine.policy_stage import load_focusnet, load_learned_policy
-from videofocus.engine.stages import (
-    PolicyFocusNet,
-    build_differentiable_focusnet,
-    build_policy_focusnet,
-)
-from videofocus.engine.train_loop import run_supervised_stage
-from videofocus.policy.differentiable import DifferentiableFocusNet
-from videofocus.policy.heuristics import create_policy
 
 #: Row names, in table order.
 NAMES = (
@@ -156,11 +154,7 @@ def run_benchmark(
 
     def learned_row(name: str, run_cfg: Config) -> tuple[dict[str, Any], int]:
         run = Path(run_cfg.train.out_dir)
-        model = load_supervised(
-            run_cfg,
-            run / "finetune" / "final",
-            lambda c, n: build_policy_focusnet(c, n, run / "policy" / "final"),
-        )
+        model = load_model(run / "finetune" / "final", run_cfg).net
         ev = evaluate_glimpse_model(run_cfg, model, tracks)
         option = dominant_option(ev)
         net, _ = load_focusnet(run_cfg, warmup_dir)
@@ -187,7 +181,7 @@ def run_benchmark(
     for heuristic in HEURISTICS:
         stage = heuristic_stage(cfg, heuristic, option)
         result = run_supervised_stage(finetune_cfg, stage, resume=True, progress=progress)
-        model = load_supervised(cfg, result.final_dir, stage.build_model)
+        model = load_model(result.final_dir, cfg).net
         ev = evaluate_glimpse_model(cfg, model, tracks)
         net, _ = load_focusnet(cfg, warmup_dir)
         policy = create_policy(heuristic, net.options, net.grid, option=option)
@@ -203,13 +197,11 @@ def run_benchmark(
 
     diff_cfg = replace(cfg, train=replace(cfg.train, differentiable_option=option))
     result = run_stage(diff_cfg, "differentiable", resume=True, progress=progress)
-    trained = load_checkpoint(result.final_dir, load_trainer=False).meta["config"]["train"]
+    trained = load_checkpoint(result.final_dir, load_trainer=False).meta.config["train"]
     diff_cfg = replace(
         cfg, train=replace(cfg.train, differentiable_option=trained["differentiable_option"])
     )
-    model = load_supervised(
-        diff_cfg, result.final_dir, lambda c, n: build_differentiable_focusnet(c, n)
-    )
+    model = load_model(result.final_dir, diff_cfg).net
     assert isinstance(model, DifferentiableFocusNet)
     ev = evaluate_glimpse_model(diff_cfg, model, tracks)
     net, _ = load_focusnet(cfg, warmup_dir)

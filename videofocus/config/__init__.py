@@ -20,7 +20,14 @@ string ``"off"``) and ``1e-3`` is a float. Relative paths in ``data`` resolve ag
 Every problem is a :class:`ConfigError` naming the file (or the override) and the dotted key.
 """
 
-from videofocus.config.loader import config_from_dict, config_to_dict, load_config, save_config
+from videofocus.config.loader import (
+    builtin_configs,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    resolve_config_path,
+    save_config,
+)
 from videofocus.config.schema import (
     Config,
     ConfigError,
@@ -35,6 +42,8 @@ from videofocus.config.schema import (
 )
 
 __all__ = [
+    "builtin_configs",
+    "resolve_config_path",
     "Config",
     "ConfigError",
     "DataConfig",

@@ -9,6 +9,7 @@ import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -388,16 +389,44 @@ def _check_backbones(cfg: Config, applied: Sequence[tuple[str, str]], default: s
             raise ConfigError(_blame(key, applied, default), key, str(exc.args[0])) from None
 
 
+def builtin_configs() -> list[str]:
+    """Names of the configs that ship with videofocus (``videofocus.configs``)."""
+    return sorted(p.stem for p in _builtin_folder().glob("*.yaml"))
+
+
+def _builtin_folder() -> Path:
+    return Path(str(resources.files("videofocus.configs")))
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """The YAML file a command's config argument names: a file path as it is, else a built-in
+    config by name (``synthetic_tiny``, ``synthetic_tiny.yaml``, ``ablations/reward``).
+
+    :raises ConfigError: when it is neither, naming the built-in configs.
+    """
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    text = str(name_or_path)
+    builtin = _builtin_folder() / (text if text.endswith((".yaml", ".yml")) else f"{text}.yaml")
+    if not path.is_absolute() and builtin.is_file():
+        return builtin
+    if len(path.parts) > 1:  # a path, not a name
+        raise ConfigError(text, None, "config file not found")
+    names = ", ".join(builtin_configs())
+    raise ConfigError(text, None, f"config file not found, nor a built-in config ({names})")
+
+
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     """Read a YAML config (and its ``base`` chain), apply overrides, validate.
 
-    :param path: the YAML file.
+    :param path: the YAML file, or the name of a built-in config (:func:`resolve_config_path`).
     :param overrides: dotted ``key=value`` strings, e.g. ``["train.epochs=3"]``.
     :returns: a :class:`Config` dataclass instance.
     :raises ConfigError: for a missing or malformed file, an unknown key, a wrong type, an invalid
         value or a malformed override; the message names the file (or override) and the key.
     """
-    return config_from_dict(_read_layers(Path(path)), overrides, source=str(path))
+    return config_from_dict(_read_layers(resolve_config_path(path)), overrides, source=str(path))
 
 
 def config_to_dict(cfg: Config) -> dict[str, Any]:

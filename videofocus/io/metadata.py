@@ -5,8 +5,7 @@ Kept free of heavy imports (no torch, no decoder) so that probing child processe
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,3 @@ class VideoMetadata:
     def stored_size(self) -> tuple[int, int]:
         """``(width, height)`` of the frames as stored in the stream, before display rotation."""
         return (self.height, self.width) if self.rotation % 180 else (self.width, self.height)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The fields as a plain (JSON-ready) dict."""
-        return asdict(self)

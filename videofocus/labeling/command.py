@@ -30,18 +30,22 @@ def float_list(text: str) -> list[float]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``videofocus label INPUT``."""
-    from videofocus.policy.heuristics import list_policies
-
+    """Options of ``videofocus label INPUT``. Building them imports no torch: ``--policy`` is
+    checked against the heuristics' registry by :func:`run` (:func:`check_policy`)."""
     p.add_argument("input", metavar="INPUT", help="manifest (.jsonl), folder, or list of paths")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="a checkpoint folder, e.g. runs/x/finetune/final")
-    src.add_argument("--config", help="run this config's model with RANDOM weights (dry runs)")
+    src.add_argument(
+        "--config",
+        help="run this config's model with RANDOM weights (dry runs): a built-in config name, "
+        "e.g. synthetic_tiny, or a YAML path",
+    )
     p.add_argument("--out", required=True, help="output JSONL (resumed when it exists)")
     p.add_argument(
         "--policy",
-        choices=list_policies(),  # the registry, as it is when the command runs
-        help="replace the checkpoint's policy by a heuristic",
+        metavar="NAME",
+        help="replace the checkpoint's policy by a heuristic "
+        "(random, centre, saliency, dense, glance_only)",
     )
     p.add_argument("--option", type=int, help="glimpse option of that heuristic (1..K)")
     p.add_argument(
@@ -77,28 +81,56 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--decode-timeout", type=float, default=60.0, help="seconds per video")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the config's)")
-    p.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off")
-    p.add_argument("--channels-last", action="store_true")
+    p.add_argument(
+        "--amp",
+        choices=["off", "bf16", "fp16"],
+        default="off",
+        help="autocast of the encoders (CUDA; bf16 also on the CPU)",
+    )
+    p.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="channels-last memory format for the convolutional encoders",
+    )
     p.add_argument("--compile", action="store_true", help="torch.compile the encoders")
-    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--topk", type=int, default=5, help="labels written per video")
     p.add_argument("--glimpses", action="store_true", help="write each video's glimpses")
     p.add_argument("--num-shards", type=int, help="default: torchrun/Slurm world size, else 1")
     p.add_argument("--shard-index", type=int, help="default: torchrun/Slurm rank, else 0")
     p.add_argument("--csv", metavar="PATH", help="also export the shard's rows as CSV")
     p.add_argument("--activitynet", metavar="PATH", help="also export ActivityNet result JSON")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--retry-errors",
         action="store_true",
         help="label again the inputs whose row in --out says error (the new row replaces it)",
     )
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    p.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+
+
+def check_policy(name: str | None) -> None:
+    """Refuse a ``--policy`` the heuristics' registry does not hold, as argparse refuses a
+    choice (before any model loads).
+
+    :raises UsageError: naming ``--policy`` and the choices.
+    """
+    from videofocus.policy.heuristics import list_policies
+
+    names = list_policies()  # the registry, as it is when the command runs
+    if name is not None and name not in names:
+        choices = ", ".join(repr(n) for n in names)
+        raise UsageError(
+            "--policy",
+            f"invalid choice: {name!r} (choose from {choices}) (see 'videofocus label --help')",
+        )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the job; the exit status counts the failed videos of the output."""
-    from videofocus.engine.inference import InferenceOptions
-    from videofocus.engine.inference_model import load_inference_model
+    check_policy(args.policy)
+
+    from videofocus.inference.inferencer import InferenceOptions
+    from videofocus.inference.model import load_inference_model
     from videofocus.labeling.job import LabelJobOptions, print_summary, run_label_job
     from videofocus.labeling.sharding import resolve_shard
 
@@ -170,8 +202,8 @@ def run_merge(args: argparse.Namespace) -> int:
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``videofocus label export``."""
     p.add_argument("labels", help="a labels JSONL file")
-    p.add_argument("--csv", metavar="PATH")
-    p.add_argument("--activitynet", metavar="PATH")
+    p.add_argument("--csv", metavar="PATH", help="write the rows as CSV")
+    p.add_argument("--activitynet", metavar="PATH", help="write ActivityNet result JSON")
 
 
 def run_export(args: argparse.Namespace) -> int:

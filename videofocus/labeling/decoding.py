@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from videofocus.config import DataConfig
-from videofocus.engine.data import SquareClip, sampler_kwargs
+from videofocus.data.loaders import SquareClip, sampler_kwargs
 from videofocus.io.errors import VideoDecodeError
 from videofocus.io.reader import VideoReader
 from videofocus.io.samplers import FrameRangeError, create_sampler

@@ -2,8 +2,9 @@
 
 Inputs (a manifest, a folder or a list) are split into this process's shard; videos already in
 the output file are skipped (resume); the rest are decoded by ``DataLoader`` workers and pushed
-through the :class:`~videofocus.engine.inference.AdaptiveInferencer`. Every input ends as exactly
-one JSON line: ``status: ok`` with top-k labels and scores, or ``status: error`` with the reason.
+through the :class:`~videofocus.inference.inferencer.AdaptiveInferencer`. Every input ends as
+exactly one JSON line: ``status: ok`` with top-k labels and scores, or ``status: error`` with
+the reason.
 Lines are appended durably as videos finish (:class:`~videofocus.labeling.results.ResultWriter`),
 so a job killed at any moment is resumed by running the same command again.
 """
@@ -12,11 +13,11 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import math
 import os
 import sys
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,9 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from videofocus.engine.distributed import torch_threads
-from videofocus.engine.inference import InferenceOptions, VideoPrediction
-from videofocus.engine.inference_model import (
-    InferenceModel,
-    calibrate_budget,
-    stored_thresholds,
-)
-from videofocus.labeling.decoding import LabelClips, collate_decoded
+from videofocus.inference.inferencer import AdaptiveInferencer, InferenceOptions, VideoPrediction
+from videofocus.inference.model import InferenceModel, calibrate_budget, stored_thresholds
+from videofocus.labeling.decoding import DecodedBatch, LabelClips, collate_decoded
 from videofocus.labeling.inputs import LabelItem, read_inputs
 from videofocus.labeling.results import ResultWriter
 from videofocus.labeling.sharding import (
@@ -41,10 +37,9 @@ from videofocus.labeling.sharding import (
     shard_meta,
     shard_path,
 )
+from videofocus.runtime import torch_threads
 
 __all__ = ["LabelJobOptions", "LabelSummary", "error_row", "prediction_row", "run_label_job"]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -211,6 +206,48 @@ def _is_error_row(row: dict[str, Any]) -> bool:
     return row.get("status") == "error"
 
 
+def labelled_rows(
+    items: Sequence[LabelItem],
+    model: InferenceModel,
+    inferencer: AdaptiveInferencer,
+    loader: Iterable[DecodedBatch],
+    topk: int = 5,
+    glimpses: bool = False,
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(index in items, row)`` for every item, as it finishes: the error row of an input that
+    could not be decoded, or the prediction row of a labelled one.
+
+    :param loader: batches of :class:`~videofocus.labeling.decoding.LabelClips` over ``items``
+        (``collate_decoded``).
+    """
+    decode_ms: dict[int, float] = {}
+    failures: list[tuple[int, dict[str, Any]]] = []
+
+    def batches():
+        for batch in loader:
+            failures.extend((i, error_row(items[i], e, ms)) for i, e, ms in batch.failures)
+            if batch.frames is None:
+                continue
+            decode_ms.update(zip(batch.indices, batch.decode_ms, strict=True))
+            yield batch.indices, batch.frames  # uint8: the inferencer normalises crops only
+
+    frames_read = model.cfg.data.frames
+    for index, prediction in inferencer.run(batches()):
+        yield from failures
+        failures.clear()
+        row = prediction_row(
+            items[index],
+            prediction,
+            model.class_names,
+            topk,
+            frames_read,
+            decode_ms.pop(index),
+            glimpses,
+        )
+        yield index, row
+    yield from failures
+
+
 def run_label_job(
     source: str | Path,
     model: InferenceModel,
@@ -223,7 +260,7 @@ def run_label_job(
     """Label every video of ``source`` (this process's shard of it) into ``out``.
 
     :param source: a manifest, a folder of videos or a text list of paths.
-    :param model: the model and policy (:func:`~videofocus.engine.inference_model.
+    :param model: the model and policy (:func:`~videofocus.inference.model.
         load_inference_model`).
     :param out: the JSONL output; with several shards each writes ``<out stem>.shard-...``.
     :param shard: this process's shard (default: from ``torchrun`` / Slurm variables, else 1/0).
@@ -268,8 +305,6 @@ def run_label_job(
             total=len(todo), desc=f"label {path.name}", unit="video", disable=not job.progress
         )
         pending: list[dict[str, Any]] = []
-        decode_ms: dict[int, float] = {}
-        frames_read = model.cfg.data.frames
 
         def flush() -> None:
             nonlocal ok, failed, gmacs_total
@@ -286,30 +321,9 @@ def run_label_job(
             bar.set_postfix(failed=failed)
             pending.clear()
 
-        def batches():
-            for batch in loader:
-                for index, error, ms in batch.failures:
-                    pending.append(error_row(todo[index], error, ms))
-                if len(pending) >= job.batch_size or batch.frames is None:
-                    flush()
-                if batch.frames is None:
-                    continue
-                decode_ms.update(zip(batch.indices, batch.decode_ms, strict=True))
-                yield batch.indices, batch.frames  # uint8: the inferencer normalises crops only
-
         try:
-            for index, prediction in inferencer.run(batches()):
-                pending.append(
-                    prediction_row(
-                        todo[index],
-                        prediction,
-                        model.class_names,
-                        job.topk,
-                        frames_read,
-                        decode_ms.pop(index),
-                        job.glimpses,
-                    )
-                )
+            for _, row in labelled_rows(todo, model, inferencer, loader, job.topk, job.glimpses):
+                pending.append(row)
                 if len(pending) >= job.batch_size:
                     flush()
         except KeyboardInterrupt:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "dense_option",
     "grid_centres",
     "normalised_extents",
+    "random_glimpse_actions",
     "skip_actions",
 ]
 
@@ -141,3 +143,34 @@ def dense_actions(
 def skip_actions(batch: int, steps: int, device: torch.device | str | None = None) -> torch.Tensor:
     """Actions ``[batch, steps, 3]`` skipping every frame: the glance-only baseline."""
     return torch.zeros(batch, steps, 3, dtype=torch.long, device=device)
+
+
+def random_glimpse_actions(
+    num_options: int,
+    grid: int,
+    sample_ids: torch.Tensor,
+    steps: int,
+    seed: int,
+    epoch: int,
+    allow_skip: bool = False,
+    skip_rate: float = 0.0,
+) -> torch.Tensor:
+    """Uniformly random actions ``[B, T, 3]``, drawn per sample from (seed, epoch, sample id).
+
+    ``epoch`` may be -1 (evaluation: the same glimpses every time). ``skip_rate``: probability
+    that a step skips its frame (option 0) instead, so that the aggregator learns what a skipped
+    step looks like before a policy that may skip is trained on it.
+
+    Seeding per sample (not per batch) makes the glimpses independent of batch composition, so
+    one process and N DDP processes see the same glimpse for the same video.
+    """
+    low = 0 if allow_skip else 1
+    out = torch.empty(len(sample_ids), steps, 3, dtype=torch.long)
+    for row, sid in enumerate(sample_ids.tolist()):
+        entropy = np.random.SeedSequence([seed, epoch + 1, int(sid)]).generate_state(1)[0]
+        g = torch.Generator().manual_seed(int(entropy))
+        out[row, :, 0] = torch.randint(low, num_options + 1, (steps,), generator=g)
+        out[row, :, 1:] = torch.randint(0, grid, (steps, 2), generator=g)
+        if skip_rate > 0:  # drawn last: skip_rate 0 keeps the glimpses of earlier versions
+            out[row, :, 0] *= (torch.rand(steps, generator=g) >= skip_rate).long()
+    return out

@@ -1,28 +1,16 @@
-"""Where to look: the glimpse policy.
+"""Where to look: the glimpse policies, in plain torch.
 
-:mod:`videofocus.policy.network` holds the canonical recurrent policy network in plain torch
-(glance map encoder -> LSTM -> logits of ``MultiDiscrete([K + 1, G, G])``), which label-time
-inference runs without stable-baselines3. :mod:`~videofocus.policy.episodes` is the batched
-episode core that :class:`FocusEnv` (gymnasium, one video) and :class:`FocusVecEnv`
-(stable-baselines3, N videos in one batch) wrap; :mod:`~videofocus.policy.heuristics` puts every
-policy, learned or not, behind one :class:`GlimpsePolicy` interface.
-:mod:`~videofocus.policy.sb3` trains the policy with stable-baselines3 / sb3-contrib and exports
-it into the plain-torch network (imported on demand: inference needs no SB3 runtime).
+:mod:`~videofocus.policy.network` holds the policy networks (glance map encoder -> LSTM or MLP
+-> logits of ``MultiDiscrete([K + 1, G, G])``, sb3-contrib's layout), which inference runs
+without stable-baselines3; :mod:`~videofocus.policy.heuristics` puts every policy, learned or
+not, behind one :class:`GlimpsePolicy` interface; :mod:`~videofocus.policy.focusnet` is a
+FocusNet acting with its own policy and :mod:`~videofocus.policy.differentiable` the
+AdaFocusV2-style one trained through the crop. Training a policy with reinforcement learning
+(environments, PPO) lives in :mod:`videofocus.train.rl`.
 """
 
-from videofocus.policy.env import FocusEnv
-from videofocus.policy.episodes import (
-    REWARDS,
-    Clips,
-    ClipSource,
-    EpisodeBatch,
-    LocalFeatureMemo,
-    StepResult,
-    VideoCache,
-    VideoStream,
-    build_episode_core,
-    fit_projection,
-)
+from videofocus.policy.actions import glimpse_action_dims, resolve_actions
+from videofocus.policy.focusnet import POLICY_CHOOSES, PolicyFocusNet, policy_chooses
 from videofocus.policy.heuristics import (
     CentrePolicy,
     DensePolicy,
@@ -44,45 +32,27 @@ from videofocus.policy.network import (
     progress_features,
 )
 from videofocus.policy.observation import GlanceProjection, progress_observation
-from videofocus.policy.spaces import (
-    glance_observation_space,
-    glimpse_action_dims,
-    glimpse_action_space,
-    resolve_actions,
-)
-from videofocus.policy.vec_env import FocusVecEnv
 
 __all__ = [
-    "REWARDS",
+    "POLICY_CHOOSES",
     "CentrePolicy",
-    "ClipSource",
-    "Clips",
     "DensePolicy",
-    "EpisodeBatch",
     "FeedForwardGlimpsePolicy",
-    "FocusEnv",
-    "FocusVecEnv",
     "GlanceMapEncoder",
     "GlanceOnlyPolicy",
     "GlanceProjection",
     "GlimpsePolicy",
     "GlimpsePolicyNetwork",
     "LearnedGlimpsePolicy",
-    "LocalFeatureMemo",
+    "PolicyFocusNet",
     "PolicyState",
     "RandomPolicy",
     "RecurrentGlimpsePolicy",
     "SaliencyPolicy",
-    "StepResult",
-    "VideoCache",
-    "VideoStream",
-    "build_episode_core",
     "create_policy",
-    "fit_projection",
-    "glance_observation_space",
     "glimpse_action_dims",
-    "glimpse_action_space",
     "list_policies",
+    "policy_chooses",
     "progress_dim",
     "progress_features",
     "progress_observation",

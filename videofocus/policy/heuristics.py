@@ -28,9 +28,9 @@ from torch import nn
 
 from videofocus.models.focusnet import GlanceOutput
 from videofocus.models.glimpse import GlimpseOption, grid_centres
+from videofocus.policy.actions import resolve_actions
 from videofocus.policy.network import GlimpsePolicyNetwork
 from videofocus.policy.observation import GlanceProjection
-from videofocus.policy.spaces import resolve_actions
 
 __all__ = [
     "CentrePolicy",
@@ -41,6 +41,7 @@ __all__ = [
     "RandomPolicy",
     "SaliencyPolicy",
     "create_policy",
+    "heuristic_spec",
     "list_policies",
 ]
 
@@ -198,7 +199,7 @@ class LearnedGlimpsePolicy(GlimpsePolicy):
     """A trained recurrent policy on the environments' observations.
 
     Glance maps go through the same :class:`GlanceProjection` as in
-    :class:`~videofocus.policy.episodes.EpisodeBatch`, the network rolls out every clip
+    :class:`~videofocus.train.rl.episodes.EpisodeBatch`, the network rolls out every clip
     (:meth:`GlimpsePolicyNetwork.rollout`, progress features built as the environments build
     them) and skips are resolved as the environments resolve them.
 
@@ -239,6 +240,15 @@ _REGISTRY: dict[str, Callable[..., GlimpsePolicy]] = {
     "dense": DensePolicy,
     "glance_only": GlanceOnlyPolicy,
 }
+
+
+def heuristic_spec(policy: GlimpsePolicy) -> dict[str, Any] | None:
+    """``{"heuristic": name, "option": k}`` of a heuristic made by :func:`create_policy`
+    (``option`` None for those without one), enough to make it again; None for other policies."""
+    for name, cls in _REGISTRY.items():
+        if type(policy) is cls:
+            return {"heuristic": name, "option": getattr(policy, "option", None)}
+    return None
 
 
 def list_policies() -> list[str]:

@@ -51,30 +51,17 @@ from typing import Any
 
 from tqdm import tqdm
 
+from videofocus.artifacts.checkpoint import load_checkpoint
+from videofocus.artifacts.learned_policy import load_focusnet, load_learned_policy
+from videofocus.artifacts.load import load_model
 from videofocus.config import Config, load_config
+from videofocus.data.loaders import ensure_dataset
 from videofocus.data.synthetic import TargetTrack, read_targets
-from videofocus.engine.checkpoint import load_checkpoint
-from videofocus.engine.data import ensure_dataset
-from videofocus.engine.evaluate import evaluate_checkpoint
-from videofocus.engine.inference_model import load_inference_model
-from videofocus.engine.pipeline import run_stage, run_stages, stage_config
-from videofocus.engine.policy_eval import (
-    HEURISTICS,
-    MAIN_STAGES,
-    dominant_option,
-    evaluate_glimpse_model,
-    load_supervised,
-    share_stages,
-    train_seconds,
-    with_overrides,
-)
-from videofocus.engine.policy_stage import load_focusnet, load_learned_policy
-from videofocus.engine.stages import (
-    PolicyFocusNet,
-    build_differentiable_focusnet,
-    build_policy_focusnet,
-)
+from videofocus.evaluation.evaluate import evaluate_checkpoint
+from videofocus.evaluation.policy_eval import dominant_option, evaluate_glimpse_model
+from videofocus.inference.model import load_inference_model
 from videofocus.models import FocusNet
+from videofocus.policy.focusnet import PolicyFocusNet
 from videofocus.policy.heuristics import GlimpsePolicy, create_policy
 from videofocus.quickstart.report import (
     label_validation,
@@ -82,6 +69,14 @@ from videofocus.quickstart.report import (
     summary_text,
     write_report,
     write_val_manifest,
+)
+from videofocus.train.pipeline import run_stage, run_stages, stage_config
+from videofocus.train.variants import (
+    HEURISTICS,
+    MAIN_STAGES,
+    share_stages,
+    train_seconds,
+    with_overrides,
 )
 from videofocus.viz.command import render_glimpses
 from videofocus.viz.tradeoff import plot_tradeoff
@@ -93,8 +88,8 @@ __all__ = [
     "run_quickstart",
 ]
 
-#: The tiny config shipped beside the package in a source checkout.
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "synthetic_tiny.yaml"
+#: The built-in config the quickstart runs by default.
+DEFAULT_CONFIG = "synthetic_tiny"
 
 #: The quick protocol's shortcuts, to stay within 15 minutes on 2 CPU cores (``bench policy``
 #: trains everything in full): the glance-only baseline trains for at most 4 epochs (it stays
@@ -133,12 +128,7 @@ QUICK_PROTOCOL = (
 
 def quickstart_config(config: str | Path | None, out: Path, overrides: list[str]) -> Config:
     """The tiny config (or ``config``) with its data and runs redirected under ``out``."""
-    path = Path(config) if config else DEFAULT_CONFIG
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: config not found; pass --config configs/synthetic_tiny.yaml from a checkout"
-        )
-    cfg = load_config(path, overrides)
+    cfg = load_config(config or DEFAULT_CONFIG, overrides)
     return replace(
         cfg,
         data=replace(cfg.data, root=str(out / "data")),
@@ -195,7 +185,7 @@ class _Evaluator:
 def _recurrent_ppo_row(ev: _Evaluator) -> dict[str, Any]:
     run = Path(ev.cfg.train.out_dir)
     finetune, policy_dir = run / "finetune" / "final", run / "policy" / "final"
-    model = load_supervised(ev.cfg, finetune, lambda c, n: build_policy_focusnet(c, n, policy_dir))
+    model = load_model(finetune, ev.cfg).net
     shared = ev.on_warmup(load_learned_policy(ev.cfg, policy_dir))
     return _glimpse_row(
         "recurrent_ppo",
@@ -217,9 +207,9 @@ def _differentiable_config(cfg: Config, option: int, max_epochs: int | None) -> 
 
 def _differentiable_row(ev: _Evaluator, final_dir: Path) -> dict[str, Any]:
     # evaluate at the option the checkpoint was trained with, as bench policy does
-    trained = load_checkpoint(final_dir, load_trainer=False).meta["config"]["train"]
+    trained = load_checkpoint(final_dir, load_trainer=False).meta.config["train"]
     cfg = _differentiable_config(ev.cfg, trained["differentiable_option"], None)
-    model = load_supervised(cfg, final_dir, lambda c, n: build_differentiable_focusnet(c, n))
+    model = load_model(final_dir, cfg).net
     own = ev.model(model, cfg)
     snapped = ev.on_warmup(model.policy)  # grid-snapped centres, roi_align crops
     return _glimpse_row(

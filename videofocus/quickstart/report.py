@@ -17,7 +17,7 @@ from typing import Any
 
 from videofocus.config import Config
 from videofocus.data.manifest import read_manifest, write_manifest
-from videofocus.engine.inference_model import load_inference_model
+from videofocus.inference.model import load_inference_model
 from videofocus.labeling.job import LabelJobOptions, LabelSummary, run_label_job
 from videofocus.labeling.results import meta_path, read_results
 from videofocus.labeling.sharding import ShardSpec

@@ -22,17 +22,16 @@ from pathlib import Path
 import torch
 from einops import rearrange
 
-from videofocus.engine.data import frames_to_input
-from videofocus.engine.inference import InferenceOptions, VideoPrediction
-from videofocus.engine.inference_model import InferenceModel, load_inference_model
+from videofocus.data.loaders import frames_to_input
+from videofocus.inference.inferencer import InferenceOptions, VideoPrediction
+from videofocus.inference.model import InferenceModel, load_inference_model
 from videofocus.io.errors import VideoDecodeError
-from videofocus.labeling.command import float_list
 from videofocus.labeling.decoding import LabelClips
 from videofocus.labeling.inputs import LabelItem
 from videofocus.viz.drawing import GlimpseTrace
 from videofocus.viz.glimpse_video import write_glimpse_video
 
-__all__ = ["add_arguments", "describe_trace", "prediction_trace", "render_glimpses", "run"]
+__all__ = ["describe_trace", "prediction_trace", "render_glimpses", "run"]
 
 #: default upscale makes the short side of an output frame at least this many pixels, so that
 #: the ~11 px text of the overlay stays legible
@@ -53,7 +52,7 @@ def prediction_trace(
     Steps after an early exit were never glimpsed: their actions are recorded as skips (option 0)
     and drawn as exited.
 
-    :param prediction: what :class:`~videofocus.engine.inference.AdaptiveInferencer` returned.
+    :param prediction: what :class:`~videofocus.inference.inferencer.AdaptiveInferencer` returned.
     :param model: the model that made it (glimpse options, grid, class names).
     :param steps: ``T``, the clip's number of frames.
     """
@@ -81,7 +80,7 @@ def render_glimpses(
 ) -> GlimpseTrace:
     """Run ``model`` on one video and write its glimpses, step by step, to ``out``.
 
-    :param model: the model and its policy (:func:`~videofocus.engine.inference_model.
+    :param model: the model and its policy (:func:`~videofocus.inference.model.
         load_inference_model`).
     :param video: the video file; its clip is sampled and sized as for labeling.
     :param out: ``.gif`` or ``.mp4`` (see :func:`~videofocus.viz.glimpse_video.
@@ -122,46 +121,6 @@ def describe_trace(trace: GlimpseTrace, num_options: int) -> str:
         f"{int((taken == 0).sum())} skipped; top-1 {trace.top1[read - 1]!r} at "
         f"{trace.confidence[read - 1]:.1%}"
     )
-
-
-def _positive(kind: type):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-
-    return parse
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``videofocus viz VIDEO``."""
-    p.add_argument("video", metavar="VIDEO", help="the video to run the model on")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", help="a checkpoint folder, e.g. runs/x/finetune/final")
-    src.add_argument("--config", help="draw this config's model with RANDOM weights (dry runs)")
-    p.add_argument("--out", required=True, help="output .gif or .mp4")
-    p.add_argument(
-        "--fps", type=_positive(float), default=2.0, help="output frames per second (default 2)"
-    )
-    p.add_argument(
-        "--scale",
-        type=_positive(int),
-        help=f"integer upscale of the frames (default: short side >= {MIN_SIDE} px)",
-    )
-    p.add_argument(
-        "--policy",
-        help="replace the model's policy by a heuristic "
-        "(random, centre, saliency, dense, glance_only)",
-    )
-    p.add_argument("--option", type=int, help="glimpse option of that heuristic (1..K)")
-    p.add_argument(
-        "--thresholds", type=float_list, help="early-exit thresholds, one or one per step (0.9,...)"
-    )
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,222 @@
+"""Networks from a :class:`~videofocus.config.Config`: the one place config keys become modules.
+
+- :func:`build_focusnet`: glance encoder, glimpse encoder(s), aggregator, as ``cfg.model`` says.
+- :func:`build_dense_baseline`: the same encoders with one glimpse option, the whole frame at
+  full resolution, so the local encoder sees every frame densely (the reference point of every
+  accuracy-vs-compute comparison).
+- :func:`build_policy_network`: the plain-torch policy network (recurrent for
+  ``recurrent_ppo``, feed-forward for ``ppo``) sized for the glance maps;
+  :func:`build_learned_policy` puts it behind the glance projection, as training does.
+
+Unset (None) config values are never passed on, so the backbones' own defaults hold.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from videofocus.artifacts.checkpoint import load_checkpoint
+from videofocus.config import Config, ConfigError
+from videofocus.data.manifest import ManifestError, read_classes
+from videofocus.models.focusnet import FocusNet, create_focusnet
+from videofocus.models.glimpse import GlimpseOption, dense_option
+from videofocus.policy.differentiable import DifferentiableFocusNet, DifferentiableGlimpsePolicy
+from videofocus.policy.heuristics import LearnedGlimpsePolicy
+from videofocus.policy.network import (
+    FeedForwardGlimpsePolicy,
+    GlanceMapEncoder,
+    GlimpsePolicyNetwork,
+    RecurrentGlimpsePolicy,
+    progress_dim,
+)
+from videofocus.policy.observation import GlanceProjection
+
+__all__ = [
+    "build_dense_baseline",
+    "build_differentiable_focusnet",
+    "build_focusnet",
+    "build_learned_policy",
+    "build_policy_network",
+    "glance_map_hw",
+    "glimpse_options",
+    "policy_action_dims",
+    "resolve_num_classes",
+]
+
+
+def resolve_num_classes(cfg: Config) -> int:
+    """``data.num_classes``, else the synthetic generator's classes, else the classes file's lines.
+
+    :raises ConfigError: when none of them is available.
+    """
+    data = cfg.data
+    if data.num_classes is not None:
+        return data.num_classes
+    if data.synthetic is not None:
+        return data.synthetic.num_classes
+    try:
+        return len(read_classes(data.resolve(data.classes)))
+    except ManifestError as err:
+        raise ConfigError(
+            None, "data.num_classes", f"is null and the classes file is unusable ({err})"
+        ) from err
+
+
+def glimpse_options(cfg: Config) -> list[GlimpseOption]:
+    """The configured glimpse options, in action order (action option ``k`` is entry ``k - 1``)."""
+    return [GlimpseOption(o.extent, o.resolution, o.backbone) for o in cfg.model.options]
+
+
+def policy_action_dims(cfg: Config) -> tuple[int, int, int]:
+    """``(K + 1, G, G)``: the sizes of the ``MultiDiscrete`` action space."""
+    return (len(cfg.model.options) + 1, cfg.model.grid, cfg.model.grid)
+
+
+def _backbone_kwargs(cfg: Config) -> dict[str, Any]:
+    """``create_focusnet`` keyword arguments shared by the adaptive model and the dense baseline."""
+    model = cfg.model
+    glance_kw: dict[str, Any] = {}
+    if model.glance_width_mult is not None:
+        glance_kw["width_mult"] = model.glance_width_mult
+    if model.glance_pretrained is not None:
+        glance_kw["pretrained"] = model.glance_pretrained
+    local_kw: dict[str, Any] = {}
+    if model.local_width_mult is not None:
+        local_kw["width_mult"] = model.local_width_mult
+    # local_pretrained holds the weights of model.local_backbone; options naming another
+    # backbone start from its random initialisation.
+    per_backbone: dict[str, dict[str, Any]] = {}
+    if model.local_pretrained is not None:
+        per_backbone[model.local_backbone] = {"pretrained": model.local_pretrained}
+    return {
+        "glance_backbone_kw": glance_kw,
+        "local_backbone_kw": local_kw,
+        "per_backbone_kw": per_backbone,
+        "local_feature_dim": model.local_feature_dim,
+    }
+
+
+def build_focusnet(cfg: Config, num_classes: int | None = None) -> FocusNet:
+    """The adaptive model described by ``cfg.model``.
+
+    :param cfg: the run config.
+    :param num_classes: output classes; None: :func:`resolve_num_classes`.
+    """
+    model = cfg.model
+    return create_focusnet(
+        num_classes if num_classes is not None else resolve_num_classes(cfg),
+        model.glance_backbone,
+        model.glance_resolution,
+        glimpse_options(cfg),
+        model.local_backbone,
+        model.grid,
+        model.hidden,
+        **_backbone_kwargs(cfg),
+    )
+
+
+def build_dense_baseline(cfg: Config, num_classes: int | None = None) -> FocusNet:
+    """The dense baseline: ``cfg``'s glance encoder and ``model.local_backbone``, with one option,
+    the whole frame at ``data.frame_size`` (use it with ``dense_actions``).
+
+    :param cfg: the run config.
+    :param num_classes: output classes; None: :func:`resolve_num_classes`.
+    """
+    model = cfg.model
+    return create_focusnet(
+        num_classes if num_classes is not None else resolve_num_classes(cfg),
+        model.glance_backbone,
+        model.glance_resolution,
+        [dense_option(cfg.data.frame_size)],
+        model.local_backbone,
+        model.grid,
+        model.hidden,
+        **_backbone_kwargs(cfg),
+    )
+
+
+@torch.no_grad()
+def glance_map_hw(net: FocusNet) -> tuple[int, int]:
+    """Spatial size ``(h, w)`` of ``net``'s glance feature map, found by encoding one glance."""
+    encoder = net.global_encoder
+    param = next(encoder.parameters())
+    r = encoder.resolution
+    fmap = encoder.backbone.forward_features(
+        torch.zeros(1, 3, r, r, device=param.device, dtype=param.dtype)
+    )
+    return int(fmap.shape[-2]), int(fmap.shape[-1])
+
+
+def build_policy_network(
+    cfg: Config, glance_channels: int, map_hw: tuple[int, int]
+) -> GlimpsePolicyNetwork:
+    """The policy network ``cfg.policy.algo`` trains, for maps ``[glance_channels, *map_hw]``.
+
+    Sizes: ``model.policy_channels`` (1x1 conv), ``model.policy_hidden`` (feature vector),
+    ``policy.net_arch`` (Tanh MLP) and, for ``recurrent_ppo``, ``policy.lstm_hidden`` (LSTM);
+    ``ppo`` trains a feed-forward network. Its extras are :func:`~videofocus.policy.network.
+    progress_features` and its action space is :func:`policy_action_dims`.
+
+    :param cfg: the run config.
+    :param glance_channels: channels of the maps the network reads (the projection's output).
+    :param map_hw: spatial size of the glance map (:func:`glance_map_hw`).
+    """
+    dims = policy_action_dims(cfg)
+    encoder = GlanceMapEncoder(
+        glance_channels,
+        map_hw,
+        channels=cfg.model.policy_channels,
+        features_dim=cfg.model.policy_hidden,
+        extras_dim=progress_dim(dims),
+    )
+    if cfg.policy.algo == "ppo":
+        return FeedForwardGlimpsePolicy(encoder, dims, cfg.policy.net_arch)
+    return RecurrentGlimpsePolicy(encoder, cfg.policy.lstm_hidden, dims, cfg.policy.net_arch)
+
+
+def build_learned_policy(cfg: Config, net: FocusNet) -> LearnedGlimpsePolicy:
+    """The learned glimpse policy ``cfg`` trains for ``net``, with untrained weights: the glance
+    projection to ``policy.obs_channels`` channels, then :func:`build_policy_network`.
+
+    Training fits the projection and learns the network; the cost of one step and the shapes
+    are those of this policy whatever its weights.
+    """
+    channels = net.global_encoder.num_features
+    projection = GlanceProjection(channels, min(cfg.policy.obs_channels, channels))
+    network = build_policy_network(cfg, projection.out_channels, glance_map_hw(net))
+    return LearnedGlimpsePolicy(
+        glimpse_options(cfg), cfg.model.grid, projection, network, cfg.policy.allow_skip
+    )
+
+
+def build_differentiable_focusnet(
+    cfg: Config, num_classes: int, init_from: str | Path | None = None
+) -> FocusNet:
+    """The ``differentiable`` stage's model: FocusNet + a fresh continuous-centre policy.
+
+    :param cfg: the run config (``train.differentiable_option``, ``train.finetune_local``,
+        ``model.policy_channels`` / ``model.policy_hidden`` size the policy).
+    :param num_classes: output classes.
+    :param init_from: a FocusNet checkpoint to start from (``<out_dir>/warmup/final``); None
+        leaves it at its initialisation (e.g. to load a ``differentiable`` checkpoint into).
+    """
+    net = build_focusnet(cfg, num_classes)
+    if init_from is not None:
+        net.load_state_dict(load_checkpoint(init_from, load_trainer=False).model)
+    option = cfg.train.differentiable_option
+    policy = DifferentiableGlimpsePolicy(
+        net.options,
+        net.grid,
+        option,
+        net.global_encoder.num_features,
+        glance_map_hw(net),
+        channels=cfg.model.policy_channels,
+        hidden=cfg.model.policy_hidden,
+    )
+    glimpse = net.options[option - 1]
+    # enough bilinear samples per output pixel to average every input pixel a crop covers
+    supersample = max(1, round(glimpse.extent * cfg.data.frame_size / glimpse.resolution))
+    return DifferentiableFocusNet(net, policy, cfg.train.finetune_local, supersample)

@@ -1,0 +1,411 @@
+"""The ``videofocus`` command. It only parses arguments and calls library functions.
+
+Each command is one module of this package with ``add_arguments(parser)`` and ``run(args) ->
+int``; a module serving several commands (``label``, ``label merge``, ``label export``; ``prepare
+DATASET``; ``bench NAME``) gets the second word too: ``add_arguments(parser, word)``,
+``run(args, word)``. :data:`COMMANDS` maps the words to the module and a one-line summary;
+:func:`main` finds the command from the leading words of argv (the longest that name one),
+imports only that command's module and builds only its parser. The modules import torch and the
+training stack inside ``run``, so ``videofocus --help`` and ``videofocus probe`` never load them.
+
+Whatever goes wrong ends in one line on stderr and a documented exit status
+(:mod:`videofocus.exit_status`); ``videofocus --debug ...`` or ``VIDEOFOCUS_DEBUG=1`` adds the
+traceback and shows warnings as Python prints them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import shutil
+import sys
+import textwrap
+import traceback
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+from videofocus.cli.arguments import HelpFormatter
+from videofocus.exit_status import UsageError, describe_failure, statuses_help
+
+__all__ = [
+    "COMMANDS",
+    "GROUPS",
+    "RESUME_HINTS",
+    "Command",
+    "CommandParser",
+    "Group",
+    "build_parser",
+    "command_parser",
+    "main",
+]
+
+#: what to do after Ctrl-C, per command that picks up where it stopped
+RESUME_HINTS = {
+    "quickstart": "rerun the same command to resume (finished stages are kept)",
+    "train": "rerun with --resume to continue from the last checkpoint (--stage all resumes "
+    "by itself)",
+    "label": "rerun the same command to resume (finished videos are kept)",
+    "ablate": "rerun the same command to resume (finished variants are kept)",
+}
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command: its module in this package, its summary, and the word it passes on."""
+
+    module: str
+    summary: str
+    word: str | None = None  # passed to add_arguments / run of a module serving several
+
+
+@dataclass(frozen=True)
+class Group:
+    """A two-word command, ``prepare DATASET`` or ``bench NAME``: the second word is a key of a
+    registry (a plain dict of module paths) and selects what the module runs."""
+
+    module: str
+    summary: str
+    metavar: str
+    kind: str  # what the names are, in the help: "datasets", "benchmarks"
+    registry: str  # "module:attribute" of the registry dict
+    summaries: dict[str, str] = field(default_factory=dict)
+
+    def names(self) -> list[str]:
+        """The registry's keys, as it is now."""
+        module, _, attribute = self.registry.partition(":")
+        return list(getattr(importlib.import_module(module), attribute))
+
+    def command(self, name: str) -> Command:
+        return Command(self.module, self.summaries.get(name, ""), name)
+
+
+#: command words -> the command (the summaries are the lines of ``videofocus --help``)
+COMMANDS: dict[str, Command] = {
+    "quickstart": Command(
+        "quickstart", "the whole pipeline on built-in synthetic data, ending in a report"
+    ),
+    "probe": Command("probe", "print one JSON line of metadata per video"),
+    "train": Command(
+        "train", "train a stage (warmup, policy, finetune, all) or a baseline (dense, glance_only)"
+    ),
+    "eval": Command("evaluate", "evaluate a checkpoint (top-1/5, mAP, GMACs/video, videos/s)"),
+    "flops": Command("flops", "per-component and per-video GMACs of a config"),
+    "label": Command("label", "label a video collection (resumable, sharded)"),
+    "label merge": Command("label", "join the shard files of a sharded label job", "merge"),
+    "label export": Command(
+        "label", "convert a labels file to CSV and/or ActivityNet result JSON", "export"
+    ),
+    "ablate": Command(
+        "ablate", "run a grid of policy ablations; write results.csv, results.md and tradeoff.png"
+    ),
+    "viz": Command(
+        "viz", "draw a clip's glimpses (colour per option, skips, running top-1) into a gif or mp4"
+    ),
+}
+
+#: two-word commands; their summaries repeat the first paragraph of each module's docstring
+#: (tests/test_cli_startup.py checks that they agree)
+GROUPS: dict[str, Group] = {
+    "prepare": Group(
+        "prepare",
+        "build a manifest from dataset annotations",
+        "DATASET",
+        "datasets",
+        "videofocus.data_prep:CONVERTERS",
+        {
+            "activitynet": "ActivityNet v1.3 from activity_net.v1-3.min.json (or BSN/BMN's "
+            "anet_anno_action.json), at video or segment level.",
+            "kinetics": "Kinetics 400/600/700 from the official CSVs.",
+            "minikinetics": "Mini-Kinetics (the 200-class Kinetics-400 subset of AR-Net and "
+            "AdaFocus) from CSVs + id lists.",
+            "sthv2": "Something-Something v2 from the official label and split JSON files.",
+            "fcvid": "FCVID (239 classes, multi-label) from AdaFocus-style comma lists or "
+            "mmaction2 lists.",
+            "list": "Lists of earlier adaptive-inference code (AdaFocus, AR-Net) and mmaction2 "
+            "video lists.",
+            "folder": "Your own videos in class folders: ROOT/<class>/**/<video>.",
+            "reencode": "Re-encode a manifest's videos for fast sparse sampling (short side, "
+            "short keyframe interval).",
+            "synthetic": "Generate the synthetic benchmark: videofocus prepare synthetic OUT "
+            "--num-videos N --seed S.",
+        },
+    ),
+    "bench": Group(
+        "bench",
+        "run a benchmark and print its table",
+        "NAME",
+        "benchmarks",
+        "videofocus.benchmarks:BENCHMARKS",
+        {
+            "decode": "Frames/s of each video decoder backend, on typical clips, long videos and "
+            "JPEG folders.",
+            "policy": "Glimpse policies compared: accuracy, GMACs/video, videos/s and target "
+            "coverage on val.",
+            "label": "Labeling throughput: decode-only, dense baseline, adaptive, adaptive under a "
+            "GMACs budget.",
+        },
+    ),
+}
+
+#: the order of ``videofocus --help``
+_ORDER = [
+    "quickstart",
+    "probe",
+    "train",
+    "eval",
+    "flops",
+    "prepare",
+    "label",
+    "label merge",
+    "label export",
+    "ablate",
+    "viz",
+    "bench",
+]
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are :class:`UsageError` s, reported in one line like
+    every other failure (argparse itself prints the usage text and exits)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("videofocus").strip() or "videofocus"
+        where, sep, reason = message.partition(": ")
+        if not (sep and where.startswith("argument ")):
+            where, reason = command, message
+        else:
+            where = where.removeprefix("argument ")
+        raise UsageError(where, f"{reason} (see '{self.prog} --help')")
+
+
+def _width() -> int:
+    return max(60, min(shutil.get_terminal_size().columns - 2, 100))
+
+
+def _listing(title: str, entries: Sequence[tuple[str, str]]) -> str:
+    """``title:`` and one indented ``name  summary`` entry per line, summaries wrapped."""
+    column = max(len(name) for name, _ in entries) + 4
+    width = _width()
+    lines = [f"{title}:"]
+    for name, summary in entries:
+        head = f"  {name:<{column - 4}}  "
+        lines.append(
+            textwrap.fill(summary, width, initial_indent=head, subsequent_indent=" " * column)
+            if summary
+            else head.rstrip()
+        )
+    return "\n".join(lines)
+
+
+def _command_start(argv: Sequence[str]) -> int:
+    """Index of the first command word: the first that is not an option of ``videofocus``."""
+    return next((i for i, word in enumerate(argv) if not word.startswith("-")), len(argv))
+
+
+def _lookup(words: Sequence[str]) -> tuple[str, Command | Group | None, int]:
+    """The command the leading ``words`` name (the longest match), and how many words it took.
+
+    A group (``prepare``, ``bench``) is returned as such when the next word is not one of its
+    names; an unknown word gives None.
+    """
+    if not words:
+        return "", None, 0
+    head, two = words[0], " ".join(words[:2])
+    if two in COMMANDS:
+        return two, COMMANDS[two], 2
+    if head in GROUPS:
+        group = GROUPS[head]
+        if len(words) > 1 and words[1] in group.names():
+            return two, group.command(words[1]), 2
+        return head, group, 1
+    if head in COMMANDS:
+        return head, COMMANDS[head], 1
+    return head, None, 0
+
+
+def _find(name: str) -> Command:
+    """The command called ``name`` (``label merge``, ``prepare kinetics``)."""
+    _, found, _ = _lookup(name.split())
+    if not isinstance(found, Command):
+        raise KeyError(f"unknown command {name!r}")
+    return found
+
+
+def _module(command: Command):
+    return importlib.import_module(f"videofocus.cli.{command.module}")
+
+
+def _word_args(command: Command) -> tuple[str, ...]:
+    return () if command.word is None else (command.word,)
+
+
+def command_parser(name: str) -> CommandParser:
+    """The parser of one command, e.g. ``command_parser("label merge")``; builds no other."""
+    command = _find(name)
+    parser = CommandParser(prog=f"videofocus {name}")
+    _module(command).add_arguments(parser, *_word_args(command))
+    return parser
+
+
+def _group_parser(name: str, group: Group) -> CommandParser:
+    """``videofocus prepare`` / ``videofocus bench`` without a valid second word: its help lists
+    the names; anything else is a one-line error."""
+    names = group.names()
+    parser = CommandParser(
+        prog=f"videofocus {name}",
+        usage=f"%(prog)s {group.metavar} [ARGS ...]",
+        description=f"{group.summary[:1].upper()}{group.summary[1:]}.\n\n"
+        + _listing(group.kind, [(n, group.summaries.get(n, "")) for n in names]),
+        epilog=f"'videofocus {name} {group.metavar} --help' shows the options of one.",
+    )
+    parser.add_argument("name", metavar=group.metavar, choices=names, help=argparse.SUPPRESS)
+    return parser
+
+
+def _parse_command(
+    parser: CommandParser, words: list[str], namespace: argparse.Namespace | None
+) -> argparse.Namespace:
+    # KEY=VALUE overrides may also follow options (`train CFG --stage dense a.b=1`), where
+    # argparse has already closed the positional list: collect them from the leftovers.
+    args, extra = parser.parse_known_args(words, namespace)
+    stray = [x for x in extra if x.startswith("-") or "=" not in x]
+    if stray or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    return args
+
+
+class VideofocusParser(CommandParser):
+    """The ``videofocus`` parser: it parses its own options (``--debug``, ``--version``,
+    ``--help``), finds the command from the next words and hands the rest to that command's
+    parser only. ``parse_args(["train", "cfg.yaml", "--stage", "all"])`` returns the train
+    command's arguments, with ``command`` set to the command's name."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        argv = list(sys.argv[1:] if args is None else args)
+        start = _command_start(argv)
+        _, extra = super().parse_known_args(argv[:start])  # --help and --version exit here
+        if extra:
+            self.error(f"unrecognized arguments: {' '.join(extra)}")
+        words = argv[start:]
+        name, found, used = _lookup(words)
+        if not words:
+            self.print_help()
+            self.exit(2)
+        if found is None:
+            choices = ", ".join(repr(w) for w in dict.fromkeys(n.split()[0] for n in _ORDER))
+            self.error(f"argument COMMAND: invalid choice: {name!r} (choose from {choices})")
+        if isinstance(found, Group):
+            group = _group_parser(name, found)
+            group.parse_known_args(words[used:])  # --help, or no / an unknown name: it exits
+            group.error(f"the {found.metavar} comes first, before any option")
+        parsed = _parse_command(command_parser(name), words[used:], namespace)
+        parsed.command = name
+        return parsed, []
+
+
+def build_parser() -> VideofocusParser:
+    """The ``videofocus`` parser; it imports no command module until it parses a command."""
+    from videofocus import __version__
+
+    entries = []
+    for key in _ORDER:
+        if key in GROUPS:
+            entries.append((f"{key} {GROUPS[key].metavar}", GROUPS[key].summary))
+        else:
+            entries.append((key, COMMANDS[key].summary))
+    parser = VideofocusParser(
+        prog="videofocus",
+        usage="%(prog)s [-h] [--version] [--debug] COMMAND [ARGS ...]",
+        description="Adaptive video recognition: glance, focus, exit early.\n\n"
+        + _listing("commands", entries),
+        epilog="'videofocus COMMAND --help' shows the options of a command.\n\n" + statuses_help(),
+    )
+    parser.add_argument("--version", action="version", version=f"videofocus {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="on failure print the traceback too, and show warnings in full "
+        "(also: VIDEOFOCUS_DEBUG=1); put it before COMMAND",
+    )
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command ``args`` were parsed for (``args.command``); returns its exit status."""
+    command = _find(args.command)
+    return int(_module(command).run(args, *_word_args(command)) or 0)
+
+
+def _debug_requested(argv: Sequence[str]) -> bool:
+    """Whether ``--debug`` comes before the command or ``VIDEOFOCUS_DEBUG`` is set."""
+    debug = os.environ.get("VIDEOFOCUS_DEBUG", "").strip() not in ("", "0")
+    return debug or "--debug" in argv[: _command_start(argv)]
+
+
+def _command_name(args: argparse.Namespace | None, argv: Sequence[str]) -> str:
+    """``label``, ``label merge``, ``prepare kinetics``, ... for error lines."""
+    if args is not None:
+        return str(getattr(args, "command", None) or "videofocus")
+    name, found, _ = _lookup(argv[_command_start(argv) :])
+    return name if found is not None else "videofocus"
+
+
+@contextmanager
+def _warnings_as_lines(debug: bool) -> Iterator[None]:
+    """Without ``debug``, show each warning as one ``videofocus: warning: ...`` line instead of
+    Python's two (file:line and the source line); with it, as Python does."""
+    if debug:
+        yield
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split())
+        print(f"videofocus: warning: {category.__name__}: {text}", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``videofocus`` console script; returns the exit status.
+
+    Every failure (a wrong argument, config key, manifest, checkpoint or results file; a
+    read-only or full disk; Ctrl-C; a bug) prints one line on stderr,
+    ``videofocus: error: <file[:line] or key>: <reason>``, and returns its status from
+    :mod:`videofocus.exit_status`; ``--debug`` before the command (or ``VIDEOFOCUS_DEBUG=1``)
+    prints the traceback first. ``videofocus`` without a command prints the help and returns 2.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = _debug_requested(argv)
+    args: argparse.Namespace | None = None
+    try:
+        with _warnings_as_lines(debug):
+            args = build_parser().parse_args(argv)
+            return run(args)
+    except (Exception, KeyboardInterrupt) as exc:  # SystemExit (--help, --version) goes on
+        return _report(exc, args, argv, debug)
+
+
+def _report(
+    exc: BaseException, args: argparse.Namespace | None, argv: Sequence[str], debug: bool
+) -> int:
+    """Print the failure's line (after its traceback with ``debug``) and return its status."""
+    command = _command_name(args, argv)
+    status, line = describe_failure(exc, command, RESUME_HINTS.get(command))
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"videofocus: error: {line}", file=sys.stderr, flush=True)
+    return status

@@ -1,0 +1,7 @@
+"""``python -m videofocus.cli ...``: the ``videofocus`` command."""
+
+import sys
+
+from videofocus.cli import main
+
+sys.exit(main())

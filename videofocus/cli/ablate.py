@@ -1,0 +1,48 @@
+"""``videofocus ablate GRID.yaml --out DIR [--dry-run] [--no-progress] [KEY=VALUE ...]``.
+
+The options are defined here, the one place; ``run`` calls
+:mod:`videofocus.ablation.command` (imported only then: it loads torch).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from videofocus.cli.arguments import add_overrides
+
+DESCRIPTION = """\
+Run a grid of policy ablations; write results.csv, results.md and tradeoff.png.
+
+The grid YAML expands into named variants. Each variant's stages train under DIR/stages/ (a stage
+shared by several variants is trained once), every variant is evaluated on the validation split
+(one row per exit-threshold entry) and the report is rewritten after each variant. Running the
+same command again reuses every finished stage and result, and continues an interrupted stage.
+--dry-run lists the variants and their stages without training.
+
+Shipped grids: configs/ablations/*.yaml, e.g.
+videofocus ablate configs/ablations/reward.yaml --out runs/ablations/reward
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = DESCRIPTION
+    parser.add_argument("grid", type=Path, help="grid YAML, e.g. configs/ablations/reward.yaml")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="output folder; finished work in it is reused"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="list the variants and their stages, train nothing"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_overrides(
+        parser,
+        help="dotted overrides for every variant (after the grid's own), e.g. train.device=cpu",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run (or list) the grid; print the results table."""
+    from videofocus.ablation.command import run as run_ablation
+
+    return run_ablation(args)

@@ -1,0 +1,212 @@
+"""Datasets and loaders for the training and evaluation stages, built from a :class:`DataConfig`.
+
+Clips travel as ``uint8 [T, 3, S, S]`` (S = ``data.frame_size``) from the DataLoader workers and
+become normalised float on the device (:func:`frames_to_input`), so host-to-device copies stay
+four times smaller than float frames.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+import torchvision.transforms.v2.functional as TF
+from einops import rearrange
+from torch.utils.data import DataLoader, DistributedSampler
+
+from videofocus.config import Config, DataConfig
+from videofocus.data.dataset import ClipDataset, collate_clips
+from videofocus.data.manifest import ManifestError, read_classes
+from videofocus.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from videofocus.io.samplers import create_sampler
+from videofocus.runtime import DistInfo, select_device
+
+log = logging.getLogger(__name__)
+
+
+def ensure_dataset(cfg: DataConfig, workers: int = 2, progress: bool = True) -> None:
+    """Generate the synthetic benchmark into ``cfg.root`` when the config asks for it.
+
+    Nothing happens when ``cfg.synthetic`` is unset or the folder already holds exactly that
+    dataset; a missing real dataset is left for the manifest reader to report.
+    """
+    if cfg.synthetic is None:
+        return
+    from videofocus.data.synthetic import SyntheticConfig, generate
+
+    summary = generate(
+        cfg.root, SyntheticConfig(**asdict(cfg.synthetic)), workers=workers, progress=progress
+    )
+    if not summary.reused:
+        log.info("generated %d synthetic videos in %s", cfg.synthetic.num_videos, cfg.root)
+
+
+def class_names_of(cfg: DataConfig) -> list[str]:
+    """The class vocabulary of the dataset."""
+    return read_classes(cfg.resolve(cfg.classes))
+
+
+def recorded_class_names(cfg: DataConfig, num_classes: int) -> list[str] | None:
+    """The class names a trained checkpoint records in its ``meta.json``, so that inference never
+    depends on where the classes file is: the config's classes file, or None (with a logged
+    warning) when it cannot be read or does not name ``num_classes`` classes."""
+    path = cfg.resolve(cfg.classes)
+    try:
+        names = read_classes(path)
+    except ManifestError as err:
+        log.warning("the checkpoint records no class names: %s", err)
+        return None
+    if len(names) != num_classes:
+        log.warning(
+            "the checkpoint records no class names: %s names %d classes, the model has %d",
+            path,
+            len(names),
+            num_classes,
+        )
+        return None
+    return names
+
+
+class SquareClip:
+    """``uint8 [T, H, W, 3]`` -> ``uint8 [T, 3, S, S]``: a random (train) or centre square crop."""
+
+    def __init__(self, size: int, train: bool) -> None:
+        self.size = size
+        self.train = train
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        clip = rearrange(frames, "t h w c -> t c h w")
+        h, w = clip.shape[-2:]
+        if (h, w) == (self.size, self.size):
+            return clip
+        if min(h, w) < self.size:  # decoded smaller than asked (tiny videos): scale up
+            clip = TF.resize(clip, [self.size], antialias=True)
+            h, w = clip.shape[-2:]
+        if self.train:  # torch's global RNG is seeded per item by ClipDataset
+            top = int(torch.randint(0, h - self.size + 1, ()))
+            left = int(torch.randint(0, w - self.size + 1, ()))
+            return TF.crop(clip, top, left, self.size, self.size)
+        return TF.center_crop(clip, [self.size, self.size])
+
+
+def build_dataset(
+    cfg: DataConfig, split: str, train: bool, num_classes: int, seed: int = 0
+) -> ClipDataset:
+    """The clip dataset of the ``train`` or ``val`` rows the config points at."""
+    if split == "train":
+        manifest, rows_split = cfg.resolve(cfg.manifest), cfg.train_split
+    elif split == "val":
+        manifest = cfg.resolve(cfg.val_manifest or cfg.manifest)
+        rows_split = cfg.val_split
+    else:
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    return ClipDataset(
+        manifest,
+        create_sampler(cfg.sampler, **sampler_kwargs(cfg)),
+        num_classes,
+        split=rows_split,
+        short_side=cfg.frame_size,
+        backend=cfg.backend,
+        transform=SquareClip(cfg.frame_size, train),
+        # multi-hot "target": evaluation scores every label of a row (mAP, hit@k); the training
+        # losses read "label" (the first one), so they are the same for any data
+        multilabel=True,
+        train=train,
+        seed=seed,
+        on_error="skip",
+    )
+
+
+def sampler_kwargs(cfg: DataConfig) -> dict[str, int]:
+    """Keyword arguments of :func:`create_sampler` for the configured sampler and clip length."""
+    if cfg.sampler == "tsn":
+        return {"num_segments": cfg.frames}
+    if cfg.sampler == "uniform":
+        return {"num_samples": cfg.frames}
+    return {"clip_len": cfg.frames}
+
+
+def build_loader(
+    dataset: ClipDataset,
+    batch_size: int,
+    dist: DistInfo,
+    *,
+    shuffle: bool,
+    seed: int,
+    num_workers: int,
+    drop_last: bool,
+    pin_memory: bool = False,
+) -> tuple[DataLoader, DistributedSampler | None]:
+    """A DataLoader over this process's share of ``dataset`` (``batch_size`` is per process).
+
+    Shuffled loaders always go through a :class:`DistributedSampler`, even for one process, so
+    the global order of videos depends on (seed, epoch) only: N processes with batch B / N see
+    exactly the batches one process with batch B sees.
+    """
+    sampler = None
+    if shuffle or dist.is_distributed:
+        sampler = DistributedSampler(
+            dataset,
+            num_replicas=dist.world_size,
+            rank=dist.rank,
+            shuffle=shuffle,
+            seed=seed,
+            drop_last=drop_last,
+        )
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=collate_clips,
+        drop_last=drop_last,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+        prefetch_factor=4 if num_workers > 0 else None,
+        generator=generator,
+    )
+    return loader, sampler
+
+
+_MEAN = torch.tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1)
+_STD = torch.tensor(IMAGENET_STD).view(1, 1, 3, 1, 1)
+
+
+def frames_to_input(frames: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``uint8 [B, T, 3, H, W]`` -> ImageNet-normalised ``float32`` on ``device``."""
+    x = frames.to(device, non_blocking=True).float().div_(255.0)
+    return (x - _MEAN.to(device)) / _STD.to(device)
+
+
+def build_eval_loader(
+    cfg: Config,
+    num_classes: int,
+    manifest: str | Path | None = None,
+    batch_size: int | None = None,
+):
+    """The evaluation loader: the config's validation rows (or every row of ``manifest``), in
+    order, with evaluation-mode sampling.
+
+    :param cfg: the run config.
+    :param num_classes: output classes.
+    :param manifest: evaluate every row of this manifest instead of the config's ``val`` rows.
+    :param batch_size: clips per batch; None: ``train.batch_size``.
+    """
+    data = cfg.data
+    if manifest is not None:
+        data = replace(data, val_manifest=str(Path(manifest).resolve()), val_split=None)
+    dataset = build_dataset(data, "val", train=False, num_classes=num_classes, seed=cfg.train.seed)
+    loader, _ = build_loader(
+        dataset,
+        batch_size or cfg.train.batch_size,
+        DistInfo(),
+        shuffle=False,
+        seed=cfg.train.seed,
+        num_workers=data.num_workers,
+        drop_last=False,
+        pin_memory=select_device(cfg.train.device).type == "cuda",
+    )
+    return loader

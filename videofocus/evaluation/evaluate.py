@@ -1,0 +1,226 @@
+"""Evaluation of a trained checkpoint: accuracy, mAP, counted GMACs per video and videos/s.
+
+``videofocus eval CONFIG --checkpoint CKPT`` loads the checkpoint's model
+(:func:`~videofocus.artifacts.load.load_model`), runs it over the validation rows (or
+``--manifest``) with that stage's glimpses and reports:
+
+- ``top1``/``top5`` of the fused prediction at the last step, as hit@k (ActivityNet's
+  convention: a video counts when *any* of its labels is among the k highest-scoring classes;
+  for single-label data this is plain top-k accuracy), and ``map`` (ActivityNet/FCVID style,
+  over the multi-hot targets, every label of a row counted; classes absent from the set are
+  skipped, never renumbered);
+- ``gmacs_per_video``: multiply-accumulates actually spent, from the options the model took,
+  its policy's own compute included (:class:`~videofocus.models.cost.CostTable`);
+- ``videos_per_s`` end to end (decode included) and ``model_videos_per_s`` (network only).
+
+The glimpses: a learned (``policy``, ``finetune``) or ``differentiable`` checkpoint's own policy
+chooses them; ``warmup`` takes the random glimpses it was trained with (fixed per video),
+``dense`` whole frames, ``glance_only`` none. :func:`evaluate_adaptive` evaluates the same way
+through the label job's batched inferencer, with early exit.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from videofocus.artifacts.load import load_model
+from videofocus.config import Config
+from videofocus.data.loaders import build_eval_loader, frames_to_input
+from videofocus.evaluation.metrics import mean_average_precision, topk_accuracy
+from videofocus.inference.inferencer import InferenceOptions
+from videofocus.inference.model import InferenceModel, load_inference_model, rollout_manifest
+from videofocus.models import FocusNet
+from videofocus.models.cost import CostTable
+from videofocus.models.glimpse import dense_actions, random_glimpse_actions, skip_actions
+from videofocus.policy.focusnet import policy_chooses
+from videofocus.runtime import autocast_for, select_device
+
+__all__ = [
+    "TOPK_CONVENTION",
+    "evaluate_adaptive",
+    "evaluate_checkpoint",
+    "evaluate_model",
+    "stage_actions",
+    "write_json",
+]
+
+#: What ``top1`` / ``top5`` count, stated in every evaluation result (multi-label data).
+TOPK_CONVENTION = "hit@k: a video counts when any of its labels is among the k top classes"
+
+#: ``actions(model, sample_ids, steps) -> [B, T, 3]``: the glimpses an evaluation takes.
+Actions = Callable[[FocusNet, torch.Tensor, int], torch.Tensor]
+
+
+def stage_actions(stage: str, cfg: Config) -> Actions:
+    """The glimpses a checkpoint of ``stage`` is evaluated with (see the module docs)."""
+    if stage == "warmup":
+        seed, skip_rate = cfg.train.seed, cfg.train.warmup_skip_rate
+        # epoch -1: the same random glimpses at every evaluation, as in the warm-up's validation
+        return lambda m, ids, t: random_glimpse_actions(
+            m.num_options, m.grid, ids, t, seed, -1, skip_rate=skip_rate
+        )
+    if stage == "dense":
+        return lambda m, ids, t: dense_actions(len(ids), t)
+    if stage == "glance_only":
+        return lambda m, ids, t: skip_actions(len(ids), t)
+    return lambda m, ids, t: policy_chooses(len(ids), t)  # the model's own policy
+
+
+@torch.no_grad()
+def evaluate_model(
+    model: FocusNet,
+    actions: Actions,
+    loader,
+    device: torch.device,
+    frame_size: int,
+    amp: str = "off",
+) -> dict[str, Any]:
+    """Run ``model`` with ``actions`` over ``loader`` and compute every metric.
+
+    :param frame_size: side of the loader's square clips, for the model's cost table (its
+        policy included).
+    """
+    model.eval()
+    cost = CostTable.from_model(model, frame_size)
+    logits, targets, gmacs = [], [], []
+    model_seconds = 0.0
+    start = time.perf_counter()
+    for batch in loader:
+        if batch is None:
+            continue
+        frames = frames_to_input(batch["frames"], device)
+        _sync(device)
+        t0 = time.perf_counter()
+        taken = actions(model, batch["index"], frames.shape[1]).to(device)
+        with autocast_for(device, amp):
+            out = model(frames, taken)
+        _sync(device)
+        model_seconds += time.perf_counter() - t0
+        logits.append(out.logits[:, -1].float().cpu())
+        targets.append(batch["target"])  # multi-hot: every label of the row
+        gmacs.append(cost.usage_from_actions(_taken(out.option_index).cpu()))
+    seconds = time.perf_counter() - start
+    if not targets:
+        raise RuntimeError("no video of the evaluation set could be decoded")
+    scores, multi_hot = torch.cat(logits), torch.cat(targets)
+    acc = topk_accuracy(scores, multi_hot, ks=(1, 5))  # hit@k
+    n = len(multi_hot)
+    return {
+        "videos": n,
+        "top1": acc["top1"],
+        "top5": acc["top5"],
+        "map": mean_average_precision(scores.softmax(-1), multi_hot),
+        "gmacs_per_video": float(torch.cat(gmacs).mean()),
+        "videos_per_s": n / seconds,
+        "model_videos_per_s": n / max(model_seconds, 1e-9),
+    }
+
+
+def evaluate_checkpoint(
+    cfg: Config | None,
+    checkpoint: str | Path,
+    manifest: str | Path | None = None,
+    batch_size: int | None = None,
+) -> dict[str, Any]:
+    """Evaluate a checkpoint folder of any stage on the config's validation rows.
+
+    :param cfg: the config (None: the one stored in the checkpoint).
+    :param manifest: evaluate every row of this manifest instead of the config's ``val`` rows.
+    """
+    loaded = load_model(checkpoint, cfg)
+    cfg = loaded.cfg
+    device = select_device(cfg.train.device)
+    model = loaded.net.to(device)
+    loader = build_eval_loader(cfg, loaded.meta.num_classes, manifest, batch_size)
+    actions = stage_actions(loaded.stage, cfg)
+    result = evaluate_model(model, actions, loader, device, cfg.data.frame_size, cfg.train.amp)
+    return {
+        "checkpoint": str(checkpoint),
+        "stage": loaded.stage,
+        "method": loaded.method,
+        "topk": TOPK_CONVENTION,
+        **result,
+    }
+
+
+def evaluate_adaptive(
+    cfg: Config | None,
+    checkpoint: str | Path | InferenceModel,
+    thresholds: list[float] | None = None,
+    manifest: str | Path | None = None,
+    options: InferenceOptions | None = None,
+    policy: str | None = None,
+) -> dict[str, Any]:
+    """Accuracy, mAP, GMACs per video and videos/s of a checkpoint under early-exit
+    ``thresholds``.
+
+    ``accuracy`` and ``top5`` are hit@k (a video counts when any of its labels is among the top
+    k classes at its exit step) and ``map`` is over the multi-hot labels (None when no row has
+    a label), as in :func:`~videofocus.evaluation.evaluate.evaluate_checkpoint`.
+
+    :param cfg: the config (None: the one stored in the checkpoint).
+    :param checkpoint: a checkpoint folder, or an already loaded :class:`InferenceModel`.
+    :param thresholds: per-step exit thresholds (overrides ``options.thresholds``).
+    :param manifest: evaluate every row of this manifest instead of the validation rows.
+    """
+    model = (
+        checkpoint
+        if isinstance(checkpoint, InferenceModel)
+        else load_inference_model(checkpoint, cfg, policy=policy)
+    )
+    options = replace(options or InferenceOptions(), thresholds=thresholds)
+    start = time.perf_counter()
+    correct, top5, gmacs, exits, probs, targets = [], [], [], [], [], []
+    for _, labels, p in rollout_manifest(model, options, manifest):
+        top = p.logits.topk(min(5, p.logits.numel())).indices.tolist()
+        correct.append(top[0] in labels)
+        top5.append(any(label in top for label in labels))
+        gmacs.append(p.gmacs)
+        exits.append(p.exit_step)
+        probs.append(p.logits.softmax(-1))
+        positives = torch.tensor(labels, dtype=torch.long)
+        targets.append(torch.zeros_like(p.logits).index_fill_(0, positives, 1.0))
+    seconds = time.perf_counter() - start
+    n = len(correct)
+    if n == 0:
+        raise RuntimeError("no video of the evaluation set could be decoded")
+    multi_hot = torch.stack(targets)
+    steps = max(exits) + 1
+    return {
+        "method": model.method,
+        "videos": n,
+        "accuracy": sum(correct) / n,
+        "top5": sum(top5) / n,
+        "map": mean_average_precision(torch.stack(probs), multi_hot) if multi_hot.any() else None,
+        "gmacs_per_video": sum(gmacs) / n,
+        "videos_per_s": n / seconds,
+        "exit_thresholds": thresholds,
+        "exit_fraction": [exits.count(s) / n for s in range(steps)],
+    }
+
+
+def _taken(option_index: torch.Tensor) -> torch.Tensor:
+    """Actions ``[B, T, 3]`` with the options a pass took (cells 0: cost ignores position)."""
+    option = option_index + 1  # -1 (skipped) -> option 0
+    return torch.stack([option, torch.zeros_like(option), torch.zeros_like(option)], dim=-1)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def write_json(result: dict[str, Any], path: str | Path | None) -> None:
+    """Print ``result`` as JSON, and also write it to ``path`` when given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text + "\n", encoding="utf-8")

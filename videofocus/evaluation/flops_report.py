@@ -1,0 +1,146 @@
+"""``videofocus flops``: the per-component and per-video GMACs a config's model costs.
+
+The networks are built on the ``meta`` device (shapes only, no weights allocated) and measured by
+:class:`~videofocus.models.cost.CostTable`, the same table ``eval``, ``label`` and ``bench`` use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from videofocus.artifacts.factory import (
+    build_dense_baseline,
+    build_focusnet,
+    build_learned_policy,
+    resolve_num_classes,
+)
+from videofocus.config import Config, load_config
+from videofocus.models.cost import GIGA, ActionUsage, CostTable
+
+__all__ = ["flops_report", "format_report", "run_flops"]
+
+
+def _without_weights(cfg: Config) -> Config:
+    # Cost does not depend on weight values; the models are built on the meta device.
+    model = dataclasses.replace(cfg.model, glance_pretrained=None, local_pretrained=None)
+    return dataclasses.replace(cfg, model=model)
+
+
+def flops_report(cfg: Config) -> dict[str, Any]:
+    """Per-component and per-video GMACs of the model ``cfg`` describes.
+
+    Per-video totals (``T = data.frames`` steps, no early exit):
+
+    - ``option_k``: every frame glimpsed with option ``k``, policy and aggregator every step;
+    - ``glance_only``: glance + aggregator on every frame, no policy, no glimpse;
+    - ``dense_baseline``: glance + the local backbone on every whole frame at ``data.frame_size``
+      + aggregator (see :func:`~videofocus.artifacts.factory.build_dense_baseline`).
+
+    ``gmacs_per_video`` is the config's default usage, ``option_1``.
+
+    :param cfg: the run config; pretrained paths are ignored, models are built on ``meta``.
+    :raises ConfigError: when the number of classes cannot be resolved.
+    """
+    cfg = _without_weights(cfg)
+    num_classes = resolve_num_classes(cfg)
+    size, steps = cfg.data.frame_size, cfg.data.frames
+    with torch.device("meta"):
+        net = build_focusnet(cfg, num_classes)
+        policy = build_learned_policy(cfg, net)
+        dense = build_dense_baseline(cfg, num_classes)
+    table = CostTable.from_model(net, size, policy)
+    dense_table = CostTable.from_model(dense, size)
+    k = table.num_options
+    per_video = {
+        f"option_{i}": table.per_video(ActionUsage.uniform(steps, i, k)) for i in range(1, k + 1)
+    }
+    no_policy = dataclasses.replace(table, policy=0)
+    per_video["glance_only"] = no_policy.per_video(ActionUsage.uniform(steps, 0, k))
+    per_video["dense_baseline"] = dense_table.per_video(ActionUsage.uniform(steps, 1, 1))
+    model = cfg.model
+    options = [
+        {
+            "option": i + 1,
+            "backbone": o.backbone or model.local_backbone,
+            "extent": o.extent,
+            "resolution": o.resolution,
+            "gmacs": macs / GIGA,
+        }
+        for i, (o, macs) in enumerate(zip(model.options, table.local, strict=True))
+    ]
+    return {
+        "config": cfg.name,
+        "unit": "GMACs (10^9 multiply-accumulates = FlopCounterMode FLOPs / 2; "
+        "the papers' 'GFLOPs')",
+        "frames": steps,
+        "frame_size": size,
+        "glance": {"backbone": model.glance_backbone, "resolution": model.glance_resolution},
+        "components": {
+            "glance_per_frame": table.glance / GIGA,
+            "policy_per_step": table.policy / GIGA,
+            "aggregator_per_step": table.aggregator / GIGA,
+            "local_per_glimpse": options,
+            "dense_local_per_frame": dense_table.local[0] / GIGA,
+        },
+        "per_video": per_video,
+        "gmacs_per_video": per_video["option_1"],
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The :func:`flops_report` as a plain-text table."""
+    comp = report["components"]
+    glance = report["glance"]
+    rows: list[tuple[str, float]] = [
+        (
+            f"glance ({glance['backbone']} @ {glance['resolution']} px) / frame",
+            comp["glance_per_frame"],
+        ),
+        ("policy / step", comp["policy_per_step"]),
+        ("aggregator / step", comp["aggregator_per_step"]),
+    ]
+    for o in comp["local_per_glimpse"]:
+        label = f"glimpse option {o['option']} ({o['backbone']}, extent {o['extent']:.3g}, "
+        rows.append((label + f"{o['resolution']} px) / glimpse", o["gmacs"]))
+    rows.append((f"dense local ({report['frame_size']} px) / frame", comp["dense_local_per_frame"]))
+    t = report["frames"]
+    video_rows = [
+        (f"every frame option {o['option']}", report["per_video"][f"option_{o['option']}"])
+        for o in comp["local_per_glimpse"]
+    ]
+    video_rows[0] = (video_rows[0][0] + " (default)", video_rows[0][1])
+    video_rows += [
+        ("glance only (no policy, no glimpse)", report["per_video"]["glance_only"]),
+        ("dense baseline (whole frames, local backbone)", report["per_video"]["dense_baseline"]),
+    ]
+    width = max(len(label) for label, _ in rows + video_rows) + 2
+    lines = [
+        f"{report['config']}: {t} frames of {report['frame_size']} px",
+        f"unit: {report['unit']}",
+        "",
+        f"{'component':<{width}}{'GMACs':>10}",
+        *(f"{label:<{width}}{value:>10.4f}" for label, value in rows),
+        "",
+        f"{f'per video ({t} frames)':<{width}}{'GMACs':>10}",
+        *(f"{label:<{width}}{value:>10.2f}" for label, value in video_rows),
+    ]
+    return "\n".join(lines)
+
+
+def run_flops(config_path: str, overrides: Sequence[str], as_json: bool) -> int:
+    """``videofocus flops CONFIG [--json] [key=value ...]``: print the cost report.
+
+    :param config_path: YAML config file.
+    :param overrides: dotted ``key=value`` overrides.
+    :param as_json: print the report as JSON instead of a table.
+    :returns: the exit status, 0.
+    :raises ConfigError: for a wrong config (``videofocus`` prints it in one line).
+    """
+    report = flops_report(load_config(config_path, overrides))
+    print(json.dumps(report, indent=2) if as_json else format_report(report))
+    return 0

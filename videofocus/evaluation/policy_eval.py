@@ -1,0 +1,173 @@
+"""Evaluating glimpse policies: accuracy, GMACs, target coverage, budgeted early exit.
+
+What every comparison of glimpse policies measures, whichever job runs it (``videofocus bench
+policy``, ``videofocus quickstart``, ``videofocus ablate``):
+:func:`evaluate_glimpse_model` (accuracy, counted GMACs per video, videos/s of a model with its
+own policy) and :func:`glimpse_statistics` (target coverage against the synthetic generator's
+tracks, :func:`target_centres`; skip rate; glimpses per option, whose most used one
+:func:`dominant_option` names); :func:`evaluate_budgeted_exit` does the same with early exit under
+a GMACs budget. Training the variants they compare is :mod:`videofocus.train.variants`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from videofocus.config import Config
+from videofocus.data.loaders import build_eval_loader, frames_to_input
+from videofocus.data.synthetic import TargetTrack
+from videofocus.evaluation.evaluate import evaluate_adaptive, evaluate_model, stage_actions
+from videofocus.inference.inferencer import InferenceOptions
+from videofocus.inference.model import calibrate_budget, load_inference_model
+from videofocus.models import FocusNet, actions_to_glimpses, normalised_extents
+from videofocus.policy.differentiable import DifferentiableFocusNet
+from videofocus.policy.focusnet import PolicyFocusNet
+from videofocus.runtime import select_device
+
+__all__ = [
+    "dominant_option",
+    "evaluate_budgeted_exit",
+    "evaluate_glimpse_model",
+    "glimpse_geometry",
+    "glimpse_statistics",
+    "target_centres",
+]
+
+
+#: Evaluation actions of every glimpse model here: "the model's own policy chooses".
+_CHOOSE = stage_actions("finetune", None)
+
+
+# ------------------------------------------------------------------------------------ training
+
+
+# ---------------------------------------------------------------------------------- evaluation
+
+
+def target_centres(
+    tracks: dict[str, TargetTrack],
+    ids: list[str],
+    frame_indices: torch.Tensor,
+    frame_size: int,
+) -> torch.Tensor:
+    """Normalised target-box centres ``[B, T, 2]`` in the clips' square frames, NaN where hidden.
+
+    Clips are decoded with short side ``frame_size`` and centre-cropped to a square (the
+    evaluation transform), so a box in video pixels is scaled and shifted the same way.
+    """
+    b, t = frame_indices.shape
+    out = torch.full((b, t, 2), float("nan"))
+    for i, vid in enumerate(ids):
+        track = tracks[vid]
+        scale = frame_size / min(track.width, track.height)
+        off_x = (track.width * scale - frame_size) / 2
+        off_y = (track.height * scale - frame_size) / 2
+        for j, f in enumerate(frame_indices[i].tolist()):
+            box = track.boxes[f]
+            if box is not None:
+                x0, y0, x1, y1 = box
+                out[i, j, 0] = ((x0 + x1) / 2 * scale - off_x) / frame_size
+                out[i, j, 1] = ((y0 + y1) / 2 * scale - off_y) / frame_size
+    return out
+
+
+def glimpse_geometry(
+    model: FocusNet, frames: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``option_index [B, T]`` (-1: skipped), centres ``[B, T, 2]`` and extents ``[B, T]`` of the
+    glimpses ``model``'s own policy takes on normalised frames ``[B, T, 3, H, W]``."""
+    glance = model.glance(frames)
+    if isinstance(model, DifferentiableFocusNet):
+        centres = model.policy.centres(glance.maps)
+        b, t = centres.shape[:2]
+        option = torch.full((b, t), model.policy.option - 1, device=centres.device)
+        return option, centres, torch.full((b, t), model.policy.extent, device=centres.device)
+    if not isinstance(model, PolicyFocusNet):
+        raise TypeError(f"{type(model).__name__} has no policy of its own")
+    h, w = frames.shape[-2:]
+    return actions_to_glimpses(model.choose(glance), model.options, model.grid, aspect=w / h)
+
+
+@torch.no_grad()
+def glimpse_statistics(
+    model: FocusNet, loader, device: torch.device, tracks: dict[str, TargetTrack] | None
+) -> dict[str, Any]:
+    """Target coverage, skip rate and glimpses per option of ``model``'s policy over ``loader``.
+
+    :returns: ``target_coverage`` (None without target tracks), ``skip_rate`` and
+        ``option_counts`` (glimpses per action option ``1..K``).
+    """
+    model.eval()
+    counts = torch.zeros(model.num_options, dtype=torch.long)
+    frames_seen = skipped = covered = visible = 0
+    for batch in loader:
+        if batch is None:
+            continue
+        frames = frames_to_input(batch["frames"], device)
+        option, centres, extents = (x.cpu() for x in glimpse_geometry(model, frames))
+        looked = option >= 0
+        counts += torch.bincount(option[looked], minlength=model.num_options)
+        frames_seen += option.numel()
+        skipped += int((~looked).sum())
+        if tracks is not None:
+            target = target_centres(
+                tracks, list(batch["id"]), batch["frame_indices"], frames.shape[-1]
+            )
+            seen = ~target.isnan().any(-1)
+            half = normalised_extents(extents.float()) / 2
+            inside = ((target - centres.float()).abs() <= half).all(-1) & looked
+            visible += int(seen.sum())
+            covered += int((inside & seen).sum())
+    return {
+        "target_coverage": covered / visible if tracks is not None and visible else None,
+        "skip_rate": skipped / max(1, frames_seen),
+        "option_counts": counts.tolist(),
+    }
+
+
+def evaluate_glimpse_model(
+    cfg: Config, model: FocusNet, tracks: dict[str, TargetTrack] | None
+) -> dict[str, Any]:
+    """Accuracy, GMACs/video, videos/s and glimpse statistics of a model with its own policy."""
+    device = select_device(cfg.train.device)
+    model = model.to(device)
+    loader = build_eval_loader(cfg, model.aggregator.num_classes)
+    torch.manual_seed(cfg.train.seed)  # the random heuristic's glimpses, the same every run
+    result = evaluate_model(model, _CHOOSE, loader, device, cfg.data.frame_size, cfg.train.amp)
+    torch.manual_seed(cfg.train.seed)
+    return {**result, **glimpse_statistics(model, loader, device, tracks)}
+
+
+def dominant_option(stats: dict[str, Any]) -> int:
+    """The action option (``1..K``) a policy glimpsed with most often (1 if it never looked)."""
+    counts = stats["option_counts"]
+    return max(range(len(counts)), key=lambda k: counts[k]) + 1
+
+
+def evaluate_budgeted_exit(
+    cfg: Config, finetune_dir: Path, budget: float
+) -> tuple[list[float], dict[str, Any]]:
+    """The fine-tuned learned policy with exit thresholds calibrated for ``budget`` GMACs/video
+    on the training rows, evaluated on the validation rows.
+
+    :param cfg: the run config (its validation rows are evaluated).
+    :param finetune_dir: the ``finetune`` stage's checkpoint folder.
+    :param budget: GMACs per video the calibration aims at.
+    :returns: the per-step thresholds (``[0.0]``, every video exiting at its first step, when
+        the budget is below that) and the evaluation of
+        :func:`~videofocus.inference.model.evaluate_adaptive` under them.
+    """
+    model = load_inference_model(finetune_dir, cfg)
+    train_rows = replace(cfg, data=replace(cfg.data, val_split=cfg.data.train_split))
+    options = InferenceOptions(chunk_steps=1)
+    try:
+        thresholds = calibrate_budget(
+            replace(model, cfg=train_rows), budget, options, save=False
+        ).thresholds
+    except ValueError:  # the budget is below every video exiting at its first step
+        thresholds = [0.0]
+    return thresholds, evaluate_adaptive(cfg, model, thresholds, options=options)

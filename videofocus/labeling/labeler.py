@@ -1,0 +1,67 @@
+"""Labeling from Python: a loaded model that labels a list of videos in memory.
+
+``videofocus.load("runs/x/finetune/final").label(["a.mp4", "b.mp4"])`` returns one row per
+video, the rows ``videofocus label`` writes (``status``, ``labels``, ``scores``, ``gmacs``, ...),
+in the order given. The command line's job adds what a large collection needs (shards, resume,
+a crash-safe output file); both produce rows through :func:`~videofocus.labeling.job.labelled_rows`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from videofocus.inference.inferencer import InferenceOptions
+from videofocus.inference.model import InferenceModel
+from videofocus.labeling.decoding import LabelClips, collate_decoded
+from videofocus.labeling.inputs import LabelItem
+from videofocus.labeling.job import labelled_rows
+
+__all__ = ["Labeler"]
+
+
+class Labeler:
+    """Labels videos with one model.
+
+    :param model: the model, its policy and class names (:func:`videofocus.load` makes one).
+    :param options: inference options (early-exit thresholds, chunking, batch sizes).
+    :param device: where the network runs (default: the config's ``train.device``).
+    """
+
+    def __init__(
+        self,
+        model: InferenceModel,
+        options: InferenceOptions | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        self.model = model
+        self.inferencer = model.inferencer(options or InferenceOptions(), device)
+
+    @property
+    def class_names(self) -> list[str]:
+        """One name per output class."""
+        return self.model.class_names
+
+    def label(
+        self, videos: Sequence[str | Path], topk: int = 5, batch_size: int = 8
+    ) -> list[dict[str, Any]]:
+        """One result row per video, in the order given (a video that cannot be decoded gets
+        an ``error`` row naming the reason, as in the label job).
+
+        :param videos: video files.
+        :param topk: labels per row.
+        :param batch_size: clips decoded per batch.
+        """
+        items = [LabelItem(id=str(v), path=Path(v).resolve()) for v in videos]
+        loader = torch.utils.data.DataLoader(
+            LabelClips(items, self.model.cfg.data),
+            batch_size=batch_size,
+            collate_fn=collate_decoded,
+        )
+        rows: dict[int, dict[str, Any]] = dict(
+            labelled_rows(items, self.model, self.inferencer, loader, topk)
+        )
+        return [rows[i] for i in range(len(items))]

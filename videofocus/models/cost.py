@@ -1,0 +1,227 @@
+"""Cost accounting in multiply-accumulates (MACs): per component, per video, per action sequence.
+
+Every number here is a count of **multiply-accumulates** taken from
+``torch.utils.flop_counter.FlopCounterMode`` (which reports FLOPs = 2 x MACs for convolutions and
+matrix products, and nothing for element-wise ops, pooling or normalisation). The adaptive video
+recognition papers (AR-Net, AdaFocus, FrameExit, ...) report the same quantity under the name
+"GFLOPs"; we say GMACs (10^9 MACs) everywhere to be exact about it.
+
+Where the compute of one video goes (:class:`CostTable`):
+
+- ``glance``: the glance encoder on one frame (frames are resized to the glance resolution;
+  resizing and cropping are interpolation, not MACs);
+- ``policy``: one step of the policy network (0 for heuristic policies);
+- ``local[k]``: the glimpse encoder on one glimpse of option ``k + 1`` (pooled features, with
+  the option's projection if it has one);
+- ``aggregator``: one step of the aggregator GRU and its classifier.
+
+A video that reads ``n`` steps pays ``n x (glance + policy + aggregator)`` plus its glimpses;
+skipped frames pay no glimpse; steps after an early exit are not read.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from videofocus.models.focusnet import FocusNet, GlanceOutput
+
+__all__ = ["GIGA", "ActionUsage", "CostTable", "measure_macs"]
+
+GIGA = 1e9
+
+
+def _count(fn: Callable[..., Any], *inputs: Any, **kwargs: Any) -> tuple[int, Any]:
+    """MACs of one call of ``fn`` and its output."""
+    with warnings.catch_warnings():
+        # Toggling the oneDNN flags warns about TF32 on builds without Intel GPU support.
+        warnings.filterwarnings("ignore", message=".*oneDNN.*")
+        # Fused RNN kernels (oneDNN on CPU, cuDNN on GPU) are opaque to FlopCounterMode and
+        # count as 0; with them off, LSTM/GRU run as matrix products that are counted.
+        with (
+            torch.backends.mkldnn.flags(enabled=False),
+            torch.backends.cudnn.flags(enabled=False),
+            torch.no_grad(),
+            FlopCounterMode(display=False) as counter,
+        ):
+            out = fn(*inputs, **kwargs)
+    return counter.get_total_flops() // 2, out
+
+
+def measure_macs(fn: Callable[..., Any], *inputs: Any, **kwargs: Any) -> int:
+    """Multiply-accumulates of one call ``fn(*inputs, **kwargs)`` (FlopCounterMode FLOPs / 2).
+
+    Works on any device, ``meta`` included (shapes only, no arithmetic), which is how paper-scale
+    models are measured without allocating their weights.
+
+    :param fn: a module or any callable (e.g. ``encoder.pooled``).
+    :param inputs: its positional arguments.
+    :param kwargs: its keyword arguments.
+    """
+    return _count(fn, *inputs, **kwargs)[0]
+
+
+@dataclass(frozen=True)
+class ActionUsage:
+    """What one video consumed.
+
+    :param steps: steps read (the exit step; ``T`` without early exit); every step read pays a
+        glance, a policy step and an aggregator step.
+    :param glimpses: number of glimpses per option, ``glimpses[k]`` for action option ``k + 1``.
+    :param skipped: steps read whose frame was skipped (no glimpse).
+    """
+
+    steps: int
+    glimpses: tuple[int, ...]
+    skipped: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "glimpses", tuple(int(g) for g in self.glimpses))
+        if self.steps < 0 or self.skipped < 0 or any(g < 0 for g in self.glimpses):
+            raise ValueError(f"ActionUsage counts must be >= 0: {self}")
+        if sum(self.glimpses) + self.skipped != self.steps:
+            raise ValueError(
+                f"ActionUsage: glimpses {self.glimpses} + skipped {self.skipped} must add up to "
+                f"the steps read ({self.steps})"
+            )
+
+    @classmethod
+    def uniform(cls, steps: int, option: int, num_options: int) -> ActionUsage:
+        """Every one of ``steps`` steps takes action option ``option`` (0: skip every frame)."""
+        if not 0 <= option <= num_options:
+            raise ValueError(f"option {option} out of range [0, {num_options}]")
+        glimpses = [0] * num_options
+        if option:
+            glimpses[option - 1] = steps
+        return cls(steps, tuple(glimpses), skipped=0 if option else steps)
+
+
+@dataclass(frozen=True)
+class CostTable:
+    """MACs of each component of a :class:`~videofocus.models.FocusNet` and its glimpse policy.
+
+    The one cost authority: ``flops``, ``eval``, ``label`` and ``bench`` all build it with
+    :meth:`from_model`, so the same actions cost the same GMACs everywhere.
+
+    :param glance: glance encoder, per frame.
+    :param policy: the glimpse policy, per step (0 for heuristics: they compute no MACs).
+    :param local: glimpse encoder per glimpse, one entry per option (action option ``k + 1``).
+    :param aggregator: aggregator GRU + classifier, per step.
+    """
+
+    glance: int
+    policy: int
+    local: tuple[int, ...]
+    aggregator: int
+
+    @classmethod
+    def from_model(
+        cls,
+        net: FocusNet,
+        frame_size: int,
+        policy: torch.nn.Module | None = None,
+    ) -> CostTable:
+        """Measure every component of ``net`` and its policy on one input of batch size 1.
+
+        The policy's cost is one step of its ``act`` on one frame's glance (projection and
+        network of a learned policy, the centre network of the differentiable one); a policy
+        without weights (a heuristic) costs 0: its arithmetic is no multiply-accumulates.
+
+        :param net: the model; may live on the ``meta`` device.
+        :param frame_size: side of the (square) decoded frames, in pixels.
+        :param policy: the glimpse policy (a :class:`~videofocus.policy.GlimpsePolicy`: its
+            ``act(glance)`` is measured); None: the model's own
+            (``net.policy``) if it has one, else none.
+        """
+        if policy is None:
+            policy = getattr(net, "policy", None)
+        training = net.training
+        net.eval()  # BatchNorm in training mode refuses a batch of one 1x1 map
+        try:
+            return cls._measure(net, frame_size, policy)
+        finally:
+            net.train(training)
+
+    @classmethod
+    def _measure(cls, net: FocusNet, frame_size: int, policy: torch.nn.Module | None) -> CostTable:
+        param = next(net.parameters())
+        like = {"device": param.device, "dtype": param.dtype}
+        frame = torch.zeros(1, 3, frame_size, frame_size, **like)
+        glance, glance_out = _count(net.global_encoder, frame)
+        local, feats = [], []
+        for k, option in enumerate(net.options):
+            crop = torch.zeros(1, 3, option.resolution, option.resolution, **like)
+            macs, out = _count(net.local_encoder.pooled, crop, k)
+            local.append(macs)
+            feats.append(out)
+        # Every option's features share one width, so one aggregator step costs the same for all.
+        local_feats = feats[0]
+        option_index = torch.zeros(1, dtype=torch.long, device=param.device)
+        aggregator = measure_macs(net.aggregator.step, glance_out.pooled, local_feats, option_index)
+        policy_macs = 0
+        weights = [] if policy is None else list(policy.parameters())
+        if weights:  # a policy without weights (a heuristic) computes no MACs
+            like = {"device": weights[0].device, "dtype": weights[0].dtype}
+            one_step = GlanceOutput(
+                glance_out.map[:, None].to(**like), glance_out.pooled[:, None].to(**like)
+            )
+            policy_macs = measure_macs(policy.act, one_step)
+        return cls(glance, policy_macs, tuple(local), aggregator)
+
+    @property
+    def num_options(self) -> int:
+        """Number ``K`` of glimpse options."""
+        return len(self.local)
+
+    @property
+    def per_step(self) -> int:
+        """MACs every step read pays whatever its action: glance + policy + aggregator."""
+        return self.glance + self.policy + self.aggregator
+
+    def per_video(self, usage: ActionUsage) -> float:
+        """GMACs of one video that consumed ``usage``."""
+        if len(usage.glimpses) != self.num_options:
+            raise ValueError(
+                f"usage has glimpses for {len(usage.glimpses)} options, "
+                f"the table for {self.num_options}"
+            )
+        macs = usage.steps * self.per_step
+        macs += sum(n * cost for n, cost in zip(usage.glimpses, self.local, strict=True))
+        return macs / GIGA
+
+    def usage_from_actions(
+        self, actions: torch.Tensor, exit_steps: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """GMACs per video (float64 ``[B]``) of the actions actually taken.
+
+        :param actions: long ``[B, T, 3]`` of ``(option, cell_x, cell_y)``; option 0 skips.
+        :param exit_steps: long ``[B]``, steps read by each video (``1..T``; the step after
+            which it exited); None: every video read all ``T`` steps.
+        """
+        if actions.ndim != 3 or actions.shape[-1] != 3:
+            raise ValueError(f"actions must be [B, T, 3], got {tuple(actions.shape)}")
+        option = actions[..., 0]
+        b, t = option.shape
+        if bool(((option < 0) | (option > self.num_options)).any()):
+            raise ValueError(f"action option out of range [0, {self.num_options}]")
+        if exit_steps is None:
+            read = torch.ones(b, t, dtype=torch.bool, device=actions.device)
+        else:
+            if exit_steps.shape != (b,):
+                raise ValueError(f"exit_steps must be [B={b}], got {tuple(exit_steps.shape)}")
+            if bool(((exit_steps < 1) | (exit_steps > t)).any()):
+                raise ValueError(f"exit_steps must lie in [1, T={t}]")
+            read = torch.arange(t, device=actions.device) < exit_steps.to(actions.device)[:, None]
+        option_cost = torch.tensor([0, *self.local], dtype=torch.float64, device=actions.device)
+        glimpse_cost = option_cost[option]  # option 0 (skip) costs nothing
+        steps = read.sum(dim=1, dtype=torch.float64)
+        macs = steps * self.per_step + (glimpse_cost * read).sum(dim=1)
+        return macs / GIGA
+
+
+# ------------------------------------------------------------------------------------ the report

@@ -1,0 +1,73 @@
+"""A FocusNet that acts with its own glimpse policy.
+
+:class:`PolicyFocusNet` is how the fine-tune stage trains, how evaluation and the benchmarks run a
+model with a learned or heuristic policy, and what a ``finetune`` checkpoint holds: the policy's
+weights are part of its ``state_dict``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from videofocus.models import FocusNet, FocusOutput, GlanceOutput
+from videofocus.policy.heuristics import GlimpsePolicy
+
+#: The option value of :func:`policy_chooses`: "the model's own policy picks this glimpse".
+POLICY_CHOOSES = -1
+
+
+def policy_chooses(batch: int, steps: int) -> torch.Tensor:
+    """Placeholder actions ``[B, T, 3]`` (all :data:`POLICY_CHOOSES`) telling a
+    :class:`PolicyFocusNet` to take its policy's glimpses."""
+    return torch.full((batch, steps, 3), POLICY_CHOOSES, dtype=torch.long)
+
+
+class PolicyFocusNet(FocusNet):
+    """A FocusNet whose glimpses a frozen :class:`GlimpsePolicy` chooses from the model's glance.
+
+    The glance encoder is frozen too (the policy was trained on its features): it runs without
+    gradients and, like the policy, stays in eval mode under ``train()`` so BatchNorm statistics
+    do not drift. With ``train_local=False`` the local encoder is frozen the same way; the
+    aggregator always trains. The policy's weights are part of the ``state_dict`` (``policy.*``),
+    so a checkpoint of this model is self-contained.
+
+    :param net: the model whose modules this one takes over (e.g. the warm-up model).
+    :param policy: the glimpse policy, e.g. a deterministic
+        :class:`~videofocus.policy.LearnedGlimpsePolicy`.
+    :param train_local: whether the local encoder keeps training.
+    """
+
+    def __init__(self, net: FocusNet, policy: GlimpsePolicy, train_local: bool = True) -> None:
+        super().__init__(
+            net.global_encoder,
+            net.local_encoder,
+            net.aggregator,
+            net.options,
+            net.grid,
+            net.cropper,
+        )
+        if policy.options != self.options or policy.grid != self.grid:
+            raise ValueError("the policy acts on other glimpse options or another grid")
+        self.policy = policy
+        self.freeze("policy", "global_encoder", *(() if train_local else ("local_encoder",)))
+
+    @torch.no_grad()
+    def choose(self, glance: GlanceOutput) -> torch.Tensor:
+        """The policy's actions ``[B, T, 3]`` for a glance (in float32, outside autocast, so a
+        bf16 run takes the glimpses the policy was trained to take)."""
+        with torch.autocast(glance.maps.device.type, enabled=False):
+            return self.policy.act(GlanceOutput(glance.maps.float(), glance.pooled.float()))
+
+    def forward(
+        self, frames: torch.Tensor, actions: torch.Tensor, hidden: torch.Tensor | None = None
+    ) -> FocusOutput:
+        """Glance, the policy's glimpses (where ``actions`` is :func:`policy_chooses`) or the
+        given ones, and fused logits of frames ``[B, T, 3, H, W]``."""
+        with torch.no_grad():
+            glance = self.glance(frames)
+        chosen = actions[..., 0] == POLICY_CHOOSES
+        if bool(chosen.all()):
+            actions = self.choose(glance)
+        elif bool(chosen.any()):
+            raise ValueError("actions mix policy_chooses placeholders with given glimpses")
+        return self.forward_from_glance(frames, glance, actions, hidden)

@@ -1,0 +1,111 @@
+"""Process-group set-up for ``torchrun`` and Slurm, and the run-time device and thread choice.
+
+Rank and world size come from torchrun's ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` or, when absent,
+from Slurm's ``SLURM_PROCID``/``SLURM_NTASKS``/``SLURM_LOCALID``. One process per GPU (NCCL) or
+per CPU worker (gloo); a single process needs no process group at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits in a (possibly single-process) job."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_distributed(self) -> bool:
+        """True when more than one process takes part."""
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that logs, writes checkpoints and prints summaries."""
+        return self.rank == 0
+
+
+def _env_int(*names: str) -> int | None:
+    for name in names:
+        value = os.environ.get(name)
+        if value not in (None, ""):
+            try:
+                return int(value)
+            except ValueError:
+                raise ValueError(
+                    f"environment variable {name}={value!r} is not an integer"
+                ) from None
+    return None
+
+
+def dist_env() -> DistInfo:
+    """Rank, world size and local rank from torchrun or Slurm variables (1 process if neither)."""
+    world = _env_int("WORLD_SIZE", "SLURM_NTASKS") or 1
+    rank = _env_int("RANK", "SLURM_PROCID") or 0
+    local = _env_int("LOCAL_RANK", "SLURM_LOCALID") or 0
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} outside world size {world}")
+    return DistInfo(rank=rank, world_size=world, local_rank=local)
+
+
+def select_device(prefer: str = "auto", local_rank: int = 0) -> torch.device:
+    """``auto`` -> this process's CUDA device when there is one, else CPU; or an explicit name."""
+    if prefer == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank % torch.cuda.device_count())
+        return torch.device("cpu")
+    device = torch.device(prefer)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but CUDA is not available")
+    return device
+
+
+def init_distributed(device: torch.device | None = None) -> DistInfo:
+    """Join the process group described by the environment (no-op for a single process).
+
+    Under Slurm without torchrun, ``MASTER_ADDR``/``MASTER_PORT`` must be exported by the job
+    script (e.g. the first host of ``scontrol show hostnames``).
+    """
+    info = dist_env()
+    if not info.is_distributed or dist.is_initialized():
+        return info
+    for var in ("MASTER_ADDR", "MASTER_PORT"):
+        if var not in os.environ:
+            raise RuntimeError(f"{var} must be set for a {info.world_size}-process job")
+    use_nccl = device is not None and device.type == "cuda"
+    if use_nccl:
+        torch.cuda.set_device(device)
+    dist.init_process_group(
+        backend="nccl" if use_nccl else "gloo", rank=info.rank, world_size=info.world_size
+    )
+    return info
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` intra-op threads, then restore the caller's setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def autocast_for(device: torch.device, amp: str):
+    """bf16 autocast on CUDA for ``auto``; on any device for ``bf16``; nothing for ``off``."""
+    use = amp == "bf16" or (
+        amp == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    )
+    return torch.autocast(device.type, dtype=torch.bfloat16) if use else nullcontext()

@@ -1,0 +1,449 @@
+"""The batched episode core of the glimpse environments: N videos stepped at once on the device.
+
+An episode is one clip of ``T`` frames; at step ``t`` the policy sees frame ``t``'s glance and
+chooses ``(option, cell_x, cell_y)``. :class:`EpisodeBatch` carries out the chosen glimpses of all
+``N`` videos with the **frozen** :class:`~videofocus.models.FocusNet` (crops grouped by option, one
+encoder call per option, skips contribute only their glance), advances the aggregator one step
+and returns rewards and the next observation. Every episode of a batch starts and ends together.
+
+Rewards (``p`` is the aggregator's probability of the ground-truth class after the step):
+
+- ``"adafocus"``: ``p(chosen) - p(random)``, where the random glimpse (uniform option in
+  ``1..K`` and cell) is taken from the same state in one extra aggregator step. It is drawn
+  independently of the chosen action, so it shifts rewards without changing which action is
+  better: a control variate, as in AdaFocus;
+- ``"confidence_gain"``: ``p_t - p_{t-1}`` with ``p_{-1} = 1 / num_classes`` (the returns of an
+  episode add up to ``p_{T-1} - 1 / num_classes``);
+- ``"confidence"``: ``p_t``;
+- ``"skip_gain"``: ``p(chosen) - p(skip)``, the skip taken from the same state in one extra
+  aggregator step (no glimpse to encode): what looking at this frame adds over not looking, so a
+  skip scores 0 and, with ``cost_lambda > 0``, a glimpse pays only where it changes the
+  prediction (a hidden target, or a prediction already settled, earn it nothing) - AR-Net's
+  trade-off as a per-step reward;
+
+each minus ``cost_lambda`` x the option's normalised cost (its glimpse MACs over the dearest
+option's; a skip costs 0).
+
+Random baseline glimpses come from ``(seed, video, visit)``, not from a shared stream, so a video
+gets the same baseline whether it is stepped alone or in a batch.
+
+Since the encoders are frozen and the action space finite, a :class:`LocalFeatureMemo` can keep
+every glimpse feature once computed: once a policy settles, roll-outs over videos seen before
+cost little more than aggregator steps (about 6x more steps/s on the tiny config on one CPU
+thread).
+
+:mod:`videofocus.train.rl.clips` supplies the videos; :func:`build_episode_core` wires all of it
+from a config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+
+from videofocus.config import Config, ConfigError
+from videofocus.models.cost import CostTable
+from videofocus.models.focusnet import FocusNet
+from videofocus.policy.actions import glimpse_action_dims, resolve_actions
+from videofocus.policy.observation import GlanceProjection, progress_observation
+from videofocus.train.rl.clips import (
+    ClipItem,
+    Clips,
+    ClipSource,
+    VideoCache,
+    VideoStream,
+    fit_projection,
+    glance_fingerprint,
+    normalise_frames,
+)
+from videofocus.train.rl.spaces import glance_observation_space, glimpse_action_space
+
+__all__ = [
+    "REWARDS",
+    "ClipSource",
+    "Clips",
+    "EpisodeBatch",
+    "LocalFeatureMemo",
+    "StepResult",
+    "VideoCache",
+    "VideoStream",
+    "build_episode_core",
+    "fit_projection",
+    "normalise_frames",
+    "random_glimpse_actions",
+]
+
+REWARDS = ("adafocus", "confidence_gain", "confidence", "skip_gain")
+
+#: Largest glimpse-feature memo :func:`build_episode_core` allocates (paper-scale datasets with
+#: 2048-d features would need tens of GiB: they run without the memo).
+MEMO_LIMIT_BYTES = 4 * 2**30
+
+
+class LocalFeatureMemo:
+    """Glimpse features by ``(video, step, option, cell_x, cell_y)``, computed once each.
+
+    Valid only while every video's frames are fixed (evaluation-mode sampling) and the encoders
+    frozen. Memory: ``num_videos x T x K x G x G x dim`` floats (:attr:`nbytes`).
+
+    :param num_videos: size of the dataset (video keys are ``0..num_videos-1``).
+    :param num_steps: steps ``T`` per video.
+    :param num_options: glimpse options ``K``.
+    :param grid: cells per side ``G``.
+    :param dim: width of the glimpse features.
+    :param device: where the memo lives (the model's device).
+    """
+
+    def __init__(
+        self,
+        num_videos: int,
+        num_steps: int,
+        num_options: int,
+        grid: int,
+        dim: int,
+        device: torch.device | str | None = None,
+    ) -> None:
+        shape = (num_videos, num_steps, num_options, grid, grid)
+        self.features = torch.zeros(*shape, dim, device=device)
+        self.filled = torch.zeros(shape, dtype=torch.bool, device=device)
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the memo."""
+        return self.features.nbytes + self.filled.nbytes
+
+    def _index(self, keys: torch.Tensor, step: int, actions: torch.Tensor) -> tuple:
+        return (keys, torch.full_like(keys, step), actions[:, 0] - 1, actions[:, 1], actions[:, 2])
+
+    def get_or_compute(
+        self,
+        keys: torch.Tensor,
+        step: int,
+        actions: torch.Tensor,
+        compute: Callable[[torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        """Features ``[M, dim]`` of glimpses ``actions [M, 3]`` (options >= 1) of videos ``keys``.
+
+        :param compute: given the long row indices ``[m]`` of the glimpses not memoised yet,
+            returns their features ``[m, dim]``.
+        """
+        index = self._index(keys, step, actions)
+        hit = self.filled[index]
+        todo = torch.nonzero(~hit).squeeze(1)
+        if todo.numel():
+            sub = tuple(i[todo] for i in index)
+            self.features[sub] = compute(todo).to(self.features.dtype)
+            self.filled[sub] = True
+        self.misses += int(todo.numel())
+        self.hits += len(keys) - int(todo.numel())
+        return self.features[index]
+
+
+def random_glimpse_actions(
+    keys: Sequence[int],
+    visits: Sequence[int],
+    num_steps: int,
+    num_options: int,
+    grid: int,
+    seed: int,
+) -> torch.Tensor:
+    """Random glimpses ``[N, T, 3]`` (option uniform in ``1..K``, cells uniform), drawn from
+    ``(seed, video key, visit)`` so that a video's baseline does not depend on its batch."""
+    out = np.empty((len(keys), num_steps, 3), dtype=np.int64)
+    for i, (key, visit) in enumerate(zip(keys, visits, strict=True)):
+        rng = np.random.default_rng([seed, int(key), int(visit)])
+        out[i, :, 0] = rng.integers(1, num_options + 1, num_steps)
+        out[i, :, 1:] = rng.integers(0, grid, (num_steps, 2))
+    return torch.from_numpy(out)
+
+
+class StepResult(NamedTuple):
+    """What one :meth:`EpisodeBatch.step` returns (tensors on the device, batch first).
+
+    :ivar observation: ``{"glance": [N, c, h, w], "progress": [N, E]}`` for the next step.
+    :ivar reward: float ``[N]``.
+    :ivar terminated: True after the last frame (every episode of the batch ends together).
+    :ivar confidence: ground-truth probability after the chosen action ``[N]``.
+    :ivar cost: normalised cost of the action carried out ``[N]`` (0 for a skip).
+    """
+
+    observation: dict[str, torch.Tensor]
+    reward: torch.Tensor
+    terminated: bool
+    confidence: torch.Tensor
+    cost: torch.Tensor
+
+
+class EpisodeBatch:
+    """N episodes of the glimpse task stepped together with a frozen :class:`FocusNet`.
+
+    :param net: the trained model; put in evaluation mode and never updated here.
+    :param projection: the observation's channel projection of the glance maps.
+    :param glimpse_costs: cost of one glimpse of each option (e.g. ``CostTable.local`` MACs);
+        normalised by the largest.
+    :param reward: ``"adafocus"``, ``"confidence_gain"`` or ``"confidence"`` (module docstring).
+    :param cost_lambda: weight of the normalised cost in the reward.
+    :param allow_skip: False: option 0 glimpses with option 1 (:func:`resolve_actions`).
+    :param memo: memo of glimpse features (needs fixed frames per video key), or None.
+    :param seed: seed of the random baseline glimpses.
+    """
+
+    def __init__(
+        self,
+        net: FocusNet,
+        projection: GlanceProjection,
+        glimpse_costs: Sequence[float],
+        *,
+        reward: str = "adafocus",
+        cost_lambda: float = 0.0,
+        allow_skip: bool = True,
+        memo: LocalFeatureMemo | None = None,
+        seed: int = 0,
+    ) -> None:
+        if reward not in REWARDS:
+            raise ValueError(f"reward must be one of {list(REWARDS)}, got {reward!r}")
+        if len(glimpse_costs) != net.num_options or min(glimpse_costs) < 0:
+            raise ValueError(
+                f"need one non-negative cost per glimpse option ({net.num_options}), "
+                f"got {list(glimpse_costs)}"
+            )
+        if cost_lambda < 0:
+            raise ValueError(f"cost_lambda must be >= 0, got {cost_lambda}")
+        self.net = net.eval()
+        self.projection = projection
+        self.reward_name = reward
+        self.cost_lambda = float(cost_lambda)
+        self.allow_skip = allow_skip
+        self.memo = memo
+        self.seed = seed
+        self.action_dims = glimpse_action_dims(net.num_options, net.grid)
+        dearest = max(glimpse_costs) or 1.0
+        self._option_cost = torch.tensor([0.0, *(c / dearest for c in glimpse_costs)])
+        self._step = 0
+        self._clips: Clips | None = None
+
+    @property
+    def action_space(self) -> spaces.MultiDiscrete:
+        """``MultiDiscrete([K + 1, G, G])`` of one episode."""
+        return glimpse_action_space(self.net.num_options, self.net.grid)
+
+    @torch.no_grad()
+    def observation_space(self) -> spaces.Dict:
+        """The observation space of one episode (glance map size found by one zero glance)."""
+        encoder = self.net.global_encoder
+        param = next(encoder.parameters())
+        r = encoder.resolution
+        fmap = encoder.features(torch.zeros(1, 3, r, r, device=param.device, dtype=param.dtype))
+        map_hw = (int(fmap.shape[-2]), int(fmap.shape[-1]))
+        return glance_observation_space(self.projection.out_channels, map_hw, self.action_dims)
+
+    # -------------------------------------------------------------------------- episode state
+
+    @property
+    def num_envs(self) -> int:
+        """Episodes in the current batch."""
+        return 0 if self._clips is None else len(self._clips.keys)
+
+    @property
+    def num_steps(self) -> int:
+        """Steps ``T`` of the current episodes."""
+        return 0 if self._clips is None else self._clips.frames.shape[1]
+
+    @property
+    def step_index(self) -> int:
+        """0-based step the next :meth:`step` carries out (``T`` once the episodes ended)."""
+        return self._step
+
+    @property
+    def keys(self) -> torch.Tensor:
+        """Video keys ``[N]`` of the current episodes."""
+        if self._clips is None:
+            raise RuntimeError("no episodes yet: call start()")
+        return self._clips.keys
+
+    @torch.no_grad()
+    def start(self, clips: Clips, visits: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
+        """Begin one episode per video of ``clips``; returns the first observation.
+
+        :param clips: the videos (:meth:`ClipSource.load`).
+        :param visits: how often each video was visited before (keys the random baseline);
+            None: all 0.
+        """
+        n, t = clips.frames.shape[:2]
+        if clips.frames.dtype != torch.uint8:
+            raise ValueError(f"clips.frames must be uint8, got {clips.frames.dtype}")
+        if clips.glance.maps.shape[:2] != (n, t) or clips.labels.shape != (n,):
+            raise ValueError("clips: frames, glance and labels disagree on [N, T]")
+        keys = clips.keys.tolist()
+        visits = [0] * n if visits is None else list(visits)
+        self._clips = clips
+        self._obs_maps = self.projection(clips.glance.maps)  # [N, T, c, h, w], fixed per episode
+        self._random = random_glimpse_actions(
+            keys, visits, t, self.net.num_options, self.net.grid, self.seed
+        ).to(clips.frames.device)
+        agg = self.net.aggregator
+        like = clips.glance.pooled
+        self._hidden = like.new_zeros(agg.gru.num_layers, n, agg.gru.hidden_size)
+        self._prev_conf = like.new_full((n,), 1.0 / agg.num_classes)
+        self._prev_actions: torch.Tensor | None = None
+        self._step = 0
+        return self.observation()
+
+    def observation(self) -> dict[str, torch.Tensor]:
+        """The observation of the current step (after the last step: zero glance, fraction 1)."""
+        if self._clips is None:
+            raise RuntimeError("no episodes yet: call start()")
+        n, t = self.num_envs, self.num_steps
+        device = self._obs_maps.device
+        if self._step < t:
+            glance = self._obs_maps[:, self._step]
+        else:
+            glance = torch.zeros_like(self._obs_maps[:, 0])
+        progress = progress_observation(
+            self._step, t, self._prev_actions, self.action_dims, n, device
+        )
+        return {"glance": glance, "progress": progress}
+
+    # --------------------------------------------------------------------------------- a step
+
+    def _local_features(self, actions: torch.Tensor) -> torch.Tensor:
+        """Glimpse features ``[M, D]`` of actions ``[M, 3]``, row ``i`` on video ``i % N``."""
+        assert self._clips is not None
+        clips, step, n = self._clips, self._step, self.num_envs
+        rows = torch.arange(len(actions), device=actions.device) % n
+        out = clips.glance.pooled.new_zeros(len(actions), self.net.local_encoder.feature_dim)
+        glimpse = torch.nonzero(actions[:, 0] > 0).squeeze(1)
+        if glimpse.numel() == 0:
+            return out
+
+        def compute(sel: torch.Tensor) -> torch.Tensor:
+            idx = glimpse[sel]
+            # [m, 1, 3, H, W] frames and [m, 1, 3] actions: FocusNet groups them by option.
+            frames = normalise_frames(clips.frames[rows[idx], step].unsqueeze(1))
+            return self.net.local_features(frames, actions[idx].unsqueeze(1))[0][:, 0]
+
+        if self.memo is None:
+            feats = compute(torch.arange(len(glimpse), device=actions.device))
+        else:
+            feats = self.memo.get_or_compute(
+                clips.keys[rows[glimpse]], step, actions[glimpse], compute
+            )
+        return out.index_copy(0, glimpse, feats.to(out.dtype))
+
+    @torch.no_grad()
+    def step(self, actions: torch.Tensor) -> StepResult:
+        """Carry out ``actions`` (long ``[N, 3]``) on the current frame of every episode."""
+        if self._clips is None or self._step >= self.num_steps:
+            raise RuntimeError("the episodes have ended: call start() first")
+        n, clips, step = self.num_envs, self._clips, self._step
+        device = clips.frames.device
+        actions = torch.as_tensor(actions, device=device).long()
+        if actions.shape != (n, 3):
+            raise ValueError(f"actions must be [N={n}, 3], got {tuple(actions.shape)}")
+        low = actions.new_zeros(3)
+        high = torch.tensor(self.action_dims, device=device)
+        if bool(((actions < low) | (actions >= high)).any()):
+            raise ValueError(f"actions out of range of MultiDiscrete({list(self.action_dims)})")
+        executed = resolve_actions(actions, self.allow_skip)
+        # The chosen glimpse and the baseline's (random, or skip) from the same state, in one
+        # batched pass.
+        if self.reward_name == "adafocus":
+            taken = torch.cat([executed, self._random[:, step]])
+        elif self.reward_name == "skip_gain":
+            taken = torch.cat([executed, torch.zeros_like(executed)])
+        else:
+            taken = executed
+        local = self._local_features(taken)
+        copies = len(taken) // n
+        pooled = clips.glance.pooled[:, step].repeat(copies, 1)
+        hidden = self._hidden.repeat(1, copies, 1)
+        out = self.net.aggregator.step(pooled, local, taken[:, 0] - 1, hidden)
+        labels = clips.labels.repeat(copies)
+        prob = F.softmax(out.logits.float(), dim=-1).gather(1, labels[:, None]).squeeze(1)
+        confidence = prob[:n]
+        if self.reward_name in ("adafocus", "skip_gain"):
+            gain = confidence - prob[n:]
+        elif self.reward_name == "confidence_gain":
+            gain = confidence - self._prev_conf
+        else:
+            gain = confidence
+        cost = self._option_cost.to(device)[executed[:, 0]]
+        reward = gain - self.cost_lambda * cost
+        self._hidden = out.hidden[:, :n]
+        self._prev_conf = confidence
+        self._prev_actions = actions
+        self._step += 1
+        return StepResult(
+            self.observation(), reward, self._step == self.num_steps, confidence, cost
+        )
+
+
+# ------------------------------------------------------------------------------- from a config
+
+
+def build_episode_core(
+    cfg: Config,
+    net: FocusNet,
+    dataset: Sequence[ClipItem],
+    projection: GlanceProjection | None = None,
+) -> tuple[ClipSource, EpisodeBatch]:
+    """The video source and episode core the ``policy`` section of ``cfg`` describes.
+
+    :param cfg: the run config (``policy.*``, ``data.frames``, ``data.frame_size``).
+    :param net: the trained :class:`FocusNet`, on the device the episodes should run on.
+    :param dataset: clips in evaluation mode, e.g. ``build_dataset(cfg.data, "train",
+        train=False, ...)``; their frames must not change between visits.
+    :param projection: the observation projection; None fits one on ``policy.projection_videos``
+        videos of ``dataset``.
+    :raises ConfigError: when the glimpse-feature memo would exceed :data:`MEMO_LIMIT_BYTES`.
+    """
+    # flops sits above this package (it builds networks through engine.factory, which imports
+    # the policy network), so it is imported where it is used.
+
+    policy, data = cfg.policy, cfg.data
+    fingerprint = glance_fingerprint(
+        net, data.root, data.manifest, data.train_split, data.frames, data.frame_size, len(dataset)
+    )
+    source = ClipSource(dataset, net, VideoCache(policy.cache_dir, fingerprint))
+    if projection is None:
+        projection = fit_projection(
+            source, policy.obs_channels, policy.projection_videos, policy.seed
+        )
+    costs = CostTable.from_model(net, data.frame_size).local
+    memo = None
+    if policy.cache_local:
+        dim = net.local_encoder.feature_dim
+        cells = len(dataset) * data.frames * net.num_options * net.grid**2
+        if cells * (4 * dim + 1) > MEMO_LIMIT_BYTES:
+            raise ConfigError(
+                None,
+                "policy.cache_local",
+                f"the glimpse-feature memo would hold {cells * (4 * dim + 1) / 2**30:.1f} GiB "
+                f"(over {MEMO_LIMIT_BYTES / 2**30:.0f} GiB); set policy.cache_local=false",
+            )
+        memo = LocalFeatureMemo(
+            len(dataset),
+            data.frames,
+            net.num_options,
+            net.grid,
+            dim,
+            device=source.device,
+        )
+    episodes = EpisodeBatch(
+        net,
+        projection.to(source.device),
+        costs,
+        reward=policy.reward,
+        cost_lambda=policy.cost_lambda,
+        allow_skip=policy.allow_skip,
+        memo=memo,
+        seed=policy.seed,
+    )
+    return source, episodes

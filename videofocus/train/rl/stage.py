@@ -1,0 +1,282 @@
+"""Stage 2, the glimpse policy: PPO / recurrent PPO on the frozen warm-up model's episodes.
+
+The stage reads top to bottom in :func:`run_policy_stage`:
+
+1. load ``<out_dir>/warmup/final`` into a frozen FocusNet (eval mode, no gradients);
+2. build the training videos with evaluation-mode sampling (each video's frames fixed, so cached
+   glance and glimpse features stay valid), the episode core and a :class:`FocusVecEnv` of
+   ``policy.n_envs`` videos; fit the observation's :class:`GlanceProjection`;
+3. train ``RecurrentPPO`` or ``PPO`` (:func:`videofocus.train.rl.sb3.make_ppo`) for
+   ``policy.total_timesteps`` environment steps;
+4. export the actor to plain torch and play it deterministically over the validation videos
+   (mean episode reward, ground-truth probability after the last step, cost, skips);
+5. write ``<out_dir>/policy/final/`` (weights ``policy.*`` + ``projection.*`` and a copy of the
+   warm-up network it acts on, ``focusnet.*``, so the folder works alone; meta with the policy
+   network's shape and the class names) and, beside it, ``sb3_model.zip`` for those who
+   continue training in SB3.
+
+The stage folder also holds ``config.yaml``, ``metrics.jsonl`` (one line per rollout) and
+``tb/`` (SB3's TensorBoard scalars plus ``policy/*``). :func:`load_learned_policy` turns the
+checkpoint into a :class:`~videofocus.policy.LearnedGlimpsePolicy` and
+:func:`policy_checkpoint_focusnet` gives the network it acts on.
+
+A policy stage that was interrupted starts again from the beginning (its ``final/`` is written
+only at the end); a finished one is skipped with ``resume=True``. It runs in one process: under
+``torchrun`` the other ranks wait for it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.utils import set_random_seed
+
+from videofocus.artifacts.checkpoint import (
+    CheckpointError,
+    CheckpointMeta,
+    load_checkpoint,
+    save_checkpoint,
+)
+from videofocus.artifacts.learned_policy import STAGE, learned_policy_meta, load_focusnet
+from videofocus.artifacts.meta import checkpoint_meta
+from videofocus.config import Config, save_config
+from videofocus.data.loaders import build_dataset, ensure_dataset
+from videofocus.models import FocusNet
+from videofocus.policy.network import (
+    GlimpsePolicyNetwork,
+)
+from videofocus.policy.observation import GlanceProjection
+from videofocus.runtime import DistInfo, init_distributed, select_device
+from videofocus.train.loop import StageResult
+from videofocus.train.rl.clips import ClipSource
+from videofocus.train.rl.episodes import EpisodeBatch, build_episode_core
+from videofocus.train.rl.vec_env import FocusVecEnv
+
+__all__ = ["EpisodeStatsCallback", "evaluate_episodes", "run_policy_stage"]
+
+SB3_FILE = "sb3_model.zip"
+
+
+# ---------------------------------------------------------------------------- what a run records
+
+
+# ------------------------------------------------------------------------- training and scoring
+
+
+class EpisodeStatsCallback(BaseCallback):
+    """Per rollout: mean episode return, ground-truth probability after the last step, cost per
+    step and skip rate; logged as ``policy/*`` (TensorBoard) and one JSON line in ``path``.
+
+    :param path: the stage's ``metrics.jsonl``; None: TensorBoard only.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        super().__init__()
+        self.path = path
+        self._returns: list[float] = []
+        self._final_conf: list[float] = []
+        self._costs: list[float] = []
+        self._start = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        for info in self.locals["infos"]:
+            self._costs.append(info["cost"])
+            if "episode" in info:
+                self._returns.append(info["episode"]["r"])
+                self._final_conf.append(info["confidence"])
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if not self._costs:
+            return
+        costs = np.asarray(self._costs)
+        stats = {"cost": float(costs.mean()), "skip_rate": float((costs == 0).mean())}
+        if self._returns:
+            stats["ep_reward"] = float(np.mean(self._returns))
+            stats["p_gt_last"] = float(np.mean(self._final_conf))
+        for key, value in stats.items():
+            self.logger.record(f"policy/{key}", value)
+        if self.path is not None:
+            record = {
+                "timesteps": int(self.num_timesteps),
+                "steps_per_s": self.num_timesteps / (time.perf_counter() - self._start),
+                **{f"train/{k}": v for k, v in stats.items()},
+            }
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record) + "\n")
+        self._returns, self._final_conf, self._costs = [], [], []
+
+
+@torch.no_grad()
+def evaluate_episodes(
+    episodes: EpisodeBatch,
+    source: ClipSource,
+    network: GlimpsePolicyNetwork,
+    batch_size: int,
+) -> dict[str, float]:
+    """Play ``network`` deterministically over every decodable video of ``source``, once each.
+
+    :param episodes: the episode core (its reward, cost and skip settings apply).
+    :param source: the videos.
+    :param network: the exported policy network (on any device; moved to the episodes').
+    :param batch_size: videos stepped together.
+    :returns: ``videos``, mean ``ep_reward``, mean ``p_gt_last`` (ground-truth probability after
+        the last step), ``top1_proxy`` (share of videos whose ``p_gt_last`` exceeds 0.5, a lower
+        bound of top-1), ``cost`` per step and ``skip_rate``.
+    """
+    device = source.device
+    network = network.to(device).eval()
+    videos = [i for i in range(len(source)) if source.valid(i)]
+    returns, final, costs = [], [], []
+    for start in range(0, len(videos), batch_size):
+        chunk = videos[start : start + batch_size]
+        obs = episodes.start(source.load(chunk))
+        state = network.initial_state(len(chunk), device=device)
+        total = torch.zeros(len(chunk), device=device)
+        result = None
+        while episodes.step_index < episodes.num_steps:
+            actions, state = network.act(obs["glance"], obs["progress"], state, deterministic=True)
+            result = episodes.step(actions)
+            obs = result.observation
+            total += result.reward
+            costs.append(result.cost)
+        assert result is not None
+        returns.append(total)
+        final.append(result.confidence)
+    if not videos:
+        return {}
+    p_last = torch.cat(final).float()
+    cost = torch.cat(costs).float()
+    return {
+        "videos": len(videos),
+        "ep_reward": float(torch.cat(returns).mean()),
+        "p_gt_last": float(p_last.mean()),
+        "top1_proxy": float((p_last > 0.5).float().mean()),
+        "cost": float(cost.mean()),
+        "skip_rate": float((cost == 0).float().mean()),
+    }
+
+
+def run_policy_stage(cfg: Config, resume: bool = False, progress: bool = True) -> StageResult:
+    """Train the glimpse policy on the frozen warm-up model and write ``<out_dir>/policy/final``.
+
+    :param cfg: the run config (``policy.*`` holds every knob of this stage).
+    :param resume: return at once when ``policy/final`` already exists.
+    :param progress: show a progress bar.
+    :raises CheckpointError: when ``<out_dir>/warmup/final`` is missing.
+    """
+    start_time = time.perf_counter()
+    out_dir = Path(cfg.train.out_dir)
+    stage_dir = out_dir / STAGE
+    final_dir = stage_dir / "final"
+    if resume and final_dir.is_dir():
+        meta = load_checkpoint(final_dir, load_trainer=False).meta
+        return StageResult(STAGE, final_dir, meta.metrics, 0.0)
+    device = select_device(cfg.train.device)
+    dist = init_distributed(device)
+    if not dist.is_main:  # one PPO run; the other ranks wait for its checkpoint
+        torch.distributed.barrier()
+        meta = load_checkpoint(final_dir, load_trainer=False).meta
+        return StageResult(STAGE, final_dir, meta.metrics, 0.0)
+
+    warmup_dir = out_dir / "warmup" / "final"
+    if not warmup_dir.is_dir():
+        raise CheckpointError(
+            f"{warmup_dir}: the policy stage needs the warm-up model; run --stage warmup first"
+        )
+    return _train_policy(cfg, device, dist, out_dir, warmup_dir, start_time, progress)
+
+
+def _train_policy(
+    cfg: Config,
+    device: torch.device,
+    dist: DistInfo,
+    out_dir: Path,
+    warmup_dir: Path,
+    start_time: float,
+    progress: bool,
+) -> StageResult:
+    """The body of :func:`run_policy_stage` once the warm-up model is known to exist."""
+    # Imported here: it needs sb3-contrib, which label-time users of the engine may not have.
+    from videofocus.train.rl.sb3 import TqdmProgressCallback, export_policy, make_ppo
+
+    stage_dir = out_dir / STAGE
+    final_dir = stage_dir / "final"
+    set_random_seed(cfg.policy.seed)
+    net, num_classes = load_focusnet(cfg, warmup_dir, device)
+    ensure_dataset(cfg.data, workers=max(1, cfg.data.num_workers), progress=progress)
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, stage_dir / "config.yaml")
+    (stage_dir / "metrics.jsonl").unlink(missing_ok=True)  # a restarted run logs afresh
+
+    train_set = build_dataset(
+        cfg.data, "train", train=False, num_classes=num_classes, seed=cfg.train.seed
+    )
+    env = FocusVecEnv.from_config(cfg, net, train_set)
+    projection = env.episodes.projection
+    model = make_ppo(cfg, env, tensorboard_log=stage_dir / "tb", device=device)
+    callbacks: list[BaseCallback] = [EpisodeStatsCallback(stage_dir / "metrics.jsonl")]
+    if progress:
+        callbacks.append(TqdmProgressCallback(STAGE))
+    learn_start = time.perf_counter()
+    model.learn(cfg.policy.total_timesteps, callback=CallbackList(callbacks), tb_log_name="ppo")
+    learn_seconds = time.perf_counter() - learn_start
+    env.close()
+
+    network = export_policy(model)
+    metrics: dict[str, Any] = {
+        "timesteps": int(model.num_timesteps),
+        "steps_per_s": model.num_timesteps / learn_seconds,
+    }
+    if model.ep_info_buffer:
+        metrics["train/ep_reward"] = float(np.mean([e["r"] for e in model.ep_info_buffer]))
+    metrics.update({f"val/{k}": v for k, v in _validate(cfg, net, projection, network).items()})
+    with open(stage_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(metrics) + "\n")
+
+    model.save(stage_dir / SB3_FILE)  # before final/: a finished final/ implies the zip exists
+    state = {f"policy.{k}": v for k, v in network.state_dict().items()}
+    state.update({f"projection.{k}": v for k, v in projection.state_dict().items()})
+    # the warm-up network too, so that the folder labels and evaluates without its run's warmup/
+    state.update({f"focusnet.{k}": v for k, v in net.state_dict().items()})
+    seconds = time.perf_counter() - start_time
+    save_checkpoint(
+        final_dir, state, _meta(cfg, num_classes, network, projection, metrics, seconds)
+    )
+    if dist.is_distributed:
+        torch.distributed.barrier()
+    return StageResult(STAGE, final_dir, metrics, seconds)
+
+
+def _validate(
+    cfg: Config, net: FocusNet, projection: GlanceProjection, network: GlimpsePolicyNetwork
+) -> dict[str, float]:
+    """:func:`evaluate_episodes` over the validation split with the training projection."""
+    num_classes = net.aggregator.num_classes
+    val_set = build_dataset(cfg.data, "val", train=False, num_classes=num_classes, seed=0)
+    if len(val_set) == 0:
+        return {}
+    policy = cfg.policy
+    if policy.cache_dir is not None:  # its own folder: a cache holds one dataset's videos
+        cfg = replace(cfg, policy=replace(policy, cache_dir=str(Path(policy.cache_dir) / "val")))
+    source, episodes = build_episode_core(cfg, net, val_set, projection)
+    return evaluate_episodes(episodes, source, network, cfg.policy.n_envs)
+
+
+def _meta(
+    cfg: Config,
+    num_classes: int,
+    network: GlimpsePolicyNetwork,
+    projection: GlanceProjection,
+    metrics: dict[str, Any],
+    seconds: float,
+) -> CheckpointMeta:
+    spec = learned_policy_meta(network, projection)
+    return checkpoint_meta(cfg, STAGE, num_classes, spec, metrics=metrics, train_seconds=seconds)

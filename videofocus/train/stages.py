@@ -1,0 +1,278 @@
+"""What differs between the supervised stages: model, glimpse actions, loss, trainable parts.
+
+The shared loop (:mod:`videofocus.train.loop`) handles data, optimisation, DDP, logging
+and checkpoints; a :class:`SupervisedStage` only says what one stage does with a batch.
+
+- ``warmup``: FocusNet with *random* glimpses (AdaFocus stage 1);
+- ``dense``: the baseline whose local encoder sees every whole frame at full resolution;
+- ``glance_only``: the baseline that never looks closer than the glance;
+- ``finetune``: the warm-up model trained further on the learned policy's glimpses (AdaFocus
+  stage 3): a :class:`PolicyFocusNet` whose frozen policy chooses the glimpses from the model's
+  own glance;
+- ``differentiable``: the non-RL baseline (AdaFocusV2-style): the warm-up model trained as long
+  as ``finetune`` together with a :class:`~videofocus.policy.differentiable.
+  DifferentiableGlimpsePolicy` whose continuous centres (option ``train.differentiable_option``)
+  the loss trains through a differentiable crop.
+
+A stage's ``actions`` callable sees sample ids, not frames, so the finetune stage's actions
+are :func:`policy_chooses` placeholders and the model asks its policy inside ``forward``, after
+the glance it computes anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from videofocus.artifacts.checkpoint import load_checkpoint
+from videofocus.artifacts.factory import (
+    build_dense_baseline,
+    build_differentiable_focusnet,
+    build_focusnet,
+)
+from videofocus.artifacts.learned_policy import load_learned_policy
+from videofocus.config import Config
+from videofocus.models import FocusNet, FocusOutput, dense_actions, skip_actions
+from videofocus.models.glimpse import random_glimpse_actions
+from videofocus.policy.focusnet import PolicyFocusNet, policy_chooses
+
+log = logging.getLogger(__name__)
+
+
+def focus_loss(out: FocusOutput, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy on fused logits at every step, plus glance-only and glimpse-only heads.
+
+    Every step's fused logits are supervised because every step is a possible exit.
+    """
+    b, t, c = out.logits.shape
+    per_step = labels.repeat_interleave(t)
+    fused = F.cross_entropy(out.logits.reshape(b * t, c).float(), per_step)
+    glance = F.cross_entropy(out.glance_logits.reshape(b * t, c).float(), per_step)
+    looked = (out.option_index >= 0).reshape(-1)
+    local = (
+        F.cross_entropy(out.local_logits.reshape(b * t, c)[looked].float(), per_step[looked])
+        if bool(looked.any())
+        else out.local_logits.sum() * 0.0
+    )
+    loss = fused + glance + local
+    return loss, {
+        "loss": loss.item(),
+        "loss_fused": fused.item(),
+        "loss_glance": glance.item(),
+        "loss_local": local.item(),
+    }
+
+
+def fused_only_loss(
+    out: FocusOutput, labels: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy on the fused logits at every step (the glance-only baseline's loss)."""
+    b, t, c = out.logits.shape
+    loss = F.cross_entropy(out.logits.reshape(b * t, c).float(), labels.repeat_interleave(t))
+    return loss, {"loss": loss.item()}
+
+
+@dataclass(frozen=True)
+class SupervisedStage:
+    """One supervised stage: how to build its model, act, and score a batch."""
+
+    name: str
+    build_model: Callable[[Config, int], FocusNet]
+    actions: Callable[[FocusNet, torch.Tensor, int, int, bool], torch.Tensor]
+    loss: Callable[[FocusOutput, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+
+
+def _warmup_actions(
+    model: FocusNet,
+    ids: torch.Tensor,
+    steps: int,
+    epoch: int,
+    train: bool,
+    seed: int = 0,
+    skip_rate: float = 0.0,
+) -> torch.Tensor:
+    # evaluation uses a fixed epoch so validation glimpses do not change between epochs
+    return random_glimpse_actions(
+        model.num_options,
+        model.grid,
+        ids,
+        steps,
+        seed,
+        epoch if train else -1,
+        skip_rate=skip_rate,
+    )
+
+
+def build_policy_focusnet(
+    cfg: Config,
+    num_classes: int,
+    policy_dir: str | Path,
+    init_from: str | Path | None = None,
+) -> PolicyFocusNet:
+    """The finetune stage's model: FocusNet + the learned policy of ``policy_dir``.
+
+    :param cfg: the run config (``train.finetune_local`` says whether the local encoder trains).
+    :param num_classes: output classes.
+    :param policy_dir: a policy-stage checkpoint folder (``<out_dir>/policy/final``).
+    :param init_from: a FocusNet checkpoint to start from (``<out_dir>/warmup/final``); None
+        leaves the FocusNet at its initialisation (e.g. to load a finetune checkpoint into).
+    """
+
+    net = build_focusnet(cfg, num_classes)
+    if init_from is not None:
+        net.load_state_dict(load_checkpoint(init_from, load_trainer=False).model)
+    policy = load_learned_policy(cfg, policy_dir)
+    return PolicyFocusNet(net, policy, train_local=cfg.train.finetune_local)
+
+
+def warmup_init_path(cfg: Config) -> Path | None:
+    """The checkpoint ``train.warmup_init`` names (``"dense"``: this run's dense baseline)."""
+    init = cfg.train.warmup_init
+    if init is None:
+        return None
+    path = Path(cfg.train.out_dir) / "dense" / "final" if init == "dense" else Path(init)
+    if not path.is_dir():
+        hint = "run `--stage dense` first" if init == "dense" else "check the path"
+        raise FileNotFoundError(f"train.warmup_init: {path} does not exist ({hint}, or set null)")
+    return path
+
+
+def _init_encoders(net: FocusNet, path: Path | None) -> FocusNet:
+    """Copy the glance and glimpse encoder weights of ``path`` into ``net`` (same shapes only).
+
+    The dense baseline's local encoder read whole frames at full resolution, which is the scale
+    the glimpses are read at, so its features transfer to glimpses as they are.
+    """
+    if path is None:
+        return net
+
+    source = load_checkpoint(path, load_trainer=False).model
+    own = net.state_dict()
+    take = {
+        k: v
+        for k, v in source.items()
+        if k.startswith(("global_encoder.", "local_encoder."))
+        and k in own
+        and own[k].shape == v.shape
+    }
+    wanted = [k for k in own if k.startswith(("global_encoder.", "local_encoder."))]
+    if not take:
+        raise ValueError(f"{path}: no encoder weight matches this model; is it the same config?")
+    net.load_state_dict({**own, **take})
+    missing = sorted(set(wanted) - set(take))
+    if missing:
+        log.warning(
+            "%s: %d encoder tensors kept their initialisation: %s", path, len(missing), missing[:5]
+        )
+    return net
+
+
+def create_stage(name: str, cfg: Config) -> SupervisedStage:
+    """The stage called ``name`` (``warmup``, ``dense``, ``glance_only``, ``finetune`` or
+    ``differentiable``).
+
+    ``finetune`` starts from ``<out_dir>/warmup/final`` and takes the glimpses of the policy in
+    ``<out_dir>/policy/final``; both must exist when its model is built.
+    """
+
+    seed = cfg.train.seed
+    if name == "warmup":
+        return SupervisedStage(
+            "warmup",
+            lambda c, n: _init_encoders(build_focusnet(c, n), warmup_init_path(c)),
+            lambda m, ids, t, e, tr: _warmup_actions(
+                m, ids, t, e, tr, seed, cfg.train.warmup_skip_rate
+            ),
+            focus_loss,
+        )
+    if name == "dense":
+        return SupervisedStage(
+            "dense",
+            lambda c, n: build_dense_baseline(c, n),
+            lambda m, ids, t, e, tr: dense_actions(len(ids), t),
+            focus_loss,
+        )
+    if name == "glance_only":
+        return SupervisedStage(
+            "glance_only",
+            lambda c, n: build_focusnet(c, n),
+            lambda m, ids, t, e, tr: skip_actions(len(ids), t),
+            fused_only_loss,
+        )
+    if name == "finetune":
+        out_dir = Path(cfg.train.out_dir)
+        return SupervisedStage(
+            "finetune",
+            lambda c, n: build_policy_focusnet(
+                c, n, out_dir / "policy" / "final", init_from=out_dir / "warmup" / "final"
+            ),
+            lambda m, ids, t, e, tr: policy_chooses(len(ids), t),
+            focus_loss,
+        )
+    if name == "differentiable":
+        out_dir = Path(cfg.train.out_dir)
+        return SupervisedStage(
+            "differentiable",
+            lambda c, n: build_differentiable_focusnet(c, n, out_dir / "warmup" / "final"),
+            lambda m, ids, t, e, tr: policy_chooses(len(ids), t),
+            focus_loss,
+        )
+    raise ValueError(f"unknown supervised stage {name!r}; choose one of {list(SUPERVISED_STAGES)}")
+
+
+SUPERVISED_STAGES = ("warmup", "dense", "glance_only", "finetune", "differentiable")
+
+
+# ------------------------------------------------------------------------------ stage identity
+
+#: ``train`` fields no stage's result depends on, or that only some stages read.
+_FINETUNE_FIELDS = ("finetune_local", "finetune_epochs")
+_WARMUP_FIELDS = ("warmup_init", "warmup_skip_rate")
+_NOT_READ = ("out_dir", "differentiable_option", *_FINETUNE_FIELDS, *_WARMUP_FIELDS)
+#: ``model`` fields of the glimpses and the policy, which the dense baseline never builds (its one
+#: option is the whole frame: tests/test_train_loop.py checks its weights do not change with them).
+_GLIMPSE_FIELDS = ("options", "grid", "policy_channels", "policy_hidden")
+
+
+def stage_reads(name: str, cfg: Config) -> dict[str, Any]:
+    """The part of ``cfg`` that the stage ``name`` reads itself, as plain data: two configs that
+    agree on it train the same stage (given the same upstream stages), so a grid trains it once.
+
+    Upstream stages (the dense baseline a warm-up starts from, the warm-up a policy acts on, ...)
+    are not included; whoever plans the runs adds their identities. A heuristic's fine-tune
+    (``finetune_<heuristic>_o<option>``) reads what ``finetune`` reads, without the policy.
+    """
+    data = {**asdict(cfg.data), "root": _absolute(cfg.data.root)}
+    train = {k: v for k, v in asdict(cfg.train).items() if k not in _NOT_READ}
+    model = asdict(cfg.model)
+    if name == "dense":
+        return {"data": data, "train": train, "model": _without(model, _GLIMPSE_FIELDS)}
+    if name == "glance_only":
+        return {"data": data, "train": train, "model": model}
+    if name == "warmup":
+        init = cfg.train.warmup_init
+        train["warmup_init"] = init if init in (None, "dense") else _absolute(init)
+        train["warmup_skip_rate"] = cfg.train.warmup_skip_rate
+        return {"data": data, "train": train, "model": model}
+    if name == "policy":
+        return {"data": data, "model": model, "policy": asdict(cfg.policy)}
+    finetune = {k: getattr(cfg.train, k) for k in _FINETUNE_FIELDS}
+    if name == "differentiable":
+        finetune["differentiable_option"] = cfg.train.differentiable_option
+    elif name != "finetune" and not name.startswith("finetune_"):
+        raise ValueError(f"unknown stage {name!r}")
+    return {"data": data, "train": {**train, **finetune}, "model": model}
+
+
+def _without(fields: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if k not in names}
+
+
+def _absolute(path: str | None) -> str | None:
+    return None if path is None else str(Path(path).resolve())
