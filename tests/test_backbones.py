@@ -106,7 +106,7 @@ def test_timm_backbone_builds() -> None:
 
 
 def test_register_backbone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(backbones, "_REGISTRY", dict(backbones._REGISTRY))
+    monkeypatch.setattr(backbones, "_REGISTRY", backbones._REGISTRY.copy())
 
     @register_backbone("test_net")
     def tiny_net(width: int = 3) -> Backbone:

@@ -57,3 +57,52 @@ def test_bad_override_key_is_one_line_naming_the_key(capsys):
     assert main(["flops", config, "train.epoch=3"]) == 2
     err = capsys.readouterr().err
     assert "train.epoch" in err and "did you mean 'train.epochs'" in err and "Traceback" not in err
+
+
+def _pyproject() -> dict:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def test_the_wheel_lists_every_package_folder() -> None:
+    setuptools = _pyproject()["tool"]["setuptools"]
+    mapped = {name: ROOT / folder for name, folder in setuptools["package-dir"].items()}
+    found = {
+        ".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "videofocus").rglob("*.py")
+    }
+    found |= {
+        f"{name}.{'.'.join(p.parent.relative_to(folder).parts)}".rstrip(".")
+        for name, folder in mapped.items()
+        for p in folder.rglob("__init__.py")
+    }
+    assert sorted(setuptools["packages"]) == sorted(found)
+    assert mapped == {
+        "videofocus.data_prep": ROOT / "data_prep",
+        "videofocus.configs": ROOT / "configs",
+    }
+
+
+def test_every_imported_library_is_declared() -> None:
+    import ast
+    import re
+    import sys
+
+    declared = {
+        re.split(r"[<>=!;\[ ]", d)[0].lower().replace("-", "_")
+        for d in _pyproject()["project"]["dependencies"]
+    }
+    # import name -> distribution name, where they differ
+    alias = {"pil": "pillow", "yaml": "pyyaml", "av": "av", "sb3_contrib": "sb3_contrib"}
+    optional = {"decord", "torchcodec", "timm"}  # imported inside functions, when asked for
+    used = set()
+    for base in ("videofocus", "data_prep"):
+        for path in (ROOT / base).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    used |= {a.name.split(".")[0] for a in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    used.add(node.module.split(".")[0])
+    third_party = {u for u in used if u not in sys.stdlib_module_names} - {"videofocus"}
+    missing = {alias.get(u.lower(), u.lower()) for u in third_party - optional} - declared
+    assert not missing, f"imported but not declared in pyproject dependencies: {missing}"

@@ -33,11 +33,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from videofocus.config import Config, ConfigError, config_from_dict, config_to_dict, load_config
+from videofocus.config import (
+    Config,
+    ConfigError,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    resolve_config_path,
+)
 
 # The config loader's YAML reader: YAML 1.2 scalars (`1e-3` is a float, `off` a string) and no
 # silently repeated keys, so a grid reads exactly like the config files it varies.
 from videofocus.config.loader import parse_yaml
+from videofocus.policy.algorithms import list_algorithms
 
 __all__ = [
     "BASELINES",
@@ -57,7 +65,8 @@ __all__ = [
     "variant_name",
 ]
 
-LEARNED = ("recurrent_ppo", "ppo")
+#: The RL algorithms (a learned variant trains its policy with one of them).
+LEARNED = tuple(list_algorithms())
 HEURISTICS = ("random", "centre", "saliency")
 BASELINES = ("dense", "glance_only")
 #: Every policy a grid may name, in the order tables list them.
@@ -168,11 +177,14 @@ def _parse_thresholds(path: Path, value: Any) -> tuple[list[float] | None, ...]:
 def load_grid(path: str | Path) -> Grid:
     """Read and check a grid file (structure only; :func:`expand_grid` checks config keys).
 
-    :param path: the grid YAML.
+    :param path: the grid YAML, or a built-in grid's name (``ablations/reward``).
     :raises GridError: for a missing file, malformed YAML, an unknown key, a bad policy name or a
         malformed value; the message names the file and the key.
     """
-    path = Path(path)
+    try:
+        path = resolve_config_path(path)
+    except ConfigError:
+        raise _error(Path(path), None, "grid file not found") from None
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

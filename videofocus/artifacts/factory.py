@@ -4,8 +4,9 @@
 - :func:`build_dense_baseline`: the same encoders with one glimpse option, the whole frame at
   full resolution, so the local encoder sees every frame densely (the reference point of every
   accuracy-vs-compute comparison).
-- :func:`build_policy_network`: the plain-torch policy network (recurrent for
-  ``recurrent_ppo``, feed-forward for ``ppo``) sized for the glance maps;
+- :func:`build_policy_network`: the plain-torch policy network of the kind ``policy.algo`` trains
+  (:mod:`videofocus.policy.algorithms`: recurrent for ``recurrent_ppo``, feed-forward for
+  ``ppo``) sized for the glance maps;
   :func:`build_learned_policy` puts it behind the glance projection, as training does.
 
 Unset (None) config values are never passed on, so the backbones' own defaults hold.
@@ -23,6 +24,7 @@ from videofocus.config import Config, ConfigError
 from videofocus.data.manifest import ManifestError, read_classes
 from videofocus.models.focusnet import FocusNet, create_focusnet
 from videofocus.models.glimpse import GlimpseOption, dense_option
+from videofocus.policy.algorithms import get_algorithm
 from videofocus.policy.differentiable import DifferentiableFocusNet, DifferentiableGlimpsePolicy
 from videofocus.policy.heuristics import LearnedGlimpsePolicy
 from videofocus.policy.network import (
@@ -155,9 +157,11 @@ def build_policy_network(
 ) -> GlimpsePolicyNetwork:
     """The policy network ``cfg.policy.algo`` trains, for maps ``[glance_channels, *map_hw]``.
 
-    Sizes: ``model.policy_channels`` (1x1 conv), ``model.policy_hidden`` (feature vector),
-    ``policy.net_arch`` (Tanh MLP) and, for ``recurrent_ppo``, ``policy.lstm_hidden`` (LSTM);
-    ``ppo`` trains a feed-forward network. Its extras are :func:`~videofocus.policy.network.
+    Its kind is the algorithm's (:func:`~videofocus.policy.algorithms.get_algorithm`): a
+    ``recurrent`` one for ``recurrent_ppo``, a ``feedforward`` one for ``ppo``. Sizes:
+    ``model.policy_channels`` (1x1 conv), ``model.policy_hidden`` (feature vector),
+    ``policy.net_arch`` (Tanh MLP) and, for a recurrent network, ``policy.lstm_hidden`` (LSTM).
+    Its extras are :func:`~videofocus.policy.network.
     progress_features` and its action space is :func:`policy_action_dims`.
 
     :param cfg: the run config.
@@ -172,9 +176,9 @@ def build_policy_network(
         features_dim=cfg.model.policy_hidden,
         extras_dim=progress_dim(dims),
     )
-    if cfg.policy.algo == "ppo":
-        return FeedForwardGlimpsePolicy(encoder, dims, cfg.policy.net_arch)
-    return RecurrentGlimpsePolicy(encoder, cfg.policy.lstm_hidden, dims, cfg.policy.net_arch)
+    if get_algorithm(cfg.policy.algo).recurrent:
+        return RecurrentGlimpsePolicy(encoder, cfg.policy.lstm_hidden, dims, cfg.policy.net_arch)
+    return FeedForwardGlimpsePolicy(encoder, dims, cfg.policy.net_arch)
 
 
 def build_learned_policy(cfg: Config, net: FocusNet) -> LearnedGlimpsePolicy:

@@ -17,6 +17,7 @@ from videofocus.artifacts.checkpoint import Checkpoint, CheckpointError, load_ch
 from videofocus.artifacts.factory import build_focusnet, glimpse_options
 from videofocus.config import Config
 from videofocus.models import FocusNet
+from videofocus.policy.algorithms import algorithm_for_network, get_algorithm
 from videofocus.policy.heuristics import LearnedGlimpsePolicy
 from videofocus.policy.network import (
     FeedForwardGlimpsePolicy,
@@ -116,14 +117,28 @@ def network_from_spec(spec: dict[str, Any]) -> GlimpsePolicyNetwork:
 
 
 def learned_policy_meta(
-    network: GlimpsePolicyNetwork, projection: GlanceProjection
+    network: GlimpsePolicyNetwork, projection: GlanceProjection, algo: str | None = None
 ) -> dict[str, Any]:
     """What a checkpoint's ``meta.policy`` records to rebuild a learned policy without any other
-    folder: ``algo``, ``network`` (:func:`network_spec`) and ``projection`` (its shape)."""
+    folder: ``algo``, ``network`` (:func:`network_spec`) and ``projection`` (its shape).
+
+    :param algo: the registered algorithm that trained ``network`` (``policy.algo``); None: the
+        first registered one that trains its kind of network
+        (:func:`~videofocus.policy.algorithms.algorithm_for_network`: ``recurrent_ppo`` for a
+        recurrent network, ``ppo`` for a feed-forward one).
+    :raises ValueError: for an unknown ``algo``, or one that trains another kind of network.
+    """
+    spec = network_spec(network)
+    if algo is None:
+        algo = algorithm_for_network(spec["kind"]).name
+    elif get_algorithm(algo).network != spec["kind"]:
+        raise ValueError(
+            f"algorithm {algo!r} trains a {get_algorithm(algo).network} network, "
+            f"not a {spec['kind']} one"
+        )
     return {
-        # make_ppo trains a recurrent network with recurrent_ppo and a feed-forward one with ppo
-        "algo": "recurrent_ppo" if isinstance(network, RecurrentGlimpsePolicy) else "ppo",
-        "network": network_spec(network),
+        "algo": algo,
+        "network": spec,
         "projection": {
             "in_channels": projection.in_channels,
             "out_channels": projection.out_channels,

@@ -26,8 +26,31 @@ def _require(ok: bool, key: str, message: str) -> None:
         raise ConfigError(None, key, message)
 
 
-def _one_of(value: str, key: str, allowed: tuple[str, ...]) -> None:
+def _one_of(value: str, key: str, allowed: tuple[str, ...] | list[str]) -> None:
     _require(value in allowed, key, f"must be one of {list(allowed)}, got {value!r}")
+
+
+# Names that registries below the config own (docs/architecture.md, Layers). They are imported
+# when a value is checked, not with this module, so `import videofocus.config` loads neither
+# numpy nor torch.
+
+
+def _backend_names() -> list[str]:
+    from videofocus.io.backends import BACKENDS  # no torch (tests/test_registries.py)
+
+    return ["auto", *BACKENDS]
+
+
+def _algorithm_names() -> list[str]:
+    from videofocus.policy.algorithms import list_algorithms
+
+    return list_algorithms()
+
+
+def _reward_names() -> list[str]:
+    from videofocus.policy.rewards import list_rewards
+
+    return list_rewards()
 
 
 # ----------------------------------------------------------------------------------- the schema
@@ -89,7 +112,7 @@ class DataConfig:
     frames: int = 8  # T: frames sampled per clip
     sampler: str = "tsn"  # tsn: one random frame per segment | uniform | dense
     frame_size: int = 128  # short side after decoding, in pixels
-    backend: str = "auto"  # decoder: auto | decord | pyav
+    backend: str = "auto"  # decoder: auto | a videofocus.io.backends.BACKENDS name (pyav, ...)
     num_workers: int = 2  # DataLoader worker processes
     synthetic: SyntheticDataConfig | None = None  # set: generate root if missing
 
@@ -100,7 +123,7 @@ class DataConfig:
         _require(self.frame_size > 0, "frame_size", f"must be > 0, got {self.frame_size}")
         _require(self.num_workers >= 0, "num_workers", f"must be >= 0, got {self.num_workers}")
         _one_of(self.sampler, "sampler", ("tsn", "uniform", "dense"))
-        _one_of(self.backend, "backend", ("auto", "decord", "pyav"))
+        _one_of(self.backend, "backend", _backend_names())
         if self.num_classes is not None:
             _require(self.num_classes >= 2, "num_classes", f"must be >= 2, got {self.num_classes}")
             if self.synthetic is not None:
@@ -257,7 +280,7 @@ class TrainConfig:
 class PolicyConfig:
     """The reinforcement-learning stage: PPO on FocusVecEnv (stable-baselines3 names)."""
 
-    algo: str = "recurrent_ppo"  # recurrent_ppo (sb3-contrib) | ppo
+    algo: str = "recurrent_ppo"  # videofocus.policy.algorithms: recurrent_ppo (sb3-contrib) | ppo
     total_timesteps: int = 100_000  # environment steps (one step = one frame of one video)
     n_envs: int = 16  # videos stepped together
     n_steps: int = 64  # steps per environment per rollout
@@ -270,7 +293,7 @@ class PolicyConfig:
     ent_coef: float = 0.01  # entropy bonus, keeps the policy exploring glimpse positions
     lstm_hidden: int = 256  # recurrent policy state size
     net_arch: list[int] = field(default_factory=list)  # Tanh MLP after features/LSTM (pi and vf)
-    reward: str = "adafocus"  # adafocus | confidence_gain | confidence | skip_gain
+    reward: str = "adafocus"  # videofocus.policy.rewards: adafocus | confidence_gain | ...
     cost_lambda: float = 0.0  # reward penalty x glimpse MACs / dearest option's (skip: 0)
     allow_skip: bool = True  # option 0 (skip the frame) is available to the policy
     seed: int = 0  # seed of the environments and the policy
@@ -280,8 +303,8 @@ class PolicyConfig:
     cache_dir: str | None = None  # decoded frames + glance features on disk; None: in memory
 
     def __post_init__(self) -> None:
-        _one_of(self.algo, "algo", ("recurrent_ppo", "ppo"))
-        _one_of(self.reward, "reward", ("adafocus", "confidence_gain", "confidence", "skip_gain"))
+        _one_of(self.algo, "algo", _algorithm_names())
+        _one_of(self.reward, "reward", _reward_names())
         for name in ("total_timesteps", "n_envs", "n_steps", "batch_size", "n_epochs"):
             _require(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
         for name in ("learning_rate", "clip_range", "lstm_hidden", "obs_channels"):

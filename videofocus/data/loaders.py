@@ -171,12 +171,14 @@ def build_loader(
     return loader, sampler
 
 
-_MEAN = torch.tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1)
-_STD = torch.tensor(IMAGENET_STD).view(1, 1, 3, 1, 1)
+_MEAN = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+_STD = torch.tensor(IMAGENET_STD).view(3, 1, 1)
 
 
 def frames_to_input(frames: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """``uint8 [B, T, 3, H, W]`` -> ImageNet-normalised ``float32`` on ``device``."""
+    """``uint8 [..., 3, H, W]`` -> ImageNet-normalised ``float32`` on ``device``: the one
+    normalisation of training, evaluation and the RL episodes (the batched inferencer fuses the
+    same affine map into its crops)."""
     x = frames.to(device, non_blocking=True).float().div_(255.0)
     return (x - _MEAN.to(device)) / _STD.to(device)
 

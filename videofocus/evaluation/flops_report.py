@@ -127,7 +127,8 @@ def format_report(report: dict[str, Any]) -> str:
         *(f"{label:<{width}}{value:>10.4f}" for label, value in rows),
         "",
         f"{f'per video ({t} frames)':<{width}}{'GMACs':>10}",
-        *(f"{label:<{width}}{value:>10.2f}" for label, value in video_rows),
+        # small models: enough decimals that the tiny config's rows differ
+        *(f"{label:<{width}}{value:>10.{2 if value >= 1 else 4}f}" for label, value in video_rows),
     ]
     return "\n".join(lines)
 

@@ -21,6 +21,8 @@ import torchvision.models as tvm
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
+from videofocus.registry import Registry
+
 __all__ = [
     "Backbone",
     "PretrainedWeightsError",
@@ -32,7 +34,7 @@ __all__ = [
 ]
 
 BackboneBuilder = Callable[..., "Backbone"]  # a function or a Backbone subclass
-_REGISTRY: dict[str, BackboneBuilder] = {}
+_REGISTRY: Registry[BackboneBuilder] = Registry("backbone")
 _TIMM_PREFIX = "timm/"
 # Classifier heads of torchvision (fc., classifier.) and timm (head., fc., classifier.) models:
 # a backbone has none, so these keys in a classification checkpoint are expected and dropped.
@@ -84,19 +86,13 @@ def register_backbone(name: str) -> Callable[[BackboneBuilder], BackboneBuilder]
     :param name: the registry key used by :func:`create_backbone`; must be new.
     """
 
-    def decorator(fn: BackboneBuilder) -> BackboneBuilder:
-        if name in _REGISTRY:
-            raise ValueError(f"backbone {name!r} is already registered")
-        _REGISTRY[name] = fn
-        return fn
-
-    return decorator
+    return _REGISTRY.register(name)
 
 
 def list_backbones() -> list[str]:
     """Names of the registered backbones, sorted (``timm/<name>`` is also accepted when timm is
     installed)."""
-    return sorted(_REGISTRY)
+    return sorted(_REGISTRY.names())
 
 
 def check_backbone_name(name: str) -> None:
@@ -140,7 +136,7 @@ def create_backbone(
         backbone: Backbone = _create_timm(name[len(_TIMM_PREFIX) :], **kwargs)
     else:
         check_backbone_name(name)
-        builder = _REGISTRY[name]
+        builder = _REGISTRY.get(name)
         accepted = inspect.signature(builder).parameters
         unknown = sorted(k for k in kwargs if k not in accepted)
         if unknown:

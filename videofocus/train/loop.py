@@ -332,7 +332,7 @@ def _meta_writer(
     policy = getattr(model, "policy", None)
     spec = None
     if isinstance(policy, LearnedGlimpsePolicy):
-        spec = learned_policy_meta(policy.network, policy.projection)
+        spec = learned_policy_meta(policy.network, policy.projection, algo=cfg.policy.algo)
     elif isinstance(policy, GlimpsePolicy):  # a heuristic's fine-tune (None: differentiable)
         spec = heuristic_spec(policy)
     fixed = checkpoint_meta(cfg, stage.name, num_classes, spec)

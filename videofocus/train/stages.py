@@ -14,6 +14,10 @@ and checkpoints; a :class:`SupervisedStage` only says what one stage does with a
   DifferentiableGlimpsePolicy` whose continuous centres (option ``train.differentiable_option``)
   the loss trains through a differentiable crop.
 
+Each stage is a builder ``cfg -> SupervisedStage`` registered with :func:`register_stage`;
+:func:`create_stage` and :data:`SUPERVISED_STAGES` read that registry, so a new supervised stage
+is one decorated builder here (plus its entry in :func:`stage_reads`).
+
 A stage's ``actions`` callable sees sample ids, not frames, so the finetune stage's actions
 are :func:`policy_chooses` placeholders and the model asks its policy inside ``forward``, after
 the glance it computes anyway.
@@ -41,6 +45,7 @@ from videofocus.config import Config
 from videofocus.models import FocusNet, FocusOutput, dense_actions, skip_actions
 from videofocus.models.glimpse import random_glimpse_actions
 from videofocus.policy.focusnet import PolicyFocusNet, policy_chooses
+from videofocus.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -173,60 +178,97 @@ def _init_encoders(net: FocusNet, path: Path | None) -> FocusNet:
     return net
 
 
+#: Builds a stage from the run config (called by :func:`create_stage`).
+StageBuilder = Callable[[Config], SupervisedStage]
+
+_STAGES: Registry[StageBuilder] = Registry("supervised stage")
+
+
+def register_stage(name: str) -> Callable[[StageBuilder], StageBuilder]:
+    """Decorator registering ``builder(cfg) -> SupervisedStage`` as the supervised stage ``name``
+    (registration order is :data:`SUPERVISED_STAGES`' order).
+
+    :raises ValueError: for a name already registered.
+    """
+
+    return _STAGES.register(name)
+
+
+def list_stages() -> list[str]:
+    """Names of the registered supervised stages, in registration order."""
+    return _STAGES.names()
+
+
 def create_stage(name: str, cfg: Config) -> SupervisedStage:
     """The stage called ``name`` (``warmup``, ``dense``, ``glance_only``, ``finetune`` or
-    ``differentiable``).
+    ``differentiable``: :func:`list_stages`).
 
     ``finetune`` starts from ``<out_dir>/warmup/final`` and takes the glimpses of the policy in
     ``<out_dir>/policy/final``; both must exist when its model is built.
     """
+    return _STAGES.get(name)(cfg)
 
+
+@register_stage("warmup")
+def _warmup_stage(cfg: Config) -> SupervisedStage:
     seed = cfg.train.seed
-    if name == "warmup":
-        return SupervisedStage(
-            "warmup",
-            lambda c, n: _init_encoders(build_focusnet(c, n), warmup_init_path(c)),
-            lambda m, ids, t, e, tr: _warmup_actions(
-                m, ids, t, e, tr, seed, cfg.train.warmup_skip_rate
-            ),
-            focus_loss,
-        )
-    if name == "dense":
-        return SupervisedStage(
-            "dense",
-            lambda c, n: build_dense_baseline(c, n),
-            lambda m, ids, t, e, tr: dense_actions(len(ids), t),
-            focus_loss,
-        )
-    if name == "glance_only":
-        return SupervisedStage(
-            "glance_only",
-            lambda c, n: build_focusnet(c, n),
-            lambda m, ids, t, e, tr: skip_actions(len(ids), t),
-            fused_only_loss,
-        )
-    if name == "finetune":
-        out_dir = Path(cfg.train.out_dir)
-        return SupervisedStage(
-            "finetune",
-            lambda c, n: build_policy_focusnet(
-                c, n, out_dir / "policy" / "final", init_from=out_dir / "warmup" / "final"
-            ),
-            lambda m, ids, t, e, tr: policy_chooses(len(ids), t),
-            focus_loss,
-        )
-    if name == "differentiable":
-        out_dir = Path(cfg.train.out_dir)
-        return SupervisedStage(
-            "differentiable",
-            lambda c, n: build_differentiable_focusnet(c, n, out_dir / "warmup" / "final"),
-            lambda m, ids, t, e, tr: policy_chooses(len(ids), t),
-            focus_loss,
-        )
-    raise ValueError(f"unknown supervised stage {name!r}; choose one of {list(SUPERVISED_STAGES)}")
+    return SupervisedStage(
+        "warmup",
+        lambda c, n: _init_encoders(build_focusnet(c, n), warmup_init_path(c)),
+        lambda m, ids, t, e, tr: _warmup_actions(
+            m, ids, t, e, tr, seed, cfg.train.warmup_skip_rate
+        ),
+        focus_loss,
+    )
 
 
-SUPERVISED_STAGES = ("warmup", "dense", "glance_only", "finetune", "differentiable")
+@register_stage("dense")
+def _dense_stage(cfg: Config) -> SupervisedStage:
+    return SupervisedStage(
+        "dense",
+        lambda c, n: build_dense_baseline(c, n),
+        lambda m, ids, t, e, tr: dense_actions(len(ids), t),
+        focus_loss,
+    )
+
+
+@register_stage("glance_only")
+def _glance_only_stage(cfg: Config) -> SupervisedStage:
+    return SupervisedStage(
+        "glance_only",
+        lambda c, n: build_focusnet(c, n),
+        lambda m, ids, t, e, tr: skip_actions(len(ids), t),
+        fused_only_loss,
+    )
+
+
+@register_stage("finetune")
+def _finetune_stage(cfg: Config) -> SupervisedStage:
+    out_dir = Path(cfg.train.out_dir)
+    return SupervisedStage(
+        "finetune",
+        lambda c, n: build_policy_focusnet(
+            c, n, out_dir / "policy" / "final", init_from=out_dir / "warmup" / "final"
+        ),
+        lambda m, ids, t, e, tr: policy_chooses(len(ids), t),
+        focus_loss,
+    )
+
+
+@register_stage("differentiable")
+def _differentiable_stage(cfg: Config) -> SupervisedStage:
+    out_dir = Path(cfg.train.out_dir)
+    return SupervisedStage(
+        "differentiable",
+        lambda c, n: build_differentiable_focusnet(c, n, out_dir / "warmup" / "final"),
+        lambda m, ids, t, e, tr: policy_chooses(len(ids), t),
+        focus_loss,
+    )
+
+
+#: The built-in supervised stages, in registration order (:func:`list_stages` also sees those
+#: registered later).
+SUPERVISED_STAGES = tuple(_STAGES.names())
 
 
 # ------------------------------------------------------------------------------ stage identity

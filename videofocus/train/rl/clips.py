@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from videofocus.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalize
+from videofocus.data.loaders import frames_to_input
 from videofocus.models.focusnet import FocusNet, GlanceOutput
 from videofocus.policy.observation import GlanceProjection
 
@@ -120,13 +120,10 @@ class VideoStream:
         return count
 
 
-_NORMALIZE = Normalize(IMAGENET_MEAN, IMAGENET_STD)
-
-
 def normalise_frames(frames: torch.Tensor) -> torch.Tensor:
-    """``uint8 [..., 3, H, W]`` -> ImageNet-normalised float32, the training stages' input
-    (the same arithmetic as ``videofocus.data.loaders.frames_to_input``)."""
-    return _NORMALIZE(frames.float().div_(255.0))
+    """``uint8 [..., 3, H, W]`` -> ImageNet-normalised float32 on the frames' device: the
+    training stages' input (:func:`~videofocus.data.loaders.frames_to_input`)."""
+    return frames_to_input(frames, frames.device)
 
 
 class Clips(NamedTuple):

@@ -6,20 +6,15 @@ chooses ``(option, cell_x, cell_y)``. :class:`EpisodeBatch` carries out the chos
 encoder call per option, skips contribute only their glance), advances the aggregator one step
 and returns rewards and the next observation. Every episode of a batch starts and ends together.
 
-Rewards (``p`` is the aggregator's probability of the ground-truth class after the step):
+Rewards (``p`` is the aggregator's probability of the ground-truth class after the step) are
+those of :mod:`videofocus.policy.rewards`, one module each; a reward names the counterfactual
+baseline glimpse taken from the same state in the same batched aggregator pass (none, a random
+glimpse, a skip) and its gain:
 
-- ``"adafocus"``: ``p(chosen) - p(random)``, where the random glimpse (uniform option in
-  ``1..K`` and cell) is taken from the same state in one extra aggregator step. It is drawn
-  independently of the chosen action, so it shifts rewards without changing which action is
-  better: a control variate, as in AdaFocus;
-- ``"confidence_gain"``: ``p_t - p_{t-1}`` with ``p_{-1} = 1 / num_classes`` (the returns of an
-  episode add up to ``p_{T-1} - 1 / num_classes``);
+- ``"adafocus"``: ``p(chosen) - p(random)``, a control variate, as in AdaFocus;
+- ``"confidence_gain"``: ``p_t - p_{t-1}`` with ``p_{-1} = 1 / num_classes``;
 - ``"confidence"``: ``p_t``;
-- ``"skip_gain"``: ``p(chosen) - p(skip)``, the skip taken from the same state in one extra
-  aggregator step (no glimpse to encode): what looking at this frame adds over not looking, so a
-  skip scores 0 and, with ``cost_lambda > 0``, a glimpse pays only where it changes the
-  prediction (a hidden target, or a prediction already settled, earn it nothing) - AR-Net's
-  trade-off as a per-step reward;
+- ``"skip_gain"``: ``p(chosen) - p(skip)``, AR-Net's trade-off as a per-step reward;
 
 each minus ``cost_lambda`` x the option's normalised cost (its glimpse MACs over the dearest
 option's; a skip costs 0).
@@ -51,6 +46,7 @@ from videofocus.models.cost import CostTable
 from videofocus.models.focusnet import FocusNet
 from videofocus.policy.actions import glimpse_action_dims, resolve_actions
 from videofocus.policy.observation import GlanceProjection, progress_observation
+from videofocus.policy.rewards import get_reward, list_rewards
 from videofocus.train.rl.clips import (
     ClipItem,
     Clips,
@@ -78,7 +74,9 @@ __all__ = [
     "random_glimpse_actions",
 ]
 
-REWARDS = ("adafocus", "confidence_gain", "confidence", "skip_gain")
+#: Names of the registered rewards (:func:`videofocus.policy.rewards.list_rewards`) when this
+#: module was imported.
+REWARDS = tuple(list_rewards())
 
 #: Largest glimpse-feature memo :func:`build_episode_core` allocates (paper-scale datasets with
 #: 2048-d features would need tens of GiB: they run without the memo).
@@ -188,7 +186,8 @@ class EpisodeBatch:
     :param projection: the observation's channel projection of the glance maps.
     :param glimpse_costs: cost of one glimpse of each option (e.g. ``CostTable.local`` MACs);
         normalised by the largest.
-    :param reward: ``"adafocus"``, ``"confidence_gain"`` or ``"confidence"`` (module docstring).
+    :param reward: a registered reward's name (:func:`videofocus.policy.rewards.list_rewards`,
+        module docstring).
     :param cost_lambda: weight of the normalised cost in the reward.
     :param allow_skip: False: option 0 glimpses with option 1 (:func:`resolve_actions`).
     :param memo: memo of glimpse features (needs fixed frames per video key), or None.
@@ -207,8 +206,7 @@ class EpisodeBatch:
         memo: LocalFeatureMemo | None = None,
         seed: int = 0,
     ) -> None:
-        if reward not in REWARDS:
-            raise ValueError(f"reward must be one of {list(REWARDS)}, got {reward!r}")
+        self.reward = get_reward(reward)  # ValueError for an unknown name
         if len(glimpse_costs) != net.num_options or min(glimpse_costs) < 0:
             raise ValueError(
                 f"need one non-negative cost per glimpse option ({net.num_options}), "
@@ -337,6 +335,15 @@ class EpisodeBatch:
             )
         return out.index_copy(0, glimpse, feats.to(out.dtype))
 
+    def _baseline_actions(self, executed: torch.Tensor) -> torch.Tensor | None:
+        """The baseline glimpses ``[N, 3]`` of the reward at the current step (None: none)."""
+        kind = self.reward.baseline
+        if kind == "random":
+            return self._random[:, self._step]
+        if kind == "skip":
+            return torch.zeros_like(executed)
+        return None
+
     @torch.no_grad()
     def step(self, actions: torch.Tensor) -> StepResult:
         """Carry out ``actions`` (long ``[N, 3]``) on the current frame of every episode."""
@@ -352,14 +359,10 @@ class EpisodeBatch:
         if bool(((actions < low) | (actions >= high)).any()):
             raise ValueError(f"actions out of range of MultiDiscrete({list(self.action_dims)})")
         executed = resolve_actions(actions, self.allow_skip)
-        # The chosen glimpse and the baseline's (random, or skip) from the same state, in one
-        # batched pass.
-        if self.reward_name == "adafocus":
-            taken = torch.cat([executed, self._random[:, step]])
-        elif self.reward_name == "skip_gain":
-            taken = torch.cat([executed, torch.zeros_like(executed)])
-        else:
-            taken = executed
+        # The chosen glimpse and the reward's baseline (random, or skip) from the same state,
+        # in one batched pass.
+        baseline = self._baseline_actions(executed)
+        taken = executed if baseline is None else torch.cat([executed, baseline])
         local = self._local_features(taken)
         copies = len(taken) // n
         pooled = clips.glance.pooled[:, step].repeat(copies, 1)
@@ -368,12 +371,7 @@ class EpisodeBatch:
         labels = clips.labels.repeat(copies)
         prob = F.softmax(out.logits.float(), dim=-1).gather(1, labels[:, None]).squeeze(1)
         confidence = prob[:n]
-        if self.reward_name in ("adafocus", "skip_gain"):
-            gain = confidence - prob[n:]
-        elif self.reward_name == "confidence_gain":
-            gain = confidence - self._prev_conf
-        else:
-            gain = confidence
+        gain = self.reward.gain(confidence, None if baseline is None else prob[n:], self._prev_conf)
         cost = self._option_cost.to(device)[executed[:, 0]]
         reward = gain - self.cost_lambda * cost
         self._hidden = out.hidden[:, :n]

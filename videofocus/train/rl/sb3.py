@@ -2,9 +2,11 @@
 
 The policy plugs into SB3 the way SB3 is meant to be customised: a features extractor
 (:class:`GlanceFeaturesExtractor`, the :class:`~videofocus.policy.network.GlanceMapEncoder` over
-the Dict observation) and ``policy_kwargs``; no PPO code is copied. :func:`make_ppo` builds
-sb3-contrib's ``RecurrentPPO`` (``"MultiInputLstmPolicy"``, the default) or SB3's ``PPO``
-(``"MultiInputPolicy"``) with every hyperparameter from the config's ``policy`` section, and
+the Dict observation) and ``policy_kwargs``; no PPO code is copied. :func:`make_ppo` builds the
+SB3 model the algorithm registry (:mod:`videofocus.policy.algorithms`) describes for
+``policy.algo`` - sb3-contrib's ``RecurrentPPO`` (``"MultiInputLstmPolicy"``, the default) or
+SB3's ``PPO`` (``"MultiInputPolicy"``) - with every hyperparameter from the config's ``policy``
+section, and
 :func:`export_policy` copies the trained actor into a
 :class:`~videofocus.policy.network.RecurrentGlimpsePolicy` (or its feed-forward twin) by renaming
 keys, so inference runs without SB3.
@@ -31,6 +33,7 @@ from torch import nn
 from tqdm import tqdm
 
 from videofocus.config import Config
+from videofocus.policy.algorithms import get_algorithm
 from videofocus.policy.network import (
     FeedForwardGlimpsePolicy,
     GlanceMapEncoder,
@@ -47,7 +50,8 @@ __all__ = [
     "policy_kwargs",
 ]
 
-#: A trained (or training) SB3 model of either algorithm.
+#: A trained (or training) SB3 model of the built-in algorithms (others registered in
+#: :mod:`videofocus.policy.algorithms` are any SB3 ``OnPolicyAlgorithm``).
 PolicyModel = PPO | RecurrentPPO
 
 #: SB3 policy key prefix -> :class:`GlimpsePolicyNetwork` key prefix. ``pi_features_extractor``
@@ -100,7 +104,8 @@ class GlanceFeaturesExtractor(BaseFeaturesExtractor):
 
 def policy_kwargs(cfg: Config) -> dict[str, Any]:
     """SB3 ``policy_kwargs`` of ``cfg``: the extractor, the Tanh MLP widths (``policy.net_arch``,
-    the same for actor and critic) and, for ``recurrent_ppo``, the LSTM size."""
+    the same for actor and critic) and what ``policy.algo``'s registry entry adds (for
+    ``recurrent_ppo``, the LSTM size)."""
     arch = list(cfg.policy.net_arch)
     kwargs: dict[str, Any] = {
         "features_extractor_class": GlanceFeaturesExtractor,
@@ -111,9 +116,7 @@ def policy_kwargs(cfg: Config) -> dict[str, Any]:
         "net_arch": {"pi": arch, "vf": list(arch)},
         "activation_fn": nn.Tanh,  # what the exported policy_net re-creates
     }
-    if cfg.policy.algo == "recurrent_ppo":
-        kwargs["lstm_hidden_size"] = cfg.policy.lstm_hidden
-        kwargs["n_lstm_layers"] = 1
+    kwargs.update(get_algorithm(cfg.policy.algo).sb3_policy_kwargs(cfg.policy))
     return kwargs
 
 
@@ -126,8 +129,10 @@ def make_ppo(
 ) -> PolicyModel:
     """The PPO model ``cfg.policy`` describes, on ``env``.
 
-    ``policy.algo == "recurrent_ppo"``: sb3-contrib ``RecurrentPPO("MultiInputLstmPolicy")``;
-    ``"ppo"``: SB3 ``PPO("MultiInputPolicy")``. Hyperparameters: ``n_steps``, ``batch_size``,
+    The model class and SB3 policy are ``policy.algo``'s registry entry
+    (:func:`~videofocus.policy.algorithms.get_algorithm`): ``recurrent_ppo``: sb3-contrib
+    ``RecurrentPPO("MultiInputLstmPolicy")``; ``ppo``: SB3 ``PPO("MultiInputPolicy")``.
+    Hyperparameters: ``n_steps``, ``batch_size``,
     ``n_epochs``, ``learning_rate``, ``gamma``, ``gae_lambda``, ``clip_range``, ``ent_coef``,
     ``seed`` (seeds python, numpy, torch and the environment), plus :func:`policy_kwargs`.
 
@@ -153,11 +158,8 @@ def make_ppo(
         "device": device,
         "verbose": verbose,
     }
-    model: PolicyModel
-    if p.algo == "recurrent_ppo":
-        model = RecurrentPPO("MultiInputLstmPolicy", env, **common)
-    else:
-        model = PPO("MultiInputPolicy", env, **common)
+    algorithm = get_algorithm(p.algo)
+    model: PolicyModel = algorithm.sb3_class()(algorithm.sb3_policy, env, **common)
     if tensorboard_log is None:
         # Left to itself, SB3 makes an empty SB3-<time> folder in the temp dir on every learn().
         formats = [make_output_format("stdout", "")] if verbose else []

@@ -278,5 +278,5 @@ def _meta(
     metrics: dict[str, Any],
     seconds: float,
 ) -> CheckpointMeta:
-    spec = learned_policy_meta(network, projection)
+    spec = learned_policy_meta(network, projection, algo=cfg.policy.algo)
     return checkpoint_meta(cfg, STAGE, num_classes, spec, metrics=metrics, train_seconds=seconds)

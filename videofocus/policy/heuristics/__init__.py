@@ -1,0 +1,65 @@
+"""Every glimpse policy behind one interface: glance of a batch of clips in, actions out.
+
+:class:`GlimpsePolicy` (:mod:`.base`) is a plain torch module: ``act(glance) -> actions
+[B, T, 3]`` for whole clips at once. Heuristics, one module each in this folder:
+
+- ``random``: a fixed option at uniformly random cells (the warm-up stage's glimpses);
+- ``centre``: a fixed option at the centre cell;
+- ``saliency``: a fixed option at the cell whose glimpse centre lies nearest to the strongest
+  glance activation (peak of the channel-summed glance map);
+- ``dense``: the whole-frame option (extent 1) on every frame;
+- ``glance_only``: skip every frame;
+
+and :class:`LearnedGlimpsePolicy` (:mod:`.learned`) runs a trained
+:class:`~videofocus.policy.network.RecurrentGlimpsePolicy` on the observations the environments
+give it (projected glance maps and progress features).
+
+Every module of this folder whose name does not start with ``_`` is imported with the package,
+so a new heuristic is one new file here: a :class:`GlimpsePolicy` subclass decorated with
+``@register_policy("name")`` (from :mod:`videofocus.policy.heuristics.base`); :func:`create_policy`,
+:func:`list_policies` and :func:`heuristic_spec` know it at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from videofocus.policy.heuristics.base import (
+    GlimpsePolicy,
+    constant_actions,
+    create_policy,
+    heuristic_spec,
+    list_policies,
+    register_policy,
+)
+from videofocus.policy.heuristics.centre import CentrePolicy
+from videofocus.policy.heuristics.dense import DensePolicy
+from videofocus.policy.heuristics.glance_only import GlanceOnlyPolicy
+from videofocus.policy.heuristics.learned import LearnedGlimpsePolicy
+from videofocus.policy.heuristics.random import RandomPolicy
+from videofocus.policy.heuristics.saliency import SaliencyPolicy
+
+__all__ = [
+    "CentrePolicy",
+    "DensePolicy",
+    "GlanceOnlyPolicy",
+    "GlimpsePolicy",
+    "LearnedGlimpsePolicy",
+    "RandomPolicy",
+    "SaliencyPolicy",
+    "constant_actions",
+    "create_policy",
+    "heuristic_spec",
+    "list_policies",
+    "register_policy",
+]
+
+
+def _import_heuristics() -> None:
+    for module in pkgutil.iter_modules(__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+_import_heuristics()

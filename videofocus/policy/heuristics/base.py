@@ -1,0 +1,125 @@
+"""The :class:`GlimpsePolicy` interface and the registry of heuristic policies by name.
+
+:class:`GlimpsePolicy` is a plain torch module: ``act(glance) -> actions [B, T, 3]`` for whole
+clips at once, which is all label-time inference needs (the policy reads only glance features,
+so every glimpse of a batch is known before the expensive encoder runs).
+
+A heuristic is a :class:`GlimpsePolicy` subclass registered with :func:`register_policy`; its
+constructor takes ``(options, grid, **kwargs)``, with ``option`` among the keyword arguments of
+those that glimpse with one fixed option (:func:`heuristic_spec` records it).
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+
+from videofocus.models.focusnet import GlanceOutput
+from videofocus.models.glimpse import GlimpseOption
+from videofocus.registry import Registry
+
+__all__ = [
+    "GlimpsePolicy",
+    "constant_actions",
+    "create_policy",
+    "heuristic_spec",
+    "list_policies",
+    "register_policy",
+]
+
+
+class GlimpsePolicy(nn.Module, ABC):
+    """Chooses ``(option, cell_x, cell_y)`` for every frame of a batch of clips.
+
+    :param options: the model's glimpse options (action option ``k`` is ``options[k - 1]``).
+    :param grid: cells per side ``G`` of the grid of glimpse centres.
+    """
+
+    def __init__(self, options: Sequence[GlimpseOption], grid: int) -> None:
+        super().__init__()
+        if not options or grid < 1:
+            raise ValueError(f"need glimpse options and grid >= 1, got {len(options)}, {grid}")
+        self.options = tuple(options)
+        self.grid = grid
+
+    @property
+    def num_options(self) -> int:
+        """Number ``K`` of glimpse options."""
+        return len(self.options)
+
+    def _check_option(self, option: int) -> int:
+        if not 1 <= option <= self.num_options:
+            raise ValueError(f"option must be in [1, {self.num_options}], got {option}")
+        return option
+
+    @abstractmethod
+    def act(self, glance: GlanceOutput, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Actions (long ``[B, T, 3]``, on the glance's device) for clips whose glance is given.
+
+        :param glance: glance maps ``[B, T, C, h, w]`` and pooled features ``[B, T, C]``.
+        :param generator: random generator for stochastic policies (reproducible roll-outs).
+        """
+
+    def forward(
+        self, glance: GlanceOutput, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Same as :meth:`act`."""
+        return self.act(glance, generator)
+
+
+def constant_actions(glance: GlanceOutput, option: int, cell_x: int, cell_y: int) -> torch.Tensor:
+    """The same action ``(option, cell_x, cell_y)`` on every frame: long ``[B, T, 3]``."""
+    b, t = glance.maps.shape[:2]
+    action = torch.tensor([option, cell_x, cell_y], device=glance.maps.device)
+    return action.expand(b, t, 3).clone()
+
+
+P = TypeVar("P", bound=type[GlimpsePolicy])
+
+_REGISTRY: Registry[Callable[..., GlimpsePolicy]] = Registry("glimpse policy")
+
+
+def register_policy(name: str) -> Callable[[P], P]:
+    """Class decorator registering a heuristic :class:`GlimpsePolicy` under ``name``.
+
+    :param name: the key :func:`create_policy` takes; must be new.
+    :raises ValueError: for a name already registered.
+    """
+
+    return _REGISTRY.register(name)
+
+
+def heuristic_spec(policy: GlimpsePolicy) -> dict[str, Any] | None:
+    """``{"heuristic": name, "option": k}`` of a heuristic made by :func:`create_policy`
+    (``option`` None for those whose constructor takes none, e.g. ``dense``, which finds its own),
+    enough to make it again; None for other policies."""
+    for name, cls in _REGISTRY.items():
+        if type(policy) is cls:
+            takes_option = "option" in inspect.signature(cls).parameters
+            option = getattr(policy, "option", None) if takes_option else None
+            return {"heuristic": name, "option": option}
+    return None
+
+
+def list_policies() -> list[str]:
+    """Names :func:`create_policy` knows (the heuristics)."""
+    return sorted(_REGISTRY.names())
+
+
+def create_policy(
+    name: str, options: Sequence[GlimpseOption], grid: int, **kwargs: Any
+) -> GlimpsePolicy:
+    """A heuristic policy by name.
+
+    :param name: one of :func:`list_policies`.
+    :param options: the model's glimpse options.
+    :param grid: cells per side ``G``.
+    :param kwargs: the policy's own arguments (``option`` for random / centre / saliency).
+    :raises ValueError: for an unknown name.
+    """
+    return _REGISTRY.get(name)(options, grid, **kwargs)

@@ -1,0 +1,58 @@
+"""``saliency``: a fixed option at the cell whose glimpse centre lies nearest to the strongest
+glance activation (peak of the channel-summed glance map)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from einops import rearrange
+
+from videofocus.models.focusnet import GlanceOutput
+from videofocus.models.glimpse import GlimpseOption, grid_centres
+from videofocus.policy.heuristics.base import GlimpsePolicy, register_policy
+
+
+@register_policy("saliency")
+class SaliencyPolicy(GlimpsePolicy):
+    """Option ``option`` centred as near as the grid allows to the glance activation's peak.
+
+    The peak is the strongest position of the channel-summed glance map; the chosen cell is,
+    along each axis, the one whose *glimpse centre* lies nearest to it. Glimpse centres are not
+    the unit cells' centres (they span ``[e/2, 1 - e/2]`` for a glimpse of extent ``e``, see
+    :func:`~videofocus.models.glimpse.grid_centres`), so resizing the map to ``G x G`` would
+    aim off by up to half a glimpse near the borders.
+
+    :param option: the action option (``1..K``) of every glimpse.
+    :param aspect: frame width / height (1 for the square clips of the training stages).
+    """
+
+    centres_x: torch.Tensor
+    centres_y: torch.Tensor
+
+    def __init__(
+        self,
+        options: Sequence[GlimpseOption],
+        grid: int,
+        option: int = 1,
+        aspect: float = 1.0,
+    ) -> None:
+        super().__init__(options, grid)
+        self.option = self._check_option(option)
+        diagonal = torch.arange(grid).unsqueeze(1).expand(grid, 2)  # cells (i, i)
+        centres = grid_centres(diagonal, grid, self.options[option - 1].extent, aspect)
+        self.register_buffer("centres_x", centres[:, 0].clone(), persistent=False)
+        self.register_buffer("centres_y", centres[:, 1].clone(), persistent=False)
+
+    def peaks(self, maps: torch.Tensor) -> torch.Tensor:
+        """Normalised ``(x, y)`` ``[B, T, 2]`` of the channel-summed maps' strongest positions."""
+        h, w = maps.shape[-2:]
+        flat = rearrange(maps.sum(dim=2), "b t h w -> b t (h w)").argmax(dim=-1)
+        y, x = flat // w, flat % w
+        return torch.stack([(x + 0.5) / w, (y + 0.5) / h], dim=-1)
+
+    def act(self, glance: GlanceOutput, generator: torch.Generator | None = None) -> torch.Tensor:
+        peak = self.peaks(glance.maps)  # [B, T, 2]
+        cx = (peak[..., :1] - self.centres_x.to(peak)).abs().argmin(dim=-1)
+        cy = (peak[..., 1:] - self.centres_y.to(peak)).abs().argmin(dim=-1)
+        return torch.stack([torch.full_like(cx, self.option), cx, cy], dim=-1)

@@ -1,0 +1,71 @@
+"""One registry of names, as timm registers models: backbones, heuristic policies, rewards, RL
+algorithms and training stages are each a :class:`Registry`, so adding one is registering it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+F = TypeVar("F")
+
+__all__ = ["Registry"]
+
+
+class Registry(Generic[T]):
+    """Entries of one kind by name, in registration order.
+
+    :param kind: what the entries are, for errors (``"reward"``, ``"glimpse policy"``, ...).
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+
+    def add(self, name: str, entry: T) -> T:
+        """Register ``entry`` as ``name`` and return it.
+
+        :raises ValueError: for a name already registered.
+        """
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._entries[name] = entry
+        return entry
+
+    def register(self, name: str) -> Callable[[F], F]:
+        """Decorator form of :meth:`add` for an entry that is the decorated function or class."""
+
+        def decorator(entry: F) -> F:
+            self.add(name, entry)  # type: ignore[arg-type]
+            return entry
+
+        return decorator
+
+    def get(self, name: str) -> T:
+        """The entry registered as ``name``.
+
+        :raises ValueError: for an unknown name, listing the registered ones.
+        """
+        if name not in self._entries:
+            raise ValueError(f"unknown {self.kind} {name!r}; choose from {self.names()}")
+        return self._entries[name]
+
+    def names(self) -> list[str]:
+        """The registered names, in registration order."""
+        return list(self._entries)
+
+    def items(self) -> Iterator[tuple[str, T]]:
+        """``(name, entry)`` pairs, in registration order."""
+        return iter(list(self._entries.items()))
+
+    def copy(self) -> Registry[T]:
+        """An independent registry with the same entries (tests register throwaway ones)."""
+        other: Registry[T] = Registry(self.kind)
+        other._entries = dict(self._entries)
+        return other
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
