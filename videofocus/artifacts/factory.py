@@ -107,17 +107,7 @@ def build_focusnet(cfg: Config, num_classes: int | None = None) -> FocusNet:
     :param cfg: the run config.
     :param num_classes: output classes; None: :func:`resolve_num_classes`.
     """
-    model = cfg.model
-    return create_focusnet(
-        num_classes if num_classes is not None else resolve_num_classes(cfg),
-        model.glance_backbone,
-        model.glance_resolution,
-        glimpse_options(cfg),
-        model.local_backbone,
-        model.grid,
-        model.hidden,
-        **_backbone_kwargs(cfg),
-    )
+    return _create(cfg, num_classes, glimpse_options(cfg))
 
 
 def build_dense_baseline(cfg: Config, num_classes: int | None = None) -> FocusNet:
@@ -127,12 +117,16 @@ def build_dense_baseline(cfg: Config, num_classes: int | None = None) -> FocusNe
     :param cfg: the run config.
     :param num_classes: output classes; None: :func:`resolve_num_classes`.
     """
+    return _create(cfg, num_classes, [dense_option(cfg.data.frame_size)])
+
+
+def _create(cfg: Config, num_classes: int | None, options: list[GlimpseOption]) -> FocusNet:
     model = cfg.model
     return create_focusnet(
         num_classes if num_classes is not None else resolve_num_classes(cfg),
         model.glance_backbone,
         model.glance_resolution,
-        [dense_option(cfg.data.frame_size)],
+        options,
         model.local_backbone,
         model.grid,
         model.hidden,
@@ -140,7 +134,6 @@ def build_dense_baseline(cfg: Config, num_classes: int | None = None) -> FocusNe
     )
 
 
-@torch.no_grad()
 def glance_map_hw(net: FocusNet) -> tuple[int, int]:
     """Spatial size ``(h, w)`` of ``net``'s glance feature map, found by encoding one glance."""
     encoder = net.global_encoder

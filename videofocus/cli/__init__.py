@@ -65,22 +65,26 @@ class Command:
 @dataclass(frozen=True)
 class Group:
     """A two-word command, ``prepare DATASET`` or ``bench NAME``: the second word is a key of a
-    registry (a plain dict of module paths) and selects what the module runs."""
+    registry (a plain dict of module paths) and selects the module :mod:`videofocus.cli.plugin`
+    runs."""
 
-    module: str
     summary: str
     metavar: str
     kind: str  # what the names are, in the help: "datasets", "benchmarks"
     registry: str  # "module:attribute" of the registry dict
     summaries: dict[str, str] = field(default_factory=dict)
 
+    def modules(self) -> dict[str, str]:
+        """The registry: name -> the module implementing it."""
+        module, _, attribute = self.registry.partition(":")
+        return dict(getattr(importlib.import_module(module), attribute))
+
     def names(self) -> list[str]:
         """The registry's keys, as it is now."""
-        module, _, attribute = self.registry.partition(":")
-        return list(getattr(importlib.import_module(module), attribute))
+        return list(self.modules())
 
     def command(self, name: str) -> Command:
-        return Command(self.module, self.summaries.get(name, ""), name)
+        return Command("plugin", self.summaries.get(name, ""), self.modules()[name])
 
 
 #: command words -> the command (the summaries are the lines of ``videofocus --help``)
@@ -111,7 +115,6 @@ COMMANDS: dict[str, Command] = {
 #: (tests/test_cli_startup.py checks that they agree)
 GROUPS: dict[str, Group] = {
     "prepare": Group(
-        "prepare",
         "build a manifest from dataset annotations",
         "DATASET",
         "datasets",
@@ -135,7 +138,6 @@ GROUPS: dict[str, Group] = {
         },
     ),
     "bench": Group(
-        "bench",
         "run a benchmark and print its table",
         "NAME",
         "benchmarks",
