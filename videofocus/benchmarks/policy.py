@@ -42,8 +42,8 @@ was trained on random glimpses of every option, so it if anything favours ``rand
 synthetic generator's ``targets.jsonl``, at the frame indices the dataset sampled), the fraction
 whose glimpse box contains the target box's centre; a skipped frame covers nothing.
 ``skip_rate`` is the fraction of frames skipped. GMACs are counted multiply-accumulates per video
-(glance + glimpses + aggregator; the policy networks' own MACs, under 1% here, are left out for
-every method alike); ``videos_per_s`` is end to end with decoding, on this machine.
+(glance + the policy's own network, where it has one + glimpses + aggregator: the one
+:class:`~videofocus.models.cost.CostTable` of ``flops``, ``eval`` and ``label``); ``videos_per_s`` is end to end with decoding, on this machine.
 ``train_seconds`` is the training a row adds on top of the shared dense and warm-up stages
 (policy + fine-tune for the learned policies).
 """

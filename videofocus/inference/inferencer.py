@@ -54,7 +54,7 @@ class InferenceOptions:
 
     :param chunk_steps: steps per chunk; exit decisions (and savings) happen between chunks.
     :param local_batch: most glimpses per local-encoder call; None: 64 on the CPU (small
-        batches stay in cache: 1.5x faster than 256 on the tiny config) and 512 elsewhere.
+        batches stay in cache; docs/benchmarks.md) and 512 elsewhere.
     :param thresholds: early-exit thresholds on the running top-1 probability, one per step or
         one for all (see :mod:`videofocus.inference.early_exit`); None: no early exit.
     :param max_steps: anytime mode: use only the first ``max_steps`` steps; None: all.

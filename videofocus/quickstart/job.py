@@ -91,9 +91,9 @@ __all__ = [
 #: The built-in config the quickstart runs by default.
 DEFAULT_CONFIG = "synthetic_tiny"
 
-#: The quick protocol's shortcuts, to stay within 15 minutes on 2 CPU cores (``bench policy``
+#: The quick protocol's shortcuts, to keep the quickstart short on 2 CPU cores (``bench policy``
 #: trains everything in full): the glance-only baseline trains for at most 4 epochs (it stays
-#: at chance however long it trains: 11.5% after 12), the differentiable policy for at most 6
+#: at chance however long it trains; docs/benchmarks.md), the differentiable policy for at most 6
 #: (it does not learn to move its centres on this benchmark either way), and the plain-PPO
 #: policy for half the recurrent policy's timesteps.
 QUICK_GLANCE_EPOCHS = 4
