@@ -43,7 +43,8 @@ synthetic generator's ``targets.jsonl``, at the frame indices the dataset sample
 whose glimpse box contains the target box's centre; a skipped frame covers nothing.
 ``skip_rate`` is the fraction of frames skipped. GMACs are counted multiply-accumulates per video
 (glance + the policy's own network, where it has one + glimpses + aggregator: the one
-:class:`~videofocus.models.cost.CostTable` of ``flops``, ``eval`` and ``label``); ``videos_per_s`` is end to end with decoding, on this machine.
+:class:`~videofocus.models.cost.CostTable` of ``flops``, ``eval`` and ``label``);
+``videos_per_s`` is end to end with decoding, on this machine.
 ``train_seconds`` is the training a row adds on top of the shared dense and warm-up stages
 (policy + fine-tune for the learned policies).
 """
