@@ -402,9 +402,6 @@ def build_episode_core(
         videos of ``dataset``.
     :raises ConfigError: when the glimpse-feature memo would exceed :data:`MEMO_LIMIT_BYTES`.
     """
-    # flops sits above this package (it builds networks through engine.factory, which imports
-    # the policy network), so it is imported where it is used.
-
     policy, data = cfg.policy, cfg.data
     fingerprint = glance_fingerprint(
         net, data.root, data.manifest, data.train_split, data.frames, data.frame_size, len(dataset)
