@@ -38,7 +38,7 @@ from videofocus.inference.inferencer import (
 )
 from videofocus.models import FocusNet
 from videofocus.models.cost import CostTable
-from videofocus.policy.heuristics import GlimpsePolicy, create_policy
+from videofocus.policy.heuristics import GlimpsePolicy, create_policy, takes_option
 from videofocus.runtime import select_device
 
 __all__ = [
@@ -105,7 +105,7 @@ def config_class_names(cfg: Config, num_classes: int) -> list[str]:
 
 def _heuristic(name: str, net: FocusNet, option: int | None) -> GlimpsePolicy:
     kwargs = {}
-    if name in ("random", "centre", "saliency"):
+    if takes_option(name):
         kwargs["option"] = option if option is not None else net.num_options
     return create_policy(name, net.options, net.grid, **kwargs)
 
@@ -146,7 +146,6 @@ def load_inference_model(
 def _random_model(cfg: Config, policy: str | None, option: int | None) -> InferenceModel:
     """The config's model with random weights: the learned policy's network too, with a random
     orthonormal glance projection so that its (meaningless) actions still vary with the input."""
-
     torch.manual_seed(cfg.train.seed)
     num_classes = resolve_num_classes(cfg)
     net = build_focusnet(cfg, num_classes).eval().requires_grad_(False)

@@ -32,6 +32,7 @@ from videofocus.policy.heuristics.base import (
     heuristic_spec,
     list_policies,
     register_policy,
+    takes_option,
 )
 from videofocus.policy.heuristics.centre import CentrePolicy
 from videofocus.policy.heuristics.dense import DensePolicy
@@ -53,6 +54,7 @@ __all__ = [
     "heuristic_spec",
     "list_policies",
     "register_policy",
+    "takes_option",
 ]
 
 

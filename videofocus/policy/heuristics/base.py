@@ -94,14 +94,19 @@ def register_policy(name: str) -> Callable[[P], P]:
     return _REGISTRY.register(name)
 
 
+def takes_option(name: str) -> bool:
+    """Whether the heuristic ``name`` glimpses at a chosen option (its constructor takes
+    ``option``: random, centre, saliency) rather than finding its own (dense, glance_only)."""
+    return "option" in inspect.signature(_REGISTRY.get(name)).parameters
+
+
 def heuristic_spec(policy: GlimpsePolicy) -> dict[str, Any] | None:
     """``{"heuristic": name, "option": k}`` of a heuristic made by :func:`create_policy`
     (``option`` None for those whose constructor takes none, e.g. ``dense``, which finds its own),
     enough to make it again; None for other policies."""
     for name, cls in _REGISTRY.items():
         if type(policy) is cls:
-            takes_option = "option" in inspect.signature(cls).parameters
-            option = getattr(policy, "option", None) if takes_option else None
+            option = getattr(policy, "option", None) if takes_option(name) else None
             return {"heuristic": name, "option": option}
     return None
 
