@@ -58,9 +58,14 @@ TOPK_CONVENTION = "hit@k: a video counts when any of its labels is among the k t
 Actions = Callable[[FocusNet, torch.Tensor, int], torch.Tensor]
 
 
-def stage_actions(stage: str, cfg: Config) -> Actions:
-    """The glimpses a checkpoint of ``stage`` is evaluated with (see the module docs)."""
+def stage_actions(stage: str, cfg: Config | None = None) -> Actions:
+    """The glimpses a checkpoint of ``stage`` is evaluated with (see the module docs).
+
+    :param cfg: the run config; only ``warmup`` reads it (the seed and skip rate of its glimpses).
+    """
     if stage == "warmup":
+        if cfg is None:
+            raise ValueError("the warm-up's evaluation glimpses need the run config")
         seed, skip_rate = cfg.train.seed, cfg.train.warmup_skip_rate
         # epoch -1: the same random glimpses at every evaluation, as in the warm-up's validation
         return lambda m, ids, t: random_glimpse_actions(

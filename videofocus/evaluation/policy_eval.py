@@ -39,7 +39,7 @@ __all__ = [
 
 
 #: Evaluation actions of every glimpse model here: "the model's own policy chooses".
-_CHOOSE = stage_actions("finetune", None)
+_CHOOSE = stage_actions("finetune")
 
 
 # ------------------------------------------------------------------------------------ training
