@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from videofocus.config import Config, DataConfig
 from videofocus.data.dataset import ClipDataset, collate_clips
 from videofocus.data.manifest import ManifestError, read_classes
-from videofocus.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from videofocus.data.transforms import normalise_pixels
 from videofocus.io.samplers import create_sampler
 from videofocus.runtime import DistInfo, select_device
 
@@ -171,16 +171,10 @@ def build_loader(
     return loader, sampler
 
 
-_MEAN = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-_STD = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-
-
 def frames_to_input(frames: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """``uint8 [..., 3, H, W]`` -> ImageNet-normalised ``float32`` on ``device``: the one
-    normalisation of training, evaluation and the RL episodes (the batched inferencer fuses the
-    same affine map into its crops)."""
-    x = frames.to(device, non_blocking=True).float().div_(255.0)
-    return (x - _MEAN.to(device)) / _STD.to(device)
+    """``uint8 [..., 3, H, W]`` -> ImageNet-normalised ``float32`` on ``device``
+    (:func:`~videofocus.data.transforms.normalise_pixels` after the copy)."""
+    return normalise_pixels(frames.to(device, non_blocking=True))
 
 
 def build_eval_loader(

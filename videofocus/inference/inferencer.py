@@ -31,11 +31,10 @@ from dataclasses import dataclass, field
 import torch
 from einops import rearrange
 
-from videofocus.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from videofocus.data.transforms import normalise_pixels
 from videofocus.inference.early_exit import expand_thresholds
 from videofocus.models.cost import GIGA, CostTable
 from videofocus.models.focusnet import FocusNet, GlanceOutput
-from videofocus.models.glimpse import actions_to_glimpses
 from videofocus.policy.heuristics import GlimpsePolicy
 
 __all__ = [
@@ -279,7 +278,7 @@ class AdaptiveInferencer:
             frames = frames[:, :steps]
         raw = frames.dtype == torch.uint8
         if raw and self.device.type != "cpu":
-            frames, raw = self._normalise(frames), False  # cheap on an accelerator
+            frames, raw = normalise_pixels(frames), False  # cheap on an accelerator
         flat_frames = rearrange(frames, "b t c h w -> (b t) c h w")
         glance_in = frames
         if raw:
@@ -288,7 +287,7 @@ class AdaptiveInferencer:
             small = self.net.global_encoder.resize(
                 flat_frames.contiguous(memory_format=torch.channels_last)
             )
-            glance_in = rearrange(self._normalise(small), "(b t) c h w -> b t c h w", t=steps)
+            glance_in = rearrange(normalise_pixels(small), "(b t) c h w -> b t c h w", t=steps)
         with self._autocast():
             glance = self.glance_fn(glance_in)
         glance = GlanceOutput(glance.maps.float(), glance.pooled.float())
@@ -305,35 +304,18 @@ class AdaptiveInferencer:
         slots_dev = slots.to(self.device)
         self.pooled[slots_dev] = glance.pooled
         self.hidden[:, slots_dev] = 0.0
-        option_index, centres, extents = actions_to_glimpses(
-            actions, self.net.options, self.net.grid, aspect=frames.shape[-1] / frames.shape[-2]
-        )
+        option_index, groups = self.net.glimpse_crops(frames, actions)
         self.option_index[slots_dev] = option_index
         self.actions[slots] = actions.cpu()
-        flat_option = rearrange(option_index, "b t -> (b t)")
-        flat_centres = rearrange(centres, "b t xy -> (b t) xy")
-        flat_extents = rearrange(extents, "b t -> (b t)")
         # destination row of frame (b, t) in the slot buffers
         rows = (slots_dev[:, None] * t + torch.arange(t, device=self.device)).reshape(-1)
-        for k, option in enumerate(self.net.options):
-            idx = torch.nonzero(flat_option == k).squeeze(1)
-            if idx.numel():
-                crops = self.net.cropper(
-                    flat_frames, idx, flat_centres[idx], flat_extents[idx], option.resolution
-                )
-                self.crops[k][rows[idx]] = self._normalise(crops) if raw else crops.float()
+        for k, idx, crops in groups:
+            self.crops[k][rows[idx]] = normalise_pixels(crops) if raw else crops.float()
         now = time.perf_counter()
         for i, key in enumerate(keys):
             self._slots[int(slots[i])] = _Pending(key, t, admitted=now)
         self._share_time(slots.tolist(), now - start)
         self._queue_chunks(slots, torch.zeros(b, dtype=torch.long))
-
-    def _normalise(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Pixel values 0..255 (uint8 or float) -> ImageNet-normalised float32, channel dim -3."""
-        shape = (3, 1, 1)
-        scale = (1.0 / (255.0 * torch.tensor(IMAGENET_STD))).view(shape).to(pixels.device)
-        shift = (-torch.tensor(IMAGENET_MEAN) / torch.tensor(IMAGENET_STD)).view(shape)
-        return pixels.float() * scale + shift.to(pixels.device)
 
     def _share_time(self, slots: list[int], seconds: float) -> None:
         """Attribute network time equally to the videos a computation served."""

@@ -1,8 +1,10 @@
 """FocusNet: glance at every frame, look closely where the actions say, fuse over time.
 
-``glance`` is the cheap pass the policy reads; ``forward_from_glance`` adds the glimpses chosen by
-the actions and the aggregator's per-step logits. Glimpses are grouped by option, so each option's
-crops for all ``B * T`` frames go through the cropper and the local encoder in one call.
+The step primitives every caller shares (training, the RL episodes, evaluation and the batched
+inferencer): ``glance`` (the cheap pass the policy reads), ``glimpse_crops`` (the crops the actions
+choose, grouped by option so each option's crops for all ``B * T`` frames go through the cropper
+and the local encoder in one call), ``local_encoder.pooled`` (encode) and ``fuse`` (the
+aggregator's per-step logits). ``forward_from_glance`` chains the last three.
 
 The baselines come from the same code: the dense baseline is one :func:`dense_option` with
 :func:`dense_actions` (the local encoder sees every whole frame at full resolution), the
@@ -129,13 +131,16 @@ class FocusNet(nn.Module):
             rearrange(out.pooled, "(b t) c -> b t c", b=b),
         )
 
-    def local_features(
+    def glimpse_crops(
         self, frames: torch.Tensor, actions: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pooled glimpse features ``[B, T, D]`` (zero where skipped) and ``option_index [B, T]``.
+    ) -> tuple[torch.Tensor, list[tuple[int, torch.Tensor, torch.Tensor]]]:
+        """The crop step: ``option_index [B, T]`` and, per option used, ``(k, rows, crops)``.
 
-        :param frames: float, normalised frames ``[B, T, 3, H, W]``.
+        :param frames: frames ``[B, T, 3, H, W]`` (normalised float, or uint8 pixels: the crop
+            keeps the dtype's value range).
         :param actions: long ``[B, T, 3]`` of ``(option, cell_x, cell_y)``.
+        :returns: ``rows`` index the ``B * T`` flattened frames looked at with option ``k``;
+            ``crops`` are those frames' glimpses ``[len(rows), 3, r_k, r_k]``.
         """
         b, t, _, h, w = frames.shape
         if actions.shape[:2] != (b, t):
@@ -147,23 +152,63 @@ class FocusNet(nn.Module):
         flat_option = rearrange(option_index, "b t -> (b t)")
         flat_centres = rearrange(centres, "b t xy -> (b t) xy")
         flat_extents = rearrange(extents, "b t -> (b t)")
-        indices, features = [], []
+        groups = []
         for k, option in enumerate(self.options):
-            idx = torch.nonzero(flat_option == k).squeeze(1)  # frames looked at with option k
-            if idx.numel() == 0:
-                continue
-            crops = self.cropper(
-                flat_frames, idx, flat_centres[idx], flat_extents[idx], option.resolution
-            )
-            indices.append(idx)
-            features.append(self.local_encoder.pooled(crops, k))
+            rows = torch.nonzero(flat_option == k).squeeze(1)  # frames looked at with option k
+            if rows.numel():
+                crops = self.cropper(
+                    flat_frames, rows, flat_centres[rows], flat_extents[rows], option.resolution
+                )
+                groups.append((k, rows, crops))
+        return option_index, groups
+
+    def local_features(
+        self, frames: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pooled glimpse features ``[B, T, D]`` (zero where skipped) and ``option_index [B, T]``.
+
+        :param frames: float, normalised frames ``[B, T, 3, H, W]``.
+        :param actions: long ``[B, T, 3]`` of ``(option, cell_x, cell_y)``.
+        """
+        b, t = frames.shape[:2]
+        option_index, groups = self.glimpse_crops(frames, actions)
         dim = self.local_encoder.feature_dim
-        if not features:  # every frame skipped
+        if not groups:  # every frame skipped
             return frames.new_zeros(b, t, dim), option_index
-        feats = torch.cat(features)
+        feats = torch.cat([self.local_encoder.pooled(crops, k) for k, _, crops in groups])
+        rows = torch.cat([rows for _, rows, _ in groups])
         # Out-of-place index_copy keeps autograd happy and leaves skipped rows at zero.
-        local = feats.new_zeros(b * t, dim).index_copy(0, torch.cat(indices), feats)
+        local = feats.new_zeros(b * t, dim).index_copy(0, rows, feats)
         return rearrange(local, "(b t) d -> b t d", b=b), option_index
+
+    def fuse(
+        self,
+        glance: GlanceOutput,
+        local: torch.Tensor,
+        option_index: torch.Tensor,
+        hidden: torch.Tensor | None = None,
+    ) -> FocusOutput:
+        """The aggregate step: per-step logits from glance and glimpse features.
+
+        :param glance: the frames' :meth:`glance`.
+        :param local: pooled glimpse features ``[B, T, D]``, zero where skipped.
+        :param option_index: long ``[B, T]``, ``-1`` where skipped.
+        :param hidden: aggregator state from a previous chunk of steps, or None.
+        """
+        agg = self.aggregator
+        skipped = rearrange(option_index < 0, "b t -> b t 1")
+        local_logits = agg.local_head(local)
+        local_logits = torch.where(skipped, torch.zeros_like(local_logits), local_logits)
+        fused = agg(glance.pooled, local, option_index, hidden)
+        return FocusOutput(
+            logits=fused.logits,
+            glance_logits=agg.glance_head(glance.pooled),
+            local_logits=local_logits,
+            local_features=local,
+            option_index=option_index,
+            glance=glance,
+            hidden=fused.hidden,
+        )
 
     def forward_from_glance(
         self,
@@ -180,20 +225,7 @@ class FocusNet(nn.Module):
         :param hidden: aggregator state from a previous chunk of steps, or None.
         """
         local, option_index = self.local_features(frames, actions)
-        agg = self.aggregator
-        skipped = rearrange(option_index < 0, "b t -> b t 1")
-        local_logits = agg.local_head(local)
-        local_logits = torch.where(skipped, torch.zeros_like(local_logits), local_logits)
-        fused = agg(glance.pooled, local, option_index, hidden)
-        return FocusOutput(
-            logits=fused.logits,
-            glance_logits=agg.glance_head(glance.pooled),
-            local_logits=local_logits,
-            local_features=local,
-            option_index=option_index,
-            glance=glance,
-            hidden=fused.hidden,
-        )
+        return self.fuse(glance, local, option_index, hidden)
 
     def forward(
         self, frames: torch.Tensor, actions: torch.Tensor, hidden: torch.Tensor | None = None

@@ -210,17 +210,7 @@ class DifferentiableFocusNet(FocusNet):
         )
         local = rearrange(self.local_encoder.pooled(crops, k), "(b t) d -> b t d", b=b)
         option_index = torch.full((b, t), k, dtype=torch.long, device=frames.device)
-        agg = self.aggregator
-        fused = agg(glance.pooled, local, option_index, hidden)
-        return FocusOutput(
-            logits=fused.logits,
-            glance_logits=agg.glance_head(glance.pooled),
-            local_logits=agg.local_head(local),
-            local_features=local,
-            option_index=option_index,
-            glance=glance,
-            hidden=fused.hidden,
-        )
+        return self.fuse(glance, local, option_index, hidden)
 
     def forward(
         self, frames: torch.Tensor, actions: torch.Tensor, hidden: torch.Tensor | None = None
