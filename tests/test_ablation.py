@@ -19,20 +19,20 @@ from pathlib import Path
 import pytest
 
 from videofocus import exit_status
-from videofocus.ablation import (
+from videofocus.cli import ablate as command
+from videofocus.cli import main
+from videofocus.cli.ablate import add_arguments as ablate_arguments
+from videofocus.experiment import (
     GridError,
-    command,
     expand_grid,
     load_grid,
     plan_stages,
     run_grid,
     runner,
 )
-from videofocus.ablation.grid import value_label
-from videofocus.ablation.report import format_markdown, plot_rows, write_report
-from videofocus.ablation.runner import VariantFailed, evaluate_variant, run_variant, variant_rows
-from videofocus.cli import main
-from videofocus.cli.ablate import add_arguments as ablate_arguments
+from videofocus.experiment.grid import value_label
+from videofocus.experiment.report import format_markdown, plot_rows, write_report
+from videofocus.experiment.runner import VariantFailed, evaluate_variant, run_variant, variant_rows
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -263,10 +263,11 @@ def fake_training(monkeypatch):
             raise RuntimeError("the loss went NaN")
         return stages_dir / plan.key / plan.name / "final"
 
-    def evaluate(variant, cfg, thresholds):
+    def evaluate(variant, cfg, thresholds, budget_of=None):
         calls.append((variant.name, thresholds))
         gmacs = 1.0 + variant.cfg.policy.cost_lambda + (thresholds or [1.0])[0]
         return {
+            "exit": thresholds,
             "exit_thresholds": thresholds,
             "accuracy": 0.5,
             "top5": 1.0,
@@ -284,27 +285,30 @@ def test_finished_results_are_reused_and_missing_entries_added(tmp_path, write_g
     grid = load_grid(write_grid(tmp_path, "axes:\n  policy.cost_lambda: [0.0]\n"))
     variant = expand_grid(grid)[0]
     out = tmp_path / "out"
-    record = run_variant(variant, [None], out, progress=False, log=lambda line: None)
+    record = run_variant(variant, out, progress=False, log=lambda line: None)
     result = out / "variants" / variant.name / "result.json"
     assert json.loads(result.read_text()) == record
     assert record["fingerprint"] == plan_stages(variant)[-1].key
-    assert record["train_seconds"] == 12.5 and fake_training == [(variant.name, None)]
+    stages = [plan.name for plan in plan_stages(variant)]
+    assert record["stage_seconds"] == dict.fromkeys(stages, 12.5)
+    assert record["train_seconds"] == 12.5 * len(stages)
+    assert record["protocol"] == "fine-tuned" and fake_training == [(variant.name, None)]
     links = out / "variants" / variant.name
     assert (links / "warmup").is_symlink() and (links / "finetune").is_symlink()
     assert os.readlink(links / "policy") == f"../../stages/{record['stages']['policy']}/policy"
 
     lines: list[str] = []
     stamp = result.stat().st_mtime_ns
-    assert run_variant(variant, [None], out, False, lines.append) == record
+    assert run_variant(variant, out, False, lines.append) == record
     assert fake_training == [(variant.name, None)] and result.stat().st_mtime_ns == stamp
     assert lines == [f"reused finished result {result}"]
 
-    again = run_variant(variant, [None, [0.8]], out, False, lines.append)
+    again = run_variant(replace(variant, exits=(None, [0.8])), out, False, lines.append)
     assert fake_training[1:] == [(variant.name, [0.8])]  # only the new entry is evaluated
     assert [e["exit_thresholds"] for e in again["evaluations"]] == [None, [0.8]]
 
     changed = expand_grid(grid, ["train.epochs=2"])[0]  # same name, other stages
-    run_variant(changed, [None], out, False, lines.append)
+    run_variant(changed, out, False, lines.append)
     assert fake_training[2:] == [(variant.name, None)]
     assert any(line.startswith("config changed since") for line in lines)
 
@@ -345,7 +349,7 @@ def test_command_runs_lists_and_reports_failure(tmp_path, write_grid, fake_train
     args = parser.parse_args([str(grid), "--out", str(out), "--no-progress"])
     assert command.run(args) == 0
     printed = capsys.readouterr()
-    assert "| recurrent_ppo__cost_lambda=0.5 | recurrent_ppo | 0.5 |" in printed.out
+    assert "| recurrent_ppo__cost_lambda=0.5 | recurrent_ppo | fine-tuned | 0.5 |" in printed.out
     assert "[2/2] recurrent_ppo__cost_lambda=0.5" in printed.err
 
     bad = write_grid(tmp_path, "variants:\n  - {name: broken}\n", name="bad.yaml")
@@ -364,13 +368,19 @@ def test_command_runs_lists_and_reports_failure(tmp_path, write_grid, fake_train
 
 
 def test_exit_thresholds_go_through_evaluate_adaptive(tmp_path, write_grid, monkeypatch):
-    import videofocus.ablation.runner as runner_module
+    import videofocus.experiment.runner as runner_module
 
     seen = {}
 
     def fake(cfg, checkpoint, thresholds=None, **kwargs):
         seen.update(cfg=cfg, checkpoint=checkpoint, thresholds=thresholds)
-        return {"accuracy": 0.75, "top5": 1.0, "gmacs_per_video": 0.5, "videos_per_s": 9.0}
+        return {
+            "accuracy": 0.75,
+            "top5": 1.0,
+            "gmacs_per_video": 0.5,
+            "videos_per_s": 9.0,
+            "exit_fraction": [0.25, 0.75],
+        }
 
     monkeypatch.setattr(runner_module, "evaluate_adaptive", fake)
     grid = load_grid(write_grid(tmp_path, "exit_thresholds: [[0.9]]\n"))
@@ -379,11 +389,13 @@ def test_exit_thresholds_go_through_evaluate_adaptive(tmp_path, write_grid, monk
     cfg = replace(variant.cfg, train=replace(variant.cfg.train, out_dir=str(run)))
     result = evaluate_variant(variant, cfg, [0.9])
     assert result == {
+        "exit": [0.9],
         "exit_thresholds": [0.9],
         "accuracy": 0.75,
         "top5": 1.0,
         "gmacs_per_video": 0.5,
         "videos_per_s": 9.0,
+        "exit_fraction": [0.25, 0.75],
     }
     assert seen["checkpoint"] == run / "finetune" / "final" and seen["thresholds"] == [0.9]
     assert seen["cfg"].exit.thresholds == [0.9]
@@ -412,13 +424,25 @@ def test_rows_have_axis_columns_and_curves(tmp_path, write_grid):
         )
     )
     entry = {"accuracy": 0.5, "top5": 1.0, "gmacs_per_video": 2.0, "videos_per_s": 3.0}
-    record = {"train_seconds": 4.0, "evaluations": [{"exit_thresholds": None, **entry}]}
+    record = {
+        "protocol": "fine-tuned",
+        "train_seconds": 4.0,
+        "stage_seconds": {"warmup": 1.0, "policy": 1.0, "finetune": 2.0},
+        "checkpoint": "run/finetune/final",
+        "evaluations": [{"exit_thresholds": None, **entry}],
+    }
     rows = {v.name: variant_rows(v, record, grid)[0] for v in expand_grid(grid)}
     assert rows["recurrent_ppo__cost_lambda=0.5"]["policy.option"] is None
     assert rows["centre__option=2"]["policy.cost_lambda"] is None
     assert rows["centre__option=2"]["policy.option"] == 2
     assert rows["lam"]["policy.cost_lambda"] == 0.25  # an explicit variant: from its config
-    assert list(rows["lam"])[:4] == ["name", "policy", "policy.cost_lambda", "policy.option"]
+    assert list(rows["lam"])[:5] == [
+        "name",
+        "policy",
+        "protocol",
+        "policy.cost_lambda",
+        "policy.option",
+    ]
     assert rows["recurrent_ppo__cost_lambda=0.5"]["curve"] == "recurrent_ppo"
 
 

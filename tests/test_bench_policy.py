@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from videofocus.benchmarks import BENCHMARKS, load_benchmark
-from videofocus.benchmarks.policy import NAMES, acceptance, format_table
+from videofocus.benchmarks.policy import NAMES, acceptance
 from videofocus.cli import main
 from videofocus.data.synthetic import TargetTrack
 from videofocus.evaluation.policy_eval import target_centres
+from videofocus.experiment.report import format_comparison as format_table
 
 T = 4
 
@@ -72,13 +73,20 @@ def test_bench_policy_end_to_end_and_rerun_reuses_stages(tmp_path, tiny_yaml, ca
     assert sum(exit_row["exit_fraction"]) == pytest.approx(1.0)
     assert "| recurrent_ppo_lambda |" in printed and "recurrent_ppo - random" in printed
 
-    # the variants borrow the main run's dense and warm-up stages instead of retraining them
-    for variant in ("ppo", "recurrent_ppo_lambda0.5"):
+    # every row is a variant of the one runner; equal stages are trained once and linked
+    variants = runs / "variants"
+    for variant in ("ppo", "recurrent_ppo_lambda"):
         for stage in ("dense", "warmup"):
-            assert (runs / "variants" / variant / stage).is_symlink()
-        assert (runs / "variants" / variant / "finetune" / "final").is_dir()
-    assert (runs / f"finetune_random_o{option}" / "final").is_dir()
-    assert len((runs / "differentiable" / "metrics.jsonl").read_text().splitlines()) == 2
+            assert (variants / variant / stage).is_symlink()
+            assert (variants / variant / stage).resolve() == (
+                variants / "recurrent_ppo" / stage
+            ).resolve()
+        assert (variants / variant / "finetune" / "final").is_dir()
+    assert (variants / "random" / f"finetune_random_o{option}" / "final").is_dir()
+    metrics = variants / "differentiable" / "differentiable" / "metrics.jsonl"
+    assert len(metrics.read_text().splitlines()) == 2
+    assert len(list((runs / "stages").glob("dense-*"))) == 1  # one dense stage for all rows
+    assert (runs / "results.csv").is_file() and (runs / "tradeoff.png").is_file()
 
     finals = sorted(runs.rglob("final/model.safetensors"))
     stamps = {p: p.stat().st_mtime_ns for p in finals}
@@ -122,7 +130,7 @@ def test_acceptance_lines_and_table():
     assert lines[0].startswith("[MISS]") and lines[1].startswith("[MISS]")
     assert lines[2].startswith("[pass]") and len(lines) == 4  # the early-exit row still holds
     table = format_table(rows)
-    assert "| recurrent_ppo | 2 | 70.0% |" in table and "| dense | - | 90.0% |" in table
+    assert "| recurrent_ppo | - | 2 | 70.0% |" in table and "| dense | - | - | 90.0% |" in table
     # exactly 15 points (30 of 200 videos) passes, although 0.82 - 0.67 < 0.15 in floats
     rows[1]["accuracy"], rows[2]["accuracy"] = 134 / 200, 164 / 200
     assert rows[2]["accuracy"] - rows[1]["accuracy"] < 0.15

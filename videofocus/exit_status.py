@@ -142,7 +142,7 @@ def describe_failure(
     """
     if isinstance(exc, KeyboardInterrupt):
         return INTERRUPTED, f"{command}: interrupted" + (f"; {resume_hint}" if resume_hint else "")
-    variant_failed = _loaded("videofocus.ablation.runner", "VariantFailed")
+    variant_failed = _loaded("videofocus.experiment.runner", "VariantFailed")
     if variant_failed is not None and isinstance(exc, variant_failed) and exc.__cause__:
         status, _ = describe_failure(exc.__cause__, command)
         return status, one_line(str(exc))

@@ -1,21 +1,23 @@
 """Glimpse policies compared: accuracy, GMACs/video, videos/s and target coverage on val.
 
 ``videofocus bench policy --config configs/synthetic_tiny.yaml --json OUT [--out-dir DIR]
-[KEY=VALUE ...]`` generates the synthetic data when it is absent, trains what it needs with
-:func:`~videofocus.train.pipeline.run_stages` and ``resume=True`` (a rerun reuses every finished
-stage), evaluates every method on the validation split and prints one table, also written as a
-JSON list of ``{"name", "accuracy", "gmacs_per_video", "videos_per_s", ...}``.
+[KEY=VALUE ...]`` generates the synthetic data when it is absent, builds the table as a grid of
+the one experiment runner (:func:`policy_grid`, run by
+:func:`~videofocus.experiment.runner.run_grid` in ``DIR``: stages keyed by what they read, so a
+stage two rows agree on is trained once, and a rerun reuses every finished stage and result),
+evaluates every method on the validation split and prints one table, also written as a JSON
+list of ``{"name", "protocol", "accuracy", "gmacs_per_video", "videos_per_s", ...}``; the runner
+also leaves ``results.csv``, ``results.md`` and ``tradeoff.png`` in ``DIR``.
 
 Rows:
 
 - ``dense`` / ``glance_only``: the two baselines (every whole frame at full resolution / no
   glimpse at all);
 - ``recurrent_ppo``: the three AdaFocus stages (warm-up from the dense encoders, recurrent PPO,
-  fine-tune on the policy's glimpses) of the run folder;
+  fine-tune on the policy's glimpses);
 - ``ppo``: the same with ``policy.algo=ppo``, and ``recurrent_ppo_lambda``: the same with
-  ``policy.cost_lambda = --cost-lambda`` and ``policy.allow_skip=true``; each trains its policy
-  and fine-tune in ``<out-dir>/variants/<name>/``, where ``dense`` and ``warmup`` are symlinks to
-  the main run's finished stages (same encoders, no retraining);
+  ``policy.cost_lambda = --cost-lambda`` and ``policy.allow_skip=true`` (same dense and warm-up
+  stages, no retraining);
 - ``random`` / ``centre`` / ``saliency``: the heuristics at the **same glimpse option** as the
   recurrent PPO policy's most used one (same glimpse cost);
 - ``recurrent_ppo_exit``: the ``recurrent_ppo`` model and policy with early exit, its per-step
@@ -32,11 +34,12 @@ and then trains for the same number of epochs (``train.finetune_epochs``, else `
 on *its own* glimpses: the learned policies in their fine-tune stage, each heuristic in a
 fine-tune stage of its own (``finetune_<heuristic>_o<option>``: the warm-up model fine-tuned on
 that heuristic's glimpses exactly as ``finetune`` is on the policy's), the differentiable policy
-in its ``differentiable`` stage. ``accuracy`` is that model's top-1. Because a network also
-adapts to whichever glimpses it is trained on, each glimpse row also reports
-``accuracy_warmup_net``: the same policy's glimpses read by the one shared warm-up network (which
-was trained on random glimpses of every option, so it if anything favours ``random``); for
-``differentiable`` that column uses its centres snapped to the grid and ``roi_align`` crops.
+in its ``differentiable`` stage. ``accuracy`` is that model's top-1 (protocol ``fine-tuned``).
+Because a network also adapts to whichever glimpses it is trained on, each glimpse row also
+reports ``accuracy_warmup_net``: the same policy's glimpses read by the one shared warm-up
+network (which was trained on random glimpses of every option, so it if anything favours
+``random``); for ``differentiable`` that column uses its centres snapped to the grid and
+``roi_align`` crops.
 
 ``target_coverage`` (glimpse rows): over validation frames where the target is visible (the
 synthetic generator's ``targets.jsonl``, at the frame indices the dataset sampled), the fraction
@@ -53,39 +56,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from videofocus.artifacts.checkpoint import load_checkpoint
-from videofocus.artifacts.learned_policy import load_focusnet, load_learned_policy
-from videofocus.artifacts.load import load_model
-from videofocus.config import Config, load_config
-from videofocus.data.loaders import ensure_dataset
-from videofocus.data.synthetic import read_targets
-from videofocus.evaluation.evaluate import evaluate_checkpoint
-from videofocus.evaluation.policy_eval import (
-    dominant_option,
-    evaluate_budgeted_exit,
-    evaluate_glimpse_model,
-)
-from videofocus.policy.differentiable import DifferentiableFocusNet
-from videofocus.policy.focusnet import PolicyFocusNet
-from videofocus.policy.heuristics import create_policy
-from videofocus.train.loop import run_supervised_stage
-from videofocus.train.pipeline import run_stage, run_stages, stage_config
-from videofocus.train.variants import (
-    HEURISTICS,
-    MAIN_STAGES,
-    heuristic_stage,
-    share_stages,
-    train_seconds,
-    with_overrides,
-)
+from videofocus.config import load_config, resolve_config_path
+from videofocus.experiment.grid import HEURISTICS, Budget, ExplicitVariant, Grid
+from videofocus.experiment.report import comparison_rows, format_comparison
+from videofocus.experiment.runner import run_grid
 
 #: Row names, in table order.
 NAMES = (
@@ -101,163 +81,62 @@ NAMES = (
     "recurrent_ppo_lambda",
 )
 
-
-# ---------------------------------------------------------------------------------------- rows
-
-
-def _row(name: str, result: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "accuracy": result["top1"],
-        "gmacs_per_video": result["gmacs_per_video"],
-        "videos_per_s": result["videos_per_s"],
-        **extra,
-    }
-
-
-def _stats_keys(stats: dict[str, Any]) -> dict[str, Any]:
-    return {"target_coverage": stats["target_coverage"], "skip_rate": stats["skip_rate"]}
-
-
-# ----------------------------------------------------------------------------------- the bench
-
-
-def run_benchmark(
-    cfg: Config,
-    cost_lambda: float = 0.01,
-    progress: bool = True,
-    log: Callable[[str], None] = print,
-) -> list[dict[str, Any]]:
-    """Train (or reuse) every method of the table in ``cfg.train.out_dir`` and evaluate it.
-
-    :param cfg: the run config (its data is generated when absent).
-    :param cost_lambda: ``policy.cost_lambda`` of the ``recurrent_ppo_lambda`` variant.
-    :param progress: show progress bars while training.
-    :param log: where progress lines go.
-    :returns: the rows, in :data:`NAMES` order.
-    """
-    out = Path(cfg.train.out_dir)
-    ensure_dataset(cfg.data, workers=os.cpu_count() or 1, progress=progress)
-    tracks = None
-    if (Path(cfg.data.root) / "targets.jsonl").is_file():
-        tracks = read_targets(cfg.data.root)
-    timer = time.perf_counter()
-    results = {r.stage: r for r in run_stages(cfg, list(MAIN_STAGES), True, progress)}
-    log(f"main run ready in {out} ({time.perf_counter() - timer:.0f} s)")
-
-    rows: dict[str, dict[str, Any]] = {}
-    for name in ("dense", "glance_only"):
-        final = results[name].final_dir
-        ev = evaluate_checkpoint(cfg, final)
-        rows[name] = _row(name, ev, train_seconds=train_seconds(final))
-
-    warmup_dir = out / "warmup" / "final"
-
-    def learned_row(name: str, run_cfg: Config) -> tuple[dict[str, Any], int]:
-        run = Path(run_cfg.train.out_dir)
-        model = load_model(run / "finetune" / "final", run_cfg).net
-        ev = evaluate_glimpse_model(run_cfg, model, tracks)
-        option = dominant_option(ev)
-        net, _ = load_focusnet(run_cfg, warmup_dir)
-        policy = load_learned_policy(run_cfg, run / "policy" / "final")
-        shared = evaluate_glimpse_model(run_cfg, PolicyFocusNet(net, policy, False), tracks)
-        seconds = train_seconds(run / "policy" / "final", run / "finetune" / "final")
-        row = _row(
-            name,
-            ev,
-            option=option,
-            **_stats_keys(ev),
-            accuracy_warmup_net=shared["top1"],
-            train_seconds=seconds,
-        )
-        return row, option
-
-    rows["recurrent_ppo"], option = learned_row("recurrent_ppo", cfg)
-    rows["recurrent_ppo_exit"] = early_exit_row(
-        cfg, out / "finetune" / "final", EXIT_BUDGET * rows["dense"]["gmacs_per_video"]
-    )
-    log(f"heuristics and the differentiable policy use option {option} (recurrent_ppo's)")
-
-    finetune_cfg = stage_config(cfg, "finetune")
-    for heuristic in HEURISTICS:
-        stage = heuristic_stage(cfg, heuristic, option)
-        result = run_supervised_stage(finetune_cfg, stage, resume=True, progress=progress)
-        model = load_model(result.final_dir, cfg).net
-        ev = evaluate_glimpse_model(cfg, model, tracks)
-        net, _ = load_focusnet(cfg, warmup_dir)
-        policy = create_policy(heuristic, net.options, net.grid, option=option)
-        shared = evaluate_glimpse_model(cfg, PolicyFocusNet(net, policy, False), tracks)
-        rows[heuristic] = _row(
-            heuristic,
-            ev,
-            option=option,
-            **_stats_keys(ev),
-            accuracy_warmup_net=shared["top1"],
-            train_seconds=train_seconds(result.final_dir),
-        )
-
-    diff_cfg = replace(cfg, train=replace(cfg.train, differentiable_option=option))
-    result = run_stage(diff_cfg, "differentiable", resume=True, progress=progress)
-    trained = load_checkpoint(result.final_dir, load_trainer=False).meta.config["train"]
-    diff_cfg = replace(
-        cfg, train=replace(cfg.train, differentiable_option=trained["differentiable_option"])
-    )
-    model = load_model(result.final_dir, diff_cfg).net
-    assert isinstance(model, DifferentiableFocusNet)
-    ev = evaluate_glimpse_model(diff_cfg, model, tracks)
-    net, _ = load_focusnet(cfg, warmup_dir)
-    snapped = PolicyFocusNet(net, model.policy, False)  # grid-snapped centres, roi_align crops
-    shared = evaluate_glimpse_model(cfg, snapped, tracks)
-    rows["differentiable"] = _row(
-        "differentiable",
-        ev,
-        option=model.policy.option,
-        **_stats_keys(ev),
-        accuracy_warmup_net=shared["top1"],
-        train_seconds=train_seconds(result.final_dir),
-    )
-
-    variants = {
-        "ppo": ["policy.algo=ppo"],
-        "recurrent_ppo_lambda": [
-            "policy.algo=recurrent_ppo",
-            f"policy.cost_lambda={cost_lambda}",
-            "policy.allow_skip=true",
-        ],
-    }
-    folders = {"ppo": "ppo", "recurrent_ppo_lambda": f"recurrent_ppo_lambda{cost_lambda:g}"}
-    for name, overrides in variants.items():
-        run = out / "variants" / folders[name]
-        share_stages(out, run)
-        variant = with_overrides(cfg, overrides, run)
-        timer = time.perf_counter()
-        run_stages(variant, ["policy", "finetune"], True, progress)
-        log(f"variant {name} ready in {run} ({time.perf_counter() - timer:.0f} s)")
-        rows[name], _ = learned_row(name, variant)
-        if name == "recurrent_ppo_lambda":
-            rows[name]["cost_lambda"] = cost_lambda
-    return [rows[name] for name in NAMES]
-
-
 #: Budget of the early-exit row, as a fraction of the dense baseline's GMACs per video: a quarter,
 #: less a margin for thresholds calibrated on the training rows exiting later on unseen videos.
 EXIT_BUDGET = 0.24
 
 
-def early_exit_row(cfg: Config, finetune_dir: Path, budget: float) -> dict[str, Any]:
-    """The fine-tuned learned policy with exit thresholds calibrated for ``budget`` GMACs/video
-    on the training rows, evaluated on the validation rows."""
-    thresholds, ev = evaluate_budgeted_exit(cfg, finetune_dir, budget)
-    return {
-        "name": "recurrent_ppo_exit",
-        "accuracy": ev["accuracy"],
-        "gmacs_per_video": ev["gmacs_per_video"],
-        "videos_per_s": ev["videos_per_s"],
-        "budget_gmacs": budget,
-        "exit_thresholds": thresholds,
-        "exit_fraction": ev["exit_fraction"],
-        "train_seconds": 0.0,
-    }
+def policy_grid(
+    config: str | Path, overrides: list[str] | None = None, cost_lambda: float = 0.01
+) -> Grid:
+    """The benchmark as a grid for :func:`~videofocus.experiment.runner.run_grid`: every row a
+    variant, in the order they can run (the heuristics and the differentiable policy take the
+    option ``recurrent_ppo`` glimpses with most; the exit budget is a share of ``dense``'s cost).
+
+    :param config: the base config (path or built-in name).
+    :param overrides: dotted overrides for every row.
+    :param cost_lambda: ``policy.cost_lambda`` of the ``recurrent_ppo_lambda`` row.
+    """
+    path = resolve_config_path(config)
+    lam = (f"policy.cost_lambda={cost_lambda}", "policy.allow_skip=true")
+    learned = "recurrent_ppo"
+    variants = (
+        ExplicitVariant("dense", policy="dense"),
+        ExplicitVariant("glance_only", policy="glance_only"),
+        ExplicitVariant(learned, policy=learned),
+        ExplicitVariant(
+            "recurrent_ppo_exit", policy=learned, exits=(Budget(EXIT_BUDGET, "dense"),)
+        ),
+        *(ExplicitVariant(h, policy=h, option_of=learned) for h in HEURISTICS),
+        ExplicitVariant("differentiable", policy="differentiable", option_of=learned),
+        ExplicitVariant("ppo", policy="ppo"),
+        ExplicitVariant("recurrent_ppo_lambda", overrides=lam, policy=learned),
+    )
+    return Grid(path, path, tuple(overrides or ()), (), {}, variants, (None,))
+
+
+def run_benchmark(
+    config: str | Path,
+    out_dir: str | Path,
+    overrides: list[str] | None = None,
+    cost_lambda: float = 0.01,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Train (or reuse) every method of the table in ``out_dir`` and evaluate it.
+
+    :param config: the base config (its data is generated when absent).
+    :param out_dir: the runner's folder (stages shared by what they read; a rerun reuses them).
+    :param overrides: dotted overrides for every row.
+    :param cost_lambda: ``policy.cost_lambda`` of the ``recurrent_ppo_lambda`` variant.
+    :param progress: show progress bars while training.
+    :param log: where progress lines go.
+    :returns: the rows, in :data:`NAMES` order.
+    """
+    grid = policy_grid(config, overrides, cost_lambda)
+    rows = comparison_rows(run_grid(grid, out_dir, progress=progress, log=log), NAMES)
+    rows[NAMES.index("recurrent_ppo_lambda")]["cost_lambda"] = cost_lambda
+    return rows
 
 
 def acceptance(rows: list[dict[str, Any]]) -> list[str]:
@@ -309,27 +188,6 @@ def acceptance(rows: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """The rows as a Markdown table."""
-    lines = [
-        "| method | option | accuracy | acc. (warm-up net) | GMACs / video | videos / s "
-        "| target coverage | skip rate | train s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-
-    def pct(value: float | None) -> str:
-        return "-" if value is None else f"{100 * value:.1f}%"
-
-    for r in rows:
-        lines.append(
-            f"| {r['name']} | {r.get('option', '-')} | {pct(r['accuracy'])} | "
-            f"{pct(r.get('accuracy_warmup_net'))} | {r['gmacs_per_video']:.4f} | "
-            f"{r['videos_per_s']:.1f} | {pct(r.get('target_coverage'))} | "
-            f"{pct(r.get('skip_rate'))} | {r.get('train_seconds', 0.0):.0f} |"
-        )
-    return "\n".join(lines)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``videofocus bench policy``."""
     parser.add_argument("--config", required=True, help="YAML config, e.g. synthetic_tiny.yaml")
@@ -356,18 +214,21 @@ def run(args: argparse.Namespace) -> int:
     if args.cost_lambda <= 0:
         print("videofocus bench policy: --cost-lambda must be > 0", file=sys.stderr)
         return 2
-    cfg = with_overrides(load_config(args.config, args.overrides), [], args.out_dir)
+    cfg = load_config(args.config, args.overrides)
+    out_dir = args.out_dir or Path(cfg.train.out_dir)
     start = time.perf_counter()
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    rows = run_benchmark(cfg, args.cost_lambda, progress=not args.no_progress, log=log)
+    rows = run_benchmark(
+        args.config, out_dir, args.overrides, args.cost_lambda, not args.no_progress, log
+    )
     print(
-        f"policy benchmark: {cfg.name}, validation split, run folder {cfg.train.out_dir}; "
+        f"policy benchmark: {cfg.name}, validation split, run folder {out_dir}; "
         f"accuracy is top-1, GMACs are multiply-accumulates per video\n"
     )
-    print(format_table(rows))
+    print(format_comparison(rows))
     print()
     print("\n".join(acceptance(rows)))
     print(f"\n{time.perf_counter() - start:.0f} s in all (training skipped where reused)")

@@ -1,12 +1,13 @@
 """``videofocus ablate GRID.yaml --out DIR [--dry-run] [--no-progress] [KEY=VALUE ...]``.
 
-The options are defined here, the one place; ``run`` calls
-:mod:`videofocus.ablation.command` (imported only then: it loads torch).
+The options are defined here, the one place; ``run`` imports the experiment runner
+(:mod:`videofocus.experiment`) only then: it loads torch.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from videofocus.cli.arguments import add_overrides
@@ -42,7 +43,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run (or list) the grid; print the results table."""
-    from videofocus.ablation.command import run as run_ablation
+    """Run (or list) the grid; print the results table.
 
-    return run_ablation(args)
+    A failed variant raises :class:`~videofocus.experiment.runner.VariantFailed` (its cause
+    chained), which ``videofocus`` reports in one line with the status of the cause;
+    ``videofocus --debug ablate ...`` shows where it broke.
+    """
+    from videofocus.experiment.grid import expand_grid, load_grid
+    from videofocus.experiment.report import format_markdown
+    from videofocus.experiment.runner import describe_plan, run_grid
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    grid = load_grid(args.grid)
+    if args.dry_run:
+        print(describe_plan(expand_grid(grid, args.overrides), args.out))
+        return 0
+    rows = run_grid(grid, args.out, args.overrides, progress=not args.no_progress, log=log)
+    print(format_markdown(rows))
+    return 0

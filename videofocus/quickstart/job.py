@@ -41,7 +41,7 @@ network), the column where all policies are compared on equal terms.
 
 from __future__ import annotations
 
-import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -49,20 +49,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from videofocus.artifacts.checkpoint import load_checkpoint
-from videofocus.artifacts.learned_policy import load_focusnet, load_learned_policy
-from videofocus.artifacts.load import load_model
-from videofocus.config import Config, load_config
-from videofocus.data.loaders import ensure_dataset
-from videofocus.data.synthetic import TargetTrack, read_targets
+from videofocus.config import Config, load_config, resolve_config_path
 from videofocus.evaluation.evaluate import evaluate_checkpoint
-from videofocus.evaluation.policy_eval import dominant_option, evaluate_glimpse_model
+from videofocus.experiment.grid import HEURISTICS, ExplicitVariant, Grid
+from videofocus.experiment.report import comparison_rows
+from videofocus.experiment.runner import run_grid
 from videofocus.inference.model import load_inference_model
-from videofocus.models import FocusNet
-from videofocus.policy.focusnet import PolicyFocusNet
-from videofocus.policy.heuristics import GlimpsePolicy, create_policy
 from videofocus.quickstart.report import (
     label_validation,
     report_markdown,
@@ -70,14 +63,7 @@ from videofocus.quickstart.report import (
     write_report,
     write_val_manifest,
 )
-from videofocus.train.pipeline import run_stage, run_stages, stage_config
-from videofocus.train.variants import (
-    HEURISTICS,
-    MAIN_STAGES,
-    share_stages,
-    train_seconds,
-    with_overrides,
-)
+from videofocus.train.pipeline import stage_config
 from videofocus.viz.command import render_glimpses
 from videofocus.viz.tradeoff import plot_tradeoff
 
@@ -85,6 +71,7 @@ __all__ = [
     "DEFAULT_CONFIG",
     "NAMES",
     "quickstart_config",
+    "quickstart_grid",
     "run_quickstart",
 ]
 
@@ -112,8 +99,6 @@ NAMES = (
     "recurrent_ppo",
 )
 
-FINE_TUNED, WARMUP_NET, OWN = "fine-tuned", "warm-up network", "own checkpoint"
-
 QUICK_PROTOCOL = (
     "`dense` and `glance_only` are their own checkpoints (`glance_only` trained for at most "
     "{glance_epochs} epochs: it stays at chance however long it trains); `recurrent_ppo` is the "
@@ -127,103 +112,38 @@ QUICK_PROTOCOL = (
 
 
 def quickstart_config(config: str | Path | None, out: Path, overrides: list[str]) -> Config:
-    """The tiny config (or ``config``) with its data and runs redirected under ``out``."""
+    """The tiny config (or ``config``) with its data under ``out``."""
     cfg = load_config(config or DEFAULT_CONFIG, overrides)
-    return replace(
-        cfg,
-        data=replace(cfg.data, root=str(out / "data")),
-        train=replace(cfg.train, out_dir=str(out / "runs")),
+    return replace(cfg, data=replace(cfg.data, root=str(out / "data")))
+
+
+def quickstart_grid(
+    config: str | Path | None,
+    out: Path,
+    overrides: list[str],
+    differentiable_epochs: int | None = QUICK_DIFFERENTIABLE_EPOCHS,
+    ppo_timesteps_share: float = QUICK_PPO_SHARE,
+) -> Grid:
+    """The quick protocol (see the module docs) as a grid for the experiment runner."""
+    path = resolve_config_path(config or DEFAULT_CONFIG)
+    common = (*overrides, f"data.root={out / 'data'}")
+    cfg = load_config(path, list(common))
+    steps = max(1, int(cfg.policy.total_timesteps * ppo_timesteps_share))
+    diff: tuple[str, ...] = ()
+    if differentiable_epochs is not None:
+        epochs = min(differentiable_epochs, stage_config(cfg, "differentiable").train.epochs)
+        diff = (f"train.finetune_epochs={epochs}",)
+    glance = (f"train.epochs={min(cfg.train.epochs, QUICK_GLANCE_EPOCHS)}",)
+    learned = "recurrent_ppo"
+    variants = (
+        ExplicitVariant("dense", policy="dense"),
+        ExplicitVariant("glance_only", glance, policy="glance_only"),
+        ExplicitVariant(learned, policy=learned),
+        *(ExplicitVariant(h, policy=h, option_of=learned, finetune=False) for h in HEURISTICS),
+        ExplicitVariant("differentiable", diff, policy="differentiable", option_of=learned),
+        ExplicitVariant("ppo", (f"policy.total_timesteps={steps}",), policy="ppo", finetune=False),
     )
-
-
-# -------------------------------------------------------------------------------------- rows
-
-
-def _row(name: str, protocol: str, ev: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "protocol": protocol,
-        "accuracy": ev["top1"],
-        "gmacs_per_video": ev["gmacs_per_video"],
-        "videos_per_s": ev["videos_per_s"],
-        **extra,
-    }
-
-
-def _glimpse_row(
-    name: str, protocol: str, ev: dict[str, Any], warmup_net_accuracy: float, **extra: Any
-) -> dict[str, Any]:
-    return _row(
-        name,
-        protocol,
-        ev,
-        option=dominant_option(ev),
-        accuracy_warmup_net=warmup_net_accuracy,
-        target_coverage=ev["target_coverage"],
-        skip_rate=ev["skip_rate"],
-        **extra,
-    )
-
-
-class _Evaluator:
-    """Evaluates glimpse policies on the shared warm-up network of the run."""
-
-    def __init__(self, cfg: Config, tracks: dict[str, TargetTrack] | None) -> None:
-        self.cfg, self.tracks = cfg, tracks
-        self.warmup_dir = Path(cfg.train.out_dir) / "warmup" / "final"
-        self.net, _ = load_focusnet(cfg, self.warmup_dir)
-
-    def model(self, model: FocusNet, cfg: Config | None = None) -> dict[str, Any]:
-        """Metrics of a model acting with its own policy."""
-        return evaluate_glimpse_model(cfg or self.cfg, model, self.tracks)
-
-    def on_warmup(self, policy: GlimpsePolicy, cfg: Config | None = None) -> dict[str, Any]:
-        """Metrics of ``policy``'s glimpses read by the warm-up network."""
-        return self.model(PolicyFocusNet(self.net, policy, train_local=False), cfg)
-
-
-def _recurrent_ppo_row(ev: _Evaluator) -> dict[str, Any]:
-    run = Path(ev.cfg.train.out_dir)
-    finetune, policy_dir = run / "finetune" / "final", run / "policy" / "final"
-    model = load_model(finetune, ev.cfg).net
-    shared = ev.on_warmup(load_learned_policy(ev.cfg, policy_dir))
-    return _glimpse_row(
-        "recurrent_ppo",
-        FINE_TUNED,
-        ev.model(model),
-        shared["top1"],
-        train_seconds=train_seconds(policy_dir, finetune),
-        checkpoint=str(finetune),
-    )
-
-
-def _differentiable_config(cfg: Config, option: int, max_epochs: int | None) -> Config:
-    train = replace(cfg.train, differentiable_option=option)
-    if max_epochs is not None:
-        epochs = min(max_epochs, stage_config(cfg, "differentiable").train.epochs)
-        train = replace(train, epochs=epochs, finetune_epochs=epochs)
-    return replace(cfg, train=train)
-
-
-def _differentiable_row(ev: _Evaluator, final_dir: Path) -> dict[str, Any]:
-    # evaluate at the option the checkpoint was trained with, as bench policy does
-    trained = load_checkpoint(final_dir, load_trainer=False).meta.config["train"]
-    cfg = _differentiable_config(ev.cfg, trained["differentiable_option"], None)
-    model = load_model(final_dir, cfg).net
-    own = ev.model(model, cfg)
-    snapped = ev.on_warmup(model.policy)  # grid-snapped centres, roi_align crops
-    return _glimpse_row(
-        "differentiable",
-        FINE_TUNED,
-        own,
-        snapped["top1"],
-        epochs=trained["epochs"],
-        train_seconds=train_seconds(final_dir),
-        checkpoint=str(final_dir),
-    )
-
-
-# ------------------------------------------------------------------------------------- the job
+    return Grid(path, path, common, (), {}, variants, (None,))
 
 
 def run_quickstart(
@@ -254,71 +174,23 @@ def run_quickstart(
     say = log or (lambda line: print(line, file=sys.stderr, flush=True))
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    cfg = quickstart_config(config, out, list(overrides or []))
-    runs = Path(cfg.train.out_dir)
-    ensure_dataset(cfg.data, workers=os.cpu_count() or 1, progress=progress)
-    targets = Path(cfg.data.root) / "targets.jsonl"
-    tracks = read_targets(targets) if targets.is_file() else None
-
-    glance_epochs = min(cfg.train.epochs, QUICK_GLANCE_EPOCHS)
-    quick_glance = replace(cfg, train=replace(cfg.train, epochs=glance_epochs))
-    stages = {"glance_only": run_stage(quick_glance, "glance_only", resume, progress)}
-    main_stages = [s for s in MAIN_STAGES if s != "glance_only"]
-    stages.update((r.stage, r) for r in run_stages(cfg, main_stages, resume, progress))
-    ev = _Evaluator(cfg, tracks)
-    rows = {"recurrent_ppo": _recurrent_ppo_row(ev)}
-    option = rows["recurrent_ppo"]["option"]
-    say(
-        f"recurrent_ppo glimpses with option {option} most: the heuristics and the "
-        "differentiable policy use it too"
-    )
-    diff_cfg = _differentiable_config(cfg, option, differentiable_epochs)
-    diff_dir = run_stage(diff_cfg, "differentiable", resume, progress).final_dir
-    ppo_run = runs / "variants" / "ppo"
-    share_stages(runs, ppo_run)
-    steps = max(1, int(cfg.policy.total_timesteps * ppo_timesteps_share))
-    ppo_cfg = with_overrides(cfg, ["policy.algo=ppo", f"policy.total_timesteps={steps}"], ppo_run)
-    ppo_dir = run_stage(ppo_cfg, "policy", resume, progress).final_dir
-    say(f"training done after {time.perf_counter() - start:.0f} s; evaluating")
-
-    with tqdm(total=len(NAMES) - 1, desc="evaluate", unit="method", disable=not progress) as bar:
-        for name in ("dense", "glance_only"):
-            final = stages[name].final_dir
-            rows[name] = _row(
-                name,
-                OWN,
-                evaluate_checkpoint(cfg, final),
-                train_seconds=train_seconds(final),
-                checkpoint=str(final),
-            )
-            bar.update()
-        for heuristic in HEURISTICS:
-            result = ev.on_warmup(
-                create_policy(heuristic, ev.net.options, ev.net.grid, option=option)
-            )
-            rows[heuristic] = _glimpse_row(
-                heuristic, WARMUP_NET, result, result["top1"], train_seconds=0.0
-            )
-            bar.update()
-        own = evaluate_checkpoint(cfg, ev.warmup_dir)["top1"]
-        rows["random"]["accuracy_warmup_own_glimpses"] = own
-        rows["differentiable"] = _differentiable_row(ev, diff_dir)
-        bar.update()
-        result = ev.on_warmup(load_learned_policy(ppo_cfg, ppo_dir), ppo_cfg)
-        rows["ppo"] = _glimpse_row(
-            "ppo",
-            WARMUP_NET,
-            result,
-            result["top1"],
-            train_seconds=train_seconds(ppo_dir),
-            checkpoint=str(ppo_dir),
-        )
-        bar.update()
-    report = [rows[name] for name in NAMES]
+    overrides = list(overrides or [])
+    cfg = quickstart_config(config, out, overrides)
+    runs = out / "runs"
+    if not resume and runs.exists():  # --fresh: every stage trained again
+        shutil.rmtree(runs)
+    grid = quickstart_grid(config, out, overrides, differentiable_epochs, ppo_timesteps_share)
+    report = comparison_rows(run_grid(grid, runs, progress=progress, log=say), NAMES)
+    by = {r["name"]: r for r in report}
+    warmup = runs / "variants" / "recurrent_ppo" / "warmup" / "final"
+    by["random"]["accuracy_warmup_own_glimpses"] = evaluate_checkpoint(cfg, warmup)["top1"]
+    trained = load_checkpoint(Path(by["differentiable"]["checkpoint"]), load_trainer=False)
+    epochs = by["differentiable"]["epochs"] = trained.meta.epoch + 1  # its last, 0-based
+    say(f"training and evaluation done after {time.perf_counter() - start:.0f} s")
 
     manifest = out / "val_videos.jsonl"
     videos = write_val_manifest(cfg, manifest)
-    finetune = stages["finetune"].final_dir
+    finetune = Path(by["recurrent_ppo"]["checkpoint"])
     _, labels_line = label_validation(cfg, out, manifest, finetune, progress)
     gif = out / "glimpses.gif"
     render_glimpses(load_inference_model(finetune), videos[0], gif)
@@ -327,7 +199,6 @@ def run_quickstart(
     )
     files = [out / "report.json", out / "report.md", plot, gif, out / "labels.jsonl", manifest]
     seconds = time.perf_counter() - start
-    epochs = rows["differentiable"]["epochs"]
     quick = QUICK_PROTOCOL.format(
         epochs=f"{epochs} epoch{'s' if epochs != 1 else ''}", glance_epochs=QUICK_GLANCE_EPOCHS
     )

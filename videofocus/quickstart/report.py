@@ -17,13 +17,13 @@ from typing import Any
 
 from videofocus.config import Config
 from videofocus.data.manifest import read_manifest, write_manifest
+from videofocus.experiment.report import format_comparison as format_table
 from videofocus.inference.model import load_inference_model
 from videofocus.labeling.job import LabelJobOptions, LabelSummary, run_label_job
 from videofocus.labeling.results import meta_path, read_results
 from videofocus.labeling.sharding import ShardSpec
 
 __all__ = [
-    "format_table",
     "label_validation",
     "report_markdown",
     "summary_text",
@@ -109,27 +109,6 @@ def label_validation(
         f"{100 * agree / max(1, len(ok)):.1f}%, {summary.videos_per_s:.1f} videos/s."
     )
     return summary, line
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
-def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    """The report rows as a Markdown table."""
-    lines = [
-        "| method | protocol | option | accuracy | acc. (warm-up net) | GMACs / video "
-        "| videos / s | target coverage | train s |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['name']} | {r['protocol']} | {r.get('option', '-')} | {_pct(r['accuracy'])} | "
-            f"{_pct(r.get('accuracy_warmup_net'))} | {r['gmacs_per_video']:.4f} | "
-            f"{r['videos_per_s']:.1f} | {_pct(r.get('target_coverage'))} | "
-            f"{r.get('train_seconds', 0.0):.0f} |"
-        )
-    return "\n".join(lines)
 
 
 def report_markdown(

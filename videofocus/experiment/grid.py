@@ -12,9 +12,19 @@ A grid file is YAML (read with the same YAML 1.2 rules as config files)::
     exit_thresholds: [null, [0.9]]        # evaluation-time only: one row per entry
 
 Policies are ``recurrent_ppo`` / ``ppo`` (learned: policy stage + fine-tune), ``random`` /
-``centre`` / ``saliency`` (heuristics: the warm-up model fine-tuned on the heuristic's glimpses,
-at glimpse option ``policy.option`` when that pseudo-key is an axis, else the last option) and
-``dense`` / ``glance_only`` (baselines with stages of their own).
+``centre`` / ``saliency`` (heuristics: the warm-up model fine-tuned on the heuristic's glimpses),
+``differentiable`` (the AdaFocusV2-style policy trained end to end from the warm-up) and
+``dense`` / ``glance_only`` (baselines with stages of their own). Heuristic and differentiable
+variants glimpse at option ``policy.option`` when that pseudo-key is an axis, else the last
+option (the differentiable one: ``train.differentiable_option``).
+
+An explicit variant may also set ``option`` (1..K), ``option_of: NAME`` (the option the earlier
+variant NAME glimpses with most, known once it has run), ``finetune: false`` (a learned or
+heuristic policy read by the shared warm-up network instead of a model fine-tuned on its
+glimpses) and ``exit`` (its own list of exit entries instead of ``exit_thresholds``). An exit
+entry is ``null`` (no early exit), a list of thresholds (one, or one per frame), or
+``{budget_share: S, of: NAME}``: thresholds calibrated on the training rows for S times the GMACs
+per video of the earlier variant NAME (default: the variant itself, without early exit).
 
 A product variant is named after its policy and the axis values it uses, e.g.
 ``recurrent_ppo__cost_lambda=0.02``; an axis a policy cannot feel (``policy.*`` for heuristics and
@@ -29,7 +39,7 @@ import itertools
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +59,14 @@ from videofocus.policy.algorithms import list_algorithms
 
 __all__ = [
     "BASELINES",
+    "DIFFERENTIABLE",
     "HEURISTICS",
     "LEARNED",
+    "ONE_OPTION",
     "OPTION_KEY",
     "POLICIES",
+    "Budget",
+    "ExitEntry",
     "ExplicitVariant",
     "Grid",
     "GridError",
@@ -63,19 +77,25 @@ __all__ = [
     "load_grid",
     "value_label",
     "variant_name",
+    "with_option",
 ]
 
 #: The RL algorithms (a learned variant trains its policy with one of them).
 LEARNED = tuple(list_algorithms())
 HEURISTICS = ("random", "centre", "saliency")
 BASELINES = ("dense", "glance_only")
+DIFFERENTIABLE = "differentiable"
 #: Every policy a grid may name, in the order tables list them.
-POLICIES = (*LEARNED, *HEURISTICS, *BASELINES)
+POLICIES = (*LEARNED, *HEURISTICS, DIFFERENTIABLE, *BASELINES)
+#: Policies that glimpse at one fixed option (set by ``policy.option``, ``option`` or
+#: ``option_of``).
+ONE_OPTION = (*HEURISTICS, DIFFERENTIABLE)
 #: Axis pseudo-key: the glimpse option (1..K) of heuristic policies.
 OPTION_KEY = "policy.option"
 
 _TOP_KEYS = ("base", "overrides", "policies", "axes", "variants", "exit_thresholds")
-_VARIANT_KEYS = ("name", "overrides", "policy")
+_VARIANT_KEYS = ("name", "overrides", "policy", "option", "option_of", "finetune", "exit")
+_BUDGET_KEYS = ("budget_share", "of")
 # Keys the grid sets itself: varying them by hand would fight the runner.
 _RESERVED = {
     "name": "variants are named by the grid",
@@ -91,12 +111,32 @@ class GridError(ConfigError):
 
 
 @dataclass(frozen=True)
+class Budget:
+    """An exit entry: thresholds calibrated for ``share`` times a variant's GMACs per video."""
+
+    share: float
+    of: str | None = None  # the earlier variant whose cost it is a share of; None: itself
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as the grid file spells it."""
+        return {"budget_share": self.share, "of": self.of}
+
+
+#: One exit entry: None (no early exit), thresholds, or a :class:`Budget`.
+ExitEntry = list[float] | Budget | None
+
+
+@dataclass(frozen=True)
 class ExplicitVariant:
     """A variant listed by name under ``variants:``."""
 
     name: str
-    overrides: tuple[str, ...]
-    policy: str | None  # None: the grid's first policy
+    overrides: tuple[str, ...] = ()
+    policy: str | None = None  # None: the grid's first policy
+    option: int | None = None
+    option_of: str | None = None
+    finetune: bool = True
+    exits: tuple[ExitEntry, ...] | None = None  # None: the grid's exit_thresholds
 
 
 @dataclass(frozen=True)
@@ -109,7 +149,7 @@ class Grid:
     policies: tuple[str, ...]
     axes: dict[str, list[Any]]  # dotted key -> values, in file order
     variants: tuple[ExplicitVariant, ...]
-    exit_thresholds: tuple[list[float] | None, ...]  # None: no early exit
+    exit_thresholds: tuple[ExitEntry, ...]
 
 
 @dataclass(frozen=True)
@@ -120,8 +160,19 @@ class Variant:
     policy: str
     cfg: Config  # the resolved config (``train.out_dir`` not yet placed by the runner)
     axes: dict[str, Any]  # the axis values this variant uses (axes it ignores left out)
-    option: int | None  # heuristics: the glimpse option 1..K; otherwise None
+    option: int | None  # heuristics, differentiable: the glimpse option 1..K; otherwise None
     curve: str  # plot line this variant belongs to (its name without the last axis)
+    finetune: bool = True  # False: read by the shared warm-up network
+    option_of: str | None = None  # the option is that earlier variant's most used one
+    exits: tuple[ExitEntry, ...] = (None,)
+
+    @property
+    def protocol(self) -> str:
+        """How its numbers were made: ``own checkpoint`` (a baseline), ``fine-tuned`` (a model
+        trained on its own glimpses) or ``warm-up network`` (the shared warm-up model)."""
+        if self.policy in BASELINES:
+            return "own checkpoint"
+        return "fine-tuned" if self.finetune else "warm-up network"
 
 
 # ------------------------------------------------------------------------------------- parsing
@@ -151,21 +202,41 @@ def _overrides(path: Path, where: str, value: Any) -> tuple[str, ...]:
     return overrides
 
 
-def _parse_thresholds(path: Path, value: Any) -> tuple[list[float] | None, ...]:
+def _parse_budget(path: Path, key: str, entry: dict[str, Any]) -> Budget:
+    for k in entry:
+        if k not in _BUDGET_KEYS:
+            raise _error(path, f"{key}.{k}", f"unknown key (valid: {', '.join(_BUDGET_KEYS)})")
+    share, of = entry.get("budget_share"), entry.get("of")
+    if not isinstance(share, (int, float)) or isinstance(share, bool) or share <= 0:
+        raise _error(path, f"{key}.budget_share", f"expected a number > 0, got {share!r}")
+    if of is not None and not isinstance(of, str):
+        raise _error(path, f"{key}.of", f"expected a variant name, got {of!r}")
+    return Budget(float(share), of)
+
+
+def _parse_thresholds(
+    path: Path, value: Any, where: str = "exit_thresholds"
+) -> tuple[ExitEntry, ...]:
     if not isinstance(value, list) or not value:
-        raise _error(path, "exit_thresholds", f"expected a non-empty list, got {value!r}")
-    entries: list[list[float] | None] = []
+        raise _error(path, where, f"expected a non-empty list, got {value!r}")
+    entries: list[ExitEntry] = []
     for i, entry in enumerate(value):
-        key = f"exit_thresholds[{i}]"
-        if entry is None:
-            entries.append(None)
+        key = f"{where}[{i}]"
+        if entry is None or isinstance(entry, dict):
+            parsed = None if entry is None else _parse_budget(path, key, entry)
+            if parsed in entries:
+                raise _error(path, key, f"repeats {entry!r}")
+            entries.append(parsed)
             continue
         numbers = isinstance(entry, list) and entry
         if not numbers or not all(
             isinstance(t, (int, float)) and not isinstance(t, bool) and t >= 0 for t in entry
         ):
             raise _error(
-                path, key, f"expected null or a non-empty list of numbers >= 0, got {entry!r}"
+                path,
+                key,
+                f"expected null, {{budget_share: S}} or a non-empty list of numbers >= 0, "
+                f"got {entry!r}",
             )
         thresholds = [float(t) for t in entry]
         if thresholds in entries:
@@ -262,7 +333,26 @@ def load_grid(path: str | Path) -> Grid:
                 path, f"{where}.policy", f"unknown policy {policy!r}; choose from {list(POLICIES)}"
             )
         overrides = _overrides(path, f"{where}.overrides", item.get("overrides", []))
-        explicit.append(ExplicitVariant(name, overrides, policy))
+        option, option_of = item.get("option"), item.get("option_of")
+        if option is not None and (not isinstance(option, int) or isinstance(option, bool)):
+            raise _error(path, f"{where}.option", f"expected an integer >= 1, got {option!r}")
+        if option_of is not None and not isinstance(option_of, str):
+            raise _error(path, f"{where}.option_of", f"expected a variant name, got {option_of!r}")
+        finetune = item.get("finetune", True)
+        if not isinstance(finetune, bool):
+            raise _error(path, f"{where}.finetune", f"expected true or false, got {finetune!r}")
+        exits = item.get("exit")
+        explicit.append(
+            ExplicitVariant(
+                name,
+                overrides,
+                policy,
+                option,
+                option_of,
+                finetune,
+                None if exits is None else _parse_thresholds(path, exits, f"{where}.exit"),
+            )
+        )
 
     return Grid(
         path=path,
@@ -328,7 +418,7 @@ def config_value(cfg: Config, key: str) -> Any:
 def axis_applies(policy: str, key: str) -> bool:
     """Whether axis ``key`` can change what a ``policy`` variant trains or evaluates."""
     if key == OPTION_KEY:
-        return policy in HEURISTICS
+        return policy in ONE_OPTION
     if key.startswith("policy."):
         return policy in LEARNED
     return True
@@ -353,14 +443,16 @@ def _check_axes(grid: Grid, base: Config) -> None:
                 raise _error(grid.path, f"axes.{key}", detail) from None
 
 
-def _build(grid: Grid, overrides: Sequence[str], name: str, where: str) -> Config:
+def _build(
+    grid: Grid, overrides: Sequence[str], name: str, where: str, exits: Sequence[ExitEntry]
+) -> Config:
     try:
         cfg = load_config(grid.base, list(overrides))
     except ConfigError as err:
         detail = ": ".join(p for p in (err.source, err.key, err.message) if p)
         raise _error(grid.path, where, f"variant {name!r}: {detail}") from None
-    for i, thresholds in enumerate(grid.exit_thresholds):
-        if thresholds is not None and len(thresholds) not in (1, cfg.data.frames):
+    for i, thresholds in enumerate(exits):
+        if isinstance(thresholds, list) and len(thresholds) not in (1, cfg.data.frames):
             raise _error(
                 grid.path,
                 f"exit_thresholds[{i}]",
@@ -370,28 +462,43 @@ def _build(grid: Grid, overrides: Sequence[str], name: str, where: str) -> Confi
     return cfg
 
 
-def _check_exit(grid: Grid, policy: str, name: str, where: str) -> None:
+def _check_exit(
+    grid: Grid, policy: str, finetune: bool, exits: Sequence[ExitEntry], name: str, where: str
+) -> None:
     """Exit thresholds go through the adaptive inferencer, which reads the checkpoints of the
-    learned policies and the baselines but not a heuristic's own fine-tune stage."""
-    if policy in HEURISTICS and any(t is not None for t in grid.exit_thresholds):
+    learned policies and the baselines, not a heuristic's or the differentiable policy's."""
+    if (policy in ONE_OPTION or not finetune) and any(t is not None for t in exits):
         raise _error(
             grid.path,
             where,
-            f"variant {name!r}: heuristic policies are evaluated without early exit only; "
-            "keep exit_thresholds at [null] or move the heuristics to a grid of their own",
+            f"variant {name!r}: heuristic, differentiable and not fine-tuned policies are "
+            "evaluated without early exit only; keep exit_thresholds at [null] or move them to "
+            "a grid of their own",
         )
 
 
-def _option(grid: Grid, cfg: Config, name: str, axes: dict[str, Any]) -> int:
+def _option(
+    grid: Grid, cfg: Config, policy: str, name: str, option: int | None, where: str
+) -> tuple[Config, int]:
+    """The variant's glimpse option (checked against the config) and its config with the
+    differentiable policy's option set to it."""
     count = len(cfg.model.options)
-    option = int(axes.get(OPTION_KEY, count))
-    if option > count:
+    if option is None:
+        option = cfg.train.differentiable_option if policy == DIFFERENTIABLE else count
+    if not 1 <= option <= count:
         raise _error(
             grid.path,
-            f"axes.{OPTION_KEY}",
+            where,
             f"variant {name!r}: option {option} but model.options has {count} entries",
         )
-    return option
+    return with_option(cfg, policy, option), option
+
+
+def with_option(cfg: Config, policy: str, option: int) -> Config:
+    """``cfg`` with the differentiable policy's option set to ``option`` (for that policy)."""
+    if policy != DIFFERENTIABLE:
+        return cfg
+    return replace(cfg, train=replace(cfg.train, differentiable_option=option))
 
 
 def expand_grid(grid: Grid, overrides: Sequence[str] = ()) -> list[Variant]:
@@ -420,22 +527,52 @@ def expand_grid(grid: Grid, overrides: Sequence[str] = ()) -> list[Variant]:
             name = variant_name(policy, axes, short)
             if name in out:  # an axis this policy ignores: the same variant again
                 continue
-            _check_exit(grid, policy, name, "policies")
+            exits = grid.exit_thresholds
+            _check_exit(grid, policy, True, exits, name, "policies")
             axis_overrides = [_override(k, v) for k, v in axes.items() if k != OPTION_KEY]
             algo = [f"policy.algo={policy}"] if policy in LEARNED else []
-            cfg = _build(grid, [*common, *axis_overrides, *algo], name, "axes")
-            option = _option(grid, cfg, name, axes) if policy in HEURISTICS else None
+            cfg = _build(grid, [*common, *axis_overrides, *algo], name, "axes", exits)
+            option = None
+            if policy in ONE_OPTION:
+                where = f"axes.{OPTION_KEY}"
+                cfg, option = _option(grid, cfg, policy, name, axes.get(OPTION_KEY), where)
             curve_axes = dict(list(axes.items())[:-1])
-            out[name] = Variant(
-                name, policy, cfg, axes, option, variant_name(policy, curve_axes, short)
-            )
+            curve = variant_name(policy, curve_axes, short)
+            out[name] = Variant(name, policy, cfg, axes, option, curve, exits=exits)
     for i, item in enumerate(grid.variants):
+        where = f"variants[{i}]"
         if item.name in out:
-            raise _error(grid.path, f"variants[{i}].name", f"{item.name!r} is already a variant")
+            raise _error(grid.path, f"{where}.name", f"{item.name!r} is already a variant")
         policy = item.policy or grid.policies[0]
-        _check_exit(grid, policy, item.name, f"variants[{i}].policy")
+        exits = grid.exit_thresholds if item.exits is None else item.exits
+        _check_exit(grid, policy, item.finetune, exits, item.name, f"{where}.policy")
+        for entry in exits:
+            if isinstance(entry, Budget) and entry.of is not None and entry.of not in out:
+                raise _error(grid.path, f"{where}.exit", f"{entry.of!r} is no earlier variant")
+        if not item.finetune and policy not in (*LEARNED, *HEURISTICS):
+            raise _error(grid.path, f"{where}.finetune", f"{policy!r} has no fine-tune to skip")
         algo = [f"policy.algo={policy}"] if policy in LEARNED else []
-        cfg = _build(grid, [*common, *item.overrides, *algo], item.name, f"variants[{i}]")
-        option = _option(grid, cfg, item.name, {}) if policy in HEURISTICS else None
-        out[item.name] = Variant(item.name, policy, cfg, {}, option, item.name)
+        cfg = _build(grid, [*common, *item.overrides, *algo], item.name, where, exits)
+        option = None
+        if item.option_of is not None or item.option is not None:
+            if policy not in ONE_OPTION:
+                raise _error(grid.path, f"{where}.option", f"{policy!r} chooses its own options")
+        if item.option_of is not None:
+            if item.option_of not in out:
+                raise _error(
+                    grid.path, f"{where}.option_of", f"{item.option_of!r} is no earlier variant"
+                )
+        elif policy in ONE_OPTION:
+            cfg, option = _option(grid, cfg, policy, item.name, item.option, f"{where}.option")
+        out[item.name] = Variant(
+            item.name,
+            policy,
+            cfg,
+            {},
+            option,
+            item.name,
+            finetune=item.finetune,
+            option_of=item.option_of,
+            exits=exits,
+        )
     return list(out.values())

@@ -1,6 +1,6 @@
 """The report of a grid: ``results.csv``, ``results.md`` and ``tradeoff.png``.
 
-Rows are plain mappings (see :func:`videofocus.ablation.runner.variant_rows`). In the CSV a
+Rows are plain mappings (see :func:`videofocus.experiment.runner.variant_rows`). In the CSV a
 missing value is an empty cell and a list or mapping is its JSON text; in the Markdown table
 accuracies are percentages and a missing value is ``-``. Every file is replaced atomically, so a
 reader (or a run killed while writing) never leaves half a table.
@@ -16,10 +16,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from videofocus.ablation.grid import value_label
+from videofocus.experiment.grid import BASELINES, value_label
 from videofocus.io.atomic_files import write_atomic
 
-__all__ = ["format_markdown", "plot_rows", "write_csv", "write_report"]
+__all__ = [
+    "comparison_rows",
+    "format_comparison",
+    "format_markdown",
+    "plot_rows",
+    "write_csv",
+    "write_report",
+]
 
 #: Columns every row has after its axis columns, in table order.
 METRICS = ("accuracy", "top5", "gmacs_per_video", "videos_per_s", "train_seconds")
@@ -28,12 +35,15 @@ _HEADERS = {
     "exit_thresholds": "exit thresholds",
     "accuracy": "top-1",
     "top5": "top-5",
+    "accuracy_warmup_net": "top-1 (warm-up net)",
+    "target_coverage": "target coverage",
+    "skip_rate": "skip rate",
     "gmacs_per_video": "GMACs / video",
     "videos_per_s": "videos / s",
     "train_seconds": "train s",
 }
 # Plot grouping only: the name and the other columns already say it in the tables.
-_TABLE_SKIP = ("curve",)
+_TABLE_SKIP = ("curve", "exit_fraction", "stage_seconds", "checkpoint")
 
 
 def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -71,7 +81,7 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
 def _md_cell(key: str, value: Any) -> str:
     if value is None:
         return "-"
-    if key in ("accuracy", "top5"):
+    if key in ("accuracy", "top5", "accuracy_warmup_net", "target_coverage", "skip_rate"):
         return f"{100 * value:.1f}%"
     if key == "gmacs_per_video":
         return f"{value:.4g}"
@@ -131,3 +141,44 @@ def write_report(
     os.replace(tmp, out / "tradeoff.png")
     paths["plot"] = out / "tradeoff.png"
     return paths
+
+
+#: Stages every adaptive row shares; a row's ``train_seconds`` counts the training after them.
+_SHARED = ("dense", "warmup")
+
+
+def comparison_rows(rows: list[dict[str, Any]], names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The runner's rows as table rows, in ``names`` order: ``train_seconds`` counts what a
+    glimpse row trains after the stages every row shares (dense and warm-up)."""
+    by = {r["name"]: r for r in rows}
+    out = []
+    for name in names:
+        row = {k: v for k, v in by[name].items() if k not in ("curve", "stage_seconds")}
+        if row["policy"] not in BASELINES:
+            seconds = by[name]["stage_seconds"]
+            row["train_seconds"] = sum(v for k, v in seconds.items() if k not in _SHARED)
+        out.append(row)
+    return out
+
+
+def format_comparison(rows: list[dict[str, Any]]) -> str:
+    """Rows of :func:`comparison_rows` as the Markdown table of ``bench policy`` and the
+    quickstart: one row a method, with its protocol and glimpse statistics."""
+    lines = [
+        "| method | protocol | option | accuracy | acc. (warm-up net) | GMACs / video "
+        "| videos / s | target coverage | skip rate | train s |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f}%"
+
+    for r in rows:
+        lines.append(
+            f"| {r['name']} | {r.get('protocol', '-')} | {r.get('option') or '-'} | "
+            f"{pct(r['accuracy'])} | {pct(r.get('accuracy_warmup_net'))} | "
+            f"{r['gmacs_per_video']:.4f} | {r['videos_per_s']:.1f} | "
+            f"{pct(r.get('target_coverage'))} | {pct(r.get('skip_rate'))} | "
+            f"{r.get('train_seconds', 0.0):.0f} |"
+        )
+    return "\n".join(lines)

@@ -17,8 +17,14 @@ it.
 
 Every stage runs with ``resume=True`` in its own folder: a finished one is skipped, an interrupted
 supervised one continues from ``last/``. A variant whose ``result.json`` matches its stages (and
-holds every exit-threshold entry of the grid) is not evaluated again. A variant that fails stops
-the grid with :class:`VariantFailed`; the results finished before it stay.
+holds every exit entry of the grid) is not evaluated again. A variant that fails stops the grid
+with :class:`VariantFailed`; the results finished before it stay.
+
+This is the one experiment runner: ``videofocus ablate`` runs a grid file; ``videofocus bench
+policy`` and ``videofocus quickstart`` run the grids they build and format its records their
+way. Every glimpse variant is measured the same way: its own model (or the warm-up network,
+``finetune: false``) for the accuracy, and its glimpses read by the shared warm-up network for
+``accuracy_warmup_net``.
 """
 
 from __future__ import annotations
@@ -32,23 +38,36 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from videofocus.ablation.grid import (
+from videofocus.artifacts.learned_policy import load_focusnet, load_learned_policy
+from videofocus.artifacts.load import load_model
+from videofocus.config import Config, save_config
+from videofocus.data.loaders import ensure_dataset
+from videofocus.data.synthetic import TargetTrack, read_targets
+from videofocus.evaluation.evaluate import evaluate_adaptive, evaluate_checkpoint
+from videofocus.evaluation.policy_eval import (
+    dominant_option,
+    evaluate_budgeted_exit,
+    evaluate_glimpse_model,
+)
+from videofocus.experiment.grid import (
     BASELINES,
+    DIFFERENTIABLE,
     HEURISTICS,
     LEARNED,
     OPTION_KEY,
+    Budget,
+    ExitEntry,
     Grid,
     Variant,
     axis_applies,
     config_value,
     expand_grid,
+    with_option,
 )
-from videofocus.ablation.report import write_report
-from videofocus.artifacts.load import load_model
-from videofocus.config import Config, save_config
-from videofocus.evaluation.evaluate import evaluate_adaptive, evaluate_checkpoint
-from videofocus.evaluation.policy_eval import evaluate_glimpse_model
+from videofocus.experiment.report import write_report
 from videofocus.io.atomic_files import write_atomic
+from videofocus.policy.focusnet import PolicyFocusNet
+from videofocus.policy.heuristics import create_policy
 from videofocus.train.loop import run_supervised_stage
 from videofocus.train.pipeline import run_stage, stage_config
 from videofocus.train.stages import stage_reads
@@ -61,6 +80,7 @@ __all__ = [
     "describe_plan",
     "evaluate_variant",
     "plan_stages",
+    "resolve_variant",
     "run_grid",
     "run_variant",
     "variant_rows",
@@ -101,7 +121,7 @@ def _digest(content: Any) -> str:
 def plan_stages(variant: Variant) -> list[StagePlan]:
     """The stages ``variant`` trains, in training order, each keyed by the config it depends on.
 
-    :param variant: a variant from :func:`~videofocus.ablation.grid.expand_grid`.
+    :param variant: a variant from :func:`~videofocus.experiment.grid.expand_grid`.
     """
     cfg = variant.cfg
     plans: list[StagePlan] = []
@@ -122,25 +142,48 @@ def plan_stages(variant: Variant) -> list[StagePlan]:
     )
     if variant.policy in LEARNED:
         policy = add("policy", {**stage_reads("policy", cfg), "warmup": warmup}, ("warmup",))
-        finetune = {**stage_reads("finetune", cfg), "policy": policy, "warmup": warmup}
-        add("finetune", finetune, ("warmup", "policy"))
-    else:
+        if variant.finetune:
+            finetune = {**stage_reads("finetune", cfg), "policy": policy, "warmup": warmup}
+            add("finetune", finetune, ("warmup", "policy"))
+    elif variant.option is None:
+        raise ValueError(f"variant {variant.name!r}: its option is not resolved yet")
+    elif variant.policy == DIFFERENTIABLE:
+        reads = stage_reads(DIFFERENTIABLE, cfg)
+        add(DIFFERENTIABLE, {**reads, "warmup": warmup}, ("warmup",))
+    elif variant.finetune:
         name = f"finetune_{variant.policy}_o{variant.option}"
         add(name, {**stage_reads(name, cfg), "warmup": warmup}, ("warmup",))
     return plans
+
+
+def resolve_variant(variant: Variant, records: dict[str, dict[str, Any]]) -> Variant:
+    """``variant`` with ``option_of`` resolved: the option that earlier variant's own model
+    glimpses with most (from its record, without early exit)."""
+    if variant.option_of is None:
+        return variant
+    entry = _no_exit_entry(records[variant.option_of])
+    if entry is None or entry.get("option") is None:
+        raise ValueError(
+            f"variant {variant.name!r}: {variant.option_of!r} has no glimpse option to take"
+        )
+    option = int(entry["option"])
+    return replace(variant, cfg=with_option(variant.cfg, variant.policy, option), option=option)
 
 
 def describe_plan(variants: Sequence[Variant], out_dir: str | Path) -> str:
     """One line per variant: its policy, and each stage with how many variants share it and
     whether it is already trained in ``out_dir``."""
     out = Path(out_dir)
-    plans = {v.name: plan_stages(v) for v in variants}
+    plans = {v.name: plan_stages(v) for v in variants if v.option_of is None}
     users: dict[str, int] = {}
     for stages in plans.values():
         for plan in stages:
             users[plan.key] = users.get(plan.key, 0) + 1
     lines = []
     for v in variants:
+        if v.option_of is not None:
+            lines.append(f"{v.name} [{v.policy}]: planned once {v.option_of} has run")
+            continue
         parts = []
         for plan in plans[v.name]:
             done = (out / "stages" / plan.key / plan.name / "final").is_dir()
@@ -186,8 +229,8 @@ def _train_stage(
     resuming = " (resuming)" if (stage_dir / "last").is_dir() else ""
     log(f"stage {plan.name}: training in stages/{plan.key}{resuming}")
     stage_cfg = replace(cfg, train=replace(cfg.train, out_dir=str(run_dir)))
-    if variant.policy in HEURISTICS:
-        assert variant.option is not None and plan.name.startswith("finetune_")
+    if plan.name.startswith("finetune_"):  # a heuristic's fine-tune
+        assert variant.option is not None
         stage = heuristic_stage(stage_cfg, variant.policy, variant.option)
         result = run_supervised_stage(
             stage_config(stage_cfg, "finetune"), stage, resume=True, progress=progress
@@ -201,43 +244,92 @@ def _train_stage(
 # ----------------------------------------------------------------------------------- evaluation
 
 
+def _tracks(cfg: Config) -> dict[str, TargetTrack] | None:
+    """The synthetic generator's target tracks of the data, if it has them."""
+    return (
+        read_targets(cfg.data.root) if (Path(cfg.data.root) / "targets.jsonl").is_file() else None
+    )
+
+
+def _glimpse_entry(variant: Variant, cfg: Config, final: Path) -> dict[str, Any]:
+    """Accuracy and glimpse statistics of a glimpse variant, with ``accuracy_warmup_net``."""
+    run, tracks = Path(cfg.train.out_dir), _tracks(cfg)
+    net, _ = load_focusnet(cfg, run / "warmup" / "final")
+    own = None
+    if variant.policy in LEARNED:
+        policy = load_learned_policy(cfg, run / "policy" / "final")
+    elif variant.policy in HEURISTICS:
+        policy = create_policy(variant.policy, net.options, net.grid, option=variant.option)
+    else:  # differentiable: continuous centres; the warm-up network reads them grid-snapped
+        model = load_model(final, cfg).net
+        own, policy = evaluate_glimpse_model(cfg, model, tracks), model.policy
+    shared = evaluate_glimpse_model(cfg, PolicyFocusNet(net, policy, False), tracks)
+    if own is None:
+        own = (
+            evaluate_glimpse_model(cfg, load_model(final, cfg).net, tracks)
+            if variant.finetune
+            else shared
+        )
+    return {
+        "accuracy": float(own["top1"]),
+        "top5": float(own["top5"]),
+        "gmacs_per_video": float(own["gmacs_per_video"]),
+        "videos_per_s": float(own["videos_per_s"]),
+        "option": dominant_option(own),
+        "accuracy_warmup_net": float(shared["top1"]),
+        "target_coverage": own["target_coverage"],
+        "skip_rate": float(own["skip_rate"]),
+    }
+
+
 def evaluate_variant(
-    variant: Variant, cfg: Config, thresholds: list[float] | None
+    variant: Variant,
+    cfg: Config,
+    exit_entry: ExitEntry,
+    budget_of: float | None = None,
 ) -> dict[str, Any]:
     """Accuracy, top-5, GMACs/video and videos/s of a trained variant on the validation split.
 
-    :param variant: the variant.
+    :param variant: the variant (its option resolved).
     :param cfg: its config, ``train.out_dir`` its run folder (with links to every stage).
-    :param thresholds: exit thresholds (one, or one per frame), evaluated with
-        :func:`videofocus.inference.model.evaluate_adaptive`; None: no early exit.
+    :param exit_entry: None (no early exit; glimpse variants add their glimpse statistics),
+        thresholds (one, or one per frame) or a :class:`~videofocus.experiment.grid.Budget`
+        (thresholds calibrated on the training rows), evaluated with
+        :func:`videofocus.evaluation.evaluate.evaluate_adaptive`.
+    :param budget_of: for a budget, the GMACs per video it is a share of.
     """
-    final = Path(cfg.train.out_dir) / _final_stage(variant) / "final"
-    if thresholds is not None:
-        exit_cfg = replace(cfg, exit=replace(cfg.exit, thresholds=list(thresholds)))
-        result = evaluate_adaptive(exit_cfg, final, thresholds=list(thresholds))
+    final = Path(cfg.train.out_dir) / plan_stages(variant)[-1].name / "final"
+    extra: dict[str, Any] = {}
+    if isinstance(exit_entry, Budget):
+        assert budget_of is not None
+        budget = exit_entry.share * budget_of
+        thresholds, result = evaluate_budgeted_exit(cfg, final, budget)
+        extra = {"budget_gmacs": budget, "exit_fraction": result["exit_fraction"]}
         accuracy = result["accuracy"]
-    elif variant.policy in HEURISTICS:
-        assert variant.option is not None
-        result = evaluate_glimpse_model(cfg, load_model(final, cfg).net, None)
+    elif exit_entry is not None:
+        thresholds = list(exit_entry)
+        exit_cfg = replace(cfg, exit=replace(cfg.exit, thresholds=thresholds))
+        result = evaluate_adaptive(exit_cfg, final, thresholds=thresholds)
+        extra = {"exit_fraction": result["exit_fraction"]}
+        accuracy = result["accuracy"]
+    elif variant.policy in BASELINES:
+        thresholds, result = None, evaluate_checkpoint(cfg, final)
         accuracy = result["top1"]
     else:
-        result = evaluate_checkpoint(cfg, final)
-        accuracy = result["top1"]
+        return {"exit": None, "exit_thresholds": None, **_glimpse_entry(variant, cfg, final)}
     return {
-        "exit_thresholds": None if thresholds is None else list(thresholds),
+        "exit": _entry_json(exit_entry),
+        "exit_thresholds": thresholds,
         "accuracy": float(accuracy),
         "top5": float(result["top5"]),
         "gmacs_per_video": float(result["gmacs_per_video"]),
         "videos_per_s": float(result["videos_per_s"]),
+        **extra,
     }
 
 
-def _final_stage(variant: Variant) -> str:
-    if variant.policy in LEARNED:
-        return "finetune"
-    if variant.policy in HEURISTICS:
-        return f"finetune_{variant.policy}_o{variant.option}"
-    return variant.policy
+def _no_exit_entry(record: dict[str, Any]) -> dict[str, Any] | None:
+    return next((e for e in record["evaluations"] if e.get("exit") is None), None)
 
 
 def _read_result(path: Path) -> dict[str, Any] | None:
@@ -252,28 +344,36 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
-def _entry_key(thresholds: list[float] | None) -> str:
-    return json.dumps(thresholds)
+def _entry_json(entry: ExitEntry) -> Any:
+    return entry.to_json() if isinstance(entry, Budget) else entry
+
+
+def _entry_key(entry: Any) -> str:
+    return json.dumps(_entry_json(entry), sort_keys=True)
 
 
 def run_variant(
     variant: Variant,
-    exit_thresholds: Sequence[list[float] | None],
     out_dir: str | Path,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    records: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Train what ``variant`` lacks, evaluate it per exit-threshold entry, write its result.
+    """Train what ``variant`` lacks, evaluate it per exit entry, write its result.
 
-    :param variant: the variant.
-    :param exit_thresholds: the grid's entries (None: no early exit).
+    :param variant: the variant (its ``option_of`` resolved, see :func:`resolve_variant`).
     :param out_dir: the grid's output folder ``DIR``.
     :param progress: progress bars while training.
     :param log: where progress lines go.
+    :param records: the earlier variants' records, by name (budgets that are a share of
+        another variant's cost read it).
     :returns: the record written to ``DIR/variants/<name>/result.json``: ``name``, ``policy``,
-        ``option``, ``fingerprint`` (its last stage's key), ``stages``, ``train_seconds`` and
-        ``evaluations`` (one per entry, in grid order).
+        ``protocol``, ``option``, ``fingerprint`` (its last stage's key), ``stages``,
+        ``stage_seconds`` (training time per stage), ``train_seconds`` (their sum),
+        ``checkpoint`` (its last stage's ``final/``) and ``evaluations`` (one per exit entry,
+        in grid order).
     """
+    exit_entries = variant.exits
     out = Path(out_dir)
     run_dir = out / "variants" / variant.name
     result_path = run_dir / RESULT_FILE
@@ -282,8 +382,8 @@ def run_variant(
     done: dict[str, dict[str, Any]] = {}
     previous = _read_result(result_path)
     if previous is not None and previous.get("fingerprint") == fingerprint:
-        done = {_entry_key(e["exit_thresholds"]): e for e in previous["evaluations"]}
-        if all(_entry_key(t) in done for t in exit_thresholds):
+        done = {_entry_key(e["exit"]): e for e in previous["evaluations"]}
+        if all(_entry_key(t) in done for t in exit_entries):
             log(f"reused finished result {result_path}")
             return previous
     elif previous is not None:
@@ -304,21 +404,34 @@ def run_variant(
         finals.append(_train_stage(cfg, variant, plan, keys, stages_dir, progress, log))
         _link(run_dir / plan.name, stages_dir / plan.key / plan.name)
 
-    evaluations = []
-    for thresholds in exit_thresholds:
-        entry = done.get(_entry_key(thresholds))
-        if entry is None:
-            label = "no early exit" if thresholds is None else f"exit thresholds {thresholds}"
-            log(f"evaluating ({label})")
-            entry = evaluate_variant(variant, cfg, thresholds)
-        evaluations.append(entry)
+    evaluations: list[dict[str, Any]] = []
+
+    def entry_for(exit_entry: ExitEntry) -> dict[str, Any]:
+        entry = done.get(_entry_key(exit_entry))
+        if entry is not None:
+            return entry
+        budget_of = None
+        if isinstance(exit_entry, Budget):
+            cost = (records or {}).get(exit_entry.of) if exit_entry.of else None
+            base = _no_exit_entry(cost) if cost else entry_for(None)
+            assert base is not None, f"{exit_entry.of}: no evaluation without early exit"
+            budget_of = base["gmacs_per_video"]
+        log(f"evaluating ({'no early exit' if exit_entry is None else _entry_json(exit_entry)})")
+        done[_entry_key(exit_entry)] = evaluate_variant(variant, cfg, exit_entry, budget_of)
+        return done[_entry_key(exit_entry)]
+
+    evaluations = [entry_for(e) for e in exit_entries]
+    seconds = {plan.name: train_seconds(final) for plan, final in zip(plans, finals, strict=True)}
     record = {
         "name": variant.name,
         "policy": variant.policy,
+        "protocol": variant.protocol,
         "option": variant.option,
         "fingerprint": fingerprint,
         "stages": keys,
-        "train_seconds": train_seconds(*finals),
+        "stage_seconds": seconds,
+        "train_seconds": sum(seconds.values()),
+        "checkpoint": str(run_dir / plans[-1].name / "final"),
         "evaluations": evaluations,
     }
     _write_json(result_path, record)
@@ -332,11 +445,14 @@ def run_variant(
 def variant_rows(variant: Variant, record: dict[str, Any], grid: Grid) -> list[dict[str, Any]]:
     """The table rows of one finished variant: one per exit-threshold entry.
 
-    Each row holds ``name``, ``policy``, every axis key of the grid (None where the variant's
-    policy ignores that axis), ``exit_thresholds``, ``accuracy``, ``top5``, ``gmacs_per_video``,
-    ``videos_per_s``, ``train_seconds`` (all stages behind the variant, shared ones included)
-    and ``curve``: the plot line it belongs to (the variant itself over several exit-threshold
-    entries, else its name without the last axis, e.g. one line per policy over a lambda sweep).
+    Each row holds ``name``, ``policy``, ``protocol``, every axis key of the grid (None where
+    the variant's policy ignores that axis), ``exit_thresholds``, what the evaluation measured
+    (``accuracy``, ``top5``, ``gmacs_per_video``, ``videos_per_s``; glimpse variants also
+    ``option``, ``accuracy_warmup_net``, ``target_coverage``, ``skip_rate``; early exit
+    ``exit_fraction`` and, for a budget, ``budget_gmacs``), ``train_seconds`` (all stages behind
+    the variant, shared ones included), ``stage_seconds``, ``checkpoint`` and ``curve``: the
+    plot line it belongs to (the variant itself over several exit-threshold entries, else its
+    name without the last axis, e.g. one line per policy over a lambda sweep).
     """
     axes: dict[str, Any] = {}
     for key in grid.axes:
@@ -348,22 +464,24 @@ def variant_rows(variant: Variant, record: dict[str, Any], grid: Grid) -> list[d
             axes[key] = config_value(variant.cfg, key)
         else:
             axes[key] = None
-    curve = variant.name if len(grid.exit_thresholds) > 1 else variant.curve
-    return [
-        {
-            "name": variant.name,
-            "policy": variant.policy,
-            **axes,
-            "exit_thresholds": entry["exit_thresholds"],
-            "accuracy": entry["accuracy"],
-            "top5": entry["top5"],
-            "gmacs_per_video": entry["gmacs_per_video"],
-            "videos_per_s": entry["videos_per_s"],
-            "train_seconds": record["train_seconds"],
-            "curve": curve,
-        }
-        for entry in record["evaluations"]
-    ]
+    curve = variant.name if len(variant.exits) > 1 else variant.curve
+    head = {"name": variant.name, "policy": variant.policy, "protocol": record["protocol"]}
+    rows = []
+    for entry in record["evaluations"]:
+        measured = {k: v for k, v in entry.items() if k not in ("exit", "exit_thresholds")}
+        rows.append(
+            {
+                **head,
+                **axes,
+                "exit_thresholds": entry["exit_thresholds"],
+                **measured,
+                "train_seconds": record["train_seconds"],
+                "stage_seconds": record["stage_seconds"],
+                "checkpoint": record["checkpoint"],
+                "curve": curve,
+            }
+        )
+    return rows
 
 
 def run_grid(
@@ -375,7 +493,7 @@ def run_grid(
 ) -> list[dict[str, Any]]:
     """Run every variant of ``grid`` in order and write the report after each one.
 
-    :param grid: a grid from :func:`~videofocus.ablation.grid.load_grid`.
+    :param grid: a grid from :func:`~videofocus.experiment.grid.load_grid`.
     :param out_dir: the output folder ``DIR`` (created).
     :param overrides: extra ``key=value`` overrides for every variant.
     :param progress: progress bars while training.
@@ -387,9 +505,11 @@ def run_grid(
     out = Path(out_dir)
     variants = expand_grid(grid, overrides)
     out.mkdir(parents=True, exist_ok=True)
+    ensure_dataset(variants[0].cfg.data, workers=os.cpu_count() or 1, progress=progress)
     log(f"grid {grid.path}: {len(variants)} variant(s) x {len(grid.exit_thresholds)} exit entries")
     title = f"{grid.path.stem}: accuracy vs GMACs per video"
     rows: list[dict[str, Any]] = []
+    records: dict[str, dict[str, Any]] = {}
     for i, variant in enumerate(variants, 1):
         tag = f"[{i}/{len(variants)}] {variant.name}"
 
@@ -397,9 +517,11 @@ def run_grid(
             log(f"{tag}: {line}")
 
         try:
-            record = run_variant(variant, grid.exit_thresholds, out, progress, tagged)
+            variant = resolve_variant(variant, records)
+            record = run_variant(variant, out, progress, tagged, records)
         except Exception as exc:
             raise VariantFailed(variant.name, out, i - 1, exc) from exc
+        records[variant.name] = record
         rows.extend(variant_rows(variant, record, grid))
         write_report(rows, out, title=title)
     log(f"report: {out / 'results.md'}, {out / 'results.csv'}, {out / 'tradeoff.png'}")
