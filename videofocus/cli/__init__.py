@@ -16,7 +16,9 @@ traceback and shows warnings as Python prints them.
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
+import importlib.util
 import os
 import shutil
 import sys
@@ -25,10 +27,11 @@ import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import NoReturn
 
-from videofocus.cli.arguments import HelpFormatter
+from videofocus.cli.arguments import HelpFormatter, plain_text
 from videofocus.exit_status import UsageError, describe_failure, statuses_help
 
 __all__ = [
@@ -72,7 +75,6 @@ class Group:
     metavar: str
     kind: str  # what the names are, in the help: "datasets", "benchmarks"
     registry: str  # "module:attribute" of the registry dict
-    summaries: dict[str, str] = field(default_factory=dict)
 
     def modules(self) -> dict[str, str]:
         """The registry: name -> the module implementing it."""
@@ -83,8 +85,15 @@ class Group:
         """The registry's keys, as it is now."""
         return list(self.modules())
 
+    def name_summary(self, name: str) -> str:
+        """The first paragraph of the docstring of ``name``'s module, read without importing
+        it (the module may load torch)."""
+        origin = importlib.util.find_spec(self.modules()[name]).origin
+        doc = ast.get_docstring(ast.parse(Path(origin).read_text(encoding="utf-8"))) or ""
+        return " ".join(plain_text(doc.split("\n\n")[0]).split())
+
     def command(self, name: str) -> Command:
-        return Command("plugin", self.summaries.get(name, ""), self.modules()[name])
+        return Command("plugin", self.name_summary(name), self.modules()[name])
 
 
 #: command words -> the command (the summaries are the lines of ``videofocus --help``)
@@ -111,45 +120,19 @@ COMMANDS: dict[str, Command] = {
     ),
 }
 
-#: two-word commands; their summaries repeat the first paragraph of each module's docstring
-#: (tests/test_cli_startup.py checks that they agree)
+#: two-word commands; each name's summary is the first paragraph of its module's docstring
 GROUPS: dict[str, Group] = {
     "prepare": Group(
         "build a manifest from dataset annotations",
         "DATASET",
         "datasets",
         "videofocus.data_prep:CONVERTERS",
-        {
-            "activitynet": "ActivityNet v1.3 from activity_net.v1-3.min.json (or BSN/BMN's "
-            "anet_anno_action.json), at video or segment level.",
-            "kinetics": "Kinetics 400/600/700 from the official CSVs.",
-            "minikinetics": "Mini-Kinetics (the 200-class Kinetics-400 subset of AR-Net and "
-            "AdaFocus) from CSVs + id lists.",
-            "sthv2": "Something-Something v2 from the official label and split JSON files.",
-            "fcvid": "FCVID (239 classes, multi-label) from AdaFocus-style comma lists or "
-            "mmaction2 lists.",
-            "list": "Lists of earlier adaptive-inference code (AdaFocus, AR-Net) and mmaction2 "
-            "video lists.",
-            "folder": "Your own videos in class folders: ROOT/<class>/**/<video>.",
-            "reencode": "Re-encode a manifest's videos for fast sparse sampling (short side, "
-            "short keyframe interval).",
-            "synthetic": "Generate the synthetic benchmark: videofocus prepare synthetic OUT "
-            "--num-videos N --seed S.",
-        },
     ),
     "bench": Group(
         "run a benchmark and print its table",
         "NAME",
         "benchmarks",
         "videofocus.benchmarks:BENCHMARKS",
-        {
-            "decode": "Frames/s of each video decoder backend, on typical clips, long videos and "
-            "JPEG folders.",
-            "policy": "Glimpse policies compared: accuracy, GMACs/video, videos/s and target "
-            "coverage on val.",
-            "label": "Labeling throughput: decode-only, dense baseline, adaptive, adaptive under a "
-            "GMACs budget.",
-        },
     ),
 }
 
@@ -265,7 +248,7 @@ def _group_parser(name: str, group: Group) -> CommandParser:
         prog=f"videofocus {name}",
         usage=f"%(prog)s {group.metavar} [ARGS ...]",
         description=f"{group.summary[:1].upper()}{group.summary[1:]}.\n\n"
-        + _listing(group.kind, [(n, group.summaries.get(n, "")) for n in names]),
+        + _listing(group.kind, [(n, group.name_summary(n)) for n in names]),
         epilog=f"'videofocus {name} {group.metavar} --help' shows the options of one.",
     )
     parser.add_argument("name", metavar=group.metavar, choices=names, help=argparse.SUPPRESS)

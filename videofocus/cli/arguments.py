@@ -12,6 +12,9 @@ import re
 
 __all__ = [
     "CONFIG_HELP",
+    "add_export_arguments",
+    "add_model_arguments",
+    "float_list",
     "HelpFormatter",
     "add_config_arguments",
     "add_overrides",
@@ -110,3 +113,41 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """``CONFIG [KEY=VALUE ...]``, as train, eval and flops take them."""
     parser.add_argument("config", metavar="CONFIG", help=config_help())
     add_overrides(parser)
+
+
+def float_list(text: str) -> list[float]:
+    """``argparse`` type of comma-separated numbers, e.g. ``--thresholds 0.9,0.8``."""
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
+    """The model a command runs, as ``label`` and ``viz`` take it: ``--checkpoint`` or
+    ``--config`` (random weights), and ``--policy`` / ``--option`` / ``--thresholds`` to swap
+    its policy for a heuristic or turn on early exit. ``--policy`` is checked against the
+    heuristics' registry when the command runs (building the parser imports no torch)."""
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="a checkpoint folder, e.g. runs/x/finetune/final")
+    src.add_argument(
+        "--config", help=f"{verb} this config's model with RANDOM weights (dry runs): {CONFIG_HELP}"
+    )
+    parser.add_argument(
+        "--policy",
+        metavar="NAME",
+        help="replace the model's policy by a heuristic "
+        "(random, centre, saliency, dense, glance_only)",
+    )
+    parser.add_argument("--option", type=int, help="glimpse option of that heuristic (1..K)")
+    parser.add_argument(
+        "--thresholds", type=float_list, help="early-exit thresholds, one or one per step (0.9,...)"
+    )
+
+
+def add_export_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--csv`` and ``--activitynet``: where ``what`` is also exported."""
+    parser.add_argument("--csv", metavar="PATH", help=f"also export {what} as CSV")
+    parser.add_argument("--activitynet", metavar="PATH", help="also export ActivityNet result JSON")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from videofocus.cli.arguments import CONFIG_HELP, add_overrides
+from videofocus.cli.arguments import add_model_arguments, add_overrides
 
 #: the short side an output frame reaches by default (videofocus.viz.command.MIN_SIDE)
 MIN_SIDE = 256
@@ -42,16 +42,9 @@ def _positive(kind: type):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from videofocus.labeling.command import float_list  # light: no torch
-
     parser.description = DESCRIPTION
     parser.add_argument("video", metavar="VIDEO", help="the video to run the model on")
-    src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", help="a checkpoint folder, e.g. runs/x/finetune/final")
-    src.add_argument(
-        "--config",
-        help=f"draw this config's model with RANDOM weights (dry runs): {CONFIG_HELP}",
-    )
+    add_model_arguments(parser, "draw")
     parser.add_argument("--out", required=True, help="output .gif or .mp4")
     parser.add_argument(
         "--fps", type=_positive(float), default=2.0, help="output frames per second"
@@ -60,15 +53,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scale",
         type=_positive(int),
         help=f"integer upscale of the frames (default: short side >= {MIN_SIDE} px)",
-    )
-    parser.add_argument(
-        "--policy",
-        help="replace the model's policy by a heuristic "
-        "(random, centre, saliency, dense, glance_only)",
-    )
-    parser.add_argument("--option", type=int, help="glimpse option of that heuristic (1..K)")
-    parser.add_argument(
-        "--thresholds", type=float_list, help="early-exit thresholds, one or one per step (0.9,...)"
     )
     add_overrides(parser, help="config overrides")
 
