@@ -10,9 +10,6 @@ before it is asked for.
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
-
 #: ``videofocus prepare <name>`` -> module implementing it.
 CONVERTERS: dict[str, str] = {
     "activitynet": "videofocus.data_prep.activitynet",
@@ -25,10 +22,3 @@ CONVERTERS: dict[str, str] = {
     "reencode": "videofocus.data_prep.reencode",
     "synthetic": "videofocus.data_prep.synthetic",
 }
-
-
-def load_converter(name: str) -> ModuleType:
-    """Import the module behind ``videofocus prepare <name>``."""
-    if name not in CONVERTERS:
-        raise KeyError(f"unknown dataset {name!r}; choose from {sorted(CONVERTERS)}")
-    return importlib.import_module(CONVERTERS[name])

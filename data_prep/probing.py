@@ -213,7 +213,7 @@ def add_common_arguments(
         parser.set_defaults(probe=True)
 
 
-def probe_files(paths: Sequence[Path], workers: int, timeout: float, desc: str = "probe") -> dict:
+def probe_files(paths: Sequence[Path], workers: int, timeout: float) -> dict:
     """Probe distinct files in parallel; returns ``{path: ProbeResult}``.
 
     Threads suffice: :func:`~videofocus.io.probe.probe_video` runs each decode in a child process.
@@ -223,7 +223,7 @@ def probe_files(paths: Sequence[Path], workers: int, timeout: float, desc: str =
     results = {}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = {pool.submit(probe_video, str(p), timeout): p for p in paths}
-        for fut in tqdm(as_completed(futures), total=len(futures), desc=desc, disable=None):
+        for fut in tqdm(as_completed(futures), total=len(futures), desc="probe", disable=None):
             results[futures[fut]] = fut.result()
     return results
 

@@ -11,8 +11,9 @@ from videofocus.evaluation.evaluate import evaluate_adaptive
 from videofocus.evaluation.flops_report import flops_report
 from videofocus.evaluation.policy_eval import evaluate_glimpse_model
 from videofocus.inference.model import load_inference_model
-from videofocus.models.cost import GIGA, ActionUsage, CostTable, measure_macs
+from videofocus.models.cost import GIGA, CostTable, measure_macs
 from videofocus.models.focusnet import GlanceOutput
+from videofocus.models.glimpse import dense_actions
 from videofocus.policy.focusnet import PolicyFocusNet
 from videofocus.runtime import torch_threads
 
@@ -42,10 +43,10 @@ def test_the_policy_is_counted_and_flops_agrees(model) -> None:
     assert [o["gmacs"] for o in comp["local_per_glimpse"]] == pytest.approx(
         [macs / GIGA for macs in table.local], rel=1e-12
     )
-    steps, k = model.cfg.data.frames, table.num_options
-    for option in range(1, k + 1):
-        usage = ActionUsage.uniform(steps, option, k)
-        assert report["per_video"][f"option_{option}"] == pytest.approx(table.per_video(usage))
+    steps = model.cfg.data.frames
+    for option in range(1, table.num_options + 1):
+        gmacs = table.usage_from_actions(dense_actions(1, steps, option)).item()
+        assert report["per_video"][f"option_{option}"] == pytest.approx(gmacs)
 
 
 def test_a_model_with_its_policy_costs_what_the_inference_model_costs(model) -> None:

@@ -1,5 +1,4 @@
-"""ClipDataset (decoding the right frames, labels, seeding across workers, bad files) and the
-clip transforms."""
+"""ClipDataset (decoding the right frames, labels, seeding across workers, bad files)."""
 
 from __future__ import annotations
 
@@ -9,18 +8,11 @@ import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
-from torchvision.transforms.v2 import Compose
+from torchvision.transforms.v2 import Compose, RandomHorizontalFlip
 
 from videofocus.data.dataset import ClipDataset, collate_clips
+from videofocus.data.loaders import SquareClip
 from videofocus.data.manifest import ManifestError, ManifestRow, write_manifest
-from videofocus.data.transforms import (
-    CenterCrop,
-    Normalize,
-    RandomCrop,
-    RandomHorizontalFlip,
-    Resize,
-    ToFloatCHW,
-)
 from videofocus.io.errors import VideoDecodeError
 from videofocus.io.reader import available_backends
 from videofocus.io.samplers import FrameRangeError, SegmentSampler, UniformSampler
@@ -168,7 +160,7 @@ def test_workers_give_the_same_batches_as_the_main_process(videos):
         ManifestRow(id=f"v{i}", path="a.mp4" if i % 2 else "b.mp4", labels=(i % 3,))
         for i in range(6)
     ]
-    augment = Compose([ToFloatCHW(), RandomCrop(32), RandomHorizontalFlip()])
+    augment = Compose([SquareClip(32, train=True), RandomHorizontalFlip()])
     ds = ClipDataset(
         rows, SegmentSampler(4), num_classes=3, root=videos, transform=augment, train=True, seed=3
     )
@@ -228,75 +220,3 @@ def test_invalid_dataset_arguments(videos):
         ClipDataset(_rows(), SegmentSampler(2), num_classes=0)
     with pytest.raises(ValueError, match="epoch"):
         ClipDataset(_rows(), SegmentSampler(2), num_classes=5).set_epoch(-1)
-
-
-# ---- transforms -------------------------------------------------------------------------------
-
-
-def _clip(t=3, h=6, w=8) -> torch.Tensor:
-    """uint8 [T, H, W, 3] whose pixel (y, x) of frame i is 10*i + y + x in every channel."""
-    i, y, x = torch.meshgrid(torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij")
-    return (10 * i + y + x).to(torch.uint8)[..., None].expand(t, h, w, 3).contiguous()
-
-
-def test_to_float_chw():
-    clip = _clip()
-    out = ToFloatCHW()(clip)
-    assert out.dtype == torch.float32 and out.shape == (3, 3, 6, 8)
-    assert torch.allclose(out[:, 1], clip[..., 1].float() / 255)
-    full = ToFloatCHW()(torch.full((1, 2, 2, 3), 255, dtype=torch.uint8))
-    assert full.max().item() == 1.0
-    with pytest.raises(ValueError, match="uint8"):
-        ToFloatCHW()(clip.float())
-    with pytest.raises(ValueError, match=r"\[T, H, W, 3\]"):
-        ToFloatCHW()(torch.zeros(2, 3, 4, 4, dtype=torch.uint8))
-
-
-def test_normalize():
-    clip = torch.full((2, 3, 4, 4), 0.5)
-    out = Normalize((0.5, 0.25, 0.0), (0.5, 0.25, 1.0))(clip)
-    assert out[:, 0].eq(0).all() and out[:, 1].eq(1).all() and out[:, 2].eq(0.5).all()
-    with pytest.raises(ValueError):
-        Normalize((0.5,), (0.0,))
-
-
-def test_resize():
-    clip = ToFloatCHW()(_clip(2, 48, 64))
-    assert Resize(24)(clip).shape == (2, 3, 24, 32)
-    assert Resize((10, 12))(clip).shape == (2, 3, 10, 12)
-    out = Resize(24)(torch.ones(2, 3, 48, 64))
-    assert torch.allclose(out, torch.ones_like(out))
-    with pytest.raises(ValueError, match="ToFloatCHW"):
-        Resize(24)(_clip(2, 48, 64))
-
-
-def test_crops_cut_the_same_window_from_every_frame():
-    clip = ToFloatCHW()(_clip(3, 6, 8)) * 255
-    centre = CenterCrop((2, 4))(clip)
-    assert centre.shape == (3, 3, 2, 4)
-    assert torch.allclose(centre, clip[:, :, 2:4, 2:6])
-    torch.manual_seed(0)
-    seen = set()
-    for _ in range(20):
-        out = RandomCrop(3)(clip)
-        assert out.shape == (3, 3, 3, 3)
-        top_left = out[0, 0, 0, 0].round().item()  # = y0 + x0 in frame 0
-        # Every frame shows the same window: frame i is frame 0 plus 10*i everywhere.
-        assert torch.allclose(out - out[:1], 10 * torch.arange(3.0).view(3, 1, 1, 1))
-        seen.add(top_left)
-    assert len(seen) > 1
-    with pytest.raises(ValueError, match="does not fit"):
-        RandomCrop(10)(clip)
-    with pytest.raises(ValueError, match="does not fit"):
-        CenterCrop(7)(clip)
-
-
-def test_horizontal_flip_flips_whole_clip():
-    clip = ToFloatCHW()(_clip())
-    assert torch.equal(RandomHorizontalFlip(1.0)(clip), clip.flip(-1))
-    assert torch.equal(RandomHorizontalFlip(0.0)(clip), clip)
-    torch.manual_seed(0)
-    flips = [torch.equal(RandomHorizontalFlip(0.5)(clip), clip.flip(-1)) for _ in range(20)]
-    assert 0 < sum(flips) < 20
-    with pytest.raises(ValueError):
-        RandomHorizontalFlip(1.5)

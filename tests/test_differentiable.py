@@ -12,8 +12,8 @@ import torch
 from videofocus.artifacts.factory import build_differentiable_focusnet, build_focusnet
 from videofocus.config import Config, ConfigError, config_from_dict
 from videofocus.evaluation.evaluate import evaluate_checkpoint
-from videofocus.models import GlimpseOption, create_focusnet, grid_centres
-from videofocus.models.cost import ActionUsage, CostTable
+from videofocus.models import GlimpseOption, create_focusnet, dense_actions, grid_centres
+from videofocus.models.cost import CostTable
 from videofocus.policy.differentiable import DifferentiableFocusNet, DifferentiableGlimpsePolicy
 from videofocus.policy.focusnet import policy_chooses
 from videofocus.train.pipeline import run_stages
@@ -183,4 +183,6 @@ def test_differentiable_stage_trains_from_warmup_and_evaluates(tmp_path, stage_c
     table = CostTable.from_model(build_differentiable_focusnet(cfg, 3), 48)
     no_policy = CostTable.from_model(build_focusnet(cfg, 3), 48)
     assert table.policy > 0 and replace(table, policy=0) == no_policy
-    assert ev["gmacs_per_video"] == pytest.approx(table.per_video(ActionUsage.uniform(4, 2, 2)))
+    assert ev["gmacs_per_video"] == pytest.approx(
+        table.usage_from_actions(dense_actions(1, 4, 2)).item()
+    )

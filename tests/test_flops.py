@@ -24,8 +24,8 @@ from torch import nn
 from videofocus.cli import main
 from videofocus.config import ConfigError, load_config
 from videofocus.evaluation.flops_report import flops_report, format_report, run_flops
-from videofocus.models import GlimpseOption, create_focusnet
-from videofocus.models.cost import ActionUsage, CostTable, measure_macs
+from videofocus.models import GlimpseOption, create_focusnet, dense_actions, skip_actions
+from videofocus.models.cost import CostTable, measure_macs
 from videofocus.policy.heuristics import LearnedGlimpsePolicy
 from videofocus.policy.network import GlanceMapEncoder, RecurrentGlimpsePolicy, progress_dim
 from videofocus.policy.observation import GlanceProjection
@@ -63,15 +63,12 @@ TABLE = CostTable(glance=10, policy=2, local=(100, 50), aggregator=3)
 
 
 def test_per_video_arithmetic():
-    usage = ActionUsage(steps=4, glimpses=(2, 1), skipped=1)
+    actions = torch.zeros(1, 4, 3, dtype=torch.long)
+    actions[0, :, 0] = torch.tensor([1, 1, 2, 0])  # two glimpses of option 1, one of 2, a skip
     assert TABLE.per_step == 15
-    assert TABLE.per_video(usage) == pytest.approx((4 * 15 + 2 * 100 + 50) / 1e9)
-    assert TABLE.per_video(ActionUsage.uniform(16, 2, 2)) == pytest.approx(16 * 65 / 1e9)
-    assert TABLE.per_video(ActionUsage.uniform(16, 0, 2)) == pytest.approx(16 * 15 / 1e9)
-    with pytest.raises(ValueError, match="add up"):
-        ActionUsage(steps=4, glimpses=(2, 1), skipped=0)
-    with pytest.raises(ValueError, match="options"):
-        TABLE.per_video(ActionUsage(steps=1, glimpses=(1,)))
+    assert TABLE.usage_from_actions(actions).item() == pytest.approx((4 * 15 + 2 * 100 + 50) / 1e9)
+    assert TABLE.usage_from_actions(dense_actions(1, 16, 2)).item() == pytest.approx(16 * 65 / 1e9)
+    assert TABLE.usage_from_actions(skip_actions(1, 16)).item() == pytest.approx(16 * 15 / 1e9)
 
 
 def test_usage_from_actions_with_skips_and_exits():
@@ -84,7 +81,7 @@ def test_usage_from_actions_with_skips_and_exits():
     # video 1 exits after reading 2 steps: it pays 2 steps and its first two glimpses only
     exited = TABLE.usage_from_actions(actions, torch.tensor([4, 2]))
     assert exited.tolist() == pytest.approx([(4 * 15 + 250) / 1e9, (2 * 15 + 100) / 1e9])
-    assert exited[1] == pytest.approx(TABLE.per_video(ActionUsage(2, (0, 2))))
+    assert exited[1] == pytest.approx(TABLE.usage_from_actions(dense_actions(1, 2, 2)).item())
     with pytest.raises(ValueError, match="exit_steps"):
         TABLE.usage_from_actions(actions, torch.tensor([0, 2]))
     with pytest.raises(ValueError, match="option out of range"):

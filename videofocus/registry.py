@@ -3,13 +3,15 @@ algorithms and training stages are each a :class:`Registry`, so adding one is re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 F = TypeVar("F")
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "import_plugins"]
 
 
 class Registry(Generic[T]):
@@ -69,3 +71,11 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def import_plugins(package: str, path: Iterable[str]) -> None:
+    """Import every module of ``package`` (found on its ``__path__``, ``path``) whose name does
+    not start with ``_``, so that what they register exists once the package is imported."""
+    for module in pkgutil.iter_modules(path):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{package}.{module.name}")

@@ -47,22 +47,17 @@ def load_focusnet(
 
 
 def policy_checkpoint_focusnet(
-    cfg: Config,
-    path: str | Path,
-    ckpt: Checkpoint | None = None,
-    device: torch.device | str = "cpu",
+    cfg: Config, path: str | Path, ckpt: Checkpoint
 ) -> tuple[FocusNet, int]:
-    """The frozen FocusNet a policy-stage checkpoint acts on, and its classes.
+    """The frozen FocusNet (on the CPU) a policy-stage checkpoint acts on, and its classes.
 
     The checkpoint holds its own copy (``focusnet.*`` weights).
 
     :param cfg: the run config.
-    :param path: the policy checkpoint folder.
-    :param ckpt: that folder, already loaded.
-    :param device: where the model goes.
+    :param path: the policy checkpoint folder (named in errors).
+    :param ckpt: that folder, loaded.
     :raises CheckpointError: for a checkpoint without the copy (an older videofocus wrote it).
     """
-    ckpt = ckpt or load_checkpoint(path, load_trainer=False)
     own = _strip(ckpt.model, "focusnet.")
     if not own:
         raise CheckpointError(
@@ -70,7 +65,7 @@ def policy_checkpoint_focusnet(
             "on; written by an older videofocus); train the policy stage again"
         )
     num_classes = ckpt.meta.num_classes
-    return _frozen_focusnet(cfg, num_classes, own, device), num_classes
+    return _frozen_focusnet(cfg, num_classes, own, "cpu"), num_classes
 
 
 def _frozen_focusnet(

@@ -47,6 +47,7 @@ from videofocus.benchmarks.decode_inputs import (
     prepare_codec_inputs,
     prepare_inputs,
 )
+from videofocus.io.atomic_files import write_atomic
 from videofocus.io.errors import VideoDecodeError
 from videofocus.io.reader import VideoReader, available_backends
 from videofocus.io.samplers import SegmentSampler
@@ -261,9 +262,8 @@ def run_codec_benchmark(
                     for backend in backends:
                         label = f"{case} {name}"
                         if backend in refused:
-                            rows.append(
-                                _refused_row(label, backend, len(indices), refused[backend])
-                            )
+                            reason = f"refused: {refused[backend]}"
+                            rows.append(_row(label, backend, None, len(indices), None, reason))
                             continue
                         chose = used[backend][-1]
                         note = f"{notes}; auto chose {chose}" if backend == "auto" else notes
@@ -289,28 +289,18 @@ def _read_sample(
     return sample
 
 
-def _refused_row(case: str, backend: str, frames: int, reason: str) -> dict:
-    return {
-        "case": case,
-        "backend": backend,
-        "resolved_backend": None,
-        "frames": frames,
-        "frames_per_s": None,
-        "ms_per_video": None,
-        "cpu_ms_per_video": None,
-        "notes": f"refused: {reason}",
-    }
-
-
-def _row(case: str, backend: str, used: str, frames: int, timing: Timing, notes: str) -> dict:
+def _row(
+    case: str, backend: str, used: str | None, frames: int, timing: Timing | None, notes: str
+) -> dict:
+    # timing None: a backend that refused the file, a row without numbers
     return {
         "case": case,
         "backend": backend,
         "resolved_backend": used,
         "frames": frames,
-        "frames_per_s": round(frames / timing.wall, 1),
-        "ms_per_video": round(timing.wall * 1000, 2),
-        "cpu_ms_per_video": round(timing.cpu * 1000, 2),
+        "frames_per_s": None if timing is None else round(frames / timing.wall, 1),
+        "ms_per_video": None if timing is None else round(timing.wall * 1000, 2),
+        "cpu_ms_per_video": None if timing is None else round(timing.cpu * 1000, 2),
         "notes": notes,
     }
 
@@ -421,6 +411,5 @@ def run(args: argparse.Namespace) -> int:
         print("\nper codec: ms/video (cpu ms/video)\n")
         print(format_codec_table(codec_rows))
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows + codec_rows, indent=2) + "\n", encoding="utf-8")
+        write_atomic(args.json, json.dumps(rows + codec_rows, indent=2) + "\n")
     return 0

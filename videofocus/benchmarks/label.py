@@ -45,9 +45,10 @@ from videofocus.inference.model import (
     load_inference_model,
     record_rollouts,
 )
+from videofocus.io.atomic_files import write_atomic
 from videofocus.labeling.decoding import LabelClips, collate_decoded
 from videofocus.labeling.inputs import read_inputs
-from videofocus.labeling.job import LabelJobOptions, plan_cpu, run_label_job
+from videofocus.labeling.job import PREFETCH, LabelJobOptions, plan_cpu, run_label_job
 from videofocus.labeling.results import read_results
 from videofocus.labeling.sharding import ShardSpec
 from videofocus.policy.heuristics import create_policy
@@ -68,7 +69,7 @@ def _loader(source: str | Path, cfg: Config, job: LabelJobOptions, device: torch
         batch_size=job.batch_size,
         num_workers=workers,
         collate_fn=collate_decoded,
-        prefetch_factor=job.prefetch if workers > 0 else None,
+        prefetch_factor=PREFETCH if workers > 0 else None,
     )
 
 
@@ -315,6 +316,5 @@ def run(args: argparse.Namespace) -> int:
     print()
     print("\n".join(acceptance(rows)))
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+        write_atomic(args.json, json.dumps(rows, indent=2) + "\n")
     return 0

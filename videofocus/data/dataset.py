@@ -57,8 +57,8 @@ class ClipDataset(Dataset):
     :param split: keep only rows of this split (manifest paths only).
     :param short_side: resize frames at decode time so their short side has this many pixels.
     :param backend: the :class:`VideoReader` backend: ``"auto"``, ``"pyav"`` or ``"decord"``.
-    :param transform: applied to the ``uint8 [T, H, W, 3]`` frames (e.g. a
-        ``torchvision.transforms.v2.Compose`` of :mod:`videofocus.data.transforms`).
+    :param transform: applied to the ``uint8 [T, H, W, 3]`` frames (e.g. the loaders'
+        ``SquareClip``, or a ``torchvision.transforms.v2.Compose``).
     :param multilabel: build ``"target"`` from all labels instead of the first one.
     :param train: random sampling positions (the sampler's training mode); otherwise the
         sampler's deterministic evaluation positions.

@@ -161,7 +161,6 @@ def evaluate_adaptive(
     thresholds: list[float] | None = None,
     manifest: str | Path | None = None,
     options: InferenceOptions | None = None,
-    policy: str | None = None,
 ) -> dict[str, Any]:
     """Accuracy, mAP, GMACs per video and videos/s of a checkpoint under early-exit
     ``thresholds``.
@@ -178,7 +177,7 @@ def evaluate_adaptive(
     model = (
         checkpoint
         if isinstance(checkpoint, InferenceModel)
-        else load_inference_model(checkpoint, cfg, policy=policy)
+        else load_inference_model(checkpoint, cfg)
     )
     options = replace(options or InferenceOptions(), thresholds=thresholds)
     start = time.perf_counter()

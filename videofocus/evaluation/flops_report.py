@@ -20,7 +20,8 @@ from videofocus.artifacts.factory import (
     resolve_num_classes,
 )
 from videofocus.config import Config, load_config
-from videofocus.models.cost import GIGA, ActionUsage, CostTable
+from videofocus.models.cost import GIGA, CostTable
+from videofocus.models.glimpse import dense_actions, skip_actions
 
 __all__ = ["flops_report", "format_report", "run_flops"]
 
@@ -55,13 +56,17 @@ def flops_report(cfg: Config) -> dict[str, Any]:
         dense = build_dense_baseline(cfg, num_classes)
     table = CostTable.from_model(net, size, policy)
     dense_table = CostTable.from_model(dense, size)
-    k = table.num_options
+
+    def gmacs(table: CostTable, actions: torch.Tensor) -> float:
+        return float(table.usage_from_actions(actions)[0])
+
     per_video = {
-        f"option_{i}": table.per_video(ActionUsage.uniform(steps, i, k)) for i in range(1, k + 1)
+        f"option_{i}": gmacs(table, dense_actions(1, steps, i))
+        for i in range(1, table.num_options + 1)
     }
     no_policy = dataclasses.replace(table, policy=0)
-    per_video["glance_only"] = no_policy.per_video(ActionUsage.uniform(steps, 0, k))
-    per_video["dense_baseline"] = dense_table.per_video(ActionUsage.uniform(steps, 1, 1))
+    per_video["glance_only"] = gmacs(no_policy, skip_actions(1, steps))
+    per_video["dense_baseline"] = gmacs(dense_table, dense_actions(1, steps))
     model = cfg.model
     options = [
         {

@@ -114,7 +114,6 @@ def calibrate_thresholds(
     step_costs: torch.Tensor,
     budget: float,
     correct: torch.Tensor | None = None,
-    iterations: int = 60,
 ) -> ExitCalibration:
     """Per-step thresholds whose mean cost on these roll-outs is as close to ``budget`` as the
     data allows without exceeding it.
@@ -123,7 +122,6 @@ def calibrate_thresholds(
     :param step_costs: ``[N, T]`` cumulative cost of stopping after each step.
     :param budget: the mean cost per video to meet.
     :param correct: bool ``[N, T]``, whether each step's top-1 is right (for the accuracy report).
-    :param iterations: bisection steps over ``log q``.
     :raises ValueError: for a budget below the cheapest possible mean cost (everyone exits at the
         first step), naming both.
     """
@@ -150,7 +148,7 @@ def calibrate_thresholds(
         # log q from "everyone exits first" to "everyone runs to the end"; cost grows with q.
         lo, hi = -30.0, 30.0
         best = _thresholds_for(confidence, math.exp(lo))
-        for _ in range(iterations):
+        for _ in range(60):  # bisection steps: 60 halvings of [-30, 30] reach float precision
             mid = (lo + hi) / 2
             candidate = _thresholds_for(confidence, math.exp(mid))
             if cost_of(candidate) <= budget:

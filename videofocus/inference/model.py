@@ -166,16 +166,12 @@ def rollout_manifest(
     model: InferenceModel,
     options: InferenceOptions,
     manifest: str | Path | None = None,
-    batch_size: int | None = None,
-    device: torch.device | str | None = None,
 ) -> Iterator[tuple[int, tuple[int, ...], VideoPrediction]]:
     """Yield ``(row index, labels, prediction)`` for the config's validation rows (or every row
     of ``manifest``), ``labels`` being every class index of the row (empty when unlabelled);
     undecodable rows are skipped with a warning."""
-
-    cfg = model.cfg
-    loader = build_eval_loader(cfg, len(model.class_names), manifest, batch_size)
-    inferencer = model.inferencer(options, device)
+    loader = build_eval_loader(model.cfg, len(model.class_names), manifest)
+    inferencer = model.inferencer(options)
     labels: dict[int, tuple[int, ...]] = {}
 
     def batches():

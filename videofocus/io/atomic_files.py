@@ -16,9 +16,10 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 __all__ = [
     "atomic_directory",
@@ -34,6 +35,8 @@ __all__ = [
 FILE_MODE = 0o666
 DIR_MODE = 0o777
 _ATTEMPTS = 100
+
+_T = TypeVar("_T")
 
 
 def named_os_error(exc: OSError, path: str | Path) -> OSError:
@@ -63,9 +66,18 @@ def current_umask() -> int:
     return mask
 
 
-def _temp_sibling(target: Path) -> Path:
-    # hidden, and unique per call: concurrent writers of one target never share a temporary
-    return target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+def _new_sibling(target: Path, create: Callable[[Path], _T]) -> tuple[_T, Path]:
+    """``create(tmp)`` for a fresh temporary name ``tmp`` beside ``target`` (its folders made if
+    missing), and ``tmp``; ``create`` raises FileExistsError for a name already taken."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(_ATTEMPTS):
+        # hidden, and unique per call: concurrent writers of one target never share a temporary
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return create(tmp), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {target}")
 
 
 def create_temp_file(target: str | Path, append: bool = False) -> tuple[int, Path]:
@@ -76,18 +88,10 @@ def create_temp_file(target: str | Path, append: bool = False) -> tuple[int, Pat
     :returns: ``(descriptor open for reading and writing, path of the temporary)``; the file has
         mode ``0666 & ~umask``.
     """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     if append:
         flags |= os.O_APPEND
-    for _ in range(_ATTEMPTS):
-        tmp = _temp_sibling(target)
-        try:
-            return os.open(tmp, flags, FILE_MODE), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free temporary name beside {target}")
+    return _new_sibling(Path(target), lambda tmp: os.open(tmp, flags, FILE_MODE))
 
 
 def fsync_directory(path: str | Path) -> None:
@@ -149,16 +153,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     when the block raises, the temporary folder is deleted and ``path`` is left as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(_ATTEMPTS):
-        tmp = _temp_sibling(path)
-        try:
-            os.mkdir(tmp, DIR_MODE)
-            break
-        except FileExistsError:
-            continue
-    else:
-        raise FileExistsError(f"no free temporary name beside {path}")
+    _, tmp = _new_sibling(path, lambda tmp: os.mkdir(tmp, DIR_MODE))
     try:
         yield tmp
         mode = FILE_MODE & ~current_umask()

@@ -41,6 +41,9 @@ from videofocus.runtime import torch_threads
 
 __all__ = ["LabelJobOptions", "LabelSummary", "error_row", "prediction_row", "run_label_job"]
 
+#: Batches each decoding worker reads ahead.
+PREFETCH = 4
+
 
 @dataclass(frozen=True)
 class LabelJobOptions:
@@ -51,14 +54,13 @@ class LabelJobOptions:
         but one when the network runs on an accelerator, half of them on the CPU.
     :param threads: torch threads of the network on the CPU; None: the cores the decoding
         workers leave (oversubscribed cores make both sides slower).
-    :param prefetch: batches each worker decodes ahead.
     :param decode_timeout: seconds allowed to decode one video.
     :param topk: labels per video.
     :param glimpses: write each video's glimpse actions.
     :param budget_gmacs: calibrate (or reuse stored) exit thresholds to this mean cost.
     :param calibrate: labelled manifest to calibrate the budget on (default: the config's
-        validation rows when they exist).
-    :param calibrate_save: store calibrated thresholds beside the checkpoint for later runs.
+        validation rows when they exist); the thresholds are stored beside the checkpoint
+        for later runs.
     :param progress: show a progress bar.
     :param retry_errors: label again the inputs whose row in the output says ``error``
         (their old rows are replaced, the file keeps one row per input).
@@ -67,13 +69,11 @@ class LabelJobOptions:
     batch_size: int = 32
     num_workers: int | None = None
     threads: int | None = None
-    prefetch: int = 4
     decode_timeout: float | None = 60.0
     topk: int = 5
     glimpses: bool = False
     budget_gmacs: float | None = None
     calibrate: str | None = None
-    calibrate_save: bool = True
     progress: bool = True
     retry_errors: bool = False
 
@@ -157,14 +157,12 @@ def resolve_thresholds(
         return options.thresholds
     if job.budget_gmacs is None:
         return model.cfg.exit.thresholds
-    if job.calibrate is None and job.calibrate_save and model.checkpoint is not None:
+    if job.calibrate is None and model.checkpoint is not None:
         try:
             return stored_thresholds(model.checkpoint, job.budget_gmacs, options.chunk_steps)
         except FileNotFoundError:
             pass  # calibrate on the config's validation rows below
-    calibration = calibrate_budget(
-        model, job.budget_gmacs, options, job.calibrate, save=job.calibrate_save
-    )
+    calibration = calibrate_budget(model, job.budget_gmacs, options, job.calibrate)
     rounded = [round(t, 4) for t in calibration.thresholds]
     print(
         f"calibrated exit thresholds for {job.budget_gmacs:g} GMACs/video: "
@@ -299,7 +297,7 @@ def run_label_job(
             collate_fn=collate_decoded,
             worker_init_fn=functools.partial(_close_inherited, path, writer.fileno()),
             pin_memory=inferencer.device.type == "cuda",
-            prefetch_factor=job.prefetch if workers > 0 else None,
+            prefetch_factor=PREFETCH if workers > 0 else None,
         )
         bar = tqdm(
             total=len(todo), desc=f"label {path.name}", unit="video", disable=not job.progress

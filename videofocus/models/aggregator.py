@@ -20,7 +20,7 @@ __all__ = ["Aggregator", "AggregatorOutput"]
 
 class AggregatorOutput(NamedTuple):
     """Logits ``[B, T, num_classes]`` (or ``[B, num_classes]`` for one step) and the GRU state
-    ``[num_layers, B, hidden]`` after the last step."""
+    ``[1, B, hidden]`` after the last step."""
 
     logits: torch.Tensor
     hidden: torch.Tensor
@@ -34,8 +34,6 @@ class Aggregator(nn.Module):
     :param hidden: GRU hidden size.
     :param num_classes: number of output classes.
     :param num_options: number ``K`` of glimpse options (skip excluded).
-    :param num_layers: GRU layers.
-    :param dropout: dropout on the GRU outputs before the classifier.
     """
 
     def __init__(
@@ -45,18 +43,13 @@ class Aggregator(nn.Module):
         hidden: int,
         num_classes: int,
         num_options: int,
-        num_layers: int = 1,
-        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.glance_dim = glance_dim
         self.local_dim = local_dim
         self.num_options = num_options
         self.num_classes = num_classes
-        self.gru = nn.GRU(
-            glance_dim + local_dim + num_options + 1, hidden, num_layers, batch_first=True
-        )
-        self.dropout = nn.Dropout(dropout)
+        self.gru = nn.GRU(glance_dim + local_dim + num_options + 1, hidden, batch_first=True)
         self.classifier = nn.Linear(hidden, num_classes)
         # Auxiliary heads of the warm-up stage: glance-only and glimpse-only predictions.
         self.glance_head = nn.Linear(glance_dim, num_classes)
@@ -89,11 +82,11 @@ class Aggregator(nn.Module):
         :param glance: pooled glance features ``[B, T, glance_dim]``.
         :param local: pooled glimpse features ``[B, T, local_dim]`` (any value where skipped).
         :param option_index: long ``[B, T]``, ``-1`` for skip.
-        :param hidden: GRU state ``[num_layers, B, hidden]`` to continue from; None starts fresh.
+        :param hidden: GRU state ``[1, B, hidden]`` to continue from; None starts fresh.
             Feeding steps in chunks with the returned state equals one call over all steps.
         """
         out, hidden = self.gru(self.fuse(glance, local, option_index), hidden)
-        return AggregatorOutput(self.classifier(self.dropout(out)), hidden)
+        return AggregatorOutput(self.classifier(out), hidden)
 
     def step(
         self,

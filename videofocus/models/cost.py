@@ -31,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from videofocus.models.focusnet import FocusNet, GlanceOutput
 
-__all__ = ["GIGA", "ActionUsage", "CostTable", "measure_macs"]
+__all__ = ["GIGA", "CostTable", "measure_macs"]
 
 GIGA = 1e9
 
@@ -64,41 +64,6 @@ def measure_macs(fn: Callable[..., Any], *inputs: Any, **kwargs: Any) -> int:
     :param kwargs: its keyword arguments.
     """
     return _count(fn, *inputs, **kwargs)[0]
-
-
-@dataclass(frozen=True)
-class ActionUsage:
-    """What one video consumed.
-
-    :param steps: steps read (the exit step; ``T`` without early exit); every step read pays a
-        glance, a policy step and an aggregator step.
-    :param glimpses: number of glimpses per option, ``glimpses[k]`` for action option ``k + 1``.
-    :param skipped: steps read whose frame was skipped (no glimpse).
-    """
-
-    steps: int
-    glimpses: tuple[int, ...]
-    skipped: int = 0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "glimpses", tuple(int(g) for g in self.glimpses))
-        if self.steps < 0 or self.skipped < 0 or any(g < 0 for g in self.glimpses):
-            raise ValueError(f"ActionUsage counts must be >= 0: {self}")
-        if sum(self.glimpses) + self.skipped != self.steps:
-            raise ValueError(
-                f"ActionUsage: glimpses {self.glimpses} + skipped {self.skipped} must add up to "
-                f"the steps read ({self.steps})"
-            )
-
-    @classmethod
-    def uniform(cls, steps: int, option: int, num_options: int) -> ActionUsage:
-        """Every one of ``steps`` steps takes action option ``option`` (0: skip every frame)."""
-        if not 0 <= option <= num_options:
-            raise ValueError(f"option {option} out of range [0, {num_options}]")
-        glimpses = [0] * num_options
-        if option:
-            glimpses[option - 1] = steps
-        return cls(steps, tuple(glimpses), skipped=0 if option else steps)
 
 
 @dataclass(frozen=True)
@@ -183,17 +148,6 @@ class CostTable:
         """MACs every step read pays whatever its action: glance + policy + aggregator."""
         return self.glance + self.policy + self.aggregator
 
-    def per_video(self, usage: ActionUsage) -> float:
-        """GMACs of one video that consumed ``usage``."""
-        if len(usage.glimpses) != self.num_options:
-            raise ValueError(
-                f"usage has glimpses for {len(usage.glimpses)} options, "
-                f"the table for {self.num_options}"
-            )
-        macs = usage.steps * self.per_step
-        macs += sum(n * cost for n, cost in zip(usage.glimpses, self.local, strict=True))
-        return macs / GIGA
-
     def usage_from_actions(
         self, actions: torch.Tensor, exit_steps: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -222,6 +176,3 @@ class CostTable:
         steps = read.sum(dim=1, dtype=torch.float64)
         macs = steps * self.per_step + (glimpse_cost * read).sum(dim=1)
         return macs / GIGA
-
-
-# ------------------------------------------------------------------------------------ the report

@@ -43,16 +43,10 @@ def _check_inputs(
 class PatchCropper(nn.Module):
     """Crop ``M`` square glimpses from ``N`` frames with one ``roi_align`` call.
 
-    :param sampling_ratio: sample points per output pixel and axis; ``0`` (default) adapts it per
-        glimpse to ``ceil(crop side / resolution)``, so a downscaled crop averages every input
-        pixel it covers (an area filter) while a native-resolution crop samples pixel centres.
+    ``roi_align`` adapts its sample points per glimpse to ``ceil(crop side / resolution)`` per
+    output pixel and axis, so a downscaled crop averages every input pixel it covers (an area
+    filter) while a native-resolution crop samples pixel centres.
     """
-
-    def __init__(self, sampling_ratio: int = 0) -> None:
-        super().__init__()
-        if sampling_ratio < 0:
-            raise ValueError(f"sampling_ratio must be >= 0, got {sampling_ratio}")
-        self.sampling_ratio = sampling_ratio
 
     def forward(
         self,
@@ -87,7 +81,7 @@ class PatchCropper(nn.Module):
             dim=1,
         )  # [M, 5]: (frame, x1, y1, x2, y2)
         corner = centre_px - half  # [M, 2] (x1, y1)
-        native = bool((side == resolution).all()) and self.sampling_ratio in (0, 1)
+        native = bool((side == resolution).all())
         # a tolerance for the rounding of grid centres at the frame's edges
         inside = bool((corner >= -1e-3).all() and (corner + half * 2 <= scale + 1e-3).all())
         if native and inside:
@@ -98,7 +92,7 @@ class PatchCropper(nn.Module):
             boxes,
             output_size=resolution,
             spatial_scale=1.0,
-            sampling_ratio=self.sampling_ratio,
+            sampling_ratio=0,  # adaptive: see the class docstring
             aligned=True,  # pixel i's centre sits at i + 0.5, as in the geometry above
         )
 
@@ -153,15 +147,14 @@ class DifferentiableCropper(nn.Module):
 
     :param supersample: sample points per output pixel and axis, averaged; use about
         ``crop side / resolution`` to avoid aliasing when downscaling (1 = plain bilinear).
-    :param padding_mode: ``grid_sample`` padding for samples outside the frame.
+        Samples outside the frame repeat its border.
     """
 
-    def __init__(self, supersample: int = 1, padding_mode: str = "border") -> None:
+    def __init__(self, supersample: int = 1) -> None:
         super().__init__()
         if supersample < 1:
             raise ValueError(f"supersample must be >= 1, got {supersample}")
         self.supersample = supersample
-        self.padding_mode = padding_mode
 
     def forward(
         self,
@@ -183,9 +176,7 @@ class DifferentiableCropper(nn.Module):
         theta[:, :, 2] = centres.to(frames.dtype) * 2 - 1
         size = resolution * self.supersample
         grid = F.affine_grid(theta, [len(frame_index), frames.shape[1], size, size], False)
-        crops = F.grid_sample(
-            frames[frame_index], grid, "bilinear", self.padding_mode, align_corners=False
-        )
+        crops = F.grid_sample(frames[frame_index], grid, "bilinear", "border", align_corners=False)
         if self.supersample > 1:
             crops = F.avg_pool2d(crops, self.supersample)
         return crops

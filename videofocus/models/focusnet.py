@@ -247,8 +247,6 @@ def create_focusnet(
     glance_backbone_kw: Mapping[str, Any] | None = None,
     local_backbone_kw: Mapping[str, Any] | None = None,
     per_backbone_kw: Mapping[str, Mapping[str, Any]] | None = None,
-    num_layers: int = 1,
-    dropout: float = 0.0,
     differentiable_crop: bool = False,
 ) -> FocusNet:
     """Build a :class:`FocusNet` from plain arguments.
@@ -264,8 +262,6 @@ def create_focusnet(
     :param glance_backbone_kw: :func:`create_backbone` arguments of the glance backbone.
     :param local_backbone_kw: :func:`create_backbone` arguments of every glimpse backbone.
     :param per_backbone_kw: glimpse backbone arguments by backbone name (override the above).
-    :param num_layers: aggregator GRU layers.
-    :param dropout: dropout before the aggregator's classifier.
     :param differentiable_crop: crop with :class:`DifferentiableCropper` instead of
         :class:`PatchCropper`.
     """
@@ -283,8 +279,6 @@ def create_focusnet(
         hidden,
         num_classes,
         len(options),
-        num_layers=num_layers,
-        dropout=dropout,
     )
     cropper: Cropper = DifferentiableCropper() if differentiable_crop else PatchCropper()
     return FocusNet(global_encoder, local_encoder, aggregator, options, grid, cropper)

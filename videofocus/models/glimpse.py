@@ -54,13 +54,12 @@ class GlimpseOption:
             )
 
 
-def dense_option(frame_size: int, backbone: str | None = None) -> GlimpseOption:
+def dense_option(frame_size: int) -> GlimpseOption:
     """The option of the dense baseline: the whole (square) frame at full resolution.
 
     :param frame_size: side of the square input frames, in pixels.
-    :param backbone: as in :class:`GlimpseOption`.
     """
-    return GlimpseOption(extent=1.0, resolution=frame_size, backbone=backbone)
+    return GlimpseOption(extent=1.0, resolution=frame_size)
 
 
 def normalised_extents(extent: torch.Tensor, aspect: float = 1.0) -> torch.Tensor:
@@ -127,22 +126,20 @@ def actions_to_glimpses(
     return option - 1, centres, extents
 
 
-def dense_actions(
-    batch: int, steps: int, option: int = 1, device: torch.device | str | None = None
-) -> torch.Tensor:
+def dense_actions(batch: int, steps: int, option: int = 1) -> torch.Tensor:
     """Actions ``[batch, steps, 3]`` choosing ``option`` at cell (0, 0) on every step.
 
     With an extent-1 option (see :func:`dense_option`) this is the dense baseline: the local
     encoder sees every whole frame.
     """
-    actions = torch.zeros(batch, steps, 3, dtype=torch.long, device=device)
+    actions = torch.zeros(batch, steps, 3, dtype=torch.long)
     actions[..., 0] = option
     return actions
 
 
-def skip_actions(batch: int, steps: int, device: torch.device | str | None = None) -> torch.Tensor:
+def skip_actions(batch: int, steps: int) -> torch.Tensor:
     """Actions ``[batch, steps, 3]`` skipping every frame: the glance-only baseline."""
-    return torch.zeros(batch, steps, 3, dtype=torch.long, device=device)
+    return torch.zeros(batch, steps, 3, dtype=torch.long)
 
 
 def random_glimpse_actions(

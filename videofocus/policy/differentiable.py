@@ -48,7 +48,8 @@ class DifferentiableGlimpsePolicy(GlimpsePolicy):
     """Continuous glimpse centres ``[B, T, 2]`` for one glimpse option, from glance maps.
 
     ``[B, T, C, h, w] -> 1x1 conv (C -> channels) -> ReLU -> flatten (c h w) -> Linear -> ReLU
-    [-> GRU over T] -> Linear -> 2 -> sigmoid -> [e/2, 1 - e/2]``.
+    -> GRU over T -> Linear -> 2 -> sigmoid -> [e/2, 1 - e/2]``; the GRU lets a centre depend on
+    earlier frames. Frames are square (the training stages' clips).
 
     The option is a (persistent) buffer, so a checkpoint says which option its centres are for.
 
@@ -59,8 +60,6 @@ class DifferentiableGlimpsePolicy(GlimpsePolicy):
     :param map_hw: ``(h, w)`` of the glance maps.
     :param channels: output channels of the 1x1 convolution.
     :param hidden: width of the feature vector (and of the GRU).
-    :param recurrent: run a GRU over the steps, so a centre may depend on earlier frames.
-    :param aspect: frame width / height (1 for the square clips of the training stages).
     """
 
     option_buffer: torch.Tensor
@@ -74,8 +73,6 @@ class DifferentiableGlimpsePolicy(GlimpsePolicy):
         map_hw: tuple[int, int],
         channels: int = 8,
         hidden: int = 64,
-        recurrent: bool = True,
-        aspect: float = 1.0,
     ) -> None:
         super().__init__(options, grid)
         self._check_option(option)
@@ -87,11 +84,10 @@ class DifferentiableGlimpsePolicy(GlimpsePolicy):
             )
         self.in_channels = in_channels
         self.map_hw = (h, w)
-        self.aspect = aspect
         self.register_buffer("option_buffer", torch.tensor(option, dtype=torch.long))
         self.reduce = nn.Conv2d(in_channels, channels, kernel_size=1, bias=False)
         self.project = nn.Linear(channels * h * w, hidden)
-        self.gru = nn.GRU(hidden, hidden, batch_first=True) if recurrent else None
+        self.gru = nn.GRU(hidden, hidden, batch_first=True)
         self.head = nn.Linear(hidden, 2)
         # Zero output layer: every centre starts at the frame centre, and the first updates
         # move it by the crop's gradient rather than by a random initial offset.
@@ -110,7 +106,7 @@ class DifferentiableGlimpsePolicy(GlimpsePolicy):
 
     def span(self, device: torch.device | None = None) -> torch.Tensor:
         """Normalised per-axis extents ``[2]`` (x, y) of one glimpse."""
-        return normalised_extents(torch.tensor(self.extent, device=device), self.aspect)
+        return normalised_extents(torch.tensor(self.extent, device=device))
 
     def centres(self, maps: torch.Tensor) -> torch.Tensor:
         """Normalised glimpse centres ``[B, T, 2]`` (x, y) for glance maps ``[B, T, C, h, w]``.
@@ -124,8 +120,7 @@ class DifferentiableGlimpsePolicy(GlimpsePolicy):
         x = F.relu(self.reduce(rearrange(maps, "b t c h w -> (b t) c h w")))
         x = F.relu(self.project(rearrange(x, "n c h w -> n (c h w)")))
         x = rearrange(x, "(b t) d -> b t d", b=b)
-        if self.gru is not None:
-            x, _ = self.gru(x)
+        x, _ = self.gru(x)
         unit = torch.sigmoid(self.head(x))  # [B, T, 2] in (0, 1)
         span = self.span(maps.device).to(unit.dtype)
         return span / 2 + unit * (1.0 - span)
@@ -133,7 +128,7 @@ class DifferentiableGlimpsePolicy(GlimpsePolicy):
     def snap(self, centres: torch.Tensor) -> torch.Tensor:
         """Grid cells ``[..., 2]`` whose glimpse centres lie nearest to ``centres`` per axis."""
         diagonal = torch.arange(self.grid, device=centres.device).unsqueeze(1).expand(-1, 2)
-        cell_centres = grid_centres(diagonal, self.grid, self.extent, self.aspect)  # [G, 2]
+        cell_centres = grid_centres(diagonal, self.grid, self.extent)  # [G, 2]
         cx = (centres[..., :1] - cell_centres[:, 0]).abs().argmin(dim=-1)
         cy = (centres[..., 1:] - cell_centres[:, 1]).abs().argmin(dim=-1)
         return torch.stack([cx, cy], dim=-1)

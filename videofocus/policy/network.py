@@ -179,28 +179,39 @@ def _check_action_dims(action_dims: Sequence[int]) -> tuple[int, ...]:
 
 class GlimpsePolicyNetwork(nn.Module, ABC):
     """What every policy network offers: one step (:meth:`forward`), actions (:meth:`act`) and
-    whole-clip roll-outs (:meth:`rollout`). Subclasses define ``forward`` and ``initial_state``.
+    whole-clip roll-outs (:meth:`rollout`). Subclasses define ``forward``.
 
     :ivar action_dims: sizes of the ``MultiDiscrete`` dimensions.
     :ivar features_extractor: the :class:`GlanceMapEncoder`.
+    :ivar num_layers: LSTM layers of the state (0: no memory).
+    :ivar hidden: LSTM hidden size of the state (0: no memory).
     """
 
     action_dims: tuple[int, ...]
     features_extractor: GlanceMapEncoder
+    # Zero sizes give a memoryless network the empty [0, B, 0] state, so one initial_state
+    # and one act/rollout path serve both kinds.
+    num_layers: int = 0
+    hidden: int = 0
 
     @property
     def extras_dim(self) -> int:
         """Width of the extra features the encoder expects (0: none)."""
         return self.features_extractor.extras_dim
 
-    @abstractmethod
     def initial_state(
         self,
         batch: int,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> PolicyState:
-        """The state before the first step of ``batch`` episodes."""
+        """The zero state ``[num_layers, batch, hidden]`` before the first step of ``batch``
+        episodes."""
+        shape = (self.num_layers, batch, self.hidden)
+        return PolicyState(
+            torch.zeros(shape, device=device, dtype=dtype),
+            torch.zeros(shape, device=device, dtype=dtype),
+        )
 
     @abstractmethod
     def forward(
@@ -301,19 +312,6 @@ class RecurrentGlimpsePolicy(GlimpsePolicyNetwork):
         self.policy_net, width = _tanh_mlp(hidden, net_arch)
         self.action_net = nn.Linear(width, sum(self.action_dims))
 
-    def initial_state(
-        self,
-        batch: int,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> PolicyState:
-        """Zero LSTM state for ``batch`` episodes."""
-        shape = (self.num_layers, batch, self.hidden)
-        return PolicyState(
-            torch.zeros(shape, device=device, dtype=dtype),
-            torch.zeros(shape, device=device, dtype=dtype),
-        )
-
     def forward(
         self,
         obs_maps: torch.Tensor,
@@ -364,16 +362,6 @@ class FeedForwardGlimpsePolicy(GlimpsePolicyNetwork):
         self.features_extractor = encoder
         self.policy_net, width = _tanh_mlp(encoder.features_dim, net_arch)
         self.action_net = nn.Linear(width, sum(self.action_dims))
-
-    def initial_state(
-        self,
-        batch: int,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> PolicyState:
-        """An empty state (``[0, batch, 0]`` tensors): this policy has no memory."""
-        empty = torch.zeros(0, batch, 0, device=device, dtype=dtype)
-        return PolicyState(empty, empty)
 
     def forward(
         self,

@@ -60,6 +60,18 @@ class StageResult:
     metrics: dict[str, Any]
     seconds: float
 
+    @classmethod
+    def finished(cls, stage: str, final_dir: Path) -> StageResult:
+        """The result of a stage whose ``final/`` exists already (resume, or a waiting rank)."""
+        meta = load_checkpoint(final_dir, load_trainer=False).meta
+        return cls(stage, final_dir, meta.metrics, 0.0)
+
+
+def append_json_line(path: Path, record: dict[str, Any]) -> None:
+    """Append ``record`` as one line of the JSON Lines file ``path`` (``metrics.jsonl``)."""
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")
+
 
 def param_groups(model: nn.Module, lr: float, lr_mult: dict[str, float]) -> list[dict[str, Any]]:
     """One optimiser group per top-level module, at ``lr * lr_mult[name]`` (0 freezes it)."""
@@ -130,8 +142,7 @@ class _Logger:
 
     def epoch(self, record: dict[str, Any]) -> None:
         if self.enabled:
-            with open(self.path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record) + "\n")
+            append_json_line(self.path, record)
 
     def close(self) -> None:
         if self.tb is not None:
@@ -178,8 +189,7 @@ def run_supervised_stage(
     stage_dir = Path(cfg.train.out_dir) / stage.name
     final_dir = stage_dir / "final"
     if resume and final_dir.is_dir():
-        meta = load_checkpoint(final_dir, load_trainer=False).meta
-        return StageResult(stage.name, final_dir, meta.metrics, 0.0)
+        return StageResult.finished(stage.name, final_dir)
     if dist.is_main:
         ensure_dataset(cfg.data, workers=os.cpu_count() or 1, progress=progress)
         stage_dir.mkdir(parents=True, exist_ok=True)

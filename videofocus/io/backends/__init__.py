@@ -52,11 +52,10 @@ DECORD_ACCURATE_CODECS = frozenset({"h264", "vp9"})
 #: Demuxers whose timestamps decord indexes the same way as the scan.
 DECORD_CONTAINERS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi"})
 
-#: Codec -> the backend ``auto`` prefers to PyAV for it, because it was measured faster on the
-#: sparse reads this project makes (``videofocus bench decode --per-codec``, docs/benchmarks.md).
-#: Empty: PyAV was the fastest frame-exact backend on every codec measured (H.264, HEVC, VP9,
-#: MPEG-4 Part 2). A preferred backend is still used only where :func:`known_problem` finds it
-#: accurate for the file and it is available here.
+#: Codec -> the backend ``auto`` prefers to PyAV for it, being faster on the sparse reads this
+#: project makes (``videofocus bench decode --per-codec``). Empty: no frame-exact backend beats
+#: PyAV (see docs/benchmarks.md). A preferred backend is still used only where
+#: :func:`known_problem` finds it accurate for the file and it is available here.
 AUTO_FASTER: dict[str, str] = {}
 
 

@@ -22,9 +22,6 @@ so a new heuristic is one new file here: a :class:`GlimpsePolicy` subclass decor
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from videofocus.policy.heuristics.base import (
     GlimpsePolicy,
     constant_actions,
@@ -40,6 +37,7 @@ from videofocus.policy.heuristics.glance_only import GlanceOnlyPolicy
 from videofocus.policy.heuristics.learned import LearnedGlimpsePolicy
 from videofocus.policy.heuristics.random import RandomPolicy
 from videofocus.policy.heuristics.saliency import SaliencyPolicy
+from videofocus.registry import import_plugins
 
 __all__ = [
     "CentrePolicy",
@@ -57,11 +55,4 @@ __all__ = [
     "takes_option",
 ]
 
-
-def _import_heuristics() -> None:
-    for module in pkgutil.iter_modules(__path__):
-        if not module.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{module.name}")
-
-
-_import_heuristics()
+import_plugins(__name__, __path__)

@@ -21,26 +21,20 @@ class SaliencyPolicy(GlimpsePolicy):
     along each axis, the one whose *glimpse centre* lies nearest to it. Glimpse centres are not
     the unit cells' centres (they span ``[e/2, 1 - e/2]`` for a glimpse of extent ``e``, see
     :func:`~videofocus.models.glimpse.grid_centres`), so resizing the map to ``G x G`` would
-    aim off by up to half a glimpse near the borders.
+    aim off by up to half a glimpse near the borders. Frames are square (the training stages'
+    clips).
 
     :param option: the action option (``1..K``) of every glimpse.
-    :param aspect: frame width / height (1 for the square clips of the training stages).
     """
 
     centres_x: torch.Tensor
     centres_y: torch.Tensor
 
-    def __init__(
-        self,
-        options: Sequence[GlimpseOption],
-        grid: int,
-        option: int = 1,
-        aspect: float = 1.0,
-    ) -> None:
+    def __init__(self, options: Sequence[GlimpseOption], grid: int, option: int = 1) -> None:
         super().__init__(options, grid)
         self.option = self._check_option(option)
         diagonal = torch.arange(grid).unsqueeze(1).expand(grid, 2)  # cells (i, i)
-        centres = grid_centres(diagonal, grid, self.options[option - 1].extent, aspect)
+        centres = grid_centres(diagonal, grid, self.options[option - 1].extent)
         self.register_buffer("centres_x", centres[:, 0].clone(), persistent=False)
         self.register_buffer("centres_y", centres[:, 1].clone(), persistent=False)
 

@@ -16,9 +16,6 @@ The config accepts its name and the episode core computes it, with no other chan
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from videofocus.policy.rewards.base import (
     BASELINES,
     GainFn,
@@ -27,14 +24,8 @@ from videofocus.policy.rewards.base import (
     list_rewards,
     register_reward,
 )
+from videofocus.registry import import_plugins
 
 __all__ = ["BASELINES", "GainFn", "Reward", "get_reward", "list_rewards", "register_reward"]
 
-
-def _import_rewards() -> None:
-    for module in pkgutil.iter_modules(__path__):
-        if module.name != "base" and not module.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{module.name}")
-
-
-_import_rewards()
+import_plugins(__name__, __path__)

@@ -24,8 +24,7 @@ gets the same baseline whether it is stepped alone or in a batch.
 
 Since the encoders are frozen and the action space finite, a :class:`LocalFeatureMemo` can keep
 every glimpse feature once computed: once a policy settles, roll-outs over videos seen before
-cost little more than aggregator steps (about 6x more steps/s on the tiny config on one CPU
-thread).
+cost little more than aggregator steps.
 
 :mod:`videofocus.train.rl.clips` supplies the videos; :func:`build_episode_core` wires all of it
 from a config.

@@ -17,6 +17,7 @@ SB3's ``progress_bar=True`` needs ``rich``, which this project does not depend o
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from sb3_contrib import RecurrentPPO
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import Logger, make_output_format
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
@@ -125,7 +126,6 @@ def make_ppo(
     env: VecEnv,
     tensorboard_log: str | Path | None = None,
     device: torch.device | str = "auto",
-    verbose: int = 0,
 ) -> PolicyModel:
     """The PPO model ``cfg.policy`` describes, on ``env``.
 
@@ -140,7 +140,6 @@ def make_ppo(
     :param env: the training environments (a :class:`~videofocus.policy.FocusVecEnv`).
     :param tensorboard_log: folder for TensorBoard events; None: no TensorBoard.
     :param device: where the policy trains.
-    :param verbose: SB3 verbosity (0: silent, 1: rollout tables on stdout).
     """
     p = cfg.policy
     common: dict[str, Any] = {
@@ -156,14 +155,13 @@ def make_ppo(
         "tensorboard_log": None if tensorboard_log is None else str(tensorboard_log),
         "seed": p.seed,
         "device": device,
-        "verbose": verbose,
+        "verbose": 0,
     }
     algorithm = get_algorithm(p.algo)
     model: PolicyModel = algorithm.sb3_class()(algorithm.sb3_policy, env, **common)
     if tensorboard_log is None:
         # Left to itself, SB3 makes an empty SB3-<time> folder in the temp dir on every learn().
-        formats = [make_output_format("stdout", "")] if verbose else []
-        model.set_logger(Logger(folder=None, output_formats=formats))
+        model.set_logger(Logger(folder=None, output_formats=[]))
     return model
 
 
@@ -201,14 +199,7 @@ def export_policy(model: PolicyModel) -> GlimpsePolicyNetwork:
         )
     if not isinstance(model.action_space, spaces.MultiDiscrete):
         raise ValueError(f"export needs a MultiDiscrete action space, got {model.action_space}")
-    source = extractor.encoder
-    encoder = GlanceMapEncoder(
-        source.in_channels,
-        source.map_hw,
-        source.reduce.out_channels,
-        source.features_dim,
-        source.extras_dim,
-    )
+    encoder = copy.deepcopy(extractor.encoder).cpu()  # the shape; load_state_dict sets weights
     dims = [int(n) for n in model.action_space.nvec]
     arch = _policy_net_arch(policy.mlp_extractor.policy_net)
     network: GlimpsePolicyNetwork

@@ -27,7 +27,6 @@ only at the end); a finished one is skipped with ``resume=True``. It runs in one
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -38,12 +37,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.utils import set_random_seed
 
-from videofocus.artifacts.checkpoint import (
-    CheckpointError,
-    CheckpointMeta,
-    load_checkpoint,
-    save_checkpoint,
-)
+from videofocus.artifacts.checkpoint import CheckpointError, CheckpointMeta, save_checkpoint
 from videofocus.artifacts.learned_policy import STAGE, learned_policy_meta, load_focusnet
 from videofocus.artifacts.meta import checkpoint_meta
 from videofocus.config import Config, save_config
@@ -54,7 +48,7 @@ from videofocus.policy.network import (
 )
 from videofocus.policy.observation import GlanceProjection
 from videofocus.runtime import DistInfo, init_distributed, select_device
-from videofocus.train.loop import StageResult
+from videofocus.train.loop import StageResult, append_json_line
 from videofocus.train.rl.clips import ClipSource
 from videofocus.train.rl.episodes import EpisodeBatch, build_episode_core
 from videofocus.train.rl.vec_env import FocusVecEnv
@@ -62,9 +56,6 @@ from videofocus.train.rl.vec_env import FocusVecEnv
 __all__ = ["EpisodeStatsCallback", "evaluate_episodes", "run_policy_stage"]
 
 SB3_FILE = "sb3_model.zip"
-
-
-# ---------------------------------------------------------------------------- what a run records
 
 
 # ------------------------------------------------------------------------- training and scoring
@@ -109,8 +100,7 @@ class EpisodeStatsCallback(BaseCallback):
                 "steps_per_s": self.num_timesteps / (time.perf_counter() - self._start),
                 **{f"train/{k}": v for k, v in stats.items()},
             }
-            with open(self.path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record) + "\n")
+            append_json_line(self.path, record)
         self._returns, self._final_conf, self._costs = [], [], []
 
 
@@ -177,14 +167,12 @@ def run_policy_stage(cfg: Config, resume: bool = False, progress: bool = True) -
     stage_dir = out_dir / STAGE
     final_dir = stage_dir / "final"
     if resume and final_dir.is_dir():
-        meta = load_checkpoint(final_dir, load_trainer=False).meta
-        return StageResult(STAGE, final_dir, meta.metrics, 0.0)
+        return StageResult.finished(STAGE, final_dir)
     device = select_device(cfg.train.device)
     dist = init_distributed(device)
     if not dist.is_main:  # one PPO run; the other ranks wait for its checkpoint
         torch.distributed.barrier()
-        meta = load_checkpoint(final_dir, load_trainer=False).meta
-        return StageResult(STAGE, final_dir, meta.metrics, 0.0)
+        return StageResult.finished(STAGE, final_dir)
 
     warmup_dir = out_dir / "warmup" / "final"
     if not warmup_dir.is_dir():
@@ -238,8 +226,7 @@ def _train_policy(
     if model.ep_info_buffer:
         metrics["train/ep_reward"] = float(np.mean([e["r"] for e in model.ep_info_buffer]))
     metrics.update({f"val/{k}": v for k, v in _validate(cfg, net, projection, network).items()})
-    with open(stage_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(metrics) + "\n")
+    append_json_line(stage_dir / "metrics.jsonl", metrics)
 
     model.save(stage_dir / SB3_FILE)  # before final/: a finished final/ implies the zip exists
     state = {f"policy.{k}": v for k, v in network.state_dict().items()}
