@@ -113,8 +113,8 @@ def clip_samples(
 
     A trimmed clip (``<youtube_id>_<start>_<end>.<ext>``) is read whole; a ``<youtube_id>.<ext>``
     file becomes the segment ``[time_start, time_end]`` of the video, unless probing finds it
-    lasts as long as the clip (:func:`~videofocus.data_prep.probing.is_trimmed_clip`). Clips listed twice
-    (the same clip in two CSVs) are kept once.
+    lasts as long as the clip (:func:`~videofocus.data_prep.probing.is_trimmed_clip`). Clips
+    listed twice (the same clip in two CSVs) are kept once.
     """
     index = {name: i for i, name in enumerate(classes)}
     samples: dict[str, Sample] = {}

@@ -5,7 +5,7 @@ call it directly); see there for what the videos contain and why.
 
 Files written under OUT:
   videos/<id>.mp4   H.264 videos (yuv420p, CRF --crf)
-  manifest.jsonl    one row per video: id, path, labels [class], split train|val, num_frames, fps
+  manifest.jsonl    one row per video: id, path, labels [class], split train|val|test, frames, fps
   classes.txt       the class names (texture_00, texture_01, ...)
   targets.jsonl     per video {"id", "width", "height", "boxes"}: one [x0, y0, x1, y1] per frame
                     in pixel edges (the target covers columns x0..x1-1), or null where hidden
@@ -44,6 +44,7 @@ _OPTIONS = (
     ("--distractors", "num_distractors", "non-target objects per video"),
     ("--hidden-ratio", "hidden_ratio", "fraction of frames without the target (0..0.5)"),
     ("--val-fraction", "val_fraction", "fraction of videos in the val split"),
+    ("--test-fraction", "test_fraction", "fraction of videos in the held-out test split"),
     ("--crf", "crf", "x264 constant rate factor (lower keeps more detail)"),
 )
 
@@ -89,6 +90,6 @@ def run(args: argparse.Namespace) -> int:
     state = "already complete" if summary.reused else f"written in {summary.seconds:.1f} s"
     print(
         f"{summary.out_dir}: {summary.num_videos} videos ({summary.num_train} train, "
-        f"{summary.num_val} val), {config.num_classes} classes, {state}"
+        f"{summary.num_val} val, {summary.num_test} test), {config.num_classes} classes, {state}"
     )
     return 0

@@ -199,6 +199,38 @@ def test_policy_option_axis_sets_the_heuristic_option(tmp_path, write_grid):
     assert plans["random__option=1"] == "finetune_random_o1"
 
 
+def test_seeds_copy_every_variant_with_its_references(tmp_path, write_grid):
+    grid = load_grid(
+        write_grid(
+            tmp_path,
+            "policies: [recurrent_ppo]\n"
+            "variants:\n"
+            "  - {name: dense, policy: dense}\n"
+            "  - {name: rnd, policy: random, option_of: recurrent_ppo, finetune: false}\n"
+            "  - {name: exit, policy: recurrent_ppo, exit: [{budget_share: 0.5, of: dense}]}\n"
+            "seeds: [3, 4]\n",
+        )
+    )
+    variants = expand_grid(grid)
+    assert [v.name for v in variants] == [
+        f"{n}__seed={s}" for n in ("recurrent_ppo", "dense", "rnd", "exit") for s in (3, 4)
+    ]
+    by = {v.name: v for v in variants}
+    rnd = by["rnd__seed=4"]
+    assert rnd.option_of == "recurrent_ppo__seed=4" and rnd.method == "rnd" and rnd.seed == 4
+    assert rnd.cfg.train.seed == 4 and rnd.cfg.policy.seed == 4
+    assert by["exit__seed=3"].exits[0].of == "dense__seed=3"
+    # each seed trains its own stages; the exit copy shares the learned copy's
+    keys = {
+        n: [p.key for p in plan_stages(by[n])] for n in ("recurrent_ppo__seed=3", "exit__seed=3")
+    }
+    assert keys["recurrent_ppo__seed=3"] == keys["exit__seed=3"]
+    assert plan_stages(by["recurrent_ppo__seed=4"])[0].key != keys["exit__seed=3"][0]
+    for bad in ("[1, 1]", "[]", "[true]", "[null, 1]"):
+        with pytest.raises(GridError, match="seeds"):
+            load_grid(write_grid(tmp_path, f"seeds: {bad}\n", name="bad.yaml"))
+
+
 def test_cli_overrides_apply_to_every_variant(tmp_path, write_grid):
     grid = load_grid(write_grid(tmp_path, "axes:\n  train.epochs: [1, 3]\n"))
     variants = expand_grid(grid, ["train.batch_size=2", "train.epochs=7"])
@@ -380,6 +412,8 @@ def test_exit_thresholds_go_through_evaluate_adaptive(tmp_path, write_grid, monk
             "gmacs_per_video": 0.5,
             "videos_per_s": 9.0,
             "exit_fraction": [0.25, 0.75],
+            "video_index": [0, 1],
+            "video_correct": [1, 0],
         }
 
     monkeypatch.setattr(runner_module, "evaluate_adaptive", fake)
@@ -396,6 +430,8 @@ def test_exit_thresholds_go_through_evaluate_adaptive(tmp_path, write_grid, monk
         "gmacs_per_video": 0.5,
         "videos_per_s": 9.0,
         "exit_fraction": [0.25, 0.75],
+        "video_index": [0, 1],
+        "video_correct": [1, 0],
     }
     assert seen["checkpoint"] == run / "finetune" / "final" and seen["thresholds"] == [0.9]
     assert seen["cfg"].exit.thresholds == [0.9]

@@ -6,6 +6,7 @@ import itertools
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -20,6 +21,7 @@ from videofocus.data.synthetic import (
     TARGET_COLOUR,
     SyntheticConfig,
     class_tiles,
+    dataset_matches,
     generate,
     read_targets,
     render_video,
@@ -234,6 +236,31 @@ def test_generate_reuses_complete_data_and_removes_stale_videos(tmp_path):
     assert len(read_targets(tmp_path / "targets.jsonl")) == 3
 
 
+def test_held_out_test_split_is_last_and_class_balanced(tmp_path):
+    config = SyntheticConfig(num_videos=40, num_frames=2, val_fraction=0.25, test_fraction=0.5)
+    splits = [config.split(i) for i in range(40)]
+    assert splits == ["train"] * 10 + ["val"] * 10 + ["test"] * 20
+    for split in ("train", "val", "test"):  # labels cycle through the classes in every split
+        labels = [config.label(i) for i in range(40) if splits[i] == split]
+        assert sorted(set(labels)) == list(range(10)) and len(labels) % 10 == 0
+    summary = generate(tmp_path, replace(config, num_videos=4, test_fraction=0.25), progress=False)
+    assert (summary.num_train, summary.num_val, summary.num_test) == (2, 1, 1)
+    rows = read_manifest(summary.manifest)
+    assert [r.split for r in rows] == ["train", "train", "val", "test"]
+    with pytest.raises(ValueError, match="test_fraction"):
+        SyntheticConfig(val_fraction=0.5, test_fraction=0.5)
+
+
+def test_a_record_written_before_the_test_split_still_matches(tmp_path):
+    config = SyntheticConfig(num_videos=3, num_frames=2)
+    generate(tmp_path, config, progress=False)
+    record = json.loads((tmp_path / "synthetic.json").read_text())
+    del record["test_fraction"]  # as generated before the field existed
+    (tmp_path / "synthetic.json").write_text(json.dumps(record))
+    assert dataset_matches(tmp_path, config)
+    assert not dataset_matches(tmp_path, replace(config, test_fraction=0.3))
+
+
 def test_non_square_frames_and_short_videos():
     config = SyntheticConfig(num_videos=30, width=96, height=64, num_frames=5, hidden_ratio=0.5)
     for index in range(config.num_videos):
@@ -268,7 +295,7 @@ def test_cli_writes_the_dataset(tmp_path):
         [sys.executable, "-m", "videofocus.cli", *argv], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
-    assert "8 videos (6 train, 2 val)" in proc.stdout
+    assert "8 videos (6 train, 2 val, 0 test)" in proc.stdout
     assert len(read_manifest(out / "manifest.jsonl", num_classes=4)) == 8
     assert len(read_classes(out / "classes.txt")) == 4
     tracks = read_targets(out)

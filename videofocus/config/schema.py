@@ -64,7 +64,7 @@ class SyntheticDataConfig:
     checks them.
     """
 
-    num_videos: int = 800  # videos in train + val together
+    num_videos: int = 800  # videos in train + val + test together
     seed: int = 0  # generator seed: the same config writes the same videos
     width: int = 128  # frame width in pixels (even)
     height: int = 128  # frame height in pixels (even)
@@ -74,8 +74,9 @@ class SyntheticDataConfig:
     num_classes: int = 10  # texture classes
     num_distractors: int = 3  # objects with other marker colours and other classes' textures
     hidden_ratio: float = 0.25  # fraction of frames without the target (0 to 0.5)
-    val_fraction: float = 0.25  # share of the videos in the val split
+    val_fraction: float = 0.25  # share of the videos in the val split (where choices are made)
     crf: int = 16  # x264 quality; low enough for the fine texture to survive
+    test_fraction: float = 0.0  # share in the held-out test split (the reported numbers)
 
     def __post_init__(self) -> None:
         for name in ("num_videos", "width", "height", "object_size", "num_frames"):
@@ -96,6 +97,11 @@ class SyntheticDataConfig:
             "val_fraction",
             f"must be in [0, 1), got {self.val_fraction}",
         )
+        _require(
+            0.0 <= self.test_fraction < 1.0 - self.val_fraction,
+            "test_fraction",
+            f"must be in [0, 1 - val_fraction), got {self.test_fraction}",
+        )
 
 
 @dataclass
@@ -107,6 +113,8 @@ class DataConfig:
     train_split: str | None = "train"  # rows of the manifest used for training; None: all
     val_manifest: str | None = None  # validation manifest; None: `manifest` rows of val_split
     val_split: str | None = "val"  # rows used for validation; None: all rows of val_manifest
+    test_manifest: str | None = None  # held-out test manifest; None: `manifest` rows of test_split
+    test_split: str | None = "test"  # rows the reported numbers come from; None: all rows
     classes: str = "classes.txt"  # class vocabulary, one name per line
     num_classes: int | None = None  # None: the number of lines of the classes file
     frames: int = 8  # T: frames sampled per clip

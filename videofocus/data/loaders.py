@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from videofocus.config import Config, DataConfig
 from videofocus.data.dataset import ClipDataset, collate_clips
-from videofocus.data.manifest import ManifestError, read_classes
+from videofocus.data.manifest import ManifestError, read_classes, read_manifest
 from videofocus.data.transforms import normalise_pixels
 from videofocus.io.samplers import create_sampler
 from videofocus.runtime import DistInfo, select_device
@@ -94,14 +94,17 @@ class SquareClip:
 def build_dataset(
     cfg: DataConfig, split: str, train: bool, num_classes: int, seed: int = 0
 ) -> ClipDataset:
-    """The clip dataset of the ``train`` or ``val`` rows the config points at."""
+    """The clip dataset of the ``train``, ``val`` or ``test`` rows the config points at."""
     if split == "train":
         manifest, rows_split = cfg.resolve(cfg.manifest), cfg.train_split
     elif split == "val":
         manifest = cfg.resolve(cfg.val_manifest or cfg.manifest)
         rows_split = cfg.val_split
+    elif split == "test":
+        manifest = cfg.resolve(cfg.test_manifest or cfg.manifest)
+        rows_split = cfg.test_split
     else:
-        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
     return ClipDataset(
         manifest,
         create_sampler(cfg.sampler, **sampler_kwargs(cfg)),
@@ -177,6 +180,30 @@ def frames_to_input(frames: torch.Tensor, device: torch.device) -> torch.Tensor:
     return normalise_pixels(frames.to(device, non_blocking=True))
 
 
+def evaluation_rows(cfg: Config, split: str) -> Config:
+    """``cfg`` whose evaluation rows (what ``eval`` and every benchmark read as ``val``) are
+    the ``train``, ``val`` or ``test`` rows of its data."""
+    data = cfg.data
+    if split == "train":
+        data = replace(data, val_manifest=data.manifest, val_split=data.train_split)
+    elif split == "test":
+        data = replace(data, val_manifest=data.test_manifest, val_split=data.test_split)
+    elif split != "val":
+        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    return replace(cfg, data=data)
+
+
+def has_rows(cfg: Config, split: str) -> bool:
+    """Whether the data has ``split`` rows (e.g. a held-out test split to report on)."""
+    data = evaluation_rows(cfg, split).data
+    try:
+        return bool(
+            read_manifest(data.resolve(data.val_manifest or data.manifest), split=data.val_split)
+        )
+    except (ManifestError, OSError):
+        return False
+
+
 def build_eval_loader(
     cfg: Config,
     num_classes: int,
@@ -184,7 +211,7 @@ def build_eval_loader(
     batch_size: int | None = None,
 ):
     """The evaluation loader: the config's validation rows (or every row of ``manifest``), in
-    order, with evaluation-mode sampling.
+    order, with evaluation-mode sampling (:func:`evaluation_rows` points them at another split).
 
     :param cfg: the run config.
     :param num_classes: output classes.

@@ -12,7 +12,7 @@ textures of other classes; in a few contiguous runs of frames the target is hidd
 
 Files written under OUT:
   videos/<id>.mp4   H.264 videos (yuv420p, CRF --crf)
-  manifest.jsonl    one row per video: id, path, labels [class], split train|val, num_frames, fps
+  manifest.jsonl    one row per video: id, path, labels [class], split train|val|test, frames, fps
   classes.txt       the class names (texture_00, texture_01, ...)
   targets.jsonl     per video {"id", "width", "height", "boxes"}: one [x0, y0, x1, y1] per frame
                     in pixel edges (the target covers columns x0..x1-1), or null where hidden
@@ -79,6 +79,7 @@ class GenerationSummary:
     num_val: int
     seconds: float
     reused: bool
+    num_test: int = 0
 
     @property
     def manifest(self) -> Path:
@@ -132,7 +133,8 @@ def dataset_matches(out_dir: str | Path, config: SyntheticConfig) -> bool:
         record = json.loads((out_dir / "synthetic.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    if record != _record(config):
+    # a field added since the record was written takes its default (e.g. test_fraction 0)
+    if {**_record(SyntheticConfig()), **record} != _record(config):
         return False
     names = ("manifest.jsonl", "classes.txt", "targets.jsonl")
     if not all((out_dir / name).is_file() for name in names):
@@ -158,10 +160,11 @@ def generate(
     """
     out_dir = Path(out_dir)
     start = time.perf_counter()
-    num_val = config.num_val
+    num_val, num_test = config.num_val, config.num_test
+    num_train = config.num_videos - num_val - num_test
     if not force and dataset_matches(out_dir, config):
         return GenerationSummary(
-            out_dir, config.num_videos, config.num_videos - num_val, num_val, 0.0, reused=True
+            out_dir, config.num_videos, num_train, num_val, 0.0, True, num_test
         )
     # The record marks completion: drop it first so an interrupted run never looks complete.
     (out_dir / "synthetic.json").unlink(missing_ok=True)
@@ -212,12 +215,7 @@ def generate(
         json.dumps(_record(config), indent=2) + "\n", encoding="utf-8"
     )
     return GenerationSummary(
-        out_dir,
-        config.num_videos,
-        config.num_videos - num_val,
-        num_val,
-        time.perf_counter() - start,
-        reused=False,
+        out_dir, config.num_videos, num_train, num_val, time.perf_counter() - start, False, num_test
     )
 
 

@@ -44,7 +44,10 @@ class SyntheticConfig:
     :param num_classes: number of texture classes (at most 10: see :func:`class_tiles`).
     :param num_distractors: non-target objects per video.
     :param hidden_ratio: fraction of frames without the target (0 to 0.5), in contiguous runs.
-    :param val_fraction: fraction of videos in the ``val`` split (the last ones, class-balanced).
+    :param val_fraction: fraction of videos in the ``val`` split (after ``train``,
+        class-balanced): where choices are made.
+    :param test_fraction: fraction of videos in the ``test`` split (the last ones,
+        class-balanced): held out for the reported numbers.
     :param crf: x264 constant rate factor; low enough that the 4x4 texture survives encoding.
     """
 
@@ -60,6 +63,7 @@ class SyntheticConfig:
     hidden_ratio: float = 0.25
     val_fraction: float = 0.25
     crf: int = 16
+    test_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         def check(ok: bool, key: str, need: str) -> None:
@@ -81,6 +85,11 @@ class SyntheticConfig:
         check(self.num_distractors >= 0, "num_distractors", ">= 0")
         check(0.0 <= self.hidden_ratio <= 0.5, "hidden_ratio", "in [0, 0.5]")
         check(0.0 <= self.val_fraction < 1.0, "val_fraction", "in [0, 1)")
+        check(
+            0.0 <= self.test_fraction < 1.0 - self.val_fraction,
+            "test_fraction",
+            "in [0, 1 - val_fraction)",
+        )
         check(0 <= self.crf <= 51, "crf", "in 0..51")
 
     @property
@@ -88,24 +97,35 @@ class SyntheticConfig:
         """Thickness of the marker frame: about a quarter of the glance's 4x downscale per side."""
         return max(2, round(self.object_size / 6))
 
+    def _count(self, fraction: float, left: int) -> int:
+        """Videos of a held-out split: at least one when asked for, leaving one for training."""
+        if fraction == 0 or left < 2:
+            return 0
+        return min(left - 1, max(1, round(self.num_videos * fraction)))
+
+    @property
+    def num_test(self) -> int:
+        """How many videos (the last ones) go to the ``test`` split."""
+        return self._count(self.test_fraction, self.num_videos)
+
     @property
     def num_val(self) -> int:
-        """How many videos (the last ones) go to the ``val`` split."""
-        if self.val_fraction == 0 or self.num_videos < 2:
-            return 0
-        return min(self.num_videos - 1, max(1, round(self.num_videos * self.val_fraction)))
+        """How many videos (the ones before ``test``) go to the ``val`` split."""
+        return self._count(self.val_fraction, self.num_videos - self.num_test)
 
     def video_id(self, index: int) -> str:
         """The manifest id (and file stem) of video ``index``."""
         return f"s{index:06d}"
 
     def label(self, index: int) -> int:
-        """The class of video ``index``; cycling keeps both splits class-balanced."""
+        """The class of video ``index``; cycling keeps every split class-balanced."""
         return index % self.num_classes
 
     def split(self, index: int) -> str:
-        """``train`` or ``val`` for video ``index``."""
-        return "val" if index >= self.num_videos - self.num_val else "train"
+        """``train``, ``val`` or ``test`` for video ``index``."""
+        if index >= self.num_videos - self.num_test:
+            return "test"
+        return "val" if index >= self.num_videos - self.num_test - self.num_val else "train"
 
     def to_json(self) -> dict[str, Any]:
         """The parameters as recorded in ``synthetic.json``."""

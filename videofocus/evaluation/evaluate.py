@@ -94,7 +94,7 @@ def evaluate_model(
     """
     model.eval()
     cost = CostTable.from_model(model, frame_size)
-    logits, targets, gmacs = [], [], []
+    logits, targets, gmacs, index = [], [], [], []
     model_seconds = 0.0
     start = time.perf_counter()
     for batch in loader:
@@ -110,6 +110,7 @@ def evaluate_model(
         model_seconds += time.perf_counter() - t0
         logits.append(out.logits[:, -1].float().cpu())
         targets.append(batch["target"])  # multi-hot: every label of the row
+        index.append(batch["index"])
         gmacs.append(cost.usage_from_actions(_taken(out.option_index).cpu()))
     seconds = time.perf_counter() - start
     if not targets:
@@ -117,8 +118,10 @@ def evaluate_model(
     scores, multi_hot = torch.cat(logits), torch.cat(targets)
     acc = topk_accuracy(scores, multi_hot, ks=(1, 5))  # hit@k
     n = len(multi_hot)
+    hits = multi_hot.gather(1, scores.argmax(dim=1, keepdim=True)).squeeze(1) > 0
     return {
         "videos": n,
+        **_per_video(torch.cat(index).tolist(), hits.tolist()),
         "top1": acc["top1"],
         "top5": acc["top5"],
         "map": mean_average_precision(scores.softmax(-1), multi_hot),
@@ -181,8 +184,9 @@ def evaluate_adaptive(
     )
     options = replace(options or InferenceOptions(), thresholds=thresholds)
     start = time.perf_counter()
-    correct, top5, gmacs, exits, probs, targets = [], [], [], [], [], []
-    for _, labels, p in rollout_manifest(model, options, manifest):
+    correct, top5, gmacs, exits, probs, targets, index = [], [], [], [], [], [], []
+    for row, labels, p in rollout_manifest(model, options, manifest):
+        index.append(row)
         top = p.logits.topk(min(5, p.logits.numel())).indices.tolist()
         correct.append(top[0] in labels)
         top5.append(any(label in top for label in labels))
@@ -200,6 +204,7 @@ def evaluate_adaptive(
     return {
         "method": model.method,
         "videos": n,
+        **_per_video(index, correct),
         "accuracy": sum(correct) / n,
         "top5": sum(top5) / n,
         "map": mean_average_precision(torch.stack(probs), multi_hot) if multi_hot.any() else None,
@@ -207,6 +212,16 @@ def evaluate_adaptive(
         "videos_per_s": n / seconds,
         "exit_thresholds": thresholds,
         "exit_fraction": [exits.count(s) / n for s in range(steps)],
+    }
+
+
+def _per_video(index: list[int], correct: list[bool]) -> dict[str, list[int]]:
+    """Each video's top-1 hit (1/0) by its row position in the evaluated split, in row order:
+    what paired comparisons of two methods on the same videos read."""
+    order = sorted(range(len(index)), key=index.__getitem__)
+    return {
+        "video_index": [int(index[i]) for i in order],
+        "video_correct": [int(correct[i]) for i in order],
     }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from videofocus.config import Config
-from videofocus.data.loaders import build_eval_loader, frames_to_input
+from videofocus.data.loaders import build_eval_loader, evaluation_rows, frames_to_input
 from videofocus.data.synthetic import TargetTrack
 from videofocus.evaluation.evaluate import evaluate_adaptive, evaluate_model, stage_actions
 from videofocus.inference.inferencer import InferenceOptions
@@ -159,7 +159,7 @@ def evaluate_budgeted_exit(
         :func:`~videofocus.inference.model.evaluate_adaptive` under them.
     """
     model = load_inference_model(finetune_dir, cfg)
-    train_rows = replace(cfg, data=replace(cfg.data, val_split=cfg.data.train_split))
+    train_rows = evaluation_rows(cfg, "train")
     options = InferenceOptions(chunk_steps=1)
     try:
         thresholds = calibrate_budget(

@@ -10,6 +10,8 @@ A grid file is YAML (read with the same YAML 1.2 rules as config files)::
     variants:                             # explicit named variants, added to the product
       - {name: no_skip, overrides: [policy.allow_skip=false]}
     exit_thresholds: [null, [0.9]]        # evaluation-time only: one row per entry
+    seeds: [0, 1, 2]                      # every variant trained once per seed
+    reference: recurrent_ppo              # paired comparisons subtract it (default: the first)
 
 Policies are ``recurrent_ppo`` / ``ppo`` (learned: policy stage + fine-tune), ``random`` /
 ``centre`` / ``saliency`` (heuristics: the warm-up model fine-tuned on the heuristic's glimpses),
@@ -25,6 +27,10 @@ glimpses) and ``exit`` (its own list of exit entries instead of ``exit_threshold
 entry is ``null`` (no early exit), a list of thresholds (one, or one per frame), or
 ``{budget_share: S, of: NAME}``: thresholds calibrated on the training rows for S times the GMACs
 per video of the earlier variant NAME (default: the variant itself, without early exit).
+
+With ``seeds``, every variant is trained and evaluated once per seed (``train.seed`` and
+``policy.seed`` set to it; the data stay the same, so every seed is tested on the same videos),
+named ``<variant>__seed=<s>``; its ``option_of`` and budgets refer to the same seed's runs.
 
 A product variant is named after its policy and the axis values it uses, e.g.
 ``recurrent_ppo__cost_lambda=0.02``; an axis a policy cannot feel (``policy.*`` for heuristics and
@@ -76,6 +82,7 @@ __all__ = [
     "expand_grid",
     "load_grid",
     "value_label",
+    "seeded_name",
     "variant_name",
     "with_option",
 ]
@@ -93,7 +100,16 @@ ONE_OPTION = (*HEURISTICS, DIFFERENTIABLE)
 #: Axis pseudo-key: the glimpse option (1..K) of heuristic policies.
 OPTION_KEY = "policy.option"
 
-_TOP_KEYS = ("base", "overrides", "policies", "axes", "variants", "exit_thresholds")
+_TOP_KEYS = (
+    "base",
+    "overrides",
+    "policies",
+    "axes",
+    "variants",
+    "exit_thresholds",
+    "seeds",
+    "reference",
+)
 _VARIANT_KEYS = ("name", "overrides", "policy", "option", "option_of", "finetune", "exit")
 _BUDGET_KEYS = ("budget_share", "of")
 # Keys the grid sets itself: varying them by hand would fight the runner.
@@ -150,6 +166,8 @@ class Grid:
     axes: dict[str, list[Any]]  # dotted key -> values, in file order
     variants: tuple[ExplicitVariant, ...]
     exit_thresholds: tuple[ExitEntry, ...]
+    seeds: tuple[int | None, ...] = (None,)  # None: the config's own seeds, no name suffix
+    reference: str | None = None  # the method paired comparisons subtract; None: the first
 
 
 @dataclass(frozen=True)
@@ -165,6 +183,8 @@ class Variant:
     finetune: bool = True  # False: read by the shared warm-up network
     option_of: str | None = None  # the option is that earlier variant's most used one
     exits: tuple[ExitEntry, ...] = (None,)
+    seed: int | None = None  # the grid's seed for this copy (None: the config's)
+    method: str = ""  # the name without the seed suffix (the rows a summary pools)
 
     @property
     def protocol(self) -> str:
@@ -354,6 +374,15 @@ def load_grid(path: str | Path) -> Grid:
             )
         )
 
+    seeds = data.get("seeds", [None])
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(s is None or (isinstance(s, int) and not isinstance(s, bool)) for s in seeds)
+        or len(set(seeds)) < len(seeds)
+        or (None in seeds and len(seeds) > 1)
+    ):
+        raise _error(path, "seeds", f"expected a list of distinct integers, got {seeds!r}")
     return Grid(
         path=path,
         base=base_path,
@@ -362,7 +391,15 @@ def load_grid(path: str | Path) -> Grid:
         axes=axes,
         variants=tuple(explicit),
         exit_thresholds=_parse_thresholds(path, data.get("exit_thresholds", [None])),
+        seeds=tuple(seeds),
+        reference=_reference(path, data.get("reference")),
     )
+
+
+def _reference(path: Path, value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise _error(path, "reference", f"expected a variant name, got {value!r}")
+    return value
 
 
 # -------------------------------------------------------------------------------------- naming
@@ -575,4 +612,38 @@ def expand_grid(grid: Grid, overrides: Sequence[str] = ()) -> list[Variant]:
             option_of=item.option_of,
             exits=exits,
         )
-    return list(out.values())
+    if grid.reference is not None and grid.reference not in out:
+        raise _error(grid.path, "reference", f"{grid.reference!r} is no variant of the grid")
+    return [copy for v in out.values() for copy in _seeded(v, grid.seeds)]
+
+
+def seeded_name(name: str, seed: int | None) -> str:
+    """The variant name of ``name``'s copy for ``seed``."""
+    return name if seed is None else f"{name}__seed={seed}"
+
+
+def _seeded(variant: Variant, seeds: Sequence[int | None]) -> list[Variant]:
+    """One copy of ``variant`` per seed, its references pointing at the same seed's copies."""
+    copies = []
+    for seed in seeds:
+        cfg = variant.cfg
+        if seed is not None:
+            train, policy = replace(cfg.train, seed=seed), replace(cfg.policy, seed=seed)
+            cfg = replace(cfg, train=train, policy=policy)
+        exits = tuple(
+            replace(e, of=seeded_name(e.of, seed)) if isinstance(e, Budget) and e.of else e
+            for e in variant.exits
+        )
+        option_of = None if variant.option_of is None else seeded_name(variant.option_of, seed)
+        copies.append(
+            replace(
+                variant,
+                name=seeded_name(variant.name, seed),
+                cfg=cfg,
+                option_of=option_of,
+                exits=exits,
+                seed=seed,
+                method=variant.name,
+            )
+        )
+    return copies

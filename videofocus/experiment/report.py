@@ -16,12 +16,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from videofocus.evaluation.intervals import Interval, paired_difference, seed_interval
 from videofocus.experiment.grid import BASELINES, value_label
 from videofocus.io.atomic_files import write_atomic
 
 __all__ = [
     "comparison_rows",
     "format_comparison",
+    "format_comparisons",
+    "paired_comparisons",
+    "summarise",
     "format_markdown",
     "plot_rows",
     "write_csv",
@@ -43,7 +47,17 @@ _HEADERS = {
     "train_seconds": "train s",
 }
 # Plot grouping only: the name and the other columns already say it in the tables.
-_TABLE_SKIP = ("curve", "exit_fraction", "stage_seconds", "checkpoint")
+_TABLE_SKIP = (
+    "curve",
+    "exit",
+    "exit_fraction",
+    "stage_seconds",
+    "checkpoint",
+    "accuracy_std",
+    "accuracy_low",
+    "accuracy_high",
+    "gmacs_std",
+)
 
 
 def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -78,9 +92,14 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     return write_atomic(Path(path), buffer.getvalue())
 
 
-def _md_cell(key: str, value: Any) -> str:
+def _md_cell(key: str, value: Any, row: Mapping[str, Any] | None = None) -> str:
     if value is None:
         return "-"
+    if row is not None and key == "accuracy" and row.get("accuracy_std") is not None:
+        fields = ("accuracy", "accuracy_std", "accuracy_low", "accuracy_high", "seeds")
+        return Interval(*(row[k] for k in fields)).format()  # mean ± std [95% interval]
+    if row is not None and key == "gmacs_per_video" and row.get("gmacs_std") is not None:
+        return f"{value:.4g} ± {row['gmacs_std']:.2g}"
     if key in ("accuracy", "top5", "accuracy_warmup_net", "target_coverage", "skip_rate"):
         return f"{100 * value:.1f}%"
     if key == "gmacs_per_video":
@@ -97,7 +116,7 @@ def format_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     columns = [c for c in _columns(rows) if c not in _TABLE_SKIP]
     header = "| " + " | ".join(_HEADERS.get(c, c) for c in columns) + " |"
     rule = "| " + " | ".join("---:" if c in METRICS else "---" for c in columns) + " |"
-    body = ["| " + " | ".join(_md_cell(c, row.get(c)) for c in columns) + " |" for row in rows]
+    body = ["| " + " | ".join(_md_cell(c, row.get(c), row) for c in columns) + " |" for row in rows]
     return "\n".join([header, rule, *body])
 
 
@@ -113,14 +132,130 @@ def plot_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return points
 
 
+def summarise(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per method and exit entry over its seeds' rows: ``accuracy`` the mean, with
+    ``accuracy_std`` and the 95% t interval ``accuracy_low`` / ``accuracy_high``,
+    ``gmacs_per_video`` the mean with ``gmacs_std``, ``seeds`` how many; other numbers are
+    means, other columns the first row's. Rows without a ``seed`` are their own summary."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        key = json.dumps([row.get("method", row["name"]), row.get("exit")], sort_keys=True)
+        groups.setdefault(key, []).append(row)
+    out = []
+    for members in groups.values():
+        first = dict(members[0])
+        if first.get("seed") is None:
+            out.extend(dict(r) for r in members)
+            continue
+        accuracy = seed_interval([r["accuracy"] for r in members])
+        gmacs = seed_interval([r["gmacs_per_video"] for r in members])
+        summary = {k: v for k, v in first.items() if k not in ("seed", "method", "name")}
+        for key in first:
+            values = [r.get(key) for r in members]
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                summary[key] = sum(values) / len(values)
+        summary.update(
+            name=first["method"],
+            seeds=len(members),
+            accuracy=accuracy.mean,
+            accuracy_std=accuracy.std,
+            accuracy_low=accuracy.low,
+            accuracy_high=accuracy.high,
+            gmacs_per_video=gmacs.mean,
+            gmacs_std=gmacs.std,
+        )
+        if any(r.get("exit_thresholds") != first.get("exit_thresholds") for r in members):
+            summary["exit_thresholds"] = None  # calibrated per seed: each seed's row has them
+        out.append({"name": summary.pop("name"), **summary})
+    return out
+
+
+def paired_comparisons(
+    runs: Sequence[Mapping[str, Any]], reference: str | None = None
+) -> list[dict[str, Any]]:
+    """Each method's top-1 minus the reference's, paired on the same seeds and test videos.
+
+    :param runs: per variant and exit entry: ``method``, ``seed``, ``exit``, ``video_index``
+        and ``video_correct`` (from the runner's records).
+    :param reference: the method compared against (its run without early exit); default: the
+        first method.
+    :returns: rows ``name``, ``exit``, ``reference``, ``difference`` with its 95% bootstrap
+        interval ``difference_low`` / ``difference_high``, ``seeds`` and ``videos``.
+    """
+    by: dict[str, dict[int | None, dict[int, int]]] = {}
+    order: list[tuple[str, Any]] = []
+    for run in runs:
+        key = json.dumps([run["method"], run.get("exit")], sort_keys=True)
+        if key not in by:
+            by[key] = {}
+            order.append((run["method"], run.get("exit")))
+        hits = dict(zip(run["video_index"], run["video_correct"], strict=True))
+        by[key][run.get("seed")] = hits
+    if not order:
+        return []
+    reference = reference or order[0][0]
+    base = by.get(json.dumps([reference, None]))
+    if base is None:
+        return []
+    out = []
+    for method, exit_entry in order:
+        if method == reference and exit_entry is None:
+            continue
+        runs_of = by[json.dumps([method, exit_entry], sort_keys=True)]
+        seeds = [s for s in runs_of if s in base]
+        if not seeds:
+            continue
+        videos = sorted(set.intersection(*(set(runs_of[s]) & set(base[s]) for s in seeds)))
+        a = [[runs_of[s][v] for v in videos] for s in seeds]
+        b = [[base[s][v] for v in videos] for s in seeds]
+        diff = paired_difference(a, b)
+        out.append(
+            {
+                "name": method,
+                "exit": exit_entry,
+                "reference": reference,
+                "difference": diff.mean,
+                "difference_low": diff.low,
+                "difference_high": diff.high,
+                "seeds": len(seeds),
+                "videos": len(videos),
+            }
+        )
+    return out
+
+
+def format_comparisons(comparisons: Sequence[Mapping[str, Any]]) -> str:
+    """The paired comparisons as a Markdown table, differences in points."""
+    lines = [
+        "| method | exit | minus | top-1 difference (points) | 95% interval | seeds | videos |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for c in comparisons:
+        exit_entry = "-" if c["exit"] is None else json.dumps(c["exit"])
+        lines.append(
+            f"| {c['name']} | {exit_entry} | {c['reference']} | {100 * c['difference']:+.1f} | "
+            f"[{100 * c['difference_low']:+.1f}, {100 * c['difference_high']:+.1f}] | "
+            f"{c['seeds']} | {c['videos']} |"
+        )
+    return "\n".join(lines)
+
+
 def write_report(
-    rows: Sequence[Mapping[str, Any]], out_dir: str | Path, title: str | None = None
+    rows: Sequence[Mapping[str, Any]],
+    out_dir: str | Path,
+    title: str | None = None,
+    comparisons: Sequence[Mapping[str, Any]] = (),
+    split: str = "val",
 ) -> dict[str, Path]:
-    """Write ``results.csv``, ``results.md`` and ``tradeoff.png`` into ``out_dir``.
+    """Write ``results.csv`` (every row, every seed), ``results.md`` (the summary over seeds,
+    the paired comparisons, then every row) and ``tradeoff.png`` (the summary, with its
+    intervals) into ``out_dir``; with comparisons also ``comparisons.csv``.
 
     :param rows: result rows with ``name``, ``accuracy``, ``gmacs_per_video`` and ``curve``.
     :param out_dir: the grid's output folder.
     :param title: the Markdown heading and the plot's title.
+    :param comparisons: rows of :func:`paired_comparisons`.
+    :param split: the split the numbers come from, for the notes.
     :returns: ``{"csv": ..., "markdown": ..., "plot": ...}``.
     """
     # Imported here: matplotlib is only needed once there is something to plot.
@@ -128,16 +263,31 @@ def write_report(
 
     out = Path(out_dir)
     heading = f"# {title}\n\n" if title else ""
+    summary = summarise(rows)
     note = (
-        "\ntop-1 / top-5 on the validation split; GMACs are multiply-accumulates per video; "
+        f"\ntop-1 / top-5 on the {split} split; GMACs are multiply-accumulates per video; "
         "train s sums every stage behind a variant (shared stages included).\n"
     )
+    seeded = any(r.get("seed") is not None for r in rows)
+    text = heading + format_markdown(summary) + "\n" + note
+    if seeded:
+        text += "\nA row over seeds: top-1 as mean ± std [95% t interval].\n"
+    if comparisons:
+        text += (
+            "\n## Paired comparisons\n\nTop-1 differences on the same seeds and videos, with "
+            "a two-level bootstrap interval (seeds, then videos).\n\n"
+            + format_comparisons(comparisons)
+            + "\n"
+        )
+        write_csv(comparisons, out / "comparisons.csv")
+    if seeded:
+        text += "\n## Every seed\n\n" + format_markdown(rows) + "\n"
     paths = {
         "csv": write_csv(rows, out / "results.csv"),
-        "markdown": write_atomic(out / "results.md", heading + format_markdown(rows) + "\n" + note),
+        "markdown": write_atomic(out / "results.md", text),
     }
     tmp = out / ".tradeoff.tmp.png"
-    plot_tradeoff(plot_rows(rows), tmp, title=title, curve_key="curve")
+    plot_tradeoff(plot_rows(summary), tmp, title=title, curve_key="curve")
     os.replace(tmp, out / "tradeoff.png")
     paths["plot"] = out / "tradeoff.png"
     return paths

@@ -41,7 +41,7 @@ from typing import Any
 from videofocus.artifacts.learned_policy import load_focusnet, load_learned_policy
 from videofocus.artifacts.load import load_model
 from videofocus.config import Config, save_config
-from videofocus.data.loaders import ensure_dataset
+from videofocus.data.loaders import ensure_dataset, evaluation_rows, has_rows
 from videofocus.data.synthetic import TargetTrack, read_targets
 from videofocus.evaluation.evaluate import evaluate_adaptive, evaluate_checkpoint
 from videofocus.evaluation.policy_eval import (
@@ -64,7 +64,7 @@ from videofocus.experiment.grid import (
     expand_grid,
     with_option,
 )
-from videofocus.experiment.report import write_report
+from videofocus.experiment.report import paired_comparisons, write_report
 from videofocus.io.atomic_files import write_atomic
 from videofocus.policy.focusnet import PolicyFocusNet
 from videofocus.policy.heuristics import create_policy
@@ -162,6 +162,7 @@ def resolve_variant(variant: Variant, records: dict[str, dict[str, Any]]) -> Var
     if variant.option_of is None:
         return variant
     entry = _no_exit_entry(records[variant.option_of])
+    entry = None if entry is None else _choice(entry)
     if entry is None or entry.get("option") is None:
         raise ValueError(
             f"variant {variant.name!r}: {variant.option_of!r} has no glimpse option to take"
@@ -279,6 +280,8 @@ def _glimpse_entry(variant: Variant, cfg: Config, final: Path) -> dict[str, Any]
         "accuracy_warmup_net": float(shared["top1"]),
         "target_coverage": own["target_coverage"],
         "skip_rate": float(own["skip_rate"]),
+        "video_index": own["video_index"],
+        "video_correct": own["video_correct"],
     }
 
 
@@ -325,7 +328,14 @@ def evaluate_variant(
         "gmacs_per_video": float(result["gmacs_per_video"]),
         "videos_per_s": float(result["videos_per_s"]),
         **extra,
+        "video_index": result["video_index"],
+        "video_correct": result["video_correct"],
     }
+
+
+def _choice(entry: dict[str, Any]) -> dict[str, Any]:
+    """The measurements of an entry that choices may read: its validation ones."""
+    return entry.get("val", entry)
 
 
 def _no_exit_entry(record: dict[str, Any]) -> dict[str, Any] | None:
@@ -404,7 +414,9 @@ def run_variant(
         finals.append(_train_stage(cfg, variant, plan, keys, stages_dir, progress, log))
         _link(run_dir / plan.name, stages_dir / plan.key / plan.name)
 
-    evaluations: list[dict[str, Any]] = []
+    # every choice (options taken from another row, budgets) is made on val; the numbers a
+    # table reports come from the held-out test rows when the data has them
+    report = "test" if has_rows(cfg, "test") else "val"
 
     def entry_for(exit_entry: ExitEntry) -> dict[str, Any]:
         entry = done.get(_entry_key(exit_entry))
@@ -415,9 +427,13 @@ def run_variant(
             cost = (records or {}).get(exit_entry.of) if exit_entry.of else None
             base = _no_exit_entry(cost) if cost else entry_for(None)
             assert base is not None, f"{exit_entry.of}: no evaluation without early exit"
-            budget_of = base["gmacs_per_video"]
+            budget_of = _choice(base)["gmacs_per_video"]  # a choice: made on val
         log(f"evaluating ({'no early exit' if exit_entry is None else _entry_json(exit_entry)})")
-        done[_entry_key(exit_entry)] = evaluate_variant(variant, cfg, exit_entry, budget_of)
+        entry = evaluate_variant(variant, evaluation_rows(cfg, report), exit_entry, budget_of)
+        if report != "val":  # what choices read; the per-video hits only where it reports
+            val = evaluate_variant(variant, cfg, exit_entry, budget_of)
+            entry["val"] = {k: v for k, v in val.items() if not k.startswith("video_")}
+        done[_entry_key(exit_entry)] = {"split": report, **entry}
         return done[_entry_key(exit_entry)]
 
     evaluations = [entry_for(e) for e in exit_entries]
@@ -466,13 +482,20 @@ def variant_rows(variant: Variant, record: dict[str, Any], grid: Grid) -> list[d
             axes[key] = None
     curve = variant.name if len(variant.exits) > 1 else variant.curve
     head = {"name": variant.name, "policy": variant.policy, "protocol": record["protocol"]}
+    if variant.seed is not None:  # a copy per seed: the rows a summary pools say so
+        head.update(method=variant.method, seed=variant.seed)
     rows = []
     for entry in record["evaluations"]:
-        measured = {k: v for k, v in entry.items() if k not in ("exit", "exit_thresholds")}
+        measured = {
+            k: v
+            for k, v in entry.items()
+            if k not in ("exit", "exit_thresholds", "val") and not k.startswith("video_")
+        }
         rows.append(
             {
                 **head,
                 **axes,
+                "exit": entry.get("exit"),
                 "exit_thresholds": entry["exit_thresholds"],
                 **measured,
                 "train_seconds": record["train_seconds"],
@@ -510,6 +533,8 @@ def run_grid(
     title = f"{grid.path.stem}: accuracy vs GMACs per video"
     rows: list[dict[str, Any]] = []
     records: dict[str, dict[str, Any]] = {}
+    runs: list[dict[str, Any]] = []  # per-video hits, for the paired comparisons
+    split = "val"
     for i, variant in enumerate(variants, 1):
         tag = f"[{i}/{len(variants)}] {variant.name}"
 
@@ -523,6 +548,19 @@ def run_grid(
             raise VariantFailed(variant.name, out, i - 1, exc) from exc
         records[variant.name] = record
         rows.extend(variant_rows(variant, record, grid))
-        write_report(rows, out, title=title)
+        for entry in record["evaluations"]:
+            if "video_index" in entry:
+                runs.append(
+                    {
+                        "method": variant.method or variant.name,
+                        "seed": variant.seed,
+                        "exit": entry.get("exit"),
+                        "video_index": entry["video_index"],
+                        "video_correct": entry["video_correct"],
+                    }
+                )
+            split = entry.get("split", split)
+        comparisons = paired_comparisons(runs, grid.reference) if len(runs) > 1 else []
+        write_report(rows, out, title=title, comparisons=comparisons, split=split)
     log(f"report: {out / 'results.md'}, {out / 'results.csv'}, {out / 'tradeoff.png'}")
     return rows

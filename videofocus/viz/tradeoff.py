@@ -93,7 +93,8 @@ def plot_tradeoff(
     :data:`LOG_SPAN` times.
 
     :param rows: mappings with ``name``, ``accuracy`` (in ``[0, 1]``, plotted in percent) and
-        ``gmacs_per_video`` (positive); other keys are ignored.
+        ``gmacs_per_video`` (positive); ``accuracy_low`` / ``accuracy_high``, where finite, draw
+        the row's interval as an error bar; other keys are ignored.
     :param path: output file; its suffix picks the format (any matplotlib writes: ``.png``,
         ``.pdf``, ``.svg``, ...); parent folders are created.
     :param title: figure title.
@@ -127,6 +128,11 @@ def plot_tradeoff(
     if singles:
         xs, ys = zip(*singles, strict=True)
         ax.plot(xs, ys, marker="s", markersize=5, linestyle="none", color="black")
+    for row, (_, accuracy, gmacs) in zip(rows, points, strict=True):
+        low, high = row.get("accuracy_low"), row.get("accuracy_high")
+        if low is not None and high is not None and math.isfinite(low) and math.isfinite(high):
+            spread = [[100.0 * (accuracy - low)], [100.0 * (high - accuracy)]]  # over seeds
+            ax.errorbar(gmacs, 100.0 * accuracy, yerr=spread, fmt="none", ecolor="grey", capsize=3)
     costs = [gmacs for _, _, gmacs in points]
     if max(costs) > LOG_SPAN * min(costs):
         ax.set_xscale("log")
