@@ -640,3 +640,76 @@ def test_killed_grid_resumes_without_recomputing_finished_variants(tiny_data, tm
     # one warm-up and one policy stage for both variants, two fine-tunes
     stages = sorted(p.name.split("-")[0] for p in (out / "stages").iterdir())
     assert stages == ["finetune", "finetune", "policy", "warmup"]
+
+
+def test_summary_pools_the_seeds_and_comparisons_pair_them():
+    from videofocus.experiment.report import paired_comparisons, summarise
+
+    def row(method, seed, accuracy, gmacs):
+        return {
+            "name": f"{method}__seed={seed}",
+            "method": method,
+            "seed": seed,
+            "policy": "random",
+            "exit": None,
+            "accuracy": accuracy,
+            "gmacs_per_video": gmacs,
+            "option": 2,
+            "curve": method,
+        }
+
+    rows = [row("a", 0, 0.80, 0.1), row("a", 1, 0.84, 0.1), row("b", 0, 0.70, 0.2)]
+    rows.append(row("b", 1, 0.70, 0.2))
+    a, b = summarise(rows)
+    assert a["name"] == "a" and a["seeds"] == 2 and "seed" not in a and "method" not in a
+    assert a["accuracy"] == pytest.approx(0.82) and a["accuracy_std"] == pytest.approx(
+        0.02 * 2**0.5
+    )
+    assert a["accuracy_low"] < 0.82 < a["accuracy_high"] and a["option"] == 2
+    assert b["accuracy_std"] == 0.0 and b["gmacs_per_video"] == pytest.approx(0.2)
+    assert summarise([{"name": "x", "accuracy": 0.5}]) == [{"name": "x", "accuracy": 0.5}]
+
+    def run(method, seed, correct):
+        return {
+            "method": method,
+            "seed": seed,
+            "exit": None,
+            "video_index": list(range(len(correct))),
+            "video_correct": correct,
+        }
+
+    runs = [run("a", 0, [1, 1, 0, 1]), run("b", 0, [1, 0, 0, 1]), run("b", 1, [0, 0, 0, 0])]
+    (got,) = paired_comparisons(runs)  # a has seed 0 only: b is paired on it alone
+    assert (got["name"], got["reference"], got["seeds"], got["videos"]) == ("b", "a", 1, 4)
+    assert got["difference"] == pytest.approx(-0.25)
+    assert got["difference_low"] <= -0.25 <= got["difference_high"]
+
+
+def test_test_split_reports_test_and_chooses_on_val(
+    tmp_path, write_grid, fake_training, monkeypatch
+):
+    from videofocus.experiment.grid import Budget
+
+    calls = []
+
+    def evaluate(variant, cfg, exit_entry, budget_of=None):
+        split = "test" if cfg.data.val_split == "test" else "val"
+        calls.append((split, exit_entry, budget_of))
+        thresholds = [0.7] if isinstance(exit_entry, Budget) else exit_entry
+        gmacs = {"val": 2.0, "test": 3.0}[split]
+        exit_json = exit_entry.to_json() if isinstance(exit_entry, Budget) else exit_entry
+        return {"exit": exit_json, "exit_thresholds": thresholds, "gmacs_per_video": gmacs}
+
+    monkeypatch.setattr(runner, "evaluate_variant", evaluate)
+    monkeypatch.setattr(runner, "has_rows", lambda cfg, split: split == "test")
+    variant = expand_grid(load_grid(write_grid(tmp_path, "policies: [recurrent_ppo]\n")))[0]
+    variant = replace(variant, exits=(None, Budget(0.5)))
+    record = run_variant(variant, tmp_path / "out", False, lambda line: None)
+    # the budget is a share of the val cost; calibrated once, val then reuses its thresholds
+    assert calls == [("test", None, None), ("val", None, None)] + [
+        ("test", Budget(0.5), 2.0),
+        ("val", [0.7], 2.0),
+    ]
+    plain, budget = record["evaluations"]
+    assert plain["split"] == "test" and plain["gmacs_per_video"] == 3.0
+    assert plain["val"]["gmacs_per_video"] == 2.0 and budget["exit_thresholds"] == [0.7]

@@ -150,7 +150,7 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         accuracy = seed_interval([r["accuracy"] for r in members])
         gmacs = seed_interval([r["gmacs_per_video"] for r in members])
         summary = {k: v for k, v in first.items() if k not in ("seed", "method", "name")}
-        for key in first:
+        for key in list(summary):
             values = [r.get(key) for r in members]
             if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
                 summary[key] = sum(values) / len(values)

@@ -431,7 +431,9 @@ def run_variant(
         log(f"evaluating ({'no early exit' if exit_entry is None else _entry_json(exit_entry)})")
         entry = evaluate_variant(variant, evaluation_rows(cfg, report), exit_entry, budget_of)
         if report != "val":  # what choices read; the per-video hits only where it reports
-            val = evaluate_variant(variant, cfg, exit_entry, budget_of)
+            # a budget's thresholds are calibrated once, on the training rows: val reuses them
+            again = entry["exit_thresholds"] if isinstance(exit_entry, Budget) else exit_entry
+            val = evaluate_variant(variant, cfg, again, budget_of)
             entry["val"] = {k: v for k, v in val.items() if not k.startswith("video_")}
         done[_entry_key(exit_entry)] = {"split": report, **entry}
         return done[_entry_key(exit_entry)]
