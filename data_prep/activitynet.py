@@ -146,11 +146,6 @@ def _entries(
     return entries
 
 
-def label_names(entries: Sequence[Entry]) -> list[str]:
-    """The sorted names of all labels used in the annotations."""
-    return sorted({seg.label for e in entries for seg in e.segments})
-
-
 def video_samples(
     entries: Sequence[Entry], classes: Sequence[str], videos: VideoIndex
 ) -> list[Sample]:
@@ -223,7 +218,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the ActivityNet v1.3 conversion; return the exit code (2 on bad input)."""
     entries = read_activitynet(args.annotations)
-    classes = label_names(entries)
+    classes = sorted({seg.label for e in entries for seg in e.segments})
     videos = VideoIndex(args.videos)
     if args.level == "video":
         samples = video_samples(entries, classes, videos)

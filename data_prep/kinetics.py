@@ -21,6 +21,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from videofocus.data_prep.probing import (
     AnnotationError,
@@ -129,34 +130,18 @@ def clip_samples(
             else:
                 reject = f"label {clip.label!r} is not among the {len(classes)} classes"
         path = videos.find([clip.clip_name])
-        if path is not None:
-            samples[clip.clip_name] = Sample(
-                clip.clip_name, path, labels, clip.split, reject=reject
+        segment: dict[str, Any] = {}
+        if path is None:
+            # "<youtube_id>.<ext>": usually the full download, so the clip is its segment; probing
+            # tells a download already cut to the clip (build_rows then drops start/end)
+            path = videos.find([clip.youtube_id])
+            segment = dict(
+                start=float(clip.time_start), end=float(clip.time_end), may_be_trimmed=True
             )
-            continue
-        # "<youtube_id>.<ext>": usually the full download, so the clip is its segment; probing
-        # tells a download already cut to the clip (build_rows then drops start/end)
         samples[clip.clip_name] = Sample(
-            clip.clip_name,
-            videos.find([clip.youtube_id]),
-            labels,
-            clip.split,
-            start=float(clip.time_start),
-            end=float(clip.time_end),
-            reject=reject,
-            may_be_trimmed=True,
+            clip.clip_name, path, labels, clip.split, reject=reject, **segment
         )
     return list(samples.values())
-
-
-def resolve_classes(clips: Sequence[KineticsClip], classes_file: Path | None) -> list[str]:
-    """``--classes`` when given, else the sorted training labels (an error if there are none)."""
-    if classes_file is not None:
-        return read_classes(classes_file)
-    classes = training_classes(clips)
-    if not classes:
-        raise PrepareError("no training rows to take the classes from; pass --classes FILE")
-    return classes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -173,7 +158,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the Kinetics conversion; return the exit code (2 on bad input)."""
     clips = [clip for path in args.csv for clip in read_kinetics_csv(path)]
-    classes = resolve_classes(clips, args.classes)
+    classes = read_classes(args.classes) if args.classes else training_classes(clips)
+    if not classes:
+        raise PrepareError("no training rows to take the classes from; pass --classes FILE")
     samples = clip_samples(clips, classes, VideoIndex(args.videos))
     write_dataset("kinetics", samples, classes, args)
     return 0

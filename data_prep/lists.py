@@ -73,15 +73,12 @@ class ListEntry:
 
 
 def _labels(fields: Sequence[str], path: Path, line: int) -> tuple[int, ...]:
-    labels = []
-    for field in fields:
-        field = field.strip()
+    for field in (f.strip() for f in fields):
         if not field.isdigit():
             raise AnnotationError(
                 path, line, f"label must be a non-negative integer, got {field!r}"
             )
-        labels.append(int(field))
-    return tuple(labels)
+    return tuple(map(int, fields))
 
 
 def parse_line(text: str, fmt: str, path: Path, line: int) -> ListEntry:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from videofocus.data_prep.kinetics import (
@@ -77,10 +78,7 @@ def select_clips(
             if youtube_id not in by_id:
                 absent.append(Sample(youtube_id, None, (), split, reject="id not in the CSVs"))
                 continue
-            for clip in by_id[youtube_id]:
-                chosen.append(
-                    KineticsClip(clip.youtube_id, clip.time_start, clip.time_end, split, clip.label)
-                )
+            chosen += [replace(clip, split=split) for clip in by_id[youtube_id]]
     return chosen, absent
 
 

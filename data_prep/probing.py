@@ -14,7 +14,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +27,9 @@ from videofocus.io.atomic_files import write_atomic
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg")
 
 _SPLIT_ALIASES = {
-    "train": "train",
-    "training": "train",
-    "val": "val",
-    "valid": "val",
-    "validate": "val",
-    "validation": "val",
-    "test": "test",
-    "testing": "test",
+    **dict.fromkeys(("train", "training"), "train"),
+    **dict.fromkeys(("val", "valid", "validate", "validation"), "val"),
+    **dict.fromkeys(("test", "testing"), "test"),
 }
 
 
@@ -189,7 +184,8 @@ class Reject:
     reason: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "path": self.path, "split": self.split, "reason": self.reason}
+        """The ``rejects.jsonl`` line: ``id``, ``path``, ``split``, ``reason``."""
+        return asdict(self)
 
 
 def add_common_arguments(
@@ -321,20 +317,11 @@ def write_jsonl(path: Path, objects: Iterable[dict[str, Any]]) -> None:
     write_atomic(path, "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in objects))
 
 
-def summary(name: str, rows: Sequence[ManifestRow], rejects: Sequence[Reject], out: Path) -> str:
-    """One line: kept/rejected counts per split."""
-    kept = Counter(r.split for r in rows)
-    dropped = Counter(r.split for r in rejects)
-    order = [s for s in ("train", "val", "test", None) if s in kept or s in dropped]
-    parts = [f"{s or 'no split'} {kept[s]} kept/{dropped[s]} rejected" for s in order]
-    return f"{name}: {', '.join(parts) or 'no samples'} -> {out / 'manifest.jsonl'}"
-
-
 def write_dataset(
     name: str, samples: Sequence[Sample], classes: Sequence[str] | None, args: argparse.Namespace
 ) -> tuple[list[ManifestRow], list[Reject]]:
     """Probe, then write ``manifest.jsonl``, ``classes.txt`` (unless ``classes`` is ``None``) and
-    ``rejects.jsonl`` into ``args.out`` and print the summary line.
+    ``rejects.jsonl`` into ``args.out`` and print one line of kept/rejected counts per split.
 
     :param args: the parsed :func:`add_common_arguments` (``out``, ``probe``, ``workers``,
         ``timeout``).
@@ -346,5 +333,9 @@ def write_dataset(
         write_classes(out / "classes.txt", classes)
     write_manifest(out / "manifest.jsonl", rows)
     write_jsonl(out / "rejects.jsonl", (r.to_json() for r in rejects))
-    print(summary(name, rows, rejects, out), flush=True)
+    kept = Counter(r.split for r in rows)
+    dropped = Counter(r.split for r in rejects)
+    order = [s for s in ("train", "val", "test", None) if s in kept or s in dropped]
+    parts = [f"{s or 'no split'} {kept[s]} kept/{dropped[s]} rejected" for s in order]
+    print(f"{name}: {', '.join(parts) or 'no samples'} -> {out / 'manifest.jsonl'}", flush=True)
     return rows, rejects

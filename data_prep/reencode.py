@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -53,12 +54,8 @@ def _frames(container: av.container.InputContainer, short_side: int | None) -> I
     stream.thread_type = "AUTO"
     for frame in container.decode(stream):
         quarter_turns = round((frame.rotation or 0) / 90) % 4  # counter-clockwise, as displayed
-        w, h = frame.width, frame.height
-        if quarter_turns % 2:
-            h, w = w, h  # the displayed frame is transposed
-        tw, th = scaled_size(w, h, short_side)
-        if quarter_turns % 2:
-            tw, th = th, tw
+        # scaled_size treats width and height alike, so the stored frame scales as displayed
+        tw, th = scaled_size(frame.width, frame.height, short_side)
         image = frame.reformat(width=tw, height=th, format="rgb24").to_ndarray()
         yield np.rot90(image, k=quarter_turns) if quarter_turns else image
 
@@ -94,9 +91,7 @@ def output_names(sources: Sequence[Path]) -> dict[Path, str]:
     common = Path(os.path.commonpath([p.parent for p in sources]))
     rel = {p: p.relative_to(common) for p in sources}
     names = {p: r.with_suffix(".mp4").as_posix() for p, r in rel.items()}
-    counts: dict[str, int] = {}
-    for name in names.values():
-        counts[name] = counts.get(name, 0) + 1
+    counts = Counter(names.values())
     return {p: (n if counts[n] == 1 else rel[p].as_posix() + ".mp4") for p, n in names.items()}
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from videofocus.data_prep.probing import (
     AnnotationError,
@@ -47,21 +46,17 @@ def read_labels(path: str | Path) -> list[str]:
     return [by_index[i] for i in range(len(by_index))]
 
 
-def _entries(path: Path) -> list[Any]:
-    data = read_json(path)
-    if not isinstance(data, list):
-        raise AnnotationError(path, None, "expected a list of {id, label, template, ...} objects")
-    return data
-
-
 def split_samples(
     path: str | Path, split: str, classes: list[str], videos: VideoIndex
 ) -> list[Sample]:
     """The samples of one split file; ``split == "test"`` reads ids only."""
     path = Path(path)
     index = {name: i for i, name in enumerate(classes)}
+    entries = read_json(path)
+    if not isinstance(entries, list):
+        raise AnnotationError(path, None, "expected a list of {id, label, template, ...} objects")
     samples = []
-    for k, obj in enumerate(_entries(path)):
+    for k, obj in enumerate(entries):
         if not isinstance(obj, dict):
             raise AnnotationError(path, f"[{k}]", f"expected an object, got {type(obj).__name__}")
         video_id = obj.get("id")

@@ -115,10 +115,9 @@ def _input_error_classes() -> tuple[type[BaseException], ...]:
 def one_line(text: str) -> str:
     """``text`` on one line: a multi-line message (a list of problems) joined with ``; ``."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if len(lines) <= 1:
-        return lines[0] if lines else ""
-    head, rest = lines[0], lines[1:]
-    return f"{head} {'; '.join(rest)}" if head.endswith(":") else "; ".join(lines)
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {'; '.join(lines[1:])}"
+    return "; ".join(lines)
 
 
 def _os_error_text(exc: OSError, command: str) -> str:

@@ -73,10 +73,6 @@ class CheckpointMeta:
     train_seconds: float = 0.0
     versions: dict[str, str] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON data."""
-        return dataclasses.asdict(self)
-
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str | Path) -> CheckpointMeta:
         """The meta of ``data`` (a ``meta.json``), checked.
@@ -132,15 +128,8 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     """Inverse of :func:`capture_rng_state`."""
     torch.set_rng_state(state["torch"])
     npst = state["numpy"]
-    np.random.set_state(
-        (
-            "MT19937",
-            npst["keys"].numpy().astype(np.uint32),
-            npst["pos"],
-            npst["has_gauss"],
-            npst["cached_gaussian"],
-        )
-    )
+    keys = npst["keys"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, npst["pos"], npst["has_gauss"], npst["cached_gaussian"]))
     py = state["python"]
     random.setstate((py["version"], tuple(py["internal"]), py["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
@@ -166,7 +155,7 @@ def save_checkpoint(
         if trainer_state is not None:
             torch.save(trainer_state, tmp / TRAINER_FILE)
         (tmp / META_FILE).write_text(
-            json.dumps(meta.to_dict(), indent=2, sort_keys=True), encoding="utf-8"
+            json.dumps(dataclasses.asdict(meta), indent=2, sort_keys=True), encoding="utf-8"
         )
     return path
 

@@ -1,15 +1,9 @@
 """Networks from a :class:`~videofocus.config.Config`: the one place config keys become modules.
 
-- :func:`build_focusnet`: glance encoder, glimpse encoder(s), aggregator, as ``cfg.model`` says.
-- :func:`build_dense_baseline`: the same encoders with one glimpse option, the whole frame at
-  full resolution, so the local encoder sees every frame densely (the reference point of every
-  accuracy-vs-compute comparison).
-- :func:`build_policy_network`: the plain-torch policy network of the kind ``policy.algo`` trains
-  (:mod:`videofocus.policy.algorithms`: recurrent for ``recurrent_ppo``, feed-forward for
-  ``ppo``) sized for the glance maps;
-  :func:`build_learned_policy` puts it behind the glance projection, as training does.
-
-Unset (None) config values are never passed on, so the backbones' own defaults hold.
+The adaptive model, the dense baseline (one option: whole frames at full resolution, the
+reference point of every accuracy-vs-compute comparison), the policy network of the kind
+``policy.algo`` trains and the differentiable stage's model. Unset (None) config values are never
+passed on, so the backbones' own defaults hold.
 """
 
 from __future__ import annotations
@@ -77,28 +71,8 @@ def policy_action_dims(cfg: Config) -> tuple[int, int, int]:
     return (len(cfg.model.options) + 1, cfg.model.grid, cfg.model.grid)
 
 
-def _backbone_kwargs(cfg: Config) -> dict[str, Any]:
-    """``create_focusnet`` keyword arguments shared by the adaptive model and the dense baseline."""
-    model = cfg.model
-    glance_kw: dict[str, Any] = {}
-    if model.glance_width_mult is not None:
-        glance_kw["width_mult"] = model.glance_width_mult
-    if model.glance_pretrained is not None:
-        glance_kw["pretrained"] = model.glance_pretrained
-    local_kw: dict[str, Any] = {}
-    if model.local_width_mult is not None:
-        local_kw["width_mult"] = model.local_width_mult
-    # local_pretrained holds the weights of model.local_backbone; options naming another
-    # backbone start from its random initialisation.
-    per_backbone: dict[str, dict[str, Any]] = {}
-    if model.local_pretrained is not None:
-        per_backbone[model.local_backbone] = {"pretrained": model.local_pretrained}
-    return {
-        "glance_backbone_kw": glance_kw,
-        "local_backbone_kw": local_kw,
-        "per_backbone_kw": per_backbone,
-        "local_feature_dim": model.local_feature_dim,
-    }
+def _given(**kwargs: Any) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if v is not None}
 
 
 def build_focusnet(cfg: Config, num_classes: int | None = None) -> FocusNet:
@@ -121,7 +95,13 @@ def build_dense_baseline(cfg: Config, num_classes: int | None = None) -> FocusNe
 
 
 def _create(cfg: Config, num_classes: int | None, options: list[GlimpseOption]) -> FocusNet:
+    """The FocusNet of ``cfg.model`` with ``options``: the adaptive model or the dense baseline."""
     model = cfg.model
+    # local_pretrained holds the weights of model.local_backbone; options naming another
+    # backbone start from its random initialisation.
+    per_backbone: dict[str, dict[str, Any]] = {}
+    if model.local_pretrained is not None:
+        per_backbone[model.local_backbone] = {"pretrained": model.local_pretrained}
     return create_focusnet(
         num_classes if num_classes is not None else resolve_num_classes(cfg),
         model.glance_backbone,
@@ -130,7 +110,12 @@ def _create(cfg: Config, num_classes: int | None, options: list[GlimpseOption]) 
         model.local_backbone,
         model.grid,
         model.hidden,
-        **_backbone_kwargs(cfg),
+        glance_backbone_kw=_given(
+            width_mult=model.glance_width_mult, pretrained=model.glance_pretrained
+        ),
+        local_backbone_kw=_given(width_mult=model.local_width_mult),
+        per_backbone_kw=per_backbone,
+        local_feature_dim=model.local_feature_dim,
     )
 
 
@@ -150,12 +135,10 @@ def build_policy_network(
 ) -> GlimpsePolicyNetwork:
     """The policy network ``cfg.policy.algo`` trains, for maps ``[glance_channels, *map_hw]``.
 
-    Its kind is the algorithm's (:func:`~videofocus.policy.algorithms.get_algorithm`): a
-    ``recurrent`` one for ``recurrent_ppo``, a ``feedforward`` one for ``ppo``. Sizes:
-    ``model.policy_channels`` (1x1 conv), ``model.policy_hidden`` (feature vector),
+    Its kind is the algorithm's (recurrent for ``recurrent_ppo``, feed-forward for ``ppo``).
+    Sizes: ``model.policy_channels`` (1x1 conv), ``model.policy_hidden`` (feature vector),
     ``policy.net_arch`` (Tanh MLP) and, for a recurrent network, ``policy.lstm_hidden`` (LSTM).
-    Its extras are :func:`~videofocus.policy.network.
-    progress_features` and its action space is :func:`policy_action_dims`.
+    Its extras are the progress features; its action space is :func:`policy_action_dims`.
 
     :param cfg: the run config.
     :param glance_channels: channels of the maps the network reads (the projection's output).

@@ -35,6 +35,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -93,17 +94,15 @@ def _time_interleaved(
     for _ in range(warmup):
         for fn in samples.values():
             fn()
-    wall: dict[str, list[float]] = {name: [] for name in samples}
-    cpu: dict[str, list[float]] = {name: [] for name in samples}
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in samples}  # (wall, cpu)
     for _ in range(repeats):
         for name, fn in samples.items():
             start, start_cpu = time.perf_counter(), time.process_time()
             fn()
-            wall[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - start_cpu)
+            runs[name].append((time.perf_counter() - start, time.process_time() - start_cpu))
     return {
-        name: Timing(statistics.median(wall[name]), statistics.median(cpu[name]))
-        for name in samples
+        name: Timing(*map(statistics.median, zip(*times, strict=True)))
+        for name, times in runs.items()
     }
 
 
@@ -144,10 +143,6 @@ def _jpeg_sample(folder: Path, indices: Sequence[int]) -> Callable[[], None]:
         torch.from_numpy(np.stack(images))  # uint8 [T, H, W, 3], as VideoReader returns
 
     return sample
-
-
-def _folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.glob("*.jpg"))
 
 
 def _mb(num_bytes: int) -> str:
@@ -204,11 +199,11 @@ def run_benchmark(
             timings = _time_interleaved(samples, repeats, warmup)
             for backend in backends:
                 used = resolved[backend][-1]
-                note = f"{notes}; auto chose {used}" if backend == "auto" else notes
-                rows.append(_row(case, backend, used, len(indices), timings[backend], note))
+                rows.append(_row(case, backend, used, len(indices), timings[backend], notes))
         jpeg = {"jpeg": _jpeg_sample(inputs.jpeg_dir, sparse)}
         timing = _time_interleaved(jpeg, repeats, warmup)["jpeg"]
-    disk, video = _folder_bytes(inputs.jpeg_dir), inputs.long.stat().st_size
+    disk = sum(p.stat().st_size for p in inputs.jpeg_dir.glob("*.jpg"))
+    video = inputs.long.stat().st_size
     notes = (
         f"{of_long}; folder {_mb(disk)} vs mp4 {_mb(video)}; "
         f"extraction took {inputs.jpeg_extract_s:.1f} s"
@@ -259,16 +254,11 @@ def run_codec_benchmark(
                         for b, reader in readers.items()
                     }
                     timings = _time_interleaved(samples, repeats, warmup)
-                    for backend in backends:
-                        label = f"{case} {name}"
-                        if backend in refused:
-                            reason = f"refused: {refused[backend]}"
-                            rows.append(_row(label, backend, None, len(indices), None, reason))
-                            continue
-                        chose = used[backend][-1]
-                        note = f"{notes}; auto chose {chose}" if backend == "auto" else notes
+                    for b in backends:  # a backend that refused the file: a row without numbers
+                        chose = used[b][-1] if b in used else None
+                        note = f"refused: {refused[b]}" if b in refused else notes
                         rows.append(
-                            _row(label, backend, chose, len(indices), timings[backend], note)
+                            _row(f"{case} {name}", b, chose, len(indices), timings.get(b), note)
                         )
             finally:
                 for reader in readers.values():
@@ -292,7 +282,8 @@ def _read_sample(
 def _row(
     case: str, backend: str, used: str | None, frames: int, timing: Timing | None, notes: str
 ) -> dict:
-    # timing None: a backend that refused the file, a row without numbers
+    if backend == "auto" and used is not None:
+        notes = f"{notes}; auto chose {used}"
     return {
         "case": case,
         "backend": backend,
@@ -315,11 +306,11 @@ def format_table(rows: Sequence[dict]) -> str:
         "| case | backend | frames/s | ms/video | cpu ms/video | notes |",
         "|---|---|---:|---:|---:|---|",
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['case']} | {r['backend']} | {r['frames_per_s']:.0f} | "
-            f"{r['ms_per_video']:.1f} | {r['cpu_ms_per_video']:.1f} | {r['notes']} |"
-        )
+    lines += [
+        f"| {r['case']} | {r['backend']} | {r['frames_per_s']:.0f} | "
+        f"{r['ms_per_video']:.1f} | {r['cpu_ms_per_video']:.1f} | {r['notes']} |"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 
@@ -388,10 +379,7 @@ def run(args: argparse.Namespace) -> int:
     """Generate the inputs, time every case, print the table and optionally write JSON."""
     config = QUICK if args.quick else FULL
     backends = [*available_backends(), "auto"]
-
-    def log(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
+    log = partial(print, file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="videofocus-bench-decode-") as tmp:
         workdir = args.workdir or Path(tmp)
         inputs = prepare_inputs(workdir, config, log)

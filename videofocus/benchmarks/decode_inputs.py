@@ -8,11 +8,12 @@ per config under the work folder and reused by later runs; building is never tim
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,11 +109,6 @@ def _decoded_frames(path: Path) -> Iterator[av.VideoFrame]:
         yield from container.decode(video=0)
 
 
-def _decoded_rgb(path: Path) -> Iterator[np.ndarray]:
-    for frame in _decoded_frames(path):
-        yield frame.to_ndarray(format="rgb24")
-
-
 def _build_once(
     target: Path, build: Callable[[Path], object], what: str, log: Callable[[str], None]
 ) -> None:
@@ -161,24 +157,13 @@ def prepare_inputs(
     def frames(seconds: float, seed: int) -> Iterator[np.ndarray]:
         return synthetic_frames(round(seconds * c.fps), c.width, c.height, c.fps, seed)
 
-    _build_once(
-        clip,
-        lambda p: write_video(p, frames(c.clip_seconds, 0), fps=c.fps, crf=c.crf),
-        "clip",
-        log,
-    )
-    _build_once(
-        long,
-        lambda p: write_video(p, frames(c.long_seconds, 1), fps=c.fps, crf=c.crf, gop=c.long_gop),
-        "long video",
-        log,
-    )
-    _build_once(
-        short_gop,
-        lambda p: write_video(p, _decoded_rgb(long), fps=c.fps, crf=c.crf, gop=c.short_gop),
-        "re-encoded long video",
-        log,
-    )
+    def encode(partial: Path, source: Iterable[np.ndarray], gop: int | None = None) -> int:
+        return write_video(partial, source, fps=c.fps, crf=c.crf, gop=gop)
+
+    decoded = (frame.to_ndarray(format="rgb24") for frame in _decoded_frames(long))
+    _build_once(clip, lambda p: encode(p, frames(c.clip_seconds, 0)), "clip", log)
+    _build_once(long, lambda p: encode(p, frames(c.long_seconds, 1), c.long_gop), "long video", log)
+    _build_once(short_gop, lambda p: encode(p, decoded, c.short_gop), "re-encoded long video", log)
     _build_once(jpeg_dir, lambda p: _extract_jpegs(long, p, c.jpeg_quality), "JPEG folder", log)
     extract_s = json.loads((jpeg_dir / "extract.json").read_text(encoding="utf-8"))["seconds"]
     return BenchInputs(clip, long, short_gop, jpeg_dir, extract_s)
@@ -202,13 +187,9 @@ def prepare_codec_inputs(
         size = f"{c.width}x{c.height}_{c.fps:g}fps_crf{c.crf}"  # names encode the config
         path = workdir / f"codec_{name}_{size}_{c.codec_seconds:g}s_gop{c.long_gop}.{extension}"
         frames = synthetic_frames(round(c.codec_seconds * c.fps), c.width, c.height, c.fps, 2)
+        video = dict(frames=frames, fps=c.fps, codec=encoder, crf=c.crf, gop=c.long_gop)
         _build_once(
-            path,
-            lambda p, f=frames, e=encoder, b=bframes: write_video(
-                p, f, fps=c.fps, codec=e, crf=c.crf, gop=c.long_gop, bframes=b
-            ),
-            f"{name} video",
-            log,
+            path, functools.partial(write_video, **video, bframes=bframes), f"{name} video", log
         )
         videos[name] = path
     return videos

@@ -23,6 +23,7 @@ config's videos are generated and all of them are labelled.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -46,10 +47,9 @@ from videofocus.inference.model import (
     record_rollouts,
 )
 from videofocus.io.atomic_files import write_atomic
-from videofocus.labeling.decoding import LabelClips, collate_decoded
 from videofocus.labeling.inputs import read_inputs
-from videofocus.labeling.job import PREFETCH, LabelJobOptions, plan_cpu, run_label_job
-from videofocus.labeling.results import read_results
+from videofocus.labeling.job import LabelJobOptions, label_loader, plan_cpu, run_label_job
+from videofocus.labeling.results import meta_path, read_results
 from videofocus.labeling.sharding import ShardSpec
 from videofocus.policy.heuristics import create_policy
 from videofocus.runtime import select_device
@@ -62,15 +62,7 @@ REPEATS = 3
 
 def _loader(source: str | Path, cfg: Config, job: LabelJobOptions, device: torch.device):
     """The label job's decoding loader, with the job's worker count for this machine."""
-    workers, _ = plan_cpu(job, device)
-    dataset = LabelClips(read_inputs(source), cfg.data, timeout=job.decode_timeout)
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_size=job.batch_size,
-        num_workers=workers,
-        collate_fn=collate_decoded,
-        prefetch_factor=PREFETCH if workers > 0 else None,
-    )
+    return label_loader(read_inputs(source), cfg.data, job, plan_cpu(job, device)[0])
 
 
 def decode_only(
@@ -134,7 +126,7 @@ def label_row(
     out = workdir / f"{name}.jsonl"
     speeds = []
     for _ in range(REPEATS):
-        for stale in (out, out.with_name(out.name + ".meta.json")):
+        for stale in (out, meta_path(out)):
             stale.unlink(missing_ok=True)
         summary = run_label_job(source, model, out, options, job, ShardSpec(1, 0), device)
         speeds.append(summary.videos_per_s)
@@ -184,23 +176,26 @@ def run_benchmark(
     log=print,
 ) -> list[dict[str, Any]]:
     """Every row of the table, in :data:`NAMES` order."""
-
     dev = select_device(device or cfg.train.device)
+    cores = os.cpu_count() or 1
     if source is None:
-        ensure_dataset(cfg.data, workers=os.cpu_count() or 1, progress=job.progress)
+        ensure_dataset(cfg.data, workers=cores, progress=job.progress)
         source = cfg.data.resolve(cfg.data.manifest)
-    rows = [decode_only(source, cfg, job, dev)]
-    if plan_cpu(job, dev)[0] < (os.cpu_count() or 1) and dev.type == "cpu":
-        ceiling = replace(job, num_workers=os.cpu_count() or 1)
-        rows[0]["videos_per_s_all_cores"] = decode_only(source, cfg, ceiling, dev)["videos_per_s"]
-    log(f"decode_only: {rows[0]['videos_per_s']:.1f} videos/s")
+    rows: list[dict[str, Any]] = []
+
+    def add(row: dict[str, Any]) -> None:
+        rows.append(row)
+        log(f"{row['name']}: {row['videos_per_s']:.1f} videos/s")
+
+    decoding = decode_only(source, cfg, job, dev)
+    if plan_cpu(job, dev)[0] < cores and dev.type == "cpu":
+        ceiling = replace(job, num_workers=cores)
+        decoding["videos_per_s_all_cores"] = decode_only(source, cfg, ceiling, dev)["videos_per_s"]
+    add(decoding)
     workdir = Path(tempfile.mkdtemp(prefix="vf-bench-label-"))
-    dense = _model(run, "dense", cfg)
-    rows.append(label_row("dense", dense, source, options, job, workdir, dev))
-    log(f"dense: {rows[-1]['videos_per_s']:.1f} videos/s")
+    add(label_row("dense", _model(run, "dense", cfg), source, options, job, workdir, dev))
     adaptive = _model(run, "finetune", cfg)
-    rows.append(label_row("adaptive", adaptive, source, options, job, workdir, dev))
-    log(f"adaptive: {rows[-1]['videos_per_s']:.1f} videos/s")
+    add(label_row("adaptive", adaptive, source, options, job, workdir, dev))
     # Calibrated once beforehand (as `label --budget-gmacs` stores it beside the checkpoint), so
     # the row times labeling, not the one-off calibration pass.
     timer = time.perf_counter()
@@ -212,9 +207,7 @@ def run_benchmark(
     calibration_seconds = time.perf_counter() - timer
     budgeted = replace(options, thresholds=calibration.thresholds)
     row = label_row("adaptive_budget", adaptive, source, budgeted, job, workdir, dev)
-    row.update(budget_gmacs=budget, calibration_seconds=calibration_seconds)
-    rows.append(row)
-    log(f"adaptive_budget: {row['videos_per_s']:.1f} videos/s")
+    add({**row, "budget_gmacs": budget, "calibration_seconds": calibration_seconds})
     return rows
 
 
@@ -300,11 +293,8 @@ def run(args: argparse.Namespace) -> int:
     job = LabelJobOptions(
         batch_size=args.batch_size, num_workers=args.workers, progress=not args.no_progress
     )
+    log = functools.partial(print, file=sys.stderr, flush=True)
     run_dir = args.run or Path(cfg.train.out_dir)
-
-    def log(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
     rows = run_benchmark(
         cfg, args.inputs, run_dir, options, job, args.budget_gmacs, args.device, log
     )

@@ -171,14 +171,10 @@ class CommandParser(argparse.ArgumentParser):
         raise UsageError(where, f"{reason} (see '{self.prog} --help')")
 
 
-def _width() -> int:
-    return max(60, min(shutil.get_terminal_size().columns - 2, 100))
-
-
 def _listing(title: str, entries: Sequence[tuple[str, str]]) -> str:
     """``title:`` and one indented ``name  summary`` entry per line, summaries wrapped."""
     column = max(len(name) for name, _ in entries) + 4
-    width = _width()
+    width = max(60, min(shutil.get_terminal_size().columns - 2, 100))
     lines = [f"{title}:"]
     for name, summary in entries:
         head = f"  {name:<{column - 4}}  "
@@ -304,12 +300,12 @@ def build_parser() -> VideofocusParser:
     """The ``videofocus`` parser; it imports no command module until it parses a command."""
     from videofocus import __version__
 
-    entries = []
-    for key in _ORDER:
-        if key in GROUPS:
-            entries.append((f"{key} {GROUPS[key].metavar}", GROUPS[key].summary))
-        else:
-            entries.append((key, COMMANDS[key].summary))
+    entries = [
+        (f"{key} {GROUPS[key].metavar}", GROUPS[key].summary)
+        if key in GROUPS
+        else (key, COMMANDS[key].summary)
+        for key in _ORDER
+    ]
     parser = VideofocusParser(
         prog="videofocus",
         usage="%(prog)s [-h] [--version] [--debug] COMMAND [ARGS ...]",
@@ -381,16 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = build_parser().parse_args(argv)
             return run(args)
     except (Exception, KeyboardInterrupt) as exc:  # SystemExit (--help, --version) goes on
-        return _report(exc, args, argv, debug)
-
-
-def _report(
-    exc: BaseException, args: argparse.Namespace | None, argv: Sequence[str], debug: bool
-) -> int:
-    """Print the failure's line (after its traceback with ``debug``) and return its status."""
-    command = _command_name(args, argv)
-    status, line = describe_failure(exc, command, RESUME_HINTS.get(command))
-    if debug:
-        traceback.print_exception(exc, file=sys.stderr)
-    print(f"videofocus: error: {line}", file=sys.stderr, flush=True)
-    return status
+        command = _command_name(args, argv)
+        status, line = describe_failure(exc, command, RESUME_HINTS.get(command))
+        if debug:
+            traceback.print_exception(exc, file=sys.stderr)
+        print(f"videofocus: error: {line}", file=sys.stderr, flush=True)
+        return status

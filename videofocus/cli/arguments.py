@@ -51,10 +51,6 @@ def plain_text(text: str | None) -> str:
     return _LITERAL_BLOCK.sub(r"\1:", text)
 
 
-def _names_a_default(text: str) -> bool:
-    return re.search(r"\bdefault", text, flags=re.I) is not None
-
-
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Descriptions and epilogs as written (line breaks kept), all help in plain text, and each
     option's default appended where it has one: not for flags, nor for a default of None, an
@@ -77,7 +73,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
             and bool(
                 action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE)
             )
-            and not _names_a_default(action.help or "")
+            and not re.search(r"\bdefault", action.help or "", flags=re.I)
         )
 
     def _format_action(self, action: argparse.Action) -> str:

@@ -103,8 +103,7 @@ def _read_layers(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[str, di
     if base_path.resolve() in chain:
         cycle = " -> ".join(str(p) for p in (*chain, base_path.resolve()))
         raise ConfigError(source, "base", f"inherits from itself: {cycle}")
-    parents = _read_layers(base_path, chain)
-    return [*parents, (source, data)]
+    return [*_read_layers(base_path, chain), (source, data)]
 
 
 # ---------------------------------------------------------------------------- type checking
@@ -146,14 +145,29 @@ def _is_interpolation(value: Any) -> bool:
     return isinstance(value, str) and "${" in value
 
 
+def _key(prefix: str, seg: str | int) -> str:
+    """The dotted key of ``seg`` below ``prefix``: ``a.b``, ``a[0]``, or ``seg`` at the top."""
+    if isinstance(seg, int):
+        return f"{prefix}[{seg}]"
+    return f"{prefix}.{seg}" if prefix else seg
+
+
 def _unknown_key(source: str, prefix: str, key: str, valid: Sequence[str]) -> ConfigError:
-    full = f"{prefix}.{key}" if prefix else key
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
     if close:
-        hint = f"did you mean '{prefix + '.' if prefix else ''}{close[0]}'?"
+        hint = f"did you mean '{_key(prefix, close[0])}'?"
     else:
         hint = f"valid keys here: {', '.join(valid)}"
-    return ConfigError(source, None, f"unknown key '{full}' ({hint})")
+    return ConfigError(source, None, f"unknown key '{_key(prefix, key)}' ({hint})")
+
+
+#: The YAML values each scalar schema type accepts (converted to that type).
+_SCALARS: dict[type, tuple[type, ...]] = {
+    bool: (bool,),
+    int: (int,),
+    float: (int, float),
+    str: (str, int, float),
+}
 
 
 def _check(value: Any, tp: Any, key: str, source: str) -> Any:
@@ -178,33 +192,21 @@ def _check(value: Any, tp: Any, key: str, source: str) -> Any:
         for k, v in value.items():
             if not isinstance(k, str) or k not in hints:
                 raise _unknown_key(source, key, str(k), list(hints))
-            out[k] = _check(v, hints[k], f"{key}.{k}" if key else k, source)
+            out[k] = _check(v, hints[k], _key(key, k), source)
         return out
     if origin is list:
         if not isinstance(value, list):
             raise wrong()
-        return [_check(v, args[0], f"{key}[{i}]", source) for i, v in enumerate(value)]
+        return [_check(v, args[0], _key(key, i), source) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
             raise wrong()
         return {k: _check(v, args[1], f"{key}.{k}", source) for k, v in value.items()}
-    if inner is bool:
-        if not isinstance(value, bool):
-            raise wrong()
-        return value
-    if inner is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise wrong()
-        return value
-    if inner is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise wrong()
-        return float(value)
-    if inner is str:
+    if inner in _SCALARS:
         # `name: 2024` is a string in spirit; booleans are not (they were typed as such).
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        if isinstance(value, bool) != (inner is bool) or not isinstance(value, _SCALARS[inner]):
             raise wrong()
-        return str(value)
+        return inner(value)
     raise TypeError(f"unsupported schema type {tp!r} at {key!r}")  # a bug in the schema itself
 
 
@@ -227,10 +229,7 @@ def _override_path(text: str) -> tuple[list[str | int], str, Any]:
     segments: list[str | int] = [
         int(s) if s.isdigit() else s for s in re.findall(r"[A-Za-z_]\w*|\d+", key)
     ]
-    spelled = "".join(
-        f"[{s}]" if isinstance(s, int) else (f".{s}" if i else s) for i, s in enumerate(segments)
-    )
-    return segments, spelled, value
+    return segments, functools.reduce(_key, segments, ""), value
 
 
 def _type_at(segments: Sequence[str | int], source: str) -> Any:
@@ -244,10 +243,9 @@ def _type_at(segments: Sequence[str | int], source: str) -> Any:
             hints = _hints(inner)
             if seg not in hints:
                 raise _unknown_key(source, walked, seg, list(hints))
-            tp = hints[seg]
-            walked = f"{walked}.{seg}" if walked else seg
+            tp, walked = hints[seg], _key(walked, seg)
         elif origin is list and isinstance(seg, int):
-            tp, walked = args[0], f"{walked}[{seg}]"
+            tp, walked = args[0], _key(walked, seg)
         elif origin is dict:
             tp, walked = args[1], f"{walked}.{seg}"
         else:
@@ -260,9 +258,7 @@ def _check_reachable(cfg: DictConfig, segments: Sequence[str | int], source: str
     node: Any = cfg
     walked = ""
     for seg in segments[:-1]:
-        walked = (
-            f"{walked}[{seg}]" if isinstance(seg, int) else (f"{walked}.{seg}" if walked else seg)
-        )
+        walked = _key(walked, seg)
         if isinstance(node, ListConfig):
             if seg >= len(node):
                 raise ConfigError(source, walked, f"out of range: the list has {len(node)} entries")
@@ -273,7 +269,7 @@ def _check_reachable(cfg: DictConfig, segments: Sequence[str | int], source: str
             raise ConfigError(source, walked, f"is null; set it first, e.g. {walked}={{}}")
     last = segments[-1]
     if isinstance(node, ListConfig) and isinstance(last, int) and last >= len(node):
-        key = f"{walked}[{last}]"
+        key = _key(walked, last)
         raise ConfigError(source, key, f"out of range: the list has {len(node)} entries")
 
 
@@ -308,15 +304,14 @@ def _locate_invalid(node: DictConfig | ListConfig, prefix: str) -> ConfigError |
         except OmegaConfBaseException:  # a missing or broken value: not what failed validation
             continue
         if isinstance(child, (DictConfig, ListConfig)):
-            path = f"{prefix}[{k}]" if isinstance(k, int) else (f"{prefix}.{k}" if prefix else k)
-            found = _locate_invalid(child, path)
+            found = _locate_invalid(child, _key(prefix, k))
             if found is not None:
                 return found
     if isinstance(node, DictConfig) and OmegaConf.get_type(node) is not dict:
         try:
             OmegaConf.to_object(node)
         except ConfigError as exc:
-            return ConfigError(None, f"{prefix}.{exc.key}" if prefix else exc.key, exc.message)
+            return ConfigError(None, _key(prefix, exc.key), exc.message)
     return None
 
 
@@ -355,12 +350,11 @@ def config_from_dict(
     final_source = layers[-1][0] if layers else source
     try:
         obj = OmegaConf.to_object(cfg)
-    except ConfigError as exc:
-        located = _locate_invalid(cfg, "") or exc
-        source = _blame(located.key, applied, final_source)
-        raise ConfigError(source, located.key, located.message) from None
-    except OmegaConfBaseException as exc:
-        error = _merge_error(final_source, exc)
+    except (ConfigError, OmegaConfBaseException) as exc:
+        if isinstance(exc, ConfigError):
+            error = _locate_invalid(cfg, "") or exc
+        else:
+            error = _merge_error(final_source, exc)
         source = _blame(error.key, applied, final_source)
         raise ConfigError(source, error.key, error.message) from None
     assert isinstance(obj, Config)
@@ -375,14 +369,14 @@ def _check_backbones(cfg: Config, applied: Sequence[tuple[str, str]], default: s
     from videofocus.models.backbones import check_backbone_name
 
     model = cfg.model
-    named = [("model.glance_backbone", model.glance_backbone)]
-    named.append(("model.local_backbone", model.local_backbone))
-    named += [
-        (f"model.options[{i}].backbone", o.backbone)
-        for i, o in enumerate(model.options)
-        if o.backbone is not None
+    named = [
+        ("model.glance_backbone", model.glance_backbone),
+        ("model.local_backbone", model.local_backbone),
+        *((f"model.options[{i}].backbone", o.backbone) for i, o in enumerate(model.options)),
     ]
     for key, name in named:
+        if name is None:
+            continue
         try:
             check_backbone_name(name)
         except KeyError as exc:

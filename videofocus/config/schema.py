@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -30,27 +32,33 @@ def _one_of(value: str, key: str, allowed: tuple[str, ...] | list[str]) -> None:
     _require(value in allowed, key, f"must be one of {list(allowed)}, got {value!r}")
 
 
-# Names that registries below the config own (docs/architecture.md, Layers). They are imported
-# when a value is checked, not with this module, so `import videofocus.config` loads neither
-# numpy nor torch.
+#: The bounds a value may be held to, by the words its error message uses.
+_BOUNDS: dict[str, Callable[[Any], bool]] = {
+    "> 0": lambda v: v > 0,
+    ">= 0": lambda v: v >= 0,
+    ">= 1": lambda v: v >= 1,
+    ">= 2": lambda v: v >= 2,
+    "> 0 or null": lambda v: v is None or v > 0,
+    "in [0, 1)": lambda v: 0.0 <= v < 1.0,
+    "in [0, 1]": lambda v: 0.0 <= v <= 1.0,
+    "in (0, 1]": lambda v: 0.0 < v <= 1.0,
+    "in [0, 0.5]": lambda v: 0.0 <= v <= 0.5,
+}
 
 
-def _backend_names() -> list[str]:
-    from videofocus.io.backends import BACKENDS  # no torch (tests/test_registries.py)
-
-    return ["auto", *BACKENDS]
+def _bound(need: str, key: str, value: Any) -> None:
+    _require(_BOUNDS[need](value), key, f"must be {need}, got {value}")
 
 
-def _algorithm_names() -> list[str]:
-    from videofocus.policy.algorithms import list_algorithms
+def _bounds(obj: Any, need: str, *names: str) -> None:
+    """Every field of ``obj`` in ``names`` must be within ``need`` (a key of :data:`_BOUNDS`)."""
+    for name in names:
+        _bound(need, name, getattr(obj, name))
 
-    return list_algorithms()
 
-
-def _reward_names() -> list[str]:
-    from videofocus.policy.rewards import list_rewards
-
-    return list_rewards()
+# Names that registries below the config own (docs/architecture.md, Layers) are imported when a
+# value is checked, not with this module, so `import videofocus.config` loads neither numpy nor
+# torch.
 
 
 # ----------------------------------------------------------------------------------- the schema
@@ -79,24 +87,11 @@ class SyntheticDataConfig:
     test_fraction: float = 0.0  # share in the held-out test split (the reported numbers)
 
     def __post_init__(self) -> None:
-        for name in ("num_videos", "width", "height", "object_size", "num_frames"):
-            _require(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
-        _require(self.num_classes >= 2, "num_classes", f"must be >= 2, got {self.num_classes}")
-        _require(
-            self.num_distractors >= 0,
-            "num_distractors",
-            f"must be >= 0, got {self.num_distractors}",
-        )
-        _require(
-            0.0 <= self.hidden_ratio <= 0.5,
-            "hidden_ratio",
-            f"must be in [0, 0.5], got {self.hidden_ratio}",
-        )
-        _require(
-            0.0 <= self.val_fraction < 1.0,
-            "val_fraction",
-            f"must be in [0, 1), got {self.val_fraction}",
-        )
+        _bounds(self, "> 0", "num_videos", "width", "height", "object_size", "num_frames")
+        _bounds(self, ">= 2", "num_classes")
+        _bounds(self, ">= 0", "num_distractors")
+        _bounds(self, "in [0, 0.5]", "hidden_ratio")
+        _bounds(self, "in [0, 1)", "val_fraction")
         _require(
             0.0 <= self.test_fraction < 1.0 - self.val_fraction,
             "test_fraction",
@@ -127,13 +122,14 @@ class DataConfig:
     def __post_init__(self) -> None:
         for name in ("root", "manifest", "classes"):
             _require(bool(getattr(self, name)), name, "must be a non-empty path")
-        _require(self.frames > 0, "frames", f"must be > 0, got {self.frames}")
-        _require(self.frame_size > 0, "frame_size", f"must be > 0, got {self.frame_size}")
-        _require(self.num_workers >= 0, "num_workers", f"must be >= 0, got {self.num_workers}")
+        _bounds(self, "> 0", "frames", "frame_size")
+        _bounds(self, ">= 0", "num_workers")
         _one_of(self.sampler, "sampler", ("tsn", "uniform", "dense"))
-        _one_of(self.backend, "backend", _backend_names())
+        from videofocus.io.backends import BACKENDS  # no torch (tests/test_registries.py)
+
+        _one_of(self.backend, "backend", ["auto", *BACKENDS])
         if self.num_classes is not None:
-            _require(self.num_classes >= 2, "num_classes", f"must be >= 2, got {self.num_classes}")
+            _bounds(self, ">= 2", "num_classes")
             if self.synthetic is not None:
                 _require(
                     self.num_classes == self.synthetic.num_classes,
@@ -156,8 +152,8 @@ class GlimpseOptionConfig:
     backbone: str | None = None  # None: model.local_backbone
 
     def __post_init__(self) -> None:
-        _require(0.0 < self.extent <= 1.0, "extent", f"must be in (0, 1], got {self.extent}")
-        _require(self.resolution > 0, "resolution", f"must be > 0, got {self.resolution}")
+        _bounds(self, "in (0, 1]", "extent")
+        _bounds(self, "> 0", "resolution")
         _require(self.backbone != "", "backbone", "must be a name or null")
 
 
@@ -184,16 +180,9 @@ class ModelConfig:
     def __post_init__(self) -> None:
         for name in ("glance_backbone", "local_backbone"):
             _require(bool(getattr(self, name)), name, "must be a backbone name")
-        for name in ("glance_resolution", "grid", "hidden", "policy_channels", "policy_hidden"):
-            _require(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
-        for name in ("glance_width_mult", "local_width_mult"):
-            value = getattr(self, name)
-            _require(value is None or value > 0, name, f"must be > 0 or null, got {value}")
-        _require(
-            self.local_feature_dim is None or self.local_feature_dim > 0,
-            "local_feature_dim",
-            f"must be > 0 or null, got {self.local_feature_dim}",
-        )
+        _bounds(self, "> 0", "glance_resolution", "grid", "hidden", "policy_channels")
+        _bounds(self, "> 0", "policy_hidden")
+        _bounds(self, "> 0 or null", "glance_width_mult", "local_width_mult", "local_feature_dim")
         _require(len(self.options) > 0, "options", "needs at least one glimpse option")
 
 
@@ -214,20 +203,13 @@ class OptimConfig:
     def __post_init__(self) -> None:
         _one_of(self.name, "name", ("sgd", "adamw"))
         _one_of(self.schedule, "schedule", ("cosine", "constant"))
-        _require(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
-        _require(0.0 <= self.momentum < 1.0, "momentum", f"must be in [0, 1), got {self.momentum}")
-        _require(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
-        _require(
-            self.warmup_epochs >= 0, "warmup_epochs", f"must be >= 0, got {self.warmup_epochs}"
-        )
+        _bounds(self, "> 0", "lr")
+        _bounds(self, "in [0, 1)", "momentum")
+        _bounds(self, ">= 0", "weight_decay", "warmup_epochs")
         for module, mult in self.lr_mult.items():
-            _require(mult >= 0, f"lr_mult.{module}", f"must be >= 0, got {mult}")
-        _require(self.grad_accum >= 1, "grad_accum", f"must be >= 1, got {self.grad_accum}")
-        _require(
-            self.clip_grad is None or self.clip_grad > 0,
-            "clip_grad",
-            f"must be > 0 or null, got {self.clip_grad}",
-        )
+            _bound(">= 0", f"lr_mult.{module}", mult)
+        _bounds(self, ">= 1", "grad_accum")
+        _bounds(self, "> 0 or null", "clip_grad")
 
 
 @dataclass
@@ -258,25 +240,12 @@ class TrainConfig:
     differentiable_option: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "log_every", "checkpoint_every", "eval_every"):
-            _require(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
-        _require(
-            self.finetune_epochs is None or self.finetune_epochs > 0,
-            "finetune_epochs",
-            f"must be > 0 or null, got {self.finetune_epochs}",
-        )
+        _bounds(self, "> 0", "epochs", "batch_size", "log_every", "checkpoint_every", "eval_every")
+        _bounds(self, "> 0 or null", "finetune_epochs")
         _one_of(self.amp, "amp", ("auto", "bf16", "off"))
         _require(bool(self.out_dir), "out_dir", "must be a non-empty path")
-        _require(
-            0.0 <= self.warmup_skip_rate < 1.0,
-            "warmup_skip_rate",
-            f"must be in [0, 1), got {self.warmup_skip_rate}",
-        )
-        _require(
-            self.differentiable_option >= 1,
-            "differentiable_option",
-            f"must be >= 1, got {self.differentiable_option}",
-        )
+        _bounds(self, "in [0, 1)", "warmup_skip_rate")
+        _bounds(self, ">= 1", "differentiable_option")
         _require(
             self.optim.warmup_epochs <= self.epochs,
             "optim.warmup_epochs",
@@ -311,26 +280,20 @@ class PolicyConfig:
     cache_dir: str | None = None  # decoded frames + glance features on disk; None: in memory
 
     def __post_init__(self) -> None:
-        _one_of(self.algo, "algo", _algorithm_names())
-        _one_of(self.reward, "reward", _reward_names())
-        for name in ("total_timesteps", "n_envs", "n_steps", "batch_size", "n_epochs"):
-            _require(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
-        for name in ("learning_rate", "clip_range", "lstm_hidden", "obs_channels"):
-            _require(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
-        _require(0.0 < self.gamma <= 1.0, "gamma", f"must be in (0, 1], got {self.gamma}")
-        _require(
-            0.0 <= self.gae_lambda <= 1.0, "gae_lambda", f"must be in [0, 1], got {self.gae_lambda}"
-        )
-        _require(self.ent_coef >= 0, "ent_coef", f"must be >= 0, got {self.ent_coef}")
-        _require(self.cost_lambda >= 0, "cost_lambda", f"must be >= 0, got {self.cost_lambda}")
-        _require(
-            self.projection_videos > 0,
-            "projection_videos",
-            f"must be > 0, got {self.projection_videos}",
-        )
+        from videofocus.policy.algorithms import list_algorithms
+        from videofocus.policy.rewards import list_rewards
+
+        _one_of(self.algo, "algo", list_algorithms())
+        _one_of(self.reward, "reward", list_rewards())
+        _bounds(self, "> 0", "total_timesteps", "n_envs", "n_steps", "batch_size", "n_epochs")
+        _bounds(self, "> 0", "learning_rate", "clip_range", "lstm_hidden", "obs_channels")
+        _bounds(self, "in (0, 1]", "gamma")
+        _bounds(self, "in [0, 1]", "gae_lambda")
+        _bounds(self, ">= 0", "ent_coef", "cost_lambda")
+        _bounds(self, "> 0", "projection_videos")
         _require(self.cache_dir != "", "cache_dir", "must be a path or null")
         for i, width in enumerate(self.net_arch):
-            _require(width > 0, f"net_arch[{i}]", f"must be > 0, got {width}")
+            _bound("> 0", f"net_arch[{i}]", width)
         rollout = self.n_envs * self.n_steps
         _require(
             self.batch_size <= rollout,
@@ -352,12 +315,8 @@ class ExitConfig:
         if self.thresholds is not None:
             _require(len(self.thresholds) > 0, "thresholds", "must hold values or be null")
             for i, t in enumerate(self.thresholds):
-                _require(t >= 0.0, f"thresholds[{i}]", f"must be >= 0, got {t}")
-        _require(
-            self.budget_gmacs is None or self.budget_gmacs > 0,
-            "budget_gmacs",
-            f"must be > 0 or null, got {self.budget_gmacs}",
-        )
+                _bound(">= 0", f"thresholds[{i}]", t)
+        _bounds(self, "> 0 or null", "budget_gmacs")
 
 
 @dataclass

@@ -54,7 +54,7 @@ def apply_thresholds(confidence: torch.Tensor, thresholds: Sequence[float] | Non
 
     :param confidence: running top-1 probability after each step, ``[N, T]``.
     """
-    n, t = confidence.shape
+    t = confidence.shape[1]
     limits = torch.tensor(expand_thresholds(thresholds, t), dtype=confidence.dtype)
     passed = confidence >= limits.to(confidence.device)
     passed[:, -1] = True
@@ -102,8 +102,7 @@ def _thresholds_for(confidence: torch.Tensor, q: float) -> list[float]:
         if want <= 0 or remaining.numel() == 0:
             thresholds.append(NEVER)
             continue
-        want = min(want, remaining.numel())
-        threshold = float(remaining.topk(want).values[-1])
+        threshold = float(remaining.topk(min(want, remaining.numel())).values[-1])
         thresholds.append(threshold)
         running &= ~(confidence[:, step] >= threshold)
     return [*thresholds, 0.0]
@@ -141,10 +140,8 @@ def calibrate_thresholds(
     def cost_of(thresholds: list[float]) -> float:
         return float(exit_costs(step_costs, apply_thresholds(confidence, thresholds)).mean())
 
-    ceiling_thresholds = expand_thresholds(None, confidence.shape[1])
-    if cost_of(ceiling_thresholds) <= budget:  # no need to exit early at all
-        best = ceiling_thresholds
-    else:
+    best = expand_thresholds(None, confidence.shape[1])  # never exit early, if within budget
+    if cost_of(best) > budget:
         # log q from "everyone exits first" to "everyone runs to the end"; cost grows with q.
         lo, hi = -30.0, 30.0
         best = _thresholds_for(confidence, math.exp(lo))

@@ -137,12 +137,9 @@ class _Pending:
     """A video occupying a slot."""
 
     key: Hashable
-    steps: int
-    admitted: float
     model_seconds: float = 0.0
     confidence: list[float] = field(default_factory=list)
     top1: list[int] = field(default_factory=list)
-    logits: list[torch.Tensor] = field(default_factory=list)
 
 
 class AdaptiveInferencer:
@@ -170,14 +167,13 @@ class AdaptiveInferencer:
         self.cost = cost
         self.net = net.to(self.device).eval().requires_grad_(False)
         self.policy = policy.to(self.device).eval().requires_grad_(False)
-        self.glance_fn = self.net.glance
-        self.local_fn = self.net.local_encoder.pooled
+        self.glance_fn, self.local_fn = self.net.glance, self.net.local_encoder.pooled
         if self.options.channels_last:
             self.net.global_encoder.to(memory_format=torch.channels_last)
             self.net.local_encoder.to(memory_format=torch.channels_last)
         if self.options.compile:
-            self.glance_fn = torch.compile(self.net.glance, dynamic=True)
-            self.local_fn = torch.compile(self.net.local_encoder.pooled, dynamic=True)
+            self.glance_fn = torch.compile(self.glance_fn, dynamic=True)
+            self.local_fn = torch.compile(self.local_fn, dynamic=True)
         self._steps: int | None = None
         self._thresholds: torch.Tensor | None = None
         self._capacity = 0
@@ -218,9 +214,7 @@ class AdaptiveInferencer:
 
     def _autocast(self):
         dtype = _AMP_DTYPES.get(self.options.amp)
-        if dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=dtype)
+        return nullcontext() if dtype is None else torch.autocast(self.device.type, dtype=dtype)
 
     def _setup(self, steps: int, frames: torch.Tensor, glance: GlanceOutput) -> None:
         """Create the slot buffers for clips of ``steps`` steps (the first batch fixes it)."""
@@ -311,18 +305,17 @@ class AdaptiveInferencer:
         rows = (slots_dev[:, None] * t + torch.arange(t, device=self.device)).reshape(-1)
         for k, idx, crops in groups:
             self.crops[k][rows[idx]] = normalise_pixels(crops) if raw else crops.float()
-        now = time.perf_counter()
-        for i, key in enumerate(keys):
-            self._slots[int(slots[i])] = _Pending(key, t, admitted=now)
-        self._share_time(slots.tolist(), now - start)
+        for slot, key in zip(slots.tolist(), keys, strict=True):
+            self._slots[slot] = _Pending(key)
+        self._share_time(slots.tolist(), time.perf_counter() - start)
         self._queue_chunks(slots, torch.zeros(b, dtype=torch.long))
 
     def _share_time(self, slots: list[int], seconds: float) -> None:
-        """Attribute network time equally to the videos a computation served."""
-        if slots:
-            share = seconds / len(slots)
-            for s in slots:
-                self._slots[s].model_seconds += share
+        """Attribute network time equally to the videos a computation served (``slots`` not
+        empty)."""
+        share = seconds / len(slots)
+        for s in slots:
+            self._slots[s].model_seconds += share
 
     # ------------------------------------------------------------------------------- chunks
 
@@ -331,14 +324,11 @@ class AdaptiveInferencer:
         t, c = self._steps, self.options.chunk_steps
         assert t is not None
         steps = starts[:, None] + torch.arange(c)
-        valid = steps < t
         rows = slots[:, None] * t + steps.clamp(max=t - 1)
         option = self.actions[slots[:, None], steps.clamp(max=t - 1), 0] - 1  # -1: skip
-        glimpse = valid & (option >= 0)
+        glimpse = (steps < t) & (option >= 0)
         for k in range(len(self.net.options)):
-            take = glimpse & (option == k)
-            if bool(take.any()):
-                self.queues[k] = torch.cat([self.queues[k], rows[take]])
+            self.queues[k] = torch.cat([self.queues[k], rows[glimpse & (option == k)]])
         self.remaining[slots] = glimpse.sum(dim=1)
         self.chunk_start[slots] = starts
         self.ready[slots] = self.remaining[slots] == 0
@@ -378,16 +368,14 @@ class AdaptiveInferencer:
         assert t is not None and self._thresholds is not None
         finished: list[tuple[Hashable, VideoPrediction]] = []
         continuing, next_starts = [], []
-        agg = self.net.aggregator
         for start in torch.unique(self.chunk_start[ready]).tolist():
             group = ready[self.chunk_start[ready] == start]
             stop = min(start + c, t)
             timer = time.perf_counter()
             g = group.to(self.device)
-            local = self.local.view(-1, t, self.local.shape[-1])[g, start:stop]
-            out = agg(
+            out = self.net.aggregator(
                 self.pooled[g, start:stop],
-                local,
+                self.local.view(-1, t, self.local.shape[-1])[g, start:stop],
                 self.option_index[g, start:stop],
                 self.hidden[:, g].contiguous(),
             )
@@ -420,10 +408,9 @@ class AdaptiveInferencer:
         video = self._slots.pop(slot)
         start = self.chunk_start[slot].item()
         actions = self.actions[slot, :steps_read].clone()
-        option = actions[:, 0]
-        local = sum(self.cost.local[k - 1] for k in option.tolist() if k > 0)
+        local = sum(self.cost.local[k - 1] for k in actions[:, 0].tolist() if k > 0)
         macs = (
-            video.steps * (self.cost.glance + self.cost.policy)
+            self._steps * (self.cost.glance + self.cost.policy)
             + steps_read * self.cost.aggregator
             + local
         )

@@ -133,13 +133,10 @@ def load_inference_model(
         cfg = config if isinstance(config, Config) else load_config(config, overrides)
         return _random_model(cfg, policy, option)
     loaded = load_model(checkpoint, config, overrides)
-    net, method = loaded.net, loaded.method
-    own = getattr(net, "policy", None)
-    if policy is not None or own is None:
-        method = policy or method
+    net, method = loaded.net, policy or loaded.method
+    chosen = getattr(net, "policy", None)
+    if policy is not None or chosen is None:
         chosen = _heuristic(method, net, option)
-    else:
-        chosen = own
     return InferenceModel(net, chosen, loaded.cfg, loaded.class_names, method, loaded.path)
 
 
@@ -155,8 +152,7 @@ def _random_model(cfg: Config, policy: str | None, option: int | None) -> Infere
         learned = build_learned_policy(cfg, net)
         torch.nn.init.orthogonal_(learned.projection.weight)
         chosen, method = learned.eval(), cfg.policy.algo
-    names = config_class_names(cfg, num_classes)
-    return InferenceModel(net, chosen, cfg, names, method, None)
+    return InferenceModel(net, chosen, cfg, config_class_names(cfg, num_classes), method, None)
 
 
 # ------------------------------------------------------------------------------ validation sets

@@ -30,8 +30,7 @@ _EXIT_GRACE = 5.0
 
 def start_method() -> str:
     """``"forkserver"`` where available, else ``"spawn"`` (never ``"fork"``)."""
-    methods = multiprocessing.get_all_start_methods()
-    return "forkserver" if "forkserver" in methods else "spawn"
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
 def run_isolated(fn: Callable[..., T], *args: Any, path: str | Path, timeout: float = 60.0) -> T:

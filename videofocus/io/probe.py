@@ -16,8 +16,6 @@ from videofocus.io.errors import VideoDecodeError
 from videofocus.io.isolated import run_isolated
 from videofocus.io.metadata import VideoMetadata
 
-_METADATA_KEYS = ("fps", "num_frames", "duration", "width", "height", "codec", "rotation")
-
 
 @dataclass(frozen=True)
 class ProbeResult:
@@ -37,7 +35,7 @@ class ProbeResult:
     @classmethod
     def from_metadata(cls, metadata: VideoMetadata) -> ProbeResult:
         """A successful probe of ``metadata.path``."""
-        return cls(path=metadata.path, ok=True, **{k: getattr(metadata, k) for k in _METADATA_KEYS})
+        return cls(ok=True, **asdict(metadata))
 
     @classmethod
     def failed(cls, path: str | Path, error: str) -> ProbeResult:

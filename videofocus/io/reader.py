@@ -9,16 +9,14 @@ decode; a backend that cannot guarantee that for a file refuses it.
 ``backend="auto"`` picks per file (:func:`videofocus.io.backends.select_backend`) the backend
 measured fastest among those known to be frame-accurate for it (docs/benchmarks.md, "Decoding"),
 and falls back to PyAV whenever another backend refuses, fails to open or fails to decode a file.
-Backends refuse the files where they are known to return other frames than PyAV (decord on
-MPEG-4 Part 2 / MPEG-2 with B-frames, raw streams, rotated or 10-bit video; see
-:func:`videofocus.io.backends.decord_problem`), rather than mislead.
+Backends refuse the files where they are known to return other frames than PyAV
+(:func:`videofocus.io.backends.known_problem`), rather than mislead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -112,9 +110,7 @@ class VideoReader:
         frames = self._decode(unique.tolist(), stored)  # [U, h, w, 3] as stored
         if meta.rotation:
             frames = np.ascontiguousarray(np.rot90(frames, k=meta.rotation // 90, axes=(1, 2)))
-        if unique.size != wanted.size or not np.array_equal(unique, wanted):
-            frames = frames[order]
-        return frames
+        return frames if np.array_equal(unique, wanted) else frames[order]
 
     def sample_indices(
         self,
@@ -180,12 +176,7 @@ class VideoReader:
     def __enter__(self) -> VideoReader:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:

@@ -77,13 +77,15 @@ def frame_range(
     if start is not None and end is not None and end <= start:
         raise FrameRangeError(f"segment end ({end} s) must be greater than its start ({start} s)")
     if boundaries is not None:
-        times = _check_boundaries(boundaries, num_frames)
+        times = np.asarray(boundaries, dtype=np.float64)
+        if times.shape != (num_frames + 1,) or np.any(np.diff(times) <= 0):
+            raise ValueError(
+                f"boundaries must be {num_frames + 1} increasing times, got shape {times.shape}"
+            )
         tol = _EPS * times[-1] / num_frames  # the index tolerance below, in seconds
         # frames i with times[i + 1] <= start end before it; frames with times[i] < end overlap
         first = 0 if start is None else int(np.searchsorted(times[1:], start + tol, "right"))
-        last = num_frames - 1
-        if end is not None:
-            last = int(np.searchsorted(times[:-1], end - tol, "left")) - 1
+        last = num_frames - 1 if end is None else int(np.searchsorted(times[:-1], end - tol)) - 1
         where = f"{times[-1]:.3f} s long"
     else:
         assert fps is not None
@@ -101,15 +103,6 @@ def frame_range(
     return first, min(max(last, first), num_frames - 1)
 
 
-def _check_boundaries(boundaries: np.ndarray, num_frames: int) -> np.ndarray:
-    times = np.asarray(boundaries, dtype=np.float64)
-    if times.shape != (num_frames + 1,) or np.any(np.diff(times) <= 0):
-        raise ValueError(
-            f"boundaries must be {num_frames + 1} increasing times, got shape {times.shape}"
-        )
-    return times
-
-
 def _shown_at(times: np.ndarray, first: int, last: int, offsets: np.ndarray) -> np.ndarray:
     """Indices of the frames shown at the middle of each offset's share of the range's time.
 
@@ -122,11 +115,6 @@ def _shown_at(times: np.ndarray, first: int, last: int, offsets: np.ndarray) -> 
     return np.clip(shown, first, last)
 
 
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 def _pad(offsets: np.ndarray, length: int, mode: str) -> np.ndarray:
     """Fold offsets that run past a range of ``length`` frames back into it."""
     if mode == "loop":
@@ -137,10 +125,22 @@ def _pad(offsets: np.ndarray, length: int, mode: str) -> np.ndarray:
 class FrameSampler(ABC):
     """Base class: maps a video's frame count (and an optional segment) to int64 frame indices.
 
-    Subclasses are frozen dataclasses with a ``random`` field and implement :meth:`_offsets`.
+    Subclasses are frozen dataclasses with a ``random`` field, optionally a ``pad`` mode, and
+    positive integers for every other field; they implement :meth:`_offsets`.
     """
 
     random: bool
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, field.name)
+            if field.name == "pad":
+                if value not in _PAD_MODES:
+                    raise ValueError(f"pad must be one of {_PAD_MODES}, got {value!r}")
+            elif field.name != "random" and (
+                isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1
+            ):
+                raise ValueError(f"{field.name} must be a positive integer, got {value!r}")
 
     @property
     @abstractmethod
@@ -161,16 +161,12 @@ class FrameSampler(ABC):
         rng: np.random.Generator | None = None,
         boundaries: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Sample the clip's frame indices.
+        """Sample the clip's frame indices; ``num_frames``, ``fps``, ``start``, ``end`` (seconds)
+        and ``boundaries`` are as in :func:`frame_range` (with ``boundaries``, the segment and the
+        positions are chosen by time).
 
-        :param num_frames: the number of frames the video really has.
-        :param fps: frames per second (needed only with ``start``/``end`` and no ``boundaries``).
-        :param start: segment start in seconds, or ``None`` for the start of the video.
-        :param end: segment end in seconds, or ``None`` for the end of the video.
         :param rng: the generator random mode draws from; ``None`` draws a fresh one from OS
             entropy (not reproducible). Ignored in evaluation mode.
-        :param boundaries: the frames' presentation times, ``[num_frames + 1]`` seconds (see
-            :func:`frame_range`): the segment and the positions are then chosen by time.
         :return: ``int64 [clip_length]`` indices within the frame range, in temporal order per clip.
         :raises FrameRangeError: when the frame range is empty.
         """
@@ -203,9 +199,6 @@ class SegmentSampler(FrameSampler):
 
     num_segments: int = 8
     random: bool = False
-
-    def __post_init__(self) -> None:
-        _positive_int("num_segments", self.num_segments)
 
     @property
     def clip_length(self) -> int:
@@ -243,12 +236,6 @@ class UniformSampler(FrameSampler):
     random: bool = False
     pad: str = "loop"
 
-    def __post_init__(self) -> None:
-        _positive_int("num_samples", self.num_samples)
-        _positive_int("stride", self.stride)
-        if self.pad not in _PAD_MODES:
-            raise ValueError(f"pad must be one of {_PAD_MODES}, got {self.pad!r}")
-
     @property
     def clip_length(self) -> int:
         return self.num_samples
@@ -284,13 +271,6 @@ class DenseSampler(FrameSampler):
     num_clips: int = 1
     random: bool = False
     pad: str = "loop"
-
-    def __post_init__(self) -> None:
-        _positive_int("clip_len", self.clip_len)
-        _positive_int("frame_interval", self.frame_interval)
-        _positive_int("num_clips", self.num_clips)
-        if self.pad not in _PAD_MODES:
-            raise ValueError(f"pad must be one of {_PAD_MODES}, got {self.pad!r}")
 
     @property
     def clip_length(self) -> int:

@@ -59,8 +59,7 @@ def write_video(
                 raise ValueError(f"frames must be uint8 [H, W, 3], got {frame.dtype} {frame.shape}")
             if stream is None:
                 stream = container.add_stream(codec, rate=rate)
-                stream.width = frame.shape[1]
-                stream.height = frame.shape[0]
+                stream.height, stream.width = frame.shape[:2]
                 stream.pix_fmt = pix_fmt
                 if rotation % 360:
                     stream.set_display_rotation(rotation % 360)

@@ -15,9 +15,6 @@ import sys
 from videofocus.exit_status import LABEL_FAILURES_MAX, UsageError
 from videofocus.labeling.results import read_results
 
-#: Highest exit status the failure count maps to.
-MAX_EXIT = LABEL_FAILURES_MAX
-
 
 def check_policy(name: str | None) -> None:
     """Refuse a ``--policy`` the heuristics' registry does not hold, as argparse refuses a
@@ -75,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     rows = read_results(summary.out)
     _export(rows, args.csv, args.activitynet)
     failed = sum(r["status"] != "ok" for r in rows)
-    return min(failed, MAX_EXIT)
+    return min(failed, LABEL_FAILURES_MAX)
 
 
 def _export(rows: list[dict], csv_path: str | None, activitynet: str | None) -> None:

@@ -88,12 +88,10 @@ def export_csv(rows: Iterable[dict[str, Any]], path: str | Path) -> int:
     buf = io.StringIO(newline="")
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    count = 0
-    for row in rows:
-        writer.writerow(csv_row(row))
-        count += 1
+    rows = list(rows)
+    writer.writerows(map(csv_row, rows))
     write_atomic(path, buf.getvalue().encode("utf-8"))
-    return count
+    return len(rows)
 
 
 def activitynet_video_id(row_id: str) -> str:

@@ -27,20 +27,7 @@ from pathlib import Path
 from videofocus.data.manifest import ManifestError, read_manifest
 
 VIDEO_EXTENSIONS: frozenset[str] = frozenset(
-    {
-        ".mp4",
-        ".mkv",
-        ".webm",
-        ".avi",
-        ".mov",
-        ".m4v",
-        ".mpg",
-        ".mpeg",
-        ".flv",
-        ".wmv",
-        ".ts",
-        ".3gp",
-    }
+    ".mp4 .mkv .webm .avi .mov .m4v .mpg .mpeg .flv .wmv .ts .3gp".split()
 )
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from videofocus.config import DataConfig
 from videofocus.inference.inferencer import AdaptiveInferencer, InferenceOptions, VideoPrediction
 from videofocus.inference.model import InferenceModel, calibrate_budget, stored_thresholds
 from videofocus.labeling.decoding import DecodedBatch, LabelClips, collate_decoded
@@ -185,13 +186,10 @@ def plan_cpu(job: LabelJobOptions, device: torch.device) -> tuple[int, int]:
     return workers, threads
 
 
-def _close_inherited(path: Path, fd: int | None, worker_id: int) -> None:
+def _close_inherited(path: Path, fd: int, worker_id: int) -> None:
     """In a forked decoding worker: close the inherited descriptor of the locked output file, so
     that a worker outliving a killed job does not keep the lock (flock locks belong to the open
     file, which forked children share)."""
-    del worker_id
-    if fd is None:
-        return
     try:
         same = os.path.samestat(os.fstat(fd), os.stat(path))
     except OSError:
@@ -200,8 +198,19 @@ def _close_inherited(path: Path, fd: int | None, worker_id: int) -> None:
         os.close(fd)
 
 
-def _is_error_row(row: dict[str, Any]) -> bool:
-    return row.get("status") == "error"
+def label_loader(
+    items: Sequence[LabelItem], data: DataConfig, job: LabelJobOptions, workers: int, **kwargs: Any
+) -> torch.utils.data.DataLoader:
+    """The job's decoding loader: batches of :class:`LabelClips` over ``items`` (``kwargs`` go to
+    the ``DataLoader``)."""
+    return torch.utils.data.DataLoader(
+        LabelClips(items, data, timeout=job.decode_timeout),
+        batch_size=job.batch_size,
+        num_workers=workers,
+        collate_fn=collate_decoded,
+        prefetch_factor=PREFETCH if workers > 0 else None,
+        **kwargs,
+    )
 
 
 def labelled_rows(
@@ -229,18 +238,13 @@ def labelled_rows(
             decode_ms.update(zip(batch.indices, batch.decode_ms, strict=True))
             yield batch.indices, batch.frames  # uint8: the inferencer normalises crops only
 
-    frames_read = model.cfg.data.frames
+    frames = model.cfg.data.frames
     for index, prediction in inferencer.run(batches()):
         yield from failures
         failures.clear()
+        ms = decode_ms.pop(index)
         row = prediction_row(
-            items[index],
-            prediction,
-            model.class_names,
-            topk,
-            frames_read,
-            decode_ms.pop(index),
-            glimpses,
+            items[index], prediction, model.class_names, topk, frames, ms, glimpses
         )
         yield index, row
     yield from failures
@@ -277,27 +281,25 @@ def run_label_job(
     path = shard_path(out, shard)
     thresholds = resolve_thresholds(model, options, job)
     options = replace(options, thresholds=thresholds)
-    ok = failed = 0
-    gmacs_total = 0.0
+    ok_gmacs: list[float] = []  # of each ok row
+    failed = 0
     inferencer = model.inferencer(options, device)
     workers, threads = plan_cpu(job, inferencer.device)
     ids = [it.id for it in items]
-    relabel = _is_error_row if job.retry_errors else None
+    relabel = (lambda row: row.get("status") == "error") if job.retry_errors else None
     with (
         torch_threads(threads),
         ResultWriter(path, shard_meta(source, shard, ids), set(ids), relabel) as writer,
     ):
         todo = [it for it in items if it.id not in writer.done]
         already = len(items) - len(todo)
-        dataset = LabelClips(todo, model.cfg.data, timeout=job.decode_timeout)
-        loader = torch.utils.data.DataLoader(
-            dataset,
-            batch_size=job.batch_size,
-            num_workers=workers,
-            collate_fn=collate_decoded,
+        loader = label_loader(
+            todo,
+            model.cfg.data,
+            job,
+            workers,
             worker_init_fn=functools.partial(_close_inherited, path, writer.fileno()),
             pin_memory=inferencer.device.type == "cuda",
-            prefetch_factor=PREFETCH if workers > 0 else None,
         )
         bar = tqdm(
             total=len(todo), desc=f"label {path.name}", unit="video", disable=not job.progress
@@ -305,16 +307,12 @@ def run_label_job(
         pending: list[dict[str, Any]] = []
 
         def flush() -> None:
-            nonlocal ok, failed, gmacs_total
+            nonlocal failed
             if not pending:
                 return
             writer.write(pending)
-            for row in pending:
-                if row["status"] == "ok":
-                    ok += 1
-                    gmacs_total += row["gmacs"]
-                else:
-                    failed += 1
+            ok_gmacs.extend(row["gmacs"] for row in pending if row["status"] == "ok")
+            failed += sum(row["status"] != "ok" for row in pending)
             bar.update(len(pending))
             bar.set_postfix(failed=failed)
             pending.clear()
@@ -331,6 +329,7 @@ def run_label_job(
             bar.close()
         flush()
     seconds = time.perf_counter() - start
+    ok = len(ok_gmacs)
     labelled = ok + failed
     return LabelSummary(
         out=str(path),
@@ -341,7 +340,7 @@ def run_label_job(
         labelled=labelled,
         ok=ok,
         failed=failed,
-        mean_gmacs=gmacs_total / ok if ok else None,
+        mean_gmacs=sum(ok_gmacs) / ok if ok else None,
         videos_per_s=labelled / seconds if seconds > 0 else math.inf,
         seconds=seconds,
         thresholds=thresholds,

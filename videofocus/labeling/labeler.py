@@ -16,9 +16,8 @@ import torch
 
 from videofocus.inference.inferencer import InferenceOptions
 from videofocus.inference.model import InferenceModel
-from videofocus.labeling.decoding import LabelClips, collate_decoded
 from videofocus.labeling.inputs import LabelItem
-from videofocus.labeling.job import labelled_rows
+from videofocus.labeling.job import LabelJobOptions, label_loader, labelled_rows
 
 __all__ = ["Labeler"]
 
@@ -56,12 +55,6 @@ class Labeler:
         :param batch_size: clips decoded per batch.
         """
         items = [LabelItem(id=str(v), path=Path(v).resolve()) for v in videos]
-        loader = torch.utils.data.DataLoader(
-            LabelClips(items, self.model.cfg.data),
-            batch_size=batch_size,
-            collate_fn=collate_decoded,
-        )
-        rows: dict[int, dict[str, Any]] = dict(
-            labelled_rows(items, self.model, self.inferencer, loader, topk)
-        )
+        loader = label_loader(items, self.model.cfg.data, LabelJobOptions(batch_size=batch_size), 0)
+        rows = dict(labelled_rows(items, self.model, self.inferencer, loader, topk))
         return [rows[i] for i in range(len(items))]

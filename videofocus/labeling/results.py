@@ -27,7 +27,6 @@ import os
 import stat
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from videofocus.data.manifest import ManifestError
@@ -59,15 +58,8 @@ _ATTEMPTS = 100
 
 
 class ResultsError(ManifestError):
-    """A results file cannot be read or reused: a malformed line, or another job's file.
-
-    A JSON Lines file like a manifest, so its errors have the same form: ``path[:line]:
-    message``.
-
-    :param path: the results file (or its sidecar).
-    :param line: the 1-based line at fault, if one is.
-    :param message: what is wrong and what to do.
-    """
+    """A results file (or its sidecar) cannot be read or reused: a malformed line, or another
+    job's file. Its errors read as a manifest's do: ``path[:line]: message``."""
 
 
 class ResultsLockedError(OSError):
@@ -102,20 +94,16 @@ def iter_result_lines(path: str | Path) -> Iterator[tuple[int, bytes, dict[str, 
                 return  # torn tail of a killed writer
             if not raw.strip():
                 continue
-            yield lineno, raw, _parse_line(path, lineno, raw)
-
-
-def _parse_line(path: str | Path, lineno: int, raw: bytes) -> dict[str, Any]:
-    fix = "fix or delete that line, then rerun"
-    try:
-        row = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ResultsError(path, lineno, f"malformed result line ({exc}); {fix}") from None
-    if not isinstance(row, dict) or not isinstance(row.get("id"), str):
-        raise ResultsError(
-            path, lineno, f"a result row must be a JSON object with a string 'id'; {fix}"
-        )
-    return row
+            fix = "fix or delete that line, then rerun"
+            try:
+                row = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ResultsError(path, lineno, f"malformed result line ({exc}); {fix}") from None
+            if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+                raise ResultsError(
+                    path, lineno, f"a result row must be a JSON object with a string 'id'; {fix}"
+                )
+            yield lineno, raw, row
 
 
 def read_results(path: str | Path) -> list[dict[str, Any]]:
@@ -164,11 +152,9 @@ def _sidecar_differences(path: Path, meta: dict[str, Any]) -> list[str] | None:
     """None without a sidecar; else how it differs from ``meta`` on ``meta``'s keys."""
     side = meta_path(path)
     try:
-        text = side.read_bytes()
+        recorded = json.loads(side.read_bytes())
     except FileNotFoundError:
         return None
-    try:
-        recorded = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ResultsError(side, None, f"unreadable results sidecar ({exc})") from None
     if not isinstance(recorded, dict):
@@ -182,7 +168,7 @@ def _sidecar_differences(path: Path, meta: dict[str, Any]) -> list[str] | None:
     ]
 
 
-def _drop_torn_tail(fd: int, path: Path) -> None:
+def _drop_torn_tail(fd: int) -> None:
     """Truncate the file back to just after its last ``"\\n"`` (or to empty if it has none)."""
     size = os.fstat(fd).st_size
     end = size
@@ -261,11 +247,10 @@ class ResultWriter:
         relabel: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
         self.path = Path(path)
-        self._fd: int | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = _open_locked(self.path)
+        self._fd: int | None = _open_locked(self.path)
         try:
-            _drop_torn_tail(self._fd, self.path)
+            _drop_torn_tail(self._fd)
             ids: list[str] = []
             redo: list[str] = []
             for _, _, row in iter_result_lines(self.path):
@@ -301,7 +286,7 @@ class ResultWriter:
                 f"({'; '.join(differences)}); {restart}",
             )
         if differences is None and inputs is not None:
-            mine = inputs if isinstance(inputs, (set, frozenset, dict)) else set(inputs)
+            mine = set(inputs)
             foreign = [i for i in ids if i not in mine]
             if foreign:
                 raise ResultsError(
@@ -321,20 +306,10 @@ class ResultWriter:
         try:
             _lock(fd, tmp)  # nobody else can know this file yet: never refused
             try:
-                with open(self.path, "rb") as src:  # (the old file, still locked by us)
-                    blob: list[bytes] = []
-                    size = 0
-                    for line in src:
-                        if not line.endswith(b"\n") or not line.strip():
-                            continue
-                        if json.loads(line)["id"] in drop:
-                            continue
-                        blob.append(line)
-                        size += len(line)
-                        if size >= _CHUNK:
-                            _write_all(fd, b"".join(blob))
-                            blob, size = [], 0
-                    _write_all(fd, b"".join(blob))
+                with open(fd, "ab", closefd=False) as dst:  # the old file is still locked by us
+                    dst.writelines(
+                        raw for _, raw, row in iter_result_lines(self.path) if row["id"] not in drop
+                    )
                 os.fsync(fd)
             except OSError as exc:
                 raise named_os_error(exc, tmp) from exc
@@ -403,12 +378,7 @@ class ResultWriter:
     def __enter__(self) -> ResultWriter:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

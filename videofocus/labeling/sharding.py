@@ -41,14 +41,8 @@ class ShardSpec:
 
 @dataclass(frozen=True)
 class MergeReport:
-    """What :func:`merge_shards` wrote.
-
-    :param shards: number of shards merged.
-    :param rows: rows written.
-    :param ok: rows with status ``"ok"``.
-    :param errors: the other rows (status ``"error"``).
-    :param out: the merged file.
-    """
+    """What :func:`merge_shards` wrote: shards merged, rows written (``ok`` of status ``"ok"``,
+    ``errors`` the others) and the merged file ``out``."""
 
     shards: int
     rows: int
@@ -136,8 +130,7 @@ def shard_meta(input: str | Path, spec: ShardSpec, ids: Sequence[str]) -> dict[s
 
 def _discover_num_shards(out: Path) -> int:
     pattern = re.compile(re.escape(out.stem) + r"\.shard-\d+-of-(\d+)" + re.escape(out.suffix))
-    parent = out.parent if out.parent.is_dir() else None
-    names = os.listdir(parent) if parent is not None else []
+    names = os.listdir(out.parent) if out.parent.is_dir() else []
     counts = sorted({int(m[1]) for name in names if (m := pattern.fullmatch(name))})
     if not counts:
         raise ShardMergeError(

@@ -65,8 +65,8 @@ class Aggregator(nn.Module):
         :param option_index: long ``[...]``, ``-1`` for skip, else ``0..K-1``.
         """
         skipped = rearrange(option_index < 0, "... -> ... 1")
-        # where() rather than a product: a skipped step's local input may hold anything, even NaN.
-        local = torch.where(skipped, torch.zeros_like(local), local)
+        # a fill rather than a product: a skipped step's local input may hold anything, even NaN.
+        local = local.masked_fill(skipped, 0.0)
         one_hot = F.one_hot(option_index + 1, self.num_options + 1).to(glance.dtype)
         return torch.cat([glance, local.to(glance.dtype), one_hot], dim=-1)
 

@@ -85,7 +85,6 @@ def register_backbone(name: str) -> Callable[[BackboneBuilder], BackboneBuilder]
 
     :param name: the registry key used by :func:`create_backbone`; must be new.
     """
-
     return _REGISTRY.register(name)
 
 
@@ -104,13 +103,11 @@ def check_backbone_name(name: str) -> None:
     if name.startswith(_TIMM_PREFIX):
         if importlib.util.find_spec("timm") is None:
             raise KeyError(f"backbone {name!r} needs the timm package (pip install timm)")
-        return
-    if name in _REGISTRY:
-        return
-    raise KeyError(
-        f"unknown backbone {name!r}; registered: {', '.join(list_backbones())} "
-        f"(or '{_TIMM_PREFIX}<name>' with timm installed)"
-    )
+    elif name not in _REGISTRY:
+        raise KeyError(
+            f"unknown backbone {name!r}; registered: {', '.join(list_backbones())} "
+            f"(or '{_TIMM_PREFIX}<name>' with timm installed)"
+        )
 
 
 def create_backbone(
@@ -132,13 +129,21 @@ def create_backbone(
     """
     if width_mult is not None:
         kwargs["width_mult"] = width_mult
+    check_backbone_name(name)
     if name.startswith(_TIMM_PREFIX):
-        backbone: Backbone = _create_timm(name[len(_TIMM_PREFIX) :], **kwargs)
+        import timm
+
+        model = timm.create_model(
+            name.removeprefix(_TIMM_PREFIX),
+            pretrained=False,
+            num_classes=0,
+            global_pool="",
+            **kwargs,
+        )
+        backbone: Backbone = _TimmFeatures(model)
     else:
-        check_backbone_name(name)
         builder = _REGISTRY.get(name)
-        accepted = inspect.signature(builder).parameters
-        unknown = sorted(k for k in kwargs if k not in accepted)
+        unknown = sorted(kwargs.keys() - inspect.signature(builder).parameters.keys())
         if unknown:
             raise TypeError(f"backbone {name!r} takes no argument(s) {unknown}")
         backbone = builder(**kwargs)
@@ -204,6 +209,12 @@ class _SequentialFeatures(Backbone):
         return self.features(x)
 
 
+def _torchvision_features(model: nn.Module) -> Backbone:
+    """A torchvision MobileNet/EfficientNet without its classifier (width: its first Linear's)."""
+    width = next(m for m in model.classifier if isinstance(m, nn.Linear)).in_features
+    return _SequentialFeatures(model.features, width)
+
+
 class _ResNetFeatures(Backbone):
     """torchvision ResNet without ``avgpool``/``fc``; names match ``torchvision.models.resnet*``."""
 
@@ -221,37 +232,28 @@ class _ResNetFeatures(Backbone):
         return x
 
 
-def _last_linear_in(classifier: nn.Sequential) -> int:
-    """Input width of the classifier of a torchvision MobileNet/EfficientNet."""
-    return next(m for m in classifier if isinstance(m, nn.Linear)).in_features
-
-
 @register_backbone("mobilenet_v2")
 def mobilenet_v2(width_mult: float = 1.0) -> Backbone:
     """torchvision MobileNetV2 features (1280 channels at ``width_mult<=1``)."""
-    model = tvm.mobilenet_v2(weights=None, width_mult=width_mult)
-    return _SequentialFeatures(model.features, model.last_channel)
+    return _torchvision_features(tvm.mobilenet_v2(weights=None, width_mult=width_mult))
 
 
 @register_backbone("mobilenet_v3_small")
 def mobilenet_v3_small(width_mult: float = 1.0) -> Backbone:
     """torchvision MobileNetV3-Small features (576 channels at ``width_mult=1``)."""
-    model = tvm.mobilenet_v3_small(weights=None, width_mult=width_mult)
-    return _SequentialFeatures(model.features, _last_linear_in(model.classifier))
+    return _torchvision_features(tvm.mobilenet_v3_small(weights=None, width_mult=width_mult))
 
 
 @register_backbone("mobilenet_v3_large")
 def mobilenet_v3_large(width_mult: float = 1.0) -> Backbone:
     """torchvision MobileNetV3-Large features (960 channels at ``width_mult=1``)."""
-    model = tvm.mobilenet_v3_large(weights=None, width_mult=width_mult)
-    return _SequentialFeatures(model.features, _last_linear_in(model.classifier))
+    return _torchvision_features(tvm.mobilenet_v3_large(weights=None, width_mult=width_mult))
 
 
 @register_backbone("efficientnet_b0")
 def efficientnet_b0() -> Backbone:
     """torchvision EfficientNet-B0 features (1280 channels)."""
-    model = tvm.efficientnet_b0(weights=None)
-    return _SequentialFeatures(model.features, _last_linear_in(model.classifier))
+    return _torchvision_features(tvm.efficientnet_b0(weights=None))
 
 
 @register_backbone("resnet18")
@@ -289,7 +291,7 @@ def _conv_bn_relu(c_in: int, c_out: int, stride: int) -> nn.Sequential:
 
 
 @register_backbone("tiny_cnn")
-class TinyCNN(Backbone):
+class TinyCNN(_SequentialFeatures):
     """A stack of 3x3 conv-BN-ReLU blocks (about 0.2 MMAC on a 32x32 input with the defaults).
 
     :param widths: output channels of each block.
@@ -303,19 +305,13 @@ class TinyCNN(Backbone):
         strides: Sequence[int] = (2, 2, 2),
         width_mult: float = 1.0,
     ) -> None:
-        super().__init__()
         if len(widths) != len(strides) or not widths:
             raise ValueError(
                 f"widths {widths} and strides {strides} must be non-empty, same length"
             )
         chans = [3, *_scaled(widths, width_mult)]
-        self.features = nn.Sequential(
-            *(_conv_bn_relu(chans[i], chans[i + 1], s) for i, s in enumerate(strides))
-        )
-        self.num_features = chans[-1]
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
+        blocks = (_conv_bn_relu(chans[i], chans[i + 1], s) for i, s in enumerate(strides))
+        super().__init__(nn.Sequential(*blocks), chans[-1])
 
 
 @register_backbone("tiny_resnet")
@@ -379,14 +375,3 @@ class _TimmFeatures(Backbone):
                 f"{tuple(out.shape)}; only models with [N, C, h, w] feature maps are supported"
             )
         return out
-
-
-def _create_timm(name: str, **kwargs: Any) -> Backbone:
-    try:
-        import timm
-    except ImportError as err:
-        raise KeyError(
-            f"backbone '{_TIMM_PREFIX}{name}' needs the timm package (pip install timm)"
-        ) from err
-    model = timm.create_model(name, pretrained=False, num_classes=0, global_pool="", **kwargs)
-    return _TimmFeatures(model)

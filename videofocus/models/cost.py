@@ -4,16 +4,8 @@ Every number here is a count of **multiply-accumulates** taken from
 ``torch.utils.flop_counter.FlopCounterMode`` (which reports FLOPs = 2 x MACs for convolutions and
 matrix products, and nothing for element-wise ops, pooling or normalisation). The adaptive video
 recognition papers (AR-Net, AdaFocus, FrameExit, ...) report the same quantity under the name
-"GFLOPs"; we say GMACs (10^9 MACs) everywhere to be exact about it.
-
-Where the compute of one video goes (:class:`CostTable`):
-
-- ``glance``: the glance encoder on one frame (frames are resized to the glance resolution;
-  resizing and cropping are interpolation, not MACs);
-- ``policy``: one step of the policy network (0 for heuristic policies);
-- ``local[k]``: the glimpse encoder on one glimpse of option ``k + 1`` (pooled features, with
-  the option's projection if it has one);
-- ``aggregator``: one step of the aggregator GRU and its classifier.
+"GFLOPs"; we say GMACs (10^9 MACs) everywhere to be exact about it. Resizing and cropping are
+interpolation, not MACs.
 
 A video that reads ``n`` steps pays ``n x (glance + policy + aggregator)`` plus its glimpses;
 skipped frames pay no glimpse; steps after an early exit are not read.
@@ -30,6 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from videofocus.models.focusnet import FocusNet, GlanceOutput
+from videofocus.models.glimpse import check_actions
 
 __all__ = ["GIGA", "CostTable", "measure_macs"]
 
@@ -73,9 +66,10 @@ class CostTable:
     The one cost authority: ``flops``, ``eval``, ``label`` and ``bench`` all build it with
     :meth:`from_model`, so the same actions cost the same GMACs everywhere.
 
-    :param glance: glance encoder, per frame.
+    :param glance: glance encoder, per frame (resized to the glance resolution).
     :param policy: the glimpse policy, per step (0 for heuristics: they compute no MACs).
-    :param local: glimpse encoder per glimpse, one entry per option (action option ``k + 1``).
+    :param local: glimpse encoder per glimpse (pooled, with the option's projection if any), one
+        entry per option (action option ``k + 1``).
     :param aggregator: aggregator GRU + classifier, per step.
     """
 
@@ -99,44 +93,38 @@ class CostTable:
 
         :param net: the model; may live on the ``meta`` device.
         :param frame_size: side of the (square) decoded frames, in pixels.
-        :param policy: the glimpse policy (a :class:`~videofocus.policy.GlimpsePolicy`: its
-            ``act(glance)`` is measured); None: the model's own
-            (``net.policy``) if it has one, else none.
+        :param policy: the glimpse policy (a :class:`~videofocus.policy.GlimpsePolicy`); None:
+            the model's own (``net.policy``) if it has one, else none.
         """
         if policy is None:
             policy = getattr(net, "policy", None)
         training = net.training
         net.eval()  # BatchNorm in training mode refuses a batch of one 1x1 map
         try:
-            return cls._measure(net, frame_size, policy)
+            param = next(net.parameters())
+            like = {"device": param.device, "dtype": param.dtype}
+            frame = torch.zeros(1, 3, frame_size, frame_size, **like)
+            glance, glance_out = _count(net.global_encoder, frame)
+            local = []
+            for k, option in enumerate(net.options):
+                crop = torch.zeros(1, 3, option.resolution, option.resolution, **like)
+                local.append(measure_macs(net.local_encoder.pooled, crop, k))
+            # Every option's features share one width, so one aggregator step costs the same
+            # for all (MACs depend on shapes only).
+            local_feats = torch.zeros(1, net.local_encoder.feature_dim, **like)
+            option0 = torch.zeros(1, dtype=torch.long, device=param.device)
+            aggregator = measure_macs(net.aggregator.step, glance_out.pooled, local_feats, option0)
+            policy_macs = 0
+            weights = [] if policy is None else list(policy.parameters())
+            if weights:  # a policy without weights (a heuristic) computes no MACs
+                like = {"device": weights[0].device, "dtype": weights[0].dtype}
+                one_step = GlanceOutput(
+                    glance_out.map[:, None].to(**like), glance_out.pooled[:, None].to(**like)
+                )
+                policy_macs = measure_macs(policy.act, one_step)
+            return cls(glance, policy_macs, tuple(local), aggregator)
         finally:
             net.train(training)
-
-    @classmethod
-    def _measure(cls, net: FocusNet, frame_size: int, policy: torch.nn.Module | None) -> CostTable:
-        param = next(net.parameters())
-        like = {"device": param.device, "dtype": param.dtype}
-        frame = torch.zeros(1, 3, frame_size, frame_size, **like)
-        glance, glance_out = _count(net.global_encoder, frame)
-        local, feats = [], []
-        for k, option in enumerate(net.options):
-            crop = torch.zeros(1, 3, option.resolution, option.resolution, **like)
-            macs, out = _count(net.local_encoder.pooled, crop, k)
-            local.append(macs)
-            feats.append(out)
-        # Every option's features share one width, so one aggregator step costs the same for all.
-        local_feats = feats[0]
-        option_index = torch.zeros(1, dtype=torch.long, device=param.device)
-        aggregator = measure_macs(net.aggregator.step, glance_out.pooled, local_feats, option_index)
-        policy_macs = 0
-        weights = [] if policy is None else list(policy.parameters())
-        if weights:  # a policy without weights (a heuristic) computes no MACs
-            like = {"device": weights[0].device, "dtype": weights[0].dtype}
-            one_step = GlanceOutput(
-                glance_out.map[:, None].to(**like), glance_out.pooled[:, None].to(**like)
-            )
-            policy_macs = measure_macs(policy.act, one_step)
-        return cls(glance, policy_macs, tuple(local), aggregator)
 
     @property
     def num_options(self) -> int:
@@ -157,20 +145,16 @@ class CostTable:
         :param exit_steps: long ``[B]``, steps read by each video (``1..T``; the step after
             which it exited); None: every video read all ``T`` steps.
         """
-        if actions.ndim != 3 or actions.shape[-1] != 3:
-            raise ValueError(f"actions must be [B, T, 3], got {tuple(actions.shape)}")
+        check_actions(actions, self.num_options)
         option = actions[..., 0]
         b, t = option.shape
-        if bool(((option < 0) | (option > self.num_options)).any()):
-            raise ValueError(f"action option out of range [0, {self.num_options}]")
         if exit_steps is None:
-            read = torch.ones(b, t, dtype=torch.bool, device=actions.device)
-        else:
-            if exit_steps.shape != (b,):
-                raise ValueError(f"exit_steps must be [B={b}], got {tuple(exit_steps.shape)}")
-            if bool(((exit_steps < 1) | (exit_steps > t)).any()):
-                raise ValueError(f"exit_steps must lie in [1, T={t}]")
-            read = torch.arange(t, device=actions.device) < exit_steps.to(actions.device)[:, None]
+            exit_steps = torch.full((b,), t)
+        if exit_steps.shape != (b,):
+            raise ValueError(f"exit_steps must be [B={b}], got {tuple(exit_steps.shape)}")
+        if bool(((exit_steps < 1) | (exit_steps > t)).any()):
+            raise ValueError(f"exit_steps must lie in [1, T={t}]")
+        read = torch.arange(t, device=actions.device) < exit_steps.to(actions.device)[:, None]
         option_cost = torch.tensor([0, *self.local], dtype=torch.float64, device=actions.device)
         glimpse_cost = option_cost[option]  # option 0 (skip) costs nothing
         steps = read.sum(dim=1, dtype=torch.float64)

@@ -72,14 +72,6 @@ class PatchCropper(nn.Module):
         scale = torch.tensor([w, h], dtype=dtype, device=frames.device)
         centre_px = centres.to(dtype) * scale  # [M, 2]
         half = rearrange(side / 2, "m -> m 1")
-        boxes = torch.cat(
-            [
-                rearrange(frame_index.to(dtype), "m -> m 1"),
-                centre_px - half,
-                centre_px + half,
-            ],
-            dim=1,
-        )  # [M, 5]: (frame, x1, y1, x2, y2)
         corner = centre_px - half  # [M, 2] (x1, y1)
         native = bool((side == resolution).all())
         # a tolerance for the rounding of grid centres at the frame's edges
@@ -87,6 +79,8 @@ class PatchCropper(nn.Module):
         if native and inside:
             corner = torch.minimum(corner.clamp(min=0), scale - side[:, None])
             return _native_crops(frames, frame_index, corner, resolution)
+        # [M, 5]: (frame, x1, y1, x2, y2)
+        boxes = torch.cat([frame_index.to(dtype)[:, None], corner, centre_px + half], dim=1)
         return roi_align(
             frames.to(dtype),
             boxes,
@@ -124,8 +118,7 @@ def _native_crops(
                     win[None].float(),
                     (0, side + 1 - win.shape[-1], 0, side + 1 - win.shape[-2]),
                     mode="replicate",
-                )[0]
-                win = win.to(frames.dtype)
+                )[0].to(frames.dtype)
             windows.append(win)
         window = torch.stack(windows).to(frac.dtype)
     else:
@@ -135,8 +128,7 @@ def _native_crops(
         # advanced indices around a slice: the result is [M, side + 1, side + 1, C]
         window = frames[frame_index[:, None, None], :, rows[:, :, None], cols[:, None, :]]
         window = rearrange(window, "m y x c -> m c y x").to(frac.dtype)
-    fx = rearrange(frac[:, 0], "m -> m 1 1 1")
-    fy = rearrange(frac[:, 1], "m -> m 1 1 1")
+    fx, fy = rearrange(frac, "m xy -> xy m 1 1 1")
     top = torch.lerp(window[..., :-1, :-1], window[..., :-1, 1:], fx)
     bottom = torch.lerp(window[..., 1:, :-1], window[..., 1:, 1:], fx)
     return torch.lerp(top, bottom, fy)
@@ -170,10 +162,8 @@ class DifferentiableCropper(nn.Module):
         span = normalised_extents(extents.to(frames.dtype), aspect=w / h)  # [M, 2] of (x, y)
         # affine_grid maps output coordinates in [-1, 1] to input coordinates in [-1, 1]:
         # x_in = span_x * x_out + (2 c_x - 1), likewise for y.
-        theta = torch.zeros(len(frame_index), 2, 3, dtype=frames.dtype, device=frames.device)
-        theta[:, 0, 0] = span[:, 0]
-        theta[:, 1, 1] = span[:, 1]
-        theta[:, :, 2] = centres.to(frames.dtype) * 2 - 1
+        offset = centres.to(frames.dtype) * 2 - 1
+        theta = torch.cat([torch.diag_embed(span), offset[:, :, None]], dim=2)  # [M, 2, 3]
         size = resolution * self.supersample
         grid = F.affine_grid(theta, [len(frame_index), frames.shape[1], size, size], False)
         crops = F.grid_sample(frames[frame_index], grid, "bilinear", "border", align_corners=False)

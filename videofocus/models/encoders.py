@@ -1,4 +1,4 @@
-"""Glance and glimpse encoders with one surface: ``features(x) -> map``, ``pooled(x) -> vector``.
+"""Glance and glimpse encoders: feature maps and their spatial means.
 
 - :class:`GlobalEncoder` sees whole frames resized to the (low) glance resolution.
 - :class:`LocalEncoder` sees glimpses; each :class:`GlimpseOption` may name its own backbone
@@ -27,50 +27,38 @@ class EncoderOutput(NamedTuple):
     pooled: torch.Tensor
 
 
-def _spatial_mean(x: torch.Tensor) -> torch.Tensor:
-    return x.mean(dim=(-2, -1))
-
-
 class GlobalEncoder(nn.Module):
     """The glance network: whole frames at a low resolution.
 
-    :param backbone: a registered backbone name or an already built :class:`Backbone`.
+    :param backbone: a registered backbone name.
     :param resolution: side of the square glance, in pixels; frames of another size are resized
         (bilinear, antialiased) to it.
-    :param backbone_kw: arguments of :func:`create_backbone` when ``backbone`` is a name.
+    :param backbone_kw: arguments of :func:`create_backbone`.
     """
 
-    def __init__(self, backbone: str | Backbone, resolution: int, **backbone_kw: Any) -> None:
+    def __init__(self, backbone: str, resolution: int, **backbone_kw: Any) -> None:
         super().__init__()
         if resolution <= 0:
             raise ValueError(f"glance resolution must be positive, got {resolution}")
-        if isinstance(backbone, str):
-            backbone = create_backbone(backbone, **backbone_kw)
-        elif backbone_kw:
-            raise TypeError("backbone_kw are only used when backbone is given by name")
-        self.backbone = backbone
+        self.backbone = create_backbone(backbone, **backbone_kw)
         self.resolution = resolution
-        self.num_features: int = backbone.num_features
+        self.num_features: int = self.backbone.num_features
 
     def resize(self, frames: torch.Tensor) -> torch.Tensor:
         """Frames ``[N, 3, H, W]`` resized to ``[N, 3, r, r]`` (no-op when already that size)."""
-        if frames.shape[-2:] == (self.resolution, self.resolution):
-            return frames
         size = (self.resolution, self.resolution)
+        if frames.shape[-2:] == size:
+            return frames
         return F.interpolate(frames, size, mode="bilinear", align_corners=False, antialias=True)
 
     def features(self, frames: torch.Tensor) -> torch.Tensor:
         """Glance feature map ``[N, C, h, w]`` of float, normalised frames ``[N, 3, H, W]``."""
         return self.backbone.forward_features(self.resize(frames))
 
-    def pooled(self, frames: torch.Tensor) -> torch.Tensor:
-        """Glance feature vector ``[N, C]``."""
-        return _spatial_mean(self.features(frames))
-
     def forward(self, frames: torch.Tensor) -> EncoderOutput:
         """Both the map and the pooled vector, from one backbone pass."""
         fmap = self.features(frames)
-        return EncoderOutput(fmap, _spatial_mean(fmap))
+        return EncoderOutput(fmap, fmap.mean(dim=(-2, -1)))
 
 
 class LocalEncoder(nn.Module):
@@ -101,12 +89,11 @@ class LocalEncoder(nn.Module):
         if not options:
             raise ValueError("LocalEncoder needs at least one GlimpseOption")
         self.options = tuple(options)
-        per_backbone_kw = per_backbone_kw or {}
         names = [o.backbone or default_backbone for o in self.options]
         # ModuleDict keys cannot hold "." (timm names do), so backbones live in a list + index.
         self.backbone_names: list[str] = list(dict.fromkeys(names))
         self.backbones = nn.ModuleList(
-            create_backbone(name, **{**backbone_kw, **per_backbone_kw.get(name, {})})
+            create_backbone(name, **{**backbone_kw, **(per_backbone_kw or {}).get(name, {})})
             for name in self.backbone_names
         )
         self._backbone_of_option = [self.backbone_names.index(n) for n in names]
@@ -119,7 +106,6 @@ class LocalEncoder(nn.Module):
                 )
             feature_dim = widths[0]
         self.feature_dim: int = feature_dim
-        self.num_features: int = feature_dim
         self.projections = nn.ModuleList(
             nn.Identity() if width == feature_dim else nn.Linear(width, feature_dim)
             for width in widths
@@ -127,24 +113,14 @@ class LocalEncoder(nn.Module):
 
     def backbone(self, option_index: int) -> Backbone:
         """The backbone that encodes glimpses of option ``option_index`` (0-based)."""
-        self._check_option(option_index)
-        return self.backbones[self._backbone_of_option[option_index]]
-
-    def features(self, glimpses: torch.Tensor, option_index: int) -> torch.Tensor:
-        """Unprojected feature map ``[M, C_k, h, w]`` of one option's glimpses ``[M, 3, r, r]``."""
-        return self.backbone(option_index).forward_features(glimpses)
-
-    def pooled(self, glimpses: torch.Tensor, option_index: int) -> torch.Tensor:
-        """Feature vector ``[M, feature_dim]`` of glimpses of one option."""
-        return self.projections[option_index](_spatial_mean(self.features(glimpses, option_index)))
-
-    def forward(self, glimpses: torch.Tensor, option_index: int) -> EncoderOutput:
-        """Both the (unprojected) map and the projected pooled vector, from one backbone pass."""
-        fmap = self.features(glimpses, option_index)
-        return EncoderOutput(fmap, self.projections[option_index](_spatial_mean(fmap)))
-
-    def _check_option(self, option_index: int) -> None:
         if not 0 <= option_index < len(self.options):
             raise IndexError(
                 f"option_index {option_index} out of range for {len(self.options)} glimpse options"
             )
+        return self.backbones[self._backbone_of_option[option_index]]
+
+    def pooled(self, glimpses: torch.Tensor, option_index: int) -> torch.Tensor:
+        """Feature vector ``[M, feature_dim]`` of one option's glimpses ``[M, 3, r, r]``: the
+        backbone's map, spatially averaged, then projected."""
+        fmap = self.backbone(option_index).forward_features(glimpses)
+        return self.projections[option_index](fmap.mean(dim=(-2, -1)))

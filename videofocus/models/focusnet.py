@@ -197,13 +197,11 @@ class FocusNet(nn.Module):
         """
         agg = self.aggregator
         skipped = rearrange(option_index < 0, "b t -> b t 1")
-        local_logits = agg.local_head(local)
-        local_logits = torch.where(skipped, torch.zeros_like(local_logits), local_logits)
         fused = agg(glance.pooled, local, option_index, hidden)
         return FocusOutput(
             logits=fused.logits,
             glance_logits=agg.glance_head(glance.pooled),
-            local_logits=local_logits,
+            local_logits=agg.local_head(local).masked_fill(skipped, 0.0),
             local_features=local,
             option_index=option_index,
             glance=glance,
@@ -267,18 +265,10 @@ def create_focusnet(
     """
     global_encoder = GlobalEncoder(glance_backbone, glance_resolution, **(glance_backbone_kw or {}))
     local_encoder = LocalEncoder(
-        options,
-        local_backbone,
-        local_feature_dim,
-        per_backbone_kw=per_backbone_kw,
-        **(local_backbone_kw or {}),
+        options, local_backbone, local_feature_dim, per_backbone_kw, **(local_backbone_kw or {})
     )
     aggregator = Aggregator(
-        global_encoder.num_features,
-        local_encoder.feature_dim,
-        hidden,
-        num_classes,
-        len(options),
+        global_encoder.num_features, local_encoder.feature_dim, hidden, num_classes, len(options)
     )
     cropper: Cropper = DifferentiableCropper() if differentiable_crop else PatchCropper()
     return FocusNet(global_encoder, local_encoder, aggregator, options, grid, cropper)

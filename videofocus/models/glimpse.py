@@ -22,6 +22,7 @@ import torch
 __all__ = [
     "GlimpseOption",
     "actions_to_glimpses",
+    "check_actions",
     "dense_actions",
     "dense_option",
     "grid_centres",
@@ -68,9 +69,7 @@ def normalised_extents(extent: torch.Tensor, aspect: float = 1.0) -> torch.Tenso
     :param extent: extents as fractions of the shorter side, any shape ``[...]``.
     :param aspect: frame width / height.
     """
-    ex = extent * min(1.0, 1.0 / aspect)
-    ey = extent * min(1.0, aspect)
-    return torch.stack([ex, ey], dim=-1)
+    return torch.stack([extent * min(1.0, 1.0 / aspect), extent * min(1.0, aspect)], dim=-1)
 
 
 def grid_centres(
@@ -87,11 +86,19 @@ def grid_centres(
     :param extent: extents ``[...]`` (fraction of the shorter side) or one float for all.
     :param aspect: frame width / height.
     """
-    if not torch.is_tensor(extent):
-        extent = torch.full(cells.shape[:-1], float(extent), device=cells.device)
-    span = normalised_extents(extent.float(), aspect)  # [..., 2]
+    extent = torch.as_tensor(extent, device=cells.device).float()  # a float broadcasts
+    span = normalised_extents(extent, aspect)  # [..., 2]
     unit = (cells.float() + 0.5) / grid
     return span / 2 + unit * (1.0 - span)
+
+
+def check_actions(actions: torch.Tensor, num_options: int) -> None:
+    """Raise ``ValueError`` unless ``actions`` is ``[B, T, 3]`` with options in ``[0, K]``."""
+    if actions.ndim != 3 or actions.shape[-1] != 3:
+        raise ValueError(f"actions must be [B, T, 3], got {tuple(actions.shape)}")
+    option = actions[..., 0]
+    if bool(((option < 0) | (option > num_options)).any()):
+        raise ValueError(f"action option out of range [0, {num_options}]")
 
 
 def actions_to_glimpses(
@@ -113,11 +120,8 @@ def actions_to_glimpses(
         (normalised x, y) and ``extents [B, T]`` (fraction of the shorter side).
     :raises ValueError: for a malformed action tensor or an option / cell out of range.
     """
-    if actions.ndim != 3 or actions.shape[-1] != 3:
-        raise ValueError(f"actions must be [B, T, 3], got {tuple(actions.shape)}")
+    check_actions(actions, len(options))
     option, cells = actions[..., 0], actions[..., 1:]
-    if bool(((option < 0) | (option > len(options))).any()):
-        raise ValueError(f"action option out of range [0, {len(options)}]")
     if bool(((cells < 0) | (cells >= grid)).any()):
         raise ValueError(f"action cell out of range [0, {grid})")
     table = torch.tensor([1.0] + [o.extent for o in options], device=actions.device)

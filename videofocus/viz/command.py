@@ -29,19 +29,13 @@ from videofocus.io.errors import VideoDecodeError
 from videofocus.labeling.decoding import LabelClips
 from videofocus.labeling.inputs import LabelItem
 from videofocus.viz.drawing import GlimpseTrace
-from videofocus.viz.glimpse_video import write_glimpse_video
+from videofocus.viz.glimpse_video import check_suffix, write_glimpse_video
 
 __all__ = ["describe_trace", "prediction_trace", "render_glimpses", "run"]
 
 #: default upscale makes the short side of an output frame at least this many pixels, so that
 #: the ~11 px text of the overlay stays legible
 MIN_SIDE = 256
-SUFFIXES = (".gif", ".mp4")
-
-
-def _check_output(out: Path) -> None:
-    if out.suffix.lower() not in SUFFIXES:
-        raise ValueError(f"{out}: unsupported suffix {out.suffix!r}, use .gif or .mp4")
 
 
 def prediction_trace(
@@ -94,7 +88,7 @@ def render_glimpses(
     :raises ValueError: an output suffix other than ``.gif`` / ``.mp4``.
     """
     video, out = Path(video), Path(out)
-    _check_output(out)
+    check_suffix(out)
     item = LabelItem(id=video.name, path=video.absolute())
     clip = LabelClips([item], model.cfg.data)[0]
     if clip["error"] is not None:
@@ -126,7 +120,7 @@ def describe_trace(trace: GlimpseTrace, num_options: int) -> str:
 def run(args: argparse.Namespace) -> int:
     """Load the model, draw the video's glimpses, print one line saying what was written."""
     out = Path(args.out)
-    _check_output(out)  # before the model loads; errors are one line (videofocus.exit_status)
+    check_suffix(out)  # before the model loads; errors are one line (videofocus.exit_status)
     model = load_inference_model(
         args.checkpoint, args.config, args.overrides, policy=args.policy, option=args.option
     )

@@ -138,13 +138,10 @@ def glimpse_boxes(
     high = np.floor(centre_px + half_px + 0.5).astype(np.int64)
     low = np.clip(low, 0, size.astype(np.int64) - 1)
     high = np.clip(np.maximum(high, low + 1), 1, size.astype(np.int64))
-    boxes: list[Box | None] = []
-    for t, option in enumerate(option_index[0].tolist()):
-        if option < 0:
-            boxes.append(None)
-        else:
-            boxes.append((int(low[t, 0]), int(low[t, 1]), int(high[t, 0]), int(high[t, 1])))
-    return boxes
+    return [
+        None if option < 0 else (int(low[t, 0]), int(low[t, 1]), int(high[t, 0]), int(high[t, 1]))
+        for t, option in enumerate(option_index[0].tolist())
+    ]
 
 
 def option_colour(option: int) -> tuple[int, int, int]:
@@ -271,20 +268,14 @@ def render_trace(frames: np.ndarray, trace: GlimpseTrace, scale: int = 1) -> np.
     big = repeat(frames, "t h w c -> t (h s1) (w s2) c", s1=scale, s2=scale)
     rendered = []
     for t, box in enumerate(boxes):
-        exited = trace.exit_step is not None and t > trace.exit_step
-        scaled = (
-            None
-            if box is None
-            else (box[0] * scale, box[1] * scale, box[2] * scale, box[3] * scale)
-        )
         rendered.append(
             draw_step(
                 big[t],
-                scaled,
+                None if box is None else tuple(v * scale for v in box),
                 option=int(trace.actions[t, 0]) - 1,
                 label=_step_label(trace, t),
                 skipped=box is None,
-                exited=exited,
+                exited=trace.exit_step is not None and t > trace.exit_step,
             )
         )
     return np.stack(rendered)

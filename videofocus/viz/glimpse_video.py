@@ -17,7 +17,7 @@ from videofocus.viz.drawing import (
     render_trace,
 )
 
-__all__ = ["write_glimpse_video"]
+__all__ = ["check_suffix", "write_glimpse_video"]
 
 _PALETTE_SIZE = 256
 #: colours that every GIF frame's palette holds exactly, so overlays survive quantisation
@@ -26,18 +26,14 @@ _RESERVED = (*OPTION_COLOURS, TEXT_COLOUR, SKIP_COLOUR, EXITED_COLOUR, (0, 0, 0)
 
 def _exact_palette(frame: np.ndarray) -> Image.Image | None:
     """``frame`` as a ``P`` image without loss, or None if it has more than 256 colours."""
-    packed = (
-        frame[..., 0].astype(np.uint32) << 16
-        | frame[..., 1].astype(np.uint32) << 8
-        | frame[..., 2].astype(np.uint32)
-    )
+    shifts = np.array([16, 8, 0], dtype=np.uint32)  # one uint32 per pixel: 0xRRGGBB
+    packed = (frame.astype(np.uint32) << shifts).sum(axis=-1, dtype=np.uint32)
     colours, index = np.unique(packed.ravel(), return_inverse=True)
     if len(colours) > _PALETTE_SIZE:
         return None
-    rgb = np.stack([colours >> 16, (colours >> 8) & 255, colours & 255], axis=1).astype(np.uint8)
     height, width = frame.shape[:2]
     image = Image.frombytes("P", (width, height), index.astype(np.uint8).tobytes())
-    image.putpalette(rgb.ravel().tolist())
+    image.putpalette(((colours[:, None] >> shifts) & 255).astype(np.uint8).ravel().tolist())
     return image
 
 
@@ -60,6 +56,12 @@ def _to_palette(frame: np.ndarray) -> Image.Image:
     palette = Image.new("P", (1, 1))
     palette.putpalette(picture + [c for colour in _RESERVED for c in colour])
     return image.quantize(palette=palette, dither=Image.Dither.NONE)
+
+
+def check_suffix(path: Path) -> None:
+    """Raise ``ValueError`` unless ``path`` ends in ``.gif`` or ``.mp4`` (any case)."""
+    if path.suffix.lower() not in (".gif", ".mp4"):
+        raise ValueError(f"{path}: unsupported suffix {path.suffix!r}, use .gif or .mp4")
 
 
 def _pad_even(frames: np.ndarray) -> np.ndarray:
@@ -93,14 +95,12 @@ def write_glimpse_video(
     :raises ValueError: for an unsupported suffix, a non-positive fps, or bad frames / trace.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".gif", ".mp4"):
-        raise ValueError(f"{path}: unsupported suffix {path.suffix!r}, use .gif or .mp4")
+    check_suffix(path)
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps}")
     rendered = render_trace(frames, trace, scale=scale)  # [T, H*scale, W*scale, 3]
     path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".mp4":
+    if path.suffix.lower() == ".mp4":
         write_video(path, _pad_even(rendered), fps=fps)
         return path
     images = [_to_palette(frame) for frame in rendered]

@@ -27,9 +27,8 @@ def _check_row(i: int, row: Mapping) -> tuple[str, float, float]:
     for key in ("name", "accuracy", "gmacs_per_video"):
         if key not in row:
             raise ValueError(f"tradeoff row {i} has no {key!r} (keys: {sorted(row)})")
-    accuracy, gmacs = row["accuracy"], row["gmacs_per_video"]
     try:
-        accuracy, gmacs = float(accuracy), float(gmacs)
+        accuracy, gmacs = float(row["accuracy"]), float(row["gmacs_per_video"])
     except (TypeError, ValueError) as err:
         raise ValueError(f"tradeoff row {i} ({row['name']}): non-numeric value: {err}") from None
     if not (math.isfinite(accuracy) and 0.0 <= accuracy <= 1.0):

@@ -61,14 +61,11 @@ class DecordDecoder:
         :param size: ``(width, height)`` decord's decoder scales to; ``None`` keeps the stored
             size.
         """
-        if size == self.metadata.stored_size:
-            size = None
-        reader = self._reader(size)
+        reader = self._reader(None if size == self.metadata.stored_size else size)
         try:
-            frames = reader.get_batch(list(indices)).asnumpy()
+            return reader.get_batch(list(indices)).asnumpy()
         except self._decord.DECORDError as err:
             raise VideoDecodeError(self.path, f"decord failed: {_first_line(err)}") from err
-        return frames
 
     def close(self) -> None:
         """Drop the decord readers."""

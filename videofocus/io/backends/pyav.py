@@ -138,28 +138,16 @@ class PyAVDecoder:
         plans += [(start, self._skip_nonref) for start in dict.fromkeys((keyframe, 0))]
         if self._skip_nonref:  # if even this fails, skipping stays off for this file
             plans.append((0, False))
-        reached = None
+        reached = None  # the first frame out at or past the target, None at the end of the stream
         for start, skip_nonref in plans:
             if start is not None:
                 self._skip_nonref = skip_nonref
                 self._seek(start)
-            frame, reached = self._decode_until(target)
-            if frame is not None:
-                return frame
-        got = "the end of the stream" if reached is None else f"frame {reached}"
+            reached = next((out for out in iter(self._next_frame, None) if out[1] >= target), None)
+            if reached is not None and reached[1] == target:
+                return reached[0]
+        got = "the end of the stream" if reached is None else f"frame {reached[1]}"
         raise VideoDecodeError(self.path, f"decoder never produced frame {target} (got {got})")
-
-    def _decode_until(self, target: int) -> tuple[av.VideoFrame | None, int | None]:
-        """Decode up to ``target``: ``(frame, target)``, or ``(None, index past it or None)``."""
-        while True:
-            decoded = self._next_frame()
-            if decoded is None:
-                return None, None
-            frame, index = decoded
-            if index == target:
-                return frame, index
-            if index > target:
-                return None, index
 
     def _decoded_frames(self) -> Iterator[av.VideoFrame]:
         """Frames out of the decoder, fed packet by packet from the current position.
@@ -172,14 +160,12 @@ class PyAVDecoder:
         assert self._container is not None and self._stream is not None
         context = self._stream.codec_context
         for packet in self._container.demux(self._stream):
-            if self._skip_nonref and self._wanted_pts:
-                # Frames after the last one asked for are decoded in full: the decoder reads a
-                # few packets ahead, and the next read may well ask for those frames.
-                skip = packet.pts is not None and packet.pts < self._last_wanted_pts
-                skip = skip and packet.pts not in self._wanted_pts
-                context.skip_frame = "NONREF" if skip else "DEFAULT"
-            else:
-                context.skip_frame = "DEFAULT"
+            # Frames after the last one asked for are decoded in full: the decoder reads a few
+            # packets ahead, and the next read may well ask for those frames.
+            pts = packet.pts
+            skip = self._skip_nonref and pts is not None and pts < self._last_wanted_pts
+            skip = skip and bool(self._wanted_pts) and pts not in self._wanted_pts
+            context.skip_frame = "NONREF" if skip else "DEFAULT"
             yield from packet.decode()
 
     def _next_frame(self) -> tuple[av.VideoFrame, int] | None:

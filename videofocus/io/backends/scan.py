@@ -186,12 +186,9 @@ def scan_video(path: str | Path) -> VideoScan:
             pts is not None and not in_decode_order
         )
         trusted = pts is not None and container.format.name not in INVENTED_TIMESTAMPS
-        if trusted:
-            keyframes = _keyframe_indices(pts, key_pts)
-        elif in_decode_order and not reordered:
-            keyframes = _keyframe_indices(pts, key_pts)  # presentation order = packet order
-        else:
-            keyframes = (0,)
+        # counted frames may seek only where presentation order is packet order
+        seekable = trusted or (in_decode_order and not reordered)
+        keyframes = _keyframe_indices(pts, key_pts) if seekable else (0,)
         rotation = int(round(first_frame.rotation)) % 360
         width, height = first_frame.width, first_frame.height
         if rotation % 180:

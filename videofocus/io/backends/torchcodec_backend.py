@@ -21,9 +21,8 @@ decode only where the timestamps are the real presentation times. Measured on in
 :func:`known_problem` refuses these, every file whose timestamps the scan does not trust (AVI
 included, even where it happened to be right: without B-frames) and every container not checked,
 cheaply from the scan; the decoder also refuses files whose frame count torchcodec and the scan
-disagree on. torchcodec applies the
-display rotation itself; frames are rotated back here so that, like every backend, this one
-returns them as stored.
+disagree on. torchcodec applies the display rotation itself; frames are rotated back here so
+that, like every backend, this one returns them as stored.
 """
 
 from __future__ import annotations
@@ -216,8 +215,7 @@ class TorchCodecDecoder:
 
         :param size: ``(width, height)`` torchcodec scales to; ``None`` keeps the stored size.
         """
-        width, height = size or self.metadata.stored_size
-        decoder = self._decoder((width, height))
+        decoder = self._decoder(size or self.metadata.stored_size)
         try:
             frames = decoder.get_frames_at([int(i) for i in indices]).data.numpy()
         except (RuntimeError, IndexError) as err:
