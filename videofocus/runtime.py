@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -108,4 +107,4 @@ def autocast_for(device: torch.device, amp: str):
     use = amp == "bf16" or (
         amp == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
     )
-    return torch.autocast(device.type, dtype=torch.bfloat16) if use else nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16) if use else contextlib.nullcontext()

@@ -7,6 +7,7 @@ The options are defined here, the one place; ``run`` imports the experiment runn
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -53,13 +54,11 @@ def run(args: argparse.Namespace) -> int:
     from videofocus.experiment.report import format_markdown
     from videofocus.experiment.runner import describe_plan, run_grid
 
-    def log(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
     grid = load_grid(args.grid)
     if args.dry_run:
         print(describe_plan(expand_grid(grid, args.overrides), args.out))
         return 0
+    log = functools.partial(print, file=sys.stderr, flush=True)
     rows = run_grid(grid, args.out, args.overrides, progress=not args.no_progress, log=log)
     print(format_markdown(rows))
     return 0

@@ -108,7 +108,6 @@ class ClipDataset(Dataset):
         self.backend = backend
         self.transform = transform
         self.multilabel = multilabel
-        self.train = train
         self.seed = seed
         self.on_error = on_error
         # A shared-memory tensor, so that set_epoch in the main process reaches persistent
@@ -186,6 +185,4 @@ def collate_clips(batch: Sequence[dict[str, Any] | None]) -> dict[str, Any] | No
     """DataLoader ``collate_fn`` for :class:`ClipDataset`: drop skipped (``None``) items, stack
     the rest with ``default_collate``; ``None`` when every item of the batch was skipped."""
     items = [item for item in batch if item is not None]
-    if not items:
-        return None
-    return default_collate(items)
+    return default_collate(items) if items else None

@@ -8,7 +8,7 @@ four times smaller than float frames.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -43,11 +43,6 @@ def ensure_dataset(cfg: DataConfig, workers: int = 2, progress: bool = True) -> 
         log.info("generated %d synthetic videos in %s", cfg.synthetic.num_videos, cfg.root)
 
 
-def class_names_of(cfg: DataConfig) -> list[str]:
-    """The class vocabulary of the dataset."""
-    return read_classes(cfg.resolve(cfg.classes))
-
-
 def recorded_class_names(cfg: DataConfig, num_classes: int) -> list[str] | None:
     """The class names a trained checkpoint records in its ``meta.json``, so that inference never
     depends on where the classes file is: the config's classes file, or None (with a logged
@@ -69,12 +64,12 @@ def recorded_class_names(cfg: DataConfig, num_classes: int) -> list[str] | None:
     return names
 
 
+@dataclass(frozen=True)
 class SquareClip:
     """``uint8 [T, H, W, 3]`` -> ``uint8 [T, 3, S, S]``: a random (train) or centre square crop."""
 
-    def __init__(self, size: int, train: bool) -> None:
-        self.size = size
-        self.train = train
+    size: int
+    train: bool
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         clip = rearrange(frames, "t h w c -> t c h w")
@@ -95,18 +90,16 @@ def build_dataset(
     cfg: DataConfig, split: str, train: bool, num_classes: int, seed: int = 0
 ) -> ClipDataset:
     """The clip dataset of the ``train``, ``val`` or ``test`` rows the config points at."""
-    if split == "train":
-        manifest, rows_split = cfg.resolve(cfg.manifest), cfg.train_split
-    elif split == "val":
-        manifest = cfg.resolve(cfg.val_manifest or cfg.manifest)
-        rows_split = cfg.val_split
-    elif split == "test":
-        manifest = cfg.resolve(cfg.test_manifest or cfg.manifest)
-        rows_split = cfg.test_split
-    else:
+    rows = {
+        "train": (cfg.manifest, cfg.train_split),
+        "val": (cfg.val_manifest or cfg.manifest, cfg.val_split),
+        "test": (cfg.test_manifest or cfg.manifest, cfg.test_split),
+    }
+    if split not in rows:
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    manifest, rows_split = rows[split]
     return ClipDataset(
-        manifest,
+        cfg.resolve(manifest),
         create_sampler(cfg.sampler, **sampler_kwargs(cfg)),
         num_classes,
         split=rows_split,
@@ -124,11 +117,8 @@ def build_dataset(
 
 def sampler_kwargs(cfg: DataConfig) -> dict[str, int]:
     """Keyword arguments of :func:`create_sampler` for the configured sampler and clip length."""
-    if cfg.sampler == "tsn":
-        return {"num_segments": cfg.frames}
-    if cfg.sampler == "uniform":
-        return {"num_samples": cfg.frames}
-    return {"clip_len": cfg.frames}
+    key = {"tsn": "num_segments", "uniform": "num_samples"}.get(cfg.sampler, "clip_len")
+    return {key: cfg.frames}
 
 
 def build_loader(
@@ -158,8 +148,7 @@ def build_loader(
             seed=seed,
             drop_last=drop_last,
         )
-    generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(
+    return DataLoader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
@@ -169,9 +158,8 @@ def build_loader(
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
         prefetch_factor=4 if num_workers > 0 else None,
-        generator=generator,
-    )
-    return loader, sampler
+        generator=torch.Generator().manual_seed(seed),
+    ), sampler
 
 
 def frames_to_input(frames: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -213,8 +201,6 @@ def build_eval_loader(
     """The evaluation loader: the config's validation rows (or every row of ``manifest``), in
     order, with evaluation-mode sampling (:func:`evaluation_rows` points them at another split).
 
-    :param cfg: the run config.
-    :param num_classes: output classes.
     :param manifest: evaluate every row of this manifest instead of the config's ``val`` rows.
     :param batch_size: clips per batch; None: ``train.batch_size``.
     """

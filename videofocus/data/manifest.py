@@ -111,22 +111,13 @@ def parse_row(obj: Any, path: str | Path = "<manifest>", line: int | None = None
     if not isinstance(meta, dict):
         fail(f"'meta' must be an object, got {meta!r}")
     return ManifestRow(
-        id=obj["id"],
-        path=obj["path"],
-        labels=tuple(labels),
-        split=split,
-        start=start,
-        end=end,
-        num_frames=num_frames,
-        fps=fps,
-        meta=meta,
+        obj["id"], obj["path"], tuple(labels), split, start, end, num_frames, fps, meta
     )
 
 
 def iter_manifest(path: str | Path) -> Iterator[ManifestRow]:
     """Yield the rows of a JSONL manifest, validating each (blank lines are allowed)."""
-    for _, row in _iter_numbered(path):
-        yield row
+    yield from (row for _, row in _iter_numbered(path))
 
 
 def _decode_line(path: Path, lineno: int, raw: bytes) -> str:
@@ -182,13 +173,9 @@ def read_manifest(
 
 def write_manifest(path: str | Path, rows: Iterable[ManifestRow | dict[str, Any]]) -> int:
     """Write rows atomically (temp file + rename); return how many were written."""
-    lines = []
-    for i, row in enumerate(rows, start=1):
-        if isinstance(row, dict):
-            row = parse_row(row, path, i)
-        lines.append(json.dumps(row.to_json(), ensure_ascii=False))
-    write_atomic(path, "".join(line + "\n" for line in lines))
-    return len(lines)
+    valid = [parse_row(r, path, i) if isinstance(r, dict) else r for i, r in enumerate(rows, 1)]
+    write_atomic(path, "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in valid))
+    return len(valid)
 
 
 def read_classes(path: str | Path) -> list[str]:

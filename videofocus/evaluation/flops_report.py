@@ -26,12 +26,6 @@ from videofocus.models.glimpse import dense_actions, skip_actions
 __all__ = ["flops_report", "format_report", "run_flops"]
 
 
-def _without_weights(cfg: Config) -> Config:
-    # Cost does not depend on weight values; the models are built on the meta device.
-    model = dataclasses.replace(cfg.model, glance_pretrained=None, local_pretrained=None)
-    return dataclasses.replace(cfg, model=model)
-
-
 def flops_report(cfg: Config) -> dict[str, Any]:
     """Per-component and per-video GMACs of the model ``cfg`` describes.
 
@@ -47,7 +41,9 @@ def flops_report(cfg: Config) -> dict[str, Any]:
     :param cfg: the run config; pretrained paths are ignored, models are built on ``meta``.
     :raises ConfigError: when the number of classes cannot be resolved.
     """
-    cfg = _without_weights(cfg)
+    # Cost does not depend on weight values; the models are built on the meta device.
+    model = dataclasses.replace(cfg.model, glance_pretrained=None, local_pretrained=None)
+    cfg = dataclasses.replace(cfg, model=model)
     num_classes = resolve_num_classes(cfg)
     size, steps = cfg.data.frame_size, cfg.data.frames
     with torch.device("meta"):
@@ -67,7 +63,6 @@ def flops_report(cfg: Config) -> dict[str, Any]:
     no_policy = dataclasses.replace(table, policy=0)
     per_video["glance_only"] = gmacs(no_policy, skip_actions(1, steps))
     per_video["dense_baseline"] = gmacs(dense_table, dense_actions(1, steps))
-    model = cfg.model
     options = [
         {
             "option": i + 1,
@@ -115,10 +110,12 @@ def format_report(report: dict[str, Any]) -> str:
     rows.append((f"dense local ({report['frame_size']} px) / frame", comp["dense_local_per_frame"]))
     t = report["frames"]
     video_rows = [
-        (f"every frame option {o['option']}", report["per_video"][f"option_{o['option']}"])
-        for o in comp["local_per_glimpse"]
+        (
+            f"every frame option {k}" + (" (default)" if k == 1 else ""),
+            report["per_video"][f"option_{k}"],
+        )
+        for k in (o["option"] for o in comp["local_per_glimpse"])
     ]
-    video_rows[0] = (video_rows[0][0] + " (default)", video_rows[0][1])
     video_rows += [
         ("glance only (no policy, no glimpse)", report["per_video"]["glance_only"]),
         ("dense baseline (whole frames, local backbone)", report["per_video"]["dense_baseline"]),

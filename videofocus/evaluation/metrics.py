@@ -11,13 +11,12 @@ group's end, so the order of tied videos never changes the result.
 
 Column ``c`` of the scores is always class ``c``. A class with no positive among the evaluated
 videos has an undefined AP (NaN per class) and is left out of the mean; the remaining classes are
-never renumbered, a renumbering that in earlier adaptive-inference code paired score columns with
-the wrong classes as soon as one class was absent from the evaluation set.
+never renumbered (that would pair score columns with the wrong classes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -123,11 +122,8 @@ def per_class_average_precision(scores: Any, targets: Any) -> np.ndarray:
     y = _positives(targets, s.shape, "targets")
     n, c = s.shape
     chunk = max(1, _AP_CHUNK_ELEMENTS // n)
-    parts: Sequence[np.ndarray] = [
-        _average_precision_columns(s[:, i : i + chunk], y[:, i : i + chunk])
-        for i in range(0, c, chunk)
-    ]
-    return np.concatenate(parts)
+    cols = [slice(i, i + chunk) for i in range(0, c, chunk)]
+    return np.concatenate([_average_precision_columns(s[:, j], y[:, j]) for j in cols])
 
 
 def mean_average_precision(scores: Any, targets: Any) -> float:

@@ -20,23 +20,11 @@ On a fresh install, with no data and no weights, :func:`run_quickstart`:
 A rerun with the same ``out`` reuses every finished stage and recomputes the evaluation, the
 labels and the pictures.
 
-The QUICK protocol (``bench policy`` runs the full one, which trains a fine-tune per method):
-
-- ``dense``, ``glance_only``: their own checkpoints (``glance_only`` trained for at most 4
-  epochs);
-- ``recurrent_ppo``: the fine-tuned checkpoint of the main run;
-- ``random``, ``centre``, ``saliency``: the warm-up network, not trained further, reading the
-  heuristic's glimpses at the option ``recurrent_ppo`` uses most (same glimpse cost);
-  ``random`` also reports ``accuracy_warmup_own_glimpses``, the warm-up model with the random
-  option-and-cell glimpses it was trained on;
-- ``ppo``: the plain-PPO policy, trained for half the timesteps, on the warm-up network (no
-  fine-tune);
-- ``differentiable``: its own stage at that same option, trained as ``bench policy`` trains it
-  (for at most :data:`QUICK_DIFFERENTIABLE_EPOCHS` epochs), evaluated with its
-  continuous centres.
-
-Every glimpse row also reports ``accuracy_warmup_net`` (its glimpses read by the shared warm-up
-network), the column where all policies are compared on equal terms.
+The QUICK protocol, how each row is obtained, is :data:`QUICK_PROTOCOL` (``bench policy`` runs
+the full one, which trains a fine-tune per method). ``random`` also reports
+``accuracy_warmup_own_glimpses``, the warm-up model with the random option-and-cell glimpses it
+was trained on; every glimpse row reports ``accuracy_warmup_net`` (its glimpses read by the
+shared warm-up network), the column where all policies are compared on equal terms.
 """
 
 from __future__ import annotations
@@ -67,13 +55,7 @@ from videofocus.train.pipeline import stage_config
 from videofocus.viz.command import render_glimpses
 from videofocus.viz.tradeoff import plot_tradeoff
 
-__all__ = [
-    "DEFAULT_CONFIG",
-    "NAMES",
-    "quickstart_config",
-    "quickstart_grid",
-    "run_quickstart",
-]
+__all__ = ["DEFAULT_CONFIG", "NAMES", "quickstart_config", "quickstart_grid", "run_quickstart"]
 
 #: The built-in config the quickstart runs by default.
 DEFAULT_CONFIG = "synthetic_tiny"
@@ -99,6 +81,7 @@ NAMES = (
     "recurrent_ppo",
 )
 
+#: How each report row is obtained, in the words of report.md.
 QUICK_PROTOCOL = (
     "`dense` and `glance_only` are their own checkpoints (`glance_only` trained for at most "
     "{glance_epochs} epochs: it stays at chance however long it trains); `recurrent_ppo` is the "
@@ -191,7 +174,7 @@ def run_quickstart(
     manifest = out / "val_videos.jsonl"
     videos = write_val_manifest(cfg, manifest)
     finetune = Path(by["recurrent_ppo"]["checkpoint"])
-    _, labels_line = label_validation(cfg, out, manifest, finetune, progress)
+    labels_line = label_validation(cfg, out, manifest, finetune, progress)
     gif = out / "glimpses.gif"
     render_glimpses(load_inference_model(finetune), videos[0], gif)
     plot = plot_tradeoff(

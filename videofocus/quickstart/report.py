@@ -19,7 +19,7 @@ from videofocus.config import Config
 from videofocus.data.manifest import read_manifest, write_manifest
 from videofocus.experiment.report import format_comparison as format_table
 from videofocus.inference.model import load_inference_model
-from videofocus.labeling.job import LabelJobOptions, LabelSummary, run_label_job
+from videofocus.labeling.job import LabelJobOptions, run_label_job
 from videofocus.labeling.results import meta_path, read_results
 from videofocus.labeling.sharding import ShardSpec
 
@@ -81,13 +81,13 @@ def write_val_manifest(cfg: Config, path: Path) -> list[Path]:
 
 def label_validation(
     cfg: Config, out: Path, manifest: Path, checkpoint: Path, progress: bool
-) -> tuple[LabelSummary, str]:
+) -> str:
     """Label the videos of ``manifest`` into ``out/labels.jsonl`` with ``checkpoint``'s model.
 
     The file is rewritten from scratch (the checkpoint may have been retrained since).
 
-    :returns: the job's summary and one Markdown line saying what it did, and how often the top
-        label is a ground-truth label of the video.
+    :returns: one Markdown line saying what the job did, and how often the top label is a
+        ground-truth label of the video.
     """
     labels = out / "labels.jsonl"
     labels.unlink(missing_ok=True)
@@ -103,12 +103,11 @@ def label_validation(
     truth = {r.id: r.labels for r in read_manifest(manifest)}
     ok = [r for r in read_results(labels) if r["status"] == "ok"]
     agree = sum(bool(truth[r["id"]]) and r["label_ids"][0] in truth[r["id"]] for r in ok)
-    line = (
+    return (
         f"`labels.jsonl`: {summary.ok} of {summary.inputs} validation videos labelled by "
         f"`{model.method}` ({summary.failed} failed), top-1 label correct on "
         f"{100 * agree / max(1, len(ok)):.1f}%, {summary.videos_per_s:.1f} videos/s."
     )
-    return summary, line
 
 
 def report_markdown(
@@ -121,10 +120,8 @@ def report_markdown(
 ) -> str:
     """The text of ``report.md``.
 
-    :param rows: the report rows.
-    :param config_name: the config's ``name``.
     :param quick_protocol: one paragraph saying how each row was obtained.
-    :param labels_line: what the label job did (see :func:`summary_text`).
+    :param labels_line: what the label job did (see :func:`label_validation`).
     :param files: the files written, relative to the output folder.
     :param seconds: wall time of the whole run.
     """
@@ -146,9 +143,7 @@ def summary_text(rows: Sequence[dict[str, Any]], files: Sequence[Path], seconds:
     return f"{format_table(rows)}\n\nwrote:\n{listing}\nin {seconds:.0f} s"
 
 
-def write_report(out: Path, rows: Sequence[dict[str, Any]], markdown: str) -> list[Path]:
-    """Write ``report.json`` (the rows) and ``report.md`` into ``out``; returns both paths."""
-    json_path, md_path = out / "report.json", out / "report.md"
-    json_path.write_text(json.dumps(list(rows), indent=2) + "\n", encoding="utf-8")
-    md_path.write_text(markdown, encoding="utf-8")
-    return [json_path, md_path]
+def write_report(out: Path, rows: Sequence[dict[str, Any]], markdown: str) -> None:
+    """Write ``report.json`` (the rows) and ``report.md`` into ``out``."""
+    (out / "report.json").write_text(json.dumps(list(rows), indent=2) + "\n", encoding="utf-8")
+    (out / "report.md").write_text(markdown, encoding="utf-8")
