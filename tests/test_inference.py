@@ -138,7 +138,7 @@ def test_clip_shape_change_and_bad_options_are_errors(net, cost) -> None:
 def test_bf16_autocast_on_cpu_runs_and_stays_close(net, cost) -> None:
     frames, actions = _clips(3, 10), _random_actions(3, 11)
     ref = AdaptiveInferencer(net, FixedPolicy(actions), cost).predict(frames)
-    options = InferenceOptions(amp="bf16", channels_last=True)
+    options = InferenceOptions(amp="bf16")
     preds = AdaptiveInferencer(net, FixedPolicy(actions), cost, options).predict(frames)
     for a, b in zip(ref, preds, strict=True):
         torch.testing.assert_close(a.logits, b.logits, atol=0.1, rtol=0.1)

@@ -273,7 +273,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-steps", type=int, default=2)
     parser.add_argument("--local-batch", type=int, help="default: 64 on the CPU, 512 on a GPU")
     parser.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off")
-    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="no effect: the encoders always run channels-last (kept for old command lines)",
+    )
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--device", help="cpu, cuda (default: the config's)")
     parser.add_argument("--no-progress", action="store_true")
@@ -287,7 +291,6 @@ def run(args: argparse.Namespace) -> int:
         chunk_steps=args.chunk_steps,
         local_batch=args.local_batch,
         amp=args.amp,
-        channels_last=args.channels_last,
         compile=args.compile,
     )
     job = LabelJobOptions(

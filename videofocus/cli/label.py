@@ -72,7 +72,7 @@ def _label_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--channels-last",
         action="store_true",
-        help="channels-last memory format for the convolutional encoders",
+        help="no effect: the encoders always run channels-last (kept for old command lines)",
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the encoders")
     p.add_argument("--topk", type=int, default=5, help="labels written per video")

@@ -59,7 +59,6 @@ class InferenceOptions:
     :param max_steps: anytime mode: use only the first ``max_steps`` steps; None: all.
     :param amp: ``off``, ``bf16`` or ``fp16`` autocast for the encoders (CUDA; ``bf16`` also
         works on CPU).
-    :param channels_last: channels-last memory format for the convolutional encoders.
     :param compile: ``torch.compile`` the encoders.
     """
 
@@ -68,7 +67,6 @@ class InferenceOptions:
     thresholds: list[float] | None = None
     max_steps: int | None = None
     amp: str = "off"
-    channels_last: bool = False
     compile: bool = False
 
     def __post_init__(self) -> None:
@@ -168,9 +166,6 @@ class AdaptiveInferencer:
         self.net = net.to(self.device).eval().requires_grad_(False)
         self.policy = policy.to(self.device).eval().requires_grad_(False)
         self.glance_fn, self.local_fn = self.net.glance, self.net.local_encoder.pooled
-        if self.options.channels_last:
-            self.net.global_encoder.to(memory_format=torch.channels_last)
-            self.net.local_encoder.to(memory_format=torch.channels_last)
         if self.options.compile:
             self.glance_fn = torch.compile(self.glance_fn, dynamic=True)
             self.local_fn = torch.compile(self.local_fn, dynamic=True)
@@ -345,8 +340,6 @@ class AdaptiveInferencer:
                 start = time.perf_counter()
                 rows_dev = rows.to(self.device)
                 crops = self.crops[k][rows_dev]
-                if self.options.channels_last:
-                    crops = crops.contiguous(memory_format=torch.channels_last)
                 with self._autocast():
                     feats = self.local_fn(crops, k)
                 self.local.index_copy_(0, rows_dev, feats.float())

@@ -51,7 +51,6 @@ def run(args: argparse.Namespace) -> int:
         thresholds=args.thresholds,
         max_steps=args.max_steps,
         amp=args.amp,
-        channels_last=args.channels_last,
         compile=args.compile,
     )
     job = LabelJobOptions(
