@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -30,7 +31,7 @@ from videofocus.experiment import (
     run_grid,
     runner,
 )
-from videofocus.experiment.grid import value_label
+from videofocus.experiment.grid import Budget, Truncate, value_label
 from videofocus.experiment.report import format_markdown, plot_rows, write_report
 from videofocus.experiment.runner import VariantFailed, evaluate_variant, run_variant, variant_rows
 
@@ -108,6 +109,9 @@ def test_bad_axis_value_names_the_axis(tmp_path, grid_error):
         ("policies: [random]\nexit_thresholds: [null, [0.9]]\n", "policies", "heuristic"),
         ("axes:\n  train.epochs: [1, 1]\n", "axes.train.epochs", "distinct"),
         ("variants:\n  - {name: recurrent_ppo}\n", "variants[0].name", "already a variant"),
+        ("exit_thresholds: [{max_steps: 0}]\n", "exit_thresholds[0].max_steps", ">= 1"),
+        ("exit_thresholds: [{max_steps: 2, of: x}]\n", "exit_thresholds[0].budget_share", "> 0"),
+        ("policies: [oracle]\nexit_thresholds: [{max_steps: 2}]\n", "policies", "heuristic"),
     ],
 )
 def test_grid_errors_name_the_grid_key(tmp_path, grid_error, text, key, words):
@@ -229,6 +233,29 @@ def test_seeds_copy_every_variant_with_its_references(tmp_path, write_grid):
     for bad in ("[1, 1]", "[]", "[true]", "[null, 1]"):
         with pytest.raises(GridError, match="seeds"):
             load_grid(write_grid(tmp_path, f"seeds: {bad}\n", name="bad.yaml"))
+
+
+def test_truncation_and_budgets_at_a_truncations_cost_parse(tmp_path, write_grid):
+    grid = load_grid(
+        write_grid(
+            tmp_path,
+            "policies: [recurrent_ppo]\n"
+            "variants:\n"
+            "  - {name: cut, exit: [{max_steps: 2}, {max_steps: 3}]}\n"
+            "  - {name: ex, exit: [{budget_share: 1, of: cut, max_steps: 2}]}\n"
+            "  - {name: best, policy: oracle, option_of: cut}\n",
+        )
+    )
+    by = {v.name: v for v in expand_grid(grid)}
+    assert by["cut"].exits == (Truncate(2), Truncate(3))
+    assert by["ex"].exits == (Budget(1.0, "cut", 2),)
+    assert by["ex"].exits[0].to_json() == {"budget_share": 1.0, "of": "cut", "max_steps": 2}
+    # a budget without max_steps keeps the JSON (and so the result key) it always had
+    assert Budget(0.5, "dense").to_json() == {"budget_share": 0.5, "of": "dense"}
+    # the oracle trains a fine-tune stage of its own on the warm-up, like the heuristics
+    oracle = dataclasses.replace(by["best"], option=2)
+    assert [p.name for p in plan_stages(oracle)] == ["warmup", "finetune_oracle_o2"]
+    assert oracle.protocol == "fine-tuned"
 
 
 def test_cli_overrides_apply_to_every_variant(tmp_path, write_grid):

@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from videofocus.benchmarks import BENCHMARKS, load_benchmark
-from videofocus.benchmarks.policy import NAMES, acceptance
+from videofocus.benchmarks.policy import NAMES, acceptance, truncation_steps
 from videofocus.cli import main
 from videofocus.data.synthetic import TargetTrack
-from videofocus.evaluation.policy_eval import target_centres
+from videofocus.evaluation.policy_eval import oracle_actions, target_centres
 from videofocus.experiment.report import format_comparison as format_table
+from videofocus.models import GlimpseOption, actions_to_glimpses
 
 T = 4
 
@@ -51,50 +52,83 @@ def test_bench_policy_end_to_end_and_rerun_reuses_stages(tmp_path, tiny_yaml, ca
     argv += ["--no-progress", "--cost-lambda", "0.5", "train.finetune_epochs=2"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    rows = json.loads(out.read_text())
-    assert [r["name"] for r in rows] == list(NAMES)
+    payload = json.loads(out.read_text())
+    rows, comparisons = payload["rows"], payload["comparisons"]
+    names = [r["name"] for r in rows]
+    assert list(dict.fromkeys(names)) == list(NAMES)
+    steps = truncation_steps(T)
+    assert [r["exit"] for r in rows if r["name"] == "recurrent_ppo_truncate"] == [
+        {"max_steps": k} for k in steps
+    ]
     for r in rows:
         assert 0.0 <= r["accuracy"] <= 1.0
         assert r["gmacs_per_video"] > 0 and r["videos_per_s"] > 0
-    by = {r["name"]: r for r in rows}
-    glimpse_rows = ("random", "centre", "saliency", "differentiable", "ppo", "recurrent_ppo")
-    for name in (*glimpse_rows, "recurrent_ppo_lambda"):
-        assert 0.0 <= by[name]["target_coverage"] <= 1.0
-        assert 0.0 <= by[name]["accuracy_warmup_net"] <= 1.0
-    # same option, hence the same cost, for the policy and the heuristics it is compared with
-    option = by["recurrent_ppo"]["option"]
-    for name in ("random", "centre", "saliency", "differentiable"):
-        assert by[name]["option"] == option
-        assert by[name]["gmacs_per_video"] <= by["dense"]["gmacs_per_video"]
-    assert by["glance_only"]["gmacs_per_video"] < by["random"]["gmacs_per_video"]
-    assert by["recurrent_ppo_lambda"]["cost_lambda"] == 0.5
-    exit_row = by["recurrent_ppo_exit"]
-    assert exit_row["gmacs_per_video"] <= by["recurrent_ppo"]["gmacs_per_video"] + 1e-9
-    assert sum(exit_row["exit_fraction"]) == pytest.approx(1.0)
-    assert "| recurrent_ppo_lambda |" in printed and "recurrent_ppo - random" in printed
+    by = {(r["name"], json.dumps(r["exit"])): r for r in rows}
+    truncated = [by[("recurrent_ppo_truncate", json.dumps({"max_steps": k}))] for k in steps]
+    full = by[("recurrent_ppo", "null")]
+    # truncation reads fewer steps: strictly cheaper with every step it drops
+    costs = [r["gmacs_per_video"] for r in truncated]
+    assert costs == sorted(costs) and costs[-1] < full["gmacs_per_video"]
+    # each calibrated exit aims at its truncation's cost (calibrated on other rows: near it)
+    for k in steps:
+        budget = {"budget_share": 1.0, "of": "recurrent_ppo_truncate", "max_steps": k}
+        ex = by[("recurrent_ppo_exit", json.dumps(budget))]
+        assert ex["budget_gmacs"] == pytest.approx(
+            _val(runs, "recurrent_ppo_truncate", {"max_steps": k})["gmacs_per_video"]
+        )
+    # the oracle looks at the target on every frame where it is visible
+    oracle = by[("oracle", "null")]
+    assert oracle["option"] == full["option"] and oracle["target_coverage"] == 1.0
+    pairs = {(c["name"], c["reference"], json.dumps(c["reference_exit"])) for c in comparisons}
+    assert ("recurrent_ppo", "random", "null") in pairs
+    assert ("recurrent_ppo", "oracle", "null") in pairs
+    for k in steps:
+        assert ("recurrent_ppo_exit", "recurrent_ppo_truncate", json.dumps({"max_steps": k})) in (
+            pairs
+        )
+    assert "recurrent_ppo - oracle" in printed and "minus" in printed
+    # a rerun trains nothing and reads the same results
+    assert main(argv) == 0
+    assert "training in" not in capsys.readouterr().err
+    again = {(r["name"], json.dumps(r["exit"])): r for r in json.loads(out.read_text())["rows"]}
+    for key, row in by.items():
+        assert again[key]["accuracy"] == row["accuracy"]
 
-    # every row is a variant of the one runner; equal stages are trained once and linked
-    variants = runs / "variants"
-    for variant in ("ppo", "recurrent_ppo_lambda"):
-        for stage in ("dense", "warmup"):
-            assert (variants / variant / stage).is_symlink()
-            assert (variants / variant / stage).resolve() == (
-                variants / "recurrent_ppo" / stage
-            ).resolve()
-        assert (variants / variant / "finetune" / "final").is_dir()
-    assert (variants / "random" / f"finetune_random_o{option}" / "final").is_dir()
-    metrics = variants / "differentiable" / "differentiable" / "metrics.jsonl"
-    assert len(metrics.read_text().splitlines()) == 2
-    assert len(list((runs / "stages").glob("dense-*"))) == 1  # one dense stage for all rows
-    assert (runs / "results.csv").is_file() and (runs / "tradeoff.png").is_file()
 
-    finals = sorted(runs.rglob("final/model.safetensors"))
-    stamps = {p: p.stat().st_mtime_ns for p in finals}
-    assert main(argv) == 0  # everything reused: no checkpoint is rewritten
-    assert {p: p.stat().st_mtime_ns for p in finals} == stamps
-    again = {r["name"]: r for r in json.loads(out.read_text())}
-    for name in ("dense", "recurrent_ppo", "differentiable", "saliency", "centre"):
-        assert again[name]["accuracy"] == by[name]["accuracy"]
+def _val(runs, name: str, exit_entry) -> dict:
+    """The validation measurements the runner recorded for ``name`` at ``exit_entry``."""
+    record = json.loads((runs / "variants" / name / "result.json").read_text())
+    entry = next(e for e in record["evaluations"] if e["exit"] == exit_entry)
+    return entry.get("val", entry)
+
+
+def test_oracle_actions_aim_at_the_target_cell():
+    track = TargetTrack("v", 64, 64, ((0, 0, 8, 8), None, (56, 56, 64, 64), (28, 28, 36, 36)))
+    options = [GlimpseOption(0.25, 16), GlimpseOption(0.5, 32)]
+    act = oracle_actions({"v": track}, options, 5, 2, 64)
+    batch = {"id": ["v"], "frame_indices": torch.tensor([[0, 1, 2, 3]])}
+    actions = act(None, batch, 4)
+    # option 2 everywhere; corner targets take the corner cells, a hidden one the centre cell
+    assert actions[0].tolist() == [[2, 0, 0], [2, 2, 2], [2, 4, 4], [2, 2, 2]]
+    boxes = glimpse_boxes_of(actions, options, 5)
+    for (x0, y0, x1, y1), box in zip(boxes, track.boxes, strict=True):
+        if box is not None:
+            cx, cy = (box[0] + box[2]) / 128, (box[1] + box[3]) / 128
+            assert x0 <= cx <= x1 and y0 <= cy <= y1
+    with pytest.raises(ValueError, match="square"):
+        oracle_actions({"w": TargetTrack("w", 64, 32, (None,))}, options, 5, 2, 32)
+    with pytest.raises(ValueError, match="option"):
+        oracle_actions({"v": track}, options, 5, 3, 64)
+
+
+def glimpse_boxes_of(actions, options, grid):
+    """Normalised ``(x0, y0, x1, y1)`` of each frame's glimpse in ``actions [1, T, 3]``."""
+    _, centres, extents = actions_to_glimpses(actions, options, grid)
+    half = extents[0] / 2
+    return [
+        (float(c[0] - h), float(c[1] - h), float(c[0] + h), float(c[1] + h))
+        for c, h in zip(centres[0], half, strict=True)
+    ]
 
 
 def test_target_centres_follow_the_clip_transform():
@@ -106,10 +140,25 @@ def test_target_centres_follow_the_clip_transform():
     assert centres[0, 2].tolist() == [(30 - 8) / 16, 14 / 16]
 
 
+def _comparison(name, reference, difference, low, reference_exit=None):
+    return {
+        "name": name,
+        "exit": None,
+        "reference": reference,
+        "reference_exit": reference_exit,
+        "difference": difference,
+        "difference_low": low,
+        "difference_high": difference + (difference - low),
+        "seeds": 3,
+        "videos": 400,
+    }
+
+
 def test_acceptance_lines_and_table():
-    def row(name, acc, gmacs, **extra):
+    def row(name, acc, gmacs, exit_entry=None, **extra):
         return {
             "name": name,
+            "exit": exit_entry,
             "accuracy": acc,
             "gmacs_per_video": gmacs,
             "videos_per_s": 1.0,
@@ -119,21 +168,58 @@ def test_acceptance_lines_and_table():
     rows = [
         row("dense", 0.90, 1.0),
         row("random", 0.60, 0.2, option=2, target_coverage=0.3),
+        row("differentiable", 0.72, 0.2, option=2, target_coverage=0.5),
         row("recurrent_ppo", 0.88, 0.2, option=2, target_coverage=0.9),
-        row("recurrent_ppo_exit", 0.87, 0.24),
-        row("recurrent_ppo_lambda", 0.87, 0.1, cost_lambda=0.2),
+        row("recurrent_ppo_truncate", 0.80, 0.1, {"max_steps": 4}),
+        row("recurrent_ppo_exit", 0.85, 0.1, {"budget_share": 1.0, "of": "x", "max_steps": 4}),
     ]
-    lines = acceptance(rows)
-    assert all(line.startswith("[pass]") for line in lines), lines
-    rows[2]["accuracy"] = 0.70
-    lines = acceptance(rows)
+    comparisons = [
+        _comparison("recurrent_ppo", "random", 0.28, 0.22),
+        _comparison("differentiable", "random", 0.12, 0.05),
+        _comparison("recurrent_ppo_exit", "recurrent_ppo_truncate", 0.05, 0.01, {"max_steps": 4}),
+        _comparison("recurrent_ppo", "oracle", -0.03, -0.06),
+    ]
+    lines = acceptance(rows, comparisons)
+    checks = [line for line in lines if not line.startswith("[info]")]
+    assert all(line.startswith("[pass]") for line in checks) and len(checks) == 4, lines
+    assert any(line.startswith("[info] recurrent_ppo - oracle: paired -3.0") for line in lines)
+    # the mean gain holds but its paired interval does not clear +10: a miss
+    comparisons[0] = _comparison("recurrent_ppo", "random", 0.28, 0.08)
+    assert acceptance(rows, comparisons)[0].startswith("[MISS]")
+    comparisons[0] = _comparison("recurrent_ppo", "random", 0.28, 0.22)
+    # differentiable covers only 1.33x random's targets
+    rows[2]["target_coverage"] = 0.4
+    assert acceptance(rows, comparisons)[2].startswith("[MISS]")
+    # an exit no better than truncation
+    comparisons[2] = _comparison(
+        "recurrent_ppo_exit", "recurrent_ppo_truncate", 0.01, -0.02, {"max_steps": 4}
+    )
+    assert acceptance(rows, comparisons)[3].startswith("[MISS]")
+    rows[3]["accuracy"] = 0.70
+    lines = acceptance(rows, comparisons)
     assert lines[0].startswith("[MISS]") and lines[1].startswith("[MISS]")
-    assert lines[2].startswith("[pass]") and len(lines) == 4  # the early-exit row still holds
     table = format_table(rows)
-    assert "| recurrent_ppo | - | 2 | 70.0% |" in table and "| dense | - | - | 90.0% |" in table
+    assert "| recurrent_ppo | - | - | 2 | 70.0% |" in table
+    assert "| recurrent_ppo_truncate | first 4 steps |" in table
+    assert "| recurrent_ppo_exit | budget: 4-step cost |" in table
     # exactly 15 points (30 of 200 videos) passes, although 0.82 - 0.67 < 0.15 in floats
-    rows[1]["accuracy"], rows[2]["accuracy"] = 134 / 200, 164 / 200
-    assert rows[2]["accuracy"] - rows[1]["accuracy"] < 0.15
-    assert acceptance(rows)[0].startswith("[pass]")
-    rows[2]["accuracy"] = 163 / 200
-    assert acceptance(rows)[0].startswith("[MISS]")
+    rows[1]["accuracy"], rows[3]["accuracy"] = 134 / 200, 164 / 200
+    assert rows[3]["accuracy"] - rows[1]["accuracy"] < 0.15
+    assert acceptance(rows, comparisons)[0].startswith("[pass]")
+    rows[3]["accuracy"] = 163 / 200
+    assert acceptance(rows, comparisons)[0].startswith("[MISS]")
+
+
+def test_table_shows_the_seed_interval():
+    row = {
+        "name": "recurrent_ppo",
+        "exit": None,
+        "accuracy": 0.85,
+        "accuracy_std": 0.01,
+        "accuracy_low": 0.825,
+        "accuracy_high": 0.875,
+        "seeds": 3,
+        "gmacs_per_video": 0.08,
+        "videos_per_s": 100.0,
+    }
+    assert "| 85.0% ± 1.0 [82.5, 87.5] |" in format_table([row])

@@ -54,7 +54,7 @@ def _probabilities(cfg, final: Path, manifest: Path) -> torch.Tensor:
     with torch.no_grad():
         for batch in build_eval_loader(cfg, CLASSES, manifest, batch_size=4):
             frames = frames_to_input(batch["frames"], torch.device("cpu"))
-            actions = stage.actions(model, batch["index"], frames.shape[1], 0, False)
+            actions = stage.actions(model, batch, frames.shape[1], 0, False)
             probs.append(model(frames, actions).logits[:, -1].softmax(-1))
     return torch.cat(probs)
 

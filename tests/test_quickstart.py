@@ -103,7 +103,7 @@ def test_quickstart_writes_every_row_and_file_and_reuses_stages(tmp_path, tiny_y
     right = sum(r["label_ids"][0] == truth[r["id"]] for r in labels)
     assert right / val == pytest.approx(by["recurrent_ppo"]["accuracy"])
     report = (out / "report.md").read_text()
-    assert "| method | protocol |" in report and "## How to read this" in report
+    assert "| method | exit | protocol |" in report and "## How to read this" in report
     for name in NAMES:
         assert f"| {name} |" in report and f"| {name} |" in printed
     assert "glimpses.gif" in printed and "labels.jsonl" in printed

@@ -11,6 +11,7 @@ stage               model                                                       
 ``dense``           the dense baseline (whole frames at full resolution)            dense
 ``glance_only``     ``FocusNet``, every frame skipped                               glance_only
 ``finetune_<h>``    the warm-up network fine-tuned on heuristic ``h``'s glimpses    ``h``
+                    (``h`` = ``oracle``: a plain ``FocusNet``, given its glimpses)
 ==================  ==============================================================  ==========
 
 A folder needs nothing outside itself: its ``meta.json`` holds the config, the class names and
@@ -46,7 +47,7 @@ from videofocus.artifacts.learned_policy import (
 from videofocus.config import Config, config_from_dict, config_to_dict, load_config
 from videofocus.models import FocusNet
 from videofocus.policy.focusnet import PolicyFocusNet
-from videofocus.policy.heuristics import create_policy
+from videofocus.policy.heuristics import ORACLE, create_policy
 
 __all__ = ["STAGE_METHODS", "LoadedModel", "class_names_or_placeholders", "load_model"]
 
@@ -89,7 +90,7 @@ class LoadedModel:
         policy = self.meta.policy or {}
         if "algo" in policy or "heuristic" in policy:
             return str(policy.get("algo") or policy["heuristic"])
-        return STAGE_METHODS[self.meta.stage]
+        return ORACLE if _oracle_stage(self.meta.stage) else STAGE_METHODS[self.meta.stage]
 
 
 def class_names_or_placeholders(
@@ -156,12 +157,17 @@ def _build(cfg: Config, path: Path, ckpt: Checkpoint) -> FocusNet:
         model = build_differentiable_focusnet(_trained_option(cfg, meta), n)
     elif meta.stage == "dense":
         model = build_dense_baseline(cfg, n)
-    elif meta.stage in ("warmup", "glance_only"):
+    elif meta.stage in ("warmup", "glance_only") or _oracle_stage(meta.stage):
         model = build_focusnet(cfg, n)
     else:
         raise CheckpointError(f"{path / META_FILE}: unknown stage {meta.stage!r}")
     load_model_state(model, ckpt.model, path)
     return model
+
+
+def _oracle_stage(stage: str) -> bool:
+    """Whether ``stage`` is the oracle's fine-tune (``finetune_oracle_o<k>``)."""
+    return stage.startswith(f"finetune_{ORACLE}_")
 
 
 def _trained_option(cfg: Config, meta: CheckpointMeta) -> Config:

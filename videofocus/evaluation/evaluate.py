@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from videofocus.artifacts.load import load_model
 from videofocus.config import Config
@@ -40,6 +41,7 @@ from videofocus.models import FocusNet
 from videofocus.models.cost import CostTable
 from videofocus.models.glimpse import dense_actions, random_glimpse_actions, skip_actions
 from videofocus.policy.focusnet import policy_chooses
+from videofocus.policy.heuristics import ORACLE
 from videofocus.runtime import autocast_for, select_device
 
 __all__ = [
@@ -54,8 +56,9 @@ __all__ = [
 #: What ``top1`` / ``top5`` count, stated in every evaluation result (multi-label data).
 TOPK_CONVENTION = "hit@k: a video counts when any of its labels is among the k top classes"
 
-#: ``actions(model, sample_ids, steps) -> [B, T, 3]``: the glimpses an evaluation takes.
-Actions = Callable[[FocusNet, torch.Tensor, int], torch.Tensor]
+#: ``actions(model, batch, steps) -> [B, T, 3]``: the glimpses an evaluation takes, given the
+#: loader's batch (its ``index``; ``id`` and ``frame_indices`` for the oracle).
+Actions = Callable[[FocusNet, dict[str, Any], int], torch.Tensor]
 
 
 def stage_actions(stage: str, cfg: Config | None = None) -> Actions:
@@ -68,14 +71,19 @@ def stage_actions(stage: str, cfg: Config | None = None) -> Actions:
             raise ValueError("the warm-up's evaluation glimpses need the run config")
         seed, skip_rate = cfg.train.seed, cfg.train.warmup_skip_rate
         # epoch -1: the same random glimpses at every evaluation, as in the warm-up's validation
-        return lambda m, ids, t: random_glimpse_actions(
-            m.num_options, m.grid, ids, t, seed, -1, skip_rate=skip_rate
+        return lambda m, batch, t: random_glimpse_actions(
+            m.num_options, m.grid, batch["index"], t, seed, -1, skip_rate=skip_rate
         )
     if stage == "dense":
-        return lambda m, ids, t: dense_actions(len(ids), t)
+        return lambda m, batch, t: dense_actions(len(batch["index"]), t)
     if stage == "glance_only":
-        return lambda m, ids, t: skip_actions(len(ids), t)
-    return lambda m, ids, t: policy_chooses(len(ids), t)  # the model's own policy
+        return lambda m, batch, t: skip_actions(len(batch["index"]), t)
+    if stage.startswith(f"finetune_{ORACLE}_"):
+        raise ValueError(
+            f"a {stage} checkpoint takes its glimpses from the target tracks: evaluate it with "
+            "the experiment runner (bench policy, ablate), which gives them"
+        )
+    return lambda m, batch, t: policy_chooses(len(batch["index"]), t)  # the model's own policy
 
 
 @torch.no_grad()
@@ -103,7 +111,7 @@ def evaluate_model(
         frames = frames_to_input(batch["frames"], device)
         _sync(device)
         t0 = time.perf_counter()
-        taken = actions(model, batch["index"], frames.shape[1]).to(device)
+        taken = actions(model, batch, frames.shape[1]).to(device)
         with autocast_for(device, amp):
             out = model(frames, taken)
         _sync(device)
@@ -111,19 +119,18 @@ def evaluate_model(
         logits.append(out.logits[:, -1].float().cpu())
         targets.append(batch["target"])  # multi-hot: every label of the row
         index.append(batch["index"])
-        gmacs.append(cost.usage_from_actions(_taken(out.option_index).cpu()))
+        # the options taken as actions (-1, skipped -> option 0; cells 0: cost ignores position)
+        gmacs.append(cost.usage_from_actions(F.pad(out.option_index.cpu()[..., None] + 1, (0, 2))))
     seconds = time.perf_counter() - start
     if not targets:
         raise RuntimeError("no video of the evaluation set could be decoded")
     scores, multi_hot = torch.cat(logits), torch.cat(targets)
-    acc = topk_accuracy(scores, multi_hot, ks=(1, 5))  # hit@k
     n = len(multi_hot)
     hits = multi_hot.gather(1, scores.argmax(dim=1, keepdim=True)).squeeze(1) > 0
     return {
         "videos": n,
         **_per_video(torch.cat(index).tolist(), hits.tolist()),
-        "top1": acc["top1"],
-        "top5": acc["top5"],
+        **topk_accuracy(scores, multi_hot, ks=(1, 5)),  # top1, top5 as hit@k
         "map": mean_average_precision(scores.softmax(-1), multi_hot),
         "gmacs_per_video": float(torch.cat(gmacs).mean()),
         "videos_per_s": n / seconds,
@@ -148,13 +155,12 @@ def evaluate_checkpoint(
     model = loaded.net.to(device)
     loader = build_eval_loader(cfg, loaded.meta.num_classes, manifest, batch_size)
     actions = stage_actions(loaded.stage, cfg)
-    result = evaluate_model(model, actions, loader, device, cfg.data.frame_size, cfg.train.amp)
     return {
         "checkpoint": str(checkpoint),
         "stage": loaded.stage,
         "method": loaded.method,
         "topk": TOPK_CONVENTION,
-        **result,
+        **evaluate_model(model, actions, loader, device, cfg.data.frame_size, cfg.train.amp),
     }
 
 
@@ -193,14 +199,12 @@ def evaluate_adaptive(
         gmacs.append(p.gmacs)
         exits.append(p.exit_step)
         probs.append(p.logits.softmax(-1))
-        positives = torch.tensor(labels, dtype=torch.long)
-        targets.append(torch.zeros_like(p.logits).index_fill_(0, positives, 1.0))
+        targets.append(torch.zeros_like(p.logits).index_fill_(0, torch.tensor(labels).long(), 1))
     seconds = time.perf_counter() - start
     n = len(correct)
     if n == 0:
         raise RuntimeError("no video of the evaluation set could be decoded")
     multi_hot = torch.stack(targets)
-    steps = max(exits) + 1
     return {
         "method": model.method,
         "videos": n,
@@ -211,7 +215,7 @@ def evaluate_adaptive(
         "gmacs_per_video": sum(gmacs) / n,
         "videos_per_s": n / seconds,
         "exit_thresholds": thresholds,
-        "exit_fraction": [exits.count(s) / n for s in range(steps)],
+        "exit_fraction": [exits.count(s) / n for s in range(max(exits) + 1)],
     }
 
 
@@ -223,12 +227,6 @@ def _per_video(index: list[int], correct: list[bool]) -> dict[str, list[int]]:
         "video_index": [int(index[i]) for i in order],
         "video_correct": [int(correct[i]) for i in order],
     }
-
-
-def _taken(option_index: torch.Tensor) -> torch.Tensor:
-    """Actions ``[B, T, 3]`` with the options a pass took (cells 0: cost ignores position)."""
-    option = option_index + 1  # -1 (skipped) -> option 0
-    return torch.stack([option, torch.zeros_like(option), torch.zeros_like(option)], dim=-1)
 
 
 def _sync(device: torch.device) -> None:

@@ -6,7 +6,9 @@ policy``, ``videofocus quickstart``, ``videofocus ablate``):
 own policy) and :func:`glimpse_statistics` (target coverage against the synthetic generator's
 tracks, :func:`target_centres`; skip rate; glimpses per option, whose most used one
 :func:`dominant_option` names); :func:`evaluate_budgeted_exit` does the same with early exit under
-a GMACs budget. Training the variants they compare is :mod:`videofocus.train.variants`.
+a GMACs budget. :func:`oracle_actions` are the glimpses of the ``oracle`` row: centred on the
+target itself, the upper bound of aiming at one option's cost. Training the variants they compare
+is :mod:`videofocus.train.variants`.
 """
 
 from __future__ import annotations
@@ -20,29 +22,35 @@ import torch
 from videofocus.config import Config
 from videofocus.data.loaders import build_eval_loader, evaluation_rows, frames_to_input
 from videofocus.data.synthetic import TargetTrack
-from videofocus.evaluation.evaluate import evaluate_adaptive, evaluate_model, stage_actions
+from videofocus.evaluation.evaluate import (
+    Actions,
+    evaluate_adaptive,
+    evaluate_model,
+    stage_actions,
+)
 from videofocus.inference.inferencer import InferenceOptions
 from videofocus.inference.model import calibrate_budget, load_inference_model
-from videofocus.models import FocusNet, actions_to_glimpses, normalised_extents
+from videofocus.models import FocusNet, GlimpseOption, actions_to_glimpses, normalised_extents
+from videofocus.models.glimpse import grid_centres
 from videofocus.policy.differentiable import DifferentiableFocusNet
 from videofocus.policy.focusnet import PolicyFocusNet
+from videofocus.policy.heuristics import ORACLE
 from videofocus.runtime import select_device
 
 __all__ = [
+    "ORACLE",
     "dominant_option",
     "evaluate_budgeted_exit",
     "evaluate_glimpse_model",
     "glimpse_geometry",
     "glimpse_statistics",
+    "oracle_actions",
     "target_centres",
 ]
 
 
 #: Evaluation actions of every glimpse model here: "the model's own policy chooses".
 _CHOOSE = stage_actions("finetune")
-
-
-# ---------------------------------------------------------------------------------- evaluation
 
 
 def target_centres(
@@ -56,8 +64,7 @@ def target_centres(
     Clips are decoded with short side ``frame_size`` and centre-cropped to a square (the
     evaluation transform), so a box in video pixels is scaled and shifted the same way.
     """
-    b, t = frame_indices.shape
-    out = torch.full((b, t, 2), float("nan"))
+    out = torch.full((*frame_indices.shape, 2), float("nan"))
     for i, vid in enumerate(ids):
         track = tracks[vid]
         scale = frame_size / min(track.width, track.height)
@@ -72,11 +79,46 @@ def target_centres(
     return out
 
 
+def oracle_actions(
+    tracks: dict[str, TargetTrack],
+    options: list[GlimpseOption] | tuple[GlimpseOption, ...],
+    grid: int,
+    option: int,
+    frame_size: int,
+) -> Actions:
+    """The oracle's glimpses: option ``option`` at the cell whose glimpse centre lies nearest to
+    the target's centre on every frame (the centre cell where the target is hidden), read from
+    the synthetic generator's tracks: the upper bound of aiming at that option's cost.
+
+    Clips must come out of the loader uncropped, so the videos must be square (a random training
+    crop of a wider frame would move the target by an unknown offset).
+    """
+    if not 1 <= option <= len(options):
+        raise ValueError(f"option must be in [1, {len(options)}], got {option}")
+    wide = sorted(v for v, t in tracks.items() if t.width != t.height)
+    if wide:
+        raise ValueError(f"the oracle needs square videos; {wide[0]} is not")
+    diagonal = torch.arange(grid).unsqueeze(1).expand(grid, 2)
+    centres = grid_centres(diagonal, grid, options[option - 1].extent)[:, 0]  # [G], per axis
+
+    def act(model: FocusNet, batch: dict[str, Any], steps: int) -> torch.Tensor:
+        target = target_centres(tracks, list(batch["id"]), batch["frame_indices"], frame_size)
+        cells = (target[..., None] - centres).abs().argmin(dim=-1)  # [B, T, 2]: (x, y)
+        cells = torch.where(target.isnan(), grid // 2, cells)
+        return torch.cat([torch.full_like(cells[..., :1], option), cells], dim=-1)
+
+    return act
+
+
 def glimpse_geometry(
-    model: FocusNet, frames: torch.Tensor
+    model: FocusNet, frames: torch.Tensor, actions: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``option_index [B, T]`` (-1: skipped), centres ``[B, T, 2]`` and extents ``[B, T]`` of the
-    glimpses ``model``'s own policy takes on normalised frames ``[B, T, 3, H, W]``."""
+    glimpses ``model``'s own policy takes on normalised frames ``[B, T, 3, H, W]`` (or of the
+    given ``actions [B, T, 3]``)."""
+    h, w = frames.shape[-2:]
+    if actions is not None:
+        return actions_to_glimpses(actions, model.options, model.grid, aspect=w / h)
     glance = model.glance(frames)
     if isinstance(model, DifferentiableFocusNet):
         centres = model.policy.centres(glance.maps)
@@ -85,15 +127,19 @@ def glimpse_geometry(
         return option, centres, torch.full((b, t), model.policy.extent, device=centres.device)
     if not isinstance(model, PolicyFocusNet):
         raise TypeError(f"{type(model).__name__} has no policy of its own")
-    h, w = frames.shape[-2:]
     return actions_to_glimpses(model.choose(glance), model.options, model.grid, aspect=w / h)
 
 
 @torch.no_grad()
 def glimpse_statistics(
-    model: FocusNet, loader, device: torch.device, tracks: dict[str, TargetTrack] | None
+    model: FocusNet,
+    loader,
+    device: torch.device,
+    tracks: dict[str, TargetTrack] | None,
+    actions: Actions | None = None,
 ) -> dict[str, Any]:
-    """Target coverage, skip rate and glimpses per option of ``model``'s policy over ``loader``.
+    """Target coverage, skip rate and glimpses per option of ``model``'s policy (or of
+    ``actions``) over ``loader``.
 
     :returns: ``target_coverage`` (None without target tracks), ``skip_rate`` and
         ``option_counts`` (glimpses per action option ``1..K``).
@@ -105,7 +151,8 @@ def glimpse_statistics(
         if batch is None:
             continue
         frames = frames_to_input(batch["frames"], device)
-        option, centres, extents = (x.cpu() for x in glimpse_geometry(model, frames))
+        given = None if actions is None else actions(model, batch, frames.shape[1]).to(device)
+        option, centres, extents = (x.cpu() for x in glimpse_geometry(model, frames, given))
         looked = option >= 0
         counts += torch.bincount(option[looked], minlength=model.num_options)
         frames_seen += option.numel()
@@ -127,22 +174,27 @@ def glimpse_statistics(
 
 
 def evaluate_glimpse_model(
-    cfg: Config, model: FocusNet, tracks: dict[str, TargetTrack] | None
+    cfg: Config,
+    model: FocusNet,
+    tracks: dict[str, TargetTrack] | None,
+    actions: Actions | None = None,
 ) -> dict[str, Any]:
-    """Accuracy, GMACs/video, videos/s and glimpse statistics of a model with its own policy."""
+    """Accuracy, GMACs/video, videos/s and glimpse statistics of a model with its own policy
+    (or with the given ``actions``, e.g. :func:`oracle_actions`)."""
     device = select_device(cfg.train.device)
     model = model.to(device)
     loader = build_eval_loader(cfg, model.aggregator.num_classes)
     torch.manual_seed(cfg.train.seed)  # the random heuristic's glimpses, the same every run
-    result = evaluate_model(model, _CHOOSE, loader, device, cfg.data.frame_size, cfg.train.amp)
+    chosen = actions or _CHOOSE
+    result = evaluate_model(model, chosen, loader, device, cfg.data.frame_size, cfg.train.amp)
     torch.manual_seed(cfg.train.seed)
-    return {**result, **glimpse_statistics(model, loader, device, tracks)}
+    return {**result, **glimpse_statistics(model, loader, device, tracks, actions)}
 
 
 def dominant_option(stats: dict[str, Any]) -> int:
     """The action option (``1..K``) a policy glimpsed with most often (1 if it never looked)."""
     counts = stats["option_counts"]
-    return max(range(len(counts)), key=lambda k: counts[k]) + 1
+    return max(range(len(counts)), key=counts.__getitem__) + 1
 
 
 def evaluate_budgeted_exit(
@@ -156,7 +208,7 @@ def evaluate_budgeted_exit(
     :param budget: GMACs per video the calibration aims at.
     :returns: the per-step thresholds (``[0.0]``, every video exiting at its first step, when
         the budget is below that) and the evaluation of
-        :func:`~videofocus.inference.model.evaluate_adaptive` under them.
+        :func:`~videofocus.evaluation.evaluate.evaluate_adaptive` under them.
     """
     model = load_inference_model(finetune_dir, cfg)
     train_rows = evaluation_rows(cfg, "train")

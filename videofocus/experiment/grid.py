@@ -26,7 +26,10 @@ heuristic policy read by the shared warm-up network instead of a model fine-tune
 glimpses) and ``exit`` (its own list of exit entries instead of ``exit_thresholds``). An exit
 entry is ``null`` (no early exit), a list of thresholds (one, or one per frame), or
 ``{budget_share: S, of: NAME}``: thresholds calibrated on the training rows for S times the GMACs
-per video of the earlier variant NAME (default: the variant itself, without early exit).
+per video of the earlier variant NAME (default: the variant itself, without early exit; with
+``max_steps: K`` as well: of that variant truncated at K steps, so that the calibrated exit and
+the truncation cost the same), or ``{max_steps: K}``: every video stops after its first K steps
+(the fixed truncation a calibrated exit must beat).
 
 With ``seeds``, every variant is trained and evaluated once per seed (``train.seed`` and
 ``policy.seed`` set to it; the data stay the same, so every seed is tested on the same videos),
@@ -61,6 +64,7 @@ from videofocus.config import (
 # The config loader's YAML reader: YAML 1.2 scalars (`1e-3` is a float, `off` a string) and no
 # silently repeated keys, so a grid reads exactly like the config files it varies.
 from videofocus.config.loader import parse_yaml
+from videofocus.evaluation.policy_eval import ORACLE
 from videofocus.policy.algorithms import list_algorithms
 
 __all__ = [
@@ -74,6 +78,7 @@ __all__ = [
     "Budget",
     "ExitEntry",
     "ExplicitVariant",
+    "Truncate",
     "Grid",
     "GridError",
     "Variant",
@@ -92,11 +97,12 @@ LEARNED = tuple(list_algorithms())
 HEURISTICS = ("random", "centre", "saliency")
 BASELINES = ("dense", "glance_only")
 DIFFERENTIABLE = "differentiable"
-#: Every policy a grid may name, in the order tables list them.
-POLICIES = (*LEARNED, *HEURISTICS, DIFFERENTIABLE, *BASELINES)
+#: Every policy a grid may name, in the order tables list them (``oracle``: glimpses centred on
+#: the target, from the synthetic generator's tracks).
+POLICIES = (*LEARNED, *HEURISTICS, ORACLE, DIFFERENTIABLE, *BASELINES)
 #: Policies that glimpse at one fixed option (set by ``policy.option``, ``option`` or
 #: ``option_of``).
-ONE_OPTION = (*HEURISTICS, DIFFERENTIABLE)
+ONE_OPTION = (*HEURISTICS, ORACLE, DIFFERENTIABLE)
 #: Axis pseudo-key: the glimpse option (1..K) of heuristic policies.
 OPTION_KEY = "policy.option"
 
@@ -111,7 +117,7 @@ _TOP_KEYS = (
     "reference",
 )
 _VARIANT_KEYS = ("name", "overrides", "policy", "option", "option_of", "finetune", "exit")
-_BUDGET_KEYS = ("budget_share", "of")
+_BUDGET_KEYS = ("budget_share", "of", "max_steps")
 # Keys the grid sets itself: varying them by hand would fight the runner.
 _RESERVED = {
     "name": "variants are named by the grid",
@@ -132,14 +138,29 @@ class Budget:
 
     share: float
     of: str | None = None  # the earlier variant whose cost it is a share of; None: itself
+    max_steps: int | None = None  # of that variant's run truncated at this many steps
 
     def to_json(self) -> dict[str, Any]:
         """The entry as the grid file spells it."""
-        return {"budget_share": self.share, "of": self.of}
+        out: dict[str, Any] = {"budget_share": self.share, "of": self.of}
+        if self.max_steps is not None:
+            out["max_steps"] = self.max_steps
+        return out
 
 
-#: One exit entry: None (no early exit), thresholds, or a :class:`Budget`.
-ExitEntry = list[float] | Budget | None
+@dataclass(frozen=True)
+class Truncate:
+    """An exit entry: every video stops after its first ``max_steps`` steps (anytime mode)."""
+
+    max_steps: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as the grid file spells it."""
+        return {"max_steps": self.max_steps}
+
+
+#: One exit entry: None (no early exit), thresholds, a :class:`Budget` or a :class:`Truncate`.
+ExitEntry = list[float] | Budget | Truncate | None
 
 
 @dataclass(frozen=True)
@@ -168,6 +189,9 @@ class Grid:
     exit_thresholds: tuple[ExitEntry, ...]
     seeds: tuple[int | None, ...] = (None,)  # None: the config's own seeds, no name suffix
     reference: str | None = None  # the method paired comparisons subtract; None: the first
+    #: further paired comparisons: (method, exit, reference method, reference exit), exits as
+    #: the grid spells them (None: without early exit)
+    pairs: tuple[tuple[str, Any, str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -202,10 +226,36 @@ def _error(path: Path, key: str | None, message: str) -> GridError:
     return GridError(str(path), key, message)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _str_list(path: Path, key: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise _error(path, key, f"expected a list of strings, got {value!r}")
     return tuple(value)
+
+
+def _check_keys(path: Path, where: str, mapping: dict[str, Any], valid: Sequence[str]) -> None:
+    for key in mapping:
+        if key not in valid:
+            raise _error(path, f"{where}.{key}", f"unknown key (valid: {', '.join(valid)})")
+
+
+def _check_policy(path: Path, where: str, policy: Any) -> None:
+    if policy not in POLICIES:
+        raise _error(path, where, f"unknown policy {policy!r}; choose from {list(POLICIES)}")
+
+
+def _name_or_none(path: Path, where: str, value: Any) -> str | None:
+    """A reference to a variant by name (or None)."""
+    if value is not None and not isinstance(value, str):
+        raise _error(path, where, f"expected a variant name, got {value!r}")
+    return value
 
 
 def _check_reserved(path: Path, where: str, key: str) -> None:
@@ -222,16 +272,17 @@ def _overrides(path: Path, where: str, value: Any) -> tuple[str, ...]:
     return overrides
 
 
-def _parse_budget(path: Path, key: str, entry: dict[str, Any]) -> Budget:
-    for k in entry:
-        if k not in _BUDGET_KEYS:
-            raise _error(path, f"{key}.{k}", f"unknown key (valid: {', '.join(_BUDGET_KEYS)})")
-    share, of = entry.get("budget_share"), entry.get("of")
-    if not isinstance(share, (int, float)) or isinstance(share, bool) or share <= 0:
+def _parse_budget(path: Path, key: str, entry: dict[str, Any]) -> Budget | Truncate:
+    _check_keys(path, key, entry, _BUDGET_KEYS)
+    steps = entry.get("max_steps")
+    if steps is not None and (not _is_int(steps) or steps < 1):
+        raise _error(path, f"{key}.max_steps", f"expected an integer >= 1, got {steps!r}")
+    if set(entry) == {"max_steps"}:
+        return Truncate(steps)
+    share = entry.get("budget_share")
+    if not _is_number(share) or share <= 0:
         raise _error(path, f"{key}.budget_share", f"expected a number > 0, got {share!r}")
-    if of is not None and not isinstance(of, str):
-        raise _error(path, f"{key}.of", f"expected a variant name, got {of!r}")
-    return Budget(float(share), of)
+    return Budget(float(share), _name_or_none(path, f"{key}.of", entry.get("of")), steps)
 
 
 def _parse_thresholds(
@@ -242,26 +293,24 @@ def _parse_thresholds(
     entries: list[ExitEntry] = []
     for i, entry in enumerate(value):
         key = f"{where}[{i}]"
-        if entry is None or isinstance(entry, dict):
-            parsed = None if entry is None else _parse_budget(path, key, entry)
-            if parsed in entries:
-                raise _error(path, key, f"repeats {entry!r}")
-            entries.append(parsed)
-            continue
-        numbers = isinstance(entry, list) and entry
-        if not numbers or not all(
-            isinstance(t, (int, float)) and not isinstance(t, bool) and t >= 0 for t in entry
-        ):
+        parsed: ExitEntry
+        if entry is None:
+            parsed = None
+        elif isinstance(entry, dict):
+            parsed = _parse_budget(path, key, entry)
+        elif isinstance(entry, list) and entry and all(_is_number(t) and t >= 0 for t in entry):
+            parsed = [float(t) for t in entry]
+        else:
             raise _error(
                 path,
                 key,
-                f"expected null, {{budget_share: S}} or a non-empty list of numbers >= 0, "
+                f"expected null, {{budget_share: S}}, {{max_steps: K}} or a non-empty list of "
+                "numbers >= 0, "
                 f"got {entry!r}",
             )
-        thresholds = [float(t) for t in entry]
-        if thresholds in entries:
+        if parsed in entries:
             raise _error(path, key, f"repeats {entry!r}")
-        entries.append(thresholds)
+        entries.append(parsed)
     return tuple(entries)
 
 
@@ -300,18 +349,14 @@ def load_grid(path: str | Path) -> Grid:
     if not policies:
         raise _error(path, "policies", "needs at least one policy")
     for i, policy in enumerate(policies):
-        if policy not in POLICIES:
-            raise _error(
-                path, f"policies[{i}]", f"unknown policy {policy!r}; choose from {list(POLICIES)}"
-            )
+        _check_policy(path, f"policies[{i}]", policy)
     if len(set(policies)) < len(policies):
         raise _error(path, "policies", f"lists a policy twice: {list(policies)}")
 
-    axes_data = data.get("axes", {}) or {}
-    if not isinstance(axes_data, dict):
-        raise _error(path, "axes", f"expected a mapping of dotted keys to lists, got {axes_data!r}")
-    axes: dict[str, list[Any]] = {}
-    for key, values in axes_data.items():
+    axes = data.get("axes", {}) or {}
+    if not isinstance(axes, dict):
+        raise _error(path, "axes", f"expected a mapping of dotted keys to lists, got {axes!r}")
+    for key, values in axes.items():
         where = f"axes.{key}"
         if not isinstance(key, str) or not key:
             raise _error(path, "axes", f"axis keys are dotted config keys, got {key!r}")
@@ -320,65 +365,49 @@ def load_grid(path: str | Path) -> Grid:
             raise _error(path, where, "exit settings are evaluation-only: use exit_thresholds:")
         if not isinstance(values, list) or not values:
             raise _error(path, where, f"expected a non-empty list of values, got {values!r}")
-        if key == OPTION_KEY and not all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values
-        ):
+        if key == OPTION_KEY and not all(_is_int(v) and v >= 1 for v in values):
             raise _error(path, where, f"glimpse options are integers >= 1, got {values!r}")
         labels = [value_label(v) for v in values]
         if len(set(labels)) < len(labels):
             raise _error(path, where, f"values must be distinct, got {values!r}")
-        axes[key] = values
 
     explicit: list[ExplicitVariant] = []
-    variants_data = data.get("variants", []) or []
-    if not isinstance(variants_data, list):
-        raise _error(path, "variants", f"expected a list of mappings, got {variants_data!r}")
-    for i, item in enumerate(variants_data):
+    variants = data.get("variants", []) or []
+    if not isinstance(variants, list):
+        raise _error(path, "variants", f"expected a list of mappings, got {variants!r}")
+    for i, item in enumerate(variants):
         where = f"variants[{i}]"
         if not isinstance(item, dict):
             raise _error(path, where, f"expected a mapping with name/overrides, got {item!r}")
-        for key in item:
-            if key not in _VARIANT_KEYS:
-                raise _error(
-                    path, f"{where}.{key}", f"unknown key (valid: {', '.join(_VARIANT_KEYS)})"
-                )
+        _check_keys(path, where, item, _VARIANT_KEYS)
         name = item.get("name")
         if not isinstance(name, str) or not _NAME.match(name):
             raise _error(
                 path, f"{where}.name", f"needs a folder-safe name ([A-Za-z0-9._=+-]), got {name!r}"
             )
         policy = item.get("policy")
-        if policy is not None and policy not in POLICIES:
-            raise _error(
-                path, f"{where}.policy", f"unknown policy {policy!r}; choose from {list(POLICIES)}"
-            )
+        if policy is not None:
+            _check_policy(path, f"{where}.policy", policy)
         overrides = _overrides(path, f"{where}.overrides", item.get("overrides", []))
-        option, option_of = item.get("option"), item.get("option_of")
-        if option is not None and (not isinstance(option, int) or isinstance(option, bool)):
+        option = item.get("option")
+        if option is not None and not _is_int(option):
             raise _error(path, f"{where}.option", f"expected an integer >= 1, got {option!r}")
-        if option_of is not None and not isinstance(option_of, str):
-            raise _error(path, f"{where}.option_of", f"expected a variant name, got {option_of!r}")
+        option_of = _name_or_none(path, f"{where}.option_of", item.get("option_of"))
         finetune = item.get("finetune", True)
         if not isinstance(finetune, bool):
             raise _error(path, f"{where}.finetune", f"expected true or false, got {finetune!r}")
         exits = item.get("exit")
+        if exits is not None:
+            exits = _parse_thresholds(path, exits, f"{where}.exit")
         explicit.append(
-            ExplicitVariant(
-                name,
-                overrides,
-                policy,
-                option,
-                option_of,
-                finetune,
-                None if exits is None else _parse_thresholds(path, exits, f"{where}.exit"),
-            )
+            ExplicitVariant(name, overrides, policy, option, option_of, finetune, exits)
         )
 
     seeds = data.get("seeds", [None])
     if (
         not isinstance(seeds, list)
         or not seeds
-        or not all(s is None or (isinstance(s, int) and not isinstance(s, bool)) for s in seeds)
+        or not all(s is None or _is_int(s) for s in seeds)
         or len(set(seeds)) < len(seeds)
         or (None in seeds and len(seeds) > 1)
     ):
@@ -388,18 +417,12 @@ def load_grid(path: str | Path) -> Grid:
         base=base_path,
         overrides=_overrides(path, "overrides", data.get("overrides", [])),
         policies=policies,
-        axes=axes,
+        axes=dict(axes),
         variants=tuple(explicit),
         exit_thresholds=_parse_thresholds(path, data.get("exit_thresholds", [None])),
         seeds=tuple(seeds),
-        reference=_reference(path, data.get("reference")),
+        reference=_name_or_none(path, "reference", data.get("reference")),
     )
-
-
-def _reference(path: Path, value: Any) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise _error(path, "reference", f"expected a variant name, got {value!r}")
-    return value
 
 
 # -------------------------------------------------------------------------------------- naming
@@ -480,14 +503,25 @@ def _check_axes(grid: Grid, base: Config) -> None:
                 raise _error(grid.path, f"axes.{key}", detail) from None
 
 
-def _build(
-    grid: Grid, overrides: Sequence[str], name: str, where: str, exits: Sequence[ExitEntry]
-) -> Config:
+def _load(grid: Grid, overrides: Sequence[str], where: str, prefix: str = "") -> Config:
+    """The base config with ``overrides``, a failure named after the grid key ``where``."""
     try:
-        cfg = load_config(grid.base, list(overrides))
+        return load_config(grid.base, list(overrides))
     except ConfigError as err:
         detail = ": ".join(p for p in (err.source, err.key, err.message) if p)
-        raise _error(grid.path, where, f"variant {name!r}: {detail}") from None
+        raise _error(grid.path, where, prefix + detail) from None
+
+
+def _build(
+    grid: Grid,
+    overrides: Sequence[str],
+    policy: str,
+    name: str,
+    where: str,
+    exits: Sequence[ExitEntry],
+) -> Config:
+    algo = [f"policy.algo={policy}"] if policy in LEARNED else []
+    cfg = _load(grid, [*overrides, *algo], where, f"variant {name!r}: ")
     for i, thresholds in enumerate(exits):
         if isinstance(thresholds, list) and len(thresholds) not in (1, cfg.data.frames):
             raise _error(
@@ -547,16 +581,12 @@ def expand_grid(grid: Grid, overrides: Sequence[str] = ()) -> list[Variant]:
     :raises GridError: for an unknown or invalid axis key or value, an override that does not
         apply, a name used twice, or exit thresholds of the wrong length.
     """
-    try:
-        base = load_config(grid.base, [*grid.overrides, *overrides])
-    except ConfigError as err:
-        detail = ": ".join(p for p in (err.source, err.key, err.message) if p)
-        raise _error(grid.path, "overrides", detail) from None
-    _check_axes(grid, base)
+    common = [*grid.overrides, *overrides]
+    _check_axes(grid, _load(grid, common, "overrides"))
     keys = list(grid.axes)
     short = _short_keys(keys)
-    common = [*grid.overrides, *overrides]
     out: dict[str, Variant] = {}
+    exits = grid.exit_thresholds
     for policy in grid.policies:
         used = [k for k in keys if axis_applies(policy, k)]
         for values in itertools.product(*(grid.axes[k] for k in used)):
@@ -564,17 +594,14 @@ def expand_grid(grid: Grid, overrides: Sequence[str] = ()) -> list[Variant]:
             name = variant_name(policy, axes, short)
             if name in out:  # an axis this policy ignores: the same variant again
                 continue
-            exits = grid.exit_thresholds
             _check_exit(grid, policy, True, exits, name, "policies")
             axis_overrides = [_override(k, v) for k, v in axes.items() if k != OPTION_KEY]
-            algo = [f"policy.algo={policy}"] if policy in LEARNED else []
-            cfg = _build(grid, [*common, *axis_overrides, *algo], name, "axes", exits)
+            cfg = _build(grid, [*common, *axis_overrides], policy, name, "axes", exits)
             option = None
             if policy in ONE_OPTION:
                 where = f"axes.{OPTION_KEY}"
                 cfg, option = _option(grid, cfg, policy, name, axes.get(OPTION_KEY), where)
-            curve_axes = dict(list(axes.items())[:-1])
-            curve = variant_name(policy, curve_axes, short)
+            curve = variant_name(policy, dict(list(axes.items())[:-1]), short)
             out[name] = Variant(name, policy, cfg, axes, option, curve, exits=exits)
     for i, item in enumerate(grid.variants):
         where = f"variants[{i}]"
@@ -586,31 +613,20 @@ def expand_grid(grid: Grid, overrides: Sequence[str] = ()) -> list[Variant]:
         for entry in exits:
             if isinstance(entry, Budget) and entry.of is not None and entry.of not in out:
                 raise _error(grid.path, f"{where}.exit", f"{entry.of!r} is no earlier variant")
-        if not item.finetune and policy not in (*LEARNED, *HEURISTICS):
+        if not item.finetune and policy not in (*LEARNED, *HEURISTICS, ORACLE):
             raise _error(grid.path, f"{where}.finetune", f"{policy!r} has no fine-tune to skip")
-        algo = [f"policy.algo={policy}"] if policy in LEARNED else []
-        cfg = _build(grid, [*common, *item.overrides, *algo], item.name, where, exits)
+        cfg = _build(grid, [*common, *item.overrides], policy, item.name, where, exits)
         option = None
-        if item.option_of is not None or item.option is not None:
-            if policy not in ONE_OPTION:
-                raise _error(grid.path, f"{where}.option", f"{policy!r} chooses its own options")
-        if item.option_of is not None:
-            if item.option_of not in out:
-                raise _error(
-                    grid.path, f"{where}.option_of", f"{item.option_of!r} is no earlier variant"
-                )
-        elif policy in ONE_OPTION:
+        if (item.option_of is not None or item.option is not None) and policy not in ONE_OPTION:
+            raise _error(grid.path, f"{where}.option", f"{policy!r} chooses its own options")
+        if item.option_of is not None and item.option_of not in out:
+            raise _error(
+                grid.path, f"{where}.option_of", f"{item.option_of!r} is no earlier variant"
+            )
+        if item.option_of is None and policy in ONE_OPTION:
             cfg, option = _option(grid, cfg, policy, item.name, item.option, f"{where}.option")
         out[item.name] = Variant(
-            item.name,
-            policy,
-            cfg,
-            {},
-            option,
-            item.name,
-            finetune=item.finetune,
-            option_of=item.option_of,
-            exits=exits,
+            item.name, policy, cfg, {}, option, item.name, item.finetune, item.option_of, exits
         )
     if grid.reference is not None and grid.reference not in out:
         raise _error(grid.path, "reference", f"{grid.reference!r} is no variant of the grid")

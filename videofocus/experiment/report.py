@@ -22,6 +22,7 @@ from videofocus.io.atomic_files import write_atomic
 
 __all__ = [
     "comparison_rows",
+    "exit_label",
     "format_comparison",
     "format_comparisons",
     "paired_comparisons",
@@ -62,10 +63,7 @@ _TABLE_SKIP = (
 
 def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """Every key of the rows, in order of first appearance."""
-    seen: dict[str, None] = {}
-    for row in rows:
-        seen.update(dict.fromkeys(row))
-    return list(seen)
+    return list(dict.fromkeys(key for row in rows for key in row))
 
 
 def _csv_cell(value: Any) -> Any:
@@ -92,6 +90,15 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     return write_atomic(Path(path), buffer.getvalue())
 
 
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _group_key(method: Any, exit_entry: Any) -> str:
+    """The rows of one method and exit entry (an exit entry may be a list: not hashable)."""
+    return json.dumps([method, exit_entry], sort_keys=True)
+
+
 def _md_cell(key: str, value: Any, row: Mapping[str, Any] | None = None) -> str:
     if value is None:
         return "-"
@@ -101,7 +108,7 @@ def _md_cell(key: str, value: Any, row: Mapping[str, Any] | None = None) -> str:
     if row is not None and key == "gmacs_per_video" and row.get("gmacs_std") is not None:
         return f"{value:.4g} ± {row['gmacs_std']:.2g}"
     if key in ("accuracy", "top5", "accuracy_warmup_net", "target_coverage", "skip_rate"):
-        return f"{100 * value:.1f}%"
+        return _pct(value)
     if key == "gmacs_per_video":
         return f"{value:.4g}"
     if key == "videos_per_s":
@@ -139,7 +146,7 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     means, other columns the first row's. Rows without a ``seed`` are their own summary."""
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for row in rows:
-        key = json.dumps([row.get("method", row["name"]), row.get("exit")], sort_keys=True)
+        key = _group_key(row.get("method", row["name"]), row.get("exit"))
         groups.setdefault(key, []).append(row)
     out = []
     for members in groups.values():
@@ -171,7 +178,9 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def paired_comparisons(
-    runs: Sequence[Mapping[str, Any]], reference: str | None = None
+    runs: Sequence[Mapping[str, Any]],
+    reference: str | None = None,
+    pairs: Sequence[tuple[str, Any, str, Any]] = (),
 ) -> list[dict[str, Any]]:
     """Each method's top-1 minus the reference's, paired on the same seeds and test videos.
 
@@ -179,30 +188,31 @@ def paired_comparisons(
         and ``video_correct`` (from the runner's records).
     :param reference: the method compared against (its run without early exit); default: the
         first method.
-    :returns: rows ``name``, ``exit``, ``reference``, ``difference`` with its 95% bootstrap
-        interval ``difference_low`` / ``difference_high``, ``seeds`` and ``videos``.
+    :param pairs: further comparisons ``(method, exit, reference method, reference exit)``
+        (exits as the grid spells them), after those against ``reference``.
+    :returns: rows ``name``, ``exit``, ``reference``, ``reference_exit``, ``difference`` with
+        its 95% bootstrap interval ``difference_low`` / ``difference_high``, ``seeds`` and
+        ``videos``.
     """
-    by: dict[str, dict[int | None, dict[int, int]]] = {}
-    order: list[tuple[str, Any]] = []
+    by: dict[str, dict[int | None, dict[int, int]]] = {}  # method and exit -> seed -> hits
+    order: dict[str, tuple[str, Any]] = {}
     for run in runs:
-        key = json.dumps([run["method"], run.get("exit")], sort_keys=True)
-        if key not in by:
-            by[key] = {}
-            order.append((run["method"], run.get("exit")))
+        key = _group_key(run["method"], run.get("exit"))
+        order.setdefault(key, (run["method"], run.get("exit")))
         hits = dict(zip(run["video_index"], run["video_correct"], strict=True))
-        by[key][run.get("seed")] = hits
+        by.setdefault(key, {})[run.get("seed")] = hits
     if not order:
         return []
-    reference = reference or order[0][0]
-    base = by.get(json.dumps([reference, None]))
-    if base is None:
-        return []
+    reference = reference or next(iter(order.values()))[0]
+    wanted = [
+        (method, exit_entry, reference, None)
+        for method, exit_entry in order.values()
+        if not (method == reference and exit_entry is None)
+    ]
     out = []
-    for method, exit_entry in order:
-        if method == reference and exit_entry is None:
-            continue
-        runs_of = by[json.dumps([method, exit_entry], sort_keys=True)]
-        seeds = [s for s in runs_of if s in base]
+    for method, exit_entry, ref, ref_exit in (*wanted, *pairs):
+        runs_of, base = by.get(_group_key(method, exit_entry)), by.get(_group_key(ref, ref_exit))
+        seeds = [s for s in runs_of or {} if s in (base or {})]
         if not seeds:
             continue
         videos = sorted(set.intersection(*(set(runs_of[s]) & set(base[s]) for s in seeds)))
@@ -213,7 +223,8 @@ def paired_comparisons(
             {
                 "name": method,
                 "exit": exit_entry,
-                "reference": reference,
+                "reference": ref,
+                "reference_exit": ref_exit,
                 "difference": diff.mean,
                 "difference_low": diff.low,
                 "difference_high": diff.high,
@@ -227,13 +238,18 @@ def paired_comparisons(
 def format_comparisons(comparisons: Sequence[Mapping[str, Any]]) -> str:
     """The paired comparisons as a Markdown table, differences in points."""
     lines = [
-        "| method | exit | minus | top-1 difference (points) | 95% interval | seeds | videos |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+        "| method | exit | minus | exit | top-1 difference (points) | 95% interval | seeds "
+        "| videos |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |",
     ]
+
+    def spelt(entry: Any) -> str:
+        return "-" if entry is None else json.dumps(entry)
+
     for c in comparisons:
-        exit_entry = "-" if c["exit"] is None else json.dumps(c["exit"])
         lines.append(
-            f"| {c['name']} | {exit_entry} | {c['reference']} | {100 * c['difference']:+.1f} | "
+            f"| {c['name']} | {spelt(c['exit'])} | {c['reference']} | "
+            f"{spelt(c.get('reference_exit'))} | {100 * c['difference']:+.1f} | "
             f"[{100 * c['difference_low']:+.1f}, {100 * c['difference_high']:+.1f}] | "
             f"{c['seeds']} | {c['videos']} |"
         )
@@ -262,14 +278,13 @@ def write_report(
     from videofocus.viz.tradeoff import plot_tradeoff
 
     out = Path(out_dir)
-    heading = f"# {title}\n\n" if title else ""
     summary = summarise(rows)
-    note = (
+    seeded = any(r.get("seed") is not None for r in rows)
+    text = (f"# {title}\n\n" if title else "") + format_markdown(summary) + "\n"
+    text += (
         f"\ntop-1 / top-5 on the {split} split; GMACs are multiply-accumulates per video; "
         "train s sums every stage behind a variant (shared stages included).\n"
     )
-    seeded = any(r.get("seed") is not None for r in rows)
-    text = heading + format_markdown(summary) + "\n" + note
     if seeded:
         text += "\nA row over seeds: top-1 as mean ± std [95% t interval].\n"
     if comparisons:
@@ -285,11 +300,11 @@ def write_report(
     paths = {
         "csv": write_csv(rows, out / "results.csv"),
         "markdown": write_atomic(out / "results.md", text),
+        "plot": out / "tradeoff.png",
     }
     tmp = out / ".tradeoff.tmp.png"
     plot_tradeoff(plot_rows(summary), tmp, title=title, curve_key="curve")
-    os.replace(tmp, out / "tradeoff.png")
-    paths["plot"] = out / "tradeoff.png"
+    os.replace(tmp, paths["plot"])
     return paths
 
 
@@ -298,37 +313,61 @@ _SHARED = ("dense", "warmup")
 
 
 def comparison_rows(rows: list[dict[str, Any]], names: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The runner's rows as table rows, in ``names`` order: ``train_seconds`` counts what a
-    glimpse row trains after the stages every row shares (dense and warm-up)."""
-    by = {r["name"]: r for r in rows}
+    """The runner's rows as table rows, in ``names`` order, one per method and exit entry (over
+    seeds: :func:`summarise`'s means with intervals); ``train_seconds`` counts what a glimpse row
+    trains after the stages every row shares (dense and warm-up)."""
+    table = summarise(rows)
     out = []
     for name in names:
-        row = {k: v for k, v in by[name].items() if k not in ("curve", "stage_seconds")}
-        if row["policy"] not in BASELINES:
-            seconds = by[name]["stage_seconds"]
-            row["train_seconds"] = sum(v for k, v in seconds.items() if k not in _SHARED)
-        out.append(row)
+        for found in (r for r in table if r["name"] == name):
+            row = {k: v for k, v in found.items() if k not in ("curve", "stage_seconds")}
+            if row["policy"] not in BASELINES:
+                seconds = found["stage_seconds"]
+                row["train_seconds"] = sum(v for k, v in seconds.items() if k not in _SHARED)
+            out.append(row)
     return out
+
+
+def exit_label(entry: Any) -> str:
+    """How a table names a row's exit entry: ``-``, ``first K steps``, ``budget: K-step cost``
+    (or ``S x K-step cost``), ``budget: S x cost`` or the thresholds."""
+    if entry is None:
+        return "-"
+    if isinstance(entry, dict) and set(entry) == {"max_steps"}:
+        return f"first {entry['max_steps']} steps"
+    if isinstance(entry, dict):
+        share = "" if entry["budget_share"] == 1 else f"{entry['budget_share']:g} x "
+        steps = entry.get("max_steps")
+        of = f"{steps}-step cost" if steps else f"cost of {entry['of'] or 'itself'}"
+        return f"budget: {share}{of}"
+    return "thresholds " + ", ".join(f"{t:g}" for t in entry)
+
+
+def _accuracy_cell(row: dict[str, Any]) -> str:
+    if row.get("seeds", 1) > 1:
+        return (
+            f"{_pct(row['accuracy'])} ± {100 * row['accuracy_std']:.1f} "
+            f"[{100 * row['accuracy_low']:.1f}, {100 * row['accuracy_high']:.1f}]"
+        )
+    return _pct(row["accuracy"])
 
 
 def format_comparison(rows: list[dict[str, Any]]) -> str:
     """Rows of :func:`comparison_rows` as the Markdown table of ``bench policy`` and the
-    quickstart: one row a method, with its protocol and glimpse statistics."""
+    quickstart: one row a method and exit entry, with its protocol and glimpse statistics; over
+    seeds the accuracy is the mean ± std [95% t interval]."""
     lines = [
-        "| method | protocol | option | accuracy | acc. (warm-up net) | GMACs / video "
+        "| method | exit | protocol | option | accuracy | acc. (warm-up net) | GMACs / video "
         "| videos / s | target coverage | skip rate | train s |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-
-    def pct(value: float | None) -> str:
-        return "-" if value is None else f"{100 * value:.1f}%"
-
     for r in rows:
         lines.append(
-            f"| {r['name']} | {r.get('protocol', '-')} | {r.get('option') or '-'} | "
-            f"{pct(r['accuracy'])} | {pct(r.get('accuracy_warmup_net'))} | "
+            f"| {r['name']} | {exit_label(r.get('exit'))} | {r.get('protocol', '-')} | "
+            f"{r.get('option') or '-'} | {_accuracy_cell(r)} | "
+            f"{_pct(r.get('accuracy_warmup_net'))} | "
             f"{r['gmacs_per_video']:.4f} | {r['videos_per_s']:.1f} | "
-            f"{pct(r.get('target_coverage'))} | {pct(r.get('skip_rate'))} | "
+            f"{_pct(r.get('target_coverage'))} | {_pct(r.get('skip_rate'))} | "
             f"{r.get('train_seconds', 0.0):.0f} |"
         )
     return "\n".join(lines)

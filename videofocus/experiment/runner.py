@@ -20,9 +20,7 @@ supervised one continues from ``last/``. A variant whose ``result.json`` matches
 holds every exit entry of the grid) is not evaluated again. A variant that fails stops the grid
 with :class:`VariantFailed`; the results finished before it stay.
 
-This is the one experiment runner: ``videofocus ablate`` runs a grid file; ``videofocus bench
-policy`` and ``videofocus quickstart`` run the grids they build and format its records their
-way. Every glimpse variant is measured the same way: its own model (or the warm-up network,
+Every glimpse variant is measured the same way: its own model (or the warm-up network,
 ``finetune: false``) for the accuracy, and its glimpses read by the shared warm-up network for
 ``accuracy_warmup_net``.
 """
@@ -33,6 +31,7 @@ import hashlib
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -42,12 +41,14 @@ from videofocus.artifacts.learned_policy import load_focusnet, load_learned_poli
 from videofocus.artifacts.load import load_model
 from videofocus.config import Config, save_config
 from videofocus.data.loaders import ensure_dataset, evaluation_rows, has_rows
-from videofocus.data.synthetic import TargetTrack, read_targets
+from videofocus.data.synthetic import read_targets
 from videofocus.evaluation.evaluate import evaluate_adaptive, evaluate_checkpoint
 from videofocus.evaluation.policy_eval import (
+    ORACLE,
     dominant_option,
     evaluate_budgeted_exit,
     evaluate_glimpse_model,
+    oracle_actions,
 )
 from videofocus.experiment.grid import (
     BASELINES,
@@ -58,6 +59,7 @@ from videofocus.experiment.grid import (
     Budget,
     ExitEntry,
     Grid,
+    Truncate,
     Variant,
     axis_applies,
     config_value,
@@ -65,6 +67,7 @@ from videofocus.experiment.grid import (
     with_option,
 )
 from videofocus.experiment.report import paired_comparisons, write_report
+from videofocus.inference.inferencer import InferenceOptions
 from videofocus.io.atomic_files import write_atomic
 from videofocus.policy.focusnet import PolicyFocusNet
 from videofocus.policy.heuristics import create_policy
@@ -75,6 +78,7 @@ from videofocus.train.variants import heuristic_stage, train_seconds
 
 __all__ = [
     "RESULT_FILE",
+    "GridRows",
     "StagePlan",
     "VariantFailed",
     "describe_plan",
@@ -161,9 +165,8 @@ def resolve_variant(variant: Variant, records: dict[str, dict[str, Any]]) -> Var
     glimpses with most (from its record, without early exit)."""
     if variant.option_of is None:
         return variant
-    entry = _no_exit_entry(records[variant.option_of])
-    entry = None if entry is None else _choice(entry)
-    if entry is None or entry.get("option") is None:
+    entry = _choice(_no_exit_entry(records[variant.option_of]) or {})
+    if entry.get("option") is None:
         raise ValueError(
             f"variant {variant.name!r}: {variant.option_of!r} has no glimpse option to take"
         )
@@ -176,10 +179,7 @@ def describe_plan(variants: Sequence[Variant], out_dir: str | Path) -> str:
     whether it is already trained in ``out_dir``."""
     out = Path(out_dir)
     plans = {v.name: plan_stages(v) for v in variants if v.option_of is None}
-    users: dict[str, int] = {}
-    for stages in plans.values():
-        for plan in stages:
-            users[plan.key] = users.get(plan.key, 0) + 1
+    users = Counter(plan.key for stages in plans.values() for plan in stages)
     lines = []
     for v in variants:
         if v.option_of is not None:
@@ -245,18 +245,28 @@ def _train_stage(
 # ----------------------------------------------------------------------------------- evaluation
 
 
-def _tracks(cfg: Config) -> dict[str, TargetTrack] | None:
-    """The synthetic generator's target tracks of the data, if it has them."""
-    return (
-        read_targets(cfg.data.root) if (Path(cfg.data.root) / "targets.jsonl").is_file() else None
-    )
+def _scores(result: dict[str, Any], accuracy: float) -> dict[str, float]:
+    """The numbers every evaluation reports, as plain floats."""
+    return {
+        "accuracy": float(accuracy),
+        **{k: float(result[k]) for k in ("top5", "gmacs_per_video", "videos_per_s")},
+    }
 
 
 def _glimpse_entry(variant: Variant, cfg: Config, final: Path) -> dict[str, Any]:
     """Accuracy and glimpse statistics of a glimpse variant, with ``accuracy_warmup_net``."""
-    run, tracks = Path(cfg.train.out_dir), _tracks(cfg)
+    run, root = Path(cfg.train.out_dir), cfg.data.root
+    # the synthetic generator's target tracks, where the data has them
+    tracks = read_targets(root) if (Path(root) / "targets.jsonl").is_file() else None
     net, _ = load_focusnet(cfg, run / "warmup" / "final")
     own = None
+    if variant.policy == ORACLE:  # given glimpses, not a policy: both nets read the same ones
+        assert tracks is not None and variant.option is not None
+        act = oracle_actions(tracks, net.options, net.grid, variant.option, cfg.data.frame_size)
+        shared = evaluate_glimpse_model(cfg, net, tracks, act)
+        if variant.finetune:
+            own = evaluate_glimpse_model(cfg, load_model(final, cfg).net, tracks, act)
+        return _glimpse_row(own or shared, shared)
     if variant.policy in LEARNED:
         policy = load_learned_policy(cfg, run / "policy" / "final")
     elif variant.policy in HEURISTICS:
@@ -271,11 +281,13 @@ def _glimpse_entry(variant: Variant, cfg: Config, final: Path) -> dict[str, Any]
             if variant.finetune
             else shared
         )
+    return _glimpse_row(own, shared)
+
+
+def _glimpse_row(own: dict[str, Any], shared: dict[str, Any]) -> dict[str, Any]:
+    """A glimpse variant's entry from its own model's and the warm-up network's evaluations."""
     return {
-        "accuracy": float(own["top1"]),
-        "top5": float(own["top5"]),
-        "gmacs_per_video": float(own["gmacs_per_video"]),
-        "videos_per_s": float(own["videos_per_s"]),
+        **_scores(own, own["top1"]),
         "option": dominant_option(own),
         "accuracy_warmup_net": float(shared["top1"]),
         "target_coverage": own["target_coverage"],
@@ -309,6 +321,13 @@ def evaluate_variant(
         thresholds, result = evaluate_budgeted_exit(cfg, final, budget)
         extra = {"budget_gmacs": budget, "exit_fraction": result["exit_fraction"]}
         accuracy = result["accuracy"]
+    elif isinstance(exit_entry, Truncate):
+        thresholds = None
+        result = evaluate_adaptive(
+            cfg, final, options=InferenceOptions(max_steps=exit_entry.max_steps)
+        )
+        extra = {"exit_fraction": result["exit_fraction"]}
+        accuracy = result["accuracy"]
     elif exit_entry is not None:
         thresholds = list(exit_entry)
         exit_cfg = replace(cfg, exit=replace(cfg.exit, thresholds=thresholds))
@@ -323,10 +342,7 @@ def evaluate_variant(
     return {
         "exit": _entry_json(exit_entry),
         "exit_thresholds": thresholds,
-        "accuracy": float(accuracy),
-        "top5": float(result["top5"]),
-        "gmacs_per_video": float(result["gmacs_per_video"]),
-        "videos_per_s": float(result["videos_per_s"]),
+        **_scores(result, accuracy),
         **extra,
         "video_index": result["video_index"],
         "video_correct": result["video_correct"],
@@ -338,24 +354,18 @@ def _choice(entry: dict[str, Any]) -> dict[str, Any]:
     return entry.get("val", entry)
 
 
+def _exit_entry(record: dict[str, Any], exit_entry: ExitEntry) -> dict[str, Any] | None:
+    """The record's evaluation at ``exit_entry`` (None: the one without early exit)."""
+    wanted = _entry_json(exit_entry)
+    return next((e for e in record["evaluations"] if e.get("exit") == wanted), None)
+
+
 def _no_exit_entry(record: dict[str, Any]) -> dict[str, Any] | None:
-    return next((e for e in record["evaluations"] if e.get("exit") is None), None)
-
-
-def _read_result(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``path`` atomically: a reader sees the old file or the whole new one."""
-    write_atomic(path, json.dumps(data, indent=2) + "\n")
+    return _exit_entry(record, None)
 
 
 def _entry_json(entry: ExitEntry) -> Any:
-    return entry.to_json() if isinstance(entry, Budget) else entry
+    return entry.to_json() if isinstance(entry, (Budget, Truncate)) else entry
 
 
 def _entry_key(entry: Any) -> str:
@@ -383,17 +393,16 @@ def run_variant(
         ``checkpoint`` (its last stage's ``final/``) and ``evaluations`` (one per exit entry,
         in grid order).
     """
-    exit_entries = variant.exits
     out = Path(out_dir)
     run_dir = out / "variants" / variant.name
     result_path = run_dir / RESULT_FILE
     plans = plan_stages(variant)
     fingerprint = plans[-1].key
     done: dict[str, dict[str, Any]] = {}
-    previous = _read_result(result_path)
+    previous = json.loads(result_path.read_text("utf-8")) if result_path.is_file() else None
     if previous is not None and previous.get("fingerprint") == fingerprint:
         done = {_entry_key(e["exit"]): e for e in previous["evaluations"]}
-        if all(_entry_key(t) in done for t in exit_entries):
+        if all(_entry_key(t) in done for t in variant.exits):
             log(f"reused finished result {result_path}")
             return previous
     elif previous is not None:
@@ -425,8 +434,9 @@ def run_variant(
         budget_of = None
         if isinstance(exit_entry, Budget):
             cost = (records or {}).get(exit_entry.of) if exit_entry.of else None
-            base = _no_exit_entry(cost) if cost else entry_for(None)
-            assert base is not None, f"{exit_entry.of}: no evaluation without early exit"
+            base_exit = None if exit_entry.max_steps is None else Truncate(exit_entry.max_steps)
+            base = _exit_entry(cost, base_exit) if cost else entry_for(base_exit)
+            assert base is not None, f"{exit_entry.of}: no evaluation at {_entry_json(base_exit)}"
             budget_of = _choice(base)["gmacs_per_video"]  # a choice: made on val
         log(f"evaluating ({'no early exit' if exit_entry is None else _entry_json(exit_entry)})")
         entry = evaluate_variant(variant, evaluation_rows(cfg, report), exit_entry, budget_of)
@@ -438,7 +448,7 @@ def run_variant(
         done[_entry_key(exit_entry)] = {"split": report, **entry}
         return done[_entry_key(exit_entry)]
 
-    evaluations = [entry_for(e) for e in exit_entries]
+    evaluations = [entry_for(e) for e in variant.exits]
     seconds = {plan.name: train_seconds(final) for plan, final in zip(plans, finals, strict=True)}
     record = {
         "name": variant.name,
@@ -452,7 +462,7 @@ def run_variant(
         "checkpoint": str(run_dir / plans[-1].name / "final"),
         "evaluations": evaluations,
     }
-    _write_json(result_path, record)
+    write_atomic(result_path, json.dumps(record, indent=2) + "\n")  # all or nothing
     log(f"finished in {time.perf_counter() - start:.0f} s -> {result_path}")
     return record
 
@@ -486,27 +496,28 @@ def variant_rows(variant: Variant, record: dict[str, Any], grid: Grid) -> list[d
     head = {"name": variant.name, "policy": variant.policy, "protocol": record["protocol"]}
     if variant.seed is not None:  # a copy per seed: the rows a summary pools say so
         head.update(method=variant.method, seed=variant.seed)
-    rows = []
-    for entry in record["evaluations"]:
-        measured = {
-            k: v
-            for k, v in entry.items()
-            if k not in ("exit", "exit_thresholds", "val") and not k.startswith("video_")
+    skip = ("exit", "exit_thresholds", "val")  # a row spells these its own way
+    return [
+        {
+            **head,
+            **axes,
+            "exit": entry.get("exit"),
+            "exit_thresholds": entry["exit_thresholds"],
+            **{k: v for k, v in entry.items() if k not in skip and not k.startswith("video_")},
+            "train_seconds": record["train_seconds"],
+            "stage_seconds": record["stage_seconds"],
+            "checkpoint": record["checkpoint"],
+            "curve": curve,
         }
-        rows.append(
-            {
-                **head,
-                **axes,
-                "exit": entry.get("exit"),
-                "exit_thresholds": entry["exit_thresholds"],
-                **measured,
-                "train_seconds": record["train_seconds"],
-                "stage_seconds": record["stage_seconds"],
-                "checkpoint": record["checkpoint"],
-                "curve": curve,
-            }
-        )
-    return rows
+        for entry in record["evaluations"]
+    ]
+
+
+class GridRows(list):
+    """What :func:`run_grid` returns: its rows (a list), and the paired comparisons it reported
+    as :attr:`comparisons`."""
+
+    comparisons: list[dict[str, Any]]
 
 
 def run_grid(
@@ -515,7 +526,7 @@ def run_grid(
     overrides: Sequence[str] = (),
     progress: bool = True,
     log: Callable[[str], None] = print,
-) -> list[dict[str, Any]]:
+) -> GridRows:
     """Run every variant of ``grid`` in order and write the report after each one.
 
     :param grid: a grid from :func:`~videofocus.experiment.grid.load_grid`.
@@ -523,7 +534,8 @@ def run_grid(
     :param overrides: extra ``key=value`` overrides for every variant.
     :param progress: progress bars while training.
     :param log: where progress lines go.
-    :returns: all rows (see :func:`variant_rows`), in variant order.
+    :returns: all rows (see :func:`variant_rows`), in variant order, with the paired
+        comparisons (against ``grid.reference``, then ``grid.pairs``) as ``.comparisons``.
     :raises GridError: for a grid that does not expand.
     :raises VariantFailed: when a variant raises; the report then holds the rows before it.
     """
@@ -533,7 +545,8 @@ def run_grid(
     ensure_dataset(variants[0].cfg.data, workers=os.cpu_count() or 1, progress=progress)
     log(f"grid {grid.path}: {len(variants)} variant(s) x {len(grid.exit_thresholds)} exit entries")
     title = f"{grid.path.stem}: accuracy vs GMACs per video"
-    rows: list[dict[str, Any]] = []
+    rows = GridRows()
+    rows.comparisons = []
     records: dict[str, dict[str, Any]] = {}
     runs: list[dict[str, Any]] = []  # per-video hits, for the paired comparisons
     split = "val"
@@ -562,7 +575,8 @@ def run_grid(
                     }
                 )
             split = entry.get("split", split)
-        comparisons = paired_comparisons(runs, grid.reference) if len(runs) > 1 else []
-        write_report(rows, out, title=title, comparisons=comparisons, split=split)
+        if len(runs) > 1:
+            rows.comparisons = paired_comparisons(runs, grid.reference, grid.pairs)
+        write_report(rows, out, title=title, comparisons=rows.comparisons, split=split)
     log(f"report: {out / 'results.md'}, {out / 'results.csv'}, {out / 'tradeoff.png'}")
     return rows

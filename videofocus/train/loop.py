@@ -162,7 +162,7 @@ def validate(
         if batch is None:
             continue
         frames = frames_to_input(batch["frames"], device)
-        actions = stage.actions(model, batch["index"], frames.shape[1], 0, False).to(device)
+        actions = stage.actions(model, batch, frames.shape[1], 0, False).to(device)
         with autocast_for(device, amp):
             out = model(frames, actions)
         logits.append(out.logits[:, -1].float().cpu())
@@ -274,7 +274,7 @@ def run_supervised_stage(
                 continue
             frames = frames_to_input(batch["frames"], device)
             labels = batch["label"].to(device)
-            actions = stage.actions(model, batch["index"], frames.shape[1], epoch, True).to(device)
+            actions = stage.actions(model, batch, frames.shape[1], epoch, True).to(device)
             last_micro = (i + 1) % accum == 0
             sync = nullcontext() if last_micro or not dist.is_distributed else wrapped.no_sync()
             with sync:

@@ -18,7 +18,7 @@ Each stage is a builder ``cfg -> SupervisedStage`` registered with :func:`regist
 :func:`create_stage` and :data:`SUPERVISED_STAGES` read that registry, so a new supervised stage
 is one decorated builder here (plus its entry in :func:`stage_reads`).
 
-A stage's ``actions`` callable sees sample ids, not frames, so the finetune stage's actions
+A stage's ``actions`` callable sees the batch, not its frames, so the finetune stage's actions
 are :func:`policy_chooses` placeholders and the model asks its policy inside ``forward``, after
 the glance it computes anyway.
 """
@@ -89,7 +89,8 @@ class SupervisedStage:
 
     name: str
     build_model: Callable[[Config, int], FocusNet]
-    actions: Callable[[FocusNet, torch.Tensor, int, int, bool], torch.Tensor]
+    #: ``(model, batch, steps, epoch, train) -> [B, T, 3]``, given the loader's batch
+    actions: Callable[[FocusNet, dict[str, Any], int, int, bool], torch.Tensor]
     loss: Callable[[FocusOutput, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
 
 
@@ -215,8 +216,8 @@ def _warmup_stage(cfg: Config) -> SupervisedStage:
     return SupervisedStage(
         "warmup",
         lambda c, n: _init_encoders(build_focusnet(c, n), warmup_init_path(c)),
-        lambda m, ids, t, e, tr: _warmup_actions(
-            m, ids, t, e, tr, seed, cfg.train.warmup_skip_rate
+        lambda m, batch, t, e, tr: _warmup_actions(
+            m, batch["index"], t, e, tr, seed, cfg.train.warmup_skip_rate
         ),
         focus_loss,
     )
@@ -227,7 +228,7 @@ def _dense_stage(cfg: Config) -> SupervisedStage:
     return SupervisedStage(
         "dense",
         lambda c, n: build_dense_baseline(c, n),
-        lambda m, ids, t, e, tr: dense_actions(len(ids), t),
+        lambda m, batch, t, e, tr: dense_actions(len(batch["index"]), t),
         focus_loss,
     )
 
@@ -237,7 +238,7 @@ def _glance_only_stage(cfg: Config) -> SupervisedStage:
     return SupervisedStage(
         "glance_only",
         lambda c, n: build_focusnet(c, n),
-        lambda m, ids, t, e, tr: skip_actions(len(ids), t),
+        lambda m, batch, t, e, tr: skip_actions(len(batch["index"]), t),
         fused_only_loss,
     )
 
@@ -250,7 +251,7 @@ def _finetune_stage(cfg: Config) -> SupervisedStage:
         lambda c, n: build_policy_focusnet(
             c, n, out_dir / "policy" / "final", init_from=out_dir / "warmup" / "final"
         ),
-        lambda m, ids, t, e, tr: policy_chooses(len(ids), t),
+        lambda m, batch, t, e, tr: policy_chooses(len(batch["index"]), t),
         focus_loss,
     )
 
@@ -261,7 +262,7 @@ def _differentiable_stage(cfg: Config) -> SupervisedStage:
     return SupervisedStage(
         "differentiable",
         lambda c, n: build_differentiable_focusnet(c, n, out_dir / "warmup" / "final"),
-        lambda m, ids, t, e, tr: policy_chooses(len(ids), t),
+        lambda m, batch, t, e, tr: policy_chooses(len(batch["index"]), t),
         focus_loss,
     )
 

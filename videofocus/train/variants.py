@@ -1,6 +1,7 @@
 """The stages the experiment runner (:mod:`videofocus.experiment.runner`) adds to the main
-pipeline's: the warm-up model fine-tuned on a heuristic's glimpses (the counterpart of
-``finetune`` for a policy that needs no training), and the training time a checkpoint records.
+pipeline's: the warm-up model fine-tuned on a heuristic's (or the oracle's) glimpses (the
+counterpart of ``finetune`` for a policy that needs no training), and the training time a
+checkpoint records.
 """
 
 from __future__ import annotations
@@ -8,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from videofocus.artifacts.checkpoint import load_checkpoint
-from videofocus.artifacts.factory import build_focusnet
+from videofocus.artifacts.factory import build_focusnet, glimpse_options
 from videofocus.config import Config
+from videofocus.data.synthetic import read_targets
+from videofocus.evaluation.policy_eval import ORACLE, oracle_actions
 from videofocus.models import FocusNet
 from videofocus.policy.focusnet import PolicyFocusNet, policy_chooses
 from videofocus.policy.heuristics import create_policy
@@ -18,8 +21,29 @@ from videofocus.train.stages import SupervisedStage, focus_loss
 
 def heuristic_stage(cfg: Config, heuristic: str, option: int) -> SupervisedStage:
     """The warm-up model fine-tuned on a heuristic's glimpses at ``option`` (the counterpart of
-    the ``finetune`` stage for a policy that needs no training)."""
+    the ``finetune`` stage for a policy that needs no training); ``heuristic`` may be
+    :data:`~videofocus.evaluation.policy_eval.ORACLE`: glimpses centred on the target, from the
+    synthetic generator's tracks, with the same parts frozen."""
     warmup = Path(cfg.train.out_dir) / "warmup" / "final"
+    name = f"finetune_{heuristic}_o{option}"
+    if heuristic == ORACLE:
+        act = oracle_actions(
+            read_targets(cfg.data.root),
+            glimpse_options(cfg),
+            cfg.model.grid,
+            option,
+            cfg.data.frame_size,
+        )
+
+        def build_oracle(c: Config, num_classes: int) -> FocusNet:
+            net = build_focusnet(c, num_classes)
+            net.load_state_dict(load_checkpoint(warmup, load_trainer=False).model)
+            net.freeze("global_encoder", *(() if c.train.finetune_local else ("local_encoder",)))
+            return net
+
+        return SupervisedStage(
+            name, build_oracle, lambda m, batch, t, e, tr: act(m, batch, t), focus_loss
+        )
 
     def build(c: Config, num_classes: int) -> FocusNet:
         net = build_focusnet(c, num_classes)
@@ -28,9 +52,9 @@ def heuristic_stage(cfg: Config, heuristic: str, option: int) -> SupervisedStage
         return PolicyFocusNet(net, policy, train_local=c.train.finetune_local)
 
     return SupervisedStage(
-        f"finetune_{heuristic}_o{option}",
+        name,
         build,
-        lambda m, ids, t, e, tr: policy_chooses(len(ids), t),
+        lambda m, batch, t, e, tr: policy_chooses(len(batch["index"]), t),
         focus_loss,
     )
 

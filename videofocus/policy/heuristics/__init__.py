@@ -23,6 +23,7 @@ so a new heuristic is one new file here: a :class:`GlimpsePolicy` subclass decor
 from __future__ import annotations
 
 from videofocus.policy.heuristics.base import (
+    ORACLE,
     GlimpsePolicy,
     constant_actions,
     create_policy,
@@ -40,6 +41,7 @@ from videofocus.policy.heuristics.saliency import SaliencyPolicy
 from videofocus.registry import import_plugins
 
 __all__ = [
+    "ORACLE",
     "CentrePolicy",
     "DensePolicy",
     "GlanceOnlyPolicy",

@@ -24,6 +24,7 @@ from videofocus.models.glimpse import GlimpseOption
 from videofocus.registry import Registry
 
 __all__ = [
+    "ORACLE",
     "GlimpsePolicy",
     "constant_actions",
     "create_policy",
@@ -78,6 +79,11 @@ def constant_actions(glance: GlanceOutput, option: int, cell_x: int, cell_y: int
     action = torch.tensor([option, cell_x, cell_y], device=glance.maps.device)
     return action.expand(b, t, 3).clone()
 
+
+#: Not a :class:`GlimpsePolicy`: glimpses centred on the target itself, given as actions from the
+#: synthetic generator's tracks (:func:`videofocus.evaluation.policy_eval.oracle_actions`); its
+#: fine-tune stage is ``finetune_oracle_o<k>``, whose checkpoint holds a plain FocusNet.
+ORACLE = "oracle"
 
 P = TypeVar("P", bound=type[GlimpsePolicy])
 
