@@ -17,7 +17,7 @@ from videofocus.models.cost import CostTable
 from videofocus.policy.differentiable import DifferentiableFocusNet, DifferentiableGlimpsePolicy
 from videofocus.policy.focusnet import policy_chooses
 from videofocus.train.pipeline import run_stages
-from videofocus.train.stages import focus_loss
+from videofocus.train.stages import averaged_loss, focus_loss
 
 OPTIONS = [GlimpseOption(0.25, 12), GlimpseOption(0.5, 24)]
 
@@ -109,6 +109,88 @@ def test_training_moves_the_centres_towards_the_informative_corner():
     after = model.policy.centres(model.glance(frames).maps).detach()
     moved = before - after  # towards the top-left corner: both coordinates decrease
     assert bool((moved > 0.02).all()), moved.mean((0, 1))
+
+
+def textured_targets(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Clips with one bright 12 px square at a random place (the glance can find it); its class
+    is a texture of period 2 px (vertical, horizontal or diagonal stripes), readable only at
+    full resolution. Returns frames, labels and the targets' normalised centres ``[n, 2]``."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 3, (n,), generator=g)
+    corners = torch.randint(0, 48 - 12, (n, 2), generator=g)
+    yy, xx = torch.meshgrid(torch.arange(12), torch.arange(12), indexing="ij")
+    textures = torch.stack([xx % 2, yy % 2, (xx + yy) % 2]).float()
+    frames = torch.zeros(n, 2, 3, 48, 48)
+    for i, ((x, y), label) in enumerate(zip(corners.tolist(), labels.tolist(), strict=True)):
+        frames[i, :, :, y : y + 12, x : x + 12] = 1.0 + 2.0 * textures[label]
+    return frames, labels, (corners.float() + 6) / 48
+
+
+def distance_after_training(blur: float, random_branch: bool) -> tuple[float, float]:
+    """Mean distance of the centres to the targets before and after the differentiable stage,
+    on a model whose local network first learned from random glimpses (the warm-up)."""
+    torch.manual_seed(0)
+    net = create_focusnet(3, "tiny_cnn", 32, OPTIONS, "tiny_cnn", grid=5, hidden=16)
+    policy = DifferentiableGlimpsePolicy(
+        net.options, net.grid, 1, net.global_encoder.num_features, (4, 4)
+    )
+    model = DifferentiableFocusNet(net, policy, blur=blur, random_branch=random_branch).train()
+    frames, labels, targets = textured_targets(32, 1)
+    glance = model.glance(frames)
+    encoders = [p for n, p in model.named_parameters() if p.requires_grad and "policy" not in n]
+    opt = torch.optim.Adam(encoders, lr=0.01)
+    for _ in range(300):
+        loss, _ = focus_loss(
+            model.forward_at(frames, glance, model.random_centres(32, 2, frames.device)), labels
+        )
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    def distance() -> float:
+        centres = model.policy.centres(glance.maps).detach()
+        return float((centres - targets[:, None]).norm(dim=-1).mean())
+
+    before = distance()
+    groups = [{"params": encoders}, {"params": list(model.policy.parameters()), "lr": 0.02}]
+    opt = torch.optim.Adam(groups, lr=0.01)
+    for _ in range(500):
+        loss, _ = averaged_loss(model(frames, policy_chooses(32, 2)), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return before, distance()
+
+
+@pytest.mark.slow
+def test_centres_move_toward_a_fine_textured_target_only_through_the_smoothed_gradient():
+    # AdaFocusV2's recipe (smoothed centre gradient, random-glimpse branch): the centres approach
+    # each clip's own target
+    before, after = distance_after_training(blur=3.0, random_branch=True)
+    assert after < 0.85 * before, (before, after)
+    # the sharp crop's own gradient on a 2 px texture only pulls to pixel alignment: no progress
+    sharp_before, sharp_after = distance_after_training(blur=0.0, random_branch=True)
+    assert sharp_before == before and sharp_after > after + 0.03, (sharp_after, after)
+
+
+def test_random_branch_and_smoothed_gradient_only_in_training():
+    model = make_model(option=1)
+    model.blur, model.random_branch = 2.0, True
+    frames = torch.randn(2, 3, 3, 48, 48)
+    out = model.train()(frames, policy_chooses(2, 3))
+    assert out.auxiliary is not None and out.auxiliary.logits.shape == out.logits.shape
+    loss, parts = averaged_loss(out, torch.tensor([0, 2]))
+    assert "loss_random" in parts
+    expected = (focus_loss(out, torch.tensor([0, 2]))[0] + parts["loss_random"]) / 2
+    assert float(loss.detach()) == pytest.approx(float(expected.detach()))
+    # the forward values are the sharp crop's: the same as without the smoothing
+    with torch.no_grad():
+        glance = model.glance(frames)
+    centres = model.policy.centres(glance.maps)
+    smoothed = model.forward_at(frames, glance, centres).logits
+    model.blur = 0.0
+    torch.testing.assert_close(smoothed, model.forward_at(frames, glance, centres).logits)
+    assert model.eval()(frames, policy_chooses(2, 3)).auxiliary is None
 
 
 def test_given_grid_actions_still_work_and_placeholders_may_not_mix():

@@ -199,4 +199,11 @@ def build_differentiable_focusnet(
     glimpse = net.options[option - 1]
     # enough bilinear samples per output pixel to average every input pixel a crop covers
     supersample = max(1, round(glimpse.extent * cfg.data.frame_size / glimpse.resolution))
-    return DifferentiableFocusNet(net, policy, cfg.train.finetune_local, supersample)
+    return DifferentiableFocusNet(
+        net,
+        policy,
+        cfg.train.finetune_local,
+        supersample,
+        blur=cfg.train.differentiable_blur,
+        random_branch=cfg.train.differentiable_random_branch,
+    )

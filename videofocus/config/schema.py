@@ -240,6 +240,14 @@ class TrainConfig:
     # glimpse option (1..K) of the differentiable (AdaFocusV2-style) baseline's policy; that
     # stage trains as long as the fine-tune stage
     differentiable_option: int = 1
+    # AdaFocusV2's recipe for that baseline: its policy network trains at this share of
+    # optim.lr; the local network also trains on random glimpses, the two losses averaged; and
+    # the centres' gradient is taken through a copy of the frame smoothed with this sigma (px)
+    # while the forward pass stays sharp (0: the sharp crop's own gradient, which a texture
+    # finer than the crop's offsets makes oscillate, and which is zero for a target outside it)
+    differentiable_policy_lr_mult: float = 0.1
+    differentiable_random_branch: bool = True
+    differentiable_blur: float = 4.0
 
     def __post_init__(self) -> None:
         _bounds(self, "> 0", "epochs", "batch_size", "log_every", "checkpoint_every", "eval_every")
@@ -248,6 +256,7 @@ class TrainConfig:
         _require(bool(self.out_dir), "out_dir", "must be a non-empty path")
         _bounds(self, "in [0, 1)", "warmup_skip_rate")
         _bounds(self, ">= 1", "differentiable_option")
+        _bounds(self, ">= 0", "differentiable_policy_lr_mult", "differentiable_blur")
         _require(
             self.optim.warmup_epochs <= self.epochs,
             "optim.warmup_epochs",

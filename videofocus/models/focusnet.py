@@ -47,6 +47,8 @@ class FocusOutput(NamedTuple):
     :ivar option_index: long ``[B, T]``, ``-1`` where skipped, else the 0-based option.
     :ivar glance: the :class:`GlanceOutput` the pass used.
     :ivar hidden: aggregator state after the last step, to continue with the next chunk.
+    :ivar auxiliary: a second pass of the same frames on other glimpses that training also
+        scores (the differentiable baseline's random-glimpse branch); None otherwise.
     """
 
     logits: torch.Tensor
@@ -56,6 +58,7 @@ class FocusOutput(NamedTuple):
     option_index: torch.Tensor
     glance: GlanceOutput
     hidden: torch.Tensor
+    auxiliary: FocusOutput | None = None
 
 
 class FocusNet(nn.Module):

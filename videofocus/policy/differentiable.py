@@ -21,6 +21,19 @@ recognition network by back-propagation instead of reinforcement learning.
   stop-gradient on the glance features): the glance network is never pulled towards maps that
   are easy to regress centres from.
 
+AdaFocusV2's recipe, which the centres need to move at all on fine textures:
+
+- *a gradient that sees past the texture*: at native resolution a texture of period p makes the
+  crop's loss repeat every p pixels of offset, so the sharp crop's centre gradient only pulls the
+  glimpse back to pixel alignment, and a target outside the crop gives none. With ``blur`` > 0
+  the forward pass keeps the sharp crop, but the centres' gradient is taken through the same
+  crop of a copy of the frame smoothed with that sigma (a straight-through estimator), which
+  varies smoothly with the offset and reaches a little beyond the crop's edge;
+- *an auxiliary branch on random glimpses* (``random_branch``): in training every clip is also
+  read at uniformly random centres and the two losses are averaged, so the local network keeps
+  learning from every part of the frame while the policy is still poor;
+- *a lower learning rate for the policy network* (the stage's ``lr_mult``).
+
 Evaluation keeps the continuous centres and the bilinear crop the model was trained with (the
 engine's ``differentiable`` stage); crops are interpolation, not MACs, so the cost per video is
 the same as with ``roi_align``. The snapped variant (:meth:`DifferentiableGlimpsePolicy.act`)
@@ -29,10 +42,12 @@ exists for label-time pipelines built on grid actions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
 from einops import rearrange
 from torch import nn
 
@@ -90,7 +105,9 @@ class DifferentiableGlimpsePolicy(GlimpsePolicy):
         self.gru = nn.GRU(hidden, hidden, batch_first=True)
         self.head = nn.Linear(hidden, 2)
         # Zero output layer: every centre starts at the frame centre, and the first updates
-        # move it by the crop's gradient rather than by a random initial offset.
+        # move it by the crop's gradient rather than by a random initial offset (small random
+        # output weights, tried for a "non-degenerate" start, left the centres nearly still on
+        # tests/test_differentiable.py's corner task).
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
@@ -155,6 +172,10 @@ class DifferentiableFocusNet(FocusNet):
     :param train_local: whether the local encoder trains.
     :param supersample: the :class:`DifferentiableCropper`'s sample points per output pixel and
         axis (about crop side / resolution; 1 when glimpses keep full resolution).
+    :param blur: sigma in pixels of the smoothed frame the centres' gradient is taken through
+        in training (0: the sharp crop's own gradient).
+    :param random_branch: in training, also read every clip at random centres and return that
+        pass as the output's ``auxiliary``.
     """
 
     def __init__(
@@ -163,6 +184,8 @@ class DifferentiableFocusNet(FocusNet):
         policy: DifferentiableGlimpsePolicy,
         train_local: bool = True,
         supersample: int = 1,
+        blur: float = 0.0,
+        random_branch: bool = False,
     ) -> None:
         super().__init__(
             net.global_encoder,
@@ -175,7 +198,32 @@ class DifferentiableFocusNet(FocusNet):
         if policy.options != self.options or policy.grid != self.grid:
             raise ValueError("the policy acts on other glimpse options or another grid")
         self.policy = policy
+        self.blur = blur
+        self.random_branch = random_branch
         self.freeze("global_encoder", *(() if train_local else ("local_encoder",)))
+
+    def _crop(self, frames: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+        """Crops ``[B*T, 3, r, r]`` of the policy's option at ``centres`` ``[B*T, 2]``; in
+        training with ``blur`` their gradient with respect to the centres is the smoothed
+        frame's (the values stay the sharp crop's)."""
+        option = self.options[self.policy.option - 1]
+        rows = torch.arange(len(frames), device=frames.device)
+        extents = frames.new_full((len(frames),), option.extent)
+
+        def crop(images: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+            return self.cropper(images, rows, at, extents, option.resolution)
+
+        if not (self.training and self.blur > 0 and centres.requires_grad):
+            return crop(frames, centres)
+        radius = max(1, math.ceil(3 * self.blur))
+        smooth = TF.gaussian_blur(frames, [2 * radius + 1] * 2, [self.blur] * 2)
+        soft = crop(smooth, centres)
+        return crop(frames, centres.detach()) + (soft - soft.detach())
+
+    def random_centres(self, b: int, t: int, device: torch.device) -> torch.Tensor:
+        """Uniformly random centres ``[B, T, 2]`` of the policy's option (inside the frame)."""
+        span = self.policy.span(device)
+        return span / 2 + torch.rand(b, t, 2, device=device) * (1.0 - span)
 
     def forward_at(
         self,
@@ -195,13 +243,9 @@ class DifferentiableFocusNet(FocusNet):
         if centres.shape != (b, t, 2):
             raise ValueError(f"centres must be [B={b}, T={t}, 2], got {tuple(centres.shape)}")
         k = self.policy.option - 1
-        option = self.options[k]
-        crops = self.cropper(
+        crops = self._crop(
             rearrange(frames, "b t c h w -> (b t) c h w"),
-            torch.arange(b * t, device=frames.device),
             rearrange(centres, "b t xy -> (b t) xy"),
-            frames.new_full((b * t,), option.extent),
-            option.resolution,
         )
         local = rearrange(self.local_encoder.pooled(crops, k), "(b t) d -> b t d", b=b)
         option_index = torch.full((b, t), k, dtype=torch.long, device=frames.device)
@@ -216,7 +260,12 @@ class DifferentiableFocusNet(FocusNet):
             glance = self.glance(frames)
         chosen = actions[..., 0] < 0
         if bool(chosen.all()):
-            return self.forward_at(frames, glance, self.policy.centres(glance.maps), hidden)
+            out = self.forward_at(frames, glance, self.policy.centres(glance.maps), hidden)
+            if self.training and self.random_branch:
+                b, t = frames.shape[:2]
+                at = self.random_centres(b, t, frames.device)
+                out = out._replace(auxiliary=self.forward_at(frames, glance, at, hidden))
+            return out
         if bool(chosen.any()):
             raise ValueError("actions mix policy placeholders with given glimpses")
         return self.forward_from_glance(frames, glance, actions, hidden)

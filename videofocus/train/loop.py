@@ -94,10 +94,15 @@ def param_groups(model: nn.Module, lr: float, lr_mult: dict[str, float]) -> list
     return groups
 
 
-def build_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
-    """SGD (Nesterov-free, momentum) or AdamW over the model's parameter groups."""
+def build_optimizer(
+    model: nn.Module, cfg: Config, lr_mult: dict[str, float] | None = None
+) -> torch.optim.Optimizer:
+    """SGD (Nesterov-free, momentum) or AdamW over the model's parameter groups.
+
+    :param lr_mult: the stage's own learning-rate factors per module, under the config's.
+    """
     o = cfg.train.optim
-    groups = param_groups(model, o.lr, o.lr_mult)
+    groups = param_groups(model, o.lr, {**(lr_mult or {}), **o.lr_mult})
     if o.name == "sgd":
         return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
     return torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay)
@@ -229,7 +234,7 @@ def run_supervised_stage(
         pin_memory=pin,
     )
     steps_per_epoch = max(1, len(train_loader) // accum)
-    optimizer = build_optimizer(model, cfg)
+    optimizer = build_optimizer(model, cfg, stage.lr_mult)
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
     start_epoch, global_step = 0, 0
     last_dir = stage_dir / "last"

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,18 @@ def focus_loss(out: FocusOutput, labels: torch.Tensor) -> tuple[torch.Tensor, di
     }
 
 
+def averaged_loss(out: FocusOutput, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """:func:`focus_loss` of the pass, averaged with that of its auxiliary pass where it has one
+    (AdaFocusV2's random-glimpse branch: the local network keeps learning from glimpses the
+    still-untrained policy would not take)."""
+    loss, parts = focus_loss(out, labels)
+    if out.auxiliary is None:
+        return loss, parts
+    extra, _ = focus_loss(out.auxiliary, labels)
+    total = (loss + extra) / 2
+    return total, {**parts, "loss": total.item(), "loss_random": extra.item()}
+
+
 def fused_only_loss(
     out: FocusOutput, labels: torch.Tensor
 ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -92,6 +104,8 @@ class SupervisedStage:
     #: ``(model, batch, steps, epoch, train) -> [B, T, 3]``, given the loader's batch
     actions: Callable[[FocusNet, dict[str, Any], int, int, bool], torch.Tensor]
     loss: Callable[[FocusOutput, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+    #: learning-rate factors of the stage's own modules (``train.optim.lr_mult`` overrides them)
+    lr_mult: dict[str, float] = field(default_factory=dict)
 
 
 def _warmup_actions(
@@ -263,7 +277,8 @@ def _differentiable_stage(cfg: Config) -> SupervisedStage:
         "differentiable",
         lambda c, n: build_differentiable_focusnet(c, n, out_dir / "warmup" / "final"),
         lambda m, batch, t, e, tr: policy_chooses(len(batch["index"]), t),
-        focus_loss,
+        averaged_loss,
+        {"policy": cfg.train.differentiable_policy_lr_mult},
     )
 
 
@@ -277,7 +292,14 @@ SUPERVISED_STAGES = tuple(_STAGES.names())
 #: ``train`` fields no stage's result depends on, or that only some stages read.
 _FINETUNE_FIELDS = ("finetune_local", "finetune_epochs")
 _WARMUP_FIELDS = ("warmup_init", "warmup_skip_rate")
-_NOT_READ = ("out_dir", "differentiable_option", *_FINETUNE_FIELDS, *_WARMUP_FIELDS)
+#: what only the differentiable baseline reads
+_DIFFERENTIABLE_FIELDS = (
+    "differentiable_option",
+    "differentiable_policy_lr_mult",
+    "differentiable_random_branch",
+    "differentiable_blur",
+)
+_NOT_READ = ("out_dir", *_DIFFERENTIABLE_FIELDS, *_FINETUNE_FIELDS, *_WARMUP_FIELDS)
 #: ``data`` fields only the held-out test split reads: no training choice may depend on them.
 _TEST_FIELDS = ("test_manifest", "test_split")
 #: ``model`` fields of the glimpses and the policy, which the dense baseline never builds (its one
@@ -309,7 +331,7 @@ def stage_reads(name: str, cfg: Config) -> dict[str, Any]:
         return {"data": data, "model": model, "policy": asdict(cfg.policy)}
     finetune = {k: getattr(cfg.train, k) for k in _FINETUNE_FIELDS}
     if name == "differentiable":
-        finetune["differentiable_option"] = cfg.train.differentiable_option
+        finetune.update({k: getattr(cfg.train, k) for k in _DIFFERENTIABLE_FIELDS})
     elif name != "finetune" and not name.startswith("finetune_"):
         raise ValueError(f"unknown stage {name!r}")
     return {"data": data, "train": {**train, **finetune}, "model": model}
