@@ -210,6 +210,25 @@ def test_acceptance_lines_and_table():
     assert acceptance(rows, comparisons)[0].startswith("[MISS]")
 
 
+def test_memory_benchmark_adds_the_recurrent_vs_feed_forward_line():
+    def row(name, acc, **extra):
+        return {"name": name, "exit": None, "accuracy": acc, "gmacs_per_video": 0.1, **extra}
+
+    rows = [
+        row("dense", 0.9, gmacs_per_video=1.0),
+        row("random", 0.5, target_coverage=0.3),
+        row("differentiable", 0.5, target_coverage=0.3),
+        row("recurrent_ppo", 0.8),
+        row("ppo", 0.65),
+    ]
+    comparisons = [_comparison("recurrent_ppo", "ppo", 0.15, 0.05)]
+    assert not any("memory" in line for line in acceptance(rows, comparisons))
+    line = acceptance(rows, comparisons, memory=True)[4]
+    assert line.startswith("[pass] memory: recurrent_ppo - ppo: +15.0 points"), line
+    comparisons = [_comparison("recurrent_ppo", "ppo", 0.15, -0.01)]
+    assert acceptance(rows, comparisons, memory=True)[4].startswith("[MISS] memory")
+
+
 def test_table_shows_the_seed_interval():
     row = {
         "name": "recurrent_ppo",

@@ -200,9 +200,15 @@ def _compared(comparisons: list[dict[str, Any]], name: str, reference: str, **ex
     return None
 
 
-def acceptance(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]]) -> list[str]:
-    """Issue 13's checks on the aiming benchmark, as lines saying pass or miss with the numbers
-    (accuracies from the reported split; intervals paired on its videos and the seeds)."""
+def acceptance(
+    rows: list[dict[str, Any]], comparisons: list[dict[str, Any]], memory: bool = False
+) -> list[str]:
+    """Issue 13's checks, as lines saying pass or miss with the numbers (accuracies from the
+    reported split; intervals paired on its videos and the seeds).
+
+    :param memory: the memory benchmark (``synthetic_memory``): its own first line, the
+        recurrent policy against the feed-forward one at the same cost.
+    """
     by = {(r["name"], json.dumps(r.get("exit"))): r for r in rows}
 
     def row(name: str, exit_entry: Any = None) -> dict[str, Any]:
@@ -262,6 +268,16 @@ def acceptance(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]]) ->
         )
         + " (need one interval above 0)",
     )
+    if memory:
+        ppo = row("ppo")
+        vs_ppo = _compared(comparisons, "recurrent_ppo", "ppo")
+        m_gain = rppo["accuracy"] - ppo["accuracy"]
+        check(
+            m_gain >= 0.10 - eps and vs_ppo is not None and vs_ppo["difference_low"] > 0,
+            f"memory: recurrent_ppo - ppo: {100 * m_gain:+.1f} points at "
+            f"{rppo['gmacs_per_video']:.4f} vs {ppo['gmacs_per_video']:.4f} GMACs (need >= +10, "
+            f"interval above 0): {interval(vs_ppo)}",
+        )
     for name in LEARNED_ROWS:
         gap = _compared(comparisons, name, ORACLE)
         lines.append(f"[info] {name} - oracle: {interval(gap)}")
@@ -325,7 +341,8 @@ def run(args: argparse.Namespace) -> int:
         "multiply-accumulates per video\n"
     )
     print(format_comparison(rows), "", format_comparisons(comparisons), sep="\n")
-    print("", *acceptance(rows, comparisons), sep="\n")
+    memory = cfg.data.synthetic is not None and cfg.data.synthetic.cue_ratio < 1
+    print("", *acceptance(rows, comparisons, memory), sep="\n")
     print(f"\n{time.perf_counter() - start:.0f} s in all (training skipped where reused)")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
