@@ -193,8 +193,12 @@ def test_warmup_starts_from_the_dense_baselines_encoders(tiny_data, tmp_path):
     assert all(torch.equal(warm[k], fresh[k]) for k in others)
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_gradient_accumulation_equals_one_big_batch(tiny_data, tmp_path):
-    # BatchNorm frozen: with live batch statistics two half-batches differ from one batch anyway
+    # BatchNorm frozen: with live batch statistics two half-batches differ from one batch anyway.
+    # One thread, as the other exact-number tests: at two threads the full suite once failed it
+    # after the encoders went channels-last (last-bit differences of the split sums, which
+    # AdamW's normalised steps can amplify past the tolerance).
     whole = tiny_config(tiny_data, tmp_path / "whole", epochs=1, freeze_bn=True)
     run_supervised_stage(whole, create_stage("warmup", whole), progress=False)
     halves = tiny_config(
