@@ -31,7 +31,7 @@ from videofocus.evaluation.evaluate import (
 from videofocus.inference.inferencer import InferenceOptions
 from videofocus.inference.model import calibrate_budget, load_inference_model
 from videofocus.models import FocusNet, GlimpseOption, actions_to_glimpses, normalised_extents
-from videofocus.models.glimpse import grid_centres
+from videofocus.models.glimpse import nearest_cells
 from videofocus.policy.differentiable import DifferentiableFocusNet
 from videofocus.policy.focusnet import PolicyFocusNet
 from videofocus.policy.heuristics import ORACLE
@@ -98,13 +98,11 @@ def oracle_actions(
     wide = sorted(v for v, t in tracks.items() if t.width != t.height)
     if wide:
         raise ValueError(f"the oracle needs square videos; {wide[0]} is not")
-    diagonal = torch.arange(grid).unsqueeze(1).expand(grid, 2)
-    centres = grid_centres(diagonal, grid, options[option - 1].extent)[:, 0]  # [G], per axis
+    extent = options[option - 1].extent
 
     def act(model: FocusNet, batch: dict[str, Any], steps: int) -> torch.Tensor:
         target = target_centres(tracks, list(batch["id"]), batch["frame_indices"], frame_size)
-        cells = (target[..., None] - centres).abs().argmin(dim=-1)  # [B, T, 2]: (x, y)
-        cells = torch.where(target.isnan(), grid // 2, cells)
+        cells = torch.where(target.isnan(), grid // 2, nearest_cells(target, grid, extent))
         return torch.cat([torch.full_like(cells[..., :1], option), cells], dim=-1)
 
     return act

@@ -26,6 +26,7 @@ __all__ = [
     "dense_actions",
     "dense_option",
     "grid_centres",
+    "nearest_cells",
     "normalised_extents",
     "random_glimpse_actions",
     "skip_actions",
@@ -90,6 +91,15 @@ def grid_centres(
     span = normalised_extents(extent, aspect)  # [..., 2]
     unit = (cells.float() + 0.5) / grid
     return span / 2 + unit * (1.0 - span)
+
+
+def nearest_cells(centres: torch.Tensor, grid: int, extent: float) -> torch.Tensor:
+    """Grid cells ``[..., 2]`` (long) whose glimpse centres (:func:`grid_centres`, square
+    frames) lie nearest to normalised ``centres`` ``[..., 2]``, per axis, the lower cell on a
+    tie: the inverse of :func:`grid_centres` for a glimpse of ``extent``."""
+    diagonal = torch.arange(grid, device=centres.device).unsqueeze(1).expand(grid, 2)
+    axis = grid_centres(diagonal, grid, extent).to(centres.dtype)  # [G, 2]: cell i's (x, y)
+    return (centres.unsqueeze(-2) - axis).abs().argmin(dim=-2)
 
 
 def check_actions(actions: torch.Tensor, num_options: int) -> None:

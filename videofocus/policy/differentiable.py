@@ -53,7 +53,7 @@ from torch import nn
 
 from videofocus.models.cropper import DifferentiableCropper
 from videofocus.models.focusnet import FocusNet, FocusOutput, GlanceOutput
-from videofocus.models.glimpse import GlimpseOption, grid_centres, normalised_extents
+from videofocus.models.glimpse import GlimpseOption, nearest_cells, normalised_extents
 from videofocus.policy.heuristics import GlimpsePolicy
 
 __all__ = ["DifferentiableFocusNet", "DifferentiableGlimpsePolicy"]
@@ -144,11 +144,7 @@ class DifferentiableGlimpsePolicy(GlimpsePolicy):
 
     def snap(self, centres: torch.Tensor) -> torch.Tensor:
         """Grid cells ``[..., 2]`` whose glimpse centres lie nearest to ``centres`` per axis."""
-        diagonal = torch.arange(self.grid, device=centres.device).unsqueeze(1).expand(-1, 2)
-        cell_centres = grid_centres(diagonal, self.grid, self.extent)  # [G, 2]
-        cx = (centres[..., :1] - cell_centres[:, 0]).abs().argmin(dim=-1)
-        cy = (centres[..., 1:] - cell_centres[:, 1]).abs().argmin(dim=-1)
-        return torch.stack([cx, cy], dim=-1)
+        return nearest_cells(centres, self.grid, self.extent)
 
     @torch.no_grad()
     def act(self, glance: GlanceOutput, generator: torch.Generator | None = None) -> torch.Tensor:

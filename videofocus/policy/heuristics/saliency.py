@@ -9,7 +9,7 @@ import torch
 from einops import rearrange
 
 from videofocus.models.focusnet import GlanceOutput
-from videofocus.models.glimpse import GlimpseOption, grid_centres
+from videofocus.models.glimpse import GlimpseOption, nearest_cells
 from videofocus.policy.heuristics.base import GlimpsePolicy, register_policy
 
 
@@ -27,16 +27,9 @@ class SaliencyPolicy(GlimpsePolicy):
     :param option: the action option (``1..K``) of every glimpse.
     """
 
-    centres_x: torch.Tensor
-    centres_y: torch.Tensor
-
     def __init__(self, options: Sequence[GlimpseOption], grid: int, option: int = 1) -> None:
         super().__init__(options, grid)
         self.option = self._check_option(option)
-        diagonal = torch.arange(grid).unsqueeze(1).expand(grid, 2)  # cells (i, i)
-        centres = grid_centres(diagonal, grid, self.options[option - 1].extent)
-        self.register_buffer("centres_x", centres[:, 0].clone(), persistent=False)
-        self.register_buffer("centres_y", centres[:, 1].clone(), persistent=False)
 
     def peaks(self, maps: torch.Tensor) -> torch.Tensor:
         """Normalised ``(x, y)`` ``[B, T, 2]`` of the channel-summed maps' strongest positions."""
@@ -46,7 +39,7 @@ class SaliencyPolicy(GlimpsePolicy):
         return torch.stack([(x + 0.5) / w, (y + 0.5) / h], dim=-1)
 
     def act(self, glance: GlanceOutput, generator: torch.Generator | None = None) -> torch.Tensor:
-        peak = self.peaks(glance.maps)  # [B, T, 2]
-        cx = (peak[..., :1] - self.centres_x.to(peak)).abs().argmin(dim=-1)
-        cy = (peak[..., 1:] - self.centres_y.to(peak)).abs().argmin(dim=-1)
-        return torch.stack([torch.full_like(cx, self.option), cx, cy], dim=-1)
+        cells = nearest_cells(
+            self.peaks(glance.maps), self.grid, self.options[self.option - 1].extent
+        )
+        return torch.cat([torch.full_like(cells[..., :1], self.option), cells], dim=-1)
