@@ -229,6 +229,38 @@ def test_memory_benchmark_adds_the_recurrent_vs_feed_forward_line():
     assert acceptance(rows, comparisons, memory=True)[4].startswith("[MISS] memory")
 
 
+def test_protocol_runs_both_benchmarks_with_seeds_in_their_own_folders(
+    tmp_path, capsys, monkeypatch
+):
+    from videofocus.benchmarks import protocol
+
+    calls = []
+
+    def fake(config, out, overrides, cost_lambda, progress, log, seeds):
+        calls.append((config, out, list(overrides), seeds))
+        out.mkdir(parents=True)
+        rows = [
+            {"name": n, "exit": None, "accuracy": 0.5, "gmacs_per_video": 0.1, "videos_per_s": 1.0}
+            for n in ("dense", "random", "differentiable", "recurrent_ppo", "ppo")
+        ]
+        return rows, [_comparison("recurrent_ppo", "ppo", 0.12, 0.02)]
+
+    monkeypatch.setattr(protocol, "run_benchmark", fake)
+    out = tmp_path / "protocol"
+    argv = ["bench", "protocol", "--out-dir", str(out), "--no-progress", "train.epochs=1"]
+    assert main(argv) == 0
+    assert calls == [
+        ("synthetic_tiny", out / "aiming", ["train.epochs=1"], 3),
+        ("synthetic_memory", out / "memory", ["train.epochs=1"], 3),
+    ]
+    printed = capsys.readouterr().out
+    assert "## aiming benchmark" in printed and "## memory benchmark" in printed
+    assert printed.count("memory: recurrent_ppo - ppo") == 1  # only the memory benchmark's
+    saved = json.loads((out / "memory" / "rows.json").read_text())
+    assert saved["comparisons"][0]["reference"] == "ppo"
+    assert main(["bench", "protocol", "--out-dir", str(out), "--seeds", "0"]) == 2
+
+
 def test_table_shows_the_seed_interval():
     row = {
         "name": "recurrent_ppo",

@@ -13,6 +13,7 @@ from types import ModuleType
 BENCHMARKS: dict[str, str] = {
     "decode": "videofocus.benchmarks.decode",
     "policy": "videofocus.benchmarks.policy",
+    "protocol": "videofocus.benchmarks.protocol",
     "label": "videofocus.benchmarks.label",
 }
 
