@@ -549,6 +549,13 @@ def test_report_files(tmp_path):
     assert not list((tmp_path / "out").glob(".*tmp*"))
     labels = [p["name"] for p in plot_rows(rows)]
     assert labels[1] == "recurrent_ppo__cost_lambda=0.0 @0.8" and labels[0] == rows[0]["name"]
+    # budgets and truncations are labelled by what they are, not by calibrated threshold lists
+    cut = {"name": "cut", "exit": {"max_steps": 2}, "exit_thresholds": None}
+    ex = {"name": "ex", "exit": {"budget_share": 1.0, "of": "cut", "max_steps": 2}}
+    assert [p["name"] for p in plot_rows([cut, {**ex, "exit_thresholds": [0.71, 0.0]}])] == [
+        "cut @first 2 steps",
+        "ex @budget: 2-step cost",
+    ]
 
 
 def test_report_passes_curves_to_the_plot(tmp_path, monkeypatch):

@@ -128,12 +128,15 @@ def format_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def plot_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The rows as :func:`~videofocus.viz.tradeoff.plot_tradeoff` points: the exit thresholds
-    added to the label where a row has them (the same variant appears once per entry)."""
+    """The rows as :func:`~videofocus.viz.tradeoff.plot_tradeoff` points: the exit entry added to
+    the label where a row has one (the same variant appears once per entry): a budget or a
+    truncation by :func:`exit_label`, thresholds by their values."""
     points = []
     for row in rows:
         name = str(row["name"])
-        if row.get("exit_thresholds") is not None:
+        if isinstance(row.get("exit"), dict):
+            name = f"{name} @{exit_label(row['exit'])}"
+        elif row.get("exit_thresholds") is not None:
             name = f"{name} @{value_label(row['exit_thresholds'])}"
         points.append({**row, "name": name})
     return points
