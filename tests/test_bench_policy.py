@@ -140,10 +140,10 @@ def test_target_centres_follow_the_clip_transform():
     assert centres[0, 2].tolist() == [(30 - 8) / 16, 14 / 16]
 
 
-def _comparison(name, reference, difference, low, reference_exit=None):
+def _comparison(name, reference, difference, low, reference_exit=None, exit_entry=None):
     return {
         "name": name,
-        "exit": None,
+        "exit": exit_entry,
         "reference": reference,
         "reference_exit": reference_exit,
         "difference": difference,
@@ -152,6 +152,10 @@ def _comparison(name, reference, difference, low, reference_exit=None):
         "seeds": 3,
         "videos": 400,
     }
+
+
+CUT = {"max_steps": 4}
+BUDGET = {"budget_share": 1.0, "of": "recurrent_ppo_truncate", "max_steps": 4}
 
 
 def test_acceptance_lines_and_table():
@@ -171,12 +175,12 @@ def test_acceptance_lines_and_table():
         row("differentiable", 0.72, 0.2, option=2, target_coverage=0.5),
         row("recurrent_ppo", 0.88, 0.2, option=2, target_coverage=0.9),
         row("recurrent_ppo_truncate", 0.80, 0.1, {"max_steps": 4}),
-        row("recurrent_ppo_exit", 0.85, 0.1, {"budget_share": 1.0, "of": "x", "max_steps": 4}),
+        row("recurrent_ppo_exit", 0.85, 0.1, BUDGET),
     ]
     comparisons = [
         _comparison("recurrent_ppo", "random", 0.28, 0.22),
         _comparison("differentiable", "random", 0.12, 0.05),
-        _comparison("recurrent_ppo_exit", "recurrent_ppo_truncate", 0.05, 0.01, {"max_steps": 4}),
+        _comparison("recurrent_ppo_exit", "recurrent_ppo_truncate", 0.05, 0.01, CUT, BUDGET),
         _comparison("recurrent_ppo", "oracle", -0.03, -0.06),
     ]
     lines = acceptance(rows, comparisons)
@@ -190,9 +194,14 @@ def test_acceptance_lines_and_table():
     # differentiable covers only 1.33x random's targets
     rows[2]["target_coverage"] = 0.4
     assert acceptance(rows, comparisons)[2].startswith("[MISS]")
+    # an exit that spends more than the truncation on test does not compare at equal cost
+    rows[5]["gmacs_per_video"] = 0.11
+    assert acceptance(rows, comparisons)[3].startswith("[MISS]")
+    assert "0.1100 vs 0.1000 GMACs" in acceptance(rows, comparisons)[3]
+    rows[5]["gmacs_per_video"] = 0.1
     # an exit no better than truncation
     comparisons[2] = _comparison(
-        "recurrent_ppo_exit", "recurrent_ppo_truncate", 0.01, -0.02, {"max_steps": 4}
+        "recurrent_ppo_exit", "recurrent_ppo_truncate", 0.01, -0.02, CUT, BUDGET
     )
     assert acceptance(rows, comparisons)[3].startswith("[MISS]")
     rows[3]["accuracy"] = 0.70
