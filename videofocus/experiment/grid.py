@@ -272,7 +272,7 @@ def _overrides(path: Path, where: str, value: Any) -> tuple[str, ...]:
     return overrides
 
 
-def _parse_budget(path: Path, key: str, entry: dict[str, Any]) -> Budget | Truncate:
+def _parse_exit_mapping(path: Path, key: str, entry: dict[str, Any]) -> Budget | Truncate:
     _check_keys(path, key, entry, _BUDGET_KEYS)
     steps = entry.get("max_steps")
     if steps is not None and (not _is_int(steps) or steps < 1):
@@ -297,7 +297,7 @@ def _parse_thresholds(
         if entry is None:
             parsed = None
         elif isinstance(entry, dict):
-            parsed = _parse_budget(path, key, entry)
+            parsed = _parse_exit_mapping(path, key, entry)
         elif isinstance(entry, list) and entry and all(_is_number(t) and t >= 0 for t in entry):
             parsed = [float(t) for t in entry]
         else:

@@ -315,30 +315,27 @@ def evaluate_variant(
     """
     final = Path(cfg.train.out_dir) / plan_stages(variant)[-1].name / "final"
     extra: dict[str, Any] = {}
+    thresholds: list[float] | None = None
     if isinstance(exit_entry, Budget):
         assert budget_of is not None
-        budget = exit_entry.share * budget_of
-        thresholds, result = evaluate_budgeted_exit(cfg, final, budget)
-        extra = {"budget_gmacs": budget, "exit_fraction": result["exit_fraction"]}
-        accuracy = result["accuracy"]
+        extra["budget_gmacs"] = exit_entry.share * budget_of
+        thresholds, result = evaluate_budgeted_exit(cfg, final, extra["budget_gmacs"])
     elif isinstance(exit_entry, Truncate):
-        thresholds = None
-        result = evaluate_adaptive(
-            cfg, final, options=InferenceOptions(max_steps=exit_entry.max_steps)
-        )
-        extra = {"exit_fraction": result["exit_fraction"]}
-        accuracy = result["accuracy"]
+        options = InferenceOptions(max_steps=exit_entry.max_steps)
+        result = evaluate_adaptive(cfg, final, options=options)
     elif exit_entry is not None:
         thresholds = list(exit_entry)
         exit_cfg = replace(cfg, exit=replace(cfg.exit, thresholds=thresholds))
         result = evaluate_adaptive(exit_cfg, final, thresholds=thresholds)
-        extra = {"exit_fraction": result["exit_fraction"]}
-        accuracy = result["accuracy"]
     elif variant.policy in BASELINES:
-        thresholds, result = None, evaluate_checkpoint(cfg, final)
-        accuracy = result["top1"]
+        result = evaluate_checkpoint(cfg, final)
     else:
         return {"exit": None, "exit_thresholds": None, **_glimpse_entry(variant, cfg, final)}
+    if exit_entry is None:
+        accuracy = result["top1"]
+    else:  # every exit entry runs through the adaptive inferencer
+        accuracy = result["accuracy"]
+        extra["exit_fraction"] = result["exit_fraction"]
     return {
         "exit": _entry_json(exit_entry),
         "exit_thresholds": thresholds,
