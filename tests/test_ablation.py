@@ -322,7 +322,7 @@ def fake_training(monkeypatch):
             raise RuntimeError("the loss went NaN")
         return stages_dir / plan.key / plan.name / "final"
 
-    def evaluate(variant, cfg, thresholds, budget_of=None):
+    def evaluate(variant, cfg, thresholds, budget_of=None, calibration=None):
         calls.append((variant.name, thresholds))
         gmacs = 1.0 + variant.cfg.policy.cost_lambda + (thresholds or [1.0])[0]
         return {
@@ -726,9 +726,12 @@ def test_test_split_reports_test_and_chooses_on_val(
 
     calls = []
 
-    def evaluate(variant, cfg, exit_entry, budget_of=None):
-        split = "test" if cfg.data.val_split == "test" else "val"
-        calls.append((split, exit_entry, budget_of))
+    def split_of(cfg):
+        return "test" if cfg.data.val_split == "test" else "val"
+
+    def evaluate(variant, cfg, exit_entry, budget_of=None, calibration=None):
+        split = split_of(cfg)
+        calls.append((split, exit_entry, budget_of, calibration and split_of(calibration)))
         thresholds = [0.7] if isinstance(exit_entry, Budget) else exit_entry
         gmacs = {"val": 2.0, "test": 3.0}[split]
         exit_json = exit_entry.to_json() if isinstance(exit_entry, Budget) else exit_entry
@@ -739,10 +742,11 @@ def test_test_split_reports_test_and_chooses_on_val(
     variant = expand_grid(load_grid(write_grid(tmp_path, "policies: [recurrent_ppo]\n")))[0]
     variant = replace(variant, exits=(None, Budget(0.5)))
     record = run_variant(variant, tmp_path / "out", False, lambda line: None)
-    # the budget is a share of the val cost; calibrated once, val then reuses its thresholds
-    assert calls == [("test", None, None), ("val", None, None)] + [
-        ("test", Budget(0.5), 2.0),
-        ("val", [0.7], 2.0),
+    # the budget is a share of the val cost; calibrated once, on val (never on the rows that
+    # report), and val then reuses its thresholds
+    assert calls == [("test", None, None, "val"), ("val", None, None, None)] + [
+        ("test", Budget(0.5), 2.0, "val"),
+        ("val", [0.7], 2.0, None),
     ]
     plain, budget = record["evaluations"]
     assert plain["split"] == "test" and plain["gmacs_per_video"] == 3.0

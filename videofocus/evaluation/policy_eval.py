@@ -196,24 +196,28 @@ def dominant_option(stats: dict[str, Any]) -> int:
 
 
 def evaluate_budgeted_exit(
-    cfg: Config, finetune_dir: Path, budget: float
+    cfg: Config, finetune_dir: Path, budget: float, calibration: Config
 ) -> tuple[list[float], dict[str, Any]]:
     """The fine-tuned learned policy with exit thresholds calibrated for ``budget`` GMACs/video
-    on the training rows, evaluated on the validation rows.
+    on the evaluation rows of ``calibration``, evaluated on the evaluation rows of ``cfg``.
 
-    :param cfg: the run config (its validation rows are evaluated).
+    Calibrating on held-out rows matters: on the training rows the network is more confident
+    than on unseen videos, so thresholds fitted there exit less, and overspend, elsewhere.
+
+    :param cfg: the run config (its evaluation rows are evaluated).
     :param finetune_dir: the ``finetune`` stage's checkpoint folder.
     :param budget: GMACs per video the calibration aims at.
+    :param calibration: the config whose evaluation rows calibrate (the validation rows when
+        ``cfg`` reports on test: a choice, made on val).
     :returns: the per-step thresholds (``[0.0]``, every video exiting at its first step, when
         the budget is below that) and the evaluation of
         :func:`~videofocus.evaluation.evaluate.evaluate_adaptive` under them.
     """
     model = load_inference_model(finetune_dir, cfg)
-    train_rows = evaluation_rows(cfg, "train")
     options = InferenceOptions(chunk_steps=1)
     try:
         thresholds = calibrate_budget(
-            replace(model, cfg=train_rows), budget, options, save=False
+            replace(model, cfg=calibration), budget, options, save=False
         ).thresholds
     except ValueError:  # the budget is below every video exiting at its first step
         thresholds = [0.0]

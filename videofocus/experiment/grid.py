@@ -25,7 +25,8 @@ variant NAME glimpses with most, known once it has run), ``finetune: false`` (a 
 heuristic policy read by the shared warm-up network instead of a model fine-tuned on its
 glimpses) and ``exit`` (its own list of exit entries instead of ``exit_thresholds``). An exit
 entry is ``null`` (no early exit), a list of thresholds (one, or one per frame), or
-``{budget_share: S, of: NAME}``: thresholds calibrated on the training rows for S times the GMACs
+``{budget_share: S, of: NAME}``: thresholds calibrated on the validation rows (the training rows
+when val is the split that reports) for S times the GMACs
 per video of the earlier variant NAME (default: the variant itself, without early exit; with
 ``max_steps: K`` as well: of that variant truncated at K steps, so that the calibrated exit and
 the truncation cost the same), or ``{max_steps: K}``: every video stops after its first K steps

@@ -302,6 +302,7 @@ def evaluate_variant(
     cfg: Config,
     exit_entry: ExitEntry,
     budget_of: float | None = None,
+    calibration: Config | None = None,
 ) -> dict[str, Any]:
     """Accuracy, top-5, GMACs/video and videos/s of a trained variant on the validation split.
 
@@ -309,9 +310,11 @@ def evaluate_variant(
     :param cfg: its config, ``train.out_dir`` its run folder (with links to every stage).
     :param exit_entry: None (no early exit; glimpse variants add their glimpse statistics),
         thresholds (one, or one per frame) or a :class:`~videofocus.experiment.grid.Budget`
-        (thresholds calibrated on the training rows), evaluated with
+        (thresholds calibrated on the evaluation rows of ``calibration``), evaluated with
         :func:`videofocus.evaluation.evaluate.evaluate_adaptive`.
     :param budget_of: for a budget, the GMACs per video it is a share of.
+    :param calibration: for a budget, the config whose evaluation rows calibrate its
+        thresholds (default ``cfg``).
     """
     final = Path(cfg.train.out_dir) / plan_stages(variant)[-1].name / "final"
     extra: dict[str, Any] = {}
@@ -319,7 +322,9 @@ def evaluate_variant(
     if isinstance(exit_entry, Budget):
         assert budget_of is not None
         extra["budget_gmacs"] = exit_entry.share * budget_of
-        thresholds, result = evaluate_budgeted_exit(cfg, final, extra["budget_gmacs"])
+        thresholds, result = evaluate_budgeted_exit(
+            cfg, final, extra["budget_gmacs"], calibration or cfg
+        )
     elif isinstance(exit_entry, Truncate):
         options = InferenceOptions(max_steps=exit_entry.max_steps)
         result = evaluate_adaptive(cfg, final, options=options)
@@ -436,9 +441,13 @@ def run_variant(
             assert base is not None, f"{exit_entry.of}: no evaluation at {_entry_json(base_exit)}"
             budget_of = _choice(base)["gmacs_per_video"]  # a choice: made on val
         log(f"evaluating ({'no early exit' if exit_entry is None else _entry_json(exit_entry)})")
-        entry = evaluate_variant(variant, evaluation_rows(cfg, report), exit_entry, budget_of)
+        # calibrated on rows no number is reported from: val, or train where val reports
+        calibration = cfg if report != "val" else evaluation_rows(cfg, "train")
+        entry = evaluate_variant(
+            variant, evaluation_rows(cfg, report), exit_entry, budget_of, calibration
+        )
         if report != "val":  # what choices read; the per-video hits only where it reports
-            # a budget's thresholds are calibrated once, on the training rows: val reuses them
+            # a budget's thresholds are calibrated once, on the validation rows: val reuses them
             again = entry["exit_thresholds"] if isinstance(exit_entry, Budget) else exit_entry
             val = evaluate_variant(variant, cfg, again, budget_of)
             entry["val"] = {k: v for k, v in val.items() if not k.startswith("video_")}
