@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from videofocus.config import Config
-from videofocus.data.loaders import build_eval_loader, evaluation_rows, frames_to_input
+from videofocus.data.loaders import build_eval_loader, frames_to_input
 from videofocus.data.synthetic import TargetTrack
 from videofocus.evaluation.evaluate import (
     Actions,
