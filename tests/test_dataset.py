@@ -220,3 +220,81 @@ def test_invalid_dataset_arguments(videos):
         ClipDataset(_rows(), SegmentSampler(2), num_classes=0)
     with pytest.raises(ValueError, match="epoch"):
         ClipDataset(_rows(), SegmentSampler(2), num_classes=5).set_epoch(-1)
+
+
+def _opened_readers(monkeypatch) -> list[str]:
+    """Paths of every VideoReader the dataset opens from now on."""
+    import videofocus.data.dataset as dataset_module
+
+    opened = []
+    real = dataset_module.VideoReader
+
+    def counting(path, **kwargs):
+        opened.append(str(path))
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(dataset_module, "VideoReader", counting)
+    return opened
+
+
+def test_frame_cache_gives_the_same_clips_and_decodes_each_frame_once(videos, monkeypatch):
+    def dataset(cache_bytes):
+        return ClipDataset(
+            _rows(), SegmentSampler(4), num_classes=5, root=videos, train=True, seed=3,
+            short_side=24, cache_bytes=cache_bytes,
+        )  # fmt: skip
+
+    plain, cached = dataset(0), dataset(2**24)
+    assert plain.cache is None
+    opened = _opened_readers(monkeypatch)
+    opened_by_epoch = []
+    for epoch in range(40):
+        plain.set_epoch(epoch)
+        cached.set_epoch(epoch)
+        before = len(opened)
+        for i in range(len(plain)):
+            a, b = plain[i], cached[i]
+            assert torch.equal(a["frames"], b["frames"])
+            assert a["frame_indices"].tolist() == b["frame_indices"].tolist()
+        opened_by_epoch.append(len(opened) - before - len(plain))  # the plain one opens each
+    # a clip opens its file only when one of its frames was never decoded: early on; once every
+    # frame of both files came by (4 random segments of 5 frames), whole epochs open nothing
+    assert opened_by_epoch[0] == len(plain)
+    # every open but each file's first (its timeline) follows a miss
+    assert sum(opened_by_epoch) == cached.cache.misses + 2 and cached.cache.hits > 0
+    assert opened_by_epoch[-10:] == [0] * 10
+    frame_bytes = 24 * 32 * 3
+    assert len(cached.cache) <= 2 * N and cached.cache.bytes == len(cached.cache) * frame_bytes
+    # two rows of the same file share its frames
+    assert {key[0] for key in cached.cache._frames} == {
+        str(videos / "a.mp4"),
+        str(videos / "b.mp4"),
+    }
+
+
+def test_frame_cache_evaluation_clips_open_no_file_after_the_first_pass(videos, monkeypatch):
+    ds = ClipDataset(_rows(), SegmentSampler(4), num_classes=5, root=videos, cache_bytes=2**24)
+    first = [ds[i]["frames"] for i in range(len(ds))]
+    opened = _opened_readers(monkeypatch)
+    again = [ds[i]["frames"] for i in range(len(ds))]
+    assert opened == [] and all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+
+
+def test_frame_cache_stays_within_its_budget_and_evicts_the_oldest(videos):
+    frame_bytes = H * W * 3
+    ds = ClipDataset(
+        _rows(), SegmentSampler(4), num_classes=5, root=videos, cache_bytes=6 * frame_bytes
+    )
+    ds[0]  # a.mp4's 4 frames
+    ds[1]  # b.mp4's 4: a's two oldest go
+    assert len(ds.cache) == 6 and ds.cache.bytes == 6 * frame_bytes
+    assert _frame_index(ds[1]["frames"]) == [N - 1 - i for i in (2, 7, 12, 17)]
+    assert _frame_index(ds[0]["frames"]) == [2, 7, 12, 17]  # decoded again, still right
+
+
+def test_frame_cache_still_checks_the_manifest_count(videos):
+    rows = [ManifestRow(id="stale", path="a.mp4", num_frames=10)]
+    ds = ClipDataset(rows, UniformSampler(4), num_classes=1, root=videos, cache_bytes=2**24)
+    for _ in range(2):
+        with pytest.raises(VideoDecodeError, match="manifest says 10 frames"):
+            ds[0]

@@ -119,13 +119,14 @@ class DataConfig:
     frame_size: int = 128  # short side after decoding, in pixels
     backend: str = "auto"  # decoder: auto | a videofocus.io.backends.BACKENDS name (pyav, ...)
     num_workers: int = 2  # DataLoader worker processes
+    frame_cache_mb: int = 0  # decoded frames kept in memory per dataset and process; 0: none
     synthetic: SyntheticDataConfig | None = None  # set: generate root if missing
 
     def __post_init__(self) -> None:
         for name in ("root", "manifest", "classes"):
             _require(bool(getattr(self, name)), name, "must be a non-empty path")
         _bounds(self, "> 0", "frames", "frame_size")
-        _bounds(self, ">= 0", "num_workers")
+        _bounds(self, ">= 0", "num_workers", "frame_cache_mb")
         _one_of(self.sampler, "sampler", ("tsn", "uniform", "dense"))
         from videofocus.io.backends import BACKENDS  # no torch (tests/test_registries.py)
 

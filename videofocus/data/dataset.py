@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
+from videofocus.data.frame_cache import FrameCache, Timeline
 from videofocus.data.manifest import ManifestRow, read_manifest
 from videofocus.io.errors import VideoDecodeError
 from videofocus.io.reader import VideoReader
@@ -64,6 +65,9 @@ class ClipDataset(Dataset):
         sampler's deterministic evaluation positions.
     :param seed: base seed of the per-item generators.
     :param on_error: ``"raise"`` (the error, naming the file, propagates) or ``"skip"``.
+    :param cache_bytes: keep up to this many bytes of decoded frames in memory (a
+        :class:`~videofocus.data.frame_cache.FrameCache`, one per process), so that a clip
+        whose frames were decoded before opens no file; 0: no cache.
     """
 
     def __init__(
@@ -81,6 +85,7 @@ class ClipDataset(Dataset):
         train: bool = False,
         seed: int = 0,
         on_error: str = "raise",
+        cache_bytes: int = 0,
     ) -> None:
         if num_classes < 1:
             raise ValueError(f"num_classes must be positive, got {num_classes}")
@@ -110,6 +115,7 @@ class ClipDataset(Dataset):
         self.multilabel = multilabel
         self.seed = seed
         self.on_error = on_error
+        self.cache = FrameCache(cache_bytes) if cache_bytes > 0 else None
         # A shared-memory tensor, so that set_epoch in the main process reaches persistent
         # DataLoader workers (they hold copies of this dataset, but share this storage).
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
@@ -158,21 +164,46 @@ class ClipDataset(Dataset):
         self, row: ManifestRow, path: Path, rng: np.random.Generator
     ) -> tuple[np.ndarray, torch.Tensor]:
         """Sample the clip's indices and decode them: ``int64 [T]``, ``uint8 [T, H, W, 3]``."""
+        timeline = None if self.cache is None else self.cache.timeline(path)
+        if timeline is not None:
+            indices = self._sample(row, path, timeline, rng)
+            frames = self.cache.get(path, indices.tolist(), self.short_side)
+            if frames is not None:
+                return indices, frames
         with VideoReader(path, backend=self.backend) as reader:
-            # The file's own timeline decides (real presentation times, variable rates too); a
-            # manifest count that disagrees means the file changed since it was probed.
-            if row.num_frames is not None and row.num_frames != reader.metadata.num_frames:
-                raise VideoDecodeError(
-                    path,
-                    f"the manifest says {row.num_frames} frames but the file has "
-                    f"{reader.metadata.num_frames}; re-probe it",
-                )
-            try:
-                indices = reader.sample_indices(self.sampler, row.start, row.end, rng)
-            except FrameRangeError as exc:
-                raise FrameRangeError(f"{path}: {exc}") from None
+            if timeline is None:
+                # The file's own timeline decides (real presentation times, variable rates
+                # too); a manifest count that disagrees means the file changed since it was
+                # probed.
+                if row.num_frames is not None and row.num_frames != reader.metadata.num_frames:
+                    raise VideoDecodeError(
+                        path,
+                        f"the manifest says {row.num_frames} frames but the file has "
+                        f"{reader.metadata.num_frames}; re-probe it",
+                    )
+                timeline = Timeline(reader.metadata.num_frames, reader.frame_boundaries())
+                if self.cache is not None:
+                    self.cache.put_timeline(path, timeline)
+                indices = self._sample(row, path, timeline, rng)
             frames = reader.read_frames(indices.tolist(), short_side=self.short_side)
+        if self.cache is not None:
+            self.cache.put(path, indices.tolist(), self.short_side, frames)
         return indices, frames
+
+    def _sample(
+        self, row: ManifestRow, path: Path, timeline: Timeline, rng: np.random.Generator
+    ) -> np.ndarray:
+        """The sampler's frame indices for ``row`` (its segment chosen by presentation time)."""
+        try:
+            return self.sampler(
+                timeline.num_frames,
+                start=row.start,
+                end=row.end,
+                rng=rng,
+                boundaries=timeline.boundaries,
+            )
+        except FrameRangeError as exc:
+            raise FrameRangeError(f"{path}: {exc}") from None
 
     def _target(self, labels: tuple[int, ...]) -> torch.Tensor:
         target = torch.zeros(self.num_classes, dtype=torch.float32)

@@ -112,6 +112,7 @@ def build_dataset(
         train=train,
         seed=seed,
         on_error="skip",
+        cache_bytes=cfg.frame_cache_mb * 2**20,
     )
 
 

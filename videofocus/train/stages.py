@@ -302,6 +302,8 @@ _DIFFERENTIABLE_FIELDS = (
 _NOT_READ = ("out_dir", *_DIFFERENTIABLE_FIELDS, *_FINETUNE_FIELDS, *_WARMUP_FIELDS)
 #: ``data`` fields only the held-out test split reads: no training choice may depend on them.
 _TEST_FIELDS = ("test_manifest", "test_split")
+#: ``data`` fields that change how fast clips arrive, never which clips.
+_LOADING_FIELDS = ("num_workers", "frame_cache_mb")
 #: ``model`` fields of the glimpses and the policy, which the dense baseline never builds (its one
 #: option is the whole frame: tests/test_train_loop.py checks its weights do not change with them).
 _GLIMPSE_FIELDS = ("options", "grid", "policy_channels", "policy_hidden")
@@ -315,7 +317,10 @@ def stage_reads(name: str, cfg: Config) -> dict[str, Any]:
     are not included; whoever plans the runs adds their identities. A heuristic's fine-tune
     (``finetune_<heuristic>_o<option>``) reads what ``finetune`` reads, without the policy.
     """
-    data = {**_without(asdict(cfg.data), _TEST_FIELDS), "root": _absolute(cfg.data.root)}
+    data = {
+        **_without(asdict(cfg.data), (*_TEST_FIELDS, *_LOADING_FIELDS)),
+        "root": _absolute(cfg.data.root),
+    }
     train = {k: v for k, v in asdict(cfg.train).items() if k not in _NOT_READ}
     model = asdict(cfg.model)
     if name == "dense":
