@@ -26,11 +26,11 @@ heuristic policy read by the shared warm-up network instead of a model fine-tune
 glimpses) and ``exit`` (its own list of exit entries instead of ``exit_thresholds``). An exit
 entry is ``null`` (no early exit), a list of thresholds (one, or one per frame), or
 ``{budget_share: S, of: NAME}``: thresholds calibrated on the validation rows (the training rows
-when val is the split that reports) for S times the GMACs
-per video of the earlier variant NAME (default: the variant itself, without early exit; with
-``max_steps: K`` as well: of that variant truncated at K steps, so that the calibrated exit and
-the truncation cost the same), or ``{max_steps: K}``: every video stops after its first K steps
-(the fixed truncation a calibrated exit must beat).
+when val is the split that reports) for S times the GMACs per video of the earlier variant NAME
+(default: the variant itself, without early exit; with ``max_steps: K`` as well: of that variant
+truncated at K steps, so that the calibrated exit and the truncation cost the same), or
+``{max_steps: K}``: every video stops after its first K steps (the fixed truncation a calibrated
+exit must beat).
 
 With ``seeds``, every variant is trained and evaluated once per seed (``train.seed`` and
 ``policy.seed`` set to it; the data stay the same, so every seed is tested on the same videos),

@@ -314,17 +314,15 @@ def evaluate_variant(
         :func:`videofocus.evaluation.evaluate.evaluate_adaptive`.
     :param budget_of: for a budget, the GMACs per video it is a share of.
     :param calibration: for a budget, the config whose evaluation rows calibrate its
-        thresholds (default ``cfg``).
+        thresholds (never the rows that report: the caller names them).
     """
     final = Path(cfg.train.out_dir) / plan_stages(variant)[-1].name / "final"
     extra: dict[str, Any] = {}
     thresholds: list[float] | None = None
     if isinstance(exit_entry, Budget):
-        assert budget_of is not None
+        assert budget_of is not None and calibration is not None
         extra["budget_gmacs"] = exit_entry.share * budget_of
-        thresholds, result = evaluate_budgeted_exit(
-            cfg, final, extra["budget_gmacs"], calibration or cfg
-        )
+        thresholds, result = evaluate_budgeted_exit(cfg, final, extra["budget_gmacs"], calibration)
     elif isinstance(exit_entry, Truncate):
         options = InferenceOptions(max_steps=exit_entry.max_steps)
         result = evaluate_adaptive(cfg, final, options=options)
