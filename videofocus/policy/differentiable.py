@@ -21,7 +21,8 @@ recognition network by back-propagation instead of reinforcement learning.
   stop-gradient on the glance features): the glance network is never pulled towards maps that
   are easy to regress centres from.
 
-AdaFocusV2's recipe, which the centres need to move at all on fine textures:
+AdaFocusV2's recipe, meant to let the centres move on fine textures (it does not reliably do so
+yet: docs/benchmarks.md, "Differentiable baseline"):
 
 - *a gradient that sees past the texture*: at native resolution a texture of period p makes the
   crop's loss repeat every p pixels of offset, so the sharp crop's centre gradient only pulls the
