@@ -158,3 +158,28 @@ def test_uint8_frames_give_the_float_path_results(net, cost) -> None:
         # crops are exact; the 8-bit glance resize moves inputs by at most one grey level
         torch.testing.assert_close(a.logits, b.logits, atol=2e-2, rtol=2e-2)
         assert a.gmacs == b.gmacs
+
+
+@pytest.mark.parametrize("thresholds", [None, [0.0]])
+def test_local_encoder_sees_exactly_the_unskipped_glimpses_it_reads(
+    net, cost, monkeypatch, thresholds
+) -> None:
+    """Skips and early exits save work: count the crops the local encoder really encodes."""
+    frames, actions = _clips(6, 7), _random_actions(6, 8)
+    encoded = []
+    original = net.local_encoder.pooled
+
+    def counting(crops, *args, **kwargs):
+        encoded.append(crops.shape[0])
+        return original(crops, *args, **kwargs)
+
+    monkeypatch.setattr(net.local_encoder, "pooled", counting)
+    options = InferenceOptions(chunk_steps=2, local_batch=4, thresholds=thresholds)
+    preds = AdaptiveInferencer(net, FixedPolicy(actions), cost, options).predict(frames)
+    read = torch.tensor([p.steps_read for p in preds])
+    assert read.tolist() == ([STEPS] * 6 if thresholds is None else [2] * 6)
+    steps = torch.arange(STEPS)[None, :] < read[:, None]
+    unskipped = int(((actions[..., 0] > 0) & steps).sum())
+    assert 0 < unskipped < actions.shape[0] * STEPS  # the draw has skips to save
+    assert sum(encoded) == unskipped
+    assert max(encoded) <= 4

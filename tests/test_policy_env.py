@@ -376,7 +376,7 @@ def _config(**policy) -> Config:
 
 
 @pytest.mark.parametrize("algo", ["ppo", "recurrent_ppo"])
-def test_from_config_and_sb3_learns_on_it(net, dataset, algo, tmp_path, monkeypatch):
+def test_from_config_and_sb3_updates_its_policy_on_it(net, dataset, algo, tmp_path, monkeypatch):
     monkeypatch.setenv("SB3_LOGDIR", str(tmp_path))  # SB3's default logger makes a folder there
     from sb3_contrib import RecurrentPPO
     from stable_baselines3 import PPO
@@ -392,8 +392,13 @@ def test_from_config_and_sb3_learns_on_it(net, dataset, algo, tmp_path, monkeypa
         model = RecurrentPPO(
             "MultiInputLstmPolicy", venv, n_steps=4, batch_size=8, n_epochs=1, seed=0
         )
+    before = [p.detach().clone() for p in model.policy.parameters()]
     model.learn(total_timesteps=16)
     assert model.num_timesteps == 16
+    # two rollouts of 8 steps, two gradient updates: the weights moved. That the policy learns
+    # to aim is tests/test_policy_tracking.py's claim (a longer run).
+    moved = [not torch.equal(a, b) for a, b in zip(before, model.policy.parameters(), strict=True)]
+    assert sum(moved) >= len(moved) // 2
 
 
 def test_frames_are_normalised_as_in_training():
