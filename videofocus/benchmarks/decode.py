@@ -75,8 +75,8 @@ class Timing:
     """Medians over the timed calls, in seconds.
 
     :param wall: elapsed time (``time.perf_counter``), what the table reports.
-    :param cpu: CPU time of this process (all its threads); ``cpu`` well below ``wall`` with one
-        decoding thread means other processes competed for the cores during the run.
+    :param cpu: CPU time of this process (all its threads): the steadier number on a shared
+        machine; ``wall`` well above it with one decoding thread means the run waited for a core.
     """
 
     wall: float
@@ -106,6 +106,17 @@ def _time_interleaved(
     }
 
 
+def _checked_read(
+    reader: VideoReader, indices: Sequence[int], short_side: int | None, expected_short_side: int
+) -> None:
+    """Read ``indices``, failing where a backend silently returns fewer or unresized frames
+    (it would look fast)."""
+    frames = reader.read_frames(indices, short_side=short_side)
+    t, h, w, _ = frames.shape
+    if t != len(indices) or min(h, w) != expected_short_side:
+        raise RuntimeError(f"{reader.path}: {reader.backend} returned {tuple(frames.shape)}")
+
+
 def _video_sample(
     path: Path,
     backend: str,
@@ -122,12 +133,8 @@ def _video_sample(
 
     def sample() -> None:
         with VideoReader(path, backend=backend, num_threads=threads) as reader:
-            frames = reader.read_frames(indices, short_side=short_side)
+            _checked_read(reader, indices, short_side, expected_short_side)
             resolved.append(reader.backend)
-        # A backend that silently returns fewer or unresized frames would look fast.
-        t, h, w, _ = frames.shape
-        if t != len(indices) or min(h, w) != expected_short_side:
-            raise RuntimeError(f"{path}: {backend} returned frames of shape {tuple(frames.shape)}")
 
     return sample
 
@@ -250,7 +257,7 @@ def run_codec_benchmark(
                     samples = {
                         b: _video_sample(path, b, threads, indices, None, full, used[b])
                         if reopen
-                        else _read_sample(reader, indices, full)
+                        else partial(_checked_read, reader, indices, None, full)
                         for b, reader in readers.items()
                     }
                     timings = _time_interleaved(samples, repeats, warmup)
@@ -264,19 +271,6 @@ def run_codec_benchmark(
                 for reader in readers.values():
                     reader.close()
     return rows
-
-
-def _read_sample(
-    reader: VideoReader, indices: Sequence[int], short_side: int
-) -> Callable[[], None]:
-    """Read ``indices`` from a reader that stays open between samples."""
-
-    def sample() -> None:
-        frames = reader.read_frames(indices)
-        if frames.shape[0] != len(indices) or min(frames.shape[1:3]) != short_side:
-            raise RuntimeError(f"{reader.path}: {reader.backend} returned {tuple(frames.shape)}")
-
-    return sample
 
 
 def _row(
@@ -297,11 +291,7 @@ def _row(
 
 
 def format_table(rows: Sequence[dict]) -> str:
-    """Render rows as a Markdown table.
-
-    ``cpu ms/video`` is this process's CPU time; on a machine shared with other jobs it is the
-    steadier number, and ``ms/video`` well above it means the run waited for a core.
-    """
+    """Render rows as a Markdown table (``cpu ms/video``: see :class:`Timing`)."""
     lines = [
         "| case | backend | frames/s | ms/video | cpu ms/video | notes |",
         "|---|---|---:|---:|---:|---|",

@@ -246,11 +246,13 @@ def _train_stage(
 # ----------------------------------------------------------------------------------- evaluation
 
 
-def _scores(result: dict[str, Any], accuracy: float) -> dict[str, float]:
-    """The numbers every evaluation reports, as plain floats."""
+def _scores(result: dict[str, Any], accuracy: float) -> dict[str, Any]:
+    """What every evaluation reports: its numbers as plain floats, and the per-video hits."""
     return {
         "accuracy": float(accuracy),
         **{k: float(result[k]) for k in ("top5", "gmacs_per_video", "videos_per_s")},
+        "video_index": result["video_index"],
+        "video_correct": result["video_correct"],
     }
 
 
@@ -287,8 +289,6 @@ def _glimpse_entry(variant: Variant, cfg: Config, final: Path) -> dict[str, Any]
         "accuracy_warmup_net": float(shared["top1"]),
         "target_coverage": own["target_coverage"],
         "skip_rate": float(own["skip_rate"]),
-        "video_index": own["video_index"],
-        "video_correct": own["video_correct"],
     }
 
 
@@ -339,8 +339,6 @@ def evaluate_variant(
         "exit_thresholds": thresholds,
         **_scores(result, accuracy),
         **extra,
-        "video_index": result["video_index"],
-        "video_correct": result["video_correct"],
     }
 
 
