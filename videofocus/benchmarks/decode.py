@@ -118,38 +118,28 @@ def _checked_read(
 
 
 def _video_sample(
-    path: Path,
     backend: str,
+    path: Path,
     threads: int,
     indices: Sequence[int],
     short_side: int | None,
     expected_short_side: int,
     resolved: list[str],
-) -> Callable[[], None]:
-    """One DataLoader-like sample: open ``path``, decode ``indices``, close.
-
-    The backend actually used is appended to ``resolved`` (it tells what ``auto`` chose).
-    """
-
-    def sample() -> None:
-        with VideoReader(path, backend=backend, num_threads=threads) as reader:
-            _checked_read(reader, indices, short_side, expected_short_side)
-            resolved.append(reader.backend)
-
-    return sample
+) -> None:
+    """One DataLoader-like sample: open ``path``, decode ``indices``, close; the backend actually
+    used is appended to ``resolved`` (it tells what ``auto`` chose)."""
+    with VideoReader(path, backend=backend, num_threads=threads) as reader:
+        _checked_read(reader, indices, short_side, expected_short_side)
+        resolved.append(reader.backend)
 
 
-def _jpeg_sample(folder: Path, indices: Sequence[int]) -> Callable[[], None]:
+def _jpeg_sample(folder: Path, indices: Sequence[int]) -> None:
     """One sample the way JPEG-folder loaders do it: PIL decode, RGB, stack into a tensor."""
-
-    def sample() -> None:
-        images = []
-        for i in indices:
-            with Image.open(folder / f"img_{i + 1:05d}.jpg") as image:
-                images.append(np.asarray(image.convert("RGB")))
-        torch.from_numpy(np.stack(images))  # uint8 [T, H, W, 3], as VideoReader returns
-
-    return sample
+    images = []
+    for i in indices:
+        with Image.open(folder / f"img_{i + 1:05d}.jpg") as image:
+            images.append(np.asarray(image.convert("RGB")))
+    torch.from_numpy(np.stack(images))  # uint8 [T, H, W, 3], as VideoReader returns
 
 
 def _mb(num_bytes: int) -> str:
@@ -197,17 +187,13 @@ def run_benchmark(
     with torch_threads(threads):
         for case, path, indices, short_side, expected, notes in video_cases:
             resolved: dict[str, list[str]] = {backend: [] for backend in backends}
-            samples = {
-                backend: _video_sample(
-                    path, backend, threads, indices, short_side, expected, resolved[backend]
-                )
-                for backend in backends
-            }
+            args = (path, threads, indices, short_side, expected)
+            samples = {b: partial(_video_sample, b, *args, resolved[b]) for b in backends}
             timings = _time_interleaved(samples, repeats, warmup)
             for backend in backends:
                 used = resolved[backend][-1]
                 rows.append(_row(case, backend, used, len(indices), timings[backend], notes))
-        jpeg = {"jpeg": _jpeg_sample(inputs.jpeg_dir, sparse)}
+        jpeg = {"jpeg": partial(_jpeg_sample, inputs.jpeg_dir, sparse)}
         timing = _time_interleaved(jpeg, repeats, warmup)["jpeg"]
     disk = sum(p.stat().st_size for p in inputs.jpeg_dir.glob("*.jpg"))
     video = inputs.long.stat().st_size
@@ -255,7 +241,7 @@ def run_codec_benchmark(
                 for case, indices, reopen in reads:  # reopen: open and close in each sample
                     used: dict[str, list[str]] = {b: [readers[b].backend] for b in readers}
                     samples = {
-                        b: _video_sample(path, b, threads, indices, None, full, used[b])
+                        b: partial(_video_sample, b, path, threads, indices, None, full, used[b])
                         if reopen
                         else partial(_checked_read, reader, indices, None, full)
                         for b, reader in readers.items()

@@ -179,12 +179,12 @@ def prepare_codec_inputs(
     """
     c = config
     workdir.mkdir(parents=True, exist_ok=True)
+    size = f"{c.width}x{c.height}_{c.fps:g}fps_crf{c.crf}"  # names encode the config
     videos: dict[str, Path] = {}
     for name, (encoder, extension, bframes) in CODEC_INPUTS.items():
         if encoder not in av.codecs_available:
             log(f"skipping {name}: this FFmpeg build has no {encoder} encoder")
             continue
-        size = f"{c.width}x{c.height}_{c.fps:g}fps_crf{c.crf}"  # names encode the config
         path = workdir / f"codec_{name}_{size}_{c.codec_seconds:g}s_gop{c.long_gop}.{extension}"
         frames = synthetic_frames(round(c.codec_seconds * c.fps), c.width, c.height, c.fps, 2)
         video = dict(frames=frames, fps=c.fps, codec=encoder, crf=c.crf, gop=c.long_gop)

@@ -8,12 +8,10 @@ Layout of the output folder ``DIR``::
     DIR/variants/<name>/config.yaml         the variant's resolved config
     DIR/variants/<name>/result.json         written atomically once the variant is evaluated
 
-A stage's hash covers what it reads itself (:func:`~videofocus.train.stages.stage_reads`: the
-dense baseline, for instance, never reads the glimpse options or the policy sizes) and the hashes
-of the stages it starts from (the dense stage of a warm-up, the warm-up of a policy, ...). So
-variants that differ only in ``policy.*`` share one warm-up, variants that differ only in their
-glimpse options share one dense baseline, and a stage is trained once however many variants use
-it.
+A stage's hash covers what it reads itself (:func:`~videofocus.train.stages.stage_reads`) and
+the hashes of the stages it starts from, so variants that differ only in ``policy.*`` share one
+warm-up, variants that differ only in their glimpse options share one dense baseline, and a
+stage is trained once however many variants use it.
 
 Every stage runs with ``resume=True`` in its own folder: a finished one is skipped, an interrupted
 supervised one continues from ``last/``. A variant whose ``result.json`` matches its stages (and
