@@ -229,7 +229,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def acceptance(rows: list[dict[str, Any]]) -> list[str]:
-    """The issue's CPU targets, as pass/miss lines with the numbers."""
+    """The CPU targets, as pass/miss lines with the numbers."""
     by = {r["name"]: r for r in rows}
     lines = []
     for name in ("adaptive", "adaptive_budget"):

@@ -94,13 +94,14 @@ def _group_key(method: Any, exit_entry: Any) -> str:
     return json.dumps([method, exit_entry], sort_keys=True)
 
 
-def _md_cell(key: str, value: Any, row: Mapping[str, Any] | None = None) -> str:
+def _md_cell(row: Mapping[str, Any], key: str) -> str:
+    value = row.get(key)
     if value is None:
         return "-"
-    if row is not None and key == "accuracy" and row.get("accuracy_std") is not None:
+    if key == "accuracy" and row.get("accuracy_std") is not None:
         fields = ("accuracy", "accuracy_std", "accuracy_low", "accuracy_high", "seeds")
         return Interval(*(row[k] for k in fields)).format()  # mean ± std [95% interval]
-    if row is not None and key == "gmacs_per_video" and row.get("gmacs_std") is not None:
+    if key == "gmacs_per_video" and row.get("gmacs_std") is not None:
         return f"{value:.4g} ± {row['gmacs_std']:.2g}"
     if key in ("accuracy", "top5", "accuracy_warmup_net", "target_coverage", "skip_rate"):
         return _pct(value)
@@ -118,7 +119,7 @@ def format_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     columns = [c for c in _columns(rows) if c not in _TABLE_SKIP]
     header = "| " + " | ".join(_HEADERS.get(c, c) for c in columns) + " |"
     rule = "| " + " | ".join("---:" if c in METRICS else "---" for c in columns) + " |"
-    body = ["| " + " | ".join(_md_cell(c, row.get(c), row) for c in columns) + " |" for row in rows]
+    body = ["| " + " | ".join(_md_cell(row, c) for c in columns) + " |" for row in rows]
     return "\n".join([header, rule, *body])
 
 
