@@ -24,9 +24,9 @@ Rows:
 - ``random`` / ``centre`` / ``saliency``: the heuristics at the option ``recurrent_ppo`` glimpses
   with most (same glimpse cost); ``oracle`` at that option too, its glimpses centred on the
   target (the generator's tracks): the upper bound of aiming;
-- ``recurrent_ppo_truncate``: the ``recurrent_ppo`` model stopped after its first K steps
-  (:func:`truncation_steps`), and ``recurrent_ppo_exit``: that model with early exit, its
-  thresholds calibrated for the mean cost of that truncation
+- ``recurrent_ppo_truncate``: the ``recurrent_ppo`` model stopped after its first K steps (a
+  quarter, half and three quarters of the clip), and ``recurrent_ppo_exit``: that model with
+  early exit, its thresholds calibrated for the mean cost of that truncation
   (:func:`~videofocus.inference.model.calibrate_budget`): the two compare at equal mean GMACs;
 - ``differentiable``: the AdaFocusV2-style policy trained end to end through the bilinear crop
   (:mod:`videofocus.policy.differentiable`) at that same option, with its continuous centres.
