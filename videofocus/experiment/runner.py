@@ -463,9 +463,12 @@ def variant_rows(variant: Variant, record: dict[str, Any], grid: Grid) -> list[d
 
     Each row holds ``name``, ``policy``, ``protocol``, every axis key of the grid (None where
     the variant's policy ignores it), ``exit`` and ``exit_thresholds``, what the evaluation
-    measured (see :func:`evaluate_variant`), ``train_seconds`` (every stage behind the variant,
-    shared ones included), ``stage_seconds``, ``checkpoint`` and ``curve``: its plot line (the
-    variant itself over several exit entries, else its name without the last axis).
+    measured (``accuracy``, ``top5``, ``gmacs_per_video``, ``videos_per_s``; glimpse variants
+    also ``option``, ``accuracy_warmup_net``, ``target_coverage``, ``skip_rate``; early exit
+    ``exit_fraction`` and, for a budget, ``budget_gmacs``), ``train_seconds`` (every stage
+    behind the variant, shared ones included), ``stage_seconds``, ``checkpoint`` and ``curve``:
+    its plot line (the variant itself over several exit entries, else its name without the last
+    axis).
     """
     axes: dict[str, Any] = {}
     for key in grid.axes:
