@@ -72,12 +72,10 @@ QUICK = DecodeBenchConfig(
 
 @dataclass(frozen=True)
 class Timing:
-    """Medians over the timed calls, in seconds.
-
-    :param wall: elapsed time (``time.perf_counter``), what the table reports.
-    :param cpu: CPU time of this process (all its threads): the steadier number on a shared
-        machine; ``wall`` well above it with one decoding thread means the run waited for a core.
-    """
+    """Medians over the timed calls, in seconds: ``wall`` (``time.perf_counter``) is what the
+    table reports; ``cpu``, this process's CPU time (all its threads), is the steadier number on
+    a shared machine, and ``wall`` well above it with one decoding thread means the run waited
+    for a core."""
 
     wall: float
     cpu: float
