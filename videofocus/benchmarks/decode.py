@@ -329,7 +329,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workdir",
         type=Path,
-        default=None,
         help="folder for the generated videos, kept for reruns (default: a temporary folder)",
     )
     parser.add_argument("--repeats", type=_count(1), default=5, help="timed runs per row (median)")
@@ -346,7 +345,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also time sparse reads of one video per codec (h264/hevc mp4, vp9 webm, mpeg4 avi)",
     )
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write rows here")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="write rows here")
 
 
 def run(args: argparse.Namespace) -> int:

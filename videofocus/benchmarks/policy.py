@@ -269,11 +269,10 @@ def acceptance(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``videofocus bench policy``."""
     parser.add_argument("--config", required=True, help="YAML config, e.g. synthetic_tiny.yaml")
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write rows here")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="write rows here")
     parser.add_argument(
         "--out-dir",
         type=Path,
-        default=None,
         help="run folder (default: the config's train.out_dir); finished stages are reused",
     )
     parser.add_argument(
