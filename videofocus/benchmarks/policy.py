@@ -184,7 +184,7 @@ def acceptance(
     """The acceptance checks, as lines saying pass or miss with the numbers (accuracies from the
     reported split; intervals paired on its videos and the seeds).
 
-    :param memory: the memory benchmark (``synthetic_memory``): its own first line, the
+    :param memory: the memory benchmark (``synthetic_memory``): a line of its own, the
         recurrent policy against the feed-forward one at the same cost.
     """
     by = {(r["name"], json.dumps(r.get("exit"))): r for r in rows}
