@@ -72,12 +72,10 @@ QUICK = DecodeBenchConfig(
 
 @dataclass(frozen=True)
 class Timing:
-    """Medians over the timed calls, in seconds.
-
-    :param wall: elapsed time (``time.perf_counter``), what the table reports.
-    :param cpu: CPU time of this process (all its threads); ``cpu`` well below ``wall`` with one
-        decoding thread means other processes competed for the cores during the run.
-    """
+    """Medians over the timed calls, in seconds: ``wall`` (``time.perf_counter``) is what the
+    table reports; ``cpu``, this process's CPU time (all its threads), is the steadier number on
+    a shared machine, and ``wall`` well above it with one decoding thread means the run waited
+    for a core."""
 
     wall: float
     cpu: float
@@ -106,43 +104,40 @@ def _time_interleaved(
     }
 
 
+def _checked_read(
+    reader: VideoReader, indices: Sequence[int], short_side: int | None, expected_short_side: int
+) -> None:
+    """Read ``indices``, failing where a backend silently returns fewer or unresized frames
+    (it would look fast)."""
+    frames = reader.read_frames(indices, short_side=short_side)
+    t, h, w, _ = frames.shape
+    if t != len(indices) or min(h, w) != expected_short_side:
+        raise RuntimeError(f"{reader.path}: {reader.backend} returned {tuple(frames.shape)}")
+
+
 def _video_sample(
-    path: Path,
     backend: str,
+    path: Path,
     threads: int,
     indices: Sequence[int],
     short_side: int | None,
     expected_short_side: int,
     resolved: list[str],
-) -> Callable[[], None]:
-    """One DataLoader-like sample: open ``path``, decode ``indices``, close.
-
-    The backend actually used is appended to ``resolved`` (it tells what ``auto`` chose).
-    """
-
-    def sample() -> None:
-        with VideoReader(path, backend=backend, num_threads=threads) as reader:
-            frames = reader.read_frames(indices, short_side=short_side)
-            resolved.append(reader.backend)
-        # A backend that silently returns fewer or unresized frames would look fast.
-        t, h, w, _ = frames.shape
-        if t != len(indices) or min(h, w) != expected_short_side:
-            raise RuntimeError(f"{path}: {backend} returned frames of shape {tuple(frames.shape)}")
-
-    return sample
+) -> None:
+    """One DataLoader-like sample: open ``path``, decode ``indices``, close; the backend actually
+    used is appended to ``resolved`` (it tells what ``auto`` chose)."""
+    with VideoReader(path, backend=backend, num_threads=threads) as reader:
+        _checked_read(reader, indices, short_side, expected_short_side)
+        resolved.append(reader.backend)
 
 
-def _jpeg_sample(folder: Path, indices: Sequence[int]) -> Callable[[], None]:
+def _jpeg_sample(folder: Path, indices: Sequence[int]) -> None:
     """One sample the way JPEG-folder loaders do it: PIL decode, RGB, stack into a tensor."""
-
-    def sample() -> None:
-        images = []
-        for i in indices:
-            with Image.open(folder / f"img_{i + 1:05d}.jpg") as image:
-                images.append(np.asarray(image.convert("RGB")))
-        torch.from_numpy(np.stack(images))  # uint8 [T, H, W, 3], as VideoReader returns
-
-    return sample
+    images = []
+    for i in indices:
+        with Image.open(folder / f"img_{i + 1:05d}.jpg") as image:
+            images.append(np.asarray(image.convert("RGB")))
+    torch.from_numpy(np.stack(images))  # uint8 [T, H, W, 3], as VideoReader returns
 
 
 def _mb(num_bytes: int) -> str:
@@ -190,17 +185,13 @@ def run_benchmark(
     with torch_threads(threads):
         for case, path, indices, short_side, expected, notes in video_cases:
             resolved: dict[str, list[str]] = {backend: [] for backend in backends}
-            samples = {
-                backend: _video_sample(
-                    path, backend, threads, indices, short_side, expected, resolved[backend]
-                )
-                for backend in backends
-            }
+            args = (path, threads, indices, short_side, expected)
+            samples = {b: partial(_video_sample, b, *args, resolved[b]) for b in backends}
             timings = _time_interleaved(samples, repeats, warmup)
             for backend in backends:
                 used = resolved[backend][-1]
                 rows.append(_row(case, backend, used, len(indices), timings[backend], notes))
-        jpeg = {"jpeg": _jpeg_sample(inputs.jpeg_dir, sparse)}
+        jpeg = {"jpeg": partial(_jpeg_sample, inputs.jpeg_dir, sparse)}
         timing = _time_interleaved(jpeg, repeats, warmup)["jpeg"]
     disk = sum(p.stat().st_size for p in inputs.jpeg_dir.glob("*.jpg"))
     video = inputs.long.stat().st_size
@@ -248,9 +239,9 @@ def run_codec_benchmark(
                 for case, indices, reopen in reads:  # reopen: open and close in each sample
                     used: dict[str, list[str]] = {b: [readers[b].backend] for b in readers}
                     samples = {
-                        b: _video_sample(path, b, threads, indices, None, full, used[b])
+                        b: partial(_video_sample, b, path, threads, indices, None, full, used[b])
                         if reopen
-                        else _read_sample(reader, indices, full)
+                        else partial(_checked_read, reader, indices, None, full)
                         for b, reader in readers.items()
                     }
                     timings = _time_interleaved(samples, repeats, warmup)
@@ -264,19 +255,6 @@ def run_codec_benchmark(
                 for reader in readers.values():
                     reader.close()
     return rows
-
-
-def _read_sample(
-    reader: VideoReader, indices: Sequence[int], short_side: int
-) -> Callable[[], None]:
-    """Read ``indices`` from a reader that stays open between samples."""
-
-    def sample() -> None:
-        frames = reader.read_frames(indices)
-        if frames.shape[0] != len(indices) or min(frames.shape[1:3]) != short_side:
-            raise RuntimeError(f"{reader.path}: {reader.backend} returned {tuple(frames.shape)}")
-
-    return sample
 
 
 def _row(
@@ -297,11 +275,7 @@ def _row(
 
 
 def format_table(rows: Sequence[dict]) -> str:
-    """Render rows as a Markdown table.
-
-    ``cpu ms/video`` is this process's CPU time; on a machine shared with other jobs it is the
-    steadier number, and ``ms/video`` well above it means the run waited for a core.
-    """
+    """Render rows as a Markdown table (``cpu ms/video``: see :class:`Timing`)."""
     lines = [
         "| case | backend | frames/s | ms/video | cpu ms/video | notes |",
         "|---|---|---:|---:|---:|---|",
@@ -355,7 +329,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workdir",
         type=Path,
-        default=None,
         help="folder for the generated videos, kept for reruns (default: a temporary folder)",
     )
     parser.add_argument("--repeats", type=_count(1), default=5, help="timed runs per row (median)")
@@ -372,7 +345,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also time sparse reads of one video per codec (h264/hevc mp4, vp9 webm, mpeg4 avi)",
     )
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write rows here")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="write rows here")
 
 
 def run(args: argparse.Namespace) -> int:

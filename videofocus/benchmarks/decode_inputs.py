@@ -36,31 +36,20 @@ CODEC_INPUTS: dict[str, tuple[str, str, int | None]] = {
 
 @dataclass(frozen=True)
 class DecodeBenchConfig:
-    """What the benchmark generates and reads.
-
-    :param clip_seconds: length of the short clip decoded in full.
-    :param long_seconds: length of the long video sampled sparsely.
-    :param long_gop: keyframe interval of the long video, in frames (long, as in the wild).
-    :param short_gop: keyframe interval after re-encoding, in frames.
-    :param num_segments: frames sampled from the long video, one per segment.
-    :param codec_seconds: length of each per-codec video (keyframe every ``long_gop`` frames).
-    :param short_side: short side of frames resized at decode time.
-    :param crf: x264 constant rate factor of the generated videos.
-    :param jpeg_quality: PIL quality of the extracted JPEG frames.
-    """
+    """What the benchmark generates and reads (GOPs: keyframe intervals, in frames)."""
 
     width: int = 340
     height: int = 256
     fps: float = 25.0
-    clip_seconds: float = 10.0
-    long_seconds: float = 150.0
-    long_gop: int = 250
-    short_gop: int = 16
-    num_segments: int = 16
-    codec_seconds: float = 60.0
-    short_side: int = 128
-    crf: int = 18
-    jpeg_quality: int = 95
+    clip_seconds: float = 10.0  # the short clip decoded in full
+    long_seconds: float = 150.0  # the long video sampled sparsely
+    long_gop: int = 250  # of the long and the per-codec videos (long, as in the wild)
+    short_gop: int = 16  # of the long video re-encoded
+    num_segments: int = 16  # frames sampled from the long video, one per segment
+    codec_seconds: float = 60.0  # each per-codec video
+    short_side: int = 128  # of frames resized at decode time
+    crf: int = 18  # x264 constant rate factor of the generated videos
+    jpeg_quality: int = 95  # PIL quality of the extracted JPEG frames
 
 
 @dataclass(frozen=True)
@@ -179,12 +168,12 @@ def prepare_codec_inputs(
     """
     c = config
     workdir.mkdir(parents=True, exist_ok=True)
+    size = f"{c.width}x{c.height}_{c.fps:g}fps_crf{c.crf}"  # names encode the config
     videos: dict[str, Path] = {}
     for name, (encoder, extension, bframes) in CODEC_INPUTS.items():
         if encoder not in av.codecs_available:
             log(f"skipping {name}: this FFmpeg build has no {encoder} encoder")
             continue
-        size = f"{c.width}x{c.height}_{c.fps:g}fps_crf{c.crf}"  # names encode the config
         path = workdir / f"codec_{name}_{size}_{c.codec_seconds:g}s_gop{c.long_gop}.{extension}"
         frames = synthetic_frames(round(c.codec_seconds * c.fps), c.width, c.height, c.fps, 2)
         video = dict(frames=frames, fps=c.fps, codec=encoder, crf=c.crf, gop=c.long_gop)

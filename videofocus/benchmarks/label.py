@@ -229,7 +229,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def acceptance(rows: list[dict[str, Any]]) -> list[str]:
-    """The issue's CPU targets, as pass/miss lines with the numbers."""
+    """The CPU targets, as pass/miss lines with the numbers."""
     by = {r["name"]: r for r in rows}
     lines = []
     for name in ("adaptive", "adaptive_budget"):
@@ -305,9 +305,7 @@ def run(args: argparse.Namespace) -> int:
         f"label benchmark: {cfg.name}, {rows[0]['videos']} videos; decoding workers, network "
         f"threads: {plan_cpu(job, torch.device(args.device or 'cpu'))}\n"
     )
-    print(format_table(rows))
-    print()
-    print("\n".join(acceptance(rows)))
+    print(format_table(rows), "", *acceptance(rows), sep="\n")
     if args.json is not None:
         write_atomic(args.json, json.dumps(rows, indent=2) + "\n")
     return 0

@@ -1,62 +1,52 @@
 """Glimpse policies compared: accuracy, GMACs/video, videos/s and target coverage on test.
 
 ``videofocus bench policy --config configs/synthetic_tiny.yaml --json OUT [--out-dir DIR]
-[--seeds N] [KEY=VALUE ...]`` generates the synthetic data when it is absent, builds the table
-as a grid of the one experiment runner (:func:`policy_grid`, run by
-:func:`~videofocus.experiment.runner.run_grid` in ``DIR``: stages keyed by what they read, so a
-stage two rows agree on is trained once, and a rerun reuses every finished stage and result),
-and prints one table and the paired comparisons; ``OUT`` gets them as JSON ``{"rows": [...],
-"comparisons": [...]}``, and the runner leaves ``results.csv`` (every seed's row),
-``results.md``, ``comparisons.csv`` and ``tradeoff.png`` in ``DIR``.
+[--seeds N] [KEY=VALUE ...]`` generates the synthetic data when it is absent, runs the table as a
+grid of the experiment runner (:func:`policy_grid`, in ``DIR``: a stage two rows agree on is
+trained once, and a rerun reuses every finished stage and result), and prints the table and the
+paired comparisons; ``OUT`` gets them as JSON ``{"rows": [...], "comparisons": [...]}``, and
+``DIR`` the runner's ``results.csv`` (every seed's row), ``results.md``, ``comparisons.csv`` and
+``tradeoff.png``.
 
-Protocol: every choice (the option the heuristics take, exit thresholds, budgets) is made on the
+Protocol: every choice (the heuristics' option, exit thresholds, budgets) is made on the
 train/val rows; every number reported comes from the held-out ``test`` rows when the data has
-them (``synthetic_tiny``: 400 videos), else from val (and the header says which). With
-``--seeds N`` every row is trained with seeds 0..N-1 and reported as mean ± std [95% t
-interval]; comparisons are paired on the same seeds and test videos (two-level bootstrap).
+them, else from val (the header says which). With ``--seeds N`` every row is trained with seeds
+0..N-1 and reported as mean ± std [95% t interval]; comparisons are paired on the same seeds and
+test videos (two-level bootstrap).
 
 Rows:
 
-- ``dense`` / ``glance_only``: the two baselines (every whole frame at full resolution / no
-  glimpse at all);
+- ``dense`` / ``glance_only``: the baselines (every whole frame at full resolution / no glimpse);
 - ``recurrent_ppo``: the three AdaFocus stages (warm-up from the dense encoders, recurrent PPO,
-  fine-tune on the policy's glimpses);
-- ``ppo``: the same with ``policy.algo=ppo``, and ``recurrent_ppo_lambda``: the same with
-  ``policy.cost_lambda = --cost-lambda`` and ``policy.allow_skip=true`` (same dense and warm-up
-  stages, no retraining);
-- ``random`` / ``centre`` / ``saliency``: the heuristics at the **same glimpse option** as the
-  recurrent PPO policy's most used one (same glimpse cost); ``oracle`` at that option too, its
-  glimpses centred on the target itself (the generator's tracks): the upper bound of aiming;
-- ``recurrent_ppo_truncate``: the ``recurrent_ppo`` model stopped after the first K steps
-  (:func:`truncation_steps`: a quarter, half and three quarters of the clip), and
-  ``recurrent_ppo_exit``: the same model with early exit, its per-step thresholds calibrated on
-  the **training** rows for the mean cost of that truncation on val (see
-  :func:`~videofocus.inference.model.calibrate_budget`): the two compare at equal mean GMACs;
+  fine-tune on the policy's glimpses); ``ppo``: the same with ``policy.algo=ppo``;
+  ``recurrent_ppo_lambda``: the same with ``policy.cost_lambda = --cost-lambda`` and
+  ``policy.allow_skip=true`` (same dense and warm-up stages);
+- ``random`` / ``centre`` / ``saliency``: the heuristics at the option ``recurrent_ppo`` glimpses
+  with most (same glimpse cost); ``oracle`` at that option too, its glimpses centred on the
+  target (the generator's tracks): the upper bound of aiming;
+- ``recurrent_ppo_truncate``: the ``recurrent_ppo`` model stopped after its first K steps (a
+  quarter, half and three quarters of the clip), and ``recurrent_ppo_exit``: that model with
+  early exit, its thresholds calibrated for the mean cost of that truncation
+  (:func:`~videofocus.inference.model.calibrate_budget`): the two compare at equal mean GMACs;
 - ``differentiable``: the AdaFocusV2-style policy trained end to end through the bilinear crop
-  (:mod:`videofocus.policy.differentiable`) at that same option, evaluated with its continuous
-  centres.
+  (:mod:`videofocus.policy.differentiable`) at that same option, with its continuous centres.
 
-How the comparison is kept fair: every adaptive method starts from the same warm-up checkpoint
-and then trains for the same number of epochs (``train.finetune_epochs``, else ``train.epochs``)
-on *its own* glimpses: the learned policies in their fine-tune stage, each heuristic and the
-oracle in a fine-tune stage of its own (``finetune_<heuristic>_o<option>``: the warm-up model
-fine-tuned on those glimpses exactly as ``finetune`` is on the policy's), the differentiable
-policy in its ``differentiable`` stage. ``accuracy`` is that model's top-1 (protocol
-``fine-tuned``). Because a network also adapts to whichever glimpses it is trained on, each
-glimpse row also reports ``accuracy_warmup_net``: the same glimpses read by the one shared
-warm-up network (which was trained on random glimpses of every option, so it if anything
-favours ``random``); for ``differentiable`` that column uses its centres snapped to the grid
-and ``roi_align`` crops.
+Fairness: every adaptive method starts from the same warm-up checkpoint and trains for the same
+number of epochs (``train.finetune_epochs``, else ``train.epochs``) on its own glimpses: the
+learned policies in their fine-tune stage, each heuristic and the oracle in a stage of its own
+(``finetune_<heuristic>_o<option>``), the differentiable policy in its ``differentiable`` stage.
+``accuracy`` is that model's top-1 (protocol ``fine-tuned``). Since a network adapts to the
+glimpses it is trained on, ``accuracy_warmup_net`` has the same glimpses read by the one shared
+warm-up network (trained on random glimpses of every option, so if anything it favours
+``random``; ``differentiable``'s centres snapped to the grid).
 
-``target_coverage`` (glimpse rows): over test frames where the target is visible (the synthetic
-generator's ``targets.jsonl``, at the frame indices the dataset sampled), the fraction whose
-glimpse box contains the target box's centre; a skipped frame covers nothing. ``skip_rate`` is
-the fraction of frames skipped. GMACs are counted multiply-accumulates per video (glance + the
-policy's own network, where it has one + glimpses + aggregator: the one
+``target_coverage``: over test frames where the target is visible (the generator's
+``targets.jsonl``), the fraction whose glimpse box contains the target's centre (a skipped frame
+covers nothing); ``skip_rate``: the fraction of frames skipped. GMACs are multiply-accumulates
+per video (glance, the policy's own network, glimpses, aggregator: the one
 :class:`~videofocus.models.cost.CostTable` of ``flops``, ``eval`` and ``label``);
-``videos_per_s`` is end to end with decoding, on this machine. ``train_seconds`` is the training
-a row adds on top of the shared dense and warm-up stages (policy + fine-tune for the learned
-policies).
+``videos_per_s`` is end to end with decoding, on this machine; ``train_seconds`` the training a
+row adds on top of the shared dense and warm-up stages.
 """
 
 from __future__ import annotations
@@ -110,9 +100,7 @@ def policy_grid(
     seeds: int = 1,
 ) -> Grid:
     """The benchmark as a grid for :func:`~videofocus.experiment.runner.run_grid`: every row a
-    variant, in the order they can run (the heuristics, the oracle and the differentiable policy
-    take the option ``recurrent_ppo`` glimpses with most; each early-exit budget is the cost of
-    ``recurrent_ppo`` truncated after K steps, so the two compare at equal mean GMACs).
+    variant, in the order they can run (the rows at ``recurrent_ppo``'s option after it).
 
     :param config: the base config (path or built-in name).
     :param overrides: dotted overrides for every row.
@@ -169,15 +157,10 @@ def run_benchmark(
     log: Callable[[str], None] = print,
     seeds: int = 1,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Train (or reuse) every method of the table in ``out_dir`` and evaluate it.
+    """Train (or reuse) every method of the table in ``out_dir`` (the runner's folder) and
+    evaluate it; ``progress``: progress bars, ``log``: where progress lines go, the other
+    arguments as :func:`policy_grid`'s.
 
-    :param config: the base config (its data is generated when absent).
-    :param out_dir: the runner's folder (stages shared by what they read; a rerun reuses them).
-    :param overrides: dotted overrides for every row.
-    :param cost_lambda: ``policy.cost_lambda`` of the ``recurrent_ppo_lambda`` variant.
-    :param progress: show progress bars while training.
-    :param log: where progress lines go.
-    :param seeds: seeds per row.
     :returns: the table rows (over seeds: means with intervals), in :data:`NAMES` order, one per
         exit entry; and the paired comparisons.
     """
@@ -190,23 +173,18 @@ def run_benchmark(
     return rows, result.comparisons
 
 
-def _compared(comparisons: list[dict[str, Any]], name: str, reference: str, **exits: Any):
+def _compared(comparisons: list[dict[str, Any]], name: str, reference: str):
     """The paired comparison of ``name`` minus ``reference`` (None when it was not measured)."""
-    for c in comparisons:
-        if (c["name"], c["reference"]) == (name, reference) and all(
-            c.get(k) == v for k, v in exits.items()
-        ):
-            return c
-    return None
+    return next((c for c in comparisons if (c["name"], c["reference"]) == (name, reference)), None)
 
 
 def acceptance(
     rows: list[dict[str, Any]], comparisons: list[dict[str, Any]], memory: bool = False
 ) -> list[str]:
-    """Issue 13's checks, as lines saying pass or miss with the numbers (accuracies from the
+    """The acceptance checks, as lines saying pass or miss with the numbers (accuracies from the
     reported split; intervals paired on its videos and the seeds).
 
-    :param memory: the memory benchmark (``synthetic_memory``): its own first line, the
+    :param memory: the memory benchmark (``synthetic_memory``): a line of its own, the
         recurrent policy against the feed-forward one at the same cost.
     """
     by = {(r["name"], json.dumps(r.get("exit"))): r for r in rows}
@@ -214,9 +192,7 @@ def acceptance(
     def row(name: str, exit_entry: Any = None) -> dict[str, Any]:
         return by[(name, json.dumps(exit_entry))]
 
-    rppo, rnd, dense, diff = (
-        row(n) for n in ("recurrent_ppo", "random", "dense", "differentiable")
-    )
+    rppo, rnd, dense, diff = map(row, ("recurrent_ppo", "random", "dense", "differentiable"))
     # accuracies are multiples of 1 / videos: exactly 15 points must pass despite float error
     eps = 1e-9
     lines = []
@@ -265,18 +241,14 @@ def acceptance(
         for c in comparisons
         if c["name"] == "recurrent_ppo_exit" and c["reference"] == "recurrent_ppo_truncate"
     ]
-    held = [c for c in exits if c["difference_low"] > 0 and same_cost(c)[0]]
+    measured = ", ".join(
+        f"{c['reference_exit']['max_steps']} steps {interval(c)} at {same_cost(c)[1]}"
+        for c in exits
+    )
     check(
-        bool(held),
+        any(c["difference_low"] > 0 and same_cost(c)[0] for c in exits),
         "calibrated exit - truncation at equal mean GMACs (test cost within 5%): "
-        + (
-            ", ".join(
-                f"{c['reference_exit']['max_steps']} steps {interval(c)} at {same_cost(c)[1]}"
-                for c in exits
-            )
-            or "not measured"
-        )
-        + " (need one interval above 0 at equal cost)",
+        f"{measured or 'not measured'} (need one interval above 0 at equal cost)",
     )
     if memory:
         ppo = row("ppo")
@@ -297,11 +269,10 @@ def acceptance(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``videofocus bench policy``."""
     parser.add_argument("--config", required=True, help="YAML config, e.g. synthetic_tiny.yaml")
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write rows here")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="write rows here")
     parser.add_argument(
         "--out-dir",
         type=Path,
-        default=None,
         help="run folder (default: the config's train.out_dir); finished stages are reused",
     )
     parser.add_argument(
@@ -325,11 +296,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train what is missing, evaluate every method, print the table, optionally write JSON."""
-    if args.cost_lambda <= 0:
-        print("videofocus bench policy: --cost-lambda must be > 0", file=sys.stderr)
-        return 2
-    if args.seeds < 1:
-        print("videofocus bench policy: --seeds must be >= 1", file=sys.stderr)
+    if args.seeds < 1 or args.cost_lambda <= 0:
+        print("videofocus bench policy: --seeds must be >= 1, --cost-lambda > 0", file=sys.stderr)
         return 2
     cfg = load_config(args.config, args.overrides)
     out_dir = args.out_dir or Path(cfg.train.out_dir)

@@ -14,27 +14,26 @@ A grid file is YAML (read with the same YAML 1.2 rules as config files)::
     reference: recurrent_ppo              # paired comparisons subtract it (default: the first)
 
 Policies are ``recurrent_ppo`` / ``ppo`` (learned: policy stage + fine-tune), ``random`` /
-``centre`` / ``saliency`` (heuristics: the warm-up model fine-tuned on the heuristic's glimpses),
-``differentiable`` (the AdaFocusV2-style policy trained end to end from the warm-up) and
-``dense`` / ``glance_only`` (baselines with stages of their own). Heuristic and differentiable
-variants glimpse at option ``policy.option`` when that pseudo-key is an axis, else the last
-option (the differentiable one: ``train.differentiable_option``).
+``centre`` / ``saliency`` (heuristics: the warm-up model fine-tuned on their glimpses),
+``differentiable`` (AdaFocusV2-style, trained end to end from the warm-up) and ``dense`` /
+``glance_only`` (baselines with stages of their own). Heuristic and differentiable variants
+glimpse at option ``policy.option`` when that pseudo-key is an axis, else the last option (the
+differentiable one: ``train.differentiable_option``).
 
 An explicit variant may also set ``option`` (1..K), ``option_of: NAME`` (the option the earlier
 variant NAME glimpses with most, known once it has run), ``finetune: false`` (a learned or
-heuristic policy read by the shared warm-up network instead of a model fine-tuned on its
-glimpses) and ``exit`` (its own list of exit entries instead of ``exit_thresholds``). An exit
-entry is ``null`` (no early exit), a list of thresholds (one, or one per frame), or
+heuristic policy read by the shared warm-up network, not by a model fine-tuned on its glimpses)
+and ``exit`` (its own exit entries instead of ``exit_thresholds``). An exit entry is ``null``
+(no early exit), a list of thresholds (one, or one per frame), ``{max_steps: K}`` (every video
+stops after its first K steps: the fixed truncation a calibrated exit must beat) or
 ``{budget_share: S, of: NAME}``: thresholds calibrated on the validation rows (the training rows
-when val is the split that reports) for S times the GMACs per video of the earlier variant NAME
-(default: the variant itself, without early exit; with ``max_steps: K`` as well: of that variant
-truncated at K steps, so that the calibrated exit and the truncation cost the same), or
-``{max_steps: K}``: every video stops after its first K steps (the fixed truncation a calibrated
-exit must beat).
+when val reports) for S times the GMACs per video of the earlier variant NAME (default: the
+variant itself without early exit; with ``max_steps: K`` too: that variant truncated at K steps,
+so that the calibrated exit and the truncation cost the same).
 
 With ``seeds``, every variant is trained and evaluated once per seed (``train.seed`` and
-``policy.seed`` set to it; the data stay the same, so every seed is tested on the same videos),
-named ``<variant>__seed=<s>``; its ``option_of`` and budgets refer to the same seed's runs.
+``policy.seed`` set to it; the same data, so every seed is tested on the same videos), named
+``<variant>__seed=<s>``; its ``option_of`` and budgets refer to the same seed's runs.
 
 A product variant is named after its policy and the axis values it uses, e.g.
 ``recurrent_ppo__cost_lambda=0.02``; an axis a policy cannot feel (``policy.*`` for heuristics and
@@ -213,8 +212,8 @@ class Variant:
 
     @property
     def protocol(self) -> str:
-        """How its numbers were made: ``own checkpoint`` (a baseline), ``fine-tuned`` (a model
-        trained on its own glimpses) or ``warm-up network`` (the shared warm-up model)."""
+        """``own checkpoint`` (a baseline), ``fine-tuned`` (a model trained on its own glimpses)
+        or ``warm-up network`` (the shared warm-up model): how its numbers were made."""
         if self.policy in BASELINES:
             return "own checkpoint"
         return "fine-tuned" if self.finetune else "warm-up network"
@@ -305,9 +304,8 @@ def _parse_thresholds(
             raise _error(
                 path,
                 key,
-                f"expected null, {{budget_share: S}}, {{max_steps: K}} or a non-empty list of "
-                "numbers >= 0, "
-                f"got {entry!r}",
+                "expected null, {budget_share: S}, {max_steps: K} or a non-empty list of "
+                f"numbers >= 0, got {entry!r}",
             )
         if parsed in entries:
             raise _error(path, key, f"repeats {entry!r}")
@@ -324,12 +322,9 @@ def load_grid(path: str | Path) -> Grid:
     """
     try:
         path = resolve_config_path(path)
-    except ConfigError:
-        raise _error(Path(path), None, "grid file not found") from None
-    try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise _error(path, None, "grid file not found") from None
+    except (ConfigError, FileNotFoundError):
+        raise _error(Path(path), None, "grid file not found") from None
     try:
         data = parse_yaml(text, str(path))
     except ConfigError as err:  # malformed YAML, with the line it broke on
@@ -454,14 +449,9 @@ def _short_keys(keys: Sequence[str]) -> dict[str, str]:
     return {k: (s if last.count(s) == 1 else k) for k, s in zip(keys, last, strict=True)}
 
 
-def variant_name(policy: str, axes: dict[str, Any], short: dict[str, str] | None = None) -> str:
-    """``policy__key=value__...`` over ``axes`` in order (keys shortened to their last part).
-
-    :param policy: the variant's policy.
-    :param axes: dotted axis key -> value.
-    :param short: the spelling of each key; default: :func:`_short_keys` of ``axes``.
-    """
-    short = short or _short_keys(list(axes))
+def variant_name(policy: str, axes: dict[str, Any], short: dict[str, str]) -> str:
+    """``policy__key=value__...`` over ``axes`` (dotted key -> value) in order, each key spelt
+    as ``short`` says (:func:`_short_keys`)."""
     return "__".join([policy, *(f"{short[k]}={value_label(v)}" for k, v in axes.items())])
 
 

@@ -75,12 +75,7 @@ def _csv_cell(value: Any) -> Any:
 
 
 def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
-    """All rows as CSV (header: the union of their keys).
-
-    :param rows: result rows.
-    :param path: the file to (re)write.
-    :returns: the path written.
-    """
+    """(Re)write ``path`` with all rows as CSV (header: the union of their keys); returns it."""
     columns = _columns(rows)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
@@ -99,13 +94,14 @@ def _group_key(method: Any, exit_entry: Any) -> str:
     return json.dumps([method, exit_entry], sort_keys=True)
 
 
-def _md_cell(key: str, value: Any, row: Mapping[str, Any] | None = None) -> str:
+def _md_cell(row: Mapping[str, Any], key: str) -> str:
+    value = row.get(key)
     if value is None:
         return "-"
-    if row is not None and key == "accuracy" and row.get("accuracy_std") is not None:
+    if key == "accuracy" and row.get("accuracy_std") is not None:
         fields = ("accuracy", "accuracy_std", "accuracy_low", "accuracy_high", "seeds")
         return Interval(*(row[k] for k in fields)).format()  # mean ± std [95% interval]
-    if row is not None and key == "gmacs_per_video" and row.get("gmacs_std") is not None:
+    if key == "gmacs_per_video" and row.get("gmacs_std") is not None:
         return f"{value:.4g} ± {row['gmacs_std']:.2g}"
     if key in ("accuracy", "top5", "accuracy_warmup_net", "target_coverage", "skip_rate"):
         return _pct(value)
@@ -123,7 +119,7 @@ def format_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     columns = [c for c in _columns(rows) if c not in _TABLE_SKIP]
     header = "| " + " | ".join(_HEADERS.get(c, c) for c in columns) + " |"
     rule = "| " + " | ".join("---:" if c in METRICS else "---" for c in columns) + " |"
-    body = ["| " + " | ".join(_md_cell(c, row.get(c), row) for c in columns) + " |" for row in rows]
+    body = ["| " + " | ".join(_md_cell(row, c) for c in columns) + " |" for row in rows]
     return "\n".join([header, rule, *body])
 
 
@@ -188,11 +184,10 @@ def paired_comparisons(
     """Each method's top-1 minus the reference's, paired on the same seeds and test videos.
 
     :param runs: per variant and exit entry: ``method``, ``seed``, ``exit``, ``video_index``
-        and ``video_correct`` (from the runner's records).
+        and ``video_correct``.
     :param reference: the method compared against (its run without early exit); default: the
         first method.
-    :param pairs: further comparisons ``(method, exit, reference method, reference exit)``
-        (exits as the grid spells them), after those against ``reference``.
+    :param pairs: further comparisons, as :attr:`~videofocus.experiment.grid.Grid.pairs`.
     :returns: rows ``name``, ``exit``, ``reference``, ``reference_exit``, ``difference`` with
         its 95% bootstrap interval ``difference_low`` / ``difference_high``, ``seeds`` and
         ``videos``.
@@ -268,13 +263,10 @@ def write_report(
 ) -> dict[str, Path]:
     """Write ``results.csv`` (every row, every seed), ``results.md`` (the summary over seeds,
     the paired comparisons, then every row) and ``tradeoff.png`` (the summary, with its
-    intervals) into ``out_dir``; with comparisons also ``comparisons.csv``.
+    intervals) into ``out_dir``; with comparisons (of :func:`paired_comparisons`) also
+    ``comparisons.csv``. ``title`` heads the Markdown and the plot; ``split`` is the one the
+    numbers come from.
 
-    :param rows: result rows with ``name``, ``accuracy``, ``gmacs_per_video`` and ``curve``.
-    :param out_dir: the grid's output folder.
-    :param title: the Markdown heading and the plot's title.
-    :param comparisons: rows of :func:`paired_comparisons`.
-    :param split: the split the numbers come from, for the notes.
     :returns: ``{"csv": ..., "markdown": ..., "plot": ...}``.
     """
     # Imported here: matplotlib is only needed once there is something to plot.

@@ -8,21 +8,20 @@ Layout of the output folder ``DIR``::
     DIR/variants/<name>/config.yaml         the variant's resolved config
     DIR/variants/<name>/result.json         written atomically once the variant is evaluated
 
-A stage's hash covers what it reads itself (:func:`~videofocus.train.stages.stage_reads`: the
-dense baseline, for instance, never reads the glimpse options or the policy sizes) and the hashes
-of the stages it starts from (the dense stage of a warm-up, the warm-up of a policy, ...). So
-variants that differ only in ``policy.*`` share one warm-up, variants that differ only in their
-glimpse options share one dense baseline, and a stage is trained once however many variants use
-it.
+A stage's hash covers what it reads itself (:func:`~videofocus.train.stages.stage_reads`) and
+the hashes of the stages it starts from, so variants that differ only in ``policy.*`` share one
+warm-up, variants that differ only in their glimpse options share one dense baseline, and a
+stage is trained once however many variants use it.
 
 Every stage runs with ``resume=True`` in its own folder: a finished one is skipped, an interrupted
 supervised one continues from ``last/``. A variant whose ``result.json`` matches its stages (and
 holds every exit entry of the grid) is not evaluated again. A variant that fails stops the grid
 with :class:`VariantFailed`; the results finished before it stay.
 
-Every glimpse variant is measured the same way: its own model (or the warm-up network,
-``finetune: false``) for the accuracy, and its glimpses read by the shared warm-up network for
-``accuracy_warmup_net``.
+Every choice (an option taken from another variant, a budget) is made on the validation rows;
+the numbers reported come from the held-out test rows when the data has them. A glimpse
+variant's accuracy is its own model's (or the warm-up network's, ``finetune: false``), and
+``accuracy_warmup_net`` its glimpses read by the shared warm-up network.
 """
 
 from __future__ import annotations
@@ -165,7 +164,7 @@ def resolve_variant(variant: Variant, records: dict[str, dict[str, Any]]) -> Var
     glimpses with most (from its record, without early exit)."""
     if variant.option_of is None:
         return variant
-    entry = _choice(_no_exit_entry(records[variant.option_of]) or {})
+    entry = _choice(_exit_entry(records[variant.option_of], None) or {})
     if entry.get("option") is None:
         raise ValueError(
             f"variant {variant.name!r}: {variant.option_of!r} has no glimpse option to take"
@@ -245,11 +244,13 @@ def _train_stage(
 # ----------------------------------------------------------------------------------- evaluation
 
 
-def _scores(result: dict[str, Any], accuracy: float) -> dict[str, float]:
-    """The numbers every evaluation reports, as plain floats."""
+def _scores(result: dict[str, Any], accuracy: float) -> dict[str, Any]:
+    """What every evaluation reports: its numbers as plain floats, and the per-video hits."""
     return {
         "accuracy": float(accuracy),
         **{k: float(result[k]) for k in ("top5", "gmacs_per_video", "videos_per_s")},
+        "video_index": result["video_index"],
+        "video_correct": result["video_correct"],
     }
 
 
@@ -259,41 +260,33 @@ def _glimpse_entry(variant: Variant, cfg: Config, final: Path) -> dict[str, Any]
     # the synthetic generator's target tracks, where the data has them
     tracks = read_targets(root) if (Path(root) / "targets.jsonl").is_file() else None
     net, _ = load_focusnet(cfg, run / "warmup" / "final")
-    own = None
+    own = actions = None
     if variant.policy == ORACLE:  # given glimpses, not a policy: both nets read the same ones
         assert tracks is not None and variant.option is not None
-        act = oracle_actions(tracks, net.options, net.grid, variant.option, cfg.data.frame_size)
-        shared = evaluate_glimpse_model(cfg, net, tracks, act)
-        if variant.finetune:
-            own = evaluate_glimpse_model(cfg, load_model(final, cfg).net, tracks, act)
-        return _glimpse_row(own or shared, shared)
-    if variant.policy in LEARNED:
-        policy = load_learned_policy(cfg, run / "policy" / "final")
-    elif variant.policy in HEURISTICS:
-        policy = create_policy(variant.policy, net.options, net.grid, option=variant.option)
-    else:  # differentiable: continuous centres; the warm-up network reads them grid-snapped
-        model = load_model(final, cfg).net
-        own, policy = evaluate_glimpse_model(cfg, model, tracks), model.policy
-    shared = evaluate_glimpse_model(cfg, PolicyFocusNet(net, policy, False), tracks)
+        actions = oracle_actions(tracks, net.options, net.grid, variant.option, cfg.data.frame_size)
+        shared_net = net
+    else:
+        if variant.policy in LEARNED:
+            policy = load_learned_policy(cfg, run / "policy" / "final")
+        elif variant.policy in HEURISTICS:
+            policy = create_policy(variant.policy, net.options, net.grid, option=variant.option)
+        else:  # differentiable: continuous centres; the warm-up network reads them grid-snapped
+            model = load_model(final, cfg).net
+            own, policy = evaluate_glimpse_model(cfg, model, tracks), model.policy
+        shared_net = PolicyFocusNet(net, policy, False)
+    shared = evaluate_glimpse_model(cfg, shared_net, tracks, actions)
     if own is None:
         own = (
-            evaluate_glimpse_model(cfg, load_model(final, cfg).net, tracks)
+            evaluate_glimpse_model(cfg, load_model(final, cfg).net, tracks, actions)
             if variant.finetune
             else shared
         )
-    return _glimpse_row(own, shared)
-
-
-def _glimpse_row(own: dict[str, Any], shared: dict[str, Any]) -> dict[str, Any]:
-    """A glimpse variant's entry from its own model's and the warm-up network's evaluations."""
     return {
         **_scores(own, own["top1"]),
         "option": dominant_option(own),
         "accuracy_warmup_net": float(shared["top1"]),
         "target_coverage": own["target_coverage"],
         "skip_rate": float(own["skip_rate"]),
-        "video_index": own["video_index"],
-        "video_correct": own["video_correct"],
     }
 
 
@@ -304,17 +297,17 @@ def evaluate_variant(
     budget_of: float | None = None,
     calibration: Config | None = None,
 ) -> dict[str, Any]:
-    """Accuracy, top-5, GMACs/video and videos/s of a trained variant on the validation split.
+    """Accuracy, top-5, GMACs/video and videos/s of a trained variant on ``cfg``'s evaluation
+    rows.
 
     :param variant: the variant (its option resolved).
     :param cfg: its config, ``train.out_dir`` its run folder (with links to every stage).
-    :param exit_entry: None (no early exit; glimpse variants add their glimpse statistics),
-        thresholds (one, or one per frame) or a :class:`~videofocus.experiment.grid.Budget`
-        (thresholds calibrated on the evaluation rows of ``calibration``), evaluated with
-        :func:`videofocus.evaluation.evaluate.evaluate_adaptive`.
+    :param exit_entry: None (no early exit; glimpse variants add their glimpse statistics), or
+        thresholds, a :class:`~videofocus.experiment.grid.Budget` or a
+        :class:`~videofocus.experiment.grid.Truncate`, run through the adaptive inferencer.
     :param budget_of: for a budget, the GMACs per video it is a share of.
     :param calibration: for a budget, the config whose evaluation rows calibrate its
-        thresholds (never the rows that report: the caller names them).
+        thresholds (never the rows that report).
     """
     final = Path(cfg.train.out_dir) / plan_stages(variant)[-1].name / "final"
     extra: dict[str, Any] = {}
@@ -344,8 +337,6 @@ def evaluate_variant(
         "exit_thresholds": thresholds,
         **_scores(result, accuracy),
         **extra,
-        "video_index": result["video_index"],
-        "video_correct": result["video_correct"],
     }
 
 
@@ -358,10 +349,6 @@ def _exit_entry(record: dict[str, Any], exit_entry: ExitEntry) -> dict[str, Any]
     """The record's evaluation at ``exit_entry`` (None: the one without early exit)."""
     wanted = _entry_json(exit_entry)
     return next((e for e in record["evaluations"] if e.get("exit") == wanted), None)
-
-
-def _no_exit_entry(record: dict[str, Any]) -> dict[str, Any] | None:
-    return _exit_entry(record, None)
 
 
 def _entry_json(entry: ExitEntry) -> Any:
@@ -389,9 +376,8 @@ def run_variant(
         another variant's cost read it).
     :returns: the record written to ``DIR/variants/<name>/result.json``: ``name``, ``policy``,
         ``protocol``, ``option``, ``fingerprint`` (its last stage's key), ``stages``,
-        ``stage_seconds`` (training time per stage), ``train_seconds`` (their sum),
-        ``checkpoint`` (its last stage's ``final/``) and ``evaluations`` (one per exit entry,
-        in grid order).
+        ``stage_seconds``, ``train_seconds`` (their sum), ``checkpoint`` (its last stage's
+        ``final/``) and ``evaluations`` (one per exit entry, in grid order).
     """
     out = Path(out_dir)
     run_dir = out / "variants" / variant.name
@@ -423,8 +409,6 @@ def run_variant(
         finals.append(_train_stage(cfg, variant, plan, keys, stages_dir, progress, log))
         _link(run_dir / plan.name, stages_dir / plan.key / plan.name)
 
-    # every choice (options taken from another row, budgets) is made on val; the numbers a
-    # table reports come from the held-out test rows when the data has them
     report = "test" if has_rows(cfg, "test") else "val"
 
     def entry_for(exit_entry: ExitEntry) -> dict[str, Any]:
@@ -475,16 +459,16 @@ def run_variant(
 
 
 def variant_rows(variant: Variant, record: dict[str, Any], grid: Grid) -> list[dict[str, Any]]:
-    """The table rows of one finished variant: one per exit-threshold entry.
+    """The table rows of one finished variant: one per exit entry.
 
     Each row holds ``name``, ``policy``, ``protocol``, every axis key of the grid (None where
-    the variant's policy ignores that axis), ``exit_thresholds``, what the evaluation measured
-    (``accuracy``, ``top5``, ``gmacs_per_video``, ``videos_per_s``; glimpse variants also
-    ``option``, ``accuracy_warmup_net``, ``target_coverage``, ``skip_rate``; early exit
-    ``exit_fraction`` and, for a budget, ``budget_gmacs``), ``train_seconds`` (all stages behind
-    the variant, shared ones included), ``stage_seconds``, ``checkpoint`` and ``curve``: the
-    plot line it belongs to (the variant itself over several exit-threshold entries, else its
-    name without the last axis, e.g. one line per policy over a lambda sweep).
+    the variant's policy ignores it), ``exit`` and ``exit_thresholds``, what the evaluation
+    measured (``accuracy``, ``top5``, ``gmacs_per_video``, ``videos_per_s``; glimpse variants
+    also ``option``, ``accuracy_warmup_net``, ``target_coverage``, ``skip_rate``; early exit
+    ``exit_fraction`` and, for a budget, ``budget_gmacs``), ``train_seconds`` (every stage
+    behind the variant, shared ones included), ``stage_seconds``, ``checkpoint`` and ``curve``:
+    its plot line (the variant itself over several exit entries, else its name without the last
+    axis).
     """
     axes: dict[str, Any] = {}
     for key in grid.axes:
@@ -536,8 +520,6 @@ def run_grid(
     :param grid: a grid from :func:`~videofocus.experiment.grid.load_grid`.
     :param out_dir: the output folder ``DIR`` (created).
     :param overrides: extra ``key=value`` overrides for every variant.
-    :param progress: progress bars while training.
-    :param log: where progress lines go.
     :returns: all rows (see :func:`variant_rows`), in variant order, with the paired
         comparisons (against ``grid.reference``, then ``grid.pairs``) as ``.comparisons``.
     :raises GridError: for a grid that does not expand.
