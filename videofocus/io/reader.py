@@ -2,15 +2,11 @@
 
 Backends: ``pyav`` (reference, every format FFmpeg reads), ``decord`` and ``torchcodec``
 (optional). All start from one demuxer scan (:mod:`videofocus.io.backends.scan`), so they agree on
-frame indices and counts, and all return the same frames (up to colour-conversion rounding), upright
-(the display rotation of phone videos applied). Frame ``i`` is the ``i``-th frame of a sequential
-decode; a backend that cannot guarantee that for a file refuses it.
-
-``backend="auto"`` picks per file (:func:`videofocus.io.backends.select_backend`) the backend
-measured fastest among those known to be frame-accurate for it (docs/benchmarks.md, "Decoding"),
-and falls back to PyAV whenever another backend refuses, fails to open or fails to decode a file.
-Backends refuse the files where they are known to return other frames than PyAV
-(:func:`videofocus.io.backends.known_problem`), rather than mislead.
+frame indices and counts, and return the same frames (up to colour-conversion rounding), upright.
+Frame ``i`` is the ``i``-th frame of a sequential decode; a backend that cannot guarantee that for
+a file refuses it (:func:`videofocus.io.backends.known_problem`). ``backend="auto"`` picks per
+file (:func:`videofocus.io.backends.select_backend`) and falls back to PyAV whenever another
+backend refuses, fails to open or fails to decode a file.
 """
 
 from __future__ import annotations

@@ -5,13 +5,11 @@ Every sampler is a small frozen dataclass called as::
     indices = sampler(num_frames, fps=25.0, start=12.5, end=30.0, rng=rng)   # int64 [T]
     indices = sampler(num_frames, boundaries=times, start=12.5, end=30.0)       # by real times
 
-It first turns the optional segment (seconds) into an inclusive frame range ``[first, last]``
-(:func:`frame_range`), then picks ``sampler.clip_length`` indices inside that range. Given the
-frames' real presentation times (``boundaries``, as :meth:`VideoReader.frame_boundaries` returns
-them), both steps work in time: the segment keeps the frames shown during it, and the sampler's
-positions are spread over the range's time, each taking the frame shown at that moment, so a
-variable frame rate samples the right moments. At a constant rate this is the same as indices.
-``random=True`` is the training mode (positions drawn from ``rng``); ``random=False`` is the
+It turns the optional segment (seconds) into an inclusive frame range (:func:`frame_range`), then
+picks ``sampler.clip_length`` indices in it. Given the frames' real presentation times
+(``boundaries``, from :meth:`VideoReader.frame_boundaries`), both steps work in time, so a
+variable frame rate samples the right moments; at a constant rate this is the same as indices.
+``random=True`` is the training mode (positions drawn from ``rng``), ``random=False`` the
 deterministic evaluation mode. Build one from a config with :func:`create_sampler`.
 """
 
@@ -161,9 +159,7 @@ class FrameSampler(ABC):
         rng: np.random.Generator | None = None,
         boundaries: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Sample the clip's frame indices; ``num_frames``, ``fps``, ``start``, ``end`` (seconds)
-        and ``boundaries`` are as in :func:`frame_range` (with ``boundaries``, the segment and the
-        positions are chosen by time).
+        """Sample the clip's frame indices; the other arguments are as in :func:`frame_range`.
 
         :param rng: the generator random mode draws from; ``None`` draws a fresh one from OS
             entropy (not reproducible). Ignored in evaluation mode.

@@ -1,9 +1,8 @@
 """The reference decoder: PyAV (FFmpeg), frame-accurate for every format FFmpeg reads.
 
-Sparse reads decode little more than needed. The scan (:mod:`.scan`) gives the keyframes in
-presentation order; for each requested frame, in ascending order, the decoder seeks to the keyframe
-at or before it only when that keyframe lies beyond the current decode position (a seek then skips
-work), and otherwise keeps decoding forward.
+Sparse reads decode little more than needed: for each requested frame, in ascending order, the
+decoder seeks to the keyframe at or before it (from the scan, :mod:`.scan`) only when that
+keyframe lies beyond the current decode position, and otherwise keeps decoding forward.
 
 Frame identity: where the scan trusts the container's timestamps, a decoded frame is identified by
 its presentation timestamp (B-frames are then handled), and that is verified as frames come out:
@@ -127,11 +126,9 @@ class PyAVDecoder:
     def _frame_at(self, target: int) -> av.VideoFrame:
         """Decode forward to frame ``target``, seeking first when a seek saves work."""
         keyframe = self.scan.keyframe_at_or_before(target) if self._seekable else 0
-        # Decode forward unless going backwards or a keyframe lies between the decode position
-        # and the target (decoding forward would then decode frames a seek skips). If the target
-        # does not come out, retry from its keyframe, then from the very start, the last time
-        # decoding every frame: a demuxer may land elsewhere than asked (MPEG-PS seeks by
-        # guessing byte offsets) and frame timestamps may differ from packet timestamps.
+        # If the target does not come out, retry from its keyframe, then from the very start,
+        # the last time decoding every frame: a demuxer may land elsewhere than asked (MPEG-PS
+        # seeks by guessing byte offsets) and frame timestamps may differ from packet timestamps.
         forward = self._frames is not None and self._position < target
         forward = forward and keyframe <= self._position + 1
         plans: list[tuple[int | None, bool]] = [(None, self._skip_nonref)] if forward else []
@@ -152,16 +149,13 @@ class PyAVDecoder:
     def _decoded_frames(self) -> Iterator[av.VideoFrame]:
         """Frames out of the decoder, fed packet by packet from the current position.
 
-        Frames before the last one asked for that are neither asked for nor referenced by other
-        frames are not needed at all: the decoder is told to skip them (``skip_frame =
-        NONREF``), which saves a good share of the work of reaching a sparse target through
-        B-frames.
+        Packets before the last frame asked for that are not asked for are decoded with
+        ``skip_frame = NONREF``: frames no other frame references are then not decoded at all.
         """
         assert self._container is not None and self._stream is not None
         context = self._stream.codec_context
         for packet in self._container.demux(self._stream):
-            # Frames after the last one asked for are decoded in full: the decoder reads a few
-            # packets ahead, and the next read may well ask for those frames.
+            # later frames are decoded in full: the next read may well ask for them
             pts = packet.pts
             skip = self._skip_nonref and pts is not None and pts < self._last_wanted_pts
             skip = skip and bool(self._wanted_pts) and pts not in self._wanted_pts

@@ -6,23 +6,13 @@ each linked to that version's shared libraries on the system (``apt-get install 
 :func:`library_problem` finds that out without importing torch, by looking for the FFmpeg
 libraries one of those core libraries needs, and the backend then counts as not available.
 
-Frame identity. torchcodec indexes a file by demuxing every packet and sorting the timestamps,
-as the scan does, and finds frame ``i`` by its timestamp. That is frame ``i`` of a sequential
-decode only where the timestamps are the real presentation times. Measured on index-coded files
-(``tests/test_io_torchcodec.py``) with torchcodec 0.17 and FFmpeg 5.1:
-
-- right: H.264 (B-frames, 10-bit), HEVC, VP9 and MPEG-4 Part 2 (B-frames) in MP4, Matroska and
-  WebM, variable frame rates included;
-- wrong: MPEG-4 Part 2 with B-frames in AVI (the demuxer invents timestamps: other frames come
-  back and the last frame never does; the real Xvid fixture loses its last frame), MPEG-2
-  program streams (frames one off) and H.264 in MPEG-TS (seeks land elsewhere: other frames);
-  raw H.264 without timestamps does not open.
-
-:func:`known_problem` refuses these, every file whose timestamps the scan does not trust (AVI
-included, even where it happened to be right: without B-frames) and every container not checked,
-cheaply from the scan; the decoder also refuses files whose frame count torchcodec and the scan
-disagree on. torchcodec applies the display rotation itself; frames are rotated back here so
-that, like every backend, this one returns them as stored.
+Frame identity. torchcodec finds frame ``i`` by its timestamp, which is frame ``i`` of a
+sequential decode only where the timestamps are the real presentation times (checked on
+index-coded files by ``tests/test_io_torchcodec.py``). :func:`known_problem` refuses, cheaply from
+the scan, every file whose timestamps the scan does not trust and every container not checked;
+the decoder also refuses files whose frame count torchcodec and the scan disagree on. torchcodec
+applies the display rotation itself; frames are rotated back here, as every backend returns them
+as stored.
 """
 
 from __future__ import annotations
