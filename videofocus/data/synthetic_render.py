@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, NamedTuple
 
@@ -375,14 +375,6 @@ def _object_patch(
     return patch
 
 
-def _frame_mask(config: SyntheticConfig) -> np.ndarray:
-    """``bool [S, S]``: the marker frame's pixels of an object patch."""
-    size, border = config.object_size, config.border
-    mask = np.ones((size, size), dtype=bool)
-    mask[border : size - border, border : size - border] = False
-    return mask
-
-
 def render_video(config: SyntheticConfig, index: int) -> RenderedVideo:
     """Render video ``index`` of the dataset described by ``config`` (no encoding).
 
@@ -397,15 +389,12 @@ def render_video(config: SyntheticConfig, index: int) -> RenderedVideo:
     label = config.label(index)
     background = _smooth_background(rng, config.height, config.width)
 
+    def pick(pool: Sequence[int], n: int) -> np.ndarray:  # repeats only once the pool runs out
+        return rng.choice(pool, size=n, replace=n > len(pool))
+
     others = [c for c in range(config.num_classes) if c != label]
-    distractor_classes = rng.choice(
-        others, size=config.num_distractors, replace=config.num_distractors > len(others)
-    )
-    distractor_colours = rng.choice(
-        len(DISTRACTOR_COLOURS),
-        size=config.num_distractors,
-        replace=config.num_distractors > len(DISTRACTOR_COLOURS),
-    )
+    distractor_classes = pick(others, config.num_distractors)
+    distractor_colours = pick(range(len(DISTRACTOR_COLOURS)), config.num_distractors)
     # Distractors first, the target last: it is drawn on top and is never occluded.
     objects = [
         (
@@ -416,7 +405,8 @@ def render_video(config: SyntheticConfig, index: int) -> RenderedVideo:
         )
         for cls, col in zip(distractor_classes, distractor_colours, strict=True)
     ]
-    target = _object_patch(config, TARGET_COLOUR, tiles[label], rng.integers(0, TILE_SIZE, 2))
+    phase = rng.integers(0, TILE_SIZE, 2)
+    target = _object_patch(config, TARGET_COLOUR, tiles[label], phase)
     target_path = _trajectory(rng, config)
     hidden = _hidden_mask(rng, config)
     # Drawn after everything the aiming benchmark draws, so that its videos stay the same.
@@ -424,8 +414,7 @@ def render_video(config: SyntheticConfig, index: int) -> RenderedVideo:
     uncued = target
     if not cue.all():
         colour = DISTRACTOR_COLOURS[int(rng.integers(len(DISTRACTOR_COLOURS)))]
-        uncued = target.copy()
-        uncued[_frame_mask(config)] = colour
+        uncued = _object_patch(config, colour, tiles[label], phase)
 
     size = config.object_size
     if config.background == "video":

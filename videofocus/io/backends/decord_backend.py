@@ -52,15 +52,11 @@ class DecordDecoder:
 
     @property
     def metadata(self) -> VideoMetadata:
-        """Measured metadata of the file (from the demuxer scan, shared with PyAV)."""
+        """Measured metadata of the file (from the demuxer scan)."""
         return self.scan.metadata
 
     def decode(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> np.ndarray:
-        """``uint8 [N, H, W, 3]`` RGB frames for ascending, unique, in-range ``indices``.
-
-        :param size: ``(width, height)`` decord's decoder scales to; ``None`` keeps the stored
-            size.
-        """
+        """As :meth:`~videofocus.io.backends.FrameDecoder.decode`; decord's decoder scales."""
         reader = self._reader(None if size == self.metadata.stored_size else size)
         try:
             return reader.get_batch(list(indices)).asnumpy()

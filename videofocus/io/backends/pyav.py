@@ -78,12 +78,8 @@ class PyAVDecoder:
         return self.scan.metadata
 
     def decode(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> np.ndarray:
-        """``uint8 [N, H, W, 3]`` RGB frames, as stored (not rotated), for ascending, unique,
-        in-range ``indices``.
-
-        :param size: ``(width, height)`` to scale to while converting to RGB; ``None`` keeps the
-            stored size.
-        """
+        """As :meth:`~videofocus.io.backends.FrameDecoder.decode`; scales while converting to
+        RGB."""
         try:
             return self._decode(indices, size)
         except _FrameIdentityLost:

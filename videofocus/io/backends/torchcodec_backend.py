@@ -65,9 +65,8 @@ def library_problem() -> str | None:
     """``None`` when torchcodec can decode here, else why not; cached, and torch is not imported.
 
     On Linux, looks for the FFmpeg libraries of each core library the wheel ships where the
-    dynamic loader will (without loading them: that costs a few hundred milliseconds and pulls
-    in FFmpeg's own dependencies). Elsewhere nothing is checked beforehand; a missing FFmpeg then
-    shows when a file is opened, as a :class:`VideoDecodeError`.
+    dynamic loader will, without loading them (slow). Elsewhere nothing is checked beforehand; a
+    missing FFmpeg then shows as a :class:`VideoDecodeError` when a file is opened.
     """
     spec = importlib.util.find_spec("torchcodec")
     if spec is None or not spec.submodule_search_locations:
@@ -107,11 +106,9 @@ def loadable_ffmpeg(majors: Sequence[int], dirs: Sequence[Path]) -> int | None:
 
 
 def library_dirs() -> list[Path]:
-    """Folders the Linux dynamic loader searches for a library named without a path.
-
-    ``LD_LIBRARY_PATH``, the Python environment's ``lib`` (where ``conda install ffmpeg`` puts
-    them), the folders of ``/etc/ld.so.conf`` (what ``ldconfig`` caches) and the defaults.
-    """
+    """Folders the Linux dynamic loader searches for a library named without a path:
+    ``LD_LIBRARY_PATH``, the environment's ``lib`` (``conda install ffmpeg``), the folders of
+    ``/etc/ld.so.conf`` and the defaults."""
     dirs = [Path(d) for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
     dirs.append(Path(sys.prefix) / "lib")
     dirs += _ld_so_conf_dirs(Path("/etc/ld.so.conf"))
@@ -138,10 +135,8 @@ def _ld_so_conf_dirs(conf: Path, depth: int = 0) -> list[Path]:
 
 
 def known_problem(scan: VideoScan) -> str | None:
-    """``None`` when torchcodec returns the same frames as a sequential PyAV decode, else why not.
-
-    Cheap (the scan only), so that ``auto`` can consult it without opening the file.
-    """
+    """``None`` when torchcodec returns the same frames as a sequential PyAV decode, else why not
+    (from the scan only, without opening the file)."""
     if not scan.timestamps_trusted:
         return (
             f"torchcodec finds frames by timestamp, and {scan.container_format!r} files "
@@ -155,12 +150,11 @@ def known_problem(scan: VideoScan) -> str | None:
 class TorchCodecDecoder:
     """Decode frames of one file by presentation index with ``torchcodec.decoders.VideoDecoder``.
 
-    Always on the CPU. Resizing is torchcodec's own (``transforms=[Resize]``: bilinear,
-    antialiased, applied after the conversion to RGB), fixed when a decoder opens, so one
-    torchcodec decoder is kept per output size.
+    Always on the CPU. Resizing is torchcodec's own (``transforms=[Resize]``), fixed when a
+    decoder opens, so one torchcodec decoder is kept per output size.
 
     :param path: the video file.
-    :param num_threads: FFmpeg decoding threads (torchcodec's 0 = automatic is never used).
+    :param num_threads: FFmpeg decoding threads (at least 1: never torchcodec's automatic 0).
     :param scan: a scan of ``path`` already made; scanned here when ``None``.
     :raises VideoDecodeError: torchcodec cannot load or open the file, or would index it
         differently from the scan.
@@ -196,15 +190,11 @@ class TorchCodecDecoder:
 
     @property
     def metadata(self) -> VideoMetadata:
-        """Measured metadata of the file (from the demuxer scan, shared with PyAV)."""
+        """Measured metadata of the file (from the demuxer scan)."""
         return self.scan.metadata
 
     def decode(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> np.ndarray:
-        """``uint8 [N, H, W, 3]`` RGB frames, as stored (not rotated), for ascending, unique,
-        in-range ``indices``.
-
-        :param size: ``(width, height)`` torchcodec scales to; ``None`` keeps the stored size.
-        """
+        """As :meth:`~videofocus.io.backends.FrameDecoder.decode`; torchcodec scales."""
         decoder = self._decoder(size or self.metadata.stored_size)
         try:
             frames = decoder.get_frames_at([int(i) for i in indices]).data.numpy()
