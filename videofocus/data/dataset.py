@@ -43,8 +43,7 @@ class ClipDataset(Dataset):
     - ``"frame_indices"``: ``int64 [T]``, the decoded frames' indices in the file.
 
     With ``on_error="skip"`` a video that cannot be decoded (or whose segment lies outside the
-    file) yields ``None`` and a logged warning naming the file; use :func:`collate_clips` as the
-    DataLoader's ``collate_fn`` to drop such items.
+    file) yields ``None`` and a logged warning; :func:`collate_clips` drops such items.
 
     :param manifest: a ``manifest.jsonl`` path (relative video paths resolve against its folder),
         or a sequence of :class:`ManifestRow`.

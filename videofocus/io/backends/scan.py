@@ -79,6 +79,25 @@ class VideoScan:
         return (self.pts - self.pts[0]).astype(np.float64) * float(self.time_base)
 
 
+class ScannedDecoder:
+    """Base of the backends' decoders: a file, its scan and its measured metadata.
+
+    :param path: the video file.
+    :param num_threads: decoding threads.
+    :param scan: a scan of ``path`` already made; scanned here when ``None``.
+    """
+
+    def __init__(self, path: str | Path, num_threads: int = 1, scan: VideoScan | None = None):
+        self.path = Path(path)
+        self.scan = scan if scan is not None else scan_video(self.path)
+        self.num_threads = num_threads
+
+    @property
+    def metadata(self) -> VideoMetadata:
+        """Measured metadata of the file (from the demuxer scan)."""
+        return self.scan.metadata
+
+
 #: Demuxers whose packet timestamps are not stored presentation times: FFmpeg guesses them for AVI,
 #: wrongly with packed B-frames (Xvid/DivX).
 INVENTED_TIMESTAMPS = frozenset({"avi"})
@@ -143,7 +162,6 @@ def scan_video(path: str | Path) -> VideoScan:
         codec = stream.codec_context.name
         stream.codec_context.thread_count = 1  # one frame to decode: threads would cost more
         packet_pts: list[int | None] = []
-        packet_dts: list[int | None] = []
         key_pts: list[int | None] = []
         last_duration = 0
         first_frame: av.VideoFrame | None = None
@@ -160,7 +178,6 @@ def scan_video(path: str | Path) -> VideoScan:
                 if packet.is_discard:  # cut by an edit list: decoded as a reference, never shown
                     continue
                 packet_pts.append(packet.pts)
-                packet_dts.append(packet.dts)
                 last_duration = packet.duration or 0
                 if packet.is_keyframe:
                     key_pts.append(packet.pts)

@@ -28,9 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from videofocus.io.backends.scan import VideoScan, scan_video
+from videofocus.io.backends.scan import ScannedDecoder, VideoScan
 from videofocus.io.errors import VideoDecodeError
-from videofocus.io.metadata import VideoMetadata
 
 #: Demuxers torchcodec is checked on (frames equal to a sequential PyAV decode).
 TORCHCODEC_CONTAINERS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"})
@@ -147,15 +146,15 @@ def known_problem(scan: VideoScan) -> str | None:
     return None
 
 
-class TorchCodecDecoder:
+class TorchCodecDecoder(ScannedDecoder):
     """Decode frames of one file by presentation index with ``torchcodec.decoders.VideoDecoder``.
 
     Always on the CPU. Resizing is torchcodec's own (``transforms=[Resize]``), fixed when a
     decoder opens, so one torchcodec decoder is kept per output size.
 
-    :param path: the video file.
-    :param num_threads: FFmpeg decoding threads (at least 1: never torchcodec's automatic 0).
-    :param scan: a scan of ``path`` already made; scanned here when ``None``.
+    Arguments as for :class:`~videofocus.io.backends.scan.ScannedDecoder` (at least one thread:
+    never torchcodec's automatic 0).
+
     :raises VideoDecodeError: torchcodec cannot load or open the file, or would index it
         differently from the scan.
     """
@@ -163,9 +162,7 @@ class TorchCodecDecoder:
     name = "torchcodec"
 
     def __init__(self, path: str | Path, num_threads: int = 1, scan: VideoScan | None = None):
-        self.path = Path(path)
-        self.scan = scan if scan is not None else scan_video(self.path)
-        self.num_threads = max(1, num_threads)
+        super().__init__(path, max(1, num_threads), scan)
         problem = known_problem(self.scan) or library_problem()
         if problem is not None:
             raise VideoDecodeError(self.path, f"{problem}; use the pyav backend")
@@ -187,11 +184,6 @@ class TorchCodecDecoder:
                 f"torchcodec counts {count} frames where the demuxer finds "
                 f"{self.metadata.num_frames}; use the pyav backend",
             )
-
-    @property
-    def metadata(self) -> VideoMetadata:
-        """Measured metadata of the file (from the demuxer scan)."""
-        return self.scan.metadata
 
     def decode(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> np.ndarray:
         """As :meth:`~videofocus.io.backends.FrameDecoder.decode`; torchcodec scales."""
