@@ -146,24 +146,11 @@ def _entries(
     return entries
 
 
-def video_samples(
-    entries: Sequence[Entry], classes: Sequence[str], videos: VideoIndex
+def entry_samples(
+    entries: Sequence[Entry], classes: Sequence[str], videos: VideoIndex, level: str, probe: bool
 ) -> list[Sample]:
-    """One sample per video, labelled with the set of its segments' labels."""
-    index = {name: i for i, name in enumerate(classes)}
-    samples = []
-    for e in entries:
-        labels = tuple(sorted({index[s.label] for s in e.segments}))
-        reject = "no annotations" if e.split != "test" and not labels else None
-        path = videos.find([f"v_{e.youtube_id}", e.youtube_id])
-        samples.append(Sample(e.youtube_id, path, labels, e.split, reject=reject))
-    return samples
-
-
-def segment_samples(
-    entries: Sequence[Entry], classes: Sequence[str], videos: VideoIndex, probe: bool
-) -> list[Sample]:
-    """One sample per segment (testing videos: one unlabelled whole-video sample).
+    """One sample per video (``level="video"``: labelled with the set of its segments' labels) or
+    per segment (testing videos and videos without segments: one whole-video sample).
 
     Without probing, segments are clamped to the JSON's duration, the best length known then.
     """
@@ -171,11 +158,11 @@ def segment_samples(
     samples = []
     for e in entries:
         path = videos.find([f"v_{e.youtube_id}", e.youtube_id])
-        if e.split == "test":
-            samples.append(Sample(e.youtube_id, path, (), e.split))
+        if level == "video" or not e.segments:  # testing videos have no segments
+            labels = tuple(sorted({index[s.label] for s in e.segments}))
+            reject = "no annotations" if e.split != "test" and not labels else None
+            samples.append(Sample(e.youtube_id, path, labels, e.split, reject=reject))
             continue
-        if not e.segments:
-            samples.append(Sample(e.youtube_id, path, (), e.split, reject="no annotations"))
         for k, seg in enumerate(e.segments):
             start, end = max(seg.start, 0.0), seg.end
             reject = f"empty segment [{seg.start:g}, {seg.end:g}]" if end <= start else None
@@ -219,10 +206,6 @@ def run(args: argparse.Namespace) -> int:
     """Run the ActivityNet v1.3 conversion; return the exit code (2 on bad input)."""
     entries = read_activitynet(args.annotations)
     classes = sorted({seg.label for e in entries for seg in e.segments})
-    videos = VideoIndex(args.videos)
-    if args.level == "video":
-        samples = video_samples(entries, classes, videos)
-    else:
-        samples = segment_samples(entries, classes, videos, args.probe)
+    samples = entry_samples(entries, classes, VideoIndex(args.videos), args.level, args.probe)
     write_dataset(f"activitynet ({args.level})", samples, classes, args)
     return 0

@@ -131,9 +131,7 @@ def clip_samples(
                 reject = f"label {clip.label!r} is not among the {len(classes)} classes"
         path = videos.find([clip.clip_name])
         segment: dict[str, Any] = {}
-        if path is None:
-            # "<youtube_id>.<ext>": usually the full download, so the clip is its segment; probing
-            # tells a download already cut to the clip (build_rows then drops start/end)
+        if path is None:  # the full download, or one already cut to the clip
             path = videos.find([clip.youtube_id])
             segment = dict(
                 start=float(clip.time_start), end=float(clip.time_end), may_be_trimmed=True

@@ -100,10 +100,8 @@ def strip_video_extension(name: str) -> str:
 
 
 class VideoIndex:
-    """Every video file under a folder, found by stem in one walk of the tree.
-
-    One walk (rather than a ``stat`` per candidate name) copes with any layout users have: flat,
-    per-class or per-split folders, any of :data:`VIDEO_EXTENSIONS`.
+    """Every video file under a folder (any layout, any of :data:`VIDEO_EXTENSIONS`), found by
+    stem in one walk of the tree.
 
     :param root: the folder to search (recursively, following symlinked folders).
     """
@@ -210,10 +208,8 @@ def add_common_arguments(
 
 
 def probe_files(paths: Sequence[Path], workers: int, timeout: float) -> dict:
-    """Probe distinct files in parallel; returns ``{path: ProbeResult}``.
-
-    Threads suffice: :func:`~videofocus.io.probe.probe_video` runs each decode in a child process.
-    """
+    """Probe distinct files in parallel threads (each probe runs in a child process); returns
+    ``{path: ProbeResult}``."""
     from videofocus.io.probe import probe_video
 
     results = {}
@@ -236,11 +232,8 @@ def manifest_path(video: Path, out_dir: Path) -> str:
 
 def is_trimmed_clip(duration: float, start: float, end: float) -> bool:
     """Whether a file of ``duration`` seconds is the clip ``[start, end]`` cut out of its video
-    rather than the full video.
-
-    A cut clip lasts about ``end - start`` (a little more when cut at keyframes, less when the
-    video ended early); a full video lasts at least until ``end``. The closer fit wins, a tie
-    going to the cut clip (then both readings hold the same frames).
+    rather than the full video: a cut clip lasts about ``end - start``, a full video at least until
+    ``end``. The closer fit wins, a tie going to the cut clip (both then hold the same frames).
     """
     return abs(duration - (end - start)) <= max(0.0, end - duration)
 
@@ -253,20 +246,14 @@ def _finish(sample: Sample, probe: Any, out_dir: Path) -> ManifestRow | str:
         if not probe.ok:
             return f"probe failed: {probe.error}"
         fps, num_frames = probe.fps, probe.num_frames
-        if (
-            sample.may_be_trimmed
-            and start is not None
-            and end is not None
-            and probe.duration is not None
-            and is_trimmed_clip(probe.duration, start, end)
-        ):
-            start = end = None  # the file is the segment: read all of it
-        if start is not None and probe.duration is not None:
-            if start >= probe.duration:
-                return (
-                    f"segment starts at {start:g}s, past the end of the video ({probe.duration:g}s)"
-                )
-            end = probe.duration if end is None else min(end, probe.duration)
+        duration = probe.duration
+        if sample.may_be_trimmed and None not in (start, end, duration):
+            if is_trimmed_clip(duration, start, end):
+                start = end = None  # the file is the segment: read all of it
+        if start is not None and duration is not None:
+            if start >= duration:
+                return f"segment starts at {start:g}s, past the end of the video ({duration:g}s)"
+            end = duration if end is None else min(end, duration)
     return ManifestRow(
         id=sample.id,
         path=manifest_path(sample.path, out_dir),
@@ -287,11 +274,8 @@ def build_rows(
     workers: int = 4,
     timeout: float = 60.0,
 ) -> tuple[list[ManifestRow], list[Reject]]:
-    """Probe the samples' files (each distinct file once) and split samples into rows and rejects.
-
-    Order follows ``samples``. A missing file, a failed probe, or a segment starting past the
-    probed end of its video is a reject; a segment ending past it is clamped.
-    """
+    """Probe the samples' files (each distinct file once) and split samples, in order, into rows
+    and rejects (missing file, failed probe, segment starting past the probed end)."""
     ids = Counter(s.id for s in samples)
     dup = [i for i, n in ids.items() if n > 1]
     if dup:

@@ -1,12 +1,9 @@
 """The clip dataset: manifest rows -> sampled, decoded (and transformed) clips with their labels.
 
 Each item opens its own :class:`~videofocus.io.reader.VideoReader` (decoders cannot be shared across
-DataLoader worker processes), samples frame indices with a
-:class:`~videofocus.io.samplers.FrameSampler` and decodes only those frames.
-
-Randomness (the sampler's positions and any random transform) comes from a generator seeded by
-``(seed, epoch, index)``, so a given epoch yields the same clips whatever the number of workers,
-and :meth:`ClipDataset.set_epoch` reaches workers even when they are persistent.
+DataLoader workers) and decodes only the frames its :class:`~videofocus.io.samplers.FrameSampler`
+picks. Randomness (sampler and transform) is seeded by ``(seed, epoch, index)``, so an epoch
+yields the same clips whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -46,28 +43,24 @@ class ClipDataset(Dataset):
     - ``"frame_indices"``: ``int64 [T]``, the decoded frames' indices in the file.
 
     With ``on_error="skip"`` a video that cannot be decoded (or whose segment lies outside the
-    file) yields ``None`` and a logged warning naming the file; use :func:`collate_clips` as the
-    DataLoader's ``collate_fn`` to drop such items.
+    file) yields ``None`` and a logged warning; :func:`collate_clips` drops such items.
 
     :param manifest: a ``manifest.jsonl`` path (relative video paths resolve against its folder),
         or a sequence of :class:`ManifestRow`.
-    :param sampler: picks each clip's frame indices; its mode is set by ``train``.
+    :param sampler: picks each clip's frame indices; ``train`` sets its mode (random positions
+        or the deterministic evaluation ones).
     :param num_classes: size of the class vocabulary (labels are checked against it).
     :param root: folder that relative video paths resolve against; defaults to the manifest's
         folder for a path, and to the working directory for a list of rows.
     :param split: keep only rows of this split (manifest paths only).
     :param short_side: resize frames at decode time so their short side has this many pixels.
-    :param backend: the :class:`VideoReader` backend: ``"auto"``, ``"pyav"`` or ``"decord"``.
+    :param backend: the :class:`VideoReader` backend.
     :param transform: applied to the ``uint8 [T, H, W, 3]`` frames (e.g. the loaders'
-        ``SquareClip``, or a ``torchvision.transforms.v2.Compose``).
+        ``SquareClip``).
     :param multilabel: build ``"target"`` from all labels instead of the first one.
-    :param train: random sampling positions (the sampler's training mode); otherwise the
-        sampler's deterministic evaluation positions.
-    :param seed: base seed of the per-item generators.
     :param on_error: ``"raise"`` (the error, naming the file, propagates) or ``"skip"``.
     :param cache_bytes: keep up to this many bytes of decoded frames in memory (a
-        :class:`~videofocus.data.frame_cache.FrameCache`, one per process), so that a clip
-        whose frames were decoded before opens no file; 0: no cache.
+        :class:`~videofocus.data.frame_cache.FrameCache` per process); 0: no cache.
     """
 
     def __init__(
@@ -172,9 +165,7 @@ class ClipDataset(Dataset):
                 return indices, frames
         with VideoReader(path, backend=self.backend) as reader:
             if timeline is None:
-                # The file's own timeline decides (real presentation times, variable rates
-                # too); a manifest count that disagrees means the file changed since it was
-                # probed.
+                # a manifest count that disagrees means the file changed since it was probed
                 if row.num_frames is not None and row.num_frames != reader.metadata.num_frames:
                     raise VideoDecodeError(
                         path,
@@ -193,7 +184,7 @@ class ClipDataset(Dataset):
     def _sample(
         self, row: ManifestRow, path: Path, timeline: Timeline, rng: np.random.Generator
     ) -> np.ndarray:
-        """The sampler's frame indices for ``row`` (its segment chosen by presentation time)."""
+        """The sampler's frame indices for ``row``'s segment, chosen by presentation time."""
         try:
             return self.sampler(
                 timeline.num_frames,

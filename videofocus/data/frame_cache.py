@@ -1,14 +1,10 @@
 """An in-memory cache of decoded frames, so that epochs after the first decode nothing.
 
-Small datasets (the synthetic benchmark: 600 training videos of 16 frames at 128 x 128 are
-under 0.5 GB decoded) fit in memory, and decoding is then a tenth of a training step or more. The
-cache keeps each video's timeline (frame count and presentation-time boundaries, which the
-samplers need) and every frame it has decoded, keyed by file, resize and frame index, so any
-later clip of the same frames, from a random training sampler too, comes without opening the
-file. It is bounded in bytes and evicts the least recently used frames.
-
-A cache lives in one process: DataLoader workers each fill their own (persistent workers keep
-theirs across epochs).
+Meant for datasets that fit in memory decoded (the synthetic benchmark). It keeps each video's
+timeline (which the samplers need) and every frame it has decoded, keyed by file, resize and frame
+index, so any later clip of the same frames, random training clips too, opens no file. It is
+bounded in bytes and evicts the least recently used frames. A cache lives in one process:
+DataLoader workers each fill their own (persistent workers keep theirs across epochs).
 """
 
 from __future__ import annotations

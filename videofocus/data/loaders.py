@@ -44,24 +44,20 @@ def ensure_dataset(cfg: DataConfig, workers: int = 2, progress: bool = True) -> 
 
 
 def recorded_class_names(cfg: DataConfig, num_classes: int) -> list[str] | None:
-    """The class names a trained checkpoint records in its ``meta.json``, so that inference never
-    depends on where the classes file is: the config's classes file, or None (with a logged
+    """The class names a trained checkpoint records in its ``meta.json`` (so that inference never
+    depends on where the classes file is): the config's classes file, or None (with a logged
     warning) when it cannot be read or does not name ``num_classes`` classes."""
     path = cfg.resolve(cfg.classes)
     try:
         names = read_classes(path)
     except ManifestError as err:
-        log.warning("the checkpoint records no class names: %s", err)
-        return None
-    if len(names) != num_classes:
-        log.warning(
-            "the checkpoint records no class names: %s names %d classes, the model has %d",
-            path,
-            len(names),
-            num_classes,
-        )
-        return None
-    return names
+        problem = str(err)
+    else:
+        if len(names) == num_classes:
+            return names
+        problem = f"{path} names {len(names)} classes, the model has {num_classes}"
+    log.warning("the checkpoint records no class names: %s", problem)
+    return None
 
 
 @dataclass(frozen=True)
@@ -106,9 +102,7 @@ def build_dataset(
         short_side=cfg.frame_size,
         backend=cfg.backend,
         transform=SquareClip(cfg.frame_size, train),
-        # multi-hot "target": evaluation scores every label of a row (mAP, hit@k); the training
-        # losses read "label" (the first one), so they are the same for any data
-        multilabel=True,
+        multilabel=True,  # for evaluation (mAP, hit@k); training losses read "label"
         train=train,
         seed=seed,
         on_error="skip",
@@ -136,8 +130,7 @@ def build_loader(
     """A DataLoader over this process's share of ``dataset`` (``batch_size`` is per process).
 
     Shuffled loaders always go through a :class:`DistributedSampler`, even for one process, so
-    the global order of videos depends on (seed, epoch) only: N processes with batch B / N see
-    exactly the batches one process with batch B sees.
+    N processes with batch B / N see exactly the batches one process with batch B sees.
     """
     sampler = None
     if shuffle or dist.is_distributed:

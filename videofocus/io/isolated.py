@@ -1,11 +1,9 @@
 """Run a decoding function in a child process, so that a decoder that hangs or crashes on a bad
 file costs a :class:`~videofocus.io.errors.VideoDecodeError` instead of the calling process.
 
-Children start with the ``forkserver`` method where the platform has it (``spawn`` elsewhere),
-never ``fork``: the parent may hold torch's thread pools and locks, which a forked child inherits
-in an undefined state. A forkserver child forks from a small server process started once, so each
-call costs a few milliseconds plus the child's own imports; keep the child's imports light (the
-probe path imports PyAV and numpy, not torch).
+Children start with ``forkserver`` (``spawn`` where it is missing), never ``fork``: the parent
+may hold torch's thread pools and locks, which a forked child inherits in an undefined state. Each
+call then costs a few milliseconds plus the child's own imports, so keep those light.
 
 The function and its arguments must be picklable (a module-level function, not a lambda), and a
 script that calls this must guard its entry point with ``if __name__ == "__main__":``.
@@ -40,9 +38,7 @@ def run_isolated(fn: Callable[..., T], *args: Any, path: str | Path, timeout: fl
 
     :param path: the file being decoded, named in the errors raised.
     :param timeout: seconds before the child is killed.
-    :raises VideoDecodeError: ``"decode timed out after Ns"`` when the child outlives
-        ``timeout``; ``"decoder crashed (exit code ...)"`` when it dies without answering
-        (segmentation fault, abort, ``os._exit``).
+    :raises VideoDecodeError: when the child outlives ``timeout`` or dies without answering.
     """
     context = multiprocessing.get_context(start_method())
     receiver, sender = context.Pipe(duplex=False)

@@ -12,22 +12,19 @@ from dataclasses import dataclass
 class VideoMetadata:
     """Properties of a video's first video stream.
 
-    Counts and timings are *measured*: ``num_frames`` is the number of video packets found by
-    demuxing the whole file (container headers are often missing or wrong, e.g. WebM stores no
-    frame count), ``duration`` runs from the first frame's presentation time to the end of the
-    last frame (variable frame rates included) and ``fps`` is ``num_frames / duration``, the
-    measured average rate, not the header's nominal one. Containers without real timestamps
-    (AVI) take the header's rate.
+    Counts and timings are *measured* by demuxing the whole file (headers are often missing or
+    wrong): ``num_frames`` counts the video packets, ``duration`` runs from the first frame's
+    presentation time to the end of the last, and ``fps`` is ``num_frames / duration`` (the
+    header's rate for containers without real timestamps, such as AVI).
 
     :param path: the file described.
     :param fps: measured average frame rate in frames per second.
     :param num_frames: number of frames a full decode yields.
     :param duration: length in seconds.
-    :param width: width in pixels of the frames as displayed (after the display rotation), which
-        is the width of the frames readers return.
+    :param width: width in pixels of the frames as displayed (after the display rotation), as
+        readers return them.
     :param height: displayed height in pixels.
-    :param rotation: display rotation in degrees counter-clockwise (0, 90, 180 or 270), read from
-        the stream's display matrix (phone videos). Readers return frames upright, rotated by it.
+    :param rotation: display rotation in degrees counter-clockwise (0, 90, 180 or 270).
     :param codec: FFmpeg decoder name, e.g. ``"h264"``, ``"vp9"``, ``"mpeg4"``.
     """
 
@@ -41,10 +38,8 @@ class VideoMetadata:
     codec: str
 
     def resized_size(self, short_side: int | None) -> tuple[int, int]:
-        """``(width, height)`` of frames whose shorter side is ``short_side``, aspect kept.
-
-        :param short_side: target length of the shorter side; ``None`` keeps the stored size.
-        """
+        """``(width, height)`` of frames whose shorter side is ``short_side`` (``None``: as they
+        are), aspect kept."""
         if short_side is None:
             return self.width, self.height
         if short_side < 1:

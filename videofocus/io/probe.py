@@ -58,14 +58,12 @@ PROBE_SAMPLES = 8
 def probe_video(path: str | Path, timeout: float = 60.0, backend: str = "auto") -> ProbeResult:
     """Measure ``path`` and read a sample of its frames, in a child process.
 
-    A file passes when it opens, holds a video stream, demuxes without corrupt packets, and its
-    first and last frames and :data:`PROBE_SAMPLES` frames spread over it (where a clip sampler
-    looks) decode through :class:`~videofocus.io.reader.VideoReader` with ``backend``: the path the
-    training and labeling jobs read frames through, so "ok" means they can read it.
+    A file passes when it opens, holds a video stream, demuxes without corrupt packets, and the
+    frames of :func:`probe_indices` decode through :class:`~videofocus.io.reader.VideoReader` with
+    ``backend``, the path the training and labeling jobs read frames through.
 
     :param timeout: seconds before a hanging decoder is killed (the file then fails).
-    :param backend: ``auto`` (as the jobs use), or a backend name, as for
-        :class:`~videofocus.io.reader.VideoReader`.
+    :param backend: ``auto`` (as the jobs use) or a backend name.
     :raises ValueError: unknown or uninstalled backend (a configuration error, not a bad file).
     """
     from videofocus.io.backends import check_backend

@@ -2,15 +2,11 @@
 
 Backends: ``pyav`` (reference, every format FFmpeg reads), ``decord`` and ``torchcodec``
 (optional). All start from one demuxer scan (:mod:`videofocus.io.backends.scan`), so they agree on
-frame indices and counts, and all return the same frames (up to colour-conversion rounding), upright
-(the display rotation of phone videos applied). Frame ``i`` is the ``i``-th frame of a sequential
-decode; a backend that cannot guarantee that for a file refuses it.
-
-``backend="auto"`` picks per file (:func:`videofocus.io.backends.select_backend`) the backend
-measured fastest among those known to be frame-accurate for it (docs/benchmarks.md, "Decoding"),
-and falls back to PyAV whenever another backend refuses, fails to open or fails to decode a file.
-Backends refuse the files where they are known to return other frames than PyAV
-(:func:`videofocus.io.backends.known_problem`), rather than mislead.
+frame indices and counts, and return the same frames (up to colour-conversion rounding), upright.
+Frame ``i`` is the ``i``-th frame of a sequential decode; a backend that cannot guarantee that for
+a file refuses it (:func:`videofocus.io.backends.known_problem`). ``backend="auto"`` picks per
+file (:func:`videofocus.io.backends.select_backend`) and falls back to PyAV whenever another
+backend refuses, fails to open or fails to decode a file.
 """
 
 from __future__ import annotations
@@ -42,15 +38,14 @@ class VideoReader:
     """Read frames of one video by index or by time, as ``uint8 [T, H, W, 3]`` RGB tensors.
 
     A reader keeps its decoder open between reads, so reading a video's frames in ascending chunks
-    decodes each frame once. Frames come out upright: a display rotation is applied. Not
-    thread-safe; give every DataLoader worker its own reader.
+    decodes each frame once. Not thread-safe; give every DataLoader worker its own reader.
 
     :param path: the video file.
     :param backend: ``"auto"`` (fastest accurate decoder for this file), ``"pyav"``,
         ``"decord"`` or ``"torchcodec"``.
     :param num_threads: decoding threads per reader.
-    :raises VideoDecodeError: the file is missing, empty, not a video, has no video stream, or is
-        truncated/undecodable, or the backend asked for cannot decode it frame-exactly.
+    :raises VideoDecodeError: the file is missing, not a video or undecodable, or the backend
+        asked for cannot decode it frame-exactly.
     :raises ValueError: unknown or uninstalled backend.
     """
 
@@ -84,8 +79,7 @@ class VideoReader:
             keeping the aspect ratio; ``None`` keeps the size.
         :return: ``uint8 [T, H, W, 3]`` RGB, frames in the order of ``indices``.
         :raises IndexError: an index outside ``[0, num_frames)``.
-        :raises VideoDecodeError: the data cannot be decoded, or the frame asked for cannot be
-            told apart from its neighbours.
+        :raises VideoDecodeError: the frames cannot be decoded, or not told apart.
         """
         import torch
 
@@ -119,11 +113,8 @@ class VideoReader:
         end: float | None = None,
         rng: np.random.Generator | None = None,
     ) -> np.ndarray:
-        """The clip ``sampler`` picks from this video or from its segment ``[start, end)`` s,
-        chosen by presentation time (right for variable frame rates too).
-
-        :raises FrameRangeError: the segment holds no frame.
-        """
+        """The clip ``sampler`` picks from this video or from its segment ``[start, end)`` s, by
+        presentation time; raises ``FrameRangeError`` when the segment holds no frame."""
         return sampler(
             self.metadata.num_frames,
             start=start,
@@ -144,8 +135,7 @@ class VideoReader:
         :param num_frames: take this many frames spread uniformly over the segment's frames
             (repeating frames when the segment holds fewer); ``None`` takes all of them.
         :param short_side: as in :meth:`read_frames`.
-        :return: ``uint8 [T, H, W, 3]``; ``T`` is 0 when no frame falls in the segment and
-            ``num_frames`` is ``None``.
+        :return: ``uint8 [T, H, W, 3]`` (``T`` may be 0 when ``num_frames`` is ``None``).
         :raises ValueError: ``end <= start`` or ``num_frames < 1``.
         :raises IndexError: ``num_frames`` asked of a segment holding no frame.
         """

@@ -5,13 +5,11 @@ Every sampler is a small frozen dataclass called as::
     indices = sampler(num_frames, fps=25.0, start=12.5, end=30.0, rng=rng)   # int64 [T]
     indices = sampler(num_frames, boundaries=times, start=12.5, end=30.0)       # by real times
 
-It first turns the optional segment (seconds) into an inclusive frame range ``[first, last]``
-(:func:`frame_range`), then picks ``sampler.clip_length`` indices inside that range. Given the
-frames' real presentation times (``boundaries``, as :meth:`VideoReader.frame_boundaries` returns
-them), both steps work in time: the segment keeps the frames shown during it, and the sampler's
-positions are spread over the range's time, each taking the frame shown at that moment, so a
-variable frame rate samples the right moments. At a constant rate this is the same as indices.
-``random=True`` is the training mode (positions drawn from ``rng``); ``random=False`` is the
+It turns the optional segment (seconds) into an inclusive frame range (:func:`frame_range`), then
+picks ``sampler.clip_length`` indices in it. Given the frames' real presentation times
+(``boundaries``, from :meth:`VideoReader.frame_boundaries`), both steps work in time, so a
+variable frame rate samples the right moments; at a constant rate this is the same as indices.
+``random=True`` is the training mode (positions drawn from ``rng``), ``random=False`` the
 deterministic evaluation mode. Build one from a config with :func:`create_sampler`.
 """
 
@@ -54,18 +52,16 @@ def frame_range(
 ) -> tuple[int, int]:
     """The inclusive frame range ``[first, last]`` of a video or of a segment of it.
 
-    A segment keeps every frame whose display interval (``[i / fps, (i + 1) / fps)``, or
-    ``[boundaries[i], boundaries[i + 1])``) overlaps ``[start, end)``, so even a segment shorter
-    than one frame keeps the frame shown at ``start``. The range is clamped to the frames the file
-    really has, because annotations (ActivityNet's ``segment``) can extend past the end of the
-    file.
+    A segment keeps every frame whose display interval overlaps ``[start, end)`` (so even a
+    sub-frame segment keeps the frame shown at ``start``), clamped to the frames the file really
+    has: annotations can extend past its end.
 
     :param num_frames: the number of frames the video really has.
     :param fps: frames per second; with ``start`` or ``end``, it or ``boundaries`` is required.
     :param start: segment start in seconds (``None``: the first frame).
     :param end: segment end in seconds (``None``: the last frame).
     :param boundaries: ``[num_frames + 1]`` seconds, frame ``i`` shown from ``boundaries[i]`` to
-        ``boundaries[i + 1]``: real presentation times, which take precedence over ``fps``.
+        ``boundaries[i + 1]``; takes precedence over ``fps``.
     :raises FrameRangeError: when the video has no frames or the segment holds none of them.
     """
     if num_frames <= 0:
@@ -104,11 +100,8 @@ def frame_range(
 
 
 def _shown_at(times: np.ndarray, first: int, last: int, offsets: np.ndarray) -> np.ndarray:
-    """Indices of the frames shown at the middle of each offset's share of the range's time.
-
-    Offset ``k`` of a range of ``L`` frames stands for the moment ``(k + 1/2) / L`` of the way
-    through the range; at a constant rate that moment falls inside frame ``first + k`` itself.
-    """
+    """Indices of the frames shown at the moments ``(k + 1/2) / L`` of the way through the range
+    (``k``: the offsets, ``L``: the range's length), i.e. frame ``first + k`` at a constant rate."""
     length = last - first + 1
     moments = times[first] + (offsets + 0.5) * (times[last + 1] - times[first]) / length
     shown = np.searchsorted(times, moments, side="right") - 1
@@ -161,12 +154,9 @@ class FrameSampler(ABC):
         rng: np.random.Generator | None = None,
         boundaries: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Sample the clip's frame indices; ``num_frames``, ``fps``, ``start``, ``end`` (seconds)
-        and ``boundaries`` are as in :func:`frame_range` (with ``boundaries``, the segment and the
-        positions are chosen by time).
+        """Sample the clip's frame indices; the other arguments are as in :func:`frame_range`.
 
-        :param rng: the generator random mode draws from; ``None`` draws a fresh one from OS
-            entropy (not reproducible). Ignored in evaluation mode.
+        :param rng: the generator random mode draws from (``None``: a fresh one from OS entropy).
         :return: ``int64 [clip_length]`` indices within the frame range, in temporal order per clip.
         :raises FrameRangeError: when the frame range is empty.
         """
@@ -194,7 +184,6 @@ class SegmentSampler(FrameSampler):
     (3 frames, 8 segments -> 0, 0, 0, 1, 1, 2, 2, 2).
 
     :param num_segments: frames per clip.
-    :param random: training mode.
     """
 
     num_segments: int = 8
@@ -227,7 +216,6 @@ class UniformSampler(FrameSampler):
 
     :param num_samples: frames per clip.
     :param stride: distance between consecutive frames.
-    :param random: training mode.
     :param pad: ``"loop"`` or ``"clamp"`` for ranges shorter than the window.
     """
 
@@ -262,7 +250,6 @@ class DenseSampler(FrameSampler):
     :param clip_len: frames per window.
     :param frame_interval: distance between consecutive frames of a window.
     :param num_clips: windows per clip.
-    :param random: training mode.
     :param pad: ``"loop"`` or ``"clamp"`` for ranges shorter than a window.
     """
 
@@ -299,10 +286,9 @@ _SAMPLERS: dict[str, type[FrameSampler]] = {
 def create_sampler(name: str, **kwargs: Any) -> FrameSampler:
     """Build a sampler by name, for configs: ``create_sampler("tsn", num_segments=16)``.
 
-    Arguments set to ``None`` are dropped, so an unset config value keeps the sampler's default.
+    Arguments set to ``None`` keep the sampler's default.
 
-    :param name: ``"tsn"`` (:class:`SegmentSampler`), ``"uniform"`` (:class:`UniformSampler`) or
-        ``"dense"`` (:class:`DenseSampler`).
+    :param name: ``"tsn"``, ``"uniform"`` or ``"dense"``.
     :raises ValueError: for an unknown name or argument.
     """
     if name not in _SAMPLERS:

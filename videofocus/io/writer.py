@@ -11,7 +11,7 @@ import numpy as np
 
 _MILLISECOND = Fraction(1, 1000)
 
-# libx264 options that keep small synthetic frames sharp enough for fine patterns to survive.
+# per-encoder speed settings (a rate factor, when given, is added)
 _DEFAULT_OPTIONS = {
     "libx264": {"preset": "veryfast"},
     "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8", "row-mt": "1"},
@@ -36,16 +36,14 @@ def write_video(
     """Encode ``frames`` (each ``uint8 [H, W, 3]`` RGB) into ``path`` and return the frame count.
 
     :param codec: an FFmpeg encoder name (``libx264``, ``mpeg4``, ``libvpx-vp9``, ...).
-    :param crf: constant rate factor for codecs that take one (ignored by ``mpeg4``, which gets a
-        fixed quantiser instead).
+    :param crf: constant rate factor for codecs that take one (``mpeg4`` gets a fixed quantiser).
     :param gop: keyframe interval in frames (``None`` keeps the encoder default).
     :param bframes: maximum consecutive B-frames (``None`` keeps the encoder default).
     :param options: extra encoder options.
     :param container_options: muxer options, e.g. ``{"movflags": "faststart"}`` for MP4.
-    :param rotation: display rotation in degrees counter-clockwise, stored in the stream's
-        display matrix (frames are encoded as given).
-    :param times: presentation time of each frame in seconds (increasing), for a variable frame
-        rate at millisecond precision; ``None`` spaces frames ``1 / fps`` apart.
+    :param rotation: display rotation in degrees counter-clockwise (frames are encoded as given).
+    :param times: increasing presentation time of each frame in seconds, for a variable frame
+        rate (millisecond precision); ``None`` spaces frames ``1 / fps`` apart.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,8 @@
 """Decoder backends behind :class:`~videofocus.io.reader.VideoReader`, and the ``auto`` rule.
 
-A backend is a class with ``name``, ``metadata``, ``scan``, ``decode(indices, size) -> uint8
-[N, H, W, 3]`` (ascending unique indices) and ``close()``; it is registered here by module path
-and imported only when used, so a missing optional decoder costs nothing. Nothing here imports
-torch: probing child processes use these classes directly.
+A backend is a :class:`FrameDecoder` class, registered here by module path and imported only
+when used, so a missing optional decoder costs nothing. Nothing here imports torch: probing child
+processes use these classes directly.
 """
 
 from __future__ import annotations
@@ -31,7 +30,8 @@ class FrameDecoder(Protocol):
     def metadata(self) -> VideoMetadata: ...
 
     def decode(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> np.ndarray:
-        """``uint8 [N, H, W, 3]`` RGB frames for ascending unique ``indices``."""
+        """``uint8 [N, H, W, 3]`` RGB frames, as stored (not rotated), for ascending, unique,
+        in-range ``indices``, scaled to ``size`` (``(width, height)``; ``None``: stored size)."""
         ...
 
     def close(self) -> None: ...
@@ -52,10 +52,9 @@ DECORD_ACCURATE_CODECS = frozenset({"h264", "vp9"})
 #: Demuxers whose timestamps decord indexes the same way as the scan.
 DECORD_CONTAINERS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi"})
 
-#: Codec -> the backend ``auto`` prefers to PyAV for it, being faster on the sparse reads this
-#: project makes (``videofocus bench decode --per-codec``). Empty: no frame-exact backend beats
-#: PyAV (see docs/benchmarks.md). A preferred backend is still used only where
-#: :func:`known_problem` finds it accurate for the file and it is available here.
+#: Codec -> the backend ``auto`` prefers to PyAV for it, being faster on this project's sparse
+#: reads (``videofocus bench decode --per-codec``; empty: none is, see docs/benchmarks.md), where
+#: it is available and :func:`known_problem` finds it accurate for the file.
 AUTO_FASTER: dict[str, str] = {}
 
 

@@ -15,17 +15,16 @@ from typing import Any
 import numpy as np
 
 from videofocus.io.backends import decord_problem
-from videofocus.io.backends.scan import VideoScan, scan_video
+from videofocus.io.backends.scan import ScannedDecoder, VideoScan
 from videofocus.io.errors import VideoDecodeError
-from videofocus.io.metadata import VideoMetadata
 
 
-class DecordDecoder:
+class DecordDecoder(ScannedDecoder):
     """Decode frames of one file by presentation index with ``decord.VideoReader``.
 
-    :param path: the video file.
-    :param num_threads: decoding threads (decord's 0 = automatic is never used: we pass >= 1).
-    :param scan: a scan of ``path`` already made; scanned here when ``None``.
+    Arguments as for :class:`~videofocus.io.backends.scan.ScannedDecoder` (at least one thread:
+    never decord's automatic 0).
+
     :raises VideoDecodeError: decord cannot open the file, or would index it differently.
     """
 
@@ -35,9 +34,7 @@ class DecordDecoder:
         import decord  # lazy: optional dependency
 
         self._decord = decord
-        self.path = Path(path)
-        self.scan = scan if scan is not None else scan_video(self.path)
-        self.num_threads = max(1, num_threads)
+        super().__init__(path, max(1, num_threads), scan)
         problem = decord_problem(self.scan)
         if problem is not None:
             raise VideoDecodeError(self.path, f"{problem}; use the pyav backend")
@@ -50,17 +47,8 @@ class DecordDecoder:
                 f"decord counts {count} frames where the demuxer finds {self.metadata.num_frames}",
             )
 
-    @property
-    def metadata(self) -> VideoMetadata:
-        """Measured metadata of the file (from the demuxer scan, shared with PyAV)."""
-        return self.scan.metadata
-
     def decode(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> np.ndarray:
-        """``uint8 [N, H, W, 3]`` RGB frames for ascending, unique, in-range ``indices``.
-
-        :param size: ``(width, height)`` decord's decoder scales to; ``None`` keeps the stored
-            size.
-        """
+        """As :meth:`~videofocus.io.backends.FrameDecoder.decode`; decord's decoder scales."""
         reader = self._reader(None if size == self.metadata.stored_size else size)
         try:
             return reader.get_batch(list(indices)).asnumpy()

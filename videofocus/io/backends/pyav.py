@@ -1,17 +1,14 @@
 """The reference decoder: PyAV (FFmpeg), frame-accurate for every format FFmpeg reads.
 
-Sparse reads decode little more than needed. The scan (:mod:`.scan`) gives the keyframes in
-presentation order; for each requested frame, in ascending order, the decoder seeks to the keyframe
-at or before it only when that keyframe lies beyond the current decode position (a seek then skips
-work), and otherwise keeps decoding forward.
+Sparse reads decode little more than needed: for each requested frame, in ascending order, the
+decoder seeks to the keyframe at or before it (from the scan, :mod:`.scan`) only when that
+keyframe lies beyond the current decode position, and otherwise keeps decoding forward.
 
 Frame identity: where the scan trusts the container's timestamps, a decoded frame is identified by
-its presentation timestamp (B-frames are then handled), and that is verified as frames come out:
-timestamps that go backwards mean they are not presentation times, and the read starts again
-counting frames. Elsewhere (AVI, raw streams) frames are counted in output order from the start, or
-from a keyframe when the stream has no B-frames, after checking that the seek landed on it. When
-none of this finds the frame, the read fails with :class:`VideoDecodeError`: it never returns
-another frame instead.
+its timestamp, verified as frames come out (timestamps that go backwards switch the file to
+counting). Elsewhere frames are counted in output order from the start, or from a keyframe the
+seek is checked to have landed on (no B-frames). When none of this finds the frame, the read
+fails with :class:`VideoDecodeError`: it never returns another frame instead.
 """
 
 from __future__ import annotations
@@ -23,9 +20,8 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from videofocus.io.backends.scan import VideoScan, open_container, scan_video, video_stream
+from videofocus.io.backends.scan import ScannedDecoder, VideoScan, open_container, video_stream
 from videofocus.io.errors import VideoDecodeError
-from videofocus.io.metadata import VideoMetadata
 
 
 class _FrameIdentityLost(Exception):
@@ -37,20 +33,15 @@ class _FrameIdentityLost(Exception):
 INTERPOLATION = "BICUBIC"
 
 
-class PyAVDecoder:
-    """Decode frames of one file by presentation index.
-
-    :param path: the video file.
-    :param num_threads: FFmpeg decoding threads (1 suits many DataLoader workers).
-    :param scan: a scan of ``path`` already made; scanned here when ``None``.
-    """
+class PyAVDecoder(ScannedDecoder):
+    """Decode frames of one file by presentation index (arguments as for
+    :class:`~videofocus.io.backends.scan.ScannedDecoder`; 1 thread suits many DataLoader
+    workers)."""
 
     name = "pyav"
 
     def __init__(self, path: str | Path, num_threads: int = 1, scan: VideoScan | None = None):
-        self.path = Path(path)
-        self.scan = scan if scan is not None else scan_video(self.path)
-        self.num_threads = num_threads
+        super().__init__(path, num_threads, scan)
         self._pts_to_index = (
             {int(p): i for i, p in enumerate(self.scan.pts)} if self.scan.has_timestamps else {}
         )
@@ -62,8 +53,7 @@ class PyAVDecoder:
         self._stream: av.video.VideoStream | None = None
         self._frames: Iterator[av.VideoFrame] | None = None
         self._position = -1  # presentation index of the frame decoded last
-        # One reformatter per decoder keeps swscale's context (filter tables) between frames;
-        # frame.reformat() would rebuild it for every frame, which costs more than decoding.
+        # keeps swscale's context between frames (frame.reformat() rebuilds it every frame)
         self._reformatter = VideoReformatter()
         # skipped frames never come out, so only frames identified by timestamp may be skipped
         self._skip_nonref = self._by_pts
@@ -73,18 +63,9 @@ class PyAVDecoder:
         self.frames_decoded = 0
         self.seeks = 0
 
-    @property
-    def metadata(self) -> VideoMetadata:
-        """Measured metadata of the file."""
-        return self.scan.metadata
-
     def decode(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> np.ndarray:
-        """``uint8 [N, H, W, 3]`` RGB frames, as stored (not rotated), for ascending, unique,
-        in-range ``indices``.
-
-        :param size: ``(width, height)`` to scale to while converting to RGB; ``None`` keeps the
-            stored size.
-        """
+        """As :meth:`~videofocus.io.backends.FrameDecoder.decode`; scales while converting to
+        RGB."""
         try:
             return self._decode(indices, size)
         except _FrameIdentityLost:
@@ -127,11 +108,9 @@ class PyAVDecoder:
     def _frame_at(self, target: int) -> av.VideoFrame:
         """Decode forward to frame ``target``, seeking first when a seek saves work."""
         keyframe = self.scan.keyframe_at_or_before(target) if self._seekable else 0
-        # Decode forward unless going backwards or a keyframe lies between the decode position
-        # and the target (decoding forward would then decode frames a seek skips). If the target
-        # does not come out, retry from its keyframe, then from the very start, the last time
-        # decoding every frame: a demuxer may land elsewhere than asked (MPEG-PS seeks by
-        # guessing byte offsets) and frame timestamps may differ from packet timestamps.
+        # If the target does not come out, retry from its keyframe, then from the very start,
+        # the last time decoding every frame: a demuxer may land elsewhere than asked (MPEG-PS
+        # seeks by guessing byte offsets) and frame timestamps may differ from packet timestamps.
         forward = self._frames is not None and self._position < target
         forward = forward and keyframe <= self._position + 1
         plans: list[tuple[int | None, bool]] = [(None, self._skip_nonref)] if forward else []
@@ -152,16 +131,13 @@ class PyAVDecoder:
     def _decoded_frames(self) -> Iterator[av.VideoFrame]:
         """Frames out of the decoder, fed packet by packet from the current position.
 
-        Frames before the last one asked for that are neither asked for nor referenced by other
-        frames are not needed at all: the decoder is told to skip them (``skip_frame =
-        NONREF``), which saves a good share of the work of reaching a sparse target through
-        B-frames.
+        Packets before the last frame asked for that are not asked for are decoded with
+        ``skip_frame = NONREF``: frames no other frame references are then not decoded at all.
         """
         assert self._container is not None and self._stream is not None
         context = self._stream.codec_context
         for packet in self._container.demux(self._stream):
-            # Frames after the last one asked for are decoded in full: the decoder reads a few
-            # packets ahead, and the next read may well ask for those frames.
+            # later frames are decoded in full: the next read may well ask for them
             pts = packet.pts
             skip = self._skip_nonref and pts is not None and pts < self._last_wanted_pts
             skip = skip and bool(self._wanted_pts) and pts not in self._wanted_pts

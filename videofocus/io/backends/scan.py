@@ -1,16 +1,12 @@
 """Measure a video by demuxing it once: metadata plus the packet index that sparse reads need.
 
-Demuxing reads packets without decoding them, so it costs a small fraction of a decode. Every
-backend starts from this scan, so all of them agree on what frame ``i`` is and on how many frames
-there are, whatever the container header claims.
+Demuxing reads packets without decoding them, a small fraction of a decode. Every backend starts
+from this scan, so all agree on what frame ``i`` is and how many frames there are.
 
-Frame ``i`` is, by definition, the ``i``-th frame a plain sequential decode of the stream puts
-out. Timestamps are only a way to find it faster, and they are trusted only where the container
-stores real presentation times: the AVI demuxer invents them (MPEG-4 Part 2 "packed B-frames"
-with their 6-byte placeholder packets make the invented order wrong), raw elementary streams
-have none. Where they are not trusted (:attr:`VideoScan.timestamps_trusted` is False), frames are
-counted in decoding order, and seeking is allowed only where decoding order is presentation order
-(no B-frames), so that a keyframe's index is its packet's position.
+Frame ``i`` is, by definition, the ``i``-th frame a plain sequential decode puts out. Timestamps
+only find it faster, and are trusted only where the container stores real presentation times
+(AVI invents them, raw streams have none). Elsewhere frames are counted in decoding order, and
+seeking is allowed only without B-frames, where a keyframe's index is its packet's position.
 """
 
 from __future__ import annotations
@@ -37,11 +33,10 @@ class VideoScan:
     :param time_base: unit of ``pts``.
     :param pts: ``int64 [num_frames]`` packet timestamps sorted ascending, or ``None`` when
         packets carry no (or no unique) timestamps.
-    :param timestamps_trusted: ``pts`` are the frames' real presentation times, so a decoded
-        frame can be identified by its timestamp. False for containers that invent them (AVI)
-        and without ``pts``; frames are then counted in decoding order.
+    :param timestamps_trusted: ``pts`` are the frames' real presentation times, which identify
+        decoded frames (else frames are counted in decoding order).
     :param keyframes: presentation indices of the keyframes a seek may start from, ascending;
-        ``(0,)`` where seeking cannot be trusted (no timestamps, or counted frames with B-frames).
+        ``(0,)`` where seeking cannot be trusted.
     :param reordered: decode order differs from presentation order (the stream has B-frames).
     :param pixel_format: FFmpeg pixel format of the decoded frames, e.g. ``"yuv420p10le"``.
     """
@@ -84,8 +79,27 @@ class VideoScan:
         return (self.pts - self.pts[0]).astype(np.float64) * float(self.time_base)
 
 
-#: Demuxers whose packet timestamps are not stored presentation times. AVI stores none: FFmpeg
-#: numbers packets and guesses a presentation order, which packed B-frames (Xvid/DivX) defeat.
+class ScannedDecoder:
+    """Base of the backends' decoders: a file, its scan and its measured metadata.
+
+    :param path: the video file.
+    :param num_threads: decoding threads.
+    :param scan: a scan of ``path`` already made; scanned here when ``None``.
+    """
+
+    def __init__(self, path: str | Path, num_threads: int = 1, scan: VideoScan | None = None):
+        self.path = Path(path)
+        self.scan = scan if scan is not None else scan_video(self.path)
+        self.num_threads = num_threads
+
+    @property
+    def metadata(self) -> VideoMetadata:
+        """Measured metadata of the file (from the demuxer scan)."""
+        return self.scan.metadata
+
+
+#: Demuxers whose packet timestamps are not stored presentation times: FFmpeg guesses them for AVI,
+#: wrongly with packed B-frames (Xvid/DivX).
 INVENTED_TIMESTAMPS = frozenset({"avi"})
 
 
@@ -148,7 +162,6 @@ def scan_video(path: str | Path) -> VideoScan:
         codec = stream.codec_context.name
         stream.codec_context.thread_count = 1  # one frame to decode: threads would cost more
         packet_pts: list[int | None] = []
-        packet_dts: list[int | None] = []
         key_pts: list[int | None] = []
         last_duration = 0
         first_frame: av.VideoFrame | None = None
@@ -165,7 +178,6 @@ def scan_video(path: str | Path) -> VideoScan:
                 if packet.is_discard:  # cut by an edit list: decoded as a reference, never shown
                     continue
                 packet_pts.append(packet.pts)
-                packet_dts.append(packet.dts)
                 last_duration = packet.duration or 0
                 if packet.is_keyframe:
                     key_pts.append(packet.pts)
@@ -249,11 +261,8 @@ def _constant_rate(pts: np.ndarray | None, time_base: Fraction | None, fps: floa
 
 
 def _duration(pts: np.ndarray | None, time_base: Fraction | None, last_duration: int) -> float:
-    """Seconds from the first frame's start to the last frame's end, from the timestamps.
-
-    The last frame lasts its packet's duration, or the median frame interval when the container
-    does not say; 0 when the timestamps cannot tell (one frame and no duration).
-    """
+    """Seconds from the first frame's start to the last frame's end (which lasts its packet's
+    duration, else the median frame interval); 0 when the timestamps cannot tell."""
     if pts is None or time_base is None:
         return 0.0
     if last_duration <= 0 and len(pts) > 1:

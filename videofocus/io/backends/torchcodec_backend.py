@@ -6,23 +6,13 @@ each linked to that version's shared libraries on the system (``apt-get install 
 :func:`library_problem` finds that out without importing torch, by looking for the FFmpeg
 libraries one of those core libraries needs, and the backend then counts as not available.
 
-Frame identity. torchcodec indexes a file by demuxing every packet and sorting the timestamps,
-as the scan does, and finds frame ``i`` by its timestamp. That is frame ``i`` of a sequential
-decode only where the timestamps are the real presentation times. Measured on index-coded files
-(``tests/test_io_torchcodec.py``) with torchcodec 0.17 and FFmpeg 5.1:
-
-- right: H.264 (B-frames, 10-bit), HEVC, VP9 and MPEG-4 Part 2 (B-frames) in MP4, Matroska and
-  WebM, variable frame rates included;
-- wrong: MPEG-4 Part 2 with B-frames in AVI (the demuxer invents timestamps: other frames come
-  back and the last frame never does; the real Xvid fixture loses its last frame), MPEG-2
-  program streams (frames one off) and H.264 in MPEG-TS (seeks land elsewhere: other frames);
-  raw H.264 without timestamps does not open.
-
-:func:`known_problem` refuses these, every file whose timestamps the scan does not trust (AVI
-included, even where it happened to be right: without B-frames) and every container not checked,
-cheaply from the scan; the decoder also refuses files whose frame count torchcodec and the scan
-disagree on. torchcodec applies the display rotation itself; frames are rotated back here so
-that, like every backend, this one returns them as stored.
+Frame identity. torchcodec finds frame ``i`` by its timestamp, which is frame ``i`` of a
+sequential decode only where the timestamps are the real presentation times (checked on
+index-coded files by ``tests/test_io_torchcodec.py``). :func:`known_problem` refuses, cheaply from
+the scan, every file whose timestamps the scan does not trust and every container not checked;
+the decoder also refuses files whose frame count torchcodec and the scan disagree on. torchcodec
+applies the display rotation itself; frames are rotated back here, as every backend returns them
+as stored.
 """
 
 from __future__ import annotations
@@ -38,9 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from videofocus.io.backends.scan import VideoScan, scan_video
+from videofocus.io.backends.scan import ScannedDecoder, VideoScan
 from videofocus.io.errors import VideoDecodeError
-from videofocus.io.metadata import VideoMetadata
 
 #: Demuxers torchcodec is checked on (frames equal to a sequential PyAV decode).
 TORCHCODEC_CONTAINERS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"})
@@ -75,9 +64,8 @@ def library_problem() -> str | None:
     """``None`` when torchcodec can decode here, else why not; cached, and torch is not imported.
 
     On Linux, looks for the FFmpeg libraries of each core library the wheel ships where the
-    dynamic loader will (without loading them: that costs a few hundred milliseconds and pulls
-    in FFmpeg's own dependencies). Elsewhere nothing is checked beforehand; a missing FFmpeg then
-    shows when a file is opened, as a :class:`VideoDecodeError`.
+    dynamic loader will, without loading them (slow). Elsewhere nothing is checked beforehand; a
+    missing FFmpeg then shows as a :class:`VideoDecodeError` when a file is opened.
     """
     spec = importlib.util.find_spec("torchcodec")
     if spec is None or not spec.submodule_search_locations:
@@ -117,11 +105,9 @@ def loadable_ffmpeg(majors: Sequence[int], dirs: Sequence[Path]) -> int | None:
 
 
 def library_dirs() -> list[Path]:
-    """Folders the Linux dynamic loader searches for a library named without a path.
-
-    ``LD_LIBRARY_PATH``, the Python environment's ``lib`` (where ``conda install ffmpeg`` puts
-    them), the folders of ``/etc/ld.so.conf`` (what ``ldconfig`` caches) and the defaults.
-    """
+    """Folders the Linux dynamic loader searches for a library named without a path:
+    ``LD_LIBRARY_PATH``, the environment's ``lib`` (``conda install ffmpeg``), the folders of
+    ``/etc/ld.so.conf`` and the defaults."""
     dirs = [Path(d) for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
     dirs.append(Path(sys.prefix) / "lib")
     dirs += _ld_so_conf_dirs(Path("/etc/ld.so.conf"))
@@ -148,10 +134,8 @@ def _ld_so_conf_dirs(conf: Path, depth: int = 0) -> list[Path]:
 
 
 def known_problem(scan: VideoScan) -> str | None:
-    """``None`` when torchcodec returns the same frames as a sequential PyAV decode, else why not.
-
-    Cheap (the scan only), so that ``auto`` can consult it without opening the file.
-    """
+    """``None`` when torchcodec returns the same frames as a sequential PyAV decode, else why not
+    (from the scan only, without opening the file)."""
     if not scan.timestamps_trusted:
         return (
             f"torchcodec finds frames by timestamp, and {scan.container_format!r} files "
@@ -162,16 +146,15 @@ def known_problem(scan: VideoScan) -> str | None:
     return None
 
 
-class TorchCodecDecoder:
+class TorchCodecDecoder(ScannedDecoder):
     """Decode frames of one file by presentation index with ``torchcodec.decoders.VideoDecoder``.
 
-    Always on the CPU. Resizing is torchcodec's own (``transforms=[Resize]``: bilinear,
-    antialiased, applied after the conversion to RGB), fixed when a decoder opens, so one
-    torchcodec decoder is kept per output size.
+    Always on the CPU. Resizing is torchcodec's own (``transforms=[Resize]``), fixed when a
+    decoder opens, so one torchcodec decoder is kept per output size.
 
-    :param path: the video file.
-    :param num_threads: FFmpeg decoding threads (torchcodec's 0 = automatic is never used).
-    :param scan: a scan of ``path`` already made; scanned here when ``None``.
+    Arguments as for :class:`~videofocus.io.backends.scan.ScannedDecoder` (at least one thread:
+    never torchcodec's automatic 0).
+
     :raises VideoDecodeError: torchcodec cannot load or open the file, or would index it
         differently from the scan.
     """
@@ -179,9 +162,7 @@ class TorchCodecDecoder:
     name = "torchcodec"
 
     def __init__(self, path: str | Path, num_threads: int = 1, scan: VideoScan | None = None):
-        self.path = Path(path)
-        self.scan = scan if scan is not None else scan_video(self.path)
-        self.num_threads = max(1, num_threads)
+        super().__init__(path, max(1, num_threads), scan)
         problem = known_problem(self.scan) or library_problem()
         if problem is not None:
             raise VideoDecodeError(self.path, f"{problem}; use the pyav backend")
@@ -204,17 +185,8 @@ class TorchCodecDecoder:
                 f"{self.metadata.num_frames}; use the pyav backend",
             )
 
-    @property
-    def metadata(self) -> VideoMetadata:
-        """Measured metadata of the file (from the demuxer scan, shared with PyAV)."""
-        return self.scan.metadata
-
     def decode(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> np.ndarray:
-        """``uint8 [N, H, W, 3]`` RGB frames, as stored (not rotated), for ascending, unique,
-        in-range ``indices``.
-
-        :param size: ``(width, height)`` torchcodec scales to; ``None`` keeps the stored size.
-        """
+        """As :meth:`~videofocus.io.backends.FrameDecoder.decode`; torchcodec scales."""
         decoder = self._decoder(size or self.metadata.stored_size)
         try:
             frames = decoder.get_frames_at([int(i) for i in indices]).data.numpy()
