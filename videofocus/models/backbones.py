@@ -10,6 +10,7 @@ always built with ``weights=None`` and timm models with ``pretrained=False``.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
 from collections.abc import Callable, Mapping, Sequence
@@ -232,46 +233,28 @@ class _ResNetFeatures(Backbone):
         return x
 
 
-@register_backbone("mobilenet_v2")
-def mobilenet_v2(width_mult: float = 1.0) -> Backbone:
-    """torchvision MobileNetV2 features (1280 channels at ``width_mult<=1``)."""
-    return _torchvision_features(tvm.mobilenet_v2(weights=None, width_mult=width_mult))
+def _scalable(build: Callable[..., nn.Module], wrap, width_mult: float = 1.0) -> Backbone:
+    return wrap(build(weights=None, width_mult=width_mult))
 
 
-@register_backbone("mobilenet_v3_small")
-def mobilenet_v3_small(width_mult: float = 1.0) -> Backbone:
-    """torchvision MobileNetV3-Small features (576 channels at ``width_mult=1``)."""
-    return _torchvision_features(tvm.mobilenet_v3_small(weights=None, width_mult=width_mult))
+def _fixed(build: Callable[..., nn.Module], wrap) -> Backbone:
+    return wrap(build(weights=None))
 
 
-@register_backbone("mobilenet_v3_large")
-def mobilenet_v3_large(width_mult: float = 1.0) -> Backbone:
-    """torchvision MobileNetV3-Large features (960 channels at ``width_mult=1``)."""
-    return _torchvision_features(tvm.mobilenet_v3_large(weights=None, width_mult=width_mult))
-
-
-@register_backbone("efficientnet_b0")
-def efficientnet_b0() -> Backbone:
-    """torchvision EfficientNet-B0 features (1280 channels)."""
-    return _torchvision_features(tvm.efficientnet_b0(weights=None))
-
-
-@register_backbone("resnet18")
-def resnet18() -> Backbone:
-    """torchvision ResNet-18 features (512 channels, stride 32)."""
-    return _ResNetFeatures(tvm.resnet18(weights=None))
-
-
-@register_backbone("resnet34")
-def resnet34() -> Backbone:
-    """torchvision ResNet-34 features (512 channels, stride 32)."""
-    return _ResNetFeatures(tvm.resnet34(weights=None))
-
-
-@register_backbone("resnet50")
-def resnet50() -> Backbone:
-    """torchvision ResNet-50 features (2048 channels, stride 32)."""
-    return _ResNetFeatures(tvm.resnet50(weights=None))
+# name -> (builder, wrapper); feature widths: mobilenet_v2 1280, mobilenet_v3_small 576,
+# mobilenet_v3_large 960, efficientnet_b0 1280, resnet18/34 512, resnet50 2048 (stride 32)
+_TORCHVISION = {
+    "mobilenet_v2": (_scalable, _torchvision_features),
+    "mobilenet_v3_small": (_scalable, _torchvision_features),
+    "mobilenet_v3_large": (_scalable, _torchvision_features),
+    "efficientnet_b0": (_fixed, _torchvision_features),
+    "resnet18": (_fixed, _ResNetFeatures),
+    "resnet34": (_fixed, _ResNetFeatures),
+    "resnet50": (_fixed, _ResNetFeatures),
+}
+for _name, (_builder, _wrap) in _TORCHVISION.items():
+    # partial binds the constructor: the signature create_backbone checks is the builder's rest
+    _REGISTRY.add(_name, functools.partial(_builder, getattr(tvm, _name), _wrap))
 
 
 # ---------------------------------------------------------------------------------------------
