@@ -8,10 +8,9 @@ to the file), which is how paper-scale variants share most of their settings::
     name: kinetics_adafocus_t16
     data: {frames: 16}
 
-Overrides from the command line are ``key=value`` strings with dotted keys
-(``train.epochs=3``, ``model.options[0].extent=0.5``,
-``model.options=[{extent: 0.25, resolution: 32}]``); the value is read as YAML. Mappings merge
-into what is there, lists replace it.
+Overrides are ``key=value`` strings with dotted keys (``train.epochs=3``,
+``model.options[0].extent=0.5``, ``model.options=[{extent: 0.25, resolution: 32}]``), the value
+read as YAML; mappings merge into what is there, lists replace it.
 
 YAML is read with YAML 1.2 scalars: only ``true``/``false`` are booleans (so ``amp: off`` is the
 string ``"off"``) and ``1e-3`` is a float. Relative paths in ``data`` resolve against

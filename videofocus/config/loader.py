@@ -66,9 +66,7 @@ _YamlLoader.add_implicit_resolver(
 def parse_yaml(text: str, source: str) -> Any:
     """``text`` parsed with the config loader's safe YAML rules (also what ablation grids use).
 
-    :param text: the YAML text.
-    :param source: the file it came from, named in errors.
-    :raises ConfigError: for malformed YAML, naming ``source`` and the line.
+    :raises ConfigError: for malformed YAML, naming ``source`` (the file) and the line.
     """
     try:
         return yaml.load(text, Loader=_YamlLoader)  # a SafeLoader subclass: no object tags
@@ -324,7 +322,7 @@ def config_from_dict(
 
     :param data: one mapping, or ``(source, mapping)`` layers merged in order (later wins).
     :param overrides: dotted ``key=value`` strings applied after every layer.
-    :param source: name used in error messages for a single mapping and for value checks.
+    :param source: the name errors give a single mapping.
     :raises ConfigError: naming the source and the dotted key of the first problem.
     """
     layers = [(source, data)] if isinstance(data, Mapping) else list(data)
@@ -365,8 +363,7 @@ def config_from_dict(
 def _check_backbones(cfg: Config, applied: Sequence[tuple[str, str]], default: str) -> None:
     """Every backbone name must be one the registry builds, so that a typo fails here, naming
     its key, rather than as a bare ``KeyError`` once a network is built."""
-    # the only thing config reads from models: the registry alone knows the names
-    from videofocus.models.backbones import check_backbone_name
+    from videofocus.models.backbones import check_backbone_name  # the registry knows the names
 
     model = cfg.model
     named = [
@@ -416,9 +413,8 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
 
     :param path: the YAML file, or the name of a built-in config (:func:`resolve_config_path`).
     :param overrides: dotted ``key=value`` strings, e.g. ``["train.epochs=3"]``.
-    :returns: a :class:`Config` dataclass instance.
     :raises ConfigError: for a missing or malformed file, an unknown key, a wrong type, an invalid
-        value or a malformed override; the message names the file (or override) and the key.
+        value or a malformed override, naming the file (or override) and the key.
     """
     return config_from_dict(_read_layers(resolve_config_path(path)), overrides, source=str(path))
 
@@ -429,12 +425,8 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
 
 
 def save_config(cfg: Config, path: str | Path) -> Path:
-    """Write the resolved config as YAML (what :func:`load_config` reads back to an equal config).
-
-    :param cfg: the config to save.
-    :param path: the file to write; missing parent folders are created.
-    :returns: the path written.
-    """
+    """Write the resolved config as YAML to ``path`` (parent folders created) and return it;
+    :func:`load_config` reads it back to an equal config."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
