@@ -28,9 +28,9 @@ __all__ = ["__version__", "create_model", "load"]
 
 
 def load(checkpoint: str | Path, device: str | None = None, policy: str | None = None) -> Labeler:
-    """A checkpoint folder (of any stage), ready to label videos: ``load(path).label(videos)``.
+    """A checkpoint folder of any stage (e.g. ``runs/x/finetune/final``), ready to label
+    videos: ``load(path).label(videos)``.
 
-    :param checkpoint: e.g. ``runs/x/finetune/final``; the folder alone is enough.
     :param device: ``cpu``, ``cuda``, ... (default: the checkpoint config's ``train.device``).
     :param policy: a heuristic replacing the checkpoint's own policy (``random``, ``centre``, ...).
     """

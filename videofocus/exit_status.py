@@ -1,8 +1,5 @@
 """Exit statuses of the ``videofocus`` command, and the one line it prints when it fails.
 
-A failed command prints exactly one line on stderr,
-``videofocus: error: <file[:line] or key>: <reason>``, and exits with one of the statuses
-below; ``videofocus --debug COMMAND ...`` (or ``VIDEOFOCUS_DEBUG=1``) prints the traceback too.
 This module imports nothing of the library: it classifies exceptions by the classes already
 loaded (a failure may be a broken install, where importing more would fail again).
 """
@@ -65,11 +62,8 @@ _MISSING = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR)
 
 
 class UsageError(ValueError):
-    """A command was called wrongly (what ``argparse`` rejects, or a combination it cannot).
-
-    :param where: the command or option at fault, e.g. ``label export`` or ``--backend``.
-    :param reason: what is wrong.
-    """
+    """A command was called wrongly (what ``argparse`` rejects, or a combination it cannot);
+    ``where`` is the command or option at fault, e.g. ``label export`` or ``--backend``."""
 
     def __init__(self, where: str, reason: str) -> None:
         self.where = where
@@ -133,11 +127,8 @@ def describe_failure(
 ) -> tuple[int, str]:
     """The exit status and the one error line (without ``videofocus: error: ``) of ``exc``.
 
-    :param exc: what ended the command.
-    :param command: the command's name (``label``, ``prepare kinetics``), where the error
-        names no file or key.
-    :param resume_hint: what to do after an interruption, e.g. ``rerun the same command to
-        resume``.
+    :param command: the command's name, for an error that names no file or key.
+    :param resume_hint: what to do after an interruption.
     """
     if isinstance(exc, KeyboardInterrupt):
         return INTERRUPTED, f"{command}: interrupted" + (f"; {resume_hint}" if resume_hint else "")

@@ -72,10 +72,7 @@ def select_device(prefer: str = "auto", local_rank: int = 0) -> torch.device:
 
 def init_distributed(device: torch.device | None = None) -> DistInfo:
     """Join the process group described by the environment (no-op for a single process).
-
-    Under Slurm without torchrun, ``MASTER_ADDR``/``MASTER_PORT`` must be exported by the job
-    script (e.g. the first host of ``scontrol show hostnames``).
-    """
+    Under Slurm without torchrun, the job script exports ``MASTER_ADDR``/``MASTER_PORT``."""
     info = dist_env()
     if not info.is_distributed or dist.is_initialized():
         return info
