@@ -17,12 +17,7 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from videofocus.config.schema import (
-    Config,
-    ConfigError,
-)
-
-# ---------------------------------------------------------------------------------- YAML reading
+from videofocus.config.schema import Config, ConfigError
 
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
@@ -102,9 +97,6 @@ def _read_layers(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[str, di
         cycle = " -> ".join(str(p) for p in (*chain, base_path.resolve()))
         raise ConfigError(source, "base", f"inherits from itself: {cycle}")
     return [*_read_layers(base_path, chain), (source, data)]
-
-
-# ---------------------------------------------------------------------------- type checking
 
 
 def _show(value: Any, limit: int = 60) -> str:
@@ -208,8 +200,6 @@ def _check(value: Any, tp: Any, key: str, source: str) -> Any:
     raise TypeError(f"unsupported schema type {tp!r} at {key!r}")  # a bug in the schema itself
 
 
-# -------------------------------------------------------------------------------- overrides
-
 _OVERRIDE_KEY = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\.\d+|\[\d+\])*$")
 
 
@@ -269,9 +259,6 @@ def _check_reachable(cfg: DictConfig, segments: Sequence[str | int], source: str
     if isinstance(node, ListConfig) and isinstance(last, int) and last >= len(node):
         key = _key(walked, last)
         raise ConfigError(source, key, f"out of range: the list has {len(node)} entries")
-
-
-# ------------------------------------------------------------------------------- public API
 
 
 def _merge_error(source: str, exc: OmegaConfBaseException) -> ConfigError:

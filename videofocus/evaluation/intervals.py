@@ -1,12 +1,9 @@
 """How sure a reported number is: a mean over seeds with its t interval, and the paired
 difference of two methods on the same test videos with a bootstrap interval.
 
-A method's accuracy moves with the training seed and with which videos happen to be in the test
-split. :func:`seed_interval` covers the first (Student's t over the seeds' values);
-:func:`paired_difference` covers both for a comparison: it resamples the seeds and the videos
-(a two-level bootstrap), always taking the two methods' results for the same seed and the same
-video together, so what the two share (the dense and warm-up stages of a seed, an easy or a hard
-video) cancels out of the difference.
+:func:`paired_difference` resamples the seeds and the videos (a two-level bootstrap), taking the
+two methods' results for the same seed and video together, so what they share (a seed's shared
+stages, an easy or a hard video) cancels out of the difference.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """Backbone registry: one ``create_backbone(name, ...)`` entry point for every feature extractor.
 
-A :class:`Backbone` turns images ``[N, 3, H, W]`` into a feature map ``[N, C, h, w]`` through
-``forward_features`` and reports ``C`` as ``num_features``. Encoders never import a concrete
-architecture; they ask this registry by name, so adding an architecture touches this file only.
-
-Weights are an explicit local file (``pretrained=PATH``), never a download: torchvision models are
-always built with ``weights=None`` and timm models with ``pretrained=False``.
+Encoders ask this registry by name, so adding an architecture touches this file only. Weights are
+an explicit local file (``pretrained=PATH``), never a download.
 """
 
 from __future__ import annotations
@@ -45,9 +41,8 @@ _HEAD_PREFIXES = ("fc.", "classifier.", "head.")
 class Backbone(nn.Module):
     """A feature extractor: ``forward_features(x [N,3,H,W]) -> [N, num_features, h, w]``.
 
-    Subclasses keep the parameter names of the upstream model (torchvision or timm) so that an
-    upstream checkpoint loads without renaming; :attr:`weights_module` is the module whose
-    ``state_dict`` follows those names.
+    Subclasses keep the upstream model's parameter names, so that its checkpoints load into
+    :attr:`weights_module` without renaming.
     """
 
     num_features: int
@@ -66,11 +61,7 @@ class Backbone(nn.Module):
 
 
 class PretrainedWeightsError(RuntimeError):
-    """A pretrained checkpoint does not fit the backbone it is loaded into.
-
-    :param path: the checkpoint file.
-    :param reason: what went wrong (missing / unexpected keys, shape mismatch, unreadable file).
-    """
+    """A pretrained checkpoint (``path``) does not fit the backbone it is loaded into."""
 
     def __init__(self, path: str | Path, reason: str) -> None:
         self.path = str(path)
@@ -82,10 +73,7 @@ class PretrainedWeightsError(RuntimeError):
 
 
 def register_backbone(name: str) -> Callable[[BackboneBuilder], BackboneBuilder]:
-    """Decorator registering a builder ``fn(**kwargs) -> Backbone`` under ``name``.
-
-    :param name: the registry key used by :func:`create_backbone`; must be new.
-    """
+    """Decorator registering a builder ``fn(**kwargs) -> Backbone`` under a new ``name``."""
     return _REGISTRY.register(name)
 
 
@@ -96,11 +84,8 @@ def list_backbones() -> list[str]:
 
 
 def check_backbone_name(name: str) -> None:
-    """Raise ``KeyError`` unless ``name`` is registered or ``timm/<model>`` (what
-    :func:`create_backbone` accepts; config loading checks names with it before any build).
-
-    :raises KeyError: listing the registered names.
-    """
+    """Raise ``KeyError`` (listing the registered names) unless :func:`create_backbone`
+    accepts ``name``; config loading checks names with it before any build."""
     if name.startswith(_TIMM_PREFIX):
         if importlib.util.find_spec("timm") is None:
             raise KeyError(f"backbone {name!r} needs the timm package (pip install timm)")
@@ -122,9 +107,7 @@ def create_backbone(
 
     :param name: a registered name (see :func:`list_backbones`) or ``"timm/<model>"``.
     :param pretrained: path to a local ``.pth``/``.pt``/``.safetensors`` state dict, or None.
-    :param width_mult: channel multiplier, for the backbones that have one; None keeps the
-        backbone's default (unset arguments never override a builder's defaults).
-    :param kwargs: further builder arguments (e.g. ``widths``/``strides`` of ``tiny_cnn``).
+    :param width_mult: channel multiplier; None keeps the backbone's default.
     :raises KeyError: for an unknown name, listing the registered names.
     :raises TypeError: when the backbone does not take one of the given arguments.
     """
@@ -156,11 +139,9 @@ def create_backbone(
 def load_pretrained(backbone: Backbone, path: str | Path) -> None:
     """Load a torchvision- or timm-style state dict from a local file into ``backbone``.
 
-    Classifier-head keys (``fc.``, ``classifier.``, ``head.``) that the backbone does not have are
-    dropped; any other mismatch raises. A DDP ``module.`` prefix and a ``{"state_dict": ...}`` or
-    ``{"model": ...}`` wrapper are removed first.
+    Classifier-head keys the backbone lacks are dropped; any other mismatch raises. A DDP
+    ``module.`` prefix and a ``state_dict`` / ``model`` wrapper are removed first.
 
-    :param backbone: the module to fill, in place.
     :param path: ``.safetensors`` or a ``torch.save`` file (read with ``weights_only=True``).
     :raises PretrainedWeightsError: listing the missing / unexpected keys or the shape mismatch.
     """
@@ -194,7 +175,6 @@ def load_pretrained(backbone: Backbone, path: str | Path) -> None:
         raise PretrainedWeightsError(path, str(err)) from err
 
 
-# ---------------------------------------------------------------------------------------------
 # torchvision backbones: the classifier is dropped, parameter names are kept.
 
 
@@ -257,7 +237,6 @@ for _name, (_builder, _wrap) in _TORCHVISION.items():
     _REGISTRY.add(_name, functools.partial(_builder, getattr(tvm, _name), _wrap))
 
 
-# ---------------------------------------------------------------------------------------------
 # Small CPU-friendly backbones for the tiny config and for tests.
 
 
@@ -275,12 +254,8 @@ def _conv_bn_relu(c_in: int, c_out: int, stride: int) -> nn.Sequential:
 
 @register_backbone("tiny_cnn")
 class TinyCNN(_SequentialFeatures):
-    """A stack of 3x3 conv-BN-ReLU blocks (about 0.2 MMAC on a 32x32 input with the defaults).
-
-    :param widths: output channels of each block.
-    :param strides: stride of each block (same length as ``widths``).
-    :param width_mult: multiplier applied to ``widths``.
-    """
+    """A stack of 3x3 conv-BN-ReLU blocks of ``widths`` (times ``width_mult``) output channels
+    and ``strides``."""
 
     def __init__(
         self,
@@ -299,12 +274,8 @@ class TinyCNN(_SequentialFeatures):
 
 @register_backbone("tiny_resnet")
 class TinyResNet(Backbone):
-    """A conv stem followed by one torchvision ``BasicBlock`` per stage (about 2.8 MMAC on 32x32).
-
-    :param widths: channels of the stem and of each stage; the first entry is the stem.
-    :param strides: stride of the stem and of each stage (same length as ``widths``).
-    :param width_mult: multiplier applied to ``widths``.
-    """
+    """A conv stem followed by one torchvision ``BasicBlock`` per stage; ``widths`` (times
+    ``width_mult``) and ``strides`` are the stem's, then each stage's."""
 
     def __init__(
         self,
@@ -334,7 +305,6 @@ class TinyResNet(Backbone):
         return self.stages(self.stem(x))
 
 
-# ---------------------------------------------------------------------------------------------
 # timm, when installed: "timm/<name>".
 
 

@@ -68,11 +68,7 @@ class GlimpseTrace:
 
     def __post_init__(self) -> None:
         actions = np.asarray(self.actions)
-        if (
-            actions.ndim != 2
-            or actions.shape[1] != 3
-            or not np.issubdtype(actions.dtype, np.integer)
-        ):
+        if actions.ndim != 2 or actions.shape[1] != 3 or actions.dtype.kind not in "iu":
             raise ValueError(
                 f"GlimpseTrace.actions must be int [T, 3], got {actions.dtype} {actions.shape}"
             )
