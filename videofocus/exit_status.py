@@ -26,16 +26,10 @@ __all__ = [
 OK = 0
 #: ``label`` only: 1..100 is the number of inputs whose row says ``error`` (100: 100 or more)
 LABEL_FAILURES_MAX = 100
-#: what was given is wrong: an argument, a config key or value, a manifest, a checkpoint, a
-#: results file (malformed, or another job's), a missing input file
-USAGE = 2
-#: the system refused: a read-only or full disk, a permission, the output locked by a job
-#: still running
-SYSTEM = 101
-#: an unexpected exception: a bug
-INTERNAL = 102
-#: interrupted by Ctrl-C (SIGINT)
-INTERRUPTED = 130
+USAGE = 2  # what was given is wrong (an argument, config, manifest, checkpoint, results file)
+SYSTEM = 101  # the system refused: a read-only or full disk, a permission, a lock
+INTERNAL = 102  # an unexpected exception: a bug
+INTERRUPTED = 130  # Ctrl-C (SIGINT)
 
 _STATUSES = (
     (str(OK), "success"),

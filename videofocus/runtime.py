@@ -1,8 +1,7 @@
 """Process-group set-up for ``torchrun`` and Slurm, and the run-time device and thread choice.
 
-Rank and world size come from torchrun's ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` or, when absent,
-from Slurm's ``SLURM_PROCID``/``SLURM_NTASKS``/``SLURM_LOCALID``. One process per GPU (NCCL) or
-per CPU worker (gloo); a single process needs no process group at all.
+Rank and world size come from torchrun's variables or, when absent, Slurm's; one process per
+GPU (NCCL) or per CPU worker (gloo).
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""What the command parsers share: plain-text help that shows defaults, and common arguments.
-
-Nothing here imports more than the standard library at import time; the config names listed by
-:func:`add_config_arguments` are read when a parser is built.
-"""
+"""What the command parsers share: plain-text help that shows defaults, and common arguments
+(imports only the standard library)."""
 
 from __future__ import annotations
 
@@ -122,10 +119,9 @@ def float_list(text: str) -> list[float]:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
-    """The model a command runs, as ``label`` and ``viz`` take it: ``--checkpoint`` or
-    ``--config`` (random weights), and ``--policy`` / ``--option`` / ``--thresholds`` to swap
-    its policy for a heuristic or turn on early exit. ``--policy`` is checked against the
-    heuristics' registry when the command runs (building the parser imports no torch)."""
+    """The model a command runs (``label``, ``viz``): ``--checkpoint`` or ``--config``, and
+    ``--policy`` / ``--option`` / ``--thresholds``; ``--policy`` is checked when the command
+    runs (building the parser imports no torch)."""
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="a checkpoint folder, e.g. runs/x/finetune/final")
     src.add_argument(

@@ -1,8 +1,5 @@
-"""``videofocus label INPUT ...``, ``videofocus label merge OUT``, ``videofocus label export``.
-
-The options are defined here; the runners are :mod:`videofocus.labeling.command`'s, whose import
-is light (no torch): the label job's modules load in its runners.
-"""
+"""``videofocus label INPUT ...``, ``label merge OUT``, ``label export``: the options; the
+runners are :mod:`videofocus.labeling.command`'s (light to import: no torch)."""
 
 from __future__ import annotations
 

@@ -378,10 +378,7 @@ def _builtin_folder() -> Path:
 
 def resolve_config_path(name_or_path: str | Path) -> Path:
     """The YAML file a command's config argument names: a file path as it is, else a built-in
-    config by name (``synthetic_tiny``, ``synthetic_tiny.yaml``, ``ablations/reward``).
-
-    :raises ConfigError: when it is neither, naming the built-in configs.
-    """
+    config by name (``synthetic_tiny``, ``ablations/reward``); else a ConfigError."""
     path = Path(name_or_path)
     if path.is_file():
         return path

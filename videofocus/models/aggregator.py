@@ -1,9 +1,7 @@
 """The aggregator: a GRU over per-step fused features, with a classifier at every step.
 
-Step ``t`` reads ``[glance pooled ; local feature ; one-hot option]`` where the option one-hot has
-``K + 1`` entries (index 0 = skip) and the local feature is zero for a skipped step, so a skipped
-frame contributes only its glance (and the fact that it was skipped). Because the GRU is causal,
-the logits at step ``t`` depend only on steps ``<= t``: every step is a possible exit.
+Step ``t`` reads ``[glance pooled ; local feature ; one-hot option]`` (``K + 1`` entries, 0 =
+skip; the local feature zero for a skip). The GRU is causal: every step is a possible exit.
 """
 
 from __future__ import annotations

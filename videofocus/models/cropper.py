@@ -1,14 +1,9 @@
 """Croppers: many glimpses from a batch of frames in one call, on the frames' device.
 
-Both take the same arguments and follow the geometry of :mod:`videofocus.models.glimpse`. Pixel
-``i`` covers ``[i, i + 1)``, so a native-resolution crop on pixel edges reproduces the frame's
-pixels exactly. Glimpses are meant to lie inside the frame; outside it ``roi_align`` fades to
-zero and ``grid_sample`` repeats the border.
-
-- :class:`PatchCropper` (``torchvision.ops.roi_align``): fast, averages when downscaling, no
-  gradient w.r.t. the glimpse geometry.
-- :class:`DifferentiableCropper` (``affine_grid`` + ``grid_sample``): gradients flow to the
-  centres, for a policy trained through the crop (AdaFocusV2-style).
+Both follow the geometry of :mod:`videofocus.models.glimpse`; pixel ``i`` covers ``[i, i + 1)``,
+so a native-resolution crop on pixel edges reproduces the frame's pixels exactly.
+:class:`PatchCropper` (``roi_align``) is fast and averages when downscaling;
+:class:`DifferentiableCropper` (``grid_sample``) lets gradients flow to the centres.
 """
 
 from __future__ import annotations

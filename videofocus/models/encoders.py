@@ -1,9 +1,6 @@
-"""Glance and glimpse encoders: feature maps and their spatial means.
-
-- :class:`GlobalEncoder` sees whole frames resized to the (low) glance resolution.
-- :class:`LocalEncoder` sees glimpses; each :class:`GlimpseOption` may name its own backbone
-  (AR-Net style), options naming the same backbone share its weights.
-"""
+"""Glance and glimpse encoders: feature maps and their spatial means. :class:`GlobalEncoder` sees
+whole frames at the glance resolution, :class:`LocalEncoder` glimpses (a backbone per option's
+backbone name, AR-Net style)."""
 
 from __future__ import annotations
 

@@ -24,8 +24,7 @@ from videofocus.viz.glimpse_video import check_suffix, write_glimpse_video
 
 __all__ = ["describe_trace", "prediction_trace", "render_glimpses", "run"]
 
-#: default upscale makes the short side of an output frame at least this many pixels, so that
-#: the ~11 px text of the overlay stays legible
+#: the short side an output frame reaches by default, so that the overlay's text stays legible
 MIN_SIDE = 256
 
 

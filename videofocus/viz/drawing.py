@@ -27,9 +27,8 @@ __all__ = [
 
 Box = tuple[int, int, int, int]
 
-#: RGB outline colour of glimpse option ``k`` (0-based) is ``OPTION_COLOURS[k % len(...)]``:
-#: saturated hues that stand out on natural video, on grey and on the dark text strip; the first
-#: three avoid the synthetic benchmark's marker colours (red, blue, cyan, yellow).
+#: RGB outline colours of the glimpse options (cycled): saturated hues, the first three unlike
+#: the synthetic benchmark's marker colours (red, blue, cyan, yellow).
 OPTION_COLOURS: tuple[tuple[int, int, int], ...] = (
     (255, 60, 255),
     (60, 255, 60),
