@@ -61,9 +61,6 @@ class Registry(Generic[T]):
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
 
 def import_plugins(package: str, path: Iterable[str]) -> None:
     """Import every module of ``package`` (found on its ``__path__``, ``path``) whose name does

@@ -61,12 +61,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     @staticmethod
     def _shows_default(action: argparse.Action) -> bool:
-        default = action.default
         return (
             action.nargs != 0  # store_true / store_false / store_const / count / help / version
-            and default is not None
-            and default is not argparse.SUPPRESS
-            and not (isinstance(default, (list, tuple)) and not default)
+            and action.default not in (None, argparse.SUPPRESS, [], ())
             and bool(
                 action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE)
             )

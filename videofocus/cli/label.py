@@ -9,12 +9,6 @@ import inspect
 from videofocus.cli.arguments import add_export_arguments, add_model_arguments, add_overrides
 
 
-def _command():
-    from videofocus.labeling import command
-
-    return command
-
-
 def _description(module_doc: str) -> str:
     # the module docstring's first paragraph is about the module; the rest is about the command
     _, _, body = module_doc.strip().partition("\n\n")
@@ -87,7 +81,8 @@ def _label_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser, word: str | None = None) -> None:
-    command = _command()
+    from videofocus.labeling import command
+
     if word is None:
         parser.description = _description(command.__doc__ or "")
         _label_arguments(parser)
@@ -109,6 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser, word: str | None = None) -> N
 
 
 def run(args: argparse.Namespace, word: str | None = None) -> int:
-    command = _command()
+    from videofocus.labeling import command
+
     runner = {None: command.run, "merge": command.run_merge, "export": command.run_export}[word]
     return runner(args)

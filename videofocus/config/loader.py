@@ -130,11 +130,6 @@ def _type_name(tp: Any) -> str:
     return f"{name} or null" if optional else name
 
 
-def _is_interpolation(value: Any) -> bool:
-    # OmegaConf resolves "${other.key}" later and checks the resolved value's type itself.
-    return isinstance(value, str) and "${" in value
-
-
 def _key(prefix: str, seg: str | int) -> str:
     """The dotted key of ``seg`` below ``prefix``: ``a.b``, ``a[0]``, or ``seg`` at the top."""
     if isinstance(seg, int):
@@ -167,7 +162,7 @@ def _check(value: Any, tp: Any, key: str, source: str) -> Any:
         if optional:
             return None
         raise ConfigError(source, key or None, f"expected {_type_name(tp)}, got null")
-    if _is_interpolation(value):
+    if isinstance(value, str) and "${" in value:  # OmegaConf resolves and checks it later
         return value
     origin, args = typing.get_origin(inner), typing.get_args(inner)
 

@@ -1,15 +1,11 @@
 """Evaluation of a trained checkpoint: accuracy, mAP, counted GMACs per video and videos/s.
 
-``videofocus eval`` runs a checkpoint's model over the validation rows (or ``--manifest``) with
-that stage's glimpses and reports ``top1``/``top5`` of the fused prediction at the last step as
-hit@k (a video counts when *any* of its labels is among the k top classes), ``map`` over the
-multi-hot targets, ``gmacs_per_video`` counted from the options taken (:class:`CostTable`, the
-policy included), ``videos_per_s`` end to end and ``model_videos_per_s`` (network only).
-
-A learned or ``differentiable`` checkpoint's own policy chooses the glimpses; ``warmup`` takes
-the random glimpses it was trained with (fixed per video), ``dense`` whole frames,
-``glance_only`` none. :func:`evaluate_adaptive` does the same through the label job's batched
-inferencer, with early exit.
+``videofocus eval`` (:mod:`videofocus.cli.evaluate` says what it reports) runs a checkpoint's
+model with that stage's glimpses, its GMACs counted by :class:`CostTable`: a learned or
+``differentiable`` checkpoint's own policy chooses them; ``warmup`` takes the random glimpses it
+was trained with (fixed per video), ``dense`` whole frames, ``glance_only`` none.
+:func:`evaluate_adaptive` does the same through the label job's batched inferencer, with early
+exit.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""``videofocus flops``: the per-component and per-video GMACs a config's model costs.
-
-The networks are built on the ``meta`` device (shapes only, no weights allocated) and measured by
-:class:`~videofocus.models.cost.CostTable`, the same table ``eval``, ``label`` and ``bench`` use.
-"""
+"""``videofocus flops``: the per-component and per-video GMACs a config's model costs, measured
+by :class:`~videofocus.models.cost.CostTable` on networks built on the ``meta`` device."""
 
 from __future__ import annotations
 

@@ -1,14 +1,8 @@
 """``videofocus quickstart``: the whole job on built-in data, from nothing to a report.
 
-On a fresh install, with no data and no weights, :func:`run_quickstart` generates the synthetic
-benchmark into ``<out>/data``; trains in ``<out>/runs`` the baselines, the three AdaFocus stages
-and the plain-PPO and differentiable policies; evaluates every method of ``videofocus bench
-policy`` but its variants on the validation split; labels the validation videos with the
-fine-tuned model and draws its glimpses on the first one; and writes ``report.json`` (rows in
-:data:`NAMES` order), ``report.md``, ``tradeoff.png``, ``glimpses.gif``, ``labels.jsonl`` and
-``val_videos.jsonl`` into ``<out>``. A rerun reuses every finished stage.
-
-How each row is obtained is :data:`QUICK_PROTOCOL`. ``random`` also reports
+What it trains and writes is the command's description (:mod:`videofocus.cli.quickstart`); data
+goes to ``<out>/data``, runs to ``<out>/runs``. How each row is obtained is
+:data:`QUICK_PROTOCOL`. ``random`` also reports
 ``accuracy_warmup_own_glimpses`` (the warm-up model on the random glimpses it was trained on);
 every glimpse row reports ``accuracy_warmup_net``, its glimpses read by the shared warm-up
 network: the column where all policies are compared on equal terms.
