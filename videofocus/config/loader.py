@@ -391,7 +391,6 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     """Read a YAML config (and its ``base`` chain), apply overrides, validate.
 
     :param path: the YAML file, or the name of a built-in config (:func:`resolve_config_path`).
-    :param overrides: dotted ``key=value`` strings, e.g. ``["train.epochs=3"]``.
     :raises ConfigError: for a missing or malformed file, an unknown key, a wrong type, an invalid
         value or a malformed override, naming the file (or override) and the key.
     """

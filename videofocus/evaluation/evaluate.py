@@ -156,9 +156,7 @@ def evaluate_adaptive(
     ``thresholds`` (overriding ``options.thresholds``), as :func:`evaluate_checkpoint` counts
     them at each video's exit step (``map``: None when no row has a label).
 
-    :param cfg: the config (None: the one stored in the checkpoint).
     :param checkpoint: a checkpoint folder, or an already loaded :class:`InferenceModel`.
-    :param manifest: evaluate every row of this manifest instead of the validation rows.
     """
     model = (
         checkpoint

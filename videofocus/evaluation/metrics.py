@@ -66,7 +66,6 @@ def topk_accuracy(logits: Any, labels: Any, ks: Iterable[int] = (1, 5)) -> dict[
     With multi-hot labels a video counts when any of its positive classes is in the top ``k``.
     Ties count against the label, so constant logits score 0 top-1 rather than an arbitrary value.
 
-    :param logits: scores ``[N, C]`` (only the order matters).
     :param labels: class indices ``[N]``, or a multi-hot ``[N, C]`` matrix.
     :returns: ``{"top1": ..., "top5": ...}`` for ``ks=(1, 5)``.
     """

@@ -190,11 +190,9 @@ def evaluate_budgeted_exit(
     ``budget`` GMACs/video on the evaluation rows of ``calibration``, evaluated on those of
     ``cfg``.
 
-    Calibrate on held-out rows (val when ``cfg`` reports on test): on the training rows the
-    network is overconfident, so thresholds fitted there exit too little elsewhere.
-
-    :returns: the per-step thresholds (``[0.0]`` when the budget is below every video exiting at
-        its first step) and the :func:`evaluate_adaptive` result under them.
+    Calibrate on held-out rows: thresholds fitted where the network is overconfident (the
+    training rows) exit too little elsewhere. Returns the per-step thresholds (``[0.0]`` below
+    the cost of exiting at the first step) and the :func:`evaluate_adaptive` result.
     """
     model = load_inference_model(finetune_dir, cfg)
     options = InferenceOptions(chunk_steps=1)

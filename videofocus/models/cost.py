@@ -55,10 +55,8 @@ class CostTable:
     The one cost authority (``flops``, ``eval``, ``label`` and ``bench`` build it with
     :meth:`from_model`), so the same actions cost the same GMACs everywhere.
 
-    :param glance: glance encoder, per frame.
-    :param policy: the glimpse policy, per step (0 for heuristics).
-    :param local: glimpse encoder per glimpse (projection included), one entry per option.
-    :param aggregator: aggregator GRU + classifier, per step.
+    Per frame or step: ``glance``, ``policy`` (0 for heuristics), ``aggregator`` (GRU and
+    classifier); ``local``: per glimpse of each option (projection included).
     """
 
     glance: int
@@ -75,11 +73,8 @@ class CostTable:
     ) -> CostTable:
         """Measure every component of ``net`` (may be on ``meta``) and its policy on one input.
 
-        The policy's cost is one step of its ``act`` on one frame's glance; a policy without
-        weights (a heuristic) costs 0.
-
-        :param frame_size: side of the (square) decoded frames, in pixels.
-        :param policy: the glimpse policy; None: ``net.policy`` if it has one, else none.
+        The policy (None: ``net.policy`` if any) costs one step of its ``act`` on one frame's
+        glance, 0 without weights; ``frame_size`` is the side of the square decoded frames.
         """
         if policy is None:
             policy = getattr(net, "policy", None)

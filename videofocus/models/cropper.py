@@ -48,9 +48,8 @@ class PatchCropper(nn.Module):
 
         :param frames: ``[N, C, H, W]``, float or uint8 (then the crops are float pixel values).
         :param frame_index: long ``[M]``, the frame each glimpse is cut from.
-        :param centres: ``[M, 2]`` normalised ``(x, y)``.
-        :param extents: ``[M]`` crop side as a fraction of ``min(H, W)``.
-        :param resolution: output side in pixels.
+        :param centres: ``[M, 2]`` normalised ``(x, y)``; ``extents [M]`` fractions of
+            ``min(H, W)``.
         """
         _check_inputs(frames, frame_index, centres, extents)
         h, w = frames.shape[-2:]

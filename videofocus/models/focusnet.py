@@ -60,10 +60,9 @@ class FocusOutput(NamedTuple):
 class FocusNet(nn.Module):
     """Glance encoder + cropper + glimpse encoder + aggregator.
 
-    :param local_encoder: its options must equal ``options``.
-    :param aggregator: sized for both encoders and ``len(options)``.
-    :param options: the glimpse options; action option ``k >= 1`` means ``options[k - 1]``.
-    :param grid: cells per side of the grid of glimpse centres.
+    ``local_encoder`` must have the same ``options`` (action option ``k >= 1`` is
+    ``options[k - 1]``) and the aggregator be sized for both encoders; ``grid`` is the cells per
+    side of the grid of glimpse centres.
     """
 
     def __init__(
@@ -234,12 +233,10 @@ def create_focusnet(
     """Build a :class:`FocusNet` from plain arguments.
 
     :param options: glimpse options (``[dense_option(frame_size)]`` for the dense baseline).
-    :param local_backbone: default backbone of the glimpse encoder (see :class:`LocalEncoder`).
     :param hidden: aggregator GRU width.
-    :param glance_backbone_kw: :func:`create_backbone` arguments of the glance backbone.
-    :param local_backbone_kw: :func:`create_backbone` arguments of every glimpse backbone.
-    :param per_backbone_kw: glimpse backbone arguments by backbone name (override the above).
-    :param differentiable_crop: crop with :class:`DifferentiableCropper`, not
+    :param glance_backbone_kw: :func:`create_backbone` arguments of the glance backbone;
+        ``local_backbone_kw`` of every glimpse backbone, ``per_backbone_kw`` by backbone name.
+    :param differentiable_crop: crop with :class:`DifferentiableCropper`, else
         :class:`PatchCropper`.
     """
     global_encoder = GlobalEncoder(glance_backbone, glance_resolution, **(glance_backbone_kw or {}))

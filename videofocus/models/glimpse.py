@@ -74,7 +74,6 @@ def grid_centres(
     glimpse's normalised extent along that axis: the outer cells touch the frame's borders.
 
     :param extent: extents ``[...]`` (fraction of the shorter side) or one float for all.
-    :param aspect: frame width / height.
     """
     extent = torch.as_tensor(extent, device=cells.device).float()  # a float broadcasts
     span = normalised_extents(extent, aspect)  # [..., 2]
@@ -110,7 +109,6 @@ def actions_to_glimpses(
 
     Skipped steps get placeholder geometry (centre 0.5, extent 1), so every value is finite.
 
-    :param aspect: frame width / height.
     :returns: ``option_index [B, T]`` (``-1`` for skip, else ``0..K-1``), ``centres [B, T, 2]``
         (normalised x, y) and ``extents [B, T]`` (fraction of the shorter side).
     :raises ValueError: for a malformed action tensor or an option / cell out of range.

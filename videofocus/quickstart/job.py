@@ -1,11 +1,9 @@
 """``videofocus quickstart``: the whole job on built-in data, from nothing to a report.
 
-What it trains and writes is the command's description (:mod:`videofocus.cli.quickstart`); data
-goes to ``<out>/data``, runs to ``<out>/runs``. How each row is obtained is
-:data:`QUICK_PROTOCOL`. ``random`` also reports
-``accuracy_warmup_own_glimpses`` (the warm-up model on the random glimpses it was trained on);
-every glimpse row reports ``accuracy_warmup_net``, its glimpses read by the shared warm-up
-network: the column where all policies are compared on equal terms.
+What it trains and writes is the command's description (:mod:`videofocus.cli.quickstart`); how
+each row is obtained is :data:`QUICK_PROTOCOL`. Every glimpse row also reports
+``accuracy_warmup_net``, its glimpses read by the shared warm-up network: the column where all
+policies are compared on equal terms.
 """
 
 from __future__ import annotations
@@ -122,11 +120,9 @@ def run_quickstart(
 ) -> list[dict[str, Any]]:
     """Run the quickstart into ``out`` (see the module docs) and return the report rows.
 
-    :param config: the config to run (default :data:`DEFAULT_CONFIG`).
     :param resume: reuse the stages already finished in ``out`` (False: retrain them all).
     :param differentiable_epochs: most epochs of the differentiable policy's stage; None: as
         long as the fine-tune, as ``bench policy`` trains it.
-    :param ppo_timesteps_share: the plain-PPO policy's timesteps, as a share of the config's.
     :param log: where progress lines go (default: stderr).
     """
     start = time.perf_counter()

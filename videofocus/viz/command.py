@@ -58,11 +58,8 @@ def render_glimpses(
     """Run ``model`` on one video (its clip sampled as for labeling) and write its glimpses,
     step by step, to ``out`` (``.gif`` or ``.mp4``); returns the trace drawn.
 
-    :param scale: integer upscale of the frames; None: the smallest that makes the short side
-        at least :data:`MIN_SIDE` pixels.
-    :param thresholds: early-exit thresholds (one, or one per step); None: read every step.
+    :param scale: integer upscale; None: the smallest that makes the short side :data:`MIN_SIDE`.
     :raises VideoDecodeError: the video is missing or cannot be decoded (naming the file).
-    :raises ValueError: an output suffix other than ``.gif`` / ``.mp4``.
     """
     video, out = Path(video), Path(out)
     check_suffix(out)

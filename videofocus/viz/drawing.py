@@ -51,11 +51,8 @@ class GlimpseTrace:
     """What one clip's roll-out did, step by step.
 
     :param actions: int ``[T, 3]`` of ``(option, cell_x, cell_y)`` (option 0 skips the frame).
-    :param top1: running top-1 class name after each step read.
-    :param confidence: running top-1 probability after each step read.
-    :param exit_step: 0-based step at which the prediction exited early, or None if the whole
-        clip was read; ``top1`` and ``confidence`` need entries up to this step only.
-    :raises ValueError: for inconsistent lengths or an exit step outside the clip.
+    :param top1: running top-1 class name (and ``confidence``, its probability) per step read.
+    :param exit_step: 0-based step at which the prediction exited early, or None.
     """
 
     actions: np.ndarray
@@ -167,11 +164,9 @@ def draw_step(
     option's colour, ``skip`` or ``exited``. Skipped and exited frames are dimmed. The box outline
     is drawn last so that it stays exact even where it crosses the strip.
 
-    :param box: ``(x0, y0, x1, y1)`` in pixels, ``x1``/``y1`` exclusive, or None to draw no box;
-        ignored when ``skipped`` or ``exited``.
-    :param option: 0-based index of the glimpse option (its colour); ignored when skipped.
-    :param label: text to print; ``\\n`` starts a line.
-    :param exited: the prediction had already exited before this frame.
+    :param box: ``(x0, y0, x1, y1)`` in pixels, ``x1``/``y1`` exclusive, or None; ignored when
+        ``skipped`` or ``exited`` (the prediction exited before this frame).
+    :param option: 0-based index of the glimpse option (its colour).
     :raises ValueError: for a frame that is not uint8 ``[H, W, 3]`` or a box outside it.
     """
     frame = np.asarray(frame)

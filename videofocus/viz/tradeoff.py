@@ -82,11 +82,8 @@ def plot_tradeoff(
     costs span more than :data:`LOG_SPAN` times.
 
     :param rows: mappings with ``name``, ``accuracy`` (in ``[0, 1]``, plotted in percent) and
-        ``gmacs_per_video`` (positive); finite ``accuracy_low`` / ``accuracy_high`` draw an
-        error bar.
-    :param curve_key: key grouping rows into curves; None draws points only.
-    :raises ValueError: for no rows, a row with a missing or out-of-range value, or a suffix
-        matplotlib cannot write.
+        ``gmacs_per_video``; finite ``accuracy_low`` / ``accuracy_high`` draw an error bar.
+    :raises ValueError: for no rows, a missing or out-of-range value, or an unwritable suffix.
     """
     if not rows:
         raise ValueError("plot_tradeoff needs at least one row")
