@@ -119,11 +119,8 @@ def _os_error_text(exc: OSError, command: str) -> str:
 def describe_failure(
     exc: BaseException, command: str, resume_hint: str | None = None
 ) -> tuple[int, str]:
-    """The exit status and the one error line (without ``videofocus: error: ``) of ``exc``.
-
-    :param command: the command's name, for an error that names no file or key.
-    :param resume_hint: what to do after an interruption.
-    """
+    """The exit status and the one error line (without ``videofocus: error: ``) of ``exc``;
+    ``command`` names an error without file or key, ``resume_hint`` follows an interruption."""
     if isinstance(exc, KeyboardInterrupt):
         return INTERRUPTED, f"{command}: interrupted" + (f"; {resume_hint}" if resume_hint else "")
     variant_failed = _loaded("videofocus.experiment.runner", "VariantFailed")

@@ -1,8 +1,5 @@
-"""Process-group set-up for ``torchrun`` and Slurm, and the run-time device and thread choice.
-
-Rank and world size come from torchrun's variables or, when absent, Slurm's; one process per
-GPU (NCCL) or per CPU worker (gloo).
-"""
+"""Process-group set-up for ``torchrun`` and Slurm (rank and world size from either's
+variables), and the run-time device and thread choice."""
 
 from __future__ import annotations
 

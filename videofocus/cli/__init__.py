@@ -346,12 +346,9 @@ def _warnings_as_lines(debug: bool) -> Iterator[None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``videofocus`` console script; returns the exit status.
-
-    Every failure prints one line on stderr, ``videofocus: error: <file[:line] or key>:
-    <reason>``, and returns its status from :mod:`videofocus.exit_status`; ``--debug`` before the
-    command (or ``VIDEOFOCUS_DEBUG=1``) prints the traceback first.
-    """
+    """Entry point of the ``videofocus`` console script; returns the exit status. A failure
+    prints one line on stderr, ``videofocus: error: <file[:line] or key>: <reason>`` (after the
+    traceback with ``--debug`` or ``VIDEOFOCUS_DEBUG=1``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(argv)
     args: argparse.Namespace | None = None

@@ -59,10 +59,8 @@ _YamlLoader.add_implicit_resolver(
 
 
 def parse_yaml(text: str, source: str) -> Any:
-    """``text`` parsed with the config loader's safe YAML rules (also what ablation grids use).
-
-    :raises ConfigError: for malformed YAML, naming ``source`` (the file) and the line.
-    """
+    """``text`` parsed with the config loader's safe YAML rules (also what ablation grids use);
+    malformed YAML raises a ConfigError naming ``source`` (the file) and the line."""
     try:
         return yaml.load(text, Loader=_YamlLoader)  # a SafeLoader subclass: no object tags
     except yaml.YAMLError as exc:

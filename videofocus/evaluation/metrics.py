@@ -115,10 +115,8 @@ def per_class_average_precision(scores: Any, targets: Any) -> np.ndarray:
 
 
 def mean_average_precision(scores: Any, targets: Any) -> float:
-    """Mean of :func:`per_class_average_precision` over the classes with a positive video.
-
-    :raises ValueError: when no class has a positive video (mAP is undefined).
-    """
+    """Mean of :func:`per_class_average_precision` over the classes with a positive video
+    (``ValueError`` when there is none: mAP is undefined)."""
     ap = per_class_average_precision(scores, targets)
     present = ~np.isnan(ap)
     if not present.any():

@@ -80,11 +80,8 @@ def oracle_actions(
     frame_size: int,
 ) -> Actions:
     """The oracle's glimpses: option ``option`` at the cell whose glimpse centre lies nearest to
-    the target's centre on every frame (the centre cell where it is hidden).
-
-    The videos must be square: a crop of a wider frame would move the target by an unknown
-    offset.
-    """
+    the target's centre on every frame (the centre cell where it is hidden). The videos must be
+    square: a crop of a wider frame would move the target by an unknown offset."""
     if not 1 <= option <= len(options):
         raise ValueError(f"option must be in [1, {len(options)}], got {option}")
     wide = sorted(v for v, t in tracks.items() if t.width != t.height)

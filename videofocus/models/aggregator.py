@@ -1,8 +1,5 @@
-"""The aggregator: a GRU over per-step fused features, with a classifier at every step.
-
-Step ``t`` reads ``[glance pooled ; local feature ; one-hot option]`` (``K + 1`` entries, 0 =
-skip; the local feature zero for a skip). The GRU is causal: every step is a possible exit.
-"""
+"""The aggregator: a causal GRU over per-step ``[glance ; local feature ; one-hot option]`` (the
+local feature zero for a skip) with a classifier at every step, so every step can exit."""
 
 from __future__ import annotations
 
@@ -25,11 +22,8 @@ class AggregatorOutput(NamedTuple):
 
 
 class Aggregator(nn.Module):
-    """Fuse glance and glimpse features over time and classify at every step.
-
-    :param hidden: GRU hidden size.
-    :param num_options: number ``K`` of glimpse options (skip excluded).
-    """
+    """Fuse glance and glimpse features over time and classify at every step; ``hidden`` is the
+    GRU size, ``num_options`` the number ``K`` of glimpse options (skip excluded)."""
 
     def __init__(
         self,

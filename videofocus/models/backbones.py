@@ -40,10 +40,7 @@ _HEAD_PREFIXES = ("fc.", "classifier.", "head.")
 
 class Backbone(nn.Module):
     """A feature extractor: ``forward_features(x [N,3,H,W]) -> [N, num_features, h, w]``.
-
-    Subclasses keep the upstream model's parameter names, so that its checkpoints load into
-    :attr:`weights_module` without renaming.
-    """
+    Subclasses keep the upstream parameter names, so its checkpoints load without renaming."""
 
     num_features: int
 

@@ -118,10 +118,8 @@ class CostTable:
     def usage_from_actions(
         self, actions: torch.Tensor, exit_steps: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """GMACs per video (float64 ``[B]``) of the ``actions [B, T, 3]`` actually taken.
-
-        :param exit_steps: long ``[B]``, steps read by each video (``1..T``); None: all ``T``.
-        """
+        """GMACs per video (float64 ``[B]``) of the ``actions [B, T, 3]`` actually taken, each
+        video reading ``exit_steps [B]`` steps (``1..T``; None: all ``T``)."""
         check_actions(actions, self.num_options)
         option = actions[..., 0]
         b, t = option.shape

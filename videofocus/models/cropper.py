@@ -116,11 +116,9 @@ def _native_crops(
 
 
 class DifferentiableCropper(nn.Module):
-    """Crop glimpses by bilinear sampling, differentiable w.r.t. centres (and extents).
-
-    :param supersample: sample points per output pixel and axis, averaged; about
-        ``crop side / resolution`` avoids aliasing when downscaling (1 = plain bilinear).
-    """
+    """Crop glimpses by bilinear sampling, differentiable w.r.t. centres (and extents), averaging
+    ``supersample`` points per output pixel and axis (about ``crop side / resolution`` avoids
+    aliasing when downscaling)."""
 
     def __init__(self, supersample: int = 1) -> None:
         super().__init__()

@@ -58,12 +58,9 @@ class FocusOutput(NamedTuple):
 
 
 class FocusNet(nn.Module):
-    """Glance encoder + cropper + glimpse encoder + aggregator.
-
-    ``local_encoder`` must have the same ``options`` (action option ``k >= 1`` is
-    ``options[k - 1]``) and the aggregator be sized for both encoders; ``grid`` is the cells per
-    side of the grid of glimpse centres.
-    """
+    """Glance encoder + cropper + glimpse encoder + aggregator. ``local_encoder`` must have the
+    same ``options`` (action option ``k >= 1`` is ``options[k - 1]``) and the aggregator be sized
+    for both encoders; ``grid`` is the cells per side of the grid of glimpse centres."""
 
     def __init__(
         self,

@@ -32,12 +32,9 @@ __all__ = [
 
 @dataclass(frozen=True)
 class GlimpseOption:
-    """One way of looking closely at a frame.
-
-    :param extent: side of the square crop as a fraction of the frame's shorter side, in (0, 1].
-    :param resolution: side in pixels the crop is resized to before the ``LocalEncoder``.
-    :param backbone: this option's encoder backbone; None: the ``LocalEncoder``'s default.
-    """
+    """One way of looking closely at a frame: a square crop of side ``extent`` (a fraction of the
+    frame's shorter side, in (0, 1]) resized to ``resolution`` pixels for the ``LocalEncoder``,
+    whose ``backbone`` it names (None: the encoder's default)."""
 
     extent: float
     resolution: int

@@ -110,12 +110,8 @@ def report_markdown(
     files: Sequence[Path],
     seconds: float,
 ) -> str:
-    """The text of ``report.md``.
-
-    :param quick_protocol: one paragraph saying how each row was obtained.
-    :param labels_line: what the label job did (see :func:`label_validation`).
-    :param files: the files written, relative to the output folder.
-    """
+    """The text of ``report.md``: ``quick_protocol`` says how each row was obtained,
+    ``labels_line`` what the label job did, ``files`` are relative to the output folder."""
     protocols = "\n".join(f"  - *{name}*: {note};" for name, note in PROTOCOL_NOTES.items())
     listing = "\n".join(f"- `{f}`" for f in files)
     return (

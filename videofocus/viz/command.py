@@ -1,7 +1,5 @@
-"""``videofocus viz``: draw the glimpses a model takes on one video, as a GIF or an MP4.
-
-The command's options and what it draws are described in :mod:`videofocus.cli.viz`.
-"""
+"""``videofocus viz``: draw the glimpses a model takes on one video, as a GIF or an MP4 (the
+options and what it draws: :mod:`videofocus.cli.viz`)."""
 
 from __future__ import annotations
 

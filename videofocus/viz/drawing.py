@@ -1,8 +1,5 @@
-"""Draw what a glimpse policy did on the frames of one clip.
-
-Every box is computed by :mod:`videofocus.models.glimpse` (the functions the croppers use), so the
-rectangle drawn on a frame is the crop the local encoder saw, to the nearest pixel edge.
-"""
+"""Draw what a glimpse policy did on the frames of one clip. Boxes come from the croppers'
+geometry (:mod:`videofocus.models.glimpse`): each is the crop the local encoder saw."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""The accuracy-vs-compute plot: one point per evaluated model, curves for sweeps.
-
-Drawn on a :class:`matplotlib.figure.Figure` rendered by the Agg canvas directly, so nothing here
-touches pyplot's global state or needs a display.
-"""
+"""The accuracy-vs-compute plot: one point per evaluated model, curves for sweeps. Drawn by the
+Agg canvas directly, so nothing here touches pyplot's global state or needs a display."""
 
 from __future__ import annotations
 
