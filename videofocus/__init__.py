@@ -1,10 +1,8 @@
 """videofocus: adaptive video recognition.
 
-A light global CNN glances at every sampled frame, a recurrent policy trained with reinforcement
-learning chooses where, how sharply and whether to look closely, and a high-capacity CNN sees only
-the chosen glimpses. See ``docs/architecture.md``.
-
-The Python API (each loads its modules when called, so ``import videofocus`` stays light)::
+A light CNN glances at every frame, an RL policy chooses where, how sharply and whether to look
+closely, and a high-capacity CNN sees only those glimpses (``docs/architecture.md``). The API
+loads its modules when called, so ``import videofocus`` stays light::
 
     import videofocus
     labeler = videofocus.load("runs/x/finetune/final")    # any checkpoint folder
@@ -28,9 +26,9 @@ __all__ = ["__version__", "create_model", "load"]
 
 
 def load(checkpoint: str | Path, device: str | None = None, policy: str | None = None) -> Labeler:
-    """A checkpoint folder (of any stage), ready to label videos: ``load(path).label(videos)``.
+    """A checkpoint folder of any stage (e.g. ``runs/x/finetune/final``), ready to label
+    videos: ``load(path).label(videos)``.
 
-    :param checkpoint: e.g. ``runs/x/finetune/final``; the folder alone is enough.
     :param device: ``cpu``, ``cuda``, ... (default: the checkpoint config's ``train.device``).
     :param policy: a heuristic replacing the checkpoint's own policy (``random``, ``centre``, ...).
     """
@@ -41,8 +39,8 @@ def load(checkpoint: str | Path, device: str | None = None, policy: str | None =
 
 
 def create_model(config: str | Path | Config, overrides: tuple[str, ...] = ()) -> FocusNet:
-    """The FocusNet a config describes, with random weights (a built-in config name, a YAML
-    path or a :class:`~videofocus.config.Config`; ``overrides`` as on the command line)."""
+    """The FocusNet a config (name, YAML path or :class:`~videofocus.config.Config`) describes,
+    with random weights."""
     from videofocus.artifacts.factory import build_focusnet
     from videofocus.config import Config, load_config
 

@@ -1,8 +1,5 @@
 """Exit statuses of the ``videofocus`` command, and the one line it prints when it fails.
 
-A failed command prints exactly one line on stderr,
-``videofocus: error: <file[:line] or key>: <reason>``, and exits with one of the statuses
-below; ``videofocus --debug COMMAND ...`` (or ``VIDEOFOCUS_DEBUG=1``) prints the traceback too.
 This module imports nothing of the library: it classifies exceptions by the classes already
 loaded (a failure may be a broken install, where importing more would fail again).
 """
@@ -29,16 +26,10 @@ __all__ = [
 OK = 0
 #: ``label`` only: 1..100 is the number of inputs whose row says ``error`` (100: 100 or more)
 LABEL_FAILURES_MAX = 100
-#: what was given is wrong: an argument, a config key or value, a manifest, a checkpoint, a
-#: results file (malformed, or another job's), a missing input file
-USAGE = 2
-#: the system refused: a read-only or full disk, a permission, the output locked by a job
-#: still running
-SYSTEM = 101
-#: an unexpected exception: a bug
-INTERNAL = 102
-#: interrupted by Ctrl-C (SIGINT)
-INTERRUPTED = 130
+USAGE = 2  # what was given is wrong (an argument, config, manifest, checkpoint, results file)
+SYSTEM = 101  # the system refused: a read-only or full disk, a permission, a lock
+INTERNAL = 102  # an unexpected exception: a bug
+INTERRUPTED = 130  # Ctrl-C (SIGINT)
 
 _STATUSES = (
     (str(OK), "success"),
@@ -65,11 +56,8 @@ _MISSING = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR)
 
 
 class UsageError(ValueError):
-    """A command was called wrongly (what ``argparse`` rejects, or a combination it cannot).
-
-    :param where: the command or option at fault, e.g. ``label export`` or ``--backend``.
-    :param reason: what is wrong.
-    """
+    """A command was called wrongly (what ``argparse`` rejects, or a combination it cannot);
+    ``where`` is the command or option at fault, e.g. ``label export`` or ``--backend``."""
 
     def __init__(self, where: str, reason: str) -> None:
         self.where = where
@@ -131,14 +119,8 @@ def _os_error_text(exc: OSError, command: str) -> str:
 def describe_failure(
     exc: BaseException, command: str, resume_hint: str | None = None
 ) -> tuple[int, str]:
-    """The exit status and the one error line (without ``videofocus: error: ``) of ``exc``.
-
-    :param exc: what ended the command.
-    :param command: the command's name (``label``, ``prepare kinetics``), where the error
-        names no file or key.
-    :param resume_hint: what to do after an interruption, e.g. ``rerun the same command to
-        resume``.
-    """
+    """The exit status and the one error line (without ``videofocus: error: ``) of ``exc``;
+    ``command`` names an error without file or key, ``resume_hint`` follows an interruption."""
     if isinstance(exc, KeyboardInterrupt):
         return INTERRUPTED, f"{command}: interrupted" + (f"; {resume_hint}" if resume_hint else "")
     variant_failed = _loaded("videofocus.experiment.runner", "VariantFailed")

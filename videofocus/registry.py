@@ -15,20 +15,15 @@ __all__ = ["Registry", "import_plugins"]
 
 
 class Registry(Generic[T]):
-    """Entries of one kind by name, in registration order.
-
-    :param kind: what the entries are, for errors (``"reward"``, ``"glimpse policy"``, ...).
-    """
+    """Entries of one kind (``kind``, named in errors: ``"reward"``, ...) by name, in
+    registration order."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
 
     def add(self, name: str, entry: T) -> T:
-        """Register ``entry`` as ``name`` and return it.
-
-        :raises ValueError: for a name already registered.
-        """
+        """Register ``entry`` as ``name`` and return it; ``ValueError`` if ``name`` is taken."""
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is already registered")
         self._entries[name] = entry
@@ -44,10 +39,7 @@ class Registry(Generic[T]):
         return decorator
 
     def get(self, name: str) -> T:
-        """The entry registered as ``name``.
-
-        :raises ValueError: for an unknown name, listing the registered ones.
-        """
+        """The entry registered as ``name``; ``ValueError`` listing the names if unknown."""
         if name not in self._entries:
             raise ValueError(f"unknown {self.kind} {name!r}; choose from {self.names()}")
         return self._entries[name]
@@ -68,9 +60,6 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 def import_plugins(package: str, path: Iterable[str]) -> None:

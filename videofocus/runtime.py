@@ -1,9 +1,5 @@
-"""Process-group set-up for ``torchrun`` and Slurm, and the run-time device and thread choice.
-
-Rank and world size come from torchrun's ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` or, when absent,
-from Slurm's ``SLURM_PROCID``/``SLURM_NTASKS``/``SLURM_LOCALID``. One process per GPU (NCCL) or
-per CPU worker (gloo); a single process needs no process group at all.
-"""
+"""Process-group set-up for ``torchrun`` and Slurm (rank and world size from either's
+variables), and the run-time device and thread choice."""
 
 from __future__ import annotations
 
@@ -72,10 +68,7 @@ def select_device(prefer: str = "auto", local_rank: int = 0) -> torch.device:
 
 def init_distributed(device: torch.device | None = None) -> DistInfo:
     """Join the process group described by the environment (no-op for a single process).
-
-    Under Slurm without torchrun, ``MASTER_ADDR``/``MASTER_PORT`` must be exported by the job
-    script (e.g. the first host of ``scontrol show hostnames``).
-    """
+    Under Slurm without torchrun, the job script exports ``MASTER_ADDR``/``MASTER_PORT``."""
     info = dist_env()
     if not info.is_distributed or dist.is_initialized():
         return info

@@ -1,16 +1,10 @@
 """The ``videofocus`` command. It only parses arguments and calls library functions.
 
 Each command is one module of this package with ``add_arguments(parser)`` and ``run(args) ->
-int``; a module serving several commands (``label``, ``label merge``, ``label export``; ``prepare
-DATASET``; ``bench NAME``) gets the second word too: ``add_arguments(parser, word)``,
-``run(args, word)``. :data:`COMMANDS` maps the words to the module and a one-line summary;
-:func:`main` finds the command from the leading words of argv (the longest that name one),
-imports only that command's module and builds only its parser. The modules import torch and the
-training stack inside ``run``, so ``videofocus --help`` and ``videofocus probe`` never load them.
-
-Whatever goes wrong ends in one line on stderr and a documented exit status
-(:mod:`videofocus.exit_status`); ``videofocus --debug ...`` or ``VIDEOFOCUS_DEBUG=1`` adds the
-traceback and shows warnings as Python prints them.
+int``; a module serving several commands (``label merge``, ``prepare DATASET``, ...) gets the
+second word too. :func:`main` finds the command from the leading words of argv (the longest that
+name one) and imports only its module, which imports torch inside ``run``, so ``videofocus
+--help`` never loads it. Failures end in one line on stderr (:mod:`videofocus.exit_status`).
 """
 
 from __future__ import annotations
@@ -68,8 +62,7 @@ class Command:
 @dataclass(frozen=True)
 class Group:
     """A two-word command, ``prepare DATASET`` or ``bench NAME``: the second word is a key of a
-    registry (a plain dict of module paths) and selects the module :mod:`videofocus.cli.plugin`
-    runs."""
+    registry (a dict of module paths) naming the module :mod:`videofocus.cli.plugin` runs."""
 
     summary: str
     metavar: str
@@ -86,8 +79,7 @@ class Group:
         return list(self.modules())
 
     def name_summary(self, name: str) -> str:
-        """The first paragraph of the docstring of ``name``'s module, read without importing
-        it (the module may load torch)."""
+        """The first paragraph of ``name``'s module docstring, read without importing it."""
         origin = importlib.util.find_spec(self.modules()[name]).origin
         doc = ast.get_docstring(ast.parse(Path(origin).read_text(encoding="utf-8"))) or ""
         return " ".join(plain_text(doc.split("\n\n")[0]).split())
@@ -155,7 +147,7 @@ _ORDER = [
 
 class CommandParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are :class:`UsageError` s, reported in one line like
-    every other failure (argparse itself prints the usage text and exits)."""
+    every other failure."""
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
@@ -192,11 +184,8 @@ def _command_start(argv: Sequence[str]) -> int:
 
 
 def _lookup(words: Sequence[str]) -> tuple[str, Command | Group | None, int]:
-    """The command the leading ``words`` name (the longest match), and how many words it took.
-
-    A group (``prepare``, ``bench``) is returned as such when the next word is not one of its
-    names; an unknown word gives None.
-    """
+    """The command the leading ``words`` name (the longest match), and how many words it took;
+    a group when the next word is not one of its names, None for an unknown word."""
     if not words:
         return "", None, 0
     head, two = words[0], " ".join(words[:2])
@@ -220,25 +209,23 @@ def _find(name: str) -> Command:
     return found
 
 
-def _module(command: Command):
-    return importlib.import_module(f"videofocus.cli.{command.module}")
-
-
-def _word_args(command: Command) -> tuple[str, ...]:
-    return () if command.word is None else (command.word,)
+def _call(command: Command, function: str, arg):
+    """``function(arg)`` of the command's module, given the command's word too if it has one."""
+    module = importlib.import_module(f"videofocus.cli.{command.module}")
+    return getattr(module, function)(arg, *(() if command.word is None else (command.word,)))
 
 
 def command_parser(name: str) -> CommandParser:
     """The parser of one command, e.g. ``command_parser("label merge")``; builds no other."""
     command = _find(name)
     parser = CommandParser(prog=f"videofocus {name}")
-    _module(command).add_arguments(parser, *_word_args(command))
+    _call(command, "add_arguments", parser)
     return parser
 
 
 def _group_parser(name: str, group: Group) -> CommandParser:
-    """``videofocus prepare`` / ``videofocus bench`` without a valid second word: its help lists
-    the names; anything else is a one-line error."""
+    """``videofocus prepare`` / ``bench`` without a valid second word: its help lists the
+    names."""
     names = group.names()
     parser = CommandParser(
         prog=f"videofocus {name}",
@@ -266,10 +253,9 @@ def _parse_command(
 
 
 class VideofocusParser(CommandParser):
-    """The ``videofocus`` parser: it parses its own options (``--debug``, ``--version``,
-    ``--help``), finds the command from the next words and hands the rest to that command's
-    parser only. ``parse_args(["train", "cfg.yaml", "--stage", "all"])`` returns the train
-    command's arguments, with ``command`` set to the command's name."""
+    """The ``videofocus`` parser: it parses its own options, finds the command from the next
+    words and hands the rest to that command's parser only; the result has ``command`` set to
+    the command's name."""
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
@@ -325,8 +311,7 @@ def build_parser() -> VideofocusParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command ``args`` were parsed for (``args.command``); returns its exit status."""
-    command = _find(args.command)
-    return int(_module(command).run(args, *_word_args(command)) or 0)
+    return int(_call(_find(args.command), "run", args) or 0)
 
 
 def _debug_requested(argv: Sequence[str]) -> bool:
@@ -346,7 +331,7 @@ def _command_name(args: argparse.Namespace | None, argv: Sequence[str]) -> str:
 @contextmanager
 def _warnings_as_lines(debug: bool) -> Iterator[None]:
     """Without ``debug``, show each warning as one ``videofocus: warning: ...`` line instead of
-    Python's two (file:line and the source line); with it, as Python does."""
+    Python's two."""
     if debug:
         yield
         return
@@ -361,14 +346,9 @@ def _warnings_as_lines(debug: bool) -> Iterator[None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``videofocus`` console script; returns the exit status.
-
-    Every failure (a wrong argument, config key, manifest, checkpoint or results file; a
-    read-only or full disk; Ctrl-C; a bug) prints one line on stderr,
-    ``videofocus: error: <file[:line] or key>: <reason>``, and returns its status from
-    :mod:`videofocus.exit_status`; ``--debug`` before the command (or ``VIDEOFOCUS_DEBUG=1``)
-    prints the traceback first. ``videofocus`` without a command prints the help and returns 2.
-    """
+    """Entry point of the ``videofocus`` console script; returns the exit status. A failure
+    prints one line on stderr, ``videofocus: error: <file[:line] or key>: <reason>`` (after the
+    traceback with ``--debug`` or ``VIDEOFOCUS_DEBUG=1``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(argv)
     args: argparse.Namespace | None = None

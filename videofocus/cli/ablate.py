@@ -1,8 +1,5 @@
-"""``videofocus ablate GRID.yaml --out DIR [--dry-run] [--no-progress] [KEY=VALUE ...]``.
-
-The options are defined here, the one place; ``run`` imports the experiment runner
-(:mod:`videofocus.experiment`) only then: it loads torch.
-"""
+"""``videofocus ablate GRID.yaml --out DIR [--dry-run] [--no-progress] [KEY=VALUE ...]``;
+``run`` imports the experiment runner (:mod:`videofocus.experiment`, torch) only then."""
 
 from __future__ import annotations
 
@@ -44,12 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run (or list) the grid; print the results table.
-
-    A failed variant raises :class:`~videofocus.experiment.runner.VariantFailed` (its cause
-    chained), which ``videofocus`` reports in one line with the status of the cause;
-    ``videofocus --debug ablate ...`` shows where it broke.
-    """
+    """Run (or list) the grid; print the results table. A failed variant raises
+    :class:`~videofocus.experiment.runner.VariantFailed`, reported with its cause's status."""
     from videofocus.experiment.grid import expand_grid, load_grid
     from videofocus.experiment.report import format_markdown
     from videofocus.experiment.runner import describe_plan, run_grid

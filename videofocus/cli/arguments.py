@@ -1,8 +1,5 @@
-"""What the command parsers share: plain-text help that shows defaults, and common arguments.
-
-Nothing here imports more than the standard library at import time; the config names listed by
-:func:`add_config_arguments` are read when a parser is built.
-"""
+"""What the command parsers share: plain-text help that shows defaults, and common arguments
+(imports only the standard library)."""
 
 from __future__ import annotations
 
@@ -64,12 +61,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     @staticmethod
     def _shows_default(action: argparse.Action) -> bool:
-        default = action.default
         return (
             action.nargs != 0  # store_true / store_false / store_const / count / help / version
-            and default is not None
-            and default is not argparse.SUPPRESS
-            and not (isinstance(default, (list, tuple)) and not default)
+            and action.default not in (None, argparse.SUPPRESS, [], ())
             and bool(
                 action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE)
             )
@@ -122,10 +116,9 @@ def float_list(text: str) -> list[float]:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
-    """The model a command runs, as ``label`` and ``viz`` take it: ``--checkpoint`` or
-    ``--config`` (random weights), and ``--policy`` / ``--option`` / ``--thresholds`` to swap
-    its policy for a heuristic or turn on early exit. ``--policy`` is checked against the
-    heuristics' registry when the command runs (building the parser imports no torch)."""
+    """The model a command runs (``label``, ``viz``): ``--checkpoint`` or ``--config``, and
+    ``--policy`` / ``--option`` / ``--thresholds``; ``--policy`` is checked when the command
+    runs (building the parser imports no torch)."""
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="a checkpoint folder, e.g. runs/x/finetune/final")
     src.add_argument(

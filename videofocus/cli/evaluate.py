@@ -1,7 +1,5 @@
-"""``videofocus eval CONFIG --checkpoint DIR [--manifest M] [--json OUT] [KEY=VALUE ...]``.
-
-(The module is not called ``eval``, which would shadow the builtin where it is imported.)
-"""
+"""``videofocus eval CONFIG --checkpoint DIR [--manifest M] [--json OUT] [KEY=VALUE ...]``
+(not called ``eval``, which would shadow the builtin where it is imported)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""``videofocus label INPUT ...``, ``videofocus label merge OUT``, ``videofocus label export``.
-
-The options are defined here; the runners are :mod:`videofocus.labeling.command`'s, whose import
-is light (no torch): the label job's modules load in its runners.
-"""
+"""``videofocus label INPUT ...``, ``label merge OUT``, ``label export``: the options; the
+runners are :mod:`videofocus.labeling.command`'s (light to import: no torch)."""
 
 from __future__ import annotations
 
@@ -10,12 +7,6 @@ import argparse
 import inspect
 
 from videofocus.cli.arguments import add_export_arguments, add_model_arguments, add_overrides
-
-
-def _command():
-    from videofocus.labeling import command
-
-    return command
 
 
 def _description(module_doc: str) -> str:
@@ -90,7 +81,8 @@ def _label_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser, word: str | None = None) -> None:
-    command = _command()
+    from videofocus.labeling import command
+
     if word is None:
         parser.description = _description(command.__doc__ or "")
         _label_arguments(parser)
@@ -112,6 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser, word: str | None = None) -> N
 
 
 def run(args: argparse.Namespace, word: str | None = None) -> int:
-    command = _command()
+    from videofocus.labeling import command
+
     runner = {None: command.run, "merge": command.run_merge, "export": command.run_export}[word]
     return runner(args)

@@ -46,15 +46,7 @@ def run(args: argparse.Namespace) -> int:
     # `all` always resumes: finished stages are kept, an interrupted one continues.
     resume = args.resume or args.stage == "all"
     for result in run_stages(cfg, [args.stage], resume=resume):
-        print(
-            json.dumps(
-                {
-                    "stage": result.stage,
-                    "checkpoint": str(result.final_dir),
-                    "seconds": round(result.seconds, 1),
-                    **result.metrics,
-                }
-            ),
-            flush=True,
-        )
+        seconds = round(result.seconds, 1)
+        line = {"stage": result.stage, "checkpoint": str(result.final_dir), "seconds": seconds}
+        print(json.dumps({**line, **result.metrics}), flush=True)
     return 0

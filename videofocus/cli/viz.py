@@ -1,8 +1,5 @@
-"""``videofocus viz VIDEO (--checkpoint CKPT | --config C) --out FILE``.
-
-The options are defined here, the one place; ``run`` calls
-:mod:`videofocus.viz.command` (imported only then: it loads torch).
-"""
+"""``videofocus viz VIDEO (--checkpoint CKPT | --config C) --out FILE``; ``run`` calls
+:mod:`videofocus.viz.command` (imported only then: it loads torch)."""
 
 from __future__ import annotations
 

@@ -1,23 +1,15 @@
 """Typed run configuration: a dataclass schema, YAML files, dotted command-line overrides.
 
-A config file is YAML holding any subset of :class:`Config`; what it leaves out keeps the schema's
-default. A file may start from another one with a top-level ``base: other.yaml`` (a path relative
-to the file), which is how paper-scale variants share most of their settings::
+A config file is YAML holding any subset of :class:`Config` (the rest keeps the schema's
+defaults); it may start from another one with a top-level ``base: other.yaml`` (relative to it).
 
-    base: kinetics_adafocus.yaml
-    name: kinetics_adafocus_t16
-    data: {frames: 16}
+Overrides are ``key=value`` strings with dotted keys (``train.epochs=3``,
+``model.options[0].extent=0.5``, ``model.options=[{extent: 0.25, resolution: 32}]``), the value
+read as YAML; mappings merge into what is there, lists replace it.
 
-Overrides from the command line are ``key=value`` strings with dotted keys
-(``train.epochs=3``, ``model.options[0].extent=0.5``,
-``model.options=[{extent: 0.25, resolution: 32}]``); the value is read as YAML. Mappings merge
-into what is there, lists replace it.
-
-YAML is read with YAML 1.2 scalars: only ``true``/``false`` are booleans (so ``amp: off`` is the
-string ``"off"``) and ``1e-3`` is a float. Relative paths in ``data`` resolve against
-``data.root``; ``data.root`` and ``train.out_dir`` resolve against the working directory.
-
-Every problem is a :class:`ConfigError` naming the file (or the override) and the dotted key.
+YAML is read with YAML 1.2 scalars (``amp: off`` is the string ``"off"``, ``1e-3`` a float).
+Paths in ``data`` resolve against ``data.root``. Every problem is a :class:`ConfigError` naming
+the file (or the override) and the dotted key.
 """
 
 from videofocus.config.loader import (

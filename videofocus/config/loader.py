@@ -17,12 +17,7 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from videofocus.config.schema import (
-    Config,
-    ConfigError,
-)
-
-# ---------------------------------------------------------------------------------- YAML reading
+from videofocus.config.schema import Config, ConfigError
 
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
@@ -64,12 +59,8 @@ _YamlLoader.add_implicit_resolver(
 
 
 def parse_yaml(text: str, source: str) -> Any:
-    """``text`` parsed with the config loader's safe YAML rules (also what ablation grids use).
-
-    :param text: the YAML text.
-    :param source: the file it came from, named in errors.
-    :raises ConfigError: for malformed YAML, naming ``source`` and the line.
-    """
+    """``text`` parsed with the config loader's safe YAML rules (also what ablation grids use);
+    malformed YAML raises a ConfigError naming ``source`` (the file) and the line."""
     try:
         return yaml.load(text, Loader=_YamlLoader)  # a SafeLoader subclass: no object tags
     except yaml.YAMLError as exc:
@@ -106,9 +97,6 @@ def _read_layers(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[str, di
     return [*_read_layers(base_path, chain), (source, data)]
 
 
-# ---------------------------------------------------------------------------- type checking
-
-
 def _show(value: Any, limit: int = 60) -> str:
     text = "null" if value is None else repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -138,11 +126,6 @@ def _type_name(tp: Any) -> str:
     else:
         name = inner.__name__
     return f"{name} or null" if optional else name
-
-
-def _is_interpolation(value: Any) -> bool:
-    # OmegaConf resolves "${other.key}" later and checks the resolved value's type itself.
-    return isinstance(value, str) and "${" in value
 
 
 def _key(prefix: str, seg: str | int) -> str:
@@ -177,7 +160,7 @@ def _check(value: Any, tp: Any, key: str, source: str) -> Any:
         if optional:
             return None
         raise ConfigError(source, key or None, f"expected {_type_name(tp)}, got null")
-    if _is_interpolation(value):
+    if isinstance(value, str) and "${" in value:  # OmegaConf resolves and checks it later
         return value
     origin, args = typing.get_origin(inner), typing.get_args(inner)
 
@@ -209,8 +192,6 @@ def _check(value: Any, tp: Any, key: str, source: str) -> Any:
         return inner(value)
     raise TypeError(f"unsupported schema type {tp!r} at {key!r}")  # a bug in the schema itself
 
-
-# -------------------------------------------------------------------------------- overrides
 
 _OVERRIDE_KEY = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\.\d+|\[\d+\])*$")
 
@@ -273,9 +254,6 @@ def _check_reachable(cfg: DictConfig, segments: Sequence[str | int], source: str
         raise ConfigError(source, key, f"out of range: the list has {len(node)} entries")
 
 
-# ------------------------------------------------------------------------------- public API
-
-
 def _merge_error(source: str, exc: OmegaConfBaseException) -> ConfigError:
     key = getattr(exc, "full_key", None) or None
     if isinstance(exc, MissingMandatoryValue):
@@ -324,7 +302,7 @@ def config_from_dict(
 
     :param data: one mapping, or ``(source, mapping)`` layers merged in order (later wins).
     :param overrides: dotted ``key=value`` strings applied after every layer.
-    :param source: name used in error messages for a single mapping and for value checks.
+    :param source: the name errors give a single mapping.
     :raises ConfigError: naming the source and the dotted key of the first problem.
     """
     layers = [(source, data)] if isinstance(data, Mapping) else list(data)
@@ -365,8 +343,7 @@ def config_from_dict(
 def _check_backbones(cfg: Config, applied: Sequence[tuple[str, str]], default: str) -> None:
     """Every backbone name must be one the registry builds, so that a typo fails here, naming
     its key, rather than as a bare ``KeyError`` once a network is built."""
-    # the only thing config reads from models: the registry alone knows the names
-    from videofocus.models.backbones import check_backbone_name
+    from videofocus.models.backbones import check_backbone_name  # the registry knows the names
 
     model = cfg.model
     named = [
@@ -394,10 +371,7 @@ def _builtin_folder() -> Path:
 
 def resolve_config_path(name_or_path: str | Path) -> Path:
     """The YAML file a command's config argument names: a file path as it is, else a built-in
-    config by name (``synthetic_tiny``, ``synthetic_tiny.yaml``, ``ablations/reward``).
-
-    :raises ConfigError: when it is neither, naming the built-in configs.
-    """
+    config by name (``synthetic_tiny``, ``ablations/reward``); else a ConfigError."""
     path = Path(name_or_path)
     if path.is_file():
         return path
@@ -415,10 +389,8 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     """Read a YAML config (and its ``base`` chain), apply overrides, validate.
 
     :param path: the YAML file, or the name of a built-in config (:func:`resolve_config_path`).
-    :param overrides: dotted ``key=value`` strings, e.g. ``["train.epochs=3"]``.
-    :returns: a :class:`Config` dataclass instance.
     :raises ConfigError: for a missing or malformed file, an unknown key, a wrong type, an invalid
-        value or a malformed override; the message names the file (or override) and the key.
+        value or a malformed override, naming the file (or override) and the key.
     """
     return config_from_dict(_read_layers(resolve_config_path(path)), overrides, source=str(path))
 
@@ -429,12 +401,8 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
 
 
 def save_config(cfg: Config, path: str | Path) -> Path:
-    """Write the resolved config as YAML (what :func:`load_config` reads back to an equal config).
-
-    :param cfg: the config to save.
-    :param path: the file to write; missing parent folders are created.
-    :returns: the path written.
-    """
+    """Write the resolved config as YAML to ``path`` (parent folders created) and return it;
+    :func:`load_config` reads it back to an equal config."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)

@@ -56,21 +56,14 @@ def _bounds(obj: Any, need: str, *names: str) -> None:
         _bound(need, name, getattr(obj, name))
 
 
-# Names that registries below the config own (docs/architecture.md, Layers) are imported when a
-# value is checked, not with this module, so `import videofocus.config` loads neither numpy nor
-# torch.
-
-
-# ----------------------------------------------------------------------------------- the schema
+# Registries below the config (docs/architecture.md, Layers) are imported when a value is
+# checked, so `import videofocus.config` loads neither numpy nor torch.
 
 
 @dataclass
 class SyntheticDataConfig:
-    """The generated benchmark written when ``data.root`` does not hold it yet.
-
-    Field for field the knobs of :class:`videofocus.data.synthetic.SyntheticConfig`, which
-    checks them.
-    """
+    """The generated benchmark written when ``data.root`` does not hold it yet: field for field
+    :class:`videofocus.data.synthetic.SyntheticConfig`."""
 
     num_videos: int = 800  # videos in train + val + test together
     seed: int = 0  # generator seed: the same config writes the same videos
@@ -230,22 +223,19 @@ class TrainConfig:
     freeze_bn: bool = False  # BatchNorm in eval mode (TSN's partial BN): batch-size independent
     device: str = "auto"  # auto: CUDA when available, else CPU | cpu | cuda | cuda:N
     optim: OptimConfig = field(default_factory=OptimConfig)  # optimiser and schedule
-    # warm-up starts its glance and local encoders from this checkpoint: "dense" (the dense
-    # baseline of this run, i.e. AdaFocus's stage-0 CNN training on whole frames), a path, or None
+    # warm-up's encoders start from: "dense" (this run's dense baseline, AdaFocus's stage 0), a
+    # checkpoint path, or None
     warmup_init: str | None = None
-    # share of warm-up steps that skip their frame, so the aggregator knows skipped steps before
-    # a policy that may skip (policy.allow_skip) is trained on top of it
+    # share of warm-up steps that skip, so the aggregator knows skips before a policy may skip
     warmup_skip_rate: float = 0.0
     finetune_local: bool = True  # fine-tune stage also trains the local encoder (else frozen)
     finetune_epochs: int | None = None  # epochs of the fine-tune stage; None: `epochs`
-    # glimpse option (1..K) of the differentiable (AdaFocusV2-style) baseline's policy; that
-    # stage trains as long as the fine-tune stage
+    # glimpse option (1..K) of the differentiable (AdaFocusV2-style) baseline; it trains as long
+    # as the fine-tune stage, with AdaFocusV2's recipe: the policy at this share of optim.lr, the
+    # local network also on random glimpses (losses averaged), and the centres' gradient taken
+    # through a copy of the frame blurred with this sigma (px; 0: the sharp crop's own gradient,
+    # which a fine texture makes oscillate)
     differentiable_option: int = 1
-    # AdaFocusV2's recipe for that baseline: its policy network trains at this share of
-    # optim.lr; the local network also trains on random glimpses, the two losses averaged; and
-    # the centres' gradient is taken through a copy of the frame smoothed with this sigma (px)
-    # while the forward pass stays sharp (0: the sharp crop's own gradient, which a texture
-    # finer than the crop's offsets makes oscillate, and which is zero for a target outside it)
     differentiable_policy_lr_mult: float = 0.1
     differentiable_random_branch: bool = True
     differentiable_blur: float = 4.0
@@ -318,8 +308,7 @@ class PolicyConfig:
 class ExitConfig:
     """Early exit: confidence thresholds per step, or a budget to calibrate them for."""
 
-    # One per step (or one for all) on the running top-1 probability; a value above 1 never exits
-    # at that step; None: no early exit.
+    # on the running top-1 probability, one per step or one for all (> 1: never); None: no exit
     thresholds: list[float] | None = None
     budget_gmacs: float | None = None  # calibrate thresholds to this mean cost per video
 

@@ -1,22 +1,11 @@
 """Evaluation of a trained checkpoint: accuracy, mAP, counted GMACs per video and videos/s.
 
-``videofocus eval CONFIG --checkpoint CKPT`` loads the checkpoint's model
-(:func:`~videofocus.artifacts.load.load_model`), runs it over the validation rows (or
-``--manifest``) with that stage's glimpses and reports:
-
-- ``top1``/``top5`` of the fused prediction at the last step, as hit@k (ActivityNet's
-  convention: a video counts when *any* of its labels is among the k highest-scoring classes;
-  for single-label data this is plain top-k accuracy), and ``map`` (ActivityNet/FCVID style,
-  over the multi-hot targets, every label of a row counted; classes absent from the set are
-  skipped, never renumbered);
-- ``gmacs_per_video``: multiply-accumulates actually spent, from the options the model took,
-  its policy's own compute included (:class:`~videofocus.models.cost.CostTable`);
-- ``videos_per_s`` end to end (decode included) and ``model_videos_per_s`` (network only).
-
-The glimpses: a learned (``policy``, ``finetune``) or ``differentiable`` checkpoint's own policy
-chooses them; ``warmup`` takes the random glimpses it was trained with (fixed per video),
-``dense`` whole frames, ``glance_only`` none. :func:`evaluate_adaptive` evaluates the same way
-through the label job's batched inferencer, with early exit.
+``videofocus eval`` (:mod:`videofocus.cli.evaluate` says what it reports) runs a checkpoint's
+model with that stage's glimpses, its GMACs counted by :class:`CostTable`: a learned or
+``differentiable`` checkpoint's own policy chooses them; ``warmup`` takes the random glimpses it
+was trained with (fixed per video), ``dense`` whole frames, ``glance_only`` none.
+:func:`evaluate_adaptive` does the same through the label job's batched inferencer, with early
+exit.
 """
 
 from __future__ import annotations
@@ -62,10 +51,8 @@ Actions = Callable[[FocusNet, dict[str, Any], int], torch.Tensor]
 
 
 def stage_actions(stage: str, cfg: Config | None = None) -> Actions:
-    """The glimpses a checkpoint of ``stage`` is evaluated with (see the module docs).
-
-    :param cfg: the run config; only ``warmup`` reads it (the seed and skip rate of its glimpses).
-    """
+    """The glimpses a checkpoint of ``stage`` is evaluated with (see the module docs); only
+    ``warmup`` reads ``cfg`` (the seed and skip rate of its glimpses)."""
     if stage == "warmup":
         if cfg is None:
             raise ValueError("the warm-up's evaluation glimpses need the run config")
@@ -95,11 +82,8 @@ def evaluate_model(
     frame_size: int,
     amp: str = "off",
 ) -> dict[str, Any]:
-    """Run ``model`` with ``actions`` over ``loader`` and compute every metric.
-
-    :param frame_size: side of the loader's square clips, for the model's cost table (its
-        policy included).
-    """
+    """Run ``model`` with ``actions`` over ``loader`` (square clips of side ``frame_size``) and
+    compute every metric."""
     model.eval()
     cost = CostTable.from_model(model, frame_size)
     logits, targets, gmacs, index = [], [], [], []
@@ -144,11 +128,8 @@ def evaluate_checkpoint(
     manifest: str | Path | None = None,
     batch_size: int | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a checkpoint folder of any stage on the config's validation rows.
-
-    :param cfg: the config (None: the one stored in the checkpoint).
-    :param manifest: evaluate every row of this manifest instead of the config's ``val`` rows.
-    """
+    """Evaluate a checkpoint folder of any stage on the validation rows of ``cfg`` (None: the
+    checkpoint's config), or on every row of ``manifest``."""
     loaded = load_model(checkpoint, cfg)
     cfg = loaded.cfg
     device = select_device(cfg.train.device)
@@ -172,16 +153,10 @@ def evaluate_adaptive(
     options: InferenceOptions | None = None,
 ) -> dict[str, Any]:
     """Accuracy, mAP, GMACs per video and videos/s of a checkpoint under early-exit
-    ``thresholds``.
+    ``thresholds`` (overriding ``options.thresholds``), as :func:`evaluate_checkpoint` counts
+    them at each video's exit step (``map``: None when no row has a label).
 
-    ``accuracy`` and ``top5`` are hit@k (a video counts when any of its labels is among the top
-    k classes at its exit step) and ``map`` is over the multi-hot labels (None when no row has
-    a label), as in :func:`~videofocus.evaluation.evaluate.evaluate_checkpoint`.
-
-    :param cfg: the config (None: the one stored in the checkpoint).
     :param checkpoint: a checkpoint folder, or an already loaded :class:`InferenceModel`.
-    :param thresholds: per-step exit thresholds (overrides ``options.thresholds``).
-    :param manifest: evaluate every row of this manifest instead of the validation rows.
     """
     model = (
         checkpoint
@@ -220,8 +195,8 @@ def evaluate_adaptive(
 
 
 def _per_video(index: list[int], correct: list[bool]) -> dict[str, list[int]]:
-    """Each video's top-1 hit (1/0) by its row position in the evaluated split, in row order:
-    what paired comparisons of two methods on the same videos read."""
+    """Each video's top-1 hit (1/0) in row order of the evaluated split, for paired comparisons
+    of two methods on the same videos."""
     order = sorted(range(len(index)), key=index.__getitem__)
     return {
         "video_index": [int(index[i]) for i in order],

@@ -1,8 +1,5 @@
-"""``videofocus flops``: the per-component and per-video GMACs a config's model costs.
-
-The networks are built on the ``meta`` device (shapes only, no weights allocated) and measured by
-:class:`~videofocus.models.cost.CostTable`, the same table ``eval``, ``label`` and ``bench`` use.
-"""
+"""``videofocus flops``: the per-component and per-video GMACs a config's model costs, measured
+by :class:`~videofocus.models.cost.CostTable` on networks built on the ``meta`` device."""
 
 from __future__ import annotations
 
@@ -27,21 +24,15 @@ __all__ = ["flops_report", "format_report", "run_flops"]
 
 
 def flops_report(cfg: Config) -> dict[str, Any]:
-    """Per-component and per-video GMACs of the model ``cfg`` describes.
+    """Per-component and per-video GMACs of the model ``cfg`` describes (built on ``meta``,
+    pretrained paths ignored).
 
-    Per-video totals (``T = data.frames`` steps, no early exit):
+    Per-video totals (``data.frames`` steps, no early exit): ``option_k``, every frame glimpsed
+    with option ``k``; ``glance_only``, no policy, no glimpse; ``dense_baseline``, the local
+    backbone on every whole frame. ``gmacs_per_video`` is ``option_1``, the default usage.
 
-    - ``option_k``: every frame glimpsed with option ``k``, policy and aggregator every step;
-    - ``glance_only``: glance + aggregator on every frame, no policy, no glimpse;
-    - ``dense_baseline``: glance + the local backbone on every whole frame at ``data.frame_size``
-      + aggregator (see :func:`~videofocus.artifacts.factory.build_dense_baseline`).
-
-    ``gmacs_per_video`` is the config's default usage, ``option_1``.
-
-    :param cfg: the run config; pretrained paths are ignored, models are built on ``meta``.
     :raises ConfigError: when the number of classes cannot be resolved.
     """
-    # Cost does not depend on weight values; the models are built on the meta device.
     model = dataclasses.replace(cfg.model, glance_pretrained=None, local_pretrained=None)
     cfg = dataclasses.replace(cfg, model=model)
     num_classes = resolve_num_classes(cfg)
@@ -136,14 +127,8 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def run_flops(config_path: str, overrides: Sequence[str], as_json: bool) -> int:
-    """``videofocus flops CONFIG [--json] [key=value ...]``: print the cost report.
-
-    :param config_path: YAML config file.
-    :param overrides: dotted ``key=value`` overrides.
-    :param as_json: print the report as JSON instead of a table.
-    :returns: the exit status, 0.
-    :raises ConfigError: for a wrong config (``videofocus`` prints it in one line).
-    """
+    """``videofocus flops CONFIG [--json] [key=value ...]``: print the cost report (as JSON when
+    ``as_json``); returns the exit status, 0."""
     report = flops_report(load_config(config_path, overrides))
     print(json.dumps(report, indent=2) if as_json else format_report(report))
     return 0

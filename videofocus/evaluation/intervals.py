@@ -1,12 +1,9 @@
 """How sure a reported number is: a mean over seeds with its t interval, and the paired
 difference of two methods on the same test videos with a bootstrap interval.
 
-A method's accuracy moves with the training seed and with which videos happen to be in the test
-split. :func:`seed_interval` covers the first (Student's t over the seeds' values);
-:func:`paired_difference` covers both for a comparison: it resamples the seeds and the videos
-(a two-level bootstrap), always taking the two methods' results for the same seed and the same
-video together, so what the two share (the dense and warm-up stages of a seed, an easy or a hard
-video) cancels out of the difference.
+:func:`paired_difference` resamples the seeds and the videos (a two-level bootstrap), taking the
+two methods' results for the same seed and video together, so what they share (a seed's shared
+stages, an easy or a hard video) cancels out of the difference.
 """
 
 from __future__ import annotations
@@ -23,14 +20,8 @@ __all__ = ["Interval", "paired_difference", "seed_interval"]
 
 @dataclass(frozen=True)
 class Interval:
-    """A mean, the spread it came from and a confidence interval.
-
-    :ivar mean: the estimate.
-    :ivar std: standard deviation over the seeds (sample, ``ddof=1``; 0 for one seed).
-    :ivar low: lower end of the interval (NaN when one seed gives no interval).
-    :ivar high: upper end of the interval.
-    :ivar n: how many seeds.
-    """
+    """A mean, its standard deviation over ``n`` seeds (``ddof=1``; 0 for one seed) and a
+    confidence interval ``[low, high]`` (NaN for one seed)."""
 
     mean: float
     std: float
@@ -47,11 +38,8 @@ class Interval:
 
 
 def seed_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
-    """The mean of one number over seeds with its two-sided Student's t interval.
-
-    :param values: the number for each seed (at least one).
-    :param confidence: coverage of the interval.
-    """
+    """The mean of one number over seeds (``values``, at least one) with its two-sided
+    Student's t interval of coverage ``confidence``."""
     x = np.asarray(values, dtype=float)
     if x.ndim != 1 or x.size == 0:
         raise ValueError(f"need a non-empty list of values, got shape {x.shape}")
@@ -74,10 +62,7 @@ def paired_difference(
 
     :param a: ``[seeds, videos]`` per-video scores of the first method (1/0 for right/wrong),
         seed ``s`` and video ``v`` at the same place as in ``b``.
-    :param b: the same for the second method.
-    :param confidence: coverage of the interval.
-    :param resamples: bootstrap draws.
-    :param seed: seed of the bootstrap's own random draws (the interval is reproducible).
+    :param seed: seed of the bootstrap's own draws (the interval is reproducible).
     :returns: the mean difference; ``std`` is the spread of the per-seed mean differences.
     """
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)

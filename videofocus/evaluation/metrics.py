@@ -1,17 +1,13 @@
 """Evaluation metrics: top-k accuracy and mean average precision (ActivityNet / FCVID style).
 
-Inputs may be numpy arrays, torch tensors (any device or dtype) or nested lists; everything is
-computed in float64 numpy. Results are fractions in [0, 1], not percentages.
+Inputs may be numpy arrays, torch tensors or nested lists, computed in float64 numpy; results
+are fractions in [0, 1].
 
 Average precision follows ``sklearn.metrics.average_precision_score``:
-``AP = sum_k (R_k - R_{k-1}) * P_k`` over the distinct score thresholds taken in decreasing order,
-which without ties is the precision at each positive's rank averaged over the positives. Tied
-scores form one threshold: every positive in a tied group gets the precision measured at the
-group's end, so the order of tied videos never changes the result.
-
-Column ``c`` of the scores is always class ``c``. A class with no positive among the evaluated
-videos has an undefined AP (NaN per class) and is left out of the mean; the remaining classes are
-never renumbered (that would pair score columns with the wrong classes).
+``AP = sum_k (R_k - R_{k-1}) * P_k`` over the distinct score thresholds in decreasing order; a
+tied group is one threshold, so the order of tied videos never changes the result. Column ``c``
+is always class ``c``: a class without a positive has no AP (NaN) and is left out of the mean,
+the others never renumbered.
 """
 
 from __future__ import annotations
@@ -68,13 +64,9 @@ def topk_accuracy(logits: Any, labels: Any, ks: Iterable[int] = (1, 5)) -> dict[
     """Fraction of videos whose label is among the ``k`` highest-scoring classes, for each ``k``.
 
     With multi-hot labels a video counts when any of its positive classes is in the top ``k``.
-    A ``k`` of at least ``C`` always counts (every class is in the top ``C``). Ties are counted
-    against the label: a negative class scoring exactly the label's score ranks ahead of it, so a
-    model that outputs constant logits scores 0 top-1 accuracy rather than an arbitrary value.
+    Ties count against the label, so constant logits score 0 top-1 rather than an arbitrary value.
 
-    :param logits: scores ``[N, C]`` (logits or probabilities; only the order matters).
     :param labels: class indices ``[N]``, or a multi-hot ``[N, C]`` matrix.
-    :param ks: the ``k`` values.
     :returns: ``{"top1": ..., "top5": ...}`` for ``ks=(1, 5)``.
     """
     scores = _scores(logits, "logits")
@@ -112,12 +104,8 @@ def _average_precision_columns(scores: np.ndarray, positive: np.ndarray) -> np.n
 
 
 def per_class_average_precision(scores: Any, targets: Any) -> np.ndarray:
-    """Average precision of each class over all ``N`` videos.
-
-    :param scores: ``[N, C]`` scores; higher means more likely.
-    :param targets: multi-hot ``[N, C]`` (bool or 0/1), or class indices ``[N]``.
-    :returns: ``[C]`` float64 APs, NaN for classes with no positive video.
-    """
+    """Average precision ``[C]`` (float64, NaN without a positive video) of each class of
+    ``scores [N, C]`` against ``targets``: multi-hot ``[N, C]`` or class indices ``[N]``."""
     s = _scores(scores, "scores")
     y = _positives(targets, s.shape, "targets")
     n, c = s.shape
@@ -127,13 +115,8 @@ def per_class_average_precision(scores: Any, targets: Any) -> np.ndarray:
 
 
 def mean_average_precision(scores: Any, targets: Any) -> float:
-    """Mean of the per-class APs over the classes with at least one positive video.
-
-    :param scores: ``[N, C]`` scores; column ``c`` is class ``c``.
-    :param targets: multi-hot ``[N, C]`` (bool or 0/1), or class indices ``[N]``.
-    :returns: mAP as a fraction in [0, 1].
-    :raises ValueError: when no class has a positive video (mAP is undefined).
-    """
+    """Mean of :func:`per_class_average_precision` over the classes with a positive video
+    (``ValueError`` when there is none: mAP is undefined)."""
     ap = per_class_average_precision(scores, targets)
     present = ~np.isnan(ap)
     if not present.any():

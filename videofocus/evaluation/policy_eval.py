@@ -1,14 +1,10 @@
 """Evaluating glimpse policies: accuracy, GMACs, target coverage, budgeted early exit.
 
-What every comparison of glimpse policies measures, whichever job runs it (``videofocus bench
-policy``, ``videofocus quickstart``, ``videofocus ablate``):
-:func:`evaluate_glimpse_model` (accuracy, counted GMACs per video, videos/s of a model with its
-own policy) and :func:`glimpse_statistics` (target coverage against the synthetic generator's
-tracks, :func:`target_centres`; skip rate; glimpses per option, whose most used one
-:func:`dominant_option` names); :func:`evaluate_budgeted_exit` does the same with early exit under
-a GMACs budget. :func:`oracle_actions` are the glimpses of the ``oracle`` row: centred on the
-target itself, the upper bound of aiming at one option's cost. Training the variants they compare
-is :mod:`videofocus.train.variants`.
+What every comparison of glimpse policies measures (``bench policy``, ``quickstart``,
+``ablate``): :func:`evaluate_glimpse_model` (accuracy, GMACs per video, videos/s) and
+:func:`glimpse_statistics` (target coverage against the synthetic generator's tracks, skip rate,
+glimpses per option); :func:`evaluate_budgeted_exit` with early exit under a GMACs budget.
+:func:`oracle_actions` centre the glimpses on the target itself, the upper bound of aiming.
 """
 
 from __future__ import annotations
@@ -59,11 +55,8 @@ def target_centres(
     frame_indices: torch.Tensor,
     frame_size: int,
 ) -> torch.Tensor:
-    """Normalised target-box centres ``[B, T, 2]`` in the clips' square frames, NaN where hidden.
-
-    Clips are decoded with short side ``frame_size`` and centre-cropped to a square (the
-    evaluation transform), so a box in video pixels is scaled and shifted the same way.
-    """
+    """Normalised target-box centres ``[B, T, 2]`` in the clips' square frames (short side
+    ``frame_size``, centre-cropped as evaluation does), NaN where hidden."""
     out = torch.full((*frame_indices.shape, 2), float("nan"))
     for i, vid in enumerate(ids):
         track = tracks[vid]
@@ -87,12 +80,8 @@ def oracle_actions(
     frame_size: int,
 ) -> Actions:
     """The oracle's glimpses: option ``option`` at the cell whose glimpse centre lies nearest to
-    the target's centre on every frame (the centre cell where the target is hidden), read from
-    the synthetic generator's tracks: the upper bound of aiming at that option's cost.
-
-    Clips must come out of the loader uncropped, so the videos must be square (a random training
-    crop of a wider frame would move the target by an unknown offset).
-    """
+    the target's centre on every frame (the centre cell where it is hidden). The videos must be
+    square: a crop of a wider frame would move the target by an unknown offset."""
     if not 1 <= option <= len(options):
         raise ValueError(f"option must be in [1, {len(options)}], got {option}")
     wide = sorted(v for v, t in tracks.items() if t.width != t.height)
@@ -136,12 +125,8 @@ def glimpse_statistics(
     tracks: dict[str, TargetTrack] | None,
     actions: Actions | None = None,
 ) -> dict[str, Any]:
-    """Target coverage, skip rate and glimpses per option of ``model``'s policy (or of
-    ``actions``) over ``loader``.
-
-    :returns: ``target_coverage`` (None without target tracks), ``skip_rate`` and
-        ``option_counts`` (glimpses per action option ``1..K``).
-    """
+    """``target_coverage`` (None without ``tracks``), ``skip_rate`` and ``option_counts``
+    (glimpses per action option ``1..K``) of ``model``'s policy (or ``actions``) over ``loader``."""
     model.eval()
     counts = torch.zeros(model.num_options, dtype=torch.long)
     frames_seen = skipped = covered = visible = 0
@@ -198,20 +183,13 @@ def dominant_option(stats: dict[str, Any]) -> int:
 def evaluate_budgeted_exit(
     cfg: Config, finetune_dir: Path, budget: float, calibration: Config
 ) -> tuple[list[float], dict[str, Any]]:
-    """The fine-tuned learned policy with exit thresholds calibrated for ``budget`` GMACs/video
-    on the evaluation rows of ``calibration``, evaluated on the evaluation rows of ``cfg``.
+    """The fine-tuned learned policy (``finetune_dir``) with exit thresholds calibrated for
+    ``budget`` GMACs/video on the evaluation rows of ``calibration``, evaluated on those of
+    ``cfg``.
 
-    Calibrating on held-out rows matters: on the training rows the network is more confident
-    than on unseen videos, so thresholds fitted there exit less, and overspend, elsewhere.
-
-    :param cfg: the run config (its evaluation rows are evaluated).
-    :param finetune_dir: the ``finetune`` stage's checkpoint folder.
-    :param budget: GMACs per video the calibration aims at.
-    :param calibration: the config whose evaluation rows calibrate (the validation rows when
-        ``cfg`` reports on test: a choice, made on val).
-    :returns: the per-step thresholds (``[0.0]``, every video exiting at its first step, when
-        the budget is below that) and the evaluation of
-        :func:`~videofocus.evaluation.evaluate.evaluate_adaptive` under them.
+    Calibrate on held-out rows: thresholds fitted where the network is overconfident (the
+    training rows) exit too little elsewhere. Returns the per-step thresholds (``[0.0]`` below
+    the cost of exiting at the first step) and the :func:`evaluate_adaptive` result.
     """
     model = load_inference_model(finetune_dir, cfg)
     options = InferenceOptions(chunk_steps=1)

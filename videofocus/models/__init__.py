@@ -1,8 +1,5 @@
-"""Models of videofocus: backbones, encoders, croppers, the aggregator and FocusNet.
-
-This package knows nothing of RL, data loading or config files: it takes plain Python arguments,
-and runs on whatever device its modules and inputs live on.
-"""
+"""Models of videofocus: backbones, encoders, croppers, the aggregator and FocusNet. They know
+nothing of RL, data loading or config files: they take plain Python arguments."""
 
 from videofocus.models.aggregator import Aggregator, AggregatorOutput
 from videofocus.models.backbones import (

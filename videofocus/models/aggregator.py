@@ -1,10 +1,5 @@
-"""The aggregator: a GRU over per-step fused features, with a classifier at every step.
-
-Step ``t`` reads ``[glance pooled ; local feature ; one-hot option]`` where the option one-hot has
-``K + 1`` entries (index 0 = skip) and the local feature is zero for a skipped step, so a skipped
-frame contributes only its glance (and the fact that it was skipped). Because the GRU is causal,
-the logits at step ``t`` depend only on steps ``<= t``: every step is a possible exit.
-"""
+"""The aggregator: a causal GRU over per-step ``[glance ; local feature ; one-hot option]`` (the
+local feature zero for a skip) with a classifier at every step, so every step can exit."""
 
 from __future__ import annotations
 
@@ -27,14 +22,8 @@ class AggregatorOutput(NamedTuple):
 
 
 class Aggregator(nn.Module):
-    """Fuse glance and glimpse features over time and classify at every step.
-
-    :param glance_dim: width of the pooled glance features.
-    :param local_dim: width of the pooled glimpse features.
-    :param hidden: GRU hidden size.
-    :param num_classes: number of output classes.
-    :param num_options: number ``K`` of glimpse options (skip excluded).
-    """
+    """Fuse glance and glimpse features over time and classify at every step; ``hidden`` is the
+    GRU size, ``num_options`` the number ``K`` of glimpse options (skip excluded)."""
 
     def __init__(
         self,
@@ -58,12 +47,8 @@ class Aggregator(nn.Module):
     def fuse(
         self, glance: torch.Tensor, local: torch.Tensor, option_index: torch.Tensor
     ) -> torch.Tensor:
-        """Per-step GRU input ``[..., glance_dim + local_dim + K + 1]``.
-
-        :param glance: ``[..., glance_dim]``.
-        :param local: ``[..., local_dim]``; ignored (zeroed) where ``option_index < 0``.
-        :param option_index: long ``[...]``, ``-1`` for skip, else ``0..K-1``.
-        """
+        """Per-step GRU input ``[..., glance_dim + local_dim + K + 1]``; ``local`` is zeroed
+        where ``option_index`` (long ``[...]``) is ``-1``, a skip."""
         skipped = rearrange(option_index < 0, "... -> ... 1")
         # a fill rather than a product: a skipped step's local input may hold anything, even NaN.
         local = local.masked_fill(skipped, 0.0)
@@ -77,14 +62,9 @@ class Aggregator(nn.Module):
         option_index: torch.Tensor,
         hidden: torch.Tensor | None = None,
     ) -> AggregatorOutput:
-        """Run ``T`` steps.
-
-        :param glance: pooled glance features ``[B, T, glance_dim]``.
-        :param local: pooled glimpse features ``[B, T, local_dim]`` (any value where skipped).
-        :param option_index: long ``[B, T]``, ``-1`` for skip.
-        :param hidden: GRU state ``[1, B, hidden]`` to continue from; None starts fresh.
-            Feeding steps in chunks with the returned state equals one call over all steps.
-        """
+        """Run ``T`` steps of ``glance [B, T, glance_dim]``, ``local [B, T, local_dim]`` and
+        ``option_index [B, T]``, continuing from the GRU state ``hidden [1, B, hidden]`` if given
+        (chunks fed with the returned state equal one call over all steps)."""
         out, hidden = self.gru(self.fuse(glance, local, option_index), hidden)
         return AggregatorOutput(self.classifier(out), hidden)
 

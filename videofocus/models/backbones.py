@@ -1,15 +1,12 @@
 """Backbone registry: one ``create_backbone(name, ...)`` entry point for every feature extractor.
 
-A :class:`Backbone` turns images ``[N, 3, H, W]`` into a feature map ``[N, C, h, w]`` through
-``forward_features`` and reports ``C`` as ``num_features``. Encoders never import a concrete
-architecture; they ask this registry by name, so adding an architecture touches this file only.
-
-Weights are an explicit local file (``pretrained=PATH``), never a download: torchvision models are
-always built with ``weights=None`` and timm models with ``pretrained=False``.
+Encoders ask this registry by name, so adding an architecture touches this file only. Weights are
+an explicit local file (``pretrained=PATH``), never a download.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
 from collections.abc import Callable, Mapping, Sequence
@@ -43,11 +40,7 @@ _HEAD_PREFIXES = ("fc.", "classifier.", "head.")
 
 class Backbone(nn.Module):
     """A feature extractor: ``forward_features(x [N,3,H,W]) -> [N, num_features, h, w]``.
-
-    Subclasses keep the parameter names of the upstream model (torchvision or timm) so that an
-    upstream checkpoint loads without renaming; :attr:`weights_module` is the module whose
-    ``state_dict`` follows those names.
-    """
+    Subclasses keep the upstream parameter names, so its checkpoints load without renaming."""
 
     num_features: int
 
@@ -65,11 +58,7 @@ class Backbone(nn.Module):
 
 
 class PretrainedWeightsError(RuntimeError):
-    """A pretrained checkpoint does not fit the backbone it is loaded into.
-
-    :param path: the checkpoint file.
-    :param reason: what went wrong (missing / unexpected keys, shape mismatch, unreadable file).
-    """
+    """A pretrained checkpoint (``path``) does not fit the backbone it is loaded into."""
 
     def __init__(self, path: str | Path, reason: str) -> None:
         self.path = str(path)
@@ -81,10 +70,7 @@ class PretrainedWeightsError(RuntimeError):
 
 
 def register_backbone(name: str) -> Callable[[BackboneBuilder], BackboneBuilder]:
-    """Decorator registering a builder ``fn(**kwargs) -> Backbone`` under ``name``.
-
-    :param name: the registry key used by :func:`create_backbone`; must be new.
-    """
+    """Decorator registering a builder ``fn(**kwargs) -> Backbone`` under a new ``name``."""
     return _REGISTRY.register(name)
 
 
@@ -95,11 +81,8 @@ def list_backbones() -> list[str]:
 
 
 def check_backbone_name(name: str) -> None:
-    """Raise ``KeyError`` unless ``name`` is registered or ``timm/<model>`` (what
-    :func:`create_backbone` accepts; config loading checks names with it before any build).
-
-    :raises KeyError: listing the registered names.
-    """
+    """Raise ``KeyError`` (listing the registered names) unless :func:`create_backbone`
+    accepts ``name``; config loading checks names with it before any build."""
     if name.startswith(_TIMM_PREFIX):
         if importlib.util.find_spec("timm") is None:
             raise KeyError(f"backbone {name!r} needs the timm package (pip install timm)")
@@ -121,9 +104,7 @@ def create_backbone(
 
     :param name: a registered name (see :func:`list_backbones`) or ``"timm/<model>"``.
     :param pretrained: path to a local ``.pth``/``.pt``/``.safetensors`` state dict, or None.
-    :param width_mult: channel multiplier, for the backbones that have one; None keeps the
-        backbone's default (unset arguments never override a builder's defaults).
-    :param kwargs: further builder arguments (e.g. ``widths``/``strides`` of ``tiny_cnn``).
+    :param width_mult: channel multiplier; None keeps the backbone's default.
     :raises KeyError: for an unknown name, listing the registered names.
     :raises TypeError: when the backbone does not take one of the given arguments.
     """
@@ -155,11 +136,9 @@ def create_backbone(
 def load_pretrained(backbone: Backbone, path: str | Path) -> None:
     """Load a torchvision- or timm-style state dict from a local file into ``backbone``.
 
-    Classifier-head keys (``fc.``, ``classifier.``, ``head.``) that the backbone does not have are
-    dropped; any other mismatch raises. A DDP ``module.`` prefix and a ``{"state_dict": ...}`` or
-    ``{"model": ...}`` wrapper are removed first.
+    Classifier-head keys the backbone lacks are dropped; any other mismatch raises. A DDP
+    ``module.`` prefix and a ``state_dict`` / ``model`` wrapper are removed first.
 
-    :param backbone: the module to fill, in place.
     :param path: ``.safetensors`` or a ``torch.save`` file (read with ``weights_only=True``).
     :raises PretrainedWeightsError: listing the missing / unexpected keys or the shape mismatch.
     """
@@ -193,7 +172,6 @@ def load_pretrained(backbone: Backbone, path: str | Path) -> None:
         raise PretrainedWeightsError(path, str(err)) from err
 
 
-# ---------------------------------------------------------------------------------------------
 # torchvision backbones: the classifier is dropped, parameter names are kept.
 
 
@@ -232,49 +210,30 @@ class _ResNetFeatures(Backbone):
         return x
 
 
-@register_backbone("mobilenet_v2")
-def mobilenet_v2(width_mult: float = 1.0) -> Backbone:
-    """torchvision MobileNetV2 features (1280 channels at ``width_mult<=1``)."""
-    return _torchvision_features(tvm.mobilenet_v2(weights=None, width_mult=width_mult))
+def _scalable(build: Callable[..., nn.Module], wrap, width_mult: float = 1.0) -> Backbone:
+    return wrap(build(weights=None, width_mult=width_mult))
 
 
-@register_backbone("mobilenet_v3_small")
-def mobilenet_v3_small(width_mult: float = 1.0) -> Backbone:
-    """torchvision MobileNetV3-Small features (576 channels at ``width_mult=1``)."""
-    return _torchvision_features(tvm.mobilenet_v3_small(weights=None, width_mult=width_mult))
+def _fixed(build: Callable[..., nn.Module], wrap) -> Backbone:
+    return wrap(build(weights=None))
 
 
-@register_backbone("mobilenet_v3_large")
-def mobilenet_v3_large(width_mult: float = 1.0) -> Backbone:
-    """torchvision MobileNetV3-Large features (960 channels at ``width_mult=1``)."""
-    return _torchvision_features(tvm.mobilenet_v3_large(weights=None, width_mult=width_mult))
+# name -> (builder, wrapper); feature widths: mobilenet_v2 1280, mobilenet_v3_small 576,
+# mobilenet_v3_large 960, efficientnet_b0 1280, resnet18/34 512, resnet50 2048 (stride 32)
+_TORCHVISION = {
+    "mobilenet_v2": (_scalable, _torchvision_features),
+    "mobilenet_v3_small": (_scalable, _torchvision_features),
+    "mobilenet_v3_large": (_scalable, _torchvision_features),
+    "efficientnet_b0": (_fixed, _torchvision_features),
+    "resnet18": (_fixed, _ResNetFeatures),
+    "resnet34": (_fixed, _ResNetFeatures),
+    "resnet50": (_fixed, _ResNetFeatures),
+}
+for _name, (_builder, _wrap) in _TORCHVISION.items():
+    # partial binds the constructor: the signature create_backbone checks is the builder's rest
+    _REGISTRY.add(_name, functools.partial(_builder, getattr(tvm, _name), _wrap))
 
 
-@register_backbone("efficientnet_b0")
-def efficientnet_b0() -> Backbone:
-    """torchvision EfficientNet-B0 features (1280 channels)."""
-    return _torchvision_features(tvm.efficientnet_b0(weights=None))
-
-
-@register_backbone("resnet18")
-def resnet18() -> Backbone:
-    """torchvision ResNet-18 features (512 channels, stride 32)."""
-    return _ResNetFeatures(tvm.resnet18(weights=None))
-
-
-@register_backbone("resnet34")
-def resnet34() -> Backbone:
-    """torchvision ResNet-34 features (512 channels, stride 32)."""
-    return _ResNetFeatures(tvm.resnet34(weights=None))
-
-
-@register_backbone("resnet50")
-def resnet50() -> Backbone:
-    """torchvision ResNet-50 features (2048 channels, stride 32)."""
-    return _ResNetFeatures(tvm.resnet50(weights=None))
-
-
-# ---------------------------------------------------------------------------------------------
 # Small CPU-friendly backbones for the tiny config and for tests.
 
 
@@ -292,12 +251,8 @@ def _conv_bn_relu(c_in: int, c_out: int, stride: int) -> nn.Sequential:
 
 @register_backbone("tiny_cnn")
 class TinyCNN(_SequentialFeatures):
-    """A stack of 3x3 conv-BN-ReLU blocks (about 0.2 MMAC on a 32x32 input with the defaults).
-
-    :param widths: output channels of each block.
-    :param strides: stride of each block (same length as ``widths``).
-    :param width_mult: multiplier applied to ``widths``.
-    """
+    """A stack of 3x3 conv-BN-ReLU blocks of ``widths`` (times ``width_mult``) output channels
+    and ``strides``."""
 
     def __init__(
         self,
@@ -316,12 +271,8 @@ class TinyCNN(_SequentialFeatures):
 
 @register_backbone("tiny_resnet")
 class TinyResNet(Backbone):
-    """A conv stem followed by one torchvision ``BasicBlock`` per stage (about 2.8 MMAC on 32x32).
-
-    :param widths: channels of the stem and of each stage; the first entry is the stem.
-    :param strides: stride of the stem and of each stage (same length as ``widths``).
-    :param width_mult: multiplier applied to ``widths``.
-    """
+    """A conv stem followed by one torchvision ``BasicBlock`` per stage; ``widths`` (times
+    ``width_mult``) and ``strides`` are the stem's, then each stage's."""
 
     def __init__(
         self,
@@ -351,7 +302,6 @@ class TinyResNet(Backbone):
         return self.stages(self.stem(x))
 
 
-# ---------------------------------------------------------------------------------------------
 # timm, when installed: "timm/<name>".
 
 

@@ -1,14 +1,9 @@
 """Cost accounting in multiply-accumulates (MACs): per component, per video, per action sequence.
 
-Every number here is a count of **multiply-accumulates** taken from
-``torch.utils.flop_counter.FlopCounterMode`` (which reports FLOPs = 2 x MACs for convolutions and
-matrix products, and nothing for element-wise ops, pooling or normalisation). The adaptive video
-recognition papers (AR-Net, AdaFocus, FrameExit, ...) report the same quantity under the name
-"GFLOPs"; we say GMACs (10^9 MACs) everywhere to be exact about it. Resizing and cropping are
-interpolation, not MACs.
-
-A video that reads ``n`` steps pays ``n x (glance + policy + aggregator)`` plus its glimpses;
-skipped frames pay no glimpse; steps after an early exit are not read.
+MACs are ``torch.utils.flop_counter.FlopCounterMode`` FLOPs / 2 (convolutions and matrix
+products; element-wise ops, pooling, resizing and cropping count nothing): what the adaptive video
+recognition papers call "GFLOPs", said GMACs (10^9 MACs) here to be exact. A video that reads
+``n`` steps pays ``n x (glance + policy + aggregator)`` plus its glimpses (none for a skip).
 """
 
 from __future__ import annotations
@@ -47,15 +42,9 @@ def _count(fn: Callable[..., Any], *inputs: Any, **kwargs: Any) -> tuple[int, An
 
 
 def measure_macs(fn: Callable[..., Any], *inputs: Any, **kwargs: Any) -> int:
-    """Multiply-accumulates of one call ``fn(*inputs, **kwargs)`` (FlopCounterMode FLOPs / 2).
-
-    Works on any device, ``meta`` included (shapes only, no arithmetic), which is how paper-scale
-    models are measured without allocating their weights.
-
-    :param fn: a module or any callable (e.g. ``encoder.pooled``).
-    :param inputs: its positional arguments.
-    :param kwargs: its keyword arguments.
-    """
+    """Multiply-accumulates of one call ``fn(*inputs, **kwargs)`` (``fn``: a module or any
+    callable). Works on any device, ``meta`` included: paper-scale models are measured without
+    allocating their weights."""
     return _count(fn, *inputs, **kwargs)[0]
 
 
@@ -63,14 +52,11 @@ def measure_macs(fn: Callable[..., Any], *inputs: Any, **kwargs: Any) -> int:
 class CostTable:
     """MACs of each component of a :class:`~videofocus.models.FocusNet` and its glimpse policy.
 
-    The one cost authority: ``flops``, ``eval``, ``label`` and ``bench`` all build it with
-    :meth:`from_model`, so the same actions cost the same GMACs everywhere.
+    The one cost authority (``flops``, ``eval``, ``label`` and ``bench`` build it with
+    :meth:`from_model`), so the same actions cost the same GMACs everywhere.
 
-    :param glance: glance encoder, per frame (resized to the glance resolution).
-    :param policy: the glimpse policy, per step (0 for heuristics: they compute no MACs).
-    :param local: glimpse encoder per glimpse (pooled, with the option's projection if any), one
-        entry per option (action option ``k + 1``).
-    :param aggregator: aggregator GRU + classifier, per step.
+    Per frame or step: ``glance``, ``policy`` (0 for heuristics), ``aggregator`` (GRU and
+    classifier); ``local``: per glimpse of each option (projection included).
     """
 
     glance: int
@@ -85,16 +71,10 @@ class CostTable:
         frame_size: int,
         policy: torch.nn.Module | None = None,
     ) -> CostTable:
-        """Measure every component of ``net`` and its policy on one input of batch size 1.
+        """Measure every component of ``net`` (may be on ``meta``) and its policy on one input.
 
-        The policy's cost is one step of its ``act`` on one frame's glance (projection and
-        network of a learned policy, the centre network of the differentiable one); a policy
-        without weights (a heuristic) costs 0: its arithmetic is no multiply-accumulates.
-
-        :param net: the model; may live on the ``meta`` device.
-        :param frame_size: side of the (square) decoded frames, in pixels.
-        :param policy: the glimpse policy (a :class:`~videofocus.policy.GlimpsePolicy`); None:
-            the model's own (``net.policy``) if it has one, else none.
+        The policy (None: ``net.policy`` if any) costs one step of its ``act`` on one frame's
+        glance, 0 without weights; ``frame_size`` is the side of the square decoded frames.
         """
         if policy is None:
             policy = getattr(net, "policy", None)
@@ -109,14 +89,13 @@ class CostTable:
             for k, option in enumerate(net.options):
                 crop = torch.zeros(1, 3, option.resolution, option.resolution, **like)
                 local.append(measure_macs(net.local_encoder.pooled, crop, k))
-            # Every option's features share one width, so one aggregator step costs the same
-            # for all (MACs depend on shapes only).
+            # every option's features share one width: one aggregator step costs the same for all
             local_feats = torch.zeros(1, net.local_encoder.feature_dim, **like)
             option0 = torch.zeros(1, dtype=torch.long, device=param.device)
             aggregator = measure_macs(net.aggregator.step, glance_out.pooled, local_feats, option0)
             policy_macs = 0
             weights = [] if policy is None else list(policy.parameters())
-            if weights:  # a policy without weights (a heuristic) computes no MACs
+            if weights:
                 like = {"device": weights[0].device, "dtype": weights[0].dtype}
                 one_step = GlanceOutput(
                     glance_out.map[:, None].to(**like), glance_out.pooled[:, None].to(**like)
@@ -139,12 +118,8 @@ class CostTable:
     def usage_from_actions(
         self, actions: torch.Tensor, exit_steps: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """GMACs per video (float64 ``[B]``) of the actions actually taken.
-
-        :param actions: long ``[B, T, 3]`` of ``(option, cell_x, cell_y)``; option 0 skips.
-        :param exit_steps: long ``[B]``, steps read by each video (``1..T``; the step after
-            which it exited); None: every video read all ``T`` steps.
-        """
+        """GMACs per video (float64 ``[B]``) of the ``actions [B, T, 3]`` actually taken, each
+        video reading ``exit_steps [B]`` steps (``1..T``; None: all ``T``)."""
         check_actions(actions, self.num_options)
         option = actions[..., 0]
         b, t = option.shape

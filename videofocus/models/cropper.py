@@ -1,17 +1,9 @@
 """Croppers: many glimpses from a batch of frames in one call, on the frames' device.
 
-Both croppers take the same arguments and follow the geometry of :mod:`videofocus.models.glimpse`:
-normalised ``(x, y)`` centres and square crops whose extent is a fraction of the frame's shorter
-side. Pixel ``i`` covers the continuous interval ``[i, i + 1)``, so a crop at native resolution
-whose box falls on pixel edges reproduces the frame's pixels exactly. Glimpses are meant to lie
-inside the frame (as :func:`~videofocus.models.glimpse.grid_centres` guarantees); outside it the
-two croppers pad differently (``roi_align`` fades to zero, ``grid_sample`` repeats the border by
-default).
-
-- :class:`PatchCropper` uses ``torchvision.ops.roi_align``: fast, averages when downscaling,
-  no gradient w.r.t. the glimpse geometry.
-- :class:`DifferentiableCropper` uses ``affine_grid`` + ``grid_sample``: gradients flow to the
-  centres (for a policy trained through the crop, AdaFocusV2-style).
+Both follow the geometry of :mod:`videofocus.models.glimpse`; pixel ``i`` covers ``[i, i + 1)``,
+so a native-resolution crop on pixel edges reproduces the frame's pixels exactly.
+:class:`PatchCropper` (``roi_align``) is fast and averages when downscaling;
+:class:`DifferentiableCropper` (``grid_sample``) lets gradients flow to the centres.
 """
 
 from __future__ import annotations
@@ -41,12 +33,8 @@ def _check_inputs(
 
 
 class PatchCropper(nn.Module):
-    """Crop ``M`` square glimpses from ``N`` frames with one ``roi_align`` call.
-
-    ``roi_align`` adapts its sample points per glimpse to ``ceil(crop side / resolution)`` per
-    output pixel and axis, so a downscaled crop averages every input pixel it covers (an area
-    filter) while a native-resolution crop samples pixel centres.
-    """
+    """Crop ``M`` square glimpses from ``N`` frames with one ``roi_align`` call, whose adaptive
+    sampling averages every input pixel a downscaled crop covers (an area filter)."""
 
     def forward(
         self,
@@ -58,12 +46,10 @@ class PatchCropper(nn.Module):
     ) -> torch.Tensor:
         """Return glimpses ``[M, C, resolution, resolution]``.
 
-        :param frames: frames ``[N, C, H, W]``: float, or uint8 (the crops are then float pixel
-            values; cropping before normalising moves only the crops' pixels, not the frames').
+        :param frames: ``[N, C, H, W]``, float or uint8 (then the crops are float pixel values).
         :param frame_index: long ``[M]``, the frame each glimpse is cut from.
-        :param centres: ``[M, 2]`` normalised ``(x, y)``.
-        :param extents: ``[M]`` crop side as a fraction of ``min(H, W)``.
-        :param resolution: output side in pixels.
+        :param centres: ``[M, 2]`` normalised ``(x, y)``; ``extents [M]`` fractions of
+            ``min(H, W)``.
         """
         _check_inputs(frames, frame_index, centres, extents)
         h, w = frames.shape[-2:]
@@ -94,20 +80,15 @@ class PatchCropper(nn.Module):
 def _native_crops(
     frames: torch.Tensor, frame_index: torch.Tensor, corner: torch.Tensor, side: int
 ) -> torch.Tensor:
-    """What ``roi_align`` returns for crops at native resolution lying inside their frames,
-    computed as a blend of four pixel windows (several times faster on the CPU).
-
-    Each output pixel ``(i, j)`` samples the frame bilinearly at index-space position
-    ``(x1 + j, y1 + i)``: every pixel of a crop shares one sub-pixel offset, so the crop is the
-    ``(side + 1)``-pixel window at the integer corner blended with fixed weights.
-    """
+    """What ``roi_align`` returns for native-resolution crops inside their frames, computed
+    faster: every pixel of such a crop shares one sub-pixel offset, so the crop is the
+    ``(side + 1)``-pixel window at the integer corner blended with fixed weights."""
     h, w = frames.shape[-2:]
     base = corner.floor()
     frac = corner - base  # [M, 2] (fx, fy)
     if frames.device.type == "cpu":
-        # One slice per glimpse, then one copy: several times faster than advanced indexing on
-        # the CPU. The window's far row/column is dropped at the frame's edge, where its weight
-        # is 0 (repeating the near one instead).
+        # one slice per glimpse beats advanced indexing on the CPU; at the frame's edge the far
+        # row/column (weight 0) repeats the near one
         windows = []
         starts = zip(frame_index.tolist(), base[:, 1].tolist(), base[:, 0].tolist(), strict=True)
         for n, y, x in starts:
@@ -135,12 +116,9 @@ def _native_crops(
 
 
 class DifferentiableCropper(nn.Module):
-    """Crop glimpses by bilinear sampling, differentiable w.r.t. centres (and extents).
-
-    :param supersample: sample points per output pixel and axis, averaged; use about
-        ``crop side / resolution`` to avoid aliasing when downscaling (1 = plain bilinear).
-        Samples outside the frame repeat its border.
-    """
+    """Crop glimpses by bilinear sampling, differentiable w.r.t. centres (and extents), averaging
+    ``supersample`` points per output pixel and axis (about ``crop side / resolution`` avoids
+    aliasing when downscaling)."""
 
     def __init__(self, supersample: int = 1) -> None:
         super().__init__()

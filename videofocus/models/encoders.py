@@ -1,9 +1,6 @@
-"""Glance and glimpse encoders: feature maps and their spatial means.
-
-- :class:`GlobalEncoder` sees whole frames resized to the (low) glance resolution.
-- :class:`LocalEncoder` sees glimpses; each :class:`GlimpseOption` may name its own backbone
-  (AR-Net style), options naming the same backbone share its weights.
-"""
+"""Glance and glimpse encoders: feature maps and their spatial means. :class:`GlobalEncoder` sees
+whole frames at the glance resolution, :class:`LocalEncoder` glimpses (a backbone per option's
+backbone name, AR-Net style)."""
 
 from __future__ import annotations
 
@@ -21,8 +18,8 @@ __all__ = ["EncoderOutput", "GlobalEncoder", "LocalEncoder"]
 
 
 def channels_last(images: torch.Tensor) -> torch.Tensor:
-    """Images ``[N, 3, H, W]`` in channels-last memory order, the layout oneDNN (CPU) and cuDNN
-    (CUDA, with autocast) convolve fastest; same values, only the strides differ."""
+    """Images ``[N, 3, H, W]`` in channels-last memory order, the layout oneDNN and cuDNN
+    convolve fastest (same values, other strides)."""
     return images.contiguous(memory_format=torch.channels_last)
 
 
@@ -34,13 +31,8 @@ class EncoderOutput(NamedTuple):
 
 
 class GlobalEncoder(nn.Module):
-    """The glance network: whole frames at a low resolution.
-
-    :param backbone: a registered backbone name.
-    :param resolution: side of the square glance, in pixels; frames of another size are resized
-        (bilinear, antialiased) to it.
-    :param backbone_kw: arguments of :func:`create_backbone`.
-    """
+    """The glance network: whole frames resized (bilinear, antialiased) to a low square
+    ``resolution``; ``backbone_kw`` are :func:`create_backbone` arguments."""
 
     def __init__(self, backbone: str, resolution: int, **backbone_kw: Any) -> None:
         super().__init__()
@@ -71,17 +63,13 @@ class GlobalEncoder(nn.Module):
 class LocalEncoder(nn.Module):
     """The glimpse network: one backbone per distinct backbone name among the options.
 
-    Pooled features share one width ``feature_dim``. A per-option linear projection is added only
-    when needed: when the backbones' widths differ, or ``feature_dim`` differs from them. With a
-    single backbone and ``feature_dim=None`` the backbone's own features are used unprojected
-    (e.g. the 2048-d ResNet-50 features of AdaFocus).
+    Pooled features share one width ``feature_dim``; an option gets a linear projection only
+    where its backbone's width differs from it (None: the backbones' common width, unprojected).
 
     :param options: the glimpse options, in action order (action option ``k`` is ``options[k-1]``).
     :param default_backbone: backbone name for options whose ``backbone`` is None.
-    :param feature_dim: width of the pooled features; None keeps the backbones' common width.
     :param backbone_kw: arguments of :func:`create_backbone` for every backbone.
-    :param per_backbone_kw: extra arguments per backbone name, overriding ``backbone_kw``
-        (e.g. a ``pretrained`` path for each of several backbones).
+    :param per_backbone_kw: extra arguments per backbone name, overriding ``backbone_kw``.
     """
 
     def __init__(

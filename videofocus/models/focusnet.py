@@ -1,14 +1,11 @@
 """FocusNet: glance at every frame, look closely where the actions say, fuse over time.
 
-The step primitives every caller shares (training, the RL episodes, evaluation and the batched
-inferencer): ``glance`` (the cheap pass the policy reads), ``glimpse_crops`` (the crops the actions
-choose, grouped by option so each option's crops for all ``B * T`` frames go through the cropper
-and the local encoder in one call), ``local_encoder.pooled`` (encode) and ``fuse`` (the
-aggregator's per-step logits). ``forward_from_glance`` chains the last three.
-
-The baselines come from the same code: the dense baseline is one :func:`dense_option` with
-:func:`dense_actions` (the local encoder sees every whole frame at full resolution), the
-glance-only baseline is :func:`skip_actions`.
+Training, the RL episodes, evaluation and the batched inferencer share its step primitives:
+``glance`` (the cheap pass the policy reads), ``glimpse_crops`` (grouped by option, so each
+option's crops of all ``B * T`` frames take one cropper and one encoder call),
+``local_encoder.pooled`` and ``fuse``; ``forward_from_glance`` chains the last three. The dense
+baseline is :func:`dense_option` with :func:`dense_actions`, the glance-only one
+:func:`skip_actions`.
 """
 
 from __future__ import annotations
@@ -41,14 +38,13 @@ class FocusOutput(NamedTuple):
     """Everything one pass of :class:`FocusNet` computes.
 
     :ivar logits: fused per-step logits ``[B, T, num_classes]``; step ``t`` sees steps ``<= t``.
-    :ivar glance_logits: glance-only logits per frame ``[B, T, num_classes]``.
-    :ivar local_logits: glimpse-only logits per frame ``[B, T, num_classes]``, zero where skipped.
+    :ivar glance_logits: glance-only logits ``[B, T, num_classes]``.
+    :ivar local_logits: glimpse-only logits ``[B, T, num_classes]``, zero where skipped.
     :ivar local_features: pooled glimpse features ``[B, T, D]``, zero where skipped.
     :ivar option_index: long ``[B, T]``, ``-1`` where skipped, else the 0-based option.
-    :ivar glance: the :class:`GlanceOutput` the pass used.
     :ivar hidden: aggregator state after the last step, to continue with the next chunk.
-    :ivar auxiliary: a second pass of the same frames on other glimpses that training also
-        scores (the differentiable baseline's random-glimpse branch); None otherwise.
+    :ivar auxiliary: a second pass on other glimpses that training also scores (the
+        differentiable baseline's random-glimpse branch); None otherwise.
     """
 
     logits: torch.Tensor
@@ -62,15 +58,9 @@ class FocusOutput(NamedTuple):
 
 
 class FocusNet(nn.Module):
-    """Glance encoder + cropper + glimpse encoder + aggregator.
-
-    :param global_encoder: encodes whole frames at the glance resolution.
-    :param local_encoder: encodes glimpses; its options must equal ``options``.
-    :param aggregator: fuses features over time; sized for both encoders and ``len(options)``.
-    :param options: the glimpse options; action option ``k >= 1`` means ``options[k - 1]``.
-    :param grid: cells per side of the grid of glimpse centres.
-    :param cropper: :class:`PatchCropper` or :class:`DifferentiableCropper`.
-    """
+    """Glance encoder + cropper + glimpse encoder + aggregator. ``local_encoder`` must have the
+    same ``options`` (action option ``k >= 1`` is ``options[k - 1]``) and the aggregator be sized
+    for both encoders; ``grid`` is the cells per side of the grid of glimpse centres."""
 
     def __init__(
         self,
@@ -139,11 +129,10 @@ class FocusNet(nn.Module):
     ) -> tuple[torch.Tensor, list[tuple[int, torch.Tensor, torch.Tensor]]]:
         """The crop step: ``option_index [B, T]`` and, per option used, ``(k, rows, crops)``.
 
-        :param frames: frames ``[B, T, 3, H, W]`` (normalised float, or uint8 pixels: the crop
-            keeps the dtype's value range).
+        :param frames: ``[B, T, 3, H, W]``, normalised float or uint8 (the crop keeps the range).
         :param actions: long ``[B, T, 3]`` of ``(option, cell_x, cell_y)``.
         :returns: ``rows`` index the ``B * T`` flattened frames looked at with option ``k``;
-            ``crops`` are those frames' glimpses ``[len(rows), 3, r_k, r_k]``.
+            ``crops`` are their glimpses ``[len(rows), 3, r_k, r_k]``.
         """
         b, t, _, h, w = frames.shape
         if actions.shape[:2] != (b, t):
@@ -168,11 +157,8 @@ class FocusNet(nn.Module):
     def local_features(
         self, frames: torch.Tensor, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pooled glimpse features ``[B, T, D]`` (zero where skipped) and ``option_index [B, T]``.
-
-        :param frames: float, normalised frames ``[B, T, 3, H, W]``.
-        :param actions: long ``[B, T, 3]`` of ``(option, cell_x, cell_y)``.
-        """
+        """Pooled glimpse features ``[B, T, D]`` (zero where skipped) and ``option_index [B, T]``
+        of normalised frames ``[B, T, 3, H, W]`` under ``actions [B, T, 3]``."""
         b, t = frames.shape[:2]
         option_index, groups = self.glimpse_crops(frames, actions)
         dim = self.local_encoder.feature_dim
@@ -191,13 +177,9 @@ class FocusNet(nn.Module):
         option_index: torch.Tensor,
         hidden: torch.Tensor | None = None,
     ) -> FocusOutput:
-        """The aggregate step: per-step logits from glance and glimpse features.
-
-        :param glance: the frames' :meth:`glance`.
-        :param local: pooled glimpse features ``[B, T, D]``, zero where skipped.
-        :param option_index: long ``[B, T]``, ``-1`` where skipped.
-        :param hidden: aggregator state from a previous chunk of steps, or None.
-        """
+        """The aggregate step: per-step logits from the :meth:`glance`, the pooled glimpse
+        features ``local [B, T, D]`` and ``option_index [B, T]`` (``-1``: skipped), continuing
+        from ``hidden`` (a previous chunk's aggregator state) when given."""
         agg = self.aggregator
         skipped = rearrange(option_index < 0, "b t -> b t 1")
         fused = agg(glance.pooled, local, option_index, hidden)
@@ -218,13 +200,8 @@ class FocusNet(nn.Module):
         actions: torch.Tensor,
         hidden: torch.Tensor | None = None,
     ) -> FocusOutput:
-        """Glimpses and fused logits, reusing an already computed glance.
-
-        :param frames: float, normalised frames ``[B, T, 3, H, W]``.
-        :param glance: :meth:`glance` of the same frames.
-        :param actions: long ``[B, T, 3]`` of ``(option, cell_x, cell_y)``.
-        :param hidden: aggregator state from a previous chunk of steps, or None.
-        """
+        """Glimpses and fused logits of ``frames`` under ``actions``, reusing their already
+        computed :meth:`glance` (``hidden`` as in :meth:`fuse`)."""
         local, option_index = self.local_features(frames, actions)
         return self.fuse(glance, local, option_index, hidden)
 
@@ -252,18 +229,11 @@ def create_focusnet(
 ) -> FocusNet:
     """Build a :class:`FocusNet` from plain arguments.
 
-    :param num_classes: output classes.
-    :param glance_backbone: registered backbone name of the glance encoder.
-    :param glance_resolution: side of the square glance, in pixels.
-    :param options: glimpse options (use ``[dense_option(frame_size)]`` for the dense baseline).
-    :param local_backbone: default backbone name of the glimpse encoder.
-    :param grid: cells per side of the grid of glimpse centres.
+    :param options: glimpse options (``[dense_option(frame_size)]`` for the dense baseline).
     :param hidden: aggregator GRU width.
-    :param local_feature_dim: common glimpse feature width; None keeps the backbone's.
-    :param glance_backbone_kw: :func:`create_backbone` arguments of the glance backbone.
-    :param local_backbone_kw: :func:`create_backbone` arguments of every glimpse backbone.
-    :param per_backbone_kw: glimpse backbone arguments by backbone name (override the above).
-    :param differentiable_crop: crop with :class:`DifferentiableCropper` instead of
+    :param glance_backbone_kw: :func:`create_backbone` arguments of the glance backbone;
+        ``local_backbone_kw`` of every glimpse backbone, ``per_backbone_kw`` by backbone name.
+    :param differentiable_crop: crop with :class:`DifferentiableCropper`, else
         :class:`PatchCropper`.
     """
     global_encoder = GlobalEncoder(glance_backbone, glance_resolution, **(glance_backbone_kw or {}))

@@ -3,12 +3,9 @@
 An *action* at step t is ``(option, cell_x, cell_y)``: option 0 skips the frame, options ``1..K``
 pick ``options[option - 1]``; the cells index a ``G x G`` grid of glimpse centres.
 
-Geometry conventions, shared with :mod:`videofocus.models.cropper`:
-
-- centres are normalised ``(x, y)`` in ``[0, 1]``: ``x`` along the width, ``y`` along the height;
-- a glimpse is square in pixels and its *extent* is a fraction of the frame's **shorter** side, so
-  a crop is never distorted whatever the frame's aspect ratio; ``extent=1`` on a square frame is
-  the whole frame.
+Geometry, shared with :mod:`videofocus.models.cropper`: centres are normalised ``(x, y)`` in
+``[0, 1]``; a glimpse is square in pixels and its *extent* is a fraction of the frame's
+**shorter** side, so a crop is never distorted whatever the aspect ratio.
 """
 
 from __future__ import annotations
@@ -35,13 +32,9 @@ __all__ = [
 
 @dataclass(frozen=True)
 class GlimpseOption:
-    """One way of looking closely at a frame.
-
-    :param extent: side of the square crop as a fraction of the frame's shorter side, in (0, 1].
-    :param resolution: side in pixels the crop is resized to before the ``LocalEncoder``.
-    :param backbone: registered backbone name for this option's encoder; None uses the
-        ``LocalEncoder``'s default. Options naming the same backbone share its weights.
-    """
+    """One way of looking closely at a frame: a square crop of side ``extent`` (a fraction of the
+    frame's shorter side, in (0, 1]) resized to ``resolution`` pixels for the ``LocalEncoder``,
+    whose ``backbone`` it names (None: the encoder's default)."""
 
     extent: float
     resolution: int
@@ -57,35 +50,27 @@ class GlimpseOption:
 
 
 def dense_option(frame_size: int) -> GlimpseOption:
-    """The option of the dense baseline: the whole (square) frame at full resolution.
-
-    :param frame_size: side of the square input frames, in pixels.
-    """
+    """The option of the dense baseline: the whole square frame of side ``frame_size`` at full
+    resolution."""
     return GlimpseOption(extent=1.0, resolution=frame_size)
 
 
 def normalised_extents(extent: torch.Tensor, aspect: float = 1.0) -> torch.Tensor:
-    """Per-axis normalised extents ``[..., 2]`` (width fraction, height fraction) of square crops.
-
-    :param extent: extents as fractions of the shorter side, any shape ``[...]``.
-    :param aspect: frame width / height.
-    """
+    """Per-axis normalised extents ``[..., 2]`` (width, height fractions) of square crops whose
+    ``extent [...]`` is a fraction of the shorter side, on frames of ``aspect`` width / height."""
     return torch.stack([extent * min(1.0, 1.0 / aspect), extent * min(1.0, aspect)], dim=-1)
 
 
 def grid_centres(
     cells: torch.Tensor, grid: int, extent: torch.Tensor | float, aspect: float = 1.0
 ) -> torch.Tensor:
-    """Centres ``[..., 2]`` (normalised x, y) of grid cells, kept so the glimpse lies in the frame.
+    """Centres ``[..., 2]`` (normalised x, y) of grid ``cells [..., 2]``, kept so the glimpse
+    lies in the frame.
 
-    Cell ``i`` has centre ``(i + 0.5) / G`` in the unit square, which is mapped linearly onto
-    ``[e/2, 1 - e/2]`` where ``e`` is the glimpse's normalised extent along that axis. A glimpse
-    with extent 1 is therefore always centred, and the outer cells touch the frame's borders.
+    Cell ``i``'s centre ``(i + 0.5) / G`` is mapped linearly onto ``[e/2, 1 - e/2]``, ``e`` the
+    glimpse's normalised extent along that axis: the outer cells touch the frame's borders.
 
-    :param cells: long tensor ``[..., 2]`` of ``(cell_x, cell_y)`` in ``[0, grid)``.
-    :param grid: cells per side ``G``.
     :param extent: extents ``[...]`` (fraction of the shorter side) or one float for all.
-    :param aspect: frame width / height.
     """
     extent = torch.as_tensor(extent, device=cells.device).float()  # a float broadcasts
     span = normalised_extents(extent, aspect)  # [..., 2]
@@ -117,15 +102,10 @@ def actions_to_glimpses(
     grid: int,
     aspect: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Decode actions into glimpse geometry.
+    """Decode ``actions [B, T, 3]`` of ``(option, cell_x, cell_y)`` into glimpse geometry.
 
-    Skipped steps get placeholder geometry (centre 0.5, extent 1) so that every value is finite;
-    mask them with ``option_index >= 0``.
+    Skipped steps get placeholder geometry (centre 0.5, extent 1), so every value is finite.
 
-    :param actions: long tensor ``[B, T, 3]`` of ``(option, cell_x, cell_y)``.
-    :param options: the ``K`` glimpse options; action option ``k >= 1`` means ``options[k - 1]``.
-    :param grid: cells per side ``G``.
-    :param aspect: frame width / height.
     :returns: ``option_index [B, T]`` (``-1`` for skip, else ``0..K-1``), ``centres [B, T, 2]``
         (normalised x, y) and ``extents [B, T]`` (fraction of the shorter side).
     :raises ValueError: for a malformed action tensor or an option / cell out of range.
@@ -141,11 +121,8 @@ def actions_to_glimpses(
 
 
 def dense_actions(batch: int, steps: int, option: int = 1) -> torch.Tensor:
-    """Actions ``[batch, steps, 3]`` choosing ``option`` at cell (0, 0) on every step.
-
-    With an extent-1 option (see :func:`dense_option`) this is the dense baseline: the local
-    encoder sees every whole frame.
-    """
+    """Actions ``[batch, steps, 3]`` choosing ``option`` at cell (0, 0) on every step: with an
+    extent-1 option (:func:`dense_option`), the dense baseline."""
     actions = torch.zeros(batch, steps, 3, dtype=torch.long)
     actions[..., 0] = option
     return actions
@@ -169,11 +146,8 @@ def random_glimpse_actions(
     """Uniformly random actions ``[B, T, 3]``, drawn per sample from (seed, epoch, sample id).
 
     ``epoch`` may be -1 (evaluation: the same glimpses every time). ``skip_rate``: probability
-    that a step skips its frame (option 0) instead, so that the aggregator learns what a skipped
-    step looks like before a policy that may skip is trained on it.
-
-    Seeding per sample (not per batch) makes the glimpses independent of batch composition, so
-    one process and N DDP processes see the same glimpse for the same video.
+    that a step skips its frame instead. Seeding per sample makes the glimpses independent of
+    batch composition, so one process and N DDP processes see the same glimpse for a video.
     """
     low = 0 if allow_skip else 1
     out = torch.empty(len(sample_ids), steps, 3, dtype=torch.long)

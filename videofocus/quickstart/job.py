@@ -1,30 +1,9 @@
 """``videofocus quickstart``: the whole job on built-in data, from nothing to a report.
 
-On a fresh install, with no data and no weights, :func:`run_quickstart`:
-
-1. generates the synthetic benchmark into ``<out>/data``;
-2. trains, in ``<out>/runs``, the glance-only and dense baselines and the three AdaFocus stages
-   (warm-up from the dense encoders, recurrent PPO policy, fine-tune on the policy's glimpses),
-   then the two comparisons: a plain-PPO policy in ``<out>/runs/variants/ppo`` (sharing the
-   dense and warm-up stages through symlinks) and the differentiable (AdaFocusV2-style) policy;
-3. evaluates every method of ``videofocus bench policy`` but its variants (cost penalty, early
-   exit) on the validation split: accuracy, counted GMACs per video, videos/s, glimpse statistics;
-4. labels the validation videos with the fine-tuned model (the ``videofocus label`` job) and draws
-   the learned policy's glimpses on the first one;
-5. writes into ``<out>``: ``report.json`` (rows ``{"name", "protocol", "accuracy",
-   "gmacs_per_video", "videos_per_s", ...}`` in :data:`NAMES` order), ``report.md`` (the table and
-   how to read it), ``tradeoff.png``, ``glimpses.gif``, ``labels.jsonl`` (with
-   ``val_videos.jsonl``, the manifest of the videos it labels), and prints the table, the files
-   and the total time.
-
-A rerun with the same ``out`` reuses every finished stage and recomputes the evaluation, the
-labels and the pictures.
-
-The QUICK protocol, how each row is obtained, is :data:`QUICK_PROTOCOL` (``bench policy`` runs
-the full one, which trains a fine-tune per method). ``random`` also reports
-``accuracy_warmup_own_glimpses``, the warm-up model with the random option-and-cell glimpses it
-was trained on; every glimpse row reports ``accuracy_warmup_net`` (its glimpses read by the
-shared warm-up network), the column where all policies are compared on equal terms.
+What it trains and writes is the command's description (:mod:`videofocus.cli.quickstart`); how
+each row is obtained is :data:`QUICK_PROTOCOL`. Every glimpse row also reports
+``accuracy_warmup_net``, its glimpses read by the shared warm-up network: the column where all
+policies are compared on equal terms.
 """
 
 from __future__ import annotations
@@ -60,11 +39,10 @@ __all__ = ["DEFAULT_CONFIG", "NAMES", "quickstart_config", "quickstart_grid", "r
 #: The built-in config the quickstart runs by default.
 DEFAULT_CONFIG = "synthetic_tiny"
 
-#: The quick protocol's shortcuts, to keep the quickstart short on 2 CPU cores (``bench policy``
-#: trains everything in full): the glance-only baseline trains for at most 4 epochs (it stays
-#: at chance however long it trains; docs/benchmarks.md), the differentiable policy for at most 6
-#: (it does not learn to move its centres on this benchmark either way), and the plain-PPO
-#: policy for half the recurrent policy's timesteps.
+#: The quick protocol's shortcuts, to keep it short (``bench policy`` trains in full): at most
+#: these epochs for the glance-only baseline and the differentiable policy (longer changes
+#: neither on this benchmark; docs/benchmarks.md), this share of the recurrent policy's
+#: timesteps for the plain-PPO one.
 QUICK_GLANCE_EPOCHS = 4
 QUICK_DIFFERENTIABLE_EPOCHS = 6
 QUICK_PPO_SHARE = 0.5
@@ -142,16 +120,10 @@ def run_quickstart(
 ) -> list[dict[str, Any]]:
     """Run the quickstart into ``out`` (see the module docs) and return the report rows.
 
-    :param out: output folder; data, runs and reports go under it.
-    :param config: the config to run (default :data:`DEFAULT_CONFIG`).
-    :param overrides: dotted config overrides.
     :param resume: reuse the stages already finished in ``out`` (False: retrain them all).
     :param differentiable_epochs: most epochs of the differentiable policy's stage; None: as
         long as the fine-tune, as ``bench policy`` trains it.
-    :param ppo_timesteps_share: the plain-PPO policy's timesteps, as a share of the config's.
-    :param progress: show progress bars.
     :param log: where progress lines go (default: stderr).
-    :returns: the rows of ``report.json``, in :data:`NAMES` order.
     """
     start = time.perf_counter()
     say = log or (lambda line: print(line, file=sys.stderr, flush=True))

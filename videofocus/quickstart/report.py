@@ -1,10 +1,6 @@
-"""What ``videofocus quickstart`` writes besides its training runs, and what it prints.
-
-``val_videos.jsonl`` and ``labels.jsonl`` (the label job on the validation videos),
-``report.json``, ``report.md`` and the closing summary. The rows come from
-:func:`videofocus.quickstart.run_quickstart`; one table formatter serves the screen and
-``report.md``, so they cannot disagree.
-"""
+"""What ``videofocus quickstart`` writes besides its training runs (``val_videos.jsonl``,
+``labels.jsonl``, ``report.json``, ``report.md``) and what it prints; one table formatter serves
+the screen and ``report.md``, so they cannot disagree."""
 
 from __future__ import annotations
 
@@ -82,13 +78,9 @@ def write_val_manifest(cfg: Config, path: Path) -> list[Path]:
 def label_validation(
     cfg: Config, out: Path, manifest: Path, checkpoint: Path, progress: bool
 ) -> str:
-    """Label the videos of ``manifest`` into ``out/labels.jsonl`` with ``checkpoint``'s model.
-
-    The file is rewritten from scratch (the checkpoint may have been retrained since).
-
-    :returns: one Markdown line saying what the job did, and how often the top label is a
-        ground-truth label of the video.
-    """
+    """Label the videos of ``manifest`` into ``out/labels.jsonl`` (rewritten: the checkpoint may
+    have been retrained since) with ``checkpoint``'s model; returns one Markdown line saying what
+    the job did and how often the top label is right."""
     labels = out / "labels.jsonl"
     labels.unlink(missing_ok=True)
     meta_path(labels).unlink(missing_ok=True)
@@ -118,13 +110,8 @@ def report_markdown(
     files: Sequence[Path],
     seconds: float,
 ) -> str:
-    """The text of ``report.md``.
-
-    :param quick_protocol: one paragraph saying how each row was obtained.
-    :param labels_line: what the label job did (see :func:`label_validation`).
-    :param files: the files written, relative to the output folder.
-    :param seconds: wall time of the whole run.
-    """
+    """The text of ``report.md``: ``quick_protocol`` says how each row was obtained,
+    ``labels_line`` what the label job did, ``files`` are relative to the output folder."""
     protocols = "\n".join(f"  - *{name}*: {note};" for name, note in PROTOCOL_NOTES.items())
     listing = "\n".join(f"- `{f}`" for f in files)
     return (

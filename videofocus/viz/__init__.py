@@ -1,8 +1,5 @@
-"""Visualisation: the glimpses a policy took on a clip, and the accuracy-vs-compute plot.
-
-Names are imported on first use, so that importing one part (e.g. the plot, which loads
-matplotlib) does not load the other (which loads torch through the glimpse geometry).
-"""
+"""Visualisation: the glimpses a policy took on a clip, and the accuracy-vs-compute plot. Names
+are imported on first use, so the plot (matplotlib) and the drawing (torch) load apart."""
 
 from __future__ import annotations
 

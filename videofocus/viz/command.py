@@ -1,16 +1,5 @@
-"""``videofocus viz``: draw the glimpses a model takes on one video, as a GIF or an MP4.
-
-``videofocus viz VIDEO --checkpoint CKPT --out glimpses.gif`` decodes VIDEO exactly as inference
-and labeling do (same sampler, frame size and square crop), runs the model's policy on it one step
-per chunk (so an early exit stops at the very step it happens), and writes one output frame per
-step: the glimpse box in its option's colour, skipped frames dimmed, the running top-1 class and
-its confidence, and the frames after an early exit marked ``exited``.
-
-``--config C`` instead of ``--checkpoint`` runs the config's model with RANDOM weights (to check a
-config or the drawing, never to read the labels); ``--policy`` swaps the model's policy for a
-heuristic (``random``, ``centre``, ``saliency``, ``dense``, ``glance_only``); ``--thresholds``
-turns on early exit; trailing ``KEY=VALUE`` are dotted config overrides.
-"""
+"""``videofocus viz``: draw the glimpses a model takes on one video, as a GIF or an MP4 (the
+options and what it draws: :mod:`videofocus.cli.viz`)."""
 
 from __future__ import annotations
 
@@ -33,23 +22,15 @@ from videofocus.viz.glimpse_video import check_suffix, write_glimpse_video
 
 __all__ = ["describe_trace", "prediction_trace", "render_glimpses", "run"]
 
-#: default upscale makes the short side of an output frame at least this many pixels, so that
-#: the ~11 px text of the overlay stays legible
+#: the short side an output frame reaches by default, so that the overlay's text stays legible
 MIN_SIDE = 256
 
 
 def prediction_trace(
     prediction: VideoPrediction, model: InferenceModel, steps: int
 ) -> GlimpseTrace:
-    """The :class:`GlimpseTrace` of one video's prediction.
-
-    Steps after an early exit were never glimpsed: their actions are recorded as skips (option 0)
-    and drawn as exited.
-
-    :param prediction: what :class:`~videofocus.inference.inferencer.AdaptiveInferencer` returned.
-    :param model: the model that made it (glimpse options, grid, class names).
-    :param steps: ``T``, the clip's number of frames.
-    """
+    """The :class:`GlimpseTrace` of ``model``'s prediction on a clip of ``steps`` frames; steps
+    after an early exit are recorded as skips (and drawn as exited)."""
     actions = torch.zeros(steps, 3, dtype=torch.long)
     actions[: prediction.steps_read] = prediction.actions
     exited = prediction.exit_step < steps - 1
@@ -72,20 +53,11 @@ def render_glimpses(
     scale: int | None = None,
     thresholds: list[float] | None = None,
 ) -> GlimpseTrace:
-    """Run ``model`` on one video and write its glimpses, step by step, to ``out``.
+    """Run ``model`` on one video (its clip sampled as for labeling) and write its glimpses,
+    step by step, to ``out`` (``.gif`` or ``.mp4``); returns the trace drawn.
 
-    :param model: the model and its policy (:func:`~videofocus.inference.model.
-        load_inference_model`).
-    :param video: the video file; its clip is sampled and sized as for labeling.
-    :param out: ``.gif`` or ``.mp4`` (see :func:`~videofocus.viz.glimpse_video.
-        write_glimpse_video`); parent folders are created.
-    :param fps: output frames per second.
-    :param scale: integer upscale of the frames; None: the smallest that makes the short side
-        at least :data:`MIN_SIDE` pixels.
-    :param thresholds: early-exit thresholds (one, or one per step); None: read every step.
-    :returns: the trace that was drawn.
+    :param scale: integer upscale; None: the smallest that makes the short side :data:`MIN_SIDE`.
     :raises VideoDecodeError: the video is missing or cannot be decoded (naming the file).
-    :raises ValueError: an output suffix other than ``.gif`` / ``.mp4``.
     """
     video, out = Path(video), Path(out)
     check_suffix(out)

@@ -1,8 +1,5 @@
-"""Draw what a glimpse policy did on the frames of one clip.
-
-Every box is computed by :mod:`videofocus.models.glimpse` (the functions the croppers use), so the
-rectangle drawn on a frame is the crop the local encoder saw, to the nearest pixel edge.
-"""
+"""Draw what a glimpse policy did on the frames of one clip. Boxes come from the croppers'
+geometry (:mod:`videofocus.models.glimpse`): each is the crop the local encoder saw."""
 
 from __future__ import annotations
 
@@ -27,9 +24,8 @@ __all__ = [
 
 Box = tuple[int, int, int, int]
 
-#: RGB outline colour of glimpse option ``k`` (0-based) is ``OPTION_COLOURS[k % len(...)]``:
-#: saturated hues that stand out on natural video, on grey and on the dark text strip; the first
-#: three avoid the synthetic benchmark's marker colours (red, blue, cyan, yellow).
+#: RGB outline colours of the glimpse options (cycled): saturated hues, the first three unlike
+#: the synthetic benchmark's marker colours (red, blue, cyan, yellow).
 OPTION_COLOURS: tuple[tuple[int, int, int], ...] = (
     (255, 60, 255),
     (60, 255, 60),
@@ -52,13 +48,8 @@ class GlimpseTrace:
     """What one clip's roll-out did, step by step.
 
     :param actions: int ``[T, 3]`` of ``(option, cell_x, cell_y)`` (option 0 skips the frame).
-    :param options: the ``K`` glimpse options; action option ``k >= 1`` means ``options[k - 1]``.
-    :param grid: cells per side ``G`` of the grid of glimpse centres.
-    :param top1: running top-1 class name after each step read.
-    :param confidence: running top-1 probability after each step read.
-    :param exit_step: 0-based step at which the prediction exited early, or None if the whole
-        clip was read; ``top1`` and ``confidence`` need entries up to this step only.
-    :raises ValueError: for inconsistent lengths or an exit step outside the clip.
+    :param top1: running top-1 class name (and ``confidence``, its probability) per step read.
+    :param exit_step: 0-based step at which the prediction exited early, or None.
     """
 
     actions: np.ndarray
@@ -70,11 +61,7 @@ class GlimpseTrace:
 
     def __post_init__(self) -> None:
         actions = np.asarray(self.actions)
-        if (
-            actions.ndim != 2
-            or actions.shape[1] != 3
-            or not np.issubdtype(actions.dtype, np.integer)
-        ):
+        if actions.ndim != 2 or actions.shape[1] != 3 or actions.dtype.kind not in "iu":
             raise ValueError(
                 f"GlimpseTrace.actions must be int [T, 3], got {actions.dtype} {actions.shape}"
             )
@@ -110,19 +97,12 @@ def glimpse_boxes(
     height: int,
     width: int,
 ) -> list[Box | None]:
-    """Pixel boxes of the glimpses that ``actions`` take on ``height x width`` frames.
+    """Pixel boxes of the glimpses that ``actions [T, 3]`` take on ``height x width`` frames:
+    the crops of :class:`~videofocus.models.cropper.PatchCropper`, edges rounded to the nearest
+    pixel edge.
 
-    A box is the crop of :class:`~videofocus.models.cropper.PatchCropper` (pixel ``i`` covers
-    ``[i, i + 1)``) with its edges rounded to the nearest pixel edge.
-
-    :param actions: int ``[T, 3]`` of ``(option, cell_x, cell_y)``.
-    :param options: the ``K`` glimpse options.
-    :param grid: cells per side ``G``.
-    :param height: frame height in pixels.
-    :param width: frame width in pixels.
     :returns: one ``(x0, y0, x1, y1)`` per step, ``x1`` and ``y1`` exclusive, None where skipped.
-    :raises ValueError: for malformed actions (see
-        :func:`~videofocus.models.glimpse.actions_to_glimpses`) or a non-positive frame size.
+    :raises ValueError: for malformed actions or a non-positive frame size.
     """
     if height <= 0 or width <= 0:
         raise ValueError(f"frame size must be positive, got {height}x{width}")
@@ -150,10 +130,8 @@ def option_colour(option: int) -> tuple[int, int, int]:
 
 
 def _wrap(draw: ImageDraw.ImageDraw, text: str, widths: list[int]) -> list[str]:
-    """Greedy word wrap of ``text``; line ``i`` fits ``widths[min(i, len - 1)]`` pixels.
-
-    A word longer than a line is kept whole (it is clipped at the frame's edge).
-    """
+    """Greedy word wrap of ``text``; line ``i`` fits ``widths[min(i, len - 1)]`` pixels (a
+    longer word is kept whole)."""
     lines: list[str] = []
     for paragraph in text.split("\n"):
         line = ""
@@ -177,22 +155,15 @@ def draw_step(
     skipped: bool,
     exited: bool = False,
 ) -> np.ndarray:
-    """Copy of ``frame`` annotated with one step of a roll-out.
+    """Copy of ``frame`` (uint8 ``[H, W, 3]`` RGB) annotated with one step of a roll-out.
 
-    The text (word-wrapped, PIL's default font) sits on a darkened strip at the top of the frame,
-    with a status tag on its right: ``#k`` in the option's colour for a glimpse with action option
-    ``k``, ``skip`` or ``exited``. Skipped frames and frames after an early exit are dimmed. The
-    box outline (2 px, inside the box, in :data:`OPTION_COLOURS`) is drawn last so that it stays
-    exact even where it crosses the strip. Text is about 11 px high, so upscale small frames
-    (see :func:`render_trace`'s ``scale``) to keep it legible.
+    The text sits on a darkened strip at the top, with a status tag on its right: ``#k`` in the
+    option's colour, ``skip`` or ``exited``. Skipped and exited frames are dimmed. The box outline
+    is drawn last so that it stays exact even where it crosses the strip.
 
-    :param frame: uint8 ``[H, W, 3]`` RGB.
-    :param box: ``(x0, y0, x1, y1)`` in pixels, ``x1``/``y1`` exclusive, or None to draw no box;
-        ignored when ``skipped`` or ``exited``.
-    :param option: 0-based index of the glimpse option (its colour); ignored when skipped.
-    :param label: text to print, e.g. step, top-1 class and confidence; ``\\n`` starts a line.
-    :param skipped: the policy skipped this frame.
-    :param exited: the prediction had already exited before this frame.
+    :param box: ``(x0, y0, x1, y1)`` in pixels, ``x1``/``y1`` exclusive, or None; ignored when
+        ``skipped`` or ``exited`` (the prediction exited before this frame).
+    :param option: 0-based index of the glimpse option (its colour).
     :raises ValueError: for a frame that is not uint8 ``[H, W, 3]`` or a box outside it.
     """
     frame = np.asarray(frame)
@@ -246,14 +217,10 @@ def _step_label(trace: GlimpseTrace, t: int) -> str:
 
 
 def render_trace(frames: np.ndarray, trace: GlimpseTrace, scale: int = 1) -> np.ndarray:
-    """Annotate every frame of a clip with what the roll-out did there (see :func:`draw_step`).
+    """Annotate every frame (uint8 ``[T, H, W, 3]``, as the policy saw them) with what the
+    roll-out did there (:func:`draw_step`); returns uint8 ``[T, H * scale, W * scale, 3]``.
 
-    :param frames: uint8 ``[T, H, W, 3]``, the clip's frames as the policy saw them (the boxes
-        are computed for this frame size).
-    :param trace: the roll-out, with ``T`` actions.
-    :param scale: integer nearest-neighbour upscale applied before drawing, so that text stays
-        legible on small frames; boxes are scaled exactly with the frames.
-    :returns: uint8 ``[T, H * scale, W * scale, 3]``.
+    :param scale: integer nearest-neighbour upscale before drawing, so that text stays legible.
     :raises ValueError: for malformed frames, a frame count other than ``T`` or a bad scale.
     """
     frames = np.asarray(frames)

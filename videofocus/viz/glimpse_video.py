@@ -38,11 +38,8 @@ def _exact_palette(frame: np.ndarray) -> Image.Image | None:
 
 
 def _to_palette(frame: np.ndarray) -> Image.Image:
-    """``frame`` as a ``P`` image: exact when it has few colours, else quantised.
-
-    A quantised frame gets an adaptive palette for the picture plus the overlay colours, mapped
-    without dithering, so that box outlines and tags keep their exact colours.
-    """
+    """``frame`` as a ``P`` image: exact when it has few colours, else quantised to an adaptive
+    palette plus the overlay colours, without dithering (so overlays keep their colours)."""
     exact = _exact_palette(frame)
     if exact is not None:
         return exact
@@ -77,21 +74,12 @@ def write_glimpse_video(
     fps: float = 2.0,
     scale: int = 1,
 ) -> Path:
-    """Render ``trace`` on ``frames`` (see :func:`~videofocus.viz.drawing.render_trace`) and
-    write the result, one output frame per step.
+    """Render ``trace`` on ``frames`` (:func:`~videofocus.viz.drawing.render_trace`) and write
+    the result to ``path`` (parent folders created), one output frame per step; returns ``path``.
 
-    - ``.gif``: Pillow, palette frames (lossless when a frame has at most 256 colours, overlay
-      colours always exact), looping forever, each frame shown ``1 / fps`` seconds (GIF delays
-      are whole centiseconds).
-    - ``.mp4``: H.264 via :func:`videofocus.io.writer.write_video`; an odd width or height is
-      padded by one repeated row / column, as yuv420p needs even sizes.
+    ``.gif``: palette frames (overlay colours always exact), looping forever; ``.mp4``: H.264
+    via :func:`videofocus.io.writer.write_video`, an odd size padded by one repeated row/column.
 
-    :param path: output file; its suffix picks the format; parent folders are created.
-    :param frames: uint8 ``[T, H, W, 3]``, the frames the policy saw.
-    :param trace: the roll-out to draw, with ``T`` actions.
-    :param fps: frames per second of the output.
-    :param scale: integer upscale, so that text stays legible on small frames.
-    :returns: ``path`` as a :class:`~pathlib.Path`.
     :raises ValueError: for an unsupported suffix, a non-positive fps, or bad frames / trace.
     """
     path = Path(path)

@@ -1,8 +1,5 @@
-"""The accuracy-vs-compute plot: one point per evaluated model, curves for sweeps.
-
-Drawn on a :class:`matplotlib.figure.Figure` rendered by the Agg canvas directly, so nothing here
-touches pyplot's global state or needs a display.
-"""
+"""The accuracy-vs-compute plot: one point per evaluated model, curves for sweeps. Drawn by the
+Agg canvas directly, so nothing here touches pyplot's global state or needs a display."""
 
 from __future__ import annotations
 
@@ -27,18 +24,15 @@ def _check_row(i: int, row: Mapping) -> tuple[str, float, float]:
     for key in ("name", "accuracy", "gmacs_per_video"):
         if key not in row:
             raise ValueError(f"tradeoff row {i} has no {key!r} (keys: {sorted(row)})")
+    where = f"tradeoff row {i} ({row['name']})"
     try:
         accuracy, gmacs = float(row["accuracy"]), float(row["gmacs_per_video"])
     except (TypeError, ValueError) as err:
-        raise ValueError(f"tradeoff row {i} ({row['name']}): non-numeric value: {err}") from None
+        raise ValueError(f"{where}: non-numeric value: {err}") from None
     if not (math.isfinite(accuracy) and 0.0 <= accuracy <= 1.0):
-        raise ValueError(
-            f"tradeoff row {i} ({row['name']}): accuracy must be in [0, 1], got {accuracy}"
-        )
+        raise ValueError(f"{where}: accuracy must be in [0, 1], got {accuracy}")
     if not (math.isfinite(gmacs) and gmacs > 0.0):
-        raise ValueError(
-            f"tradeoff row {i} ({row['name']}): gmacs_per_video must be positive, got {gmacs}"
-        )
+        raise ValueError(f"{where}: gmacs_per_video must be positive, got {gmacs}")
     return str(row["name"]), accuracy, gmacs
 
 
@@ -50,16 +44,9 @@ _PAD = 4.0
 def label_offsets(
     anchors: Sequence[Sequence[float]], names: Sequence[str], fontsize: float
 ) -> list[float]:
-    """Vertical offsets (points) that keep the names of nearby points from overlapping.
-
-    Each name starts :data:`_PAD` points right of and above its point; going up from the lowest
-    point, a name whose box would overlap one already placed is lifted just above it.
-
-    :param anchors: the points' display positions, in points (x right, y up).
-    :param names: the name printed beside each point.
-    :param fontsize: font size of the names; box widths are estimated from it.
-    :returns: one upward offset per point, in its order.
-    """
+    """Upward offsets (points), one per point, that keep the names of nearby points from
+    overlapping: going up from the lowest point (``anchors`` in display points), a name whose
+    box (estimated from ``fontsize``) would overlap one already placed is lifted above it."""
     height = 1.3 * fontsize
     placed: list[tuple[float, float, float, float]] = []  # x0, x1, y0, y1
     rises = [0.0] * len(names)
@@ -84,23 +71,16 @@ def plot_tradeoff(
     title: str | None = None,
     curve_key: str | None = "curve",
 ) -> Path:
-    """Plot accuracy against GMACs per video and save the figure.
+    """Plot accuracy against GMACs per video into ``path`` (any format matplotlib writes;
+    parent folders created) and return it.
 
-    Every row is a labelled point. Rows whose ``curve_key`` value is the same (and not None) are
-    joined by one line in order of cost, e.g. the points of a lambda or budget sweep; the legend
-    names these curves. The x axis is logarithmic when the costs span more than
-    :data:`LOG_SPAN` times.
+    Every row is a labelled point; rows sharing a ``curve_key`` value (not None) are joined by
+    one line in order of cost (a sweep), named in the legend. The x axis is logarithmic when the
+    costs span more than :data:`LOG_SPAN` times.
 
     :param rows: mappings with ``name``, ``accuracy`` (in ``[0, 1]``, plotted in percent) and
-        ``gmacs_per_video`` (positive); ``accuracy_low`` / ``accuracy_high``, where finite, draw
-        the row's interval as an error bar; other keys are ignored.
-    :param path: output file; its suffix picks the format (any matplotlib writes: ``.png``,
-        ``.pdf``, ``.svg``, ...); parent folders are created.
-    :param title: figure title.
-    :param curve_key: key grouping rows into curves; None draws points only.
-    :returns: ``path`` as a :class:`~pathlib.Path`.
-    :raises ValueError: for no rows, a row with a missing or out-of-range value, or a suffix
-        matplotlib cannot write.
+        ``gmacs_per_video``; finite ``accuracy_low`` / ``accuracy_high`` draw an error bar.
+    :raises ValueError: for no rows, a missing or out-of-range value, or an unwritable suffix.
     """
     if not rows:
         raise ValueError("plot_tradeoff needs at least one row")
