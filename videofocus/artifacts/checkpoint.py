@@ -47,15 +47,12 @@ class CheckpointMeta:
     """What ``meta.json`` records: enough to rebuild the model and label with it from the
     checkpoint folder alone.
 
-    :ivar stage: the stage that wrote it (``warmup``, ``dense``, ``glance_only``, ``policy``,
-        ``finetune``, ``differentiable``).
-    :ivar num_classes: output classes.
     :ivar class_names: one name per class; None when training could not read them.
     :ivar config: the resolved config, as plain data (``config_to_dict``).
-    :ivar preprocessing: how frames become the network's input (``mean``, ``std`` of the 0-1
-        RGB values, the ``frame_size`` side of the square clips).
-    :ivar policy: for the learned stages, the policy's ``algo``, ``network`` shape and glance
-        ``projection`` shape (:func:`~videofocus.artifacts.learned_policy.learned_policy_meta`).
+    :ivar preprocessing: how frames become the network's input
+        (:func:`~videofocus.artifacts.meta.preprocessing`).
+    :ivar policy: for the learned stages, the policy's shape
+        (:func:`~videofocus.artifacts.learned_policy.learned_policy_meta`).
     :ivar epoch: the last epoch trained (None for the policy stage).
     :ivar metrics: the stage's last validation metrics.
     :ivar train_seconds: wall time of the stage (0 for ``last/``).
@@ -77,8 +74,7 @@ class CheckpointMeta:
     def from_dict(cls, data: dict[str, Any], source: str | Path) -> CheckpointMeta:
         """The meta of ``data`` (a ``meta.json``), checked.
 
-        :raises CheckpointError: naming ``source`` and the first missing key: a checkpoint
-            written before they described themselves fully needs retraining.
+        :raises CheckpointError: naming ``source`` and the first missing or unknown key.
         """
         required = ["stage", "num_classes", "class_names", "config", "preprocessing"]
         if data.get("stage") in LEARNED_STAGES:
@@ -145,7 +141,6 @@ def save_checkpoint(
     """Write a checkpoint folder atomically and return its path.
 
     :param model_state: a model ``state_dict`` (moved to CPU and made contiguous here).
-    :param meta: what the folder records.
     :param trainer_state: optimizer/scheduler/RNG state for exact resume (tensors + plain data).
     """
     path = Path(path)
@@ -188,14 +183,11 @@ def _shape(tensor: torch.Tensor) -> str:
 def load_model_state(
     module: torch.nn.Module, state: dict[str, torch.Tensor], source: str | Path
 ) -> None:
-    """``module.load_state_dict(state)`` (strict), failing in one line when the weights do not fit.
-
-    A checkpoint trained with another config (other widths, options, classes) differs in tensor
-    shapes or keys; torch's own error lists every key over many lines.
+    """``module.load_state_dict(state)`` (strict), failing in one line when the weights do not
+    fit (torch's own error lists every key of a checkpoint of another config over many lines).
 
     :param source: the checkpoint folder, named in the error.
-    :raises CheckpointError: naming the first mismatched key with both shapes, or the first
-        missing / unexpected key, and how many more differ.
+    :raises CheckpointError: naming the first differing key and how many more differ.
     """
     own = module.state_dict()
     mismatched = [k for k, v in own.items() if k in state and state[k].shape != v.shape]

@@ -34,11 +34,9 @@ STAGE = "policy"
 def load_focusnet(
     cfg: Config, path: str | Path, device: torch.device | str = "cpu"
 ) -> tuple[FocusNet, int]:
-    """The FocusNet of a supervised checkpoint, frozen (eval mode, no gradients), and its classes.
+    """The FocusNet of a supervised checkpoint folder (e.g. ``<out_dir>/warmup/final``), frozen
+    (eval mode, no gradients) on ``device``, and its classes; ``cfg.model`` must match it.
 
-    :param cfg: the run config (``model.*`` must match the checkpoint).
-    :param path: a checkpoint folder, e.g. ``<out_dir>/warmup/final``.
-    :param device: where the model goes.
     :raises CheckpointError: when the folder is not a checkpoint (e.g. warm-up not trained yet).
     """
     ckpt = load_checkpoint(path, load_trainer=False)
@@ -49,14 +47,11 @@ def load_focusnet(
 def policy_checkpoint_focusnet(
     cfg: Config, path: str | Path, ckpt: Checkpoint
 ) -> tuple[FocusNet, int]:
-    """The frozen FocusNet (on the CPU) a policy-stage checkpoint acts on, and its classes.
+    """The frozen FocusNet (on the CPU) a policy-stage checkpoint acts on, from its own copy
+    (``focusnet.*`` weights), and its classes.
 
-    The checkpoint holds its own copy (``focusnet.*`` weights).
-
-    :param cfg: the run config.
-    :param path: the policy checkpoint folder (named in errors).
-    :param ckpt: that folder, loaded.
-    :raises CheckpointError: for a checkpoint without the copy (an older videofocus wrote it).
+    :param path: the policy checkpoint folder (named in errors); ``ckpt``: that folder, loaded.
+    :raises CheckpointError: for a checkpoint without the copy.
     """
     own = _strip(ckpt.model, "focusnet.")
     if not own:
@@ -117,10 +112,9 @@ def learned_policy_meta(
     """What a checkpoint's ``meta.policy`` records to rebuild a learned policy without any other
     folder: ``algo``, ``network`` (:func:`network_spec`) and ``projection`` (its shape).
 
-    :param algo: the registered algorithm that trained ``network`` (``policy.algo``); None: the
-        first registered one that trains its kind of network
-        (:func:`~videofocus.policy.algorithms.algorithm_for_network`: ``recurrent_ppo`` for a
-        recurrent network, ``ppo`` for a feed-forward one).
+    :param algo: the registered algorithm that trained ``network``; None: the first registered
+        one that trains its kind of network
+        (:func:`~videofocus.policy.algorithms.algorithm_for_network`).
     :raises ValueError: for an unknown ``algo``, or one that trains another kind of network.
     """
     spec = network_spec(network)
@@ -143,12 +137,9 @@ def learned_policy_meta(
 
 
 def learned_policy_from_meta(cfg: Config, spec: dict[str, Any]) -> LearnedGlimpsePolicy:
-    """A deterministic learned policy of the shape :func:`learned_policy_meta` recorded, with
-    untrained weights (load a checkpoint's into it), on the CPU.
-
-    :param cfg: the run config; gives the glimpse options, the grid and ``policy.allow_skip``.
-    :param spec: a policy or finetune checkpoint's ``meta.policy``.
-    """
+    """A deterministic learned policy of the shape :func:`learned_policy_meta` recorded
+    (``spec``, a checkpoint's ``meta.policy``), with untrained weights, on the CPU; ``cfg`` gives
+    the glimpse options, the grid and ``policy.allow_skip``."""
     proj = spec["projection"]
     policy = LearnedGlimpsePolicy(
         glimpse_options(cfg),
@@ -164,7 +155,6 @@ def learned_policy_from_meta(cfg: Config, spec: dict[str, Any]) -> LearnedGlimps
 def load_learned_policy(cfg: Config, path: str | Path | Checkpoint) -> LearnedGlimpsePolicy:
     """The learned policy of a policy-stage checkpoint, deterministic, on the CPU.
 
-    :param cfg: the run config; gives the glimpse options, the grid and ``policy.allow_skip``.
     :param path: the checkpoint folder, e.g. ``<out_dir>/policy/final``, or that folder loaded.
     :raises CheckpointError: when the folder is not a policy-stage checkpoint.
     """

@@ -3,22 +3,18 @@
 :class:`AdaptiveInferencer` streams batches of clips through a :class:`FocusNet` and a
 :class:`GlimpsePolicy`:
 
-1. a batch is *admitted*: one glance call over all its frames, one policy roll-out (the policy
-   reads glance features only, so every glimpse of the clip is known at once), one crop call per
-   glimpse option; the frames are then dropped, only crops and pooled glance features stay;
-2. steps run in *chunks* of ``chunk_steps``: a video's next chunk of glimpses is queued only when
-   the previous chunk left it below its exit threshold, so a video that exits early never pays for
-   later glimpses (early exit that really skips work);
-3. each option's queue feeds the local encoder in batches of ``local_batch`` glimpses that mix
-   many videos and chunks; a partial batch waits for the next admitted clips instead of running
-   small (it runs only when nothing else can make progress, e.g. after the last clip);
-4. videos whose chunk is complete go through the aggregator together, are checked against the
-   per-step thresholds, and either leave (a :class:`VideoPrediction`) or queue their next chunk.
+1. *admission*: one glance call over a batch's frames, one policy roll-out (the policy reads
+   glance features only, so every glimpse is known at once), one crop call per option; only the
+   crops and pooled glance features are kept;
+2. steps run in *chunks* of ``chunk_steps``: a video's next chunk is queued only when the last
+   left it below its exit threshold, so early exit really skips the later glimpses;
+3. each option's queue feeds the local encoder in batches of ``local_batch`` glimpses mixing
+   videos and chunks; a partial batch runs only when nothing else can make progress;
+4. videos with a complete chunk go through the aggregator together and either exit (a
+   :class:`VideoPrediction`) or queue their next chunk.
 
-Per-video state lives in fixed slots of pooled buffers, so all bookkeeping is vectorised.
-Cost is counted as computed: every frame's glance and policy step (done at admission), the
-aggregator steps up to the end of the exit chunk and every glimpse encoded
-(:func:`chunked_step_costs` gives the same numbers for calibration).
+Per-video state lives in slots of pooled buffers, so the bookkeeping is vectorised. Cost counts
+what was computed (:func:`chunked_step_costs` gives the same numbers for calibration).
 """
 
 from __future__ import annotations
@@ -175,8 +171,6 @@ class AdaptiveInferencer:
         self._free: list[int] = []
         self._slots: dict[int, _Pending] = {}
 
-    # ------------------------------------------------------------------------------ public API
-
     def predict(self, frames: torch.Tensor) -> list[VideoPrediction]:
         """Predictions for one batch of clips ``[B, T, 3, H, W]`` (as :meth:`run` takes them), in
         order."""
@@ -189,11 +183,10 @@ class AdaptiveInferencer:
     ) -> Iterator[tuple[Hashable, VideoPrediction]]:
         """Yield ``(key, prediction)`` for every clip of ``batches``, as videos finish.
 
-        :param batches: ``(keys, frames)`` pairs, frames ``[B, T, 3, H, W]`` either ImageNet-
-            normalised float or raw uint8 (faster on the CPU: only glance inputs and crops are
-            converted and normalised; the glance input is then resized in 8 bits, which moves
-            it by at most one grey level); any device (moved to the inferencer's); keys must be
-            unique across the stream.
+        :param batches: ``(keys, frames)`` pairs with keys unique across the stream; frames
+            ``[B, T, 3, H, W]`` on any device, ImageNet-normalised float or raw uint8 (faster on
+            the CPU: only glance inputs and crops are normalised, the glance input resized in 8
+            bits, at most one grey level off).
         """
         for keys, frames in batches:
             if len(keys) != frames.shape[0]:
@@ -204,8 +197,6 @@ class AdaptiveInferencer:
             yield from self._drain(flush=False)
         if self._steps is not None:  # something was admitted
             yield from self._drain(flush=True)
-
-    # ---------------------------------------------------------------------------- admission
 
     def _autocast(self):
         dtype = _AMP_DTYPES.get(self.options.amp)
@@ -218,7 +209,6 @@ class AdaptiveInferencer:
         self._thresholds = torch.tensor(expand_thresholds(self.options.thresholds, steps))
         self._frame_shape = frames.shape[-3:]
         gru = self.net.aggregator.gru
-        # device buffers, one row per slot (or per slot and step)
         self.pooled = torch.zeros(0, t, glance.pooled.shape[-1], device=dev)
         self.local = torch.zeros(0, self.net.local_encoder.feature_dim, device=dev)
         self.option_index = torch.zeros(0, t, dtype=torch.long, device=dev)
@@ -226,8 +216,7 @@ class AdaptiveInferencer:
         self.crops = [
             torch.zeros(0, 3, o.resolution, o.resolution, device=dev) for o in self.net.options
         ]
-        # CPU bookkeeping: actions, glimpses left in the current chunk, its first step, and
-        # whether the chunk is complete and waits for the aggregator.
+        # CPU: actions, glimpses left in the chunk, its first step, whether it awaits aggregation
         self.actions = torch.zeros(0, t, 3, dtype=torch.long)
         self.remaining = torch.zeros(0, dtype=torch.long)
         self.chunk_start = torch.zeros(0, dtype=torch.long)
@@ -311,8 +300,6 @@ class AdaptiveInferencer:
         share = seconds / len(slots)
         for s in slots:
             self._slots[s].model_seconds += share
-
-    # ------------------------------------------------------------------------------- chunks
 
     def _queue_chunks(self, slots: torch.Tensor, starts: torch.Tensor) -> None:
         """Queue the glimpses of the chunk beginning at ``starts`` for each slot."""
@@ -423,12 +410,11 @@ class AdaptiveInferencer:
 
     def _drain(self, flush: bool) -> Iterator[tuple[Hashable, VideoPrediction]]:
         """Advance every video as far as full batches allow (all the way when ``flush``)."""
-        while True:
+        progress = True
+        while progress:
             yield from self._aggregate()
-            if self._encode(flush=False):
-                continue
-            if flush and any(q.numel() for q in self.queues):
-                self._encode(flush=True)
-                continue
-            if not bool(self.ready.any()):
-                break
+            progress = (
+                self._encode(flush=False)
+                or (flush and self._encode(flush=True))
+                or bool(self.ready.any())
+            )

@@ -1,12 +1,10 @@
 """The ``videofocus label`` job: label a video collection, fast, within a budget, losing nothing.
 
-Inputs (a manifest, a folder or a list) are split into this process's shard; videos already in
-the output file are skipped (resume); the rest are decoded by ``DataLoader`` workers and pushed
-through the :class:`~videofocus.inference.inferencer.AdaptiveInferencer`. Every input ends as
-exactly one JSON line: ``status: ok`` with top-k labels and scores, or ``status: error`` with
-the reason.
-Lines are appended durably as videos finish (:class:`~videofocus.labeling.results.ResultWriter`),
-so a job killed at any moment is resumed by running the same command again.
+This process's shard of the inputs, less the videos already in the output (resume), is decoded
+by ``DataLoader`` workers and run through the
+:class:`~videofocus.inference.inferencer.AdaptiveInferencer`. Every input ends as one JSON line
+(``status: ok`` with top-k labels and scores, or ``status: error`` with the reason), appended
+durably as videos finish, so rerunning the same command resumes a killed job.
 """
 
 from __future__ import annotations
@@ -51,8 +49,7 @@ class LabelJobOptions:
     """How the job runs (inference options are separate: :class:`InferenceOptions`).
 
     :param batch_size: clips per decoded batch (the local encoder batches across them).
-    :param num_workers: decoding processes (0: decode in the main process); None: all cores
-        but one when the network runs on an accelerator, half of them on the CPU.
+    :param num_workers: decoding processes (0: the main process); None: see :func:`plan_cpu`.
     :param threads: torch threads of the network on the CPU; None: the cores the decoding
         workers leave (oversubscribed cores make both sides slower).
     :param decode_timeout: seconds allowed to decode one video.
@@ -60,11 +57,9 @@ class LabelJobOptions:
     :param glimpses: write each video's glimpse actions.
     :param budget_gmacs: calibrate (or reuse stored) exit thresholds to this mean cost.
     :param calibrate: labelled manifest to calibrate the budget on (default: the config's
-        validation rows when they exist); the thresholds are stored beside the checkpoint
-        for later runs.
+        validation rows); the thresholds are stored beside the checkpoint.
     :param progress: show a progress bar.
-    :param retry_errors: label again the inputs whose row in the output says ``error``
-        (their old rows are replaced, the file keeps one row per input).
+    :param retry_errors: label again the inputs whose row says ``error`` (replacing it).
     """
 
     batch_size: int = 32
@@ -175,7 +170,8 @@ def resolve_thresholds(
 
 
 def plan_cpu(job: LabelJobOptions, device: torch.device) -> tuple[int, int]:
-    """(decoding workers, network threads) for this machine, from ``job`` or its defaults."""
+    """(decoding workers, network threads) for this machine, from ``job`` or its defaults:
+    workers on all cores but one beside an accelerator, on half of them beside the CPU."""
     cores = os.cpu_count() or 1
     workers = job.num_workers
     if workers is None:
@@ -243,10 +239,10 @@ def labelled_rows(
         yield from failures
         failures.clear()
         ms = decode_ms.pop(index)
-        row = prediction_row(
-            items[index], prediction, model.class_names, topk, frames, ms, glimpses
+        yield (
+            index,
+            prediction_row(items[index], prediction, model.class_names, topk, frames, ms, glimpses),
         )
-        yield index, row
     yield from failures
 
 
@@ -262,10 +258,9 @@ def run_label_job(
     """Label every video of ``source`` (this process's shard of it) into ``out``.
 
     :param source: a manifest, a folder of videos or a text list of paths.
-    :param model: the model and policy (:func:`~videofocus.inference.model.
-        load_inference_model`).
     :param out: the JSONL output; with several shards each writes ``<out stem>.shard-...``.
-    :param shard: this process's shard (default: from ``torchrun`` / Slurm variables, else 1/0).
+    :param shard: this process's shard (default: :func:`~videofocus.labeling.sharding.
+        resolve_shard`).
     """
     start = time.perf_counter()
     options = options or InferenceOptions()
