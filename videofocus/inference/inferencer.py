@@ -53,8 +53,7 @@ class InferenceOptions:
     :param thresholds: early-exit thresholds on the running top-1 probability, one per step or
         one for all (see :mod:`videofocus.inference.early_exit`); None: no early exit.
     :param max_steps: anytime mode: use only the first ``max_steps`` steps; None: all.
-    :param amp: ``off``, ``bf16`` or ``fp16`` autocast for the encoders (CUDA; ``bf16`` also
-        works on CPU).
+    :param amp: ``off``, ``bf16`` or ``fp16`` autocast for the encoders (``bf16`` on CPU too).
     :param compile: ``torch.compile`` the encoders.
     """
 
@@ -102,13 +101,9 @@ class VideoPrediction:
 
 
 def chunked_step_costs(actions: torch.Tensor, cost: CostTable, chunk_steps: int) -> torch.Tensor:
-    """GMACs ``[N, T]`` each video would have spent had it exited after step ``t``.
-
-    Glance and policy run on all ``T`` frames up front; the aggregator and the glimpses run up to
-    the end of the chunk holding ``t``.
-
-    :param actions: long ``[N, T, 3]``, the roll-outs' actions (option 0: skip).
-    """
+    """GMACs ``[N, T]`` each video of the roll-outs' ``actions`` (long ``[N, T, 3]``) would have
+    spent had it exited after step ``t``: glance and policy on all ``T`` frames, the aggregator
+    and the glimpses up to the end of the chunk holding ``t``."""
     n, t, _ = actions.shape
     local = torch.tensor([0, *cost.local], dtype=torch.float64)[actions[..., 0].cpu()]
     per_step = local + cost.aggregator  # [N, T]
@@ -137,14 +132,8 @@ class _Pending:
 
 
 class AdaptiveInferencer:
-    """Runs a :class:`FocusNet` under a :class:`GlimpsePolicy` on streams of clips.
-
-    :param net: the trained (or randomly initialised) model.
-    :param policy: chooses the glimpses from the glance.
-    :param cost: the model's cost table (GMACs accounting).
-    :param options: chunking, batching, thresholds, precision.
-    :param device: where the networks run.
-    """
+    """Runs a :class:`FocusNet` under a :class:`GlimpsePolicy` on streams of clips, counting
+    GMACs with the model's ``cost`` table."""
 
     def __init__(
         self,
@@ -172,8 +161,7 @@ class AdaptiveInferencer:
         self._slots: dict[int, _Pending] = {}
 
     def predict(self, frames: torch.Tensor) -> list[VideoPrediction]:
-        """Predictions for one batch of clips ``[B, T, 3, H, W]`` (as :meth:`run` takes them), in
-        order."""
+        """Predictions for one batch of clips (as :meth:`run` takes them), in order."""
         out = dict(self.run([(list(range(frames.shape[0])), frames)]))
         return [out[i] for i in range(frames.shape[0])]
 
