@@ -49,14 +49,11 @@ class CheckpointMeta:
 
     :ivar class_names: one name per class; None when training could not read them.
     :ivar config: the resolved config, as plain data (``config_to_dict``).
-    :ivar preprocessing: how frames become the network's input
-        (:func:`~videofocus.artifacts.meta.preprocessing`).
+    :ivar preprocessing: :func:`~videofocus.artifacts.meta.preprocessing`.
     :ivar policy: for the learned stages, the policy's shape
         (:func:`~videofocus.artifacts.learned_policy.learned_policy_meta`).
     :ivar epoch: the last epoch trained (None for the policy stage).
-    :ivar metrics: the stage's last validation metrics.
     :ivar train_seconds: wall time of the stage (0 for ``last/``).
-    :ivar versions: ``videofocus`` and ``torch`` versions that wrote it.
     """
 
     stage: str

@@ -40,8 +40,7 @@ def load_focusnet(
     :raises CheckpointError: when the folder is not a checkpoint (e.g. warm-up not trained yet).
     """
     ckpt = load_checkpoint(path, load_trainer=False)
-    num_classes = ckpt.meta.num_classes
-    return _frozen_focusnet(cfg, num_classes, ckpt.model, device), num_classes
+    return _frozen_focusnet(cfg, ckpt, ckpt.model, device)
 
 
 def policy_checkpoint_focusnet(
@@ -59,16 +58,15 @@ def policy_checkpoint_focusnet(
             f"{path}: this policy checkpoint holds no focusnet.* weights (the network it acts "
             "on; written by an older videofocus); train the policy stage again"
         )
-    num_classes = ckpt.meta.num_classes
-    return _frozen_focusnet(cfg, num_classes, own, "cpu"), num_classes
+    return _frozen_focusnet(cfg, ckpt, own, "cpu")
 
 
 def _frozen_focusnet(
-    cfg: Config, num_classes: int, state: dict[str, torch.Tensor], device: torch.device | str
-) -> FocusNet:
-    net = build_focusnet(cfg, num_classes)
+    cfg: Config, ckpt: Checkpoint, state: dict[str, torch.Tensor], device: torch.device | str
+) -> tuple[FocusNet, int]:
+    net = build_focusnet(cfg, ckpt.meta.num_classes)
     net.load_state_dict(state)
-    return net.to(device).eval().requires_grad_(False)
+    return net.to(device).eval().requires_grad_(False), ckpt.meta.num_classes
 
 
 def network_spec(network: GlimpsePolicyNetwork) -> dict[str, Any]:

@@ -64,14 +64,9 @@ def exit_costs(step_costs: torch.Tensor, exit_step: torch.Tensor) -> torch.Tenso
 
 @dataclass(frozen=True)
 class ExitCalibration:
-    """Thresholds meeting a budget, and what they achieve on the calibration set.
-
-    :ivar thresholds: one per step (the last is 0: always exit).
-    :ivar budget: the requested mean cost per video.
-    :ivar achieved: the mean cost per video the thresholds give on the calibration set.
-    :ivar accuracy: top-1 accuracy at the exits (None without labels).
-    :ivar exit_fraction: share of videos exiting at each step.
-    """
+    """Thresholds (one per step, the last 0) meeting a ``budget`` (mean cost per video), and what
+    they achieve on the calibration set: the mean cost, top-1 ``accuracy`` at the exits (None
+    without labels) and the share of videos exiting at each step."""
 
     thresholds: list[float]
     budget: float

@@ -84,8 +84,7 @@ class VideoPrediction:
     :ivar exit_step: 0-based step whose prediction was taken.
     :ivar steps_read: steps whose glimpses were computed (the exit step's chunk included).
     :ivar actions: long ``[steps_read, 3]``, the glimpses taken (option 0: skipped).
-    :ivar step_confidence: running top-1 probability after each step read.
-    :ivar step_top1: running top-1 class after each step read.
+    :ivar step_confidence: running top-1 probability (``step_top1``: class) after each step read.
     :ivar gmacs: multiply-accumulates spent on this video, in GMACs.
     :ivar model_ms: this video's share of the network time of the batches it was in.
     """
@@ -154,8 +153,7 @@ class AdaptiveInferencer:
         if self.options.compile:
             self.glance_fn = torch.compile(self.glance_fn, dynamic=True)
             self.local_fn = torch.compile(self.local_fn, dynamic=True)
-        self._steps: int | None = None
-        self._thresholds: torch.Tensor | None = None
+        self._steps = 0  # steps per clip, fixed by the first batch (0: none admitted yet)
         self._capacity = 0
         self._free: list[int] = []
         self._slots: dict[int, _Pending] = {}
@@ -183,7 +181,7 @@ class AdaptiveInferencer:
                 continue
             self._admit(keys, frames)
             yield from self._drain(flush=False)
-        if self._steps is not None:  # something was admitted
+        if self._steps:
             yield from self._drain(flush=True)
 
     def _autocast(self):
@@ -215,7 +213,6 @@ class AdaptiveInferencer:
     def _grow(self, capacity: int) -> None:
         """Enlarge every slot buffer to ``capacity`` slots, keeping their contents."""
         old, t = self._capacity, self._steps
-        assert t is not None
         self.pooled = _enlarge(self.pooled, capacity)
         self.local = _enlarge(self.local, capacity * t)
         self.option_index = _enlarge(self.option_index, capacity)
@@ -248,8 +245,7 @@ class AdaptiveInferencer:
         flat_frames = rearrange(frames, "b t c h w -> (b t) c h w")
         glance_in = frames
         if raw:
-            # Resize the uint8 frames (antialiased, as GlobalEncoder does) and normalise only
-            # the small result: full frames are never converted to float on the CPU.
+            # resize in uint8 (antialiased, as GlobalEncoder does), normalise the small result
             small = self.net.global_encoder.resize(
                 flat_frames.contiguous(memory_format=torch.channels_last)
             )
@@ -257,7 +253,7 @@ class AdaptiveInferencer:
         with self._autocast():
             glance = self.glance_fn(glance_in)
         glance = GlanceOutput(glance.maps.float(), glance.pooled.float())
-        if self._steps is None:
+        if not self._steps:
             self._setup(steps, frames, glance)
         elif steps != self._steps or frames.shape[-3:] != self._frame_shape:
             raise ValueError(
@@ -292,7 +288,6 @@ class AdaptiveInferencer:
     def _queue_chunks(self, slots: torch.Tensor, starts: torch.Tensor) -> None:
         """Queue the glimpses of the chunk beginning at ``starts`` for each slot."""
         t, c = self._steps, self.options.chunk_steps
-        assert t is not None
         steps = starts[:, None] + torch.arange(c)
         rows = slots[:, None] * t + steps.clamp(max=t - 1)
         option = self.actions[slots[:, None], steps.clamp(max=t - 1), 0] - 1  # -1: skip
@@ -308,7 +303,6 @@ class AdaptiveInferencer:
         ran = False
         size = self.options.local_batch or (64 if self.device.type == "cpu" else 512)
         t = self._steps
-        assert t is not None
         for k, queue in enumerate(self.queues):
             while queue.numel() >= size or (flush and queue.numel()):
                 rows, queue = queue[:size], queue[size:]
@@ -333,7 +327,6 @@ class AdaptiveInferencer:
             return []
         self.ready[ready] = False
         t, c = self._steps, self.options.chunk_steps
-        assert t is not None and self._thresholds is not None
         finished: list[tuple[Hashable, VideoPrediction]] = []
         continuing, next_starts = [], []
         for start in torch.unique(self.chunk_start[ready]).tolist():

@@ -30,14 +30,9 @@ VIDEO_EXTENSIONS: frozenset[str] = frozenset(
 
 @dataclass(frozen=True)
 class LabelItem:
-    """One video (or segment of one) to label.
-
-    :param id: unique key of the item in the results.
-    :param path: absolute path of the video file.
-    :param start: segment start in seconds (manifest segments only).
-    :param end: segment end in seconds (manifest segments only).
-    :param labels: ground-truth class indices when INPUT is a manifest, else ``()``.
-    """
+    """One video (or segment of one) to label: its unique ``id`` in the results, the video file's
+    absolute ``path``, a manifest segment's ``start`` and ``end`` in seconds, and its ground-truth
+    class indices ``labels`` (empty when INPUT gives none)."""
 
     id: str
     path: Path

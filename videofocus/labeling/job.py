@@ -53,12 +53,10 @@ class LabelJobOptions:
     :param threads: torch threads of the network on the CPU; None: the cores the decoding
         workers leave (oversubscribed cores make both sides slower).
     :param decode_timeout: seconds allowed to decode one video.
-    :param topk: labels per video.
     :param glimpses: write each video's glimpse actions.
     :param budget_gmacs: calibrate (or reuse stored) exit thresholds to this mean cost.
     :param calibrate: labelled manifest to calibrate the budget on (default: the config's
         validation rows); the thresholds are stored beside the checkpoint.
-    :param progress: show a progress bar.
     :param retry_errors: label again the inputs whose row says ``error`` (replacing it).
     """
 
@@ -217,11 +215,8 @@ def labelled_rows(
     topk: int = 5,
     glimpses: bool = False,
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(index in items, row)`` for every item, as it finishes: the error row of an input that
-    could not be decoded, or the prediction row of a labelled one.
-
-    :param loader: batches of :class:`~videofocus.labeling.decoding.LabelClips` over ``items``
-        (``collate_decoded``).
+    """``(index in items, row)`` for every item, as it finishes (its error or prediction row),
+    from ``loader``'s batches of :class:`~videofocus.labeling.decoding.LabelClips` over ``items``.
     """
     decode_ms: dict[int, float] = {}
     failures: list[tuple[int, dict[str, Any]]] = []

@@ -183,7 +183,6 @@ def _lock(fd: int, path: Path) -> None:
 def _open_locked(path: Path) -> int:
     """Open ``path`` for appending (created if missing) and take its lock.
 
-    :raises ResultsLockedError: another process holds the lock.
     :raises ResultsError: ``path`` is not a regular file.
     """
     for _ in range(_ATTEMPTS):
