@@ -1,16 +1,9 @@
 """Checkpoints that ``torch.load(weights_only=True)`` can read, written atomically.
 
-A checkpoint is a folder::
-
-    model.safetensors   model weights (safetensors: no pickle, memory-mappable)
-    trainer.pt          optimizer / scheduler / grad-scaler state, RNG states, step counters;
-                        tensors and plain Python data only, so ``weights_only=True`` loads it
-    meta.json           :class:`CheckpointMeta`: stage, classes and their names, the resolved
-                        config, the preprocessing, the learned policy's shape, epoch, metrics,
-                        library versions
-
-It is written into a temporary sibling folder and renamed into place, so a run killed at any moment
-leaves either the previous checkpoint or the new one, never a half-written one.
+A checkpoint is a folder of ``model.safetensors`` (the weights: no pickle, memory-mappable),
+``trainer.pt`` (optimizer, scheduler, grad-scaler and RNG states, step counters: tensors and plain
+data only) and ``meta.json`` (:class:`CheckpointMeta`). It is written into a temporary sibling
+folder and renamed into place, so a killed run leaves the previous checkpoint or the new one.
 """
 
 from __future__ import annotations
@@ -173,10 +166,6 @@ def load_checkpoint(path: str | Path, load_trainer: bool = True) -> Checkpoint:
     )
 
 
-def _shape(tensor: torch.Tensor) -> str:
-    return "[" + ", ".join(map(str, tensor.shape)) + "]"
-
-
 def load_model_state(
     module: torch.nn.Module, state: dict[str, torch.Tensor], source: str | Path
 ) -> None:
@@ -193,8 +182,8 @@ def load_model_state(
     if mismatched:
         key = mismatched[0]
         problem = (
-            f"{key} is {_shape(state[key])} in the checkpoint but {_shape(own[key])} in the model "
-            "of this config"
+            f"{key} is {list(state[key].shape)} in the checkpoint but {list(own[key].shape)} in "
+            "the model of this config"
         )
     elif missing:
         problem = f"{missing[0]} is missing from the checkpoint"

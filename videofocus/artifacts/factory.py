@@ -76,8 +76,7 @@ def _given(**kwargs: Any) -> dict[str, Any]:
 
 
 def build_focusnet(cfg: Config, num_classes: int | None = None) -> FocusNet:
-    """The adaptive model described by ``cfg.model`` (``num_classes`` None:
-    :func:`resolve_num_classes`)."""
+    """The adaptive model described by ``cfg.model``."""
     return _create(cfg, num_classes, glimpse_options(cfg))
 
 

@@ -82,8 +82,7 @@ class LoadedModel:
 
     @property
     def method(self) -> str:
-        """What chooses the glimpses: the learned policy's algorithm, or
-        :data:`STAGE_METHODS` of the stage."""
+        """What chooses the glimpses: the policy's algorithm (or heuristic), else the stage's."""
         policy = self.meta.policy or {}
         if "algo" in policy or "heuristic" in policy:
             return str(policy.get("algo") or policy["heuristic"])

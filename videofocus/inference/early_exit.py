@@ -57,8 +57,7 @@ def apply_thresholds(confidence: torch.Tensor, thresholds: Sequence[float] | Non
 
 
 def exit_costs(step_costs: torch.Tensor, exit_step: torch.Tensor) -> torch.Tensor:
-    """Cost per video (``[N]``) of stopping at ``exit_step``, from the cumulative ``[N, T]``
-    cost of stopping after each step."""
+    """Cost per video of stopping at ``exit_step``, from the cumulative ``[N, T]`` step costs."""
     return step_costs.gather(1, exit_step.view(-1, 1).to(step_costs.device)).squeeze(1)
 
 

@@ -33,12 +33,7 @@ from videofocus.models.cost import GIGA, CostTable
 from videofocus.models.focusnet import FocusNet, GlanceOutput
 from videofocus.policy.heuristics import GlimpsePolicy
 
-__all__ = [
-    "AdaptiveInferencer",
-    "InferenceOptions",
-    "VideoPrediction",
-    "chunked_step_costs",
-]
+__all__ = ["AdaptiveInferencer", "InferenceOptions", "VideoPrediction", "chunked_step_costs"]
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -131,8 +126,7 @@ class _Pending:
 
 
 class AdaptiveInferencer:
-    """Runs a :class:`FocusNet` under a :class:`GlimpsePolicy` on streams of clips, counting
-    GMACs with the model's ``cost`` table."""
+    """Runs a :class:`FocusNet` under a :class:`GlimpsePolicy` on streams of clips."""
 
     def __init__(
         self,
@@ -279,8 +273,7 @@ class AdaptiveInferencer:
         self._queue_chunks(slots, torch.zeros(b, dtype=torch.long))
 
     def _share_time(self, slots: list[int], seconds: float) -> None:
-        """Attribute network time equally to the videos a computation served (``slots`` not
-        empty)."""
+        """Attribute network time equally to the (non-empty) ``slots`` a computation served."""
         share = seconds / len(slots)
         for s in slots:
             self._slots[s].model_seconds += share

@@ -19,8 +19,7 @@ T = TypeVar("T")
 
 
 def check_policy(name: str | None) -> None:
-    """Refuse a ``--policy`` the heuristics' registry does not hold, as argparse refuses a
-    choice (before any model loads)."""
+    """Refuse, as argparse would, a ``--policy`` the heuristics' registry does not hold."""
     from videofocus.policy.heuristics import list_policies
 
     names = list_policies()  # the registry, as it is when the command runs
@@ -56,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _from_args(cls: type[T], args: argparse.Namespace, **given: Any) -> T:
-    """The options dataclass ``cls`` with every field not ``given`` read from the same-named
-    argument."""
+    """The options dataclass ``cls``, each field not ``given`` from the same-named argument."""
     names = [f.name for f in dataclasses.fields(cls) if f.name not in given]
     return cls(**{name: getattr(args, name) for name in names}, **given)
 

@@ -71,8 +71,7 @@ class LabelClips(torch.utils.data.Dataset):
         self.items = list(items)
         self.sampler = create_sampler(data.sampler, **sampler_kwargs(data)).with_random(False)
         self.transform = SquareClip(data.frame_size, train=False)
-        self.frame_size = data.frame_size
-        self.backend = data.backend
+        self.data = data
         self.timeout = timeout
 
     def __len__(self) -> int:
@@ -101,10 +100,10 @@ class LabelClips(torch.utils.data.Dataset):
     def _decode(self, item: LabelItem) -> torch.Tensor:
         if not item.path.is_file():
             raise VideoDecodeError(item.path, "file not found")
-        with VideoReader(item.path, backend=self.backend) as reader:
+        with VideoReader(item.path, backend=self.data.backend) as reader:
             rng = np.random.default_rng(0)  # evaluation positions are deterministic anyway
             indices = reader.sample_indices(self.sampler, item.start, item.end, rng)
-            frames = reader.read_frames(indices.tolist(), short_side=self.frame_size)
+            frames = reader.read_frames(indices.tolist(), short_side=self.data.frame_size)
         return self.transform(frames)
 
 

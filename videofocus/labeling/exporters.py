@@ -73,8 +73,7 @@ def csv_row(row: dict[str, Any]) -> dict[str, str]:
 
 
 def export_csv(rows: Iterable[dict[str, Any]], path: str | Path) -> int:
-    """Write result rows (ok and error alike) as a CSV with a header line (:func:`csv_row`) and
-    return how many were written."""
+    """Write result rows as a CSV with a header line (:func:`csv_row`); returns the row count."""
     buf = io.StringIO(newline="")
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()

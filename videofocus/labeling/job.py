@@ -185,18 +185,16 @@ def _close_inherited(path: Path, fd: int, worker_id: int) -> None:
     that a worker outliving a killed job does not keep the lock (flock locks belong to the open
     file, which forked children share)."""
     try:
-        same = os.path.samestat(os.fstat(fd), os.stat(path))
+        if os.path.samestat(os.fstat(fd), os.stat(path)):
+            os.close(fd)
     except OSError:
-        return  # not inherited (spawned worker) or already gone
-    if same:
-        os.close(fd)
+        pass  # not inherited (spawned worker) or already gone
 
 
 def label_loader(
     items: Sequence[LabelItem], data: DataConfig, job: LabelJobOptions, workers: int, **kwargs: Any
 ) -> torch.utils.data.DataLoader:
-    """The job's decoding loader: batches of :class:`LabelClips` over ``items`` (``kwargs`` go to
-    the ``DataLoader``)."""
+    """The job's decoding ``DataLoader`` (given ``kwargs``) of :class:`LabelClips` of ``items``."""
     return torch.utils.data.DataLoader(
         LabelClips(items, data, timeout=job.decode_timeout),
         batch_size=job.batch_size,
@@ -216,8 +214,7 @@ def labelled_rows(
     glimpses: bool = False,
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(index in items, row)`` for every item, as it finishes (its error or prediction row),
-    from ``loader``'s batches of :class:`~videofocus.labeling.decoding.LabelClips` over ``items``.
-    """
+    from ``loader``'s batches of :class:`LabelClips` over ``items``."""
     decode_ms: dict[int, float] = {}
     failures: list[tuple[int, dict[str, Any]]] = []
 
@@ -253,9 +250,8 @@ def run_label_job(
     """Label every video of ``source`` (this process's shard of it) into ``out``.
 
     :param source: a manifest, a folder of videos or a text list of paths.
-    :param out: the JSONL output; with several shards each writes ``<out stem>.shard-...``.
-    :param shard: this process's shard (default: :func:`~videofocus.labeling.sharding.
-        resolve_shard`).
+    :param out: the JSONL output (:func:`shard_path` with several shards).
+    :param shard: this process's shard (default: :func:`resolve_shard`).
     """
     start = time.perf_counter()
     options = options or InferenceOptions()

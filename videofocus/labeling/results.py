@@ -258,28 +258,24 @@ class ResultWriter:
         self, ids: list[str], differences: list[str] | None, inputs: Collection[str] | None
     ) -> None:
         """Refuse a non-empty file that is another job's (see the class docs)."""
-        if not ids:
-            return
-        restart = "give another --out, or delete the file (and its sidecar) to start over"
-        if differences:
-            raise ResultsError(
-                self.path,
-                None,
-                f"belongs to another job: its sidecar {meta_path(self.path).name} differs "
-                f"({'; '.join(differences)}); {restart}",
+        side = meta_path(self.path).name
+        problem = None
+        if ids and differences:
+            problem = (
+                f"belongs to another job: its sidecar {side} differs ({'; '.join(differences)})"
             )
-        if differences is None and inputs is not None:
+        elif ids and differences is None and inputs is not None:
             mine = set(inputs)
             foreign = [i for i in ids if i not in mine]
             if foreign:
-                raise ResultsError(
-                    self.path,
-                    None,
-                    f"has no sidecar ({meta_path(self.path).name}) and {len(foreign)} of its "
-                    f"{len(ids)} rows {'is' if len(foreign) == 1 else 'are'} not among this "
-                    f"job's {len(mine)} inputs "
-                    f"({_show_ids(foreign)}): another job's file?; {restart}",
+                problem = (
+                    f"has no sidecar ({side}) and {len(foreign)} of its {len(ids)} rows "
+                    f"{'is' if len(foreign) == 1 else 'are'} not among this job's {len(mine)} "
+                    f"inputs ({_show_ids(foreign)}): another job's file?"
                 )
+        if problem:
+            restart = "give another --out, or delete the file (and its sidecar) to start over"
+            raise ResultsError(self.path, None, f"{problem}; {restart}")
 
     def _rewrite_without(self, drop: set[str]) -> None:
         """Replace the file by a copy without the rows whose id is in ``drop``, keeping the lock:
@@ -318,26 +314,24 @@ class ResultWriter:
         """
         if self._fd is None:
             raise ValueError(f"{self.path}: writer is closed")
-        new_ids: set[str] = set()
-        lines: list[bytes] = []
+        lines: dict[str, bytes] = {}  # id -> its line
         for row in rows:
             rid = row.get("id") if isinstance(row, dict) else None
             if not isinstance(rid, str):
                 raise ValueError(f"{self.path}: result row without a string 'id': {row!r}")
-            if rid in self.done or rid in new_ids:
+            if rid in self.done or rid in lines:
                 continue
             try:
-                lines.append(_json_bytes(row) + b"\n")
+                lines[rid] = _json_bytes(row) + b"\n"
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{self.path}: row {rid!r} is not valid JSON: {exc}") from None
-            new_ids.add(rid)
         if not lines:
             return
         size = os.fstat(self._fd).st_size
         try:
-            _write_all(self._fd, b"".join(lines))
+            _write_all(self._fd, b"".join(lines.values()))
             os.fsync(self._fd)
-            self.done.update(new_ids)
+            self.done.update(lines)
         except BaseException as exc:
             # cut a refused or interrupted write back off: no torn row for the next to glue onto
             try:

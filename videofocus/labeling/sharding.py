@@ -1,9 +1,8 @@
 """Split a labeling job over N independent processes and merge their outputs back.
 
-Shard ``i`` of ``n`` labels items ``i, i + n, i + 2n, ...`` of the input (round robin, so shards
-get equal shares of any ordering by size or class) into ``<stem>.shard-0000i-of-0000n<suffix>``
-beside the final output, with a sidecar naming its input and expected ids.
-:func:`merge_shards` checks that every shard is complete and writes the rows back in input order.
+Shard ``i`` of ``n`` labels items ``i, i + n, ...`` of the input (round robin: equal shares of
+any ordering by size or class) into :func:`shard_path`, with a sidecar naming its input and
+expected ids; :func:`merge_shards` writes the rows back in input order.
 """
 
 from __future__ import annotations
@@ -102,7 +101,7 @@ def select_shard(items: Sequence[T], spec: ShardSpec) -> list[T]:
 
 
 def shard_path(out: str | Path, spec: ShardSpec) -> Path:
-    """Where shard ``spec`` writes: ``out`` itself for one shard, else
+    """Where shard ``spec`` writes: ``out`` for one shard, else
     ``<stem>.shard-00003-of-00008<suffix>`` beside it."""
     out = Path(out)
     if spec.num_shards == 1:
