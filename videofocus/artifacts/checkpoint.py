@@ -1,16 +1,9 @@
 """Checkpoints that ``torch.load(weights_only=True)`` can read, written atomically.
 
-A checkpoint is a folder::
-
-    model.safetensors   model weights (safetensors: no pickle, memory-mappable)
-    trainer.pt          optimizer / scheduler / grad-scaler state, RNG states, step counters;
-                        tensors and plain Python data only, so ``weights_only=True`` loads it
-    meta.json           :class:`CheckpointMeta`: stage, classes and their names, the resolved
-                        config, the preprocessing, the learned policy's shape, epoch, metrics,
-                        library versions
-
-It is written into a temporary sibling folder and renamed into place, so a run killed at any moment
-leaves either the previous checkpoint or the new one, never a half-written one.
+A checkpoint is a folder of ``model.safetensors`` (the weights: no pickle, memory-mappable),
+``trainer.pt`` (optimizer, scheduler, grad-scaler and RNG states, step counters: tensors and plain
+data only) and ``meta.json`` (:class:`CheckpointMeta`). It is written into a temporary sibling
+folder and renamed into place, so a killed run leaves the previous checkpoint or the new one.
 """
 
 from __future__ import annotations
@@ -47,19 +40,13 @@ class CheckpointMeta:
     """What ``meta.json`` records: enough to rebuild the model and label with it from the
     checkpoint folder alone.
 
-    :ivar stage: the stage that wrote it (``warmup``, ``dense``, ``glance_only``, ``policy``,
-        ``finetune``, ``differentiable``).
-    :ivar num_classes: output classes.
     :ivar class_names: one name per class; None when training could not read them.
     :ivar config: the resolved config, as plain data (``config_to_dict``).
-    :ivar preprocessing: how frames become the network's input (``mean``, ``std`` of the 0-1
-        RGB values, the ``frame_size`` side of the square clips).
-    :ivar policy: for the learned stages, the policy's ``algo``, ``network`` shape and glance
-        ``projection`` shape (:func:`~videofocus.artifacts.learned_policy.learned_policy_meta`).
+    :ivar preprocessing: :func:`~videofocus.artifacts.meta.preprocessing`.
+    :ivar policy: for the learned stages, the policy's shape
+        (:func:`~videofocus.artifacts.learned_policy.learned_policy_meta`).
     :ivar epoch: the last epoch trained (None for the policy stage).
-    :ivar metrics: the stage's last validation metrics.
     :ivar train_seconds: wall time of the stage (0 for ``last/``).
-    :ivar versions: ``videofocus`` and ``torch`` versions that wrote it.
     """
 
     stage: str
@@ -77,8 +64,7 @@ class CheckpointMeta:
     def from_dict(cls, data: dict[str, Any], source: str | Path) -> CheckpointMeta:
         """The meta of ``data`` (a ``meta.json``), checked.
 
-        :raises CheckpointError: naming ``source`` and the first missing key: a checkpoint
-            written before they described themselves fully needs retraining.
+        :raises CheckpointError: naming ``source`` and the first missing or unknown key.
         """
         required = ["stage", "num_classes", "class_names", "config", "preprocessing"]
         if data.get("stage") in LEARNED_STAGES:
@@ -145,7 +131,6 @@ def save_checkpoint(
     """Write a checkpoint folder atomically and return its path.
 
     :param model_state: a model ``state_dict`` (moved to CPU and made contiguous here).
-    :param meta: what the folder records.
     :param trainer_state: optimizer/scheduler/RNG state for exact resume (tensors + plain data).
     """
     path = Path(path)
@@ -181,21 +166,14 @@ def load_checkpoint(path: str | Path, load_trainer: bool = True) -> Checkpoint:
     )
 
 
-def _shape(tensor: torch.Tensor) -> str:
-    return "[" + ", ".join(map(str, tensor.shape)) + "]"
-
-
 def load_model_state(
     module: torch.nn.Module, state: dict[str, torch.Tensor], source: str | Path
 ) -> None:
-    """``module.load_state_dict(state)`` (strict), failing in one line when the weights do not fit.
-
-    A checkpoint trained with another config (other widths, options, classes) differs in tensor
-    shapes or keys; torch's own error lists every key over many lines.
+    """``module.load_state_dict(state)`` (strict), failing in one line when the weights do not
+    fit (torch's own error lists every key of a checkpoint of another config over many lines).
 
     :param source: the checkpoint folder, named in the error.
-    :raises CheckpointError: naming the first mismatched key with both shapes, or the first
-        missing / unexpected key, and how many more differ.
+    :raises CheckpointError: naming the first differing key and how many more differ.
     """
     own = module.state_dict()
     mismatched = [k for k, v in own.items() if k in state and state[k].shape != v.shape]
@@ -204,8 +182,8 @@ def load_model_state(
     if mismatched:
         key = mismatched[0]
         problem = (
-            f"{key} is {_shape(state[key])} in the checkpoint but {_shape(own[key])} in the model "
-            "of this config"
+            f"{key} is {list(state[key].shape)} in the checkpoint but {list(own[key].shape)} in "
+            "the model of this config"
         )
     elif missing:
         problem = f"{missing[0]} is missing from the checkpoint"

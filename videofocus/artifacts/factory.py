@@ -76,21 +76,13 @@ def _given(**kwargs: Any) -> dict[str, Any]:
 
 
 def build_focusnet(cfg: Config, num_classes: int | None = None) -> FocusNet:
-    """The adaptive model described by ``cfg.model``.
-
-    :param cfg: the run config.
-    :param num_classes: output classes; None: :func:`resolve_num_classes`.
-    """
+    """The adaptive model described by ``cfg.model``."""
     return _create(cfg, num_classes, glimpse_options(cfg))
 
 
 def build_dense_baseline(cfg: Config, num_classes: int | None = None) -> FocusNet:
     """The dense baseline: ``cfg``'s glance encoder and ``model.local_backbone``, with one option,
-    the whole frame at ``data.frame_size`` (use it with ``dense_actions``).
-
-    :param cfg: the run config.
-    :param num_classes: output classes; None: :func:`resolve_num_classes`.
-    """
+    the whole frame at ``data.frame_size`` (use it with ``dense_actions``)."""
     return _create(cfg, num_classes, [dense_option(cfg.data.frame_size)])
 
 
@@ -133,16 +125,11 @@ def glance_map_hw(net: FocusNet) -> tuple[int, int]:
 def build_policy_network(
     cfg: Config, glance_channels: int, map_hw: tuple[int, int]
 ) -> GlimpsePolicyNetwork:
-    """The policy network ``cfg.policy.algo`` trains, for maps ``[glance_channels, *map_hw]``.
+    """The policy network ``cfg.policy.algo`` trains (recurrent or feed-forward, as the
+    algorithm's), for glance maps ``[glance_channels, *map_hw]`` (:func:`glance_map_hw`).
 
-    Its kind is the algorithm's (recurrent for ``recurrent_ppo``, feed-forward for ``ppo``).
     Sizes: ``model.policy_channels`` (1x1 conv), ``model.policy_hidden`` (feature vector),
-    ``policy.net_arch`` (Tanh MLP) and, for a recurrent network, ``policy.lstm_hidden`` (LSTM).
-    Its extras are the progress features; its action space is :func:`policy_action_dims`.
-
-    :param cfg: the run config.
-    :param glance_channels: channels of the maps the network reads (the projection's output).
-    :param map_hw: spatial size of the glance map (:func:`glance_map_hw`).
+    ``policy.net_arch`` (Tanh MLP) and, if recurrent, ``policy.lstm_hidden`` (LSTM).
     """
     dims = policy_action_dims(cfg)
     encoder = GlanceMapEncoder(
@@ -159,11 +146,8 @@ def build_policy_network(
 
 def build_learned_policy(cfg: Config, net: FocusNet) -> LearnedGlimpsePolicy:
     """The learned glimpse policy ``cfg`` trains for ``net``, with untrained weights: the glance
-    projection to ``policy.obs_channels`` channels, then :func:`build_policy_network`.
-
-    Training fits the projection and learns the network; the cost of one step and the shapes
-    are those of this policy whatever its weights.
-    """
+    projection to ``policy.obs_channels`` channels, then :func:`build_policy_network` (its
+    shapes and step cost are the trained policy's)."""
     channels = net.global_encoder.num_features
     projection = GlanceProjection(channels, min(cfg.policy.obs_channels, channels))
     network = build_policy_network(cfg, projection.out_channels, glance_map_hw(net))
@@ -177,9 +161,8 @@ def build_differentiable_focusnet(
 ) -> FocusNet:
     """The ``differentiable`` stage's model: FocusNet + a fresh continuous-centre policy.
 
-    :param cfg: the run config (``train.differentiable_option``, ``train.finetune_local``,
-        ``model.policy_channels`` / ``model.policy_hidden`` size the policy).
-    :param num_classes: output classes.
+    :param cfg: the run config (``train.differentiable_*``, ``train.finetune_local``,
+        ``model.policy_channels`` / ``model.policy_hidden``).
     :param init_from: a FocusNet checkpoint to start from (``<out_dir>/warmup/final``); None
         leaves it at its initialisation (e.g. to load a ``differentiable`` checkpoint into).
     """

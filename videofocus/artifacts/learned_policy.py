@@ -34,29 +34,23 @@ STAGE = "policy"
 def load_focusnet(
     cfg: Config, path: str | Path, device: torch.device | str = "cpu"
 ) -> tuple[FocusNet, int]:
-    """The FocusNet of a supervised checkpoint, frozen (eval mode, no gradients), and its classes.
+    """The FocusNet of a supervised checkpoint folder (e.g. ``<out_dir>/warmup/final``), frozen
+    (eval mode, no gradients) on ``device``, and its classes; ``cfg.model`` must match it.
 
-    :param cfg: the run config (``model.*`` must match the checkpoint).
-    :param path: a checkpoint folder, e.g. ``<out_dir>/warmup/final``.
-    :param device: where the model goes.
     :raises CheckpointError: when the folder is not a checkpoint (e.g. warm-up not trained yet).
     """
     ckpt = load_checkpoint(path, load_trainer=False)
-    num_classes = ckpt.meta.num_classes
-    return _frozen_focusnet(cfg, num_classes, ckpt.model, device), num_classes
+    return _frozen_focusnet(cfg, ckpt, ckpt.model, device)
 
 
 def policy_checkpoint_focusnet(
     cfg: Config, path: str | Path, ckpt: Checkpoint
 ) -> tuple[FocusNet, int]:
-    """The frozen FocusNet (on the CPU) a policy-stage checkpoint acts on, and its classes.
+    """The frozen FocusNet (on the CPU) a policy-stage checkpoint acts on, from its own copy
+    (``focusnet.*`` weights), and its classes.
 
-    The checkpoint holds its own copy (``focusnet.*`` weights).
-
-    :param cfg: the run config.
-    :param path: the policy checkpoint folder (named in errors).
-    :param ckpt: that folder, loaded.
-    :raises CheckpointError: for a checkpoint without the copy (an older videofocus wrote it).
+    :param path: the policy checkpoint folder (named in errors); ``ckpt``: that folder, loaded.
+    :raises CheckpointError: for a checkpoint without the copy.
     """
     own = _strip(ckpt.model, "focusnet.")
     if not own:
@@ -64,16 +58,15 @@ def policy_checkpoint_focusnet(
             f"{path}: this policy checkpoint holds no focusnet.* weights (the network it acts "
             "on; written by an older videofocus); train the policy stage again"
         )
-    num_classes = ckpt.meta.num_classes
-    return _frozen_focusnet(cfg, num_classes, own, "cpu"), num_classes
+    return _frozen_focusnet(cfg, ckpt, own, "cpu")
 
 
 def _frozen_focusnet(
-    cfg: Config, num_classes: int, state: dict[str, torch.Tensor], device: torch.device | str
-) -> FocusNet:
-    net = build_focusnet(cfg, num_classes)
+    cfg: Config, ckpt: Checkpoint, state: dict[str, torch.Tensor], device: torch.device | str
+) -> tuple[FocusNet, int]:
+    net = build_focusnet(cfg, ckpt.meta.num_classes)
     net.load_state_dict(state)
-    return net.to(device).eval().requires_grad_(False)
+    return net.to(device).eval().requires_grad_(False), ckpt.meta.num_classes
 
 
 def network_spec(network: GlimpsePolicyNetwork) -> dict[str, Any]:
@@ -117,10 +110,9 @@ def learned_policy_meta(
     """What a checkpoint's ``meta.policy`` records to rebuild a learned policy without any other
     folder: ``algo``, ``network`` (:func:`network_spec`) and ``projection`` (its shape).
 
-    :param algo: the registered algorithm that trained ``network`` (``policy.algo``); None: the
-        first registered one that trains its kind of network
-        (:func:`~videofocus.policy.algorithms.algorithm_for_network`: ``recurrent_ppo`` for a
-        recurrent network, ``ppo`` for a feed-forward one).
+    :param algo: the registered algorithm that trained ``network``; None: the first registered
+        one that trains its kind of network
+        (:func:`~videofocus.policy.algorithms.algorithm_for_network`).
     :raises ValueError: for an unknown ``algo``, or one that trains another kind of network.
     """
     spec = network_spec(network)
@@ -143,12 +135,9 @@ def learned_policy_meta(
 
 
 def learned_policy_from_meta(cfg: Config, spec: dict[str, Any]) -> LearnedGlimpsePolicy:
-    """A deterministic learned policy of the shape :func:`learned_policy_meta` recorded, with
-    untrained weights (load a checkpoint's into it), on the CPU.
-
-    :param cfg: the run config; gives the glimpse options, the grid and ``policy.allow_skip``.
-    :param spec: a policy or finetune checkpoint's ``meta.policy``.
-    """
+    """A deterministic learned policy of the shape :func:`learned_policy_meta` recorded
+    (``spec``, a checkpoint's ``meta.policy``), with untrained weights, on the CPU; ``cfg`` gives
+    the glimpse options, the grid and ``policy.allow_skip``."""
     proj = spec["projection"]
     policy = LearnedGlimpsePolicy(
         glimpse_options(cfg),
@@ -164,7 +153,6 @@ def learned_policy_from_meta(cfg: Config, spec: dict[str, Any]) -> LearnedGlimps
 def load_learned_policy(cfg: Config, path: str | Path | Checkpoint) -> LearnedGlimpsePolicy:
     """The learned policy of a policy-stage checkpoint, deterministic, on the CPU.
 
-    :param cfg: the run config; gives the glimpse options, the grid and ``policy.allow_skip``.
     :param path: the checkpoint folder, e.g. ``<out_dir>/policy/final``, or that folder loaded.
     :raises CheckpointError: when the folder is not a policy-stage checkpoint.
     """

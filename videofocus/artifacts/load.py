@@ -67,9 +67,6 @@ class LoadedModel:
     :ivar net: the network; for ``policy``, ``finetune`` and ``differentiable`` it carries its
         own policy (``net.policy``).
     :ivar cfg: the config it was trained with (or the one given instead).
-    :ivar meta: the checkpoint's meta.
-    :ivar path: the checkpoint folder.
-    :ivar class_names: one name per output class.
     """
 
     net: FocusNet
@@ -85,8 +82,7 @@ class LoadedModel:
 
     @property
     def method(self) -> str:
-        """What chooses the glimpses: the learned policy's algorithm, or
-        :data:`STAGE_METHODS` of the stage."""
+        """What chooses the glimpses: the policy's algorithm (or heuristic), else the stage's."""
         policy = self.meta.policy or {}
         if "algo" in policy or "heuristic" in policy:
             return str(policy.get("algo") or policy["heuristic"])
@@ -112,13 +108,12 @@ def class_names_or_placeholders(
 def load_model(
     path: str | Path, config: str | Path | Config | None = None, overrides: Sequence[str] = ()
 ) -> LoadedModel:
-    """Load the model of any checkpoint folder.
+    """Load the model of any checkpoint folder (e.g. ``runs/x/finetune/final``).
 
-    :param path: a stage's checkpoint folder, e.g. ``runs/x/finetune/final``.
     :param config: replaces the config stored in the checkpoint (a path or a config).
     :param overrides: dotted overrides on the config.
     :raises CheckpointError: for a folder that is not a checkpoint, one of an older videofocus
-        (naming what its meta lacks) or weights that do not fit the config's model.
+        or weights that do not fit the config's model.
     """
     path = Path(path)
     ckpt = load_checkpoint(path, load_trainer=False)

@@ -1,15 +1,13 @@
 """Early exit: per-step confidence thresholds, their effect, and calibration to a compute budget.
 
 A video *exits* after the first step ``t`` whose running top-1 probability reaches
-``thresholds[t]``; the last step always exits. Its prediction is the fused logits of that step and
-its cost is what was computed up to then (:func:`exit_costs` takes a per-step cost table, so the
-caller decides what a step costs, e.g. whole chunks of glimpses).
+``thresholds[t]`` (the last step always exits), with that step's fused logits and the cost of
+what was computed up to then (a per-step cost table the caller gives).
 
-Calibration follows MSDNet's budgeted-batch recipe (Huang et al., 2018): exits are spread over the
-steps as a geometric distribution ``p_t ~ q^t``; on a labelled validation set each step's threshold
-is the confidence that lets that share of the still-running videos leave; ``q`` is searched so that
-the mean cost per video meets the budget. Everything here is plain tensor arithmetic on recorded
-roll-outs (the glimpses never depend on the thresholds), so calibration runs the model once.
+Calibration follows MSDNet's budgeted-batch recipe (Huang et al., 2018): exits are spread over
+the steps as ``p_t ~ q^t``, each step's threshold lets that share of the running videos leave,
+and ``q`` is searched so that the mean cost meets the budget. The glimpses never depend on the
+thresholds, so this is tensor arithmetic on roll-outs recorded once.
 """
 
 from __future__ import annotations
@@ -49,11 +47,8 @@ def expand_thresholds(thresholds: Sequence[float] | None, steps: int) -> list[fl
 
 
 def apply_thresholds(confidence: torch.Tensor, thresholds: Sequence[float] | None) -> torch.Tensor:
-    """Exit step (0-based, long ``[N]``) of each video: the first step whose confidence reaches
-    its threshold, else the last step.
-
-    :param confidence: running top-1 probability after each step, ``[N, T]``.
-    """
+    """Exit step (0-based, long ``[N]``) of each video, from its running top-1 probability
+    after each step (``confidence``, ``[N, T]``)."""
     t = confidence.shape[1]
     limits = torch.tensor(expand_thresholds(thresholds, t), dtype=confidence.dtype)
     passed = confidence >= limits.to(confidence.device)
@@ -62,23 +57,15 @@ def apply_thresholds(confidence: torch.Tensor, thresholds: Sequence[float] | Non
 
 
 def exit_costs(step_costs: torch.Tensor, exit_step: torch.Tensor) -> torch.Tensor:
-    """Cost per video (``[N]``) of stopping at ``exit_step``.
-
-    :param step_costs: ``[N, T]``, cost of video ``n`` if it stops after step ``t`` (cumulative).
-    """
+    """Cost per video of stopping at ``exit_step``, from the cumulative ``[N, T]`` step costs."""
     return step_costs.gather(1, exit_step.view(-1, 1).to(step_costs.device)).squeeze(1)
 
 
 @dataclass(frozen=True)
 class ExitCalibration:
-    """Thresholds meeting a budget, and what they achieve on the calibration set.
-
-    :ivar thresholds: one per step (the last is 0: always exit).
-    :ivar budget: the requested mean cost per video.
-    :ivar achieved: the mean cost per video the thresholds give on the calibration set.
-    :ivar accuracy: top-1 accuracy at the exits (None without labels).
-    :ivar exit_fraction: share of videos exiting at each step.
-    """
+    """Thresholds (one per step, the last 0) meeting a ``budget`` (mean cost per video), and what
+    they achieve on the calibration set: the mean cost, top-1 ``accuracy`` at the exits (None
+    without labels) and the share of videos exiting at each step."""
 
     thresholds: list[float]
     budget: float
@@ -114,15 +101,13 @@ def calibrate_thresholds(
     budget: float,
     correct: torch.Tensor | None = None,
 ) -> ExitCalibration:
-    """Per-step thresholds whose mean cost on these roll-outs is as close to ``budget`` as the
-    data allows without exceeding it.
+    """Per-step thresholds whose mean cost on these roll-outs comes as close to ``budget``
+    (mean cost per video) as the data allows without exceeding it.
 
     :param confidence: running top-1 probability after each step, ``[N, T]``.
     :param step_costs: ``[N, T]`` cumulative cost of stopping after each step.
-    :param budget: the mean cost per video to meet.
     :param correct: bool ``[N, T]``, whether each step's top-1 is right (for the accuracy report).
-    :raises ValueError: for a budget below the cheapest possible mean cost (everyone exits at the
-        first step), naming both.
+    :raises ValueError: for a budget below the cost of every video exiting at its first step.
     """
     if confidence.shape != step_costs.shape or confidence.ndim != 2 or confidence.shape[0] == 0:
         raise ValueError(

@@ -3,22 +3,18 @@
 :class:`AdaptiveInferencer` streams batches of clips through a :class:`FocusNet` and a
 :class:`GlimpsePolicy`:
 
-1. a batch is *admitted*: one glance call over all its frames, one policy roll-out (the policy
-   reads glance features only, so every glimpse of the clip is known at once), one crop call per
-   glimpse option; the frames are then dropped, only crops and pooled glance features stay;
-2. steps run in *chunks* of ``chunk_steps``: a video's next chunk of glimpses is queued only when
-   the previous chunk left it below its exit threshold, so a video that exits early never pays for
-   later glimpses (early exit that really skips work);
-3. each option's queue feeds the local encoder in batches of ``local_batch`` glimpses that mix
-   many videos and chunks; a partial batch waits for the next admitted clips instead of running
-   small (it runs only when nothing else can make progress, e.g. after the last clip);
-4. videos whose chunk is complete go through the aggregator together, are checked against the
-   per-step thresholds, and either leave (a :class:`VideoPrediction`) or queue their next chunk.
+1. *admission*: one glance call over a batch's frames, one policy roll-out (the policy reads
+   glance features only, so every glimpse is known at once), one crop call per option; only the
+   crops and pooled glance features are kept;
+2. steps run in *chunks* of ``chunk_steps``: a video's next chunk is queued only when the last
+   left it below its exit threshold, so early exit really skips the later glimpses;
+3. each option's queue feeds the local encoder in batches of ``local_batch`` glimpses mixing
+   videos and chunks; a partial batch runs only when nothing else can make progress;
+4. videos with a complete chunk go through the aggregator together and either exit (a
+   :class:`VideoPrediction`) or queue their next chunk.
 
-Per-video state lives in fixed slots of pooled buffers, so all bookkeeping is vectorised.
-Cost is counted as computed: every frame's glance and policy step (done at admission), the
-aggregator steps up to the end of the exit chunk and every glimpse encoded
-(:func:`chunked_step_costs` gives the same numbers for calibration).
+Per-video state lives in slots of pooled buffers, so the bookkeeping is vectorised. Cost counts
+what was computed (:func:`chunked_step_costs` gives the same numbers for calibration).
 """
 
 from __future__ import annotations
@@ -37,12 +33,7 @@ from videofocus.models.cost import GIGA, CostTable
 from videofocus.models.focusnet import FocusNet, GlanceOutput
 from videofocus.policy.heuristics import GlimpsePolicy
 
-__all__ = [
-    "AdaptiveInferencer",
-    "InferenceOptions",
-    "VideoPrediction",
-    "chunked_step_costs",
-]
+__all__ = ["AdaptiveInferencer", "InferenceOptions", "VideoPrediction", "chunked_step_costs"]
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -57,8 +48,7 @@ class InferenceOptions:
     :param thresholds: early-exit thresholds on the running top-1 probability, one per step or
         one for all (see :mod:`videofocus.inference.early_exit`); None: no early exit.
     :param max_steps: anytime mode: use only the first ``max_steps`` steps; None: all.
-    :param amp: ``off``, ``bf16`` or ``fp16`` autocast for the encoders (CUDA; ``bf16`` also
-        works on CPU).
+    :param amp: ``off``, ``bf16`` or ``fp16`` autocast for the encoders (``bf16`` on CPU too).
     :param compile: ``torch.compile`` the encoders.
     """
 
@@ -89,8 +79,7 @@ class VideoPrediction:
     :ivar exit_step: 0-based step whose prediction was taken.
     :ivar steps_read: steps whose glimpses were computed (the exit step's chunk included).
     :ivar actions: long ``[steps_read, 3]``, the glimpses taken (option 0: skipped).
-    :ivar step_confidence: running top-1 probability after each step read.
-    :ivar step_top1: running top-1 class after each step read.
+    :ivar step_confidence: running top-1 probability (``step_top1``: class) after each step read.
     :ivar gmacs: multiply-accumulates spent on this video, in GMACs.
     :ivar model_ms: this video's share of the network time of the batches it was in.
     """
@@ -106,13 +95,9 @@ class VideoPrediction:
 
 
 def chunked_step_costs(actions: torch.Tensor, cost: CostTable, chunk_steps: int) -> torch.Tensor:
-    """GMACs ``[N, T]`` each video would have spent had it exited after step ``t``.
-
-    Glance and policy run on all ``T`` frames up front; the aggregator and the glimpses run up to
-    the end of the chunk holding ``t``.
-
-    :param actions: long ``[N, T, 3]``, the roll-outs' actions (option 0: skip).
-    """
+    """GMACs ``[N, T]`` each video of the roll-outs' ``actions`` (long ``[N, T, 3]``) would have
+    spent had it exited after step ``t``: glance and policy on all ``T`` frames, the aggregator
+    and the glimpses up to the end of the chunk holding ``t``."""
     n, t, _ = actions.shape
     local = torch.tensor([0, *cost.local], dtype=torch.float64)[actions[..., 0].cpu()]
     per_step = local + cost.aggregator  # [N, T]
@@ -141,14 +126,7 @@ class _Pending:
 
 
 class AdaptiveInferencer:
-    """Runs a :class:`FocusNet` under a :class:`GlimpsePolicy` on streams of clips.
-
-    :param net: the trained (or randomly initialised) model.
-    :param policy: chooses the glimpses from the glance.
-    :param cost: the model's cost table (GMACs accounting).
-    :param options: chunking, batching, thresholds, precision.
-    :param device: where the networks run.
-    """
+    """Runs a :class:`FocusNet` under a :class:`GlimpsePolicy` on streams of clips."""
 
     def __init__(
         self,
@@ -169,17 +147,13 @@ class AdaptiveInferencer:
         if self.options.compile:
             self.glance_fn = torch.compile(self.glance_fn, dynamic=True)
             self.local_fn = torch.compile(self.local_fn, dynamic=True)
-        self._steps: int | None = None
-        self._thresholds: torch.Tensor | None = None
+        self._steps = 0  # steps per clip, fixed by the first batch (0: none admitted yet)
         self._capacity = 0
         self._free: list[int] = []
         self._slots: dict[int, _Pending] = {}
 
-    # ------------------------------------------------------------------------------ public API
-
     def predict(self, frames: torch.Tensor) -> list[VideoPrediction]:
-        """Predictions for one batch of clips ``[B, T, 3, H, W]`` (as :meth:`run` takes them), in
-        order."""
+        """Predictions for one batch of clips (as :meth:`run` takes them), in order."""
         out = dict(self.run([(list(range(frames.shape[0])), frames)]))
         return [out[i] for i in range(frames.shape[0])]
 
@@ -189,11 +163,10 @@ class AdaptiveInferencer:
     ) -> Iterator[tuple[Hashable, VideoPrediction]]:
         """Yield ``(key, prediction)`` for every clip of ``batches``, as videos finish.
 
-        :param batches: ``(keys, frames)`` pairs, frames ``[B, T, 3, H, W]`` either ImageNet-
-            normalised float or raw uint8 (faster on the CPU: only glance inputs and crops are
-            converted and normalised; the glance input is then resized in 8 bits, which moves
-            it by at most one grey level); any device (moved to the inferencer's); keys must be
-            unique across the stream.
+        :param batches: ``(keys, frames)`` pairs with keys unique across the stream; frames
+            ``[B, T, 3, H, W]`` on any device, ImageNet-normalised float or raw uint8 (faster on
+            the CPU: only glance inputs and crops are normalised, the glance input resized in 8
+            bits, at most one grey level off).
         """
         for keys, frames in batches:
             if len(keys) != frames.shape[0]:
@@ -202,10 +175,8 @@ class AdaptiveInferencer:
                 continue
             self._admit(keys, frames)
             yield from self._drain(flush=False)
-        if self._steps is not None:  # something was admitted
+        if self._steps:
             yield from self._drain(flush=True)
-
-    # ---------------------------------------------------------------------------- admission
 
     def _autocast(self):
         dtype = _AMP_DTYPES.get(self.options.amp)
@@ -218,7 +189,6 @@ class AdaptiveInferencer:
         self._thresholds = torch.tensor(expand_thresholds(self.options.thresholds, steps))
         self._frame_shape = frames.shape[-3:]
         gru = self.net.aggregator.gru
-        # device buffers, one row per slot (or per slot and step)
         self.pooled = torch.zeros(0, t, glance.pooled.shape[-1], device=dev)
         self.local = torch.zeros(0, self.net.local_encoder.feature_dim, device=dev)
         self.option_index = torch.zeros(0, t, dtype=torch.long, device=dev)
@@ -226,8 +196,7 @@ class AdaptiveInferencer:
         self.crops = [
             torch.zeros(0, 3, o.resolution, o.resolution, device=dev) for o in self.net.options
         ]
-        # CPU bookkeeping: actions, glimpses left in the current chunk, its first step, and
-        # whether the chunk is complete and waits for the aggregator.
+        # CPU: actions, glimpses left in the chunk, its first step, whether it awaits aggregation
         self.actions = torch.zeros(0, t, 3, dtype=torch.long)
         self.remaining = torch.zeros(0, dtype=torch.long)
         self.chunk_start = torch.zeros(0, dtype=torch.long)
@@ -238,7 +207,6 @@ class AdaptiveInferencer:
     def _grow(self, capacity: int) -> None:
         """Enlarge every slot buffer to ``capacity`` slots, keeping their contents."""
         old, t = self._capacity, self._steps
-        assert t is not None
         self.pooled = _enlarge(self.pooled, capacity)
         self.local = _enlarge(self.local, capacity * t)
         self.option_index = _enlarge(self.option_index, capacity)
@@ -271,8 +239,7 @@ class AdaptiveInferencer:
         flat_frames = rearrange(frames, "b t c h w -> (b t) c h w")
         glance_in = frames
         if raw:
-            # Resize the uint8 frames (antialiased, as GlobalEncoder does) and normalise only
-            # the small result: full frames are never converted to float on the CPU.
+            # resize in uint8 (antialiased, as GlobalEncoder does), normalise the small result
             small = self.net.global_encoder.resize(
                 flat_frames.contiguous(memory_format=torch.channels_last)
             )
@@ -280,7 +247,7 @@ class AdaptiveInferencer:
         with self._autocast():
             glance = self.glance_fn(glance_in)
         glance = GlanceOutput(glance.maps.float(), glance.pooled.float())
-        if self._steps is None:
+        if not self._steps:
             self._setup(steps, frames, glance)
         elif steps != self._steps or frames.shape[-3:] != self._frame_shape:
             raise ValueError(
@@ -306,18 +273,14 @@ class AdaptiveInferencer:
         self._queue_chunks(slots, torch.zeros(b, dtype=torch.long))
 
     def _share_time(self, slots: list[int], seconds: float) -> None:
-        """Attribute network time equally to the videos a computation served (``slots`` not
-        empty)."""
+        """Attribute network time equally to the (non-empty) ``slots`` a computation served."""
         share = seconds / len(slots)
         for s in slots:
             self._slots[s].model_seconds += share
 
-    # ------------------------------------------------------------------------------- chunks
-
     def _queue_chunks(self, slots: torch.Tensor, starts: torch.Tensor) -> None:
         """Queue the glimpses of the chunk beginning at ``starts`` for each slot."""
         t, c = self._steps, self.options.chunk_steps
-        assert t is not None
         steps = starts[:, None] + torch.arange(c)
         rows = slots[:, None] * t + steps.clamp(max=t - 1)
         option = self.actions[slots[:, None], steps.clamp(max=t - 1), 0] - 1  # -1: skip
@@ -333,7 +296,6 @@ class AdaptiveInferencer:
         ran = False
         size = self.options.local_batch or (64 if self.device.type == "cpu" else 512)
         t = self._steps
-        assert t is not None
         for k, queue in enumerate(self.queues):
             while queue.numel() >= size or (flush and queue.numel()):
                 rows, queue = queue[:size], queue[size:]
@@ -358,7 +320,6 @@ class AdaptiveInferencer:
             return []
         self.ready[ready] = False
         t, c = self._steps, self.options.chunk_steps
-        assert t is not None and self._thresholds is not None
         finished: list[tuple[Hashable, VideoPrediction]] = []
         continuing, next_starts = [], []
         for start in torch.unique(self.chunk_start[ready]).tolist():
@@ -423,12 +384,11 @@ class AdaptiveInferencer:
 
     def _drain(self, flush: bool) -> Iterator[tuple[Hashable, VideoPrediction]]:
         """Advance every video as far as full batches allow (all the way when ``flush``)."""
-        while True:
+        progress = True
+        while progress:
             yield from self._aggregate()
-            if self._encode(flush=False):
-                continue
-            if flush and any(q.numel() for q in self.queues):
-                self._encode(flush=True)
-                continue
-            if not bool(self.ready.any()):
-                break
+            progress = (
+                self._encode(flush=False)
+                or (flush and self._encode(flush=True))
+                or bool(self.ready.any())
+            )

@@ -1,17 +1,12 @@
 """A model ready for adaptive inference: network + glimpse policy + cost table + class names.
 
-:func:`load_inference_model` loads any checkpoint folder through
-:func:`~videofocus.artifacts.load.load_model` (the config, class names and policy travel in the
-folder), or builds a config's model with random weights (dry runs and throughput tests).
-:func:`rollout_manifest` runs it through the
-:class:`~videofocus.inference.inferencer.AdaptiveInferencer` on a labelled manifest and
+:func:`load_inference_model` loads any checkpoint folder (or builds a config's model with random
+weights, for dry runs); :func:`rollout_manifest` runs it on a labelled manifest and
 :func:`calibrate_budget` turns a GMACs budget into per-step exit thresholds.
 
-A checkpoint acts with its own policy (the learned one of ``policy`` / ``finetune``, the
-differentiable one's centres snapped to the grid) or, for the supervised stages, with what it
-was trained on (``warmup``: random cells at the last, largest option; ``dense``: whole frames;
-``glance_only``: no glimpse). ``policy=NAME`` replaces it by a heuristic (``random``,
-``centre``, ``saliency``, ``dense``, ``glance_only``).
+A checkpoint acts with its own policy or, for the supervised stages, with what it was trained on
+(``warmup``: random cells at the largest option; ``dense``: whole frames; ``glance_only``: no
+glimpse); ``policy=NAME`` replaces it by a heuristic.
 """
 
 from __future__ import annotations
@@ -59,15 +54,9 @@ THRESHOLDS_FILE = "exit_thresholds.json"
 
 @dataclass
 class InferenceModel:
-    """Everything inference needs.
-
-    :ivar net: the network (weights loaded, eval mode).
-    :ivar policy: the glimpse policy it acts with.
-    :ivar cfg: the config it was trained with.
-    :ivar class_names: one name per output class.
-    :ivar method: what acts: ``recurrent_ppo``, ``ppo``, ``random``, ``dense``, ...
-    :ivar checkpoint: the folder it came from; None for random weights.
-    """
+    """Everything inference needs: the network (eval mode), the policy it acts with, its config
+    and class names, ``method`` (what acts: ``ppo``, ``random``, ``dense``, ...) and the
+    ``checkpoint`` folder it came from (None for random weights)."""
 
     net: FocusNet
     policy: GlimpsePolicy
@@ -122,10 +111,8 @@ def load_inference_model(
     :param checkpoint: a stage's checkpoint folder, e.g. ``runs/x/finetune/final``.
     :param config: without ``checkpoint``: a config (path or object) whose model is built with
         random weights; with it: replaces the config stored in the checkpoint.
-    :param overrides: dotted overrides on the config.
-    :param policy: a heuristic replacing the checkpoint's own policy (see the module docs).
+    :param policy: a heuristic replacing the checkpoint's own policy.
     :param option: the heuristic's glimpse option (``1..K``; default the last).
-    :raises CheckpointError: for a folder that is not a checkpoint.
     """
     if checkpoint is None and config is None:
         raise ValueError("give a checkpoint folder or a config")
@@ -153,9 +140,6 @@ def _random_model(cfg: Config, policy: str | None, option: int | None) -> Infere
         torch.nn.init.orthogonal_(learned.projection.weight)
         chosen, method = learned.eval(), cfg.policy.algo
     return InferenceModel(net, chosen, cfg, config_class_names(cfg, num_classes), method, None)
-
-
-# ------------------------------------------------------------------------------ validation sets
 
 
 def rollout_manifest(
@@ -224,16 +208,13 @@ def calibrate_budget(
     save: bool = True,
     rollouts: CalibrationRollouts | None = None,
 ) -> ExitCalibration:
-    """Per-step exit thresholds meeting ``budget_gmacs`` on a labelled validation set.
-
-    Runs every validation video through all steps once (no exit), then searches thresholds on the
-    recorded confidences (:func:`~videofocus.inference.early_exit.calibrate_thresholds`) with the
-    same chunked cost accounting as inference. With ``save`` and a checkpoint, the result is
-    written to ``<checkpoint>/exit_thresholds.json`` for later runs.
+    """Per-step exit thresholds meeting ``budget_gmacs`` on a labelled validation set (or
+    ``manifest``), with inference's chunked cost accounting. With ``save`` and a checkpoint, the
+    result is written to ``<checkpoint>/exit_thresholds.json`` for later runs.
 
     :param rollouts: :func:`record_rollouts` of the same model and options, when already run.
     """
-    options = replace(options or InferenceOptions(), thresholds=None)
+    options = options or InferenceOptions()
     rollouts = rollouts or record_rollouts(model, options, manifest)
     result = calibrate_thresholds(
         rollouts.confidence, rollouts.step_costs, budget_gmacs, rollouts.correct
@@ -241,28 +222,23 @@ def calibrate_budget(
     exits = apply_thresholds(rollouts.confidence, result.thresholds)
     logger.info("calibrated exits %s on %d videos", exits.bincount().tolist(), len(exits))
     if save and model.checkpoint is not None:
-        (model.checkpoint / THRESHOLDS_FILE).write_text(
-            json.dumps(
-                {
-                    "budget_gmacs": result.budget,
-                    "achieved_gmacs": result.achieved,
-                    "accuracy": result.accuracy,
-                    "chunk_steps": options.chunk_steps,
-                    "thresholds": result.thresholds,
-                    "exit_fraction": result.exit_fraction,
-                },
-                indent=2,
-            )
-            + "\n",
-            encoding="utf-8",
-        )
+        stored = {
+            "budget_gmacs": result.budget,
+            "achieved_gmacs": result.achieved,
+            "accuracy": result.accuracy,
+            "chunk_steps": options.chunk_steps,
+            "thresholds": result.thresholds,
+            "exit_fraction": result.exit_fraction,
+        }
+        text = json.dumps(stored, indent=2) + "\n"
+        (model.checkpoint / THRESHOLDS_FILE).write_text(text, encoding="utf-8")
     return result
 
 
 def stored_thresholds(checkpoint: Path, budget_gmacs: float, chunk_steps: int) -> list[float]:
     """Thresholds a previous calibration stored for this budget and chunking.
 
-    :raises FileNotFoundError: when none matches (naming what to pass instead).
+    :raises FileNotFoundError: when none matches.
     """
     path = checkpoint / THRESHOLDS_FILE
     if path.is_file():

@@ -1,27 +1,25 @@
 """What ``videofocus label`` (and ``label merge`` / ``label export``) runs.
 
-``videofocus label INPUT --checkpoint CKPT --out labels.jsonl`` labels every video of INPUT (a
-manifest, a folder, or a text list of paths). Its exit status is the number of inputs whose row
-says ``error`` (capped at 100), so 0 means every video was labelled; ``--retry-errors`` labels
-those inputs again. A job that cannot run (a wrong argument or input, another job's output file,
-a full disk, Ctrl-C) prints one line and exits with a status of its own (``videofocus --help``).
+``videofocus label``'s exit status is the number of inputs whose row says ``error`` (capped at
+100), so 0 means every video was labelled; a job that cannot run prints one line and exits with
+a status of its own (``videofocus --help``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from typing import Any, TypeVar
 
 from videofocus.exit_status import LABEL_FAILURES_MAX, UsageError
 from videofocus.labeling.results import read_results
 
+T = TypeVar("T")
+
 
 def check_policy(name: str | None) -> None:
-    """Refuse a ``--policy`` the heuristics' registry does not hold, as argparse refuses a
-    choice (before any model loads).
-
-    :raises UsageError: naming ``--policy`` and the choices.
-    """
+    """Refuse, as argparse would, a ``--policy`` the heuristics' registry does not hold."""
     from videofocus.policy.heuristics import list_policies
 
     names = list_policies()  # the registry, as it is when the command runs
@@ -45,26 +43,8 @@ def run(args: argparse.Namespace) -> int:
     model = load_inference_model(
         args.checkpoint, args.config, args.overrides, policy=args.policy, option=args.option
     )
-    options = InferenceOptions(
-        chunk_steps=args.chunk_steps,
-        local_batch=args.local_batch,
-        thresholds=args.thresholds,
-        max_steps=args.max_steps,
-        amp=args.amp,
-        compile=args.compile,
-    )
-    job = LabelJobOptions(
-        batch_size=args.batch_size,
-        num_workers=args.workers,
-        threads=args.threads,
-        decode_timeout=args.decode_timeout,
-        topk=args.topk,
-        glimpses=args.glimpses,
-        budget_gmacs=args.budget_gmacs,
-        calibrate=args.calibrate,
-        progress=not args.no_progress,
-        retry_errors=args.retry_errors,
-    )
+    options = _from_args(InferenceOptions, args)
+    job = _from_args(LabelJobOptions, args, num_workers=args.workers, progress=not args.no_progress)
     shard = resolve_shard(args.num_shards, args.shard_index)
     summary = run_label_job(args.input, model, args.out, options, job, shard, args.device)
     print_summary(summary)
@@ -72,6 +52,12 @@ def run(args: argparse.Namespace) -> int:
     _export(rows, args.csv, args.activitynet)
     failed = sum(r["status"] != "ok" for r in rows)
     return min(failed, LABEL_FAILURES_MAX)
+
+
+def _from_args(cls: type[T], args: argparse.Namespace, **given: Any) -> T:
+    """The options dataclass ``cls``, each field not ``given`` from the same-named argument."""
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in given]
+    return cls(**{name: getattr(args, name) for name in names}, **given)
 
 
 def _export(rows: list[dict], csv_path: str | None, activitynet: str | None) -> None:

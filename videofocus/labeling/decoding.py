@@ -1,15 +1,11 @@
 """Decoding for labeling: every input yields a clip or the reason it could not, within a deadline.
 
-:class:`LabelClips` is a map-style dataset over :class:`~videofocus.labeling.inputs.LabelItem`
-that never raises for a bad video: a missing, empty, truncated, non-video or audio-only file, or
-one whose decoding overruns ``timeout`` seconds, comes back as an item with an ``error`` string, so
-the job writes an error row and goes on. It runs in ``DataLoader`` worker processes, so decoding
-overlaps the network.
+:class:`LabelClips` never raises for a bad video (missing, truncated, not a video, too slow to
+decode): the item carries an ``error`` string, so the job writes an error row and goes on.
 
-The deadline is a ``SIGALRM`` interval timer in the decoding process: PyAV returns to Python after
-every packet, so the alarm interrupts a decode that crawls or loops. A hang inside one FFmpeg call
-(which never returns to Python) is not interruptible this way; ``videofocus probe`` isolates files
-in child processes for collections where that is a risk.
+The deadline is a ``SIGALRM`` timer: PyAV returns to Python after every packet, so the alarm
+interrupts a decode that crawls or loops, though not a hang inside one FFmpeg call
+(``videofocus probe`` isolates files in child processes where that is a risk).
 """
 
 from __future__ import annotations
@@ -66,12 +62,8 @@ def deadline(seconds: float | None) -> Iterator[None]:
 
 
 class LabelClips(torch.utils.data.Dataset):
-    """Clips of label inputs, sampled and sized as the model's evaluation clips are.
-
-    :param items: the videos, in job order.
-    :param data: the model's data config (frames, sampler, frame size, decoder backend).
-    :param timeout: seconds allowed to decode one video; None: no deadline.
-    """
+    """Clips of label inputs (in job order), sampled and sized as the model's evaluation clips
+    are by ``data``; ``timeout``: seconds allowed to decode one video (None: no deadline)."""
 
     def __init__(
         self, items: Sequence[LabelItem], data: DataConfig, timeout: float | None = 60.0
@@ -79,8 +71,7 @@ class LabelClips(torch.utils.data.Dataset):
         self.items = list(items)
         self.sampler = create_sampler(data.sampler, **sampler_kwargs(data)).with_random(False)
         self.transform = SquareClip(data.frame_size, train=False)
-        self.frame_size = data.frame_size
-        self.backend = data.backend
+        self.data = data
         self.timeout = timeout
 
     def __len__(self) -> int:
@@ -109,22 +100,18 @@ class LabelClips(torch.utils.data.Dataset):
     def _decode(self, item: LabelItem) -> torch.Tensor:
         if not item.path.is_file():
             raise VideoDecodeError(item.path, "file not found")
-        with VideoReader(item.path, backend=self.backend) as reader:
+        with VideoReader(item.path, backend=self.data.backend) as reader:
             rng = np.random.default_rng(0)  # evaluation positions are deterministic anyway
             indices = reader.sample_indices(self.sampler, item.start, item.end, rng)
-            frames = reader.read_frames(indices.tolist(), short_side=self.frame_size)
+            frames = reader.read_frames(indices.tolist(), short_side=self.data.frame_size)
         return self.transform(frames)
 
 
 @dataclass
 class DecodedBatch:
-    """A collated batch: the decoded clips stacked, and the failures with their reasons.
-
-    :ivar indices: dataset indices of the decoded clips, in ``frames`` order.
-    :ivar frames: uint8 ``[B, T, 3, H, W]``, or None when nothing decoded.
-    :ivar decode_ms: per decoded clip.
-    :ivar failures: ``(index, error, decode_ms)`` of the videos that did not decode.
-    """
+    """A collated batch: the dataset ``indices`` of the decoded clips, their uint8 ``frames``
+    ``[B, T, 3, H, W]`` (None when nothing decoded) and ``decode_ms``, and the ``(index, error,
+    decode_ms)`` of the ``failures``."""
 
     indices: list[int]
     frames: torch.Tensor | None

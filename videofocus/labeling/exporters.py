@@ -1,8 +1,5 @@
-"""Results JSONL -> formats other tools read: a flat CSV and ActivityNet's classification JSON.
-
-The JSONL written by the job stays the complete record; exports are derived views, written
-atomically so a half-written export never looks finished.
-"""
+"""Results JSONL -> formats other tools read: a flat CSV and ActivityNet's classification JSON
+(derived views of the complete JSONL record, written atomically)."""
 
 from __future__ import annotations
 
@@ -54,10 +51,10 @@ def _cell(value: Any) -> str:
 
 
 def csv_row(row: dict[str, Any]) -> dict[str, str]:
-    """One result row as the CSV's columns (see :data:`CSV_COLUMNS`).
+    """One result row as the CSV's :data:`CSV_COLUMNS`: ``labels`` and ``scores`` hold the ranked
+    predictions joined by ``;``, ``top1``/``top1_score`` the first; missing values are empty.
 
-    :raises ValueError: a label name contains ``;``, which would make the ``labels`` cell
-        ambiguous (use the JSONL or the ActivityNet export for such vocabularies).
+    :raises ValueError: a label name contains ``;`` (the ``labels`` cell would be ambiguous).
     """
     labels = [str(x) for x in row.get("labels") or []]
     scores = list(row.get("scores") or [])
@@ -76,15 +73,7 @@ def csv_row(row: dict[str, Any]) -> dict[str, str]:
 
 
 def export_csv(rows: Iterable[dict[str, Any]], path: str | Path) -> int:
-    """Write result rows (ok and error alike) as a CSV with a header line.
-
-    Columns: :data:`CSV_COLUMNS`; ``labels`` and ``scores`` hold the ranked predictions joined
-    by ``;``, ``top1``/``top1_score`` the first of them; missing values are empty cells.
-
-    :param rows: result rows, e.g. :func:`~videofocus.labeling.results.read_results`.
-    :param path: the CSV file (written atomically).
-    :returns: the number of rows written.
-    """
+    """Write result rows as a CSV with a header line (:func:`csv_row`); returns the row count."""
     buf = io.StringIO(newline="")
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -119,16 +108,11 @@ def export_activitynet(
 ) -> int:
     """Write ActivityNet's untrimmed-classification submission JSON.
 
-    ``{"version": ..., "results": {id: [{"label": name, "score": s}, ...]},
-    "external_data": {"used": false, "details": ""}}``, with only the rows of status ``ok``,
-    each video keyed by its bare YouTube id (:func:`activitynet_video_id`), as the official
-    evaluator expects, whatever the input was (manifest, folder or list). Rows of segments of
-    one video (``<id>#<k>``, from segment-level manifests) become that video's one entry, each
-    label with its best score over the segments, ranked by score.
+    ``{"version": ..., "results": {id: [{"label": name, "score": s}, ...]}, "external_data":
+    ...}`` of the ``ok`` rows, each keyed by its bare YouTube id (:func:`activitynet_video_id`)
+    as the official evaluator expects. The segment rows of one video (``<id>#<k>``) become one
+    entry, each label with its best score over them, ranked by score.
 
-    :param rows: result rows.
-    :param path: the JSON file (written atomically).
-    :param version: the ``version`` field the evaluation checks.
     :returns: the number of videos written.
     :raises ExportError: two rows that are not segments of one video map to the same id, or a
         row's labels and scores differ in number.

@@ -1,21 +1,18 @@
 """What ``videofocus label`` labels: a manifest, a folder of videos, a text list, or one video.
 
-INPUT is read into :class:`LabelItem` s in a deterministic order (manifest order, sorted folder
-scan, list order), so that shards and resumed runs agree on which item is which:
+INPUT is read into :class:`LabelItem` s in a deterministic order, so that shards and resumed
+runs agree on which item is which:
 
-- ``*.jsonl``: a manifest (:mod:`videofocus.data.manifest`); segments and ground-truth labels
-  are kept, relative paths resolve against the manifest's folder;
+- ``*.jsonl``: a manifest (:mod:`videofocus.data.manifest`), segments and labels kept;
 - a directory: every file with a :data:`VIDEO_EXTENSIONS` suffix below it (symlinks followed,
-  each real folder scanned once), id = its path relative to the directory, in posix form;
+  each real folder scanned once), id = its posix path relative to the directory, sorted;
 - a file with a video suffix: that one video, id = its file name;
-- any other file: a text list, one path per line (blank lines and ``#`` comments skipped),
-  relative paths resolve against the list's folder, id = the path as written. mmaction2 video
-  lists (``<video> <label> ...``) are read too: the labels are kept as ground truth, and a line
-  repeating an earlier one (mmaction2's test lists do) is labelled once. Rawframe lists (folders
-  of extracted frames) are refused: videos are decoded, not frames.
+- any other file: a text list, one path per line (blank lines and ``#`` comments skipped), id =
+  the path as written. mmaction2 video lists (``<video> <label> ...``) keep their labels, an
+  identical repeated line is labelled once; rawframe lists are refused.
 
-Listed paths that do not exist are not errors here: the job reports them as error rows, so one
-missing file never stops a long run.
+Relative paths resolve against the manifest's or list's folder. Missing files are not errors
+here: the job reports them as error rows, so one never stops a long run.
 """
 
 from __future__ import annotations
@@ -33,14 +30,9 @@ VIDEO_EXTENSIONS: frozenset[str] = frozenset(
 
 @dataclass(frozen=True)
 class LabelItem:
-    """One video (or segment of one) to label.
-
-    :param id: unique key of the item in the results.
-    :param path: absolute path of the video file.
-    :param start: segment start in seconds (manifest segments only).
-    :param end: segment end in seconds (manifest segments only).
-    :param labels: ground-truth class indices when INPUT is a manifest, else ``()``.
-    """
+    """One video (or segment of one) to label: its unique ``id`` in the results, the video file's
+    absolute ``path``, a manifest segment's ``start`` and ``end`` in seconds, and its ground-truth
+    class indices ``labels`` (empty when INPUT gives none)."""
 
     id: str
     path: Path
@@ -55,9 +47,9 @@ def is_video_file(path: str | Path) -> bool:
 
 
 def read_inputs(source: str | Path, num_classes: int | None = None) -> list[LabelItem]:
-    """Read INPUT into label items; see the module docstring for the accepted forms.
+    """Read INPUT (manifest, directory, video file or text list; see the module docs) into label
+    items.
 
-    :param source: manifest (``.jsonl``), directory, video file or text list.
     :param num_classes: for manifests, every ground-truth label must be below it.
     :raises FileNotFoundError: ``source`` does not exist.
     :raises ManifestError: duplicate ids (naming both lines), a malformed manifest or list.

@@ -1,12 +1,10 @@
 """The ``videofocus label`` job: label a video collection, fast, within a budget, losing nothing.
 
-Inputs (a manifest, a folder or a list) are split into this process's shard; videos already in
-the output file are skipped (resume); the rest are decoded by ``DataLoader`` workers and pushed
-through the :class:`~videofocus.inference.inferencer.AdaptiveInferencer`. Every input ends as
-exactly one JSON line: ``status: ok`` with top-k labels and scores, or ``status: error`` with
-the reason.
-Lines are appended durably as videos finish (:class:`~videofocus.labeling.results.ResultWriter`),
-so a job killed at any moment is resumed by running the same command again.
+This process's shard of the inputs, less the videos already in the output (resume), is decoded
+by ``DataLoader`` workers and run through the
+:class:`~videofocus.inference.inferencer.AdaptiveInferencer`. Every input ends as one JSON line
+(``status: ok`` with top-k labels and scores, or ``status: error`` with the reason), appended
+durably as videos finish, so rerunning the same command resumes a killed job.
 """
 
 from __future__ import annotations
@@ -51,20 +49,15 @@ class LabelJobOptions:
     """How the job runs (inference options are separate: :class:`InferenceOptions`).
 
     :param batch_size: clips per decoded batch (the local encoder batches across them).
-    :param num_workers: decoding processes (0: decode in the main process); None: all cores
-        but one when the network runs on an accelerator, half of them on the CPU.
+    :param num_workers: decoding processes (0: the main process); None: see :func:`plan_cpu`.
     :param threads: torch threads of the network on the CPU; None: the cores the decoding
         workers leave (oversubscribed cores make both sides slower).
     :param decode_timeout: seconds allowed to decode one video.
-    :param topk: labels per video.
     :param glimpses: write each video's glimpse actions.
     :param budget_gmacs: calibrate (or reuse stored) exit thresholds to this mean cost.
     :param calibrate: labelled manifest to calibrate the budget on (default: the config's
-        validation rows when they exist); the thresholds are stored beside the checkpoint
-        for later runs.
-    :param progress: show a progress bar.
-    :param retry_errors: label again the inputs whose row in the output says ``error``
-        (their old rows are replaced, the file keeps one row per input).
+        validation rows); the thresholds are stored beside the checkpoint.
+    :param retry_errors: label again the inputs whose row says ``error`` (replacing it).
     """
 
     batch_size: int = 32
@@ -175,7 +168,8 @@ def resolve_thresholds(
 
 
 def plan_cpu(job: LabelJobOptions, device: torch.device) -> tuple[int, int]:
-    """(decoding workers, network threads) for this machine, from ``job`` or its defaults."""
+    """(decoding workers, network threads) for this machine, from ``job`` or its defaults:
+    workers on all cores but one beside an accelerator, on half of them beside the CPU."""
     cores = os.cpu_count() or 1
     workers = job.num_workers
     if workers is None:
@@ -191,18 +185,16 @@ def _close_inherited(path: Path, fd: int, worker_id: int) -> None:
     that a worker outliving a killed job does not keep the lock (flock locks belong to the open
     file, which forked children share)."""
     try:
-        same = os.path.samestat(os.fstat(fd), os.stat(path))
+        if os.path.samestat(os.fstat(fd), os.stat(path)):
+            os.close(fd)
     except OSError:
-        return  # not inherited (spawned worker) or already gone
-    if same:
-        os.close(fd)
+        pass  # not inherited (spawned worker) or already gone
 
 
 def label_loader(
     items: Sequence[LabelItem], data: DataConfig, job: LabelJobOptions, workers: int, **kwargs: Any
 ) -> torch.utils.data.DataLoader:
-    """The job's decoding loader: batches of :class:`LabelClips` over ``items`` (``kwargs`` go to
-    the ``DataLoader``)."""
+    """The job's decoding ``DataLoader`` (given ``kwargs``) of :class:`LabelClips` of ``items``."""
     return torch.utils.data.DataLoader(
         LabelClips(items, data, timeout=job.decode_timeout),
         batch_size=job.batch_size,
@@ -221,12 +213,8 @@ def labelled_rows(
     topk: int = 5,
     glimpses: bool = False,
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(index in items, row)`` for every item, as it finishes: the error row of an input that
-    could not be decoded, or the prediction row of a labelled one.
-
-    :param loader: batches of :class:`~videofocus.labeling.decoding.LabelClips` over ``items``
-        (``collate_decoded``).
-    """
+    """``(index in items, row)`` for every item, as it finishes (its error or prediction row),
+    from ``loader``'s batches of :class:`LabelClips` over ``items``."""
     decode_ms: dict[int, float] = {}
     failures: list[tuple[int, dict[str, Any]]] = []
 
@@ -243,10 +231,10 @@ def labelled_rows(
         yield from failures
         failures.clear()
         ms = decode_ms.pop(index)
-        row = prediction_row(
-            items[index], prediction, model.class_names, topk, frames, ms, glimpses
+        yield (
+            index,
+            prediction_row(items[index], prediction, model.class_names, topk, frames, ms, glimpses),
         )
-        yield index, row
     yield from failures
 
 
@@ -262,10 +250,8 @@ def run_label_job(
     """Label every video of ``source`` (this process's shard of it) into ``out``.
 
     :param source: a manifest, a folder of videos or a text list of paths.
-    :param model: the model and policy (:func:`~videofocus.inference.model.
-        load_inference_model`).
-    :param out: the JSONL output; with several shards each writes ``<out stem>.shard-...``.
-    :param shard: this process's shard (default: from ``torchrun`` / Slurm variables, else 1/0).
+    :param out: the JSONL output (:func:`shard_path` with several shards).
+    :param shard: this process's shard (default: :func:`resolve_shard`).
     """
     start = time.perf_counter()
     options = options or InferenceOptions()

@@ -1,10 +1,7 @@
-"""Labeling from Python: a loaded model that labels a list of videos in memory.
-
-``videofocus.load("runs/x/finetune/final").label(["a.mp4", "b.mp4"])`` returns one row per
-video, the rows ``videofocus label`` writes (``status``, ``labels``, ``scores``, ``gmacs``, ...),
-in the order given. The command line's job adds what a large collection needs (shards, resume,
-a crash-safe output file); both produce rows through :func:`~videofocus.labeling.job.labelled_rows`.
-"""
+"""Labeling from Python: ``videofocus.load("runs/x/finetune/final").label(["a.mp4", "b.mp4"])``
+returns, in memory and in the order given, the rows ``videofocus label`` writes (both go through
+:func:`~videofocus.labeling.job.labelled_rows`; the command adds shards, resume and a crash-safe
+file)."""
 
 from __future__ import annotations
 
@@ -23,12 +20,8 @@ __all__ = ["Labeler"]
 
 
 class Labeler:
-    """Labels videos with one model.
-
-    :param model: the model, its policy and class names (:func:`videofocus.load` makes one).
-    :param options: inference options (early-exit thresholds, chunking, batch sizes).
-    :param device: where the network runs (default: the config's ``train.device``).
-    """
+    """Labels videos with one ``model`` (:func:`videofocus.load` makes one), with inference
+    ``options``, on ``device`` (default: the config's ``train.device``)."""
 
     def __init__(
         self,
@@ -47,13 +40,8 @@ class Labeler:
     def label(
         self, videos: Sequence[str | Path], topk: int = 5, batch_size: int = 8
     ) -> list[dict[str, Any]]:
-        """One result row per video, in the order given (a video that cannot be decoded gets
-        an ``error`` row naming the reason, as in the label job).
-
-        :param videos: video files.
-        :param topk: labels per row.
-        :param batch_size: clips decoded per batch.
-        """
+        """One result row per video file, in the order given (an undecodable one gets an
+        ``error`` row), with ``topk`` labels, decoding ``batch_size`` clips per batch."""
         items = [LabelItem(id=str(v), path=Path(v).resolve()) for v in videos]
         loader = label_loader(items, self.model.cfg.data, LabelJobOptions(batch_size=batch_size), 0)
         rows = dict(labelled_rows(items, self.model, self.inferencer, loader, topk))

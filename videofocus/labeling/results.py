@@ -1,22 +1,14 @@
 """Crash-safe, resumable JSON Lines results: one row per labelled item.
 
-A run killed at any moment (SIGKILL, out of memory, node lost) leaves a file that reopens with
-no partial and no duplicate row, and the rerun skips every id already written:
+A run killed at any moment leaves a file that reopens with no partial and no duplicate row:
+each write appends one ``fsync`` ed blob (cut back off if the disk refuses it), a last line
+without its ``"\\n"`` is a torn tail (truncated on open, ignored by :func:`read_results`), and
+rows whose id is already written are dropped. Rows to label again (``--retry-errors``) are
+removed on open by an atomic rewrite, so the file holds at most one row per id.
 
-- each :meth:`ResultWriter.write` serialises its rows to one blob, appends it with ``O_APPEND``
-  and ``fsync`` s, so a row is either durable with its ``"\\n"`` or torn; a write the disk
-  refuses (full, I/O error) is cut back off before the error is raised;
-- a line without its ``"\\n"`` is a torn tail: the writer truncates it away on open and
-  :func:`read_results` ignores it;
-- rows whose id is already in the file are dropped, so a resumed run never duplicates;
-- rows to label again (``relabel``, e.g. ``label --retry-errors``) are removed on open by
-  rewriting the file without them (temporary file, ``fsync``, rename), so a killed run leaves
-  either the old file or the new one, and the file always holds at most one row per id.
-
-A sidecar ``<path>.meta.json`` records which job the file belongs to (input, shard, expected
-ids). A file is reused only when its sidecar agrees with the job, or, without a sidecar, when
-every row in it is one of the job's inputs; anything else is a :class:`ResultsError` naming the
-file and what differs, so a rerun with another input or shard layout never mixes two jobs.
+A sidecar ``<path>.meta.json`` records the job (input, shard, expected ids); a file is reused
+only when its sidecar agrees or, without one, when every row is one of the job's inputs, so a
+rerun with another input or shard layout never mixes two jobs.
 """
 
 from __future__ import annotations
@@ -81,9 +73,8 @@ def meta_path(path: str | Path) -> Path:
 
 
 def iter_result_lines(path: str | Path) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
-    """Yield ``(line number, raw line with its newline, parsed row)`` of every complete line.
-
-    Blank lines are skipped; a last line without ``"\\n"`` is torn and ignored.
+    """Yield ``(line number, raw line with its newline, parsed row)`` of every complete,
+    non-blank line (a torn last line is ignored).
 
     :raises ResultsError: a complete line that is not a JSON object with a string ``"id"``,
         naming ``file:line``.
@@ -107,11 +98,7 @@ def iter_result_lines(path: str | Path) -> Iterator[tuple[int, bytes, dict[str, 
 
 
 def read_results(path: str | Path) -> list[dict[str, Any]]:
-    """Every complete row of a results file, in file order (a torn last line is ignored).
-
-    :raises FileNotFoundError: no such file.
-    :raises ResultsError: a malformed complete line, naming ``file:line``.
-    """
+    """Every complete row of a results file, in file order (see :func:`iter_result_lines`)."""
     return [row for _, _, row in iter_result_lines(path)]
 
 
@@ -196,7 +183,6 @@ def _lock(fd: int, path: Path) -> None:
 def _open_locked(path: Path) -> int:
     """Open ``path`` for appending (created if missing) and take its lock.
 
-    :raises ResultsLockedError: another process holds the lock.
     :raises ResultsError: ``path`` is not a regular file.
     """
     for _ in range(_ATTEMPTS):
@@ -221,22 +207,19 @@ def _open_locked(path: Path) -> int:
 
 
 class ResultWriter:
-    """Append result rows to a JSONL file durably; reopen to resume.
+    """Append result rows to a JSONL file durably (one process at a time: an advisory lock);
+    reopen to resume. ``done`` holds the ids already in the file, ``relabelled`` how many rows
+    ``relabel`` removed.
 
     :param path: the results file (created with its parent folders if missing).
-    :param meta: job identity written to ``<path>.meta.json``. A file that already has rows is
-        reused only if its sidecar agrees on every key of ``meta`` (only those keys compare).
+    :param meta: job identity written to ``<path>.meta.json``; a file with rows is reused only
+        if its sidecar agrees on every key of ``meta``.
     :param inputs: the ids this job labels; a file without a sidecar is reused only if every
-        row in it is one of them (without ``inputs`` it is reused as it is).
-    :param relabel: rows for which ``relabel(row)`` is true are removed from the file on open,
-        so that their ids are labelled again (``label --retry-errors``).
+        row in it is one of them.
+    :param relabel: rows for which ``relabel(row)`` is true are removed on open, to be labelled
+        again.
     :raises ResultsError: a malformed line, or a file of another job (naming what differs).
     :raises ResultsLockedError: another process is writing the file.
-    :raises OSError: the file cannot be created or written (read-only or full disk, ...).
-
-    ``done`` holds the ids already in the file (after ``relabel``), ``relabelled`` how many rows
-    ``relabel`` removed; :meth:`write` drops rows with ids already written. Only one process may
-    write a file at a time (an advisory lock enforces it where available).
     """
 
     def __init__(
@@ -275,28 +258,24 @@ class ResultWriter:
         self, ids: list[str], differences: list[str] | None, inputs: Collection[str] | None
     ) -> None:
         """Refuse a non-empty file that is another job's (see the class docs)."""
-        if not ids:
-            return
-        restart = "give another --out, or delete the file (and its sidecar) to start over"
-        if differences:
-            raise ResultsError(
-                self.path,
-                None,
-                f"belongs to another job: its sidecar {meta_path(self.path).name} differs "
-                f"({'; '.join(differences)}); {restart}",
+        side = meta_path(self.path).name
+        problem = None
+        if ids and differences:
+            problem = (
+                f"belongs to another job: its sidecar {side} differs ({'; '.join(differences)})"
             )
-        if differences is None and inputs is not None:
+        elif ids and differences is None and inputs is not None:
             mine = set(inputs)
             foreign = [i for i in ids if i not in mine]
             if foreign:
-                raise ResultsError(
-                    self.path,
-                    None,
-                    f"has no sidecar ({meta_path(self.path).name}) and {len(foreign)} of its "
-                    f"{len(ids)} rows {'is' if len(foreign) == 1 else 'are'} not among this "
-                    f"job's {len(mine)} inputs "
-                    f"({_show_ids(foreign)}): another job's file?; {restart}",
+                problem = (
+                    f"has no sidecar ({side}) and {len(foreign)} of its {len(ids)} rows "
+                    f"{'is' if len(foreign) == 1 else 'are'} not among this job's {len(mine)} "
+                    f"inputs ({_show_ids(foreign)}): another job's file?"
                 )
+        if problem:
+            restart = "give another --out, or delete the file (and its sidecar) to start over"
+            raise ResultsError(self.path, None, f"{problem}; {restart}")
 
     def _rewrite_without(self, drop: set[str]) -> None:
         """Replace the file by a copy without the rows whose id is in ``drop``, keeping the lock:
@@ -326,40 +305,35 @@ class ResultWriter:
         return self._fd
 
     def write(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Append ``rows`` (each with a string ``"id"``) and make them durable before returning.
+        """Append ``rows`` durably, dropping those whose id is already written.
 
-        Rows whose id is already written (or repeated within ``rows``) are dropped silently.
-
-        :raises ValueError: a row without a string ``"id"`` or not JSON-serialisable (NaN
-            included); nothing of this call is written then.
-        :raises OSError: the disk refused the rows (naming the file); what this call had
-            written is cut back off and the writer is closed.
+        :raises ValueError: a row without a string ``"id"`` or not valid JSON (NaN included);
+            nothing of this call is written then.
+        :raises OSError: the disk refused the rows (naming the file); they are cut back off and
+            the writer is closed.
         """
         if self._fd is None:
             raise ValueError(f"{self.path}: writer is closed")
-        new_ids: set[str] = set()
-        lines: list[bytes] = []
+        lines: dict[str, bytes] = {}  # id -> its line
         for row in rows:
             rid = row.get("id") if isinstance(row, dict) else None
             if not isinstance(rid, str):
                 raise ValueError(f"{self.path}: result row without a string 'id': {row!r}")
-            if rid in self.done or rid in new_ids:
+            if rid in self.done or rid in lines:
                 continue
             try:
-                lines.append(_json_bytes(row) + b"\n")
+                lines[rid] = _json_bytes(row) + b"\n"
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{self.path}: row {rid!r} is not valid JSON: {exc}") from None
-            new_ids.add(rid)
         if not lines:
             return
         size = os.fstat(self._fd).st_size
         try:
-            _write_all(self._fd, b"".join(lines))
+            _write_all(self._fd, b"".join(lines.values()))
             os.fsync(self._fd)
-            self.done.update(new_ids)
+            self.done.update(lines)
         except BaseException as exc:
-            # A refused or interrupted (Ctrl-C) write is cut back off, so that the file and
-            # `done` agree and no torn row is left for the next write to glue onto.
+            # cut a refused or interrupted write back off: no torn row for the next to glue onto
             try:
                 os.ftruncate(self._fd, size)
             except OSError:

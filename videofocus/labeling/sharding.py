@@ -1,9 +1,8 @@
 """Split a labeling job over N independent processes and merge their outputs back.
 
-Shard ``i`` of ``n`` labels items ``i, i + n, i + 2n, ...`` of the input (round robin, so shards
-get equal shares of any ordering by size or class) into ``<stem>.shard-0000i-of-0000n<suffix>``
-beside the final output, with a sidecar naming its input and expected ids.
-:func:`merge_shards` checks that every shard is complete and writes the rows back in input order.
+Shard ``i`` of ``n`` labels items ``i, i + n, ...`` of the input (round robin: equal shares of
+any ordering by size or class) into :func:`shard_path`, with a sidecar naming its input and
+expected ids; :func:`merge_shards` writes the rows back in input order.
 """
 
 from __future__ import annotations
@@ -63,14 +62,10 @@ def resolve_shard(
     shard_index: int | None = None,
     env: Mapping[str, str] | None = None,
 ) -> ShardSpec:
-    """This process's shard: explicit arguments win, then torchrun, then Slurm, else 1 shard.
+    """This process's shard from ``--num-shards`` / ``--shard-index`` (0-based); each left None
+    comes from the launcher (:data:`LAUNCHER_VARIABLES` of ``env``, default ``os.environ``), else
+    1 shard.
 
-    Each value left ``None`` is taken from the launcher: torchrun's ``WORLD_SIZE``/``RANK`` or,
-    without them, Slurm's ``SLURM_NTASKS``/``SLURM_PROCID`` (set per task by ``srun``).
-
-    :param num_shards: ``--num-shards``.
-    :param shard_index: ``--shard-index`` (0-based).
-    :param env: environment to read (default: ``os.environ``).
     :raises ValueError: a value out of range or not an integer, naming the option or variable.
     """
     env = os.environ if env is None else env
@@ -106,7 +101,7 @@ def select_shard(items: Sequence[T], spec: ShardSpec) -> list[T]:
 
 
 def shard_path(out: str | Path, spec: ShardSpec) -> Path:
-    """Where shard ``spec`` writes: ``out`` itself for one shard, else
+    """Where shard ``spec`` writes: ``out`` for one shard, else
     ``<stem>.shard-00003-of-00008<suffix>`` beside it."""
     out = Path(out)
     if spec.num_shards == 1:
@@ -115,11 +110,8 @@ def shard_path(out: str | Path, spec: ShardSpec) -> Path:
 
 
 def shard_meta(input: str | Path, spec: ShardSpec, ids: Sequence[str]) -> dict[str, Any]:
-    """The sidecar of one shard (pass as ``ResultWriter(meta=...)``).
-
-    :param input: the job's INPUT (stored absolute, so a rerun from another folder matches).
-    :param ids: the ids this shard must label, in order.
-    """
+    """The sidecar of one shard (``ResultWriter(meta=...)``): the job's ``input`` (absolute, so a
+    rerun from another folder matches) and the ``ids`` this shard must label."""
     return {
         "input": str(Path(input).absolute()),
         "num_shards": spec.num_shards,
@@ -196,15 +188,12 @@ def _load_shard(out: Path, spec: ShardSpec, problems: list[str]) -> _Shard | Non
 
 
 def merge_shards(out: str | Path, num_shards: int | None = None) -> MergeReport:
-    """Check the shards of ``out`` and write them back as one file in input order.
+    """Check the shards beside ``out`` (their count read from the names unless given) and write
+    them back as one file in input order, with the sidecar a one-shard run would have written
+    (atomically; the shard files stay).
 
-    Shard files are found beside ``out`` (their count read from the names unless given).
-    Every shard and its sidecar must exist and hold exactly its expected ids, once each.
-    ``out`` and ``out.meta.json`` (a one-shard sidecar with every id, as a single-process run
-    would have written) are written atomically; the shard files are left in place.
-
-    :raises ShardMergeError: listing every missing, incomplete or inconsistent shard; nothing
-        is written then.
+    :raises ShardMergeError: listing every missing, incomplete or inconsistent shard (every
+        shard must hold exactly its expected ids, once each); nothing is written then.
     """
     out = Path(out)
     n = _discover_num_shards(out) if num_shards is None else num_shards
