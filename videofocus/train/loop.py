@@ -92,10 +92,8 @@ def param_groups(model: nn.Module, lr: float, lr_mult: dict[str, float]) -> list
 def build_optimizer(
     model: nn.Module, cfg: Config, lr_mult: dict[str, float] | None = None
 ) -> torch.optim.Optimizer:
-    """SGD (Nesterov-free, momentum) or AdamW over the model's parameter groups.
-
-    :param lr_mult: the stage's own learning-rate factors per module, under the config's.
-    """
+    """SGD (Nesterov-free, momentum) or AdamW over the model's parameter groups; ``lr_mult`` are
+    the stage's own learning-rate factors per module, under the config's."""
     o = cfg.train.optim
     groups = param_groups(model, o.lr, {**(lr_mult or {}), **o.lr_mult})
     if o.name == "sgd":

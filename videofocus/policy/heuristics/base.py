@@ -1,8 +1,8 @@
 """The :class:`GlimpsePolicy` interface and the registry of heuristic policies by name.
 
 :class:`GlimpsePolicy` is a plain torch module: ``act(glance) -> actions [B, T, 3]`` for whole
-clips at once, which is all label-time inference needs (the policy reads only glance features,
-so every glimpse of a batch is known before the expensive encoder runs).
+clips at once (it reads only glance features, so every glimpse of a batch is known before the
+expensive encoder runs).
 
 A heuristic is a :class:`GlimpsePolicy` subclass registered with :func:`register_policy`; its
 constructor takes ``(options, grid, **kwargs)``, with ``option`` among the keyword arguments of

@@ -181,10 +181,8 @@ class ClipSource:
 
     @torch.no_grad()
     def load(self, indices: Sequence[int]) -> Clips:
-        """The videos ``indices`` on the model's device, glance computed for those new to it.
-
-        :raises ValueError: when one of them does not decode (check :meth:`valid` first).
-        """
+        """The videos ``indices`` on the model's device, glance computed for those new to it;
+        ValueError when one of them does not decode (check :meth:`valid` first)."""
         device = self.device
         entries = []
         for index in indices:
