@@ -1,15 +1,9 @@
 """Where to look: the glimpse policies, in plain torch.
 
-:mod:`~videofocus.policy.network` holds the policy networks (glance map encoder -> LSTM or MLP
--> logits of ``MultiDiscrete([K + 1, G, G])``, sb3-contrib's layout), which inference runs
-without stable-baselines3; :mod:`~videofocus.policy.heuristics` puts every policy, learned or
-not, behind one :class:`GlimpsePolicy` interface (heuristics by name, one module each);
-:mod:`~videofocus.policy.rewards` holds the rewards of the glimpse task by name (one module
-each) and :mod:`~videofocus.policy.algorithms` the RL algorithms that train a policy (plain
-data; no stable-baselines3 import); :mod:`~videofocus.policy.focusnet` is a
-FocusNet acting with its own policy and :mod:`~videofocus.policy.differentiable` the
-AdaFocusV2-style one trained through the crop. Training a policy with reinforcement learning
-(environments, PPO) lives in :mod:`videofocus.train.rl`.
+The policy networks (:mod:`~videofocus.policy.network`, run without stable-baselines3),
+every policy behind one :class:`GlimpsePolicy` interface (:mod:`~videofocus.policy.heuristics`),
+the rewards and RL algorithms by name, a FocusNet acting with its own policy and the
+AdaFocusV2-style one trained through the crop. RL training lives in :mod:`videofocus.train.rl`.
 """
 
 from videofocus.policy.actions import glimpse_action_dims, resolve_actions

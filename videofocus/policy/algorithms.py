@@ -1,19 +1,14 @@
 """The reinforcement-learning algorithms that train a glimpse policy, by name (``policy.algo``).
 
-An :class:`Algorithm` is plain data: the kind of network it trains (which the exported
-plain-torch policy is: ``recurrent`` -> :class:`~videofocus.policy.network.RecurrentGlimpsePolicy`,
-``feedforward`` -> :class:`~videofocus.policy.network.FeedForwardGlimpsePolicy`) and how
-stable-baselines3 builds it (the model class as ``"module:Class"``, the SB3 policy name and the
-``policy_kwargs`` it adds). Nothing here imports SB3 (or torch): :meth:`Algorithm.sb3_class`
-imports the class when a model is built, so configs and inference check names for free.
-
-Adding an algorithm is one :func:`register_algorithm` entry at the end of this module::
+An :class:`Algorithm` is plain data: the kind of network it trains (``recurrent`` or
+``feedforward``, the exported plain-torch policy) and how stable-baselines3 builds it. Nothing
+here imports SB3 (or torch): :meth:`Algorithm.sb3_class` imports the class when a model is built,
+so configs and inference check names for free. Adding an algorithm is one
+:func:`register_algorithm` entry at the end of this module::
 
     register_algorithm(Algorithm("a2c", "feedforward", "stable_baselines3:A2C", "MultiInputPolicy"))
 
-(:func:`~videofocus.train.rl.sb3.make_ppo` passes it PPO's hyperparameters, so an algorithm must
-accept those: ``n_steps``, ``batch_size``, ``n_epochs``, ``gamma``, ``gae_lambda``,
-``clip_range``, ``ent_coef``.)
+It must accept the PPO hyperparameters :func:`~videofocus.train.rl.sb3.make_ppo` passes.
 """
 
 from __future__ import annotations
@@ -41,16 +36,13 @@ NETWORK_KINDS = ("recurrent", "feedforward")
 
 @dataclass(frozen=True)
 class Algorithm:
-    """One way to train the glimpse policy with SB3.
+    """One way to train the glimpse policy with SB3, selected by ``policy.algo == name``.
 
-    :param name: the ``policy.algo`` value that selects it.
     :param network: one of :data:`NETWORK_KINDS`.
-    :param sb3_model: the SB3 model class, ``"module:Class"`` (imported by :meth:`sb3_class`).
-    :param sb3_policy: the SB3 policy name the model is built with.
+    :param sb3_model: the SB3 model class, ``"module:Class"``.
     :param policy_kwargs: constant SB3 ``policy_kwargs`` it adds to the shared ones.
     :param policy_kwargs_from: SB3 ``policy_kwargs`` name -> the ``policy`` config field whose
         value it takes (e.g. ``lstm_hidden_size`` <- ``policy.lstm_hidden``).
-    :param summary: one line for docs.
     """
 
     name: str
@@ -104,26 +96,18 @@ def list_algorithms() -> list[str]:
 
 
 def get_algorithm(name: str) -> Algorithm:
-    """The algorithm registered as ``name``.
-
-    :raises ValueError: for an unknown name, listing the registered ones.
-    """
+    """The algorithm registered as ``name`` (ValueError for an unknown name)."""
     return _REGISTRY.get(name)
 
 
 def algorithm_for_network(kind: str) -> Algorithm:
     """The first registered algorithm that trains networks of ``kind`` (what a checkpoint that
-    records only its network's shape was most likely trained with).
-
-    :raises ValueError: when none does.
-    """
+    records only its network's shape was most likely trained with); ValueError when none does."""
     for _, algorithm in _REGISTRY.items():
         if algorithm.network == kind:
             return algorithm
     raise ValueError(f"no registered algorithm trains a {kind!r} network")
 
-
-# ------------------------------------------------------------------------------ the algorithms
 
 register_algorithm(
     Algorithm(

@@ -4,41 +4,20 @@ AdaFocusV2's idea: if the glimpse is cut out by bilinear interpolation, the clas
 has a gradient with respect to the glimpse *centre*, so the policy can be trained with the
 recognition network by back-propagation instead of reinforcement learning.
 
-- :class:`DifferentiableGlimpsePolicy` reads the glance maps of a clip (a 1x1 convolution, the
-  map flattened with its layout kept, a linear layer, optionally a GRU over the steps) and
-  regresses one continuous centre per frame for **one fixed glimpse option**. A sigmoid maps the
-  output onto ``[e/2, 1 - e/2]`` per axis (``e`` the option's normalised extent), the range of
-  :func:`~videofocus.models.glimpse.grid_centres`, so a glimpse never leaves the frame. The
-  output layer starts at zero: before training every glimpse is centred (the ``centre``
-  heuristic). Its :meth:`~DifferentiableGlimpsePolicy.act` snaps the centres to the nearest
-  grid cell per axis, which makes it a regular
-  :class:`~videofocus.policy.heuristics.GlimpsePolicy` for the ``roi_align`` pipeline.
-- :class:`DifferentiableFocusNet` is a :class:`~videofocus.models.FocusNet` that takes those
-  continuous centres (:meth:`~DifferentiableFocusNet.forward_at`) and crops with
-  :class:`~videofocus.models.DifferentiableCropper`, so the loss trains the policy through the
-  crop together with the local encoder and the aggregator. As in the RL fine-tune stage the
-  glance encoder is frozen, and the policy reads its maps without gradient (AdaFocusV2's
-  stop-gradient on the glance features): the glance network is never pulled towards maps that
-  are easy to regress centres from.
+- :class:`DifferentiableGlimpsePolicy` regresses one continuous centre per frame for **one
+  fixed glimpse option** from the clip's glance maps; its :meth:`~DifferentiableGlimpsePolicy.act`
+  snaps the centres to grid cells, which makes it a regular
+  :class:`~videofocus.policy.heuristics.GlimpsePolicy` for pipelines built on grid actions.
+- :class:`DifferentiableFocusNet` crops at those centres with
+  :class:`~videofocus.models.DifferentiableCropper`, so the loss trains the policy together with
+  the local encoder and the aggregator. The glance encoder is frozen and the policy reads its
+  maps without gradient (AdaFocusV2's stop-gradient), so the glance network is never pulled
+  towards maps that are easy to regress centres from.
 
-AdaFocusV2's recipe, meant to let the centres move on fine textures (it does not reliably do so
-yet: docs/benchmarks.md, "Differentiable baseline"):
-
-- *a gradient that sees past the texture*: at native resolution a texture of period p makes the
-  crop's loss repeat every p pixels of offset, so the sharp crop's centre gradient only pulls the
-  glimpse back to pixel alignment, and a target outside the crop gives none. With ``blur`` > 0
-  the forward pass keeps the sharp crop, but the centres' gradient is taken through the same
-  crop of a copy of the frame smoothed with that sigma (a straight-through estimator), which
-  varies smoothly with the offset and reaches a little beyond the crop's edge;
-- *an auxiliary branch on random glimpses* (``random_branch``): in training every clip is also
-  read at uniformly random centres and the two losses are averaged, so the local network keeps
-  learning from every part of the frame while the policy is still poor;
-- *a lower learning rate for the policy network* (the stage's ``lr_mult``).
-
-Evaluation keeps the continuous centres and the bilinear crop the model was trained with (the
-engine's ``differentiable`` stage); crops are interpolation, not MACs, so the cost per video is
-the same as with ``roi_align``. The snapped variant (:meth:`DifferentiableGlimpsePolicy.act`)
-exists for label-time pipelines built on grid actions.
+AdaFocusV2's recipe for letting the centres move on fine textures: a smoothed-frame gradient
+(``blur``), an auxiliary branch on random glimpses (``random_branch``) and a lower learning rate
+for the policy (the stage's ``lr_mult``). Evaluation keeps the continuous centres and bilinear
+crop; crops are interpolation, not MACs, so the cost per video equals ``roi_align``'s.
 """
 
 from __future__ import annotations
@@ -64,18 +43,10 @@ class DifferentiableGlimpsePolicy(GlimpsePolicy):
     """Continuous glimpse centres ``[B, T, 2]`` for one glimpse option, from glance maps.
 
     ``[B, T, C, h, w] -> 1x1 conv (C -> channels) -> ReLU -> flatten (c h w) -> Linear -> ReLU
-    -> GRU over T -> Linear -> 2 -> sigmoid -> [e/2, 1 - e/2]``; the GRU lets a centre depend on
-    earlier frames. Frames are square (the training stages' clips).
-
-    The option is a (persistent) buffer, so a checkpoint says which option its centres are for.
-
-    :param options: the model's glimpse options.
-    :param grid: cells per side ``G`` (used only by the snapped :meth:`act`).
-    :param option: the action option (``1..K``) every glimpse takes.
-    :param in_channels: channels ``C`` of the glance maps.
-    :param map_hw: ``(h, w)`` of the glance maps.
-    :param channels: output channels of the 1x1 convolution.
-    :param hidden: width of the feature vector (and of the GRU).
+    -> GRU over T -> Linear -> 2 -> sigmoid -> [e/2, 1 - e/2]`` per axis (``e`` the option's
+    normalised extent), so a glimpse never leaves the (square) frame. ``option`` (``1..K``) is a
+    persistent buffer, so a checkpoint says which option its centres are for; ``grid`` is used
+    only by the snapped :meth:`act`.
     """
 
     option_buffer: torch.Tensor
@@ -105,10 +76,8 @@ class DifferentiableGlimpsePolicy(GlimpsePolicy):
         self.project = nn.Linear(channels * h * w, hidden)
         self.gru = nn.GRU(hidden, hidden, batch_first=True)
         self.head = nn.Linear(hidden, 2)
-        # Zero output layer: every centre starts at the frame centre, and the first updates
-        # move it by the crop's gradient rather than by a random initial offset (small random
-        # output weights, tried for a "non-degenerate" start, left the centres nearly still on
-        # tests/test_differentiable.py's corner task).
+        # Zero output layer: every centre starts at the frame centre (the ``centre`` heuristic),
+        # and the first updates move it by the crop's gradient, not by a random initial offset.
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
@@ -127,10 +96,7 @@ class DifferentiableGlimpsePolicy(GlimpsePolicy):
         return normalised_extents(torch.tensor(self.extent, device=device))
 
     def centres(self, maps: torch.Tensor) -> torch.Tensor:
-        """Normalised glimpse centres ``[B, T, 2]`` (x, y) for glance maps ``[B, T, C, h, w]``.
-
-        Each centre lies in ``[e/2, 1 - e/2]`` per axis, so the glimpse stays inside the frame.
-        """
+        """Normalised glimpse centres ``[B, T, 2]`` (x, y) for glance maps ``[B, T, C, h, w]``."""
         if maps.ndim != 5 or tuple(maps.shape[2:]) != (self.in_channels, *self.map_hw):
             expected = (self.in_channels, *self.map_hw)
             raise ValueError(f"glance maps must be [B, T, {expected}], got {tuple(maps.shape)}")
@@ -159,20 +125,19 @@ class DifferentiableFocusNet(FocusNet):
     """A FocusNet whose glimpses a :class:`DifferentiableGlimpsePolicy` places, cropped so that
     the loss reaches the policy.
 
-    ``forward(frames, actions)`` lets the policy choose where every option of ``actions`` is
-    negative (the engine's ``policy_chooses`` placeholders, option ``-1``) and otherwise takes
-    the given grid actions. The glance encoder is frozen and stays in eval mode under
-    ``train()``; with ``train_local=False`` the local encoder is frozen the same way.
+    The glance encoder is frozen (and, with ``train_local=False``, the local encoder too).
 
     :param net: the model whose modules this one takes over (e.g. the warm-up model).
     :param policy: the centre policy; its options and grid must be the model's.
-    :param train_local: whether the local encoder trains.
     :param supersample: the :class:`DifferentiableCropper`'s sample points per output pixel and
-        axis (about crop side / resolution; 1 when glimpses keep full resolution).
+        axis (about crop side / resolution).
     :param blur: sigma in pixels of the smoothed frame the centres' gradient is taken through
-        in training (0: the sharp crop's own gradient).
-    :param random_branch: in training, also read every clip at random centres and return that
-        pass as the output's ``auxiliary``.
+        in training (0: the sharp crop's own gradient). At native resolution a fine texture makes
+        the sharp crop's loss periodic in the offset, so its gradient only restores pixel
+        alignment; the smoothed crop's varies smoothly and reaches a little past the crop's edge.
+    :param random_branch: in training, also read every clip at uniformly random centres and
+        return that pass as the output's ``auxiliary`` (its loss keeps the local network learning
+        from every part of the frame while the policy is poor).
     """
 
     def __init__(
@@ -200,9 +165,8 @@ class DifferentiableFocusNet(FocusNet):
         self.freeze("global_encoder", *(() if train_local else ("local_encoder",)))
 
     def _crop(self, frames: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-        """Crops ``[B*T, 3, r, r]`` of the policy's option at ``centres`` ``[B*T, 2]``; in
-        training with ``blur`` their gradient with respect to the centres is the smoothed
-        frame's (the values stay the sharp crop's)."""
+        """Crops ``[B*T, 3, r, r]`` of the policy's option at ``centres`` ``[B*T, 2]``; with
+        ``blur`` in training, sharp values with the smoothed crop's gradient (straight-through)."""
         option = self.options[self.policy.option - 1]
         rows = torch.arange(len(frames), device=frames.device)
         extents = frames.new_full((len(frames),), option.extent)
@@ -229,13 +193,8 @@ class DifferentiableFocusNet(FocusNet):
         centres: torch.Tensor,
         hidden: torch.Tensor | None = None,
     ) -> FocusOutput:
-        """Glimpses of the policy's option at continuous ``centres`` and the fused logits.
-
-        :param frames: float, normalised frames ``[B, T, 3, H, W]``.
-        :param glance: :meth:`glance` of the same frames.
-        :param centres: normalised ``(x, y)`` ``[B, T, 2]``; gradients flow back to them.
-        :param hidden: aggregator state from a previous chunk of steps, or None.
-        """
+        """Glimpses of the policy's option at normalised ``centres`` ``[B, T, 2]`` (gradients
+        flow back to them) of frames ``[B, T, 3, H, W]`` whose :meth:`glance` is given."""
         b, t = frames.shape[:2]
         if centres.shape != (b, t, 2):
             raise ValueError(f"centres must be [B={b}, T={t}, 2], got {tuple(centres.shape)}")
@@ -251,8 +210,8 @@ class DifferentiableFocusNet(FocusNet):
     def forward(
         self, frames: torch.Tensor, actions: torch.Tensor, hidden: torch.Tensor | None = None
     ) -> FocusOutput:
-        """The policy's continuous glimpses where ``actions`` are placeholders (options < 0),
-        else the given grid actions, of frames ``[B, T, 3, H, W]``."""
+        """The policy's continuous glimpses where ``actions`` are placeholders (options < 0, the
+        engine's ``policy_chooses``), else the given grid actions, of frames ``[B, T, 3, H, W]``."""
         with torch.no_grad():
             glance = self.glance(frames)
         chosen = actions[..., 0] < 0

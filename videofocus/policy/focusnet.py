@@ -28,13 +28,8 @@ class PolicyFocusNet(FocusNet):
     The glance encoder is frozen too (the policy was trained on its features): it runs without
     gradients and, like the policy, stays in eval mode under ``train()`` so BatchNorm statistics
     do not drift. With ``train_local=False`` the local encoder is frozen the same way; the
-    aggregator always trains. The policy's weights are part of the ``state_dict`` (``policy.*``),
-    so a checkpoint of this model is self-contained.
-
-    :param net: the model whose modules this one takes over (e.g. the warm-up model).
-    :param policy: the glimpse policy, e.g. a deterministic
-        :class:`~videofocus.policy.LearnedGlimpsePolicy`.
-    :param train_local: whether the local encoder keeps training.
+    aggregator always trains. ``net`` is the model whose modules this one takes over (e.g. the
+    warm-up model).
     """
 
     def __init__(self, net: FocusNet, policy: GlimpsePolicy, train_local: bool = True) -> None:

@@ -1,31 +1,17 @@
-"""The recurrent glimpse policy as plain torch: glance maps -> features -> LSTM -> action logits.
+"""The glimpse policy as plain torch: glance maps -> features -> (LSTM) -> action logits.
 
-Label time runs this module without stable-baselines3. Its layout mirrors sb3-contrib's
-``RecurrentActorCriticPolicy`` (actor side) so that a trained PPO policy's weights can be copied
-in by renaming keys only:
+Label time runs this module without stable-baselines3. Module names mirror the actor side of
+sb3-contrib's ``RecurrentActorCriticPolicy`` (``features_extractor``, ``lstm_actor``,
+``policy_net`` for SB3's ``mlp_extractor.policy_net``, ``action_net``), so a trained PPO policy's
+weights load by renaming keys only. ``action_net`` outputs the concatenated logits of every
+``MultiDiscrete(action_dims)`` dimension (``[K + 1, G, G]``, option 0 = skip), one independent
+categorical per dimension, as SB3's ``MultiCategoricalDistribution``.
 
-==========================  ==========================================  =====================
-here                        sb3-contrib ``RecurrentActorCriticPolicy``  role
-==========================  ==========================================  =====================
-``features_extractor``      ``features_extractor`` (or ``pi_...``)      glance map -> vector
-``lstm_actor``              ``lstm_actor``                              recurrent state
-``policy_net``              ``mlp_extractor.policy_net``                optional Tanh MLP
-``action_net``              ``action_net``                              logits of every dim
-==========================  ==========================================  =====================
-
-The action space is ``MultiDiscrete(action_dims)``, ``[K + 1, G, G]`` for glimpses (option 0 =
-skip): ``action_net`` outputs the concatenated logits of every dimension, one independent
-categorical distribution per dimension, as SB3's ``MultiCategoricalDistribution`` does.
-
-The features extractor follows AdaFocus's policy encoder: a 1x1 convolution shrinks the glance
-channels (1280 -> 32 for MobileNetV2), the map is flattened *with its spatial layout* (the policy
-must know where things are to choose where to look) and a linear layer + ReLU makes the feature
-vector. Progress features (:func:`progress_features`: step fraction and the previous action
-one-hot) can be appended to the flattened map.
-
-:class:`FeedForwardGlimpsePolicy` is the same actor without the LSTM (stable-baselines3's plain
-``PPO`` with ``MultiInputPolicy``); both share :class:`GlimpsePolicyNetwork`'s ``act`` and
-``rollout``, so inference treats them alike.
+The features extractor is AdaFocus's policy encoder: a 1x1 convolution shrinks the glance
+channels, the map is flattened *with its spatial layout* (the policy must know where things are
+to choose where to look), optional :func:`progress_features` are appended, and a linear layer +
+ReLU makes the feature vector. :class:`FeedForwardGlimpsePolicy` is the same actor without the
+LSTM (SB3's plain ``PPO``).
 """
 
 from __future__ import annotations
@@ -62,16 +48,12 @@ def progress_features(
     action_dims: Sequence[int],
     batch: int | None = None,
 ) -> torch.Tensor:
-    """Progress features ``[B, progress_dim(action_dims)]`` of one step.
+    """Progress features ``[B, progress_dim(action_dims)]`` of the 0-based ``step`` of
+    ``num_steps``: ``[step / num_steps, one_hot(prev option), one_hot(prev cell_x),
+    one_hot(prev cell_y)]``.
 
-    Layout: ``[step / num_steps, one_hot(prev option), one_hot(prev cell_x), one_hot(prev
-    cell_y)]``. At the first step there is no previous action and the one-hots are all zero.
-
-    :param step: 0-based index of the current step.
-    :param num_steps: steps in the episode (``T``), so that the fraction lies in ``[0, 1)``.
-    :param prev_actions: long ``[B, len(action_dims)]`` actions of the previous step, or None.
-    :param action_dims: sizes of the action dimensions.
-    :param batch: batch size; required when ``prev_actions`` is None.
+    ``prev_actions`` (long ``[B, len(action_dims)]``) is None at the first step, where the
+    one-hots are all zero; ``batch`` is then required.
     """
     if num_steps <= 0 or not 0 <= step < num_steps:
         raise ValueError(f"step {step} out of range for num_steps={num_steps}")
@@ -93,16 +75,11 @@ def progress_features(
 
 
 class GlanceMapEncoder(nn.Module):
-    """Glance feature map (+ progress features) -> policy feature vector.
+    """Glance feature map (+ extras) -> policy feature vector.
 
     ``[B, C, h, w] -> 1x1 conv (C -> channels) -> ReLU -> flatten (c h w) [; extras] -> Linear
-    -> features_dim -> ReLU``.
-
-    :param in_channels: channels ``C`` of the glance map.
-    :param map_hw: ``(h, w)`` of the glance map; the linear layer is sized for it.
-    :param channels: output channels of the 1x1 convolution (AdaFocus: 32).
-    :param features_dim: width of the output vector (AdaFocus: 1024).
-    :param extras_dim: width of the extra features appended after flattening (0: none).
+    -> features_dim -> ReLU``; the linear layer is sized for ``map_hw``, and ``extras_dim`` is
+    the width of the extra features appended after flattening (0: none).
     """
 
     def __init__(
@@ -135,11 +112,8 @@ class GlanceMapEncoder(nn.Module):
         self.project = nn.Linear(channels * h * w + extras_dim, features_dim)
 
     def forward(self, maps: torch.Tensor, extras: torch.Tensor | None = None) -> torch.Tensor:
-        """Feature vectors ``[B, features_dim]``.
-
-        :param maps: glance maps ``[B, in_channels, h, w]``.
-        :param extras: ``[B, extras_dim]``; required when ``extras_dim > 0``, else None.
-        """
+        """Feature vectors ``[B, features_dim]`` of glance maps ``[B, in_channels, h, w]`` and
+        ``extras`` ``[B, extras_dim]`` (None when ``extras_dim`` is 0)."""
         expected = (self.in_channels, *self.map_hw)
         if maps.ndim != 4 or tuple(maps.shape[1:]) != expected:
             raise ValueError(f"glance maps must be [B, {expected}], got {tuple(maps.shape)}")
@@ -161,38 +135,39 @@ class PolicyState(NamedTuple):
     c: torch.Tensor
 
 
-def _tanh_mlp(width: int, net_arch: Sequence[int]) -> tuple[nn.Sequential, int]:
-    """SB3's ``mlp_extractor.policy_net``: ``Linear + Tanh`` per width; returns it and its output
-    width."""
-    layers: list[nn.Module] = []
-    for size in net_arch:
-        layers += [nn.Linear(width, size), nn.Tanh()]
-        width = size
-    return nn.Sequential(*layers), width
-
-
-def _check_action_dims(action_dims: Sequence[int]) -> tuple[int, ...]:
-    if not action_dims or any(n <= 0 for n in action_dims):
-        raise ValueError(f"action_dims must be positive sizes, got {list(action_dims)}")
-    return tuple(int(n) for n in action_dims)
-
-
 class GlimpsePolicyNetwork(nn.Module, ABC):
     """What every policy network offers: one step (:meth:`forward`), actions (:meth:`act`) and
     whole-clip roll-outs (:meth:`rollout`). Subclasses define ``forward``.
 
-    :ivar action_dims: sizes of the ``MultiDiscrete`` dimensions.
-    :ivar features_extractor: the :class:`GlanceMapEncoder`.
     :ivar num_layers: LSTM layers of the state (0: no memory).
     :ivar hidden: LSTM hidden size of the state (0: no memory).
     """
 
-    action_dims: tuple[int, ...]
-    features_extractor: GlanceMapEncoder
     # Zero sizes give a memoryless network the empty [0, B, 0] state, so one initial_state
     # and one act/rollout path serve both kinds.
     num_layers: int = 0
     hidden: int = 0
+
+    def __init__(self, encoder: GlanceMapEncoder, action_dims: Sequence[int]) -> None:
+        super().__init__()
+        if not action_dims or any(n <= 0 for n in action_dims):
+            raise ValueError(f"action_dims must be positive sizes, got {list(action_dims)}")
+        self.action_dims = tuple(int(n) for n in action_dims)
+        self.features_extractor = encoder
+
+    def _build_head(self, width: int, net_arch: Sequence[int]) -> None:
+        """SB3's ``policy_net`` (``Linear + Tanh`` per ``net_arch`` width over inputs of
+        ``width``) and ``action_net``."""
+        layers: list[nn.Module] = []
+        for size in net_arch:
+            layers += [nn.Linear(width, size), nn.Tanh()]
+            width = size
+        self.policy_net = nn.Sequential(*layers)
+        self.action_net = nn.Linear(width, sum(self.action_dims))
+
+    def _logits(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``[B, n_i]`` logits of every action dimension from the MLP's input ``x``."""
+        return list(torch.split(self.action_net(self.policy_net(x)), self.action_dims, dim=1))
 
     @property
     def extras_dim(self) -> int:
@@ -232,14 +207,8 @@ class GlimpsePolicyNetwork(nn.Module, ABC):
         generator: torch.Generator | None = None,
         episode_start: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, PolicyState]:
-        """Choose actions ``[B, len(action_dims)]`` (long) for one step and return the new state.
-
-        :param deterministic: take the most likely value of every dimension (argmax) instead
-            of sampling.
-        :param generator: random generator for sampling (on the logits' device), for
-            reproducible roll-outs.
-        Other parameters as in :meth:`forward`.
-        """
+        """Actions ``[B, len(action_dims)]`` (long) of one step and the new state: the argmax of
+        every dimension when ``deterministic``, else samples drawn with ``generator``."""
         logits, state = self.forward(obs_maps, extras, state, episode_start)
         if deterministic:
             actions = [lg.argmax(dim=1) for lg in logits]
@@ -285,12 +254,8 @@ class GlimpsePolicyNetwork(nn.Module, ABC):
 class RecurrentGlimpsePolicy(GlimpsePolicyNetwork):
     """Actor of a recurrent actor-critic: features -> LSTM -> (MLP) -> logits per action dim.
 
-    :param encoder: the features extractor (its ``features_dim`` feeds the LSTM).
-    :param hidden: LSTM hidden size (SB3's ``lstm_hidden_size``).
-    :param action_dims: sizes of the ``MultiDiscrete`` dimensions, e.g. ``[K + 1, G, G]``.
-    :param net_arch: hidden widths of the Tanh MLP between LSTM and ``action_net`` (SB3's
-        ``net_arch["pi"]``); empty: the LSTM output feeds ``action_net`` directly.
-    :param num_layers: LSTM layers (SB3's ``n_lstm_layers``).
+    ``hidden`` and ``num_layers`` are SB3's ``lstm_hidden_size`` and ``n_lstm_layers``;
+    ``net_arch`` the Tanh MLP widths before ``action_net`` (SB3's ``net_arch["pi"]``).
     """
 
     def __init__(
@@ -301,16 +266,13 @@ class RecurrentGlimpsePolicy(GlimpsePolicyNetwork):
         net_arch: Sequence[int] = (),
         num_layers: int = 1,
     ) -> None:
-        super().__init__()
         if hidden <= 0 or num_layers <= 0:
             raise ValueError(f"hidden and num_layers must be > 0, got {hidden}, {num_layers}")
-        self.action_dims = _check_action_dims(action_dims)
+        super().__init__(encoder, action_dims)
         self.hidden = hidden
         self.num_layers = num_layers
-        self.features_extractor = encoder
         self.lstm_actor = nn.LSTM(encoder.features_dim, hidden, num_layers)  # [L, B, F] layout
-        self.policy_net, width = _tanh_mlp(hidden, net_arch)
-        self.action_net = nn.Linear(width, sum(self.action_dims))
+        self._build_head(hidden, net_arch)
 
     def forward(
         self,
@@ -319,37 +281,20 @@ class RecurrentGlimpsePolicy(GlimpsePolicyNetwork):
         state: PolicyState,
         episode_start: torch.Tensor | None = None,
     ) -> tuple[list[torch.Tensor], PolicyState]:
-        """One step: logits of every action dimension and the next state.
-
-        :param obs_maps: glance maps ``[B, C, h, w]`` of the current frames.
-        :param extras: ``[B, extras_dim]`` progress features, or None when the encoder has none.
-        :param state: the state after the previous step (:meth:`initial_state` at the start).
-        :param episode_start: float or bool ``[B]``; 1 resets that episode's state first (as SB3
-            does with ``episode_starts``).
-        :returns: a list of ``[B, n_i]`` logits, one per action dimension, and the new state.
-        """
+        """One step; ``episode_start`` (float or bool ``[B]``) 1 resets that episode's state
+        first, as SB3's ``episode_starts``."""
         features = self.features_extractor(obs_maps, extras)
         h, c = state
         if episode_start is not None:
             keep = (1.0 - episode_start.to(h.dtype)).view(1, -1, 1)
             h, c = h * keep, c * keep
         out, (h, c) = self.lstm_actor(features.unsqueeze(0), (h, c))
-        logits = self.action_net(self.policy_net(out.squeeze(0)))
-        return list(torch.split(logits, self.action_dims, dim=1)), PolicyState(h, c)
+        return self._logits(out.squeeze(0)), PolicyState(h, c)
 
 
 class FeedForwardGlimpsePolicy(GlimpsePolicyNetwork):
-    """Actor of a feed-forward actor-critic: features -> (MLP) -> logits per action dim.
-
-    The twin of :class:`RecurrentGlimpsePolicy` for stable-baselines3's plain ``PPO``: the same
-    keys without ``lstm_actor``. It has no memory; its state is empty (``[0, B, 0]`` tensors) so
-    that both networks run through the same ``act`` / ``rollout`` code.
-
-    :param encoder: the features extractor.
-    :param action_dims: sizes of the ``MultiDiscrete`` dimensions.
-    :param net_arch: hidden widths of the Tanh MLP before ``action_net`` (SB3's
-        ``net_arch["pi"]``).
-    """
+    """Actor of a feed-forward actor-critic (SB3's plain ``PPO``): features -> (MLP) -> logits;
+    the keys of :class:`RecurrentGlimpsePolicy` without ``lstm_actor``, and an empty state."""
 
     def __init__(
         self,
@@ -357,11 +302,8 @@ class FeedForwardGlimpsePolicy(GlimpsePolicyNetwork):
         action_dims: Sequence[int],
         net_arch: Sequence[int] = (),
     ) -> None:
-        super().__init__()
-        self.action_dims = _check_action_dims(action_dims)
-        self.features_extractor = encoder
-        self.policy_net, width = _tanh_mlp(encoder.features_dim, net_arch)
-        self.action_net = nn.Linear(width, sum(self.action_dims))
+        super().__init__(encoder, action_dims)
+        self._build_head(encoder.features_dim, net_arch)
 
     def forward(
         self,
@@ -371,5 +313,4 @@ class FeedForwardGlimpsePolicy(GlimpsePolicyNetwork):
         episode_start: torch.Tensor | None = None,
     ) -> tuple[list[torch.Tensor], PolicyState]:
         """One step: logits of every action dimension; ``state`` is passed through unchanged."""
-        logits = self.action_net(self.policy_net(self.features_extractor(obs_maps, extras)))
-        return list(torch.split(logits, self.action_dims, dim=1)), state
+        return self._logits(self.features_extractor(obs_maps, extras)), state

@@ -31,9 +31,6 @@ class GlanceProjection(nn.Module):
 
     Build it with :meth:`fit`; an instance made with the constructor holds zeros until a
     ``state_dict`` is loaded into it (the weights are buffers, saved with the policy).
-
-    :param in_channels: channels ``C`` of the glance maps.
-    :param out_channels: channels ``c`` kept.
     """
 
     weight: torch.Tensor
@@ -68,7 +65,6 @@ class GlanceProjection(nn.Module):
 
         :param maps: glance maps ``[..., C, h, w]``, or an iterable of such batches (streamed:
             only the ``C x C`` moment matrix is kept).
-        :param out_channels: channels ``c`` to keep (at most ``C``).
         :param eps: components with a second moment below ``eps`` times the largest one are
             scaled as if they had that floor, so near-empty channels are not blown up.
         :raises ValueError: for no maps, mismatched channel counts or ``c > C``.
@@ -127,18 +123,11 @@ def progress_observation(
     batch: int,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """Progress features ``[batch, E]`` of step ``step``, including the end of the episode.
+    """Progress features ``[batch, E]`` of step ``0..num_steps``, on ``device``.
 
     Steps ``0..T-1`` are exactly :func:`~videofocus.policy.network.progress_features` (what the
     exported policy computes at inference); the final observation after the last step
     (``step == T``) has step fraction 1.
-
-    :param step: 0-based step, ``0..num_steps``.
-    :param num_steps: steps ``T`` of the episode.
-    :param prev_actions: long ``[batch, 3]`` actions chosen at the previous step, or None.
-    :param action_dims: sizes of the action dimensions.
-    :param batch: number of episodes.
-    :param device: where the result lives.
     """
     if step == num_steps:
         feats = progress_features(step - 1, num_steps, prev_actions, action_dims, batch=batch)

@@ -38,12 +38,7 @@ from videofocus.artifacts.factory import resolve_num_classes
 from videofocus.artifacts.learned_policy import learned_policy_meta
 from videofocus.artifacts.meta import checkpoint_meta
 from videofocus.config import Config, save_config
-from videofocus.data.loaders import (
-    build_dataset,
-    build_loader,
-    ensure_dataset,
-    frames_to_input,
-)
+from videofocus.data.loaders import build_dataset, build_loader, ensure_dataset, frames_to_input
 from videofocus.evaluation.metrics import topk_accuracy
 from videofocus.models import FocusNet
 from videofocus.policy.heuristics import GlimpsePolicy, LearnedGlimpsePolicy, heuristic_spec
@@ -97,10 +92,8 @@ def param_groups(model: nn.Module, lr: float, lr_mult: dict[str, float]) -> list
 def build_optimizer(
     model: nn.Module, cfg: Config, lr_mult: dict[str, float] | None = None
 ) -> torch.optim.Optimizer:
-    """SGD (Nesterov-free, momentum) or AdamW over the model's parameter groups.
-
-    :param lr_mult: the stage's own learning-rate factors per module, under the config's.
-    """
+    """SGD (Nesterov-free, momentum) or AdamW over the model's parameter groups; ``lr_mult`` are
+    the stage's own learning-rate factors per module, under the config's."""
     o = cfg.train.optim
     groups = param_groups(model, o.lr, {**(lr_mult or {}), **o.lr_mult})
     if o.name == "sgd":
@@ -189,7 +182,7 @@ def run_supervised_stage(
 ) -> StageResult:
     """Train one supervised stage to the end (or resume it) and return where it left its model."""
     start_time = time.perf_counter()
-    dist = init_distributed(select_device(cfg.train.device, _local_rank()))
+    dist = init_distributed(select_device(cfg.train.device, dist_env().local_rank))
     device = select_device(cfg.train.device, dist.local_rank)
     stage_dir = Path(cfg.train.out_dir) / stage.name
     final_dir = stage_dir / "final"
@@ -212,26 +205,16 @@ def run_supervised_stage(
     val_set = build_dataset(
         cfg.data, "val", train=False, num_classes=num_classes, seed=cfg.train.seed
     )
-    pin = device.type == "cuda"
+    loading = {
+        "seed": cfg.train.seed,
+        "num_workers": cfg.data.num_workers,
+        "pin_memory": device.type == "cuda",
+    }
     train_loader, train_sampler = build_loader(
-        train_set,
-        per_rank // accum,
-        dist,
-        shuffle=True,
-        seed=cfg.train.seed,
-        num_workers=cfg.data.num_workers,
-        drop_last=True,
-        pin_memory=pin,
+        train_set, per_rank // accum, dist, shuffle=True, drop_last=True, **loading
     )
     val_loader, _ = build_loader(
-        val_set,
-        max(1, per_rank // accum),
-        DistInfo(),
-        shuffle=False,
-        seed=cfg.train.seed,
-        num_workers=cfg.data.num_workers,
-        drop_last=False,
-        pin_memory=pin,
+        val_set, max(1, per_rank // accum), DistInfo(), shuffle=False, drop_last=False, **loading
     )
     steps_per_epoch = max(1, len(train_loader) // accum)
     optimizer = build_optimizer(model, cfg, stage.lr_mult)
@@ -362,11 +345,6 @@ def _per_rank_batch(cfg: Config, dist: DistInfo) -> tuple[int, int]:
             f"train.optim.grad_accum {accum}"
         )
     return batch // dist.world_size, accum
-
-
-def _local_rank() -> int:
-
-    return dist_env().local_rank
 
 
 def _barrier(dist: DistInfo) -> None:

@@ -7,20 +7,15 @@ and checkpoints; a :class:`SupervisedStage` only says what one stage does with a
 - ``dense``: the baseline whose local encoder sees every whole frame at full resolution;
 - ``glance_only``: the baseline that never looks closer than the glance;
 - ``finetune``: the warm-up model trained further on the learned policy's glimpses (AdaFocus
-  stage 3): a :class:`PolicyFocusNet` whose frozen policy chooses the glimpses from the model's
-  own glance;
-- ``differentiable``: the non-RL baseline (AdaFocusV2-style): the warm-up model trained as long
-  as ``finetune`` together with a :class:`~videofocus.policy.differentiable.
-  DifferentiableGlimpsePolicy` whose continuous centres (option ``train.differentiable_option``)
-  the loss trains through a differentiable crop.
+  stage 3), a :class:`PolicyFocusNet`;
+- ``differentiable``: the non-RL baseline (AdaFocusV2-style), the warm-up model trained together
+  with a :class:`~videofocus.policy.differentiable.DifferentiableGlimpsePolicy` through a
+  differentiable crop.
 
-Each stage is a builder ``cfg -> SupervisedStage`` registered with :func:`register_stage`;
-:func:`create_stage` and :data:`SUPERVISED_STAGES` read that registry, so a new supervised stage
-is one decorated builder here (plus its entry in :func:`stage_reads`).
-
-A stage's ``actions`` callable sees the batch, not its frames, so the finetune stage's actions
-are :func:`policy_chooses` placeholders and the model asks its policy inside ``forward``, after
-the glance it computes anyway.
+Each stage is a builder ``cfg -> SupervisedStage`` registered with :func:`register_stage` (plus
+its entry in :func:`stage_reads`). A stage's ``actions`` callable sees the batch, not its frames,
+so the policy stages' actions are :func:`policy_chooses` placeholders and the model asks its
+policy inside ``forward``, after the glance it computes anyway.
 """
 
 from __future__ import annotations
@@ -50,15 +45,19 @@ from videofocus.registry import Registry
 log = logging.getLogger(__name__)
 
 
-def focus_loss(out: FocusOutput, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-    """Cross-entropy on fused logits at every step, plus glance-only and glimpse-only heads.
+def _step_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of logits ``[B, T, C]`` at every step against the clip labels ``[B]``."""
+    b, t, c = logits.shape
+    return F.cross_entropy(logits.reshape(b * t, c).float(), labels.repeat_interleave(t))
 
-    Every step's fused logits are supervised because every step is a possible exit.
-    """
+
+def focus_loss(out: FocusOutput, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy on fused logits at every step (every step is a possible exit), plus the
+    glance-only and glimpse-only heads."""
     b, t, c = out.logits.shape
     per_step = labels.repeat_interleave(t)
-    fused = F.cross_entropy(out.logits.reshape(b * t, c).float(), per_step)
-    glance = F.cross_entropy(out.glance_logits.reshape(b * t, c).float(), per_step)
+    fused = _step_loss(out.logits, labels)
+    glance = _step_loss(out.glance_logits, labels)
     looked = (out.option_index >= 0).reshape(-1)
     local = (
         F.cross_entropy(out.local_logits.reshape(b * t, c)[looked].float(), per_step[looked])
@@ -90,8 +89,7 @@ def fused_only_loss(
     out: FocusOutput, labels: torch.Tensor
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Cross-entropy on the fused logits at every step (the glance-only baseline's loss)."""
-    b, t, c = out.logits.shape
-    loss = F.cross_entropy(out.logits.reshape(b * t, c).float(), labels.repeat_interleave(t))
+    loss = _step_loss(out.logits, labels)
     return loss, {"loss": loss.item()}
 
 
@@ -102,31 +100,19 @@ class SupervisedStage:
     name: str
     build_model: Callable[[Config, int], FocusNet]
     #: ``(model, batch, steps, epoch, train) -> [B, T, 3]``, given the loader's batch
-    actions: Callable[[FocusNet, dict[str, Any], int, int, bool], torch.Tensor]
+    actions: ActionsFn
     loss: Callable[[FocusOutput, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
     #: learning-rate factors of the stage's own modules (``train.optim.lr_mult`` overrides them)
     lr_mult: dict[str, float] = field(default_factory=dict)
 
 
-def _warmup_actions(
-    model: FocusNet,
-    ids: torch.Tensor,
-    steps: int,
-    epoch: int,
-    train: bool,
-    seed: int = 0,
-    skip_rate: float = 0.0,
-) -> torch.Tensor:
-    # evaluation uses a fixed epoch so validation glimpses do not change between epochs
-    return random_glimpse_actions(
-        model.num_options,
-        model.grid,
-        ids,
-        steps,
-        seed,
-        epoch if train else -1,
-        skip_rate=skip_rate,
-    )
+ActionsFn = Callable[[FocusNet, dict[str, Any], int, int, bool], torch.Tensor]
+
+
+def fixed_actions(make: Callable[[int, int], torch.Tensor]) -> ActionsFn:
+    """A stage's ``actions`` that are ``make(batch, steps)`` whatever the model and epoch (e.g.
+    :func:`policy_chooses`)."""
+    return lambda model, batch, steps, epoch, train: make(len(batch["index"]), steps)
 
 
 def build_policy_focusnet(
@@ -135,20 +121,20 @@ def build_policy_focusnet(
     policy_dir: str | Path,
     init_from: str | Path | None = None,
 ) -> PolicyFocusNet:
-    """The finetune stage's model: FocusNet + the learned policy of ``policy_dir``.
+    """The finetune stage's model: FocusNet + the learned policy of a policy-stage checkpoint
+    folder, the FocusNet loaded from the checkpoint ``init_from`` (None: left at its
+    initialisation, e.g. to load a finetune checkpoint into)."""
+    net = focusnet_from(cfg, num_classes, init_from)
+    policy = load_learned_policy(cfg, policy_dir)
+    return PolicyFocusNet(net, policy, train_local=cfg.train.finetune_local)
 
-    :param cfg: the run config (``train.finetune_local`` says whether the local encoder trains).
-    :param num_classes: output classes.
-    :param policy_dir: a policy-stage checkpoint folder (``<out_dir>/policy/final``).
-    :param init_from: a FocusNet checkpoint to start from (``<out_dir>/warmup/final``); None
-        leaves the FocusNet at its initialisation (e.g. to load a finetune checkpoint into).
-    """
 
+def focusnet_from(cfg: Config, num_classes: int, init_from: str | Path | None) -> FocusNet:
+    """:func:`build_focusnet` with the weights of the checkpoint ``init_from`` (None: none)."""
     net = build_focusnet(cfg, num_classes)
     if init_from is not None:
         net.load_state_dict(load_checkpoint(init_from, load_trainer=False).model)
-    policy = load_learned_policy(cfg, policy_dir)
-    return PolicyFocusNet(net, policy, train_local=cfg.train.finetune_local)
+    return net
 
 
 def warmup_init_path(cfg: Config) -> Path | None:
@@ -171,7 +157,6 @@ def _init_encoders(net: FocusNet, path: Path | None) -> FocusNet:
     """
     if path is None:
         return net
-
     source = load_checkpoint(path, load_trainer=False).model
     own = net.state_dict()
     take = {
@@ -201,11 +186,8 @@ _STAGES: Registry[StageBuilder] = Registry("supervised stage")
 
 def register_stage(name: str) -> Callable[[StageBuilder], StageBuilder]:
     """Decorator registering ``builder(cfg) -> SupervisedStage`` as the supervised stage ``name``
-    (registration order is :data:`SUPERVISED_STAGES`' order).
-
-    :raises ValueError: for a name already registered.
-    """
-
+    (registration order is :data:`SUPERVISED_STAGES`' order); a name already registered is a
+    ValueError."""
     return _STAGES.register(name)
 
 
@@ -215,45 +197,47 @@ def list_stages() -> list[str]:
 
 
 def create_stage(name: str, cfg: Config) -> SupervisedStage:
-    """The stage called ``name`` (``warmup``, ``dense``, ``glance_only``, ``finetune`` or
-    ``differentiable``: :func:`list_stages`).
-
-    ``finetune`` starts from ``<out_dir>/warmup/final`` and takes the glimpses of the policy in
-    ``<out_dir>/policy/final``; both must exist when its model is built.
-    """
+    """The stage called ``name`` (:func:`list_stages`). ``finetune`` starts from
+    ``<out_dir>/warmup/final`` and takes the glimpses of the policy in ``<out_dir>/policy/final``;
+    both must exist when its model is built."""
     return _STAGES.get(name)(cfg)
 
 
 @register_stage("warmup")
 def _warmup_stage(cfg: Config) -> SupervisedStage:
-    seed = cfg.train.seed
+    seed, skip_rate = cfg.train.seed, cfg.train.warmup_skip_rate
+
+    def actions(
+        model: FocusNet, batch: dict[str, Any], steps: int, epoch: int, train: bool
+    ) -> torch.Tensor:
+        # evaluation uses a fixed epoch so validation glimpses do not change between epochs
+        return random_glimpse_actions(
+            model.num_options,
+            model.grid,
+            batch["index"],
+            steps,
+            seed,
+            epoch if train else -1,
+            skip_rate=skip_rate,
+        )
+
     return SupervisedStage(
         "warmup",
         lambda c, n: _init_encoders(build_focusnet(c, n), warmup_init_path(c)),
-        lambda m, batch, t, e, tr: _warmup_actions(
-            m, batch["index"], t, e, tr, seed, cfg.train.warmup_skip_rate
-        ),
+        actions,
         focus_loss,
     )
 
 
 @register_stage("dense")
 def _dense_stage(cfg: Config) -> SupervisedStage:
-    return SupervisedStage(
-        "dense",
-        lambda c, n: build_dense_baseline(c, n),
-        lambda m, batch, t, e, tr: dense_actions(len(batch["index"]), t),
-        focus_loss,
-    )
+    return SupervisedStage("dense", build_dense_baseline, fixed_actions(dense_actions), focus_loss)
 
 
 @register_stage("glance_only")
 def _glance_only_stage(cfg: Config) -> SupervisedStage:
     return SupervisedStage(
-        "glance_only",
-        lambda c, n: build_focusnet(c, n),
-        lambda m, batch, t, e, tr: skip_actions(len(batch["index"]), t),
-        fused_only_loss,
+        "glance_only", build_focusnet, fixed_actions(skip_actions), fused_only_loss
     )
 
 
@@ -265,7 +249,7 @@ def _finetune_stage(cfg: Config) -> SupervisedStage:
         lambda c, n: build_policy_focusnet(
             c, n, out_dir / "policy" / "final", init_from=out_dir / "warmup" / "final"
         ),
-        lambda m, batch, t, e, tr: policy_chooses(len(batch["index"]), t),
+        fixed_actions(policy_chooses),
         focus_loss,
     )
 
@@ -276,7 +260,7 @@ def _differentiable_stage(cfg: Config) -> SupervisedStage:
     return SupervisedStage(
         "differentiable",
         lambda c, n: build_differentiable_focusnet(c, n, out_dir / "warmup" / "final"),
-        lambda m, batch, t, e, tr: policy_chooses(len(batch["index"]), t),
+        fixed_actions(policy_chooses),
         averaged_loss,
         {"policy": cfg.train.differentiable_policy_lr_mult},
     )
@@ -289,10 +273,9 @@ SUPERVISED_STAGES = tuple(_STAGES.names())
 
 # ------------------------------------------------------------------------------ stage identity
 
-#: ``train`` fields no stage's result depends on, or that only some stages read.
+#: ``train`` fields that only some stages read.
 _FINETUNE_FIELDS = ("finetune_local", "finetune_epochs")
 _WARMUP_FIELDS = ("warmup_init", "warmup_skip_rate")
-#: what only the differentiable baseline reads
 _DIFFERENTIABLE_FIELDS = (
     "differentiable_option",
     "differentiable_policy_lr_mult",
@@ -311,12 +294,9 @@ _GLIMPSE_FIELDS = ("options", "grid", "policy_channels", "policy_hidden")
 
 def stage_reads(name: str, cfg: Config) -> dict[str, Any]:
     """The part of ``cfg`` that the stage ``name`` reads itself, as plain data: two configs that
-    agree on it train the same stage (given the same upstream stages), so a grid trains it once.
-
-    Upstream stages (the dense baseline a warm-up starts from, the warm-up a policy acts on, ...)
-    are not included; whoever plans the runs adds their identities. A heuristic's fine-tune
-    (``finetune_<heuristic>_o<option>``) reads what ``finetune`` reads, without the policy.
-    """
+    agree on it train the same stage given the same upstream stages (whose identities whoever
+    plans the runs adds), so a grid trains it once. A heuristic's fine-tune
+    (``finetune_<heuristic>_o<option>``) reads what ``finetune`` reads."""
     data = {
         **_without(asdict(cfg.data), (*_TEST_FIELDS, *_LOADING_FIELDS)),
         "root": _absolute(cfg.data.root),

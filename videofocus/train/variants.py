@@ -9,14 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from videofocus.artifacts.checkpoint import load_checkpoint
-from videofocus.artifacts.factory import build_focusnet, glimpse_options
+from videofocus.artifacts.factory import glimpse_options
 from videofocus.config import Config
 from videofocus.data.synthetic import read_targets
 from videofocus.evaluation.policy_eval import ORACLE, oracle_actions
 from videofocus.models import FocusNet
 from videofocus.policy.focusnet import PolicyFocusNet, policy_chooses
 from videofocus.policy.heuristics import create_policy
-from videofocus.train.stages import SupervisedStage, focus_loss
+from videofocus.train.stages import SupervisedStage, fixed_actions, focus_loss, focusnet_from
 
 
 def heuristic_stage(cfg: Config, heuristic: str, option: int) -> SupervisedStage:
@@ -36,8 +36,7 @@ def heuristic_stage(cfg: Config, heuristic: str, option: int) -> SupervisedStage
         )
 
         def build_oracle(c: Config, num_classes: int) -> FocusNet:
-            net = build_focusnet(c, num_classes)
-            net.load_state_dict(load_checkpoint(warmup, load_trainer=False).model)
+            net = focusnet_from(c, num_classes, warmup)
             net.freeze("global_encoder", *(() if c.train.finetune_local else ("local_encoder",)))
             return net
 
@@ -46,17 +45,11 @@ def heuristic_stage(cfg: Config, heuristic: str, option: int) -> SupervisedStage
         )
 
     def build(c: Config, num_classes: int) -> FocusNet:
-        net = build_focusnet(c, num_classes)
-        net.load_state_dict(load_checkpoint(warmup, load_trainer=False).model)
+        net = focusnet_from(c, num_classes, warmup)
         policy = create_policy(heuristic, net.options, net.grid, option=option)
         return PolicyFocusNet(net, policy, train_local=c.train.finetune_local)
 
-    return SupervisedStage(
-        name,
-        build,
-        lambda m, batch, t, e, tr: policy_chooses(len(batch["index"]), t),
-        focus_loss,
-    )
+    return SupervisedStage(name, build, fixed_actions(policy_chooses), focus_loss)
 
 
 def train_seconds(*final_dirs: Path) -> float:

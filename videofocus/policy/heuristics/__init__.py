@@ -1,7 +1,6 @@
 """Every glimpse policy behind one interface: glance of a batch of clips in, actions out.
 
-:class:`GlimpsePolicy` (:mod:`.base`) is a plain torch module: ``act(glance) -> actions
-[B, T, 3]`` for whole clips at once. Heuristics, one module each in this folder:
+Heuristics (:class:`GlimpsePolicy` subclasses, :mod:`.base`), one module each in this folder:
 
 - ``random``: a fixed option at uniformly random cells (the warm-up stage's glimpses);
 - ``centre``: a fixed option at the centre cell;
@@ -10,14 +9,11 @@
 - ``dense``: the whole-frame option (extent 1) on every frame;
 - ``glance_only``: skip every frame;
 
-and :class:`LearnedGlimpsePolicy` (:mod:`.learned`) runs a trained
-:class:`~videofocus.policy.network.RecurrentGlimpsePolicy` on the observations the environments
-give it (projected glance maps and progress features).
+and :class:`LearnedGlimpsePolicy` (:mod:`.learned`) runs a trained policy network.
 
 Every module of this folder whose name does not start with ``_`` is imported with the package,
 so a new heuristic is one new file here: a :class:`GlimpsePolicy` subclass decorated with
-``@register_policy("name")`` (from :mod:`videofocus.policy.heuristics.base`); :func:`create_policy`,
-:func:`list_policies` and :func:`heuristic_spec` know it at once.
+``@register_policy("name")``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The :class:`GlimpsePolicy` interface and the registry of heuristic policies by name.
 
 :class:`GlimpsePolicy` is a plain torch module: ``act(glance) -> actions [B, T, 3]`` for whole
-clips at once, which is all label-time inference needs (the policy reads only glance features,
-so every glimpse of a batch is known before the expensive encoder runs).
+clips at once (it reads only glance features, so every glimpse of a batch is known before the
+expensive encoder runs).
 
 A heuristic is a :class:`GlimpsePolicy` subclass registered with :func:`register_policy`; its
 constructor takes ``(options, grid, **kwargs)``, with ``option`` among the keyword arguments of
@@ -35,11 +35,8 @@ __all__ = [
 
 
 class GlimpsePolicy(nn.Module, ABC):
-    """Chooses ``(option, cell_x, cell_y)`` for every frame of a batch of clips.
-
-    :param options: the model's glimpse options (action option ``k`` is ``options[k - 1]``).
-    :param grid: cells per side ``G`` of the grid of glimpse centres.
-    """
+    """Chooses ``(option, cell_x, cell_y)`` for every frame of a batch of clips; action option
+    ``k`` is ``options[k - 1]``, ``grid`` the cells per side of the grid of glimpse centres."""
 
     def __init__(self, options: Sequence[GlimpseOption], grid: int) -> None:
         super().__init__()
@@ -60,11 +57,8 @@ class GlimpsePolicy(nn.Module, ABC):
 
     @abstractmethod
     def act(self, glance: GlanceOutput, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Actions (long ``[B, T, 3]``, on the glance's device) for clips whose glance is given.
-
-        :param glance: glance maps ``[B, T, C, h, w]`` and pooled features ``[B, T, C]``.
-        :param generator: random generator for stochastic policies (reproducible roll-outs).
-        """
+        """Actions (long ``[B, T, 3]``, on the glance's device) for clips whose glance is given;
+        stochastic policies draw with ``generator``."""
 
     def forward(
         self, glance: GlanceOutput, generator: torch.Generator | None = None
@@ -91,12 +85,7 @@ _REGISTRY: Registry[Callable[..., GlimpsePolicy]] = Registry("glimpse policy")
 
 
 def register_policy(name: str) -> Callable[[P], P]:
-    """Class decorator registering a heuristic :class:`GlimpsePolicy` under ``name``.
-
-    :param name: the key :func:`create_policy` takes; must be new.
-    :raises ValueError: for a name already registered.
-    """
-
+    """Class decorator registering a heuristic :class:`GlimpsePolicy` under the new ``name``."""
     return _REGISTRY.register(name)
 
 
@@ -125,12 +114,6 @@ def list_policies() -> list[str]:
 def create_policy(
     name: str, options: Sequence[GlimpseOption], grid: int, **kwargs: Any
 ) -> GlimpsePolicy:
-    """A heuristic policy by name.
-
-    :param name: one of :func:`list_policies`.
-    :param options: the model's glimpse options.
-    :param grid: cells per side ``G``.
-    :param kwargs: the policy's own arguments (``option`` for random / centre / saliency).
-    :raises ValueError: for an unknown name.
-    """
+    """The heuristic policy ``name`` (:func:`list_policies`) with its own ``kwargs`` (``option``
+    for random / centre / saliency); ValueError for an unknown name."""
     return _REGISTRY.get(name)(options, grid, **kwargs)

@@ -21,12 +21,8 @@ class LearnedGlimpsePolicy(GlimpsePolicy):
     Glance maps go through the same :class:`GlanceProjection` as in
     :class:`~videofocus.train.rl.episodes.EpisodeBatch`, the network rolls out every clip
     (:meth:`GlimpsePolicyNetwork.rollout`, progress features built as the environments build
-    them) and skips are resolved as the environments resolve them.
-
-    :param projection: the observation projection the policy was trained with.
-    :param network: the policy network, sized for ``projection.out_channels``.
-    :param allow_skip: False: a chosen skip glimpses with option 1, as during training.
-    :param deterministic: argmax actions (else sampled with the ``act`` generator).
+    them) and skips are resolved as the environments resolve them (``allow_skip``);
+    ``deterministic`` takes argmax actions, else they are sampled with the ``act`` generator.
     """
 
     def __init__(

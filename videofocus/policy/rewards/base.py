@@ -36,13 +36,8 @@ GainFn = Callable[["Tensor", "Tensor | None", "Tensor"], "Tensor"]
 
 @dataclass(frozen=True)
 class Reward:
-    """One reward of the glimpse task.
-
-    :param name: the ``policy.reward`` value that selects it.
-    :param gain: :data:`GainFn`.
-    :param baseline: one of :data:`BASELINES`.
-    :param summary: one line for help texts and docs.
-    """
+    """One reward of the glimpse task, selected by ``policy.reward == name``: its
+    :data:`GainFn`, one of :data:`BASELINES` and a one-line summary for help texts and docs."""
 
     name: str
     gain: GainFn
@@ -69,8 +64,6 @@ def register_reward(name: str, *, baseline: str = "none") -> Callable[[GainFn], 
             \"\"\"p(chosen) - p(random glimpse).\"\"\"
             return confidence - baseline
 
-    :param name: the registry key; must be new.
-    :param baseline: one of :data:`BASELINES`.
     :raises ValueError: for a name already registered or an unknown baseline.
     """
 
@@ -88,8 +81,5 @@ def list_rewards() -> list[str]:
 
 
 def get_reward(name: str) -> Reward:
-    """The reward registered as ``name``.
-
-    :raises ValueError: for an unknown name, listing the registered ones.
-    """
+    """The reward registered as ``name`` (ValueError for an unknown name)."""
     return _REGISTRY.get(name)

@@ -30,11 +30,8 @@ class VideoCache:
 
     In memory by default; with ``directory`` one ``<index>.pt`` file per video, for datasets whose
     frames and glance maps do not fit in memory. A directory holds the ``fingerprint`` of what
-    filled it (the glance encoder's weights, the clip settings); files of another fingerprint are
-    removed on opening, so a cache never serves features of other weights.
-
-    :param directory: folder of the on-disk cache; None keeps everything in memory.
-    :param fingerprint: identifies the producer of the cached tensors.
+    filled it (:func:`glance_fingerprint`); files of another fingerprint are removed on opening,
+    so a cache never serves features of other weights.
     """
 
     def __init__(self, directory: str | Path | None = None, fingerprint: str = "") -> None:
@@ -48,15 +45,11 @@ class VideoCache:
                     stale.unlink()
                 stamp.write_text(fingerprint, encoding="utf-8")
 
-    def _path(self, index: int) -> Path:
-        assert self.directory is not None
-        return self.directory / f"{index}.pt"
-
     def get(self, index: int) -> dict[str, torch.Tensor] | None:
         """The tensors stored for video ``index``, or None."""
         if self.directory is None:
             return self._memory.get(index)
-        path = self._path(index)
+        path = self.directory / f"{index}.pt"
         return torch.load(path, weights_only=True) if path.is_file() else None
 
     def put(self, index: int, tensors: dict[str, torch.Tensor]) -> None:
@@ -66,7 +59,7 @@ class VideoCache:
         if self.directory is None:
             self._memory[index] = tensors
             return
-        path = self._path(index)
+        path = self.directory / f"{index}.pt"
         partial = path.with_suffix(f".{os.getpid()}.tmp")
         torch.save(tensors, partial)
         partial.replace(path)  # atomic: a killed run never leaves a truncated entry
@@ -81,9 +74,6 @@ class VideoStream:
 
     It also counts how often each video was drawn (its *visit*), which keys the random baseline
     glimpses of :class:`EpisodeBatch`.
-
-    :param num_videos: size of the dataset.
-    :param seed: seed of the permutations.
     """
 
     def __init__(self, num_videos: int, seed: int = 0) -> None:
@@ -121,20 +111,15 @@ class VideoStream:
 
 
 def normalise_frames(frames: torch.Tensor) -> torch.Tensor:
-    """``uint8 [..., 3, H, W]`` -> ImageNet-normalised float32 on the frames' device: the
-    training stages' input (:func:`~videofocus.data.loaders.frames_to_input`)."""
+    """``uint8 [..., 3, H, W]`` -> the training stages' normalised float32 input, on the frames'
+    device."""
     return frames_to_input(frames, frames.device)
 
 
 class Clips(NamedTuple):
-    """A batch of videos on the device, ready for :meth:`EpisodeBatch.start`.
-
-    :ivar keys: long ``[N]`` video indices in the dataset.
-    :ivar frames: ``uint8 [N, T, 3, H, W]``; only the frames glimpsed at are normalised
-        (:func:`normalise_frames`), when glimpsed at, and none once the memo holds them.
-    :ivar labels: long ``[N]`` ground-truth classes.
-    :ivar glance: glance maps ``[N, T, C, h, w]`` and pooled glance features ``[N, T, C]``.
-    """
+    """A batch of videos on the device, ready for :meth:`EpisodeBatch.start`: dataset indices
+    ``[N]``, ``uint8 [N, T, 3, H, W]`` frames (normalised only where glimpsed at), labels ``[N]``
+    and the glance output."""
 
     keys: torch.Tensor
     frames: torch.Tensor
@@ -146,9 +131,8 @@ class ClipSource:
     """Videos of a clip dataset as :class:`Clips`, each decoded and glanced at only once.
 
     :param dataset: a :class:`~videofocus.data.ClipDataset` in evaluation mode (each video's
-        frames fixed, so cached glance and glimpse features stay valid) or any sequence of items
-        ``{"frames": uint8 [T, 3, H, W], "label": int}``; None items (undecodable videos) are
-        skipped by :meth:`valid`.
+        frames fixed, so cached features stay valid) or any sequence of :data:`ClipItem`; None
+        items (undecodable videos) are skipped by :meth:`valid`.
     :param net: the frozen model whose glance encoder runs on new videos.
     :param cache: where frames and glance features are kept; None: a new in-memory cache.
     """
@@ -197,10 +181,8 @@ class ClipSource:
 
     @torch.no_grad()
     def load(self, indices: Sequence[int]) -> Clips:
-        """The videos ``indices`` on the model's device, glance computed for those new to it.
-
-        :raises ValueError: when one of them does not decode (check :meth:`valid` first).
-        """
+        """The videos ``indices`` on the model's device, glance computed for those new to it;
+        ValueError when one of them does not decode (check :meth:`valid` first)."""
         device = self.device
         entries = []
         for index in indices:
@@ -238,9 +220,6 @@ class ClipSource:
         return indices, [stream.visit(i) for i in indices]
 
 
-# ------------------------------------------------------------------------------------ the episodes
-
-
 def glance_fingerprint(net: FocusNet, *parts: object) -> str:
     """A digest of ``net``'s glance encoder weights and ``parts`` (e.g. the clip settings), which
     tells a :class:`VideoCache` directory whether its entries still hold."""
@@ -255,16 +234,9 @@ def glance_fingerprint(net: FocusNet, *parts: object) -> str:
 def fit_projection(
     source: ClipSource, channels: int, max_videos: int, seed: int = 0, chunk: int = 32
 ) -> GlanceProjection:
-    """Fit the observation's :class:`GlanceProjection` on the glance maps of up to
-    ``max_videos`` decodable videos of ``source`` (a seeded random subset; their glance
-    features stay cached for the episodes).
-
-    :param source: the training videos.
-    :param channels: channels ``c`` the observation keeps.
-    :param max_videos: videos to fit on.
-    :param seed: picks the subset.
-    :param chunk: videos glanced at per batch.
-    """
+    """Fit the observation's :class:`GlanceProjection` of ``channels`` channels on the glance
+    maps of up to ``max_videos`` decodable videos of ``source`` (a ``seed``-ed random subset,
+    glanced at ``chunk`` per batch; their glance features stay cached for the episodes)."""
     order = np.random.default_rng(seed).permutation(len(source)).tolist()
     chosen = [i for i in order if source.valid(i)][:max_videos]
     if not chosen:

@@ -38,12 +38,8 @@ class FocusEnv(gym.Env[Observation, np.ndarray]):
     ``video`` (dataset index), and after a step ``confidence`` (ground-truth probability) and
     ``cost`` (normalised cost of the action carried out).
 
-    ``reset(seed=s)`` restarts the seeded stream of videos; ``reset(options={"video": i})`` plays
-    video ``i`` instead of the stream's next one.
-
-    :param source: the videos (:class:`ClipSource`).
-    :param episodes: the episode core; this environment steps it with a batch of one.
-    :param seed: seed of the video stream until ``reset`` is given another.
+    ``reset(seed=s)`` restarts the seeded stream of videos (``seed`` until then);
+    ``reset(options={"video": i})`` plays video ``i`` instead of the stream's next one.
     """
 
     metadata = {"render_modes": []}
@@ -103,13 +99,8 @@ class FocusEnv(gym.Env[Observation, np.ndarray]):
             "confidence": float(result.confidence[0]),
             "cost": float(result.cost[0]),
         }
-        return (
-            self._first(result.observation),
-            float(result.reward[0]),
-            result.terminated,
-            False,
-            info,
-        )
+        reward = float(result.reward[0])
+        return self._first(result.observation), reward, result.terminated, False, info
 
     def close(self) -> None:
         """Forget the in-memory cache of frames and glance features."""

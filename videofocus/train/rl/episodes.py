@@ -1,33 +1,18 @@
 """The batched episode core of the glimpse environments: N videos stepped at once on the device.
 
 An episode is one clip of ``T`` frames; at step ``t`` the policy sees frame ``t``'s glance and
-chooses ``(option, cell_x, cell_y)``. :class:`EpisodeBatch` carries out the chosen glimpses of all
-``N`` videos with the **frozen** :class:`~videofocus.models.FocusNet` (crops grouped by option, one
-encoder call per option, skips contribute only their glance), advances the aggregator one step
-and returns rewards and the next observation. Every episode of a batch starts and ends together.
+chooses ``(option, cell_x, cell_y)``. :class:`EpisodeBatch` carries out the glimpses of all ``N``
+videos with the **frozen** :class:`~videofocus.models.FocusNet`, advances the aggregator one step
+and returns rewards and the next observation; every episode of a batch starts and ends together.
 
-Rewards (``p`` is the aggregator's probability of the ground-truth class after the step) are
-those of :mod:`videofocus.policy.rewards`, one module each; a reward names the counterfactual
-baseline glimpse taken from the same state in the same batched aggregator pass (none, a random
-glimpse, a skip) and its gain:
-
-- ``"adafocus"``: ``p(chosen) - p(random)``, a control variate, as in AdaFocus;
-- ``"confidence_gain"``: ``p_t - p_{t-1}`` with ``p_{-1} = 1 / num_classes``;
-- ``"confidence"``: ``p_t``;
-- ``"skip_gain"``: ``p(chosen) - p(skip)``, AR-Net's trade-off as a per-step reward;
-
-each minus ``cost_lambda`` x the option's normalised cost (its glimpse MACs over the dearest
-option's; a skip costs 0).
-
-Random baseline glimpses come from ``(seed, video, visit)``, not from a shared stream, so a video
-gets the same baseline whether it is stepped alone or in a batch.
+The reward (:mod:`videofocus.policy.rewards`) is a gain in the ground-truth probability over a
+counterfactual baseline glimpse (none, a random glimpse, a skip) taken from the same state in the
+same batched aggregator pass, minus ``cost_lambda`` x the option's normalised cost (its glimpse
+MACs over the dearest option's; a skip costs 0). Random baseline glimpses come from ``(seed,
+video, visit)``, so a video gets the same baseline whether it is stepped alone or in a batch.
 
 Since the encoders are frozen and the action space finite, a :class:`LocalFeatureMemo` can keep
-every glimpse feature once computed: once a policy settles, roll-outs over videos seen before
-cost little more than aggregator steps.
-
-:mod:`videofocus.train.rl.clips` supplies the videos; :func:`build_episode_core` wires all of it
-from a config.
+every glimpse feature once computed. :func:`build_episode_core` wires it all from a config.
 """
 
 from __future__ import annotations
@@ -73,12 +58,10 @@ __all__ = [
     "random_glimpse_actions",
 ]
 
-#: Names of the registered rewards (:func:`videofocus.policy.rewards.list_rewards`) when this
-#: module was imported.
+#: Names of the registered rewards when this module was imported.
 REWARDS = tuple(list_rewards())
 
-#: Largest glimpse-feature memo :func:`build_episode_core` allocates (paper-scale datasets with
-#: 2048-d features would need tens of GiB: they run without the memo).
+#: Largest glimpse-feature memo :func:`build_episode_core` allocates.
 MEMO_LIMIT_BYTES = 4 * 2**30
 
 
@@ -86,14 +69,7 @@ class LocalFeatureMemo:
     """Glimpse features by ``(video, step, option, cell_x, cell_y)``, computed once each.
 
     Valid only while every video's frames are fixed (evaluation-mode sampling) and the encoders
-    frozen. Memory: ``num_videos x T x K x G x G x dim`` floats (:attr:`nbytes`).
-
-    :param num_videos: size of the dataset (video keys are ``0..num_videos-1``).
-    :param num_steps: steps ``T`` per video.
-    :param num_options: glimpse options ``K``.
-    :param grid: cells per side ``G``.
-    :param dim: width of the glimpse features.
-    :param device: where the memo lives (the model's device).
+    frozen. Memory: ``num_videos x num_steps x num_options x grid x grid x dim`` floats.
     """
 
     def __init__(
@@ -116,9 +92,6 @@ class LocalFeatureMemo:
         """Bytes held by the memo."""
         return self.features.nbytes + self.filled.nbytes
 
-    def _index(self, keys: torch.Tensor, step: int, actions: torch.Tensor) -> tuple:
-        return (keys, torch.full_like(keys, step), actions[:, 0] - 1, actions[:, 1], actions[:, 2])
-
     def get_or_compute(
         self,
         keys: torch.Tensor,
@@ -126,12 +99,9 @@ class LocalFeatureMemo:
         actions: torch.Tensor,
         compute: Callable[[torch.Tensor], torch.Tensor],
     ) -> torch.Tensor:
-        """Features ``[M, dim]`` of glimpses ``actions [M, 3]`` (options >= 1) of videos ``keys``.
-
-        :param compute: given the long row indices ``[m]`` of the glimpses not memoised yet,
-            returns their features ``[m, dim]``.
-        """
-        index = self._index(keys, step, actions)
+        """Features ``[M, dim]`` of glimpses ``actions [M, 3]`` (options >= 1) of videos ``keys``;
+        ``compute(rows)`` gives those of the rows ``[m]`` not memoised yet."""
+        index = (keys, torch.full_like(keys, step), actions[:, 0] - 1, actions[:, 1], actions[:, 2])
         hit = self.filled[index]
         todo = torch.nonzero(~hit).squeeze(1)
         if todo.numel():
@@ -162,14 +132,9 @@ def random_glimpse_actions(
 
 
 class StepResult(NamedTuple):
-    """What one :meth:`EpisodeBatch.step` returns (tensors on the device, batch first).
-
-    :ivar observation: ``{"glance": [N, c, h, w], "progress": [N, E]}`` for the next step.
-    :ivar reward: float ``[N]``.
-    :ivar terminated: True after the last frame (every episode of the batch ends together).
-    :ivar confidence: ground-truth probability after the chosen action ``[N]``.
-    :ivar cost: normalised cost of the action carried out ``[N]`` (0 for a skip).
-    """
+    """What one :meth:`EpisodeBatch.step` returns: the next observation, ``[N]`` rewards,
+    whether the episodes ended, the ground-truth probability after the action and the
+    normalised cost of the action carried out (0 for a skip)."""
 
     observation: dict[str, torch.Tensor]
     reward: torch.Tensor
@@ -181,13 +146,9 @@ class StepResult(NamedTuple):
 class EpisodeBatch:
     """N episodes of the glimpse task stepped together with a frozen :class:`FocusNet`.
 
-    :param net: the trained model; put in evaluation mode and never updated here.
-    :param projection: the observation's channel projection of the glance maps.
     :param glimpse_costs: cost of one glimpse of each option (e.g. ``CostTable.local`` MACs);
         normalised by the largest.
-    :param reward: a registered reward's name (:func:`videofocus.policy.rewards.list_rewards`,
-        module docstring).
-    :param cost_lambda: weight of the normalised cost in the reward.
+    :param reward: a registered reward's name (:func:`videofocus.policy.rewards.list_rewards`).
     :param allow_skip: False: option 0 glimpses with option 1 (:func:`resolve_actions`).
     :param memo: memo of glimpse features (needs fixed frames per video key), or None.
     :param seed: seed of the random baseline glimpses.
@@ -241,8 +202,6 @@ class EpisodeBatch:
         map_hw = (int(fmap.shape[-2]), int(fmap.shape[-1]))
         return glance_observation_space(self.projection.out_channels, map_hw, self.action_dims)
 
-    # -------------------------------------------------------------------------- episode state
-
     @property
     def num_envs(self) -> int:
         """Episodes in the current batch."""
@@ -267,12 +226,8 @@ class EpisodeBatch:
 
     @torch.no_grad()
     def start(self, clips: Clips, visits: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
-        """Begin one episode per video of ``clips``; returns the first observation.
-
-        :param clips: the videos (:meth:`ClipSource.load`).
-        :param visits: how often each video was visited before (keys the random baseline);
-            None: all 0.
-        """
+        """Begin one episode per video of ``clips``; returns the first observation. ``visits``
+        (how often each video was visited before, default 0) keys the random baseline."""
         n, t = clips.frames.shape[:2]
         if clips.frames.dtype != torch.uint8:
             raise ValueError(f"clips.frames must be uint8, got {clips.frames.dtype}")
@@ -307,8 +262,6 @@ class EpisodeBatch:
             self._step, t, self._prev_actions, self.action_dims, n, device
         )
         return {"glance": glance, "progress": progress}
-
-    # --------------------------------------------------------------------------------- a step
 
     def _local_features(self, actions: torch.Tensor) -> torch.Tensor:
         """Glimpse features ``[M, D]`` of actions ``[M, 3]``, row ``i`` on video ``i % N``."""
@@ -382,9 +335,6 @@ class EpisodeBatch:
         )
 
 
-# ------------------------------------------------------------------------------- from a config
-
-
 def build_episode_core(
     cfg: Config,
     net: FocusNet,
@@ -393,10 +343,8 @@ def build_episode_core(
 ) -> tuple[ClipSource, EpisodeBatch]:
     """The video source and episode core the ``policy`` section of ``cfg`` describes.
 
-    :param cfg: the run config (``policy.*``, ``data.frames``, ``data.frame_size``).
     :param net: the trained :class:`FocusNet`, on the device the episodes should run on.
-    :param dataset: clips in evaluation mode, e.g. ``build_dataset(cfg.data, "train",
-        train=False, ...)``; their frames must not change between visits.
+    :param dataset: clips in evaluation mode (frames fixed between visits).
     :param projection: the observation projection; None fits one on ``policy.projection_videos``
         videos of ``dataset``.
     :raises ConfigError: when the glimpse-feature memo would exceed :data:`MEMO_LIMIT_BYTES`.
@@ -422,14 +370,8 @@ def build_episode_core(
                 f"the glimpse-feature memo would hold {cells * (4 * dim + 1) / 2**30:.1f} GiB "
                 f"(over {MEMO_LIMIT_BYTES / 2**30:.0f} GiB); set policy.cache_local=false",
             )
-        memo = LocalFeatureMemo(
-            len(dataset),
-            data.frames,
-            net.num_options,
-            net.grid,
-            dim,
-            device=source.device,
-        )
+        shape = (len(dataset), data.frames, net.num_options, net.grid)
+        memo = LocalFeatureMemo(*shape, dim, device=source.device)
     episodes = EpisodeBatch(
         net,
         projection.to(source.device),

@@ -1,18 +1,11 @@
 """Training the glimpse policy with stable-baselines3, and exporting it to plain torch.
 
-The policy plugs into SB3 the way SB3 is meant to be customised: a features extractor
-(:class:`GlanceFeaturesExtractor`, the :class:`~videofocus.policy.network.GlanceMapEncoder` over
-the Dict observation) and ``policy_kwargs``; no PPO code is copied. :func:`make_ppo` builds the
-SB3 model the algorithm registry (:mod:`videofocus.policy.algorithms`) describes for
-``policy.algo`` - sb3-contrib's ``RecurrentPPO`` (``"MultiInputLstmPolicy"``, the default) or
-SB3's ``PPO`` (``"MultiInputPolicy"``) - with every hyperparameter from the config's ``policy``
-section, and
+The policy plugs into SB3 through a features extractor (:class:`GlanceFeaturesExtractor`) and
+``policy_kwargs``; no PPO code is copied. :func:`make_ppo` builds the SB3 model that
+``policy.algo``'s entry in :mod:`videofocus.policy.algorithms` describes, and
 :func:`export_policy` copies the trained actor into a
-:class:`~videofocus.policy.network.RecurrentGlimpsePolicy` (or its feed-forward twin) by renaming
-keys, so inference runs without SB3.
-
-SB3's ``progress_bar=True`` needs ``rich``, which this project does not depend on;
-:class:`TqdmProgressCallback` draws the same bar with tqdm.
+:class:`~videofocus.policy.network.GlimpsePolicyNetwork` by renaming keys, so inference runs
+without SB3.
 """
 
 from __future__ import annotations
@@ -66,16 +59,9 @@ _RENAMES = (
 
 
 class GlanceFeaturesExtractor(BaseFeaturesExtractor):
-    """SB3 features extractor of the glimpse observation ``{"glance": [c, h, w], "progress": [E]}``.
-
-    It wraps a :class:`GlanceMapEncoder` sized from the observation space, so that the exported
-    network is the same module under another name.
-
-    :param observation_space: the environments' Dict observation space.
-    :param channels: output channels of the encoder's 1x1 convolution
-        (``model.policy_channels``).
-    :param features_dim: width of the feature vector (``model.policy_hidden``).
-    """
+    """SB3 features extractor of the glimpse observation ``{"glance": [c, h, w], "progress": [E]}``:
+    a :class:`GlanceMapEncoder` sized from the observation space, so that the exported network is
+    the same module under another name."""
 
     def __init__(
         self, observation_space: spaces.Dict, channels: int = 32, features_dim: int = 1024
@@ -127,20 +113,9 @@ def make_ppo(
     tensorboard_log: str | Path | None = None,
     device: torch.device | str = "auto",
 ) -> PolicyModel:
-    """The PPO model ``cfg.policy`` describes, on ``env``.
-
-    The model class and SB3 policy are ``policy.algo``'s registry entry
-    (:func:`~videofocus.policy.algorithms.get_algorithm`): ``recurrent_ppo``: sb3-contrib
-    ``RecurrentPPO("MultiInputLstmPolicy")``; ``ppo``: SB3 ``PPO("MultiInputPolicy")``.
-    Hyperparameters: ``n_steps``, ``batch_size``,
-    ``n_epochs``, ``learning_rate``, ``gamma``, ``gae_lambda``, ``clip_range``, ``ent_coef``,
-    ``seed`` (seeds python, numpy, torch and the environment), plus :func:`policy_kwargs`.
-
-    :param cfg: the run config.
-    :param env: the training environments (a :class:`~videofocus.policy.FocusVecEnv`).
-    :param tensorboard_log: folder for TensorBoard events; None: no TensorBoard.
-    :param device: where the policy trains.
-    """
+    """The PPO model ``cfg.policy`` describes, on ``env``: the model class and SB3 policy of
+    ``policy.algo``'s registry entry, the ``policy`` section's hyperparameters and
+    :func:`policy_kwargs`; TensorBoard events go to ``tensorboard_log`` (None: none)."""
     p = cfg.policy
     common: dict[str, Any] = {
         "learning_rate": p.learning_rate,
@@ -181,13 +156,11 @@ def _policy_net_arch(policy_net: nn.Sequential) -> list[int]:
 
 
 def export_policy(model: PolicyModel) -> GlimpsePolicyNetwork:
-    """The trained actor as a plain-torch network (on the CPU, in eval mode).
+    """The trained actor of a :func:`make_ppo` model as a plain-torch network (on the CPU, in
+    eval mode): a :class:`RecurrentGlimpsePolicy` for ``RecurrentPPO``, else a
+    :class:`FeedForwardGlimpsePolicy`, whose deterministic actions equal ``model.predict(...,
+    deterministic=True)``.
 
-    ``RecurrentPPO`` gives a :class:`RecurrentGlimpsePolicy`, ``PPO`` a
-    :class:`FeedForwardGlimpsePolicy`; the weights are copied by renaming keys only, so the
-    network's deterministic actions equal ``model.predict(..., deterministic=True)``.
-
-    :param model: a model built by :func:`make_ppo` (or loaded from its ``.zip``).
     :raises ValueError: when the model was built with another features extractor, action space
         or actor MLP than :func:`make_ppo` uses.
     """
@@ -218,10 +191,8 @@ def export_policy(model: PolicyModel) -> GlimpsePolicyNetwork:
 
 
 class TqdmProgressCallback(BaseCallback):
-    """A tqdm bar over the environment steps of ``learn()`` (SB3's own bar needs ``rich``).
-
-    :param desc: the bar's label.
-    """
+    """A tqdm bar labelled ``desc`` over the environment steps of ``learn()`` (SB3's own bar
+    needs ``rich``, which this project does not depend on)."""
 
     def __init__(self, desc: str = "policy") -> None:
         super().__init__()

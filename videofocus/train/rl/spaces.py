@@ -25,23 +25,16 @@ __all__ = ["glance_observation_space", "glimpse_action_space"]
 
 
 def glimpse_action_space(num_options: int, grid: int) -> spaces.MultiDiscrete:
-    """``MultiDiscrete([K + 1, G, G])`` of ``(option, cell_x, cell_y)``; option 0 = skip.
-
-    :param num_options: number ``K`` of glimpse options (skip excluded).
-    :param grid: cells per side ``G`` of the grid of glimpse centres.
-    """
+    """``MultiDiscrete([K + 1, G, G])`` of ``(option, cell_x, cell_y)`` for ``K = num_options``
+    and ``G = grid``; option 0 = skip."""
     return spaces.MultiDiscrete(np.array(glimpse_action_dims(num_options, grid), dtype=np.int64))
 
 
 def glance_observation_space(
     channels: int, map_hw: tuple[int, int], action_dims: Sequence[int]
 ) -> spaces.Dict:
-    """``Dict(glance=Box float32 [channels, h, w], progress=Box float32 [E] in [0, 1])``.
-
-    :param channels: channels ``c`` of the projected glance map.
-    :param map_hw: ``(h, w)`` of the glance map.
-    :param action_dims: the action dimensions; ``E = progress_dim(action_dims)``.
-    """
+    """``Dict(glance=Box float32 [channels, h, w], progress=Box float32 [E] in [0, 1])`` with
+    ``E = progress_dim(action_dims)``."""
     h, w = map_hw
     if channels < 1 or h < 1 or w < 1:
         raise ValueError(f"need positive channels and map size, got {channels}, {map_hw}")

@@ -1,28 +1,15 @@
 """Stage 2, the glimpse policy: PPO / recurrent PPO on the frozen warm-up model's episodes.
 
-The stage reads top to bottom in :func:`run_policy_stage`:
+:func:`run_policy_stage` trains on the training videos (evaluation-mode sampling, so cached
+glance and glimpse features stay valid) for ``policy.total_timesteps`` environment steps, exports
+the actor to plain torch, plays it deterministically over the validation videos and writes
+``<out_dir>/policy/final/``: weights ``policy.*``, ``projection.*`` and a copy of the warm-up
+network it acts on (``focusnet.*``, so the folder works alone), and beside it ``sb3_model.zip``
+for those who continue training in SB3. The stage folder also holds ``config.yaml``,
+``metrics.jsonl`` (one line per rollout) and ``tb/``.
 
-1. load ``<out_dir>/warmup/final`` into a frozen FocusNet (eval mode, no gradients);
-2. build the training videos with evaluation-mode sampling (each video's frames fixed, so cached
-   glance and glimpse features stay valid), the episode core and a :class:`FocusVecEnv` of
-   ``policy.n_envs`` videos; fit the observation's :class:`GlanceProjection`;
-3. train ``RecurrentPPO`` or ``PPO`` (:func:`videofocus.train.rl.sb3.make_ppo`) for
-   ``policy.total_timesteps`` environment steps;
-4. export the actor to plain torch and play it deterministically over the validation videos
-   (mean episode reward, ground-truth probability after the last step, cost, skips);
-5. write ``<out_dir>/policy/final/`` (weights ``policy.*`` + ``projection.*`` and a copy of the
-   warm-up network it acts on, ``focusnet.*``, so the folder works alone; meta with the policy
-   network's shape and the class names) and, beside it, ``sb3_model.zip`` for those who
-   continue training in SB3.
-
-The stage folder also holds ``config.yaml``, ``metrics.jsonl`` (one line per rollout) and
-``tb/`` (SB3's TensorBoard scalars plus ``policy/*``). :func:`load_learned_policy` turns the
-checkpoint into a :class:`~videofocus.policy.LearnedGlimpsePolicy` and
-:func:`policy_checkpoint_focusnet` gives the network it acts on.
-
-A policy stage that was interrupted starts again from the beginning (its ``final/`` is written
-only at the end); a finished one is skipped with ``resume=True``. It runs in one process: under
-``torchrun`` the other ranks wait for it.
+An interrupted policy stage starts again from the beginning (``final/`` is written only at the
+end). It runs in one process: under ``torchrun`` the other ranks wait for it.
 """
 
 from __future__ import annotations
@@ -37,17 +24,15 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.utils import set_random_seed
 
-from videofocus.artifacts.checkpoint import CheckpointError, CheckpointMeta, save_checkpoint
+from videofocus.artifacts.checkpoint import CheckpointError, save_checkpoint
 from videofocus.artifacts.learned_policy import STAGE, learned_policy_meta, load_focusnet
 from videofocus.artifacts.meta import checkpoint_meta
 from videofocus.config import Config, save_config
 from videofocus.data.loaders import build_dataset, ensure_dataset
 from videofocus.models import FocusNet
-from videofocus.policy.network import (
-    GlimpsePolicyNetwork,
-)
+from videofocus.policy.network import GlimpsePolicyNetwork
 from videofocus.policy.observation import GlanceProjection
-from videofocus.runtime import DistInfo, init_distributed, select_device
+from videofocus.runtime import init_distributed, select_device
 from videofocus.train.loop import StageResult, append_json_line
 from videofocus.train.rl.clips import ClipSource
 from videofocus.train.rl.episodes import EpisodeBatch, build_episode_core
@@ -58,15 +43,10 @@ __all__ = ["EpisodeStatsCallback", "evaluate_episodes", "run_policy_stage"]
 SB3_FILE = "sb3_model.zip"
 
 
-# ------------------------------------------------------------------------- training and scoring
-
-
 class EpisodeStatsCallback(BaseCallback):
     """Per rollout: mean episode return, ground-truth probability after the last step, cost per
-    step and skip rate; logged as ``policy/*`` (TensorBoard) and one JSON line in ``path``.
-
-    :param path: the stage's ``metrics.jsonl``; None: TensorBoard only.
-    """
+    step and skip rate; logged as ``policy/*`` (TensorBoard) and one JSON line in ``path`` (the
+    stage's ``metrics.jsonl``; None: TensorBoard only)."""
 
     def __init__(self, path: Path | None = None) -> None:
         super().__init__()
@@ -111,12 +91,9 @@ def evaluate_episodes(
     network: GlimpsePolicyNetwork,
     batch_size: int,
 ) -> dict[str, float]:
-    """Play ``network`` deterministically over every decodable video of ``source``, once each.
+    """Play ``network`` deterministically over every decodable video of ``source``, once each,
+    ``batch_size`` videos together.
 
-    :param episodes: the episode core (its reward, cost and skip settings apply).
-    :param source: the videos.
-    :param network: the exported policy network (on any device; moved to the episodes').
-    :param batch_size: videos stepped together.
     :returns: ``videos``, mean ``ep_reward``, mean ``p_gt_last`` (ground-truth probability after
         the last step), ``top1_proxy`` (share of videos whose ``p_gt_last`` exceeds 0.5, a lower
         bound of top-1), ``cost`` per step and ``skip_rate``.
@@ -155,11 +132,9 @@ def evaluate_episodes(
 
 
 def run_policy_stage(cfg: Config, resume: bool = False, progress: bool = True) -> StageResult:
-    """Train the glimpse policy on the frozen warm-up model and write ``<out_dir>/policy/final``.
+    """Train the glimpse policy on the frozen warm-up model and write ``<out_dir>/policy/final``
+    (with ``resume``, return at once when it exists).
 
-    :param cfg: the run config (``policy.*`` holds every knob of this stage).
-    :param resume: return at once when ``policy/final`` already exists.
-    :param progress: show a progress bar.
     :raises CheckpointError: when ``<out_dir>/warmup/final`` is missing.
     """
     start_time = time.perf_counter()
@@ -179,24 +154,9 @@ def run_policy_stage(cfg: Config, resume: bool = False, progress: bool = True) -
         raise CheckpointError(
             f"{warmup_dir}: the policy stage needs the warm-up model; run --stage warmup first"
         )
-    return _train_policy(cfg, device, dist, out_dir, warmup_dir, start_time, progress)
-
-
-def _train_policy(
-    cfg: Config,
-    device: torch.device,
-    dist: DistInfo,
-    out_dir: Path,
-    warmup_dir: Path,
-    start_time: float,
-    progress: bool,
-) -> StageResult:
-    """The body of :func:`run_policy_stage` once the warm-up model is known to exist."""
     # Imported here: it needs sb3-contrib, which label-time users of the engine may not have.
     from videofocus.train.rl.sb3 import TqdmProgressCallback, export_policy, make_ppo
 
-    stage_dir = out_dir / STAGE
-    final_dir = stage_dir / "final"
     set_random_seed(cfg.policy.seed)
     net, num_classes = load_focusnet(cfg, warmup_dir, device)
     ensure_dataset(cfg.data, workers=max(1, cfg.data.num_workers), progress=progress)
@@ -234,9 +194,9 @@ def _train_policy(
     # the warm-up network too, so that the folder labels and evaluates without its run's warmup/
     state.update({f"focusnet.{k}": v for k, v in net.state_dict().items()})
     seconds = time.perf_counter() - start_time
-    save_checkpoint(
-        final_dir, state, _meta(cfg, num_classes, network, projection, metrics, seconds)
-    )
+    spec = learned_policy_meta(network, projection, algo=cfg.policy.algo)
+    meta = checkpoint_meta(cfg, STAGE, num_classes, spec, metrics=metrics, train_seconds=seconds)
+    save_checkpoint(final_dir, state, meta)
     if dist.is_distributed:
         torch.distributed.barrier()
     return StageResult(STAGE, final_dir, metrics, seconds)
@@ -255,15 +215,3 @@ def _validate(
         cfg = replace(cfg, policy=replace(policy, cache_dir=str(Path(policy.cache_dir) / "val")))
     source, episodes = build_episode_core(cfg, net, val_set, projection)
     return evaluate_episodes(episodes, source, network, cfg.policy.n_envs)
-
-
-def _meta(
-    cfg: Config,
-    num_classes: int,
-    network: GlimpsePolicyNetwork,
-    projection: GlanceProjection,
-    metrics: dict[str, Any],
-    seconds: float,
-) -> CheckpointMeta:
-    spec = learned_policy_meta(network, projection, algo=cfg.policy.algo)
-    return checkpoint_meta(cfg, STAGE, num_classes, spec, metrics=metrics, train_seconds=seconds)

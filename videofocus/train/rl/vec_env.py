@@ -1,9 +1,7 @@
 """``FocusVecEnv``: N videos stepped together, as a stable-baselines3 ``VecEnv``.
 
-One batched :class:`~videofocus.train.rl.episodes.EpisodeBatch` replaces N separate environments:
-every step is one crop + encode per glimpse option and one aggregator step for all N videos, on
-the model's device (CPU or CUDA); only the small observations travel to the host. Videos come from
-a seeded stream that reshuffles the dataset at every pass.
+One batched :class:`~videofocus.train.rl.episodes.EpisodeBatch` replaces N separate environments,
+on the model's device; only the small observations travel to the host.
 
 All N episodes have ``T`` steps, so they end together: at that step every ``info`` holds the
 ``terminal_observation`` and an ``episode`` record (``r`` return, ``l`` length, ``t`` seconds
@@ -43,13 +41,8 @@ Observation = dict[str, np.ndarray]
 
 
 class FocusVecEnv(VecEnv):
-    """N glimpse episodes stepped in one batch; a stable-baselines3 ``VecEnv``.
-
-    :param source: the videos (:class:`ClipSource`).
-    :param episodes: the episode core, stepped with a batch of ``num_envs``.
-    :param num_envs: videos stepped together.
-    :param seed: seed of the video stream (``seed()`` changes it at the next ``reset``).
-    """
+    """``num_envs`` glimpse episodes stepped in one batch; a stable-baselines3 ``VecEnv``. ``seed``
+    seeds the video stream (``seed()`` changes it at the next ``reset``)."""
 
     def __init__(
         self, source: ClipSource, episodes: EpisodeBatch, num_envs: int, seed: int = 0
@@ -74,18 +67,10 @@ class FocusVecEnv(VecEnv):
         dataset: Sequence[ClipItem],
         projection: GlanceProjection | None = None,
     ) -> FocusVecEnv:
-        """``policy.n_envs`` videos of ``dataset`` stepped together as ``cfg.policy`` says.
-
-        :param cfg: the run config.
-        :param net: the trained model, on the device to step on.
-        :param dataset: evaluation-mode clips (fixed frames per video), e.g.
-            ``videofocus.data.loaders.build_dataset(cfg.data, "train", train=False, ...)``.
-        :param projection: the observation projection; None fits one on the dataset.
-        """
+        """``policy.n_envs`` videos of ``dataset`` stepped together as ``cfg.policy`` says (the
+        arguments of :func:`~videofocus.train.rl.episodes.build_episode_core`)."""
         source, episodes = build_episode_core(cfg, net, dataset, projection)
         return cls(source, episodes, cfg.policy.n_envs, seed=cfg.policy.seed)
-
-    # ------------------------------------------------------------------------------- stepping
 
     @staticmethod
     def _numpy(obs: dict[str, torch.Tensor]) -> Observation:
@@ -140,8 +125,6 @@ class FocusVecEnv(VecEnv):
     def close(self) -> None:
         """Forget the in-memory cache of frames and glance features."""
         self.source.cache.clear()
-
-    # ------------------------------------------------------------------ the rest of the VecEnv API
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         """The attribute of this batched environment, once per requested index."""
