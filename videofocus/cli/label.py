@@ -68,6 +68,22 @@ def _label_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the encoders")
     p.add_argument("--topk", type=int, default=5, help="labels written per video")
     p.add_argument("--glimpses", action="store_true", help="write each video's glimpses")
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: decoding workers and the model in this process; ray: Ray Data (decoding "
+        "tasks, model actors; pip install 'videofocus[ray]')",
+    )
+    p.add_argument(
+        "--ray-address",
+        help="with --engine ray: an existing cluster (default: an embedded local Ray)",
+    )
+    p.add_argument(
+        "--ray-actors",
+        type=int,
+        help="with --engine ray: model actors (default: one per GPU of the cluster, else 1)",
+    )
     p.add_argument("--num-shards", type=int, help="default: torchrun/Slurm world size, else 1")
     p.add_argument("--shard-index", type=int, help="default: torchrun/Slurm rank, else 0")
     add_export_arguments(p, "the shard's rows")

@@ -44,7 +44,16 @@ def run(args: argparse.Namespace) -> int:
         args.checkpoint, args.config, args.overrides, policy=args.policy, option=args.option
     )
     options = _from_args(InferenceOptions, args)
-    job = _from_args(LabelJobOptions, args, num_workers=args.workers, progress=not args.no_progress)
+    from videofocus.labeling.ray_engine import RayOptions
+
+    ray = RayOptions(address=args.ray_address, actors=args.ray_actors)
+    job = _from_args(
+        LabelJobOptions,
+        args,
+        num_workers=args.workers,
+        progress=not args.no_progress,
+        ray=ray if args.engine == "ray" else None,
+    )
     shard = resolve_shard(args.num_shards, args.shard_index)
     summary = run_label_job(args.input, model, args.out, options, job, shard, args.device)
     print_summary(summary)

@@ -15,7 +15,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,11 +24,13 @@ import torch
 from tqdm import tqdm
 
 from videofocus.config import DataConfig
-from videofocus.inference.inferencer import AdaptiveInferencer, InferenceOptions, VideoPrediction
+from videofocus.inference.inferencer import InferenceOptions
 from videofocus.inference.model import InferenceModel, calibrate_budget, stored_thresholds
-from videofocus.labeling.decoding import DecodedBatch, LabelClips, collate_decoded
+from videofocus.labeling.decoding import LabelClips, collate_decoded
 from videofocus.labeling.inputs import LabelItem, read_inputs
+from videofocus.labeling.ray_engine import RayOptions, RayRun, ray_labelled_rows
 from videofocus.labeling.results import ResultWriter
+from videofocus.labeling.rows import error_row, labelled_rows, prediction_row
 from videofocus.labeling.sharding import (
     ShardSpec,
     resolve_shard,
@@ -42,6 +44,8 @@ __all__ = ["LabelJobOptions", "LabelSummary", "error_row", "prediction_row", "ru
 
 #: Batches each decoding worker reads ahead.
 PREFETCH = 4
+#: Where the job runs: in this process, or on Ray Data.
+ENGINES = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,8 @@ class LabelJobOptions:
     :param calibrate: labelled manifest to calibrate the budget on (default: the config's
         validation rows); the thresholds are stored beside the checkpoint.
     :param retry_errors: label again the inputs whose row says ``error`` (replacing it).
+    :param engine: ``local`` (decoding workers and the model in this process) or ``ray`` (Ray
+        Data: :mod:`videofocus.labeling.ray_engine`, configured by ``ray``).
     """
 
     batch_size: int = 32
@@ -70,6 +76,12 @@ class LabelJobOptions:
     calibrate: str | None = None
     progress: bool = True
     retry_errors: bool = False
+    engine: str = "local"
+    ray: RayOptions | None = None
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
 
 
 @dataclass
@@ -88,58 +100,13 @@ class LabelSummary:
     seconds: float
     thresholds: list[float] | None
     retried: int = 0  # error rows of an earlier run labelled again (--retry-errors)
+    engine: str = "local"
+    # --engine ray: seconds until the first row came back (Ray's start, actors, first batch)
+    ray_startup_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The summary as plain data."""
         return dict(self.__dict__)
-
-
-def prediction_row(
-    item: LabelItem,
-    prediction: VideoPrediction,
-    class_names: list[str],
-    topk: int,
-    frames_read: int,
-    decode_ms: float,
-    glimpses: bool,
-) -> dict[str, Any]:
-    """The ``status: ok`` result line of one video."""
-    probs = prediction.logits.float().softmax(dim=-1)
-    scores, ids = probs.topk(min(topk, probs.numel()))
-    row: dict[str, Any] = {
-        "id": item.id,
-        "path": str(item.path),
-        "status": "ok",
-        "labels": [class_names[i] for i in ids.tolist()],
-        "label_ids": ids.tolist(),
-        "scores": [round(s, 6) for s in scores.tolist()],
-        "exit_step": prediction.exit_step,
-        "frames_read": frames_read,
-        "gmacs": round(prediction.gmacs, 6),
-        "decode_ms": round(decode_ms, 2),
-        "model_ms": round(prediction.model_ms, 3),
-    }
-    if glimpses:
-        row["glimpses"] = prediction.actions.tolist()
-    return row
-
-
-def error_row(item: LabelItem, error: str, decode_ms: float) -> dict[str, Any]:
-    """The ``status: error`` result line of a video that could not be labelled."""
-    return {
-        "id": item.id,
-        "path": str(item.path),
-        "status": "error",
-        "error": error,
-        "labels": [],
-        "label_ids": [],
-        "scores": [],
-        "exit_step": None,
-        "frames_read": 0,
-        "gmacs": 0.0,
-        "decode_ms": round(decode_ms, 2),
-        "model_ms": 0.0,
-    }
 
 
 def resolve_thresholds(
@@ -205,39 +172,6 @@ def label_loader(
     )
 
 
-def labelled_rows(
-    items: Sequence[LabelItem],
-    model: InferenceModel,
-    inferencer: AdaptiveInferencer,
-    loader: Iterable[DecodedBatch],
-    topk: int = 5,
-    glimpses: bool = False,
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(index in items, row)`` for every item, as it finishes (its error or prediction row),
-    from ``loader``'s batches of :class:`LabelClips` over ``items``."""
-    decode_ms: dict[int, float] = {}
-    failures: list[tuple[int, dict[str, Any]]] = []
-
-    def batches():
-        for batch in loader:
-            failures.extend((i, error_row(items[i], e, ms)) for i, e, ms in batch.failures)
-            if batch.frames is None:
-                continue
-            decode_ms.update(zip(batch.indices, batch.decode_ms, strict=True))
-            yield batch.indices, batch.frames  # uint8: the inferencer normalises crops only
-
-    frames = model.cfg.data.frames
-    for index, prediction in inferencer.run(batches()):
-        yield from failures
-        failures.clear()
-        ms = decode_ms.pop(index)
-        yield (
-            index,
-            prediction_row(items[index], prediction, model.class_names, topk, frames, ms, glimpses),
-        )
-    yield from failures
-
-
 def run_label_job(
     source: str | Path,
     model: InferenceModel,
@@ -268,6 +202,7 @@ def run_label_job(
     thresholds = resolve_thresholds(model, options, job)
     options = replace(options, thresholds=thresholds)
     ok_gmacs: list[float] = []  # of each ok row
+    ray_run = RayRun()
     failed = 0
     inferencer = model.inferencer(options, device)
     workers, threads = plan_cpu(job, inferencer.device)
@@ -279,14 +214,28 @@ def run_label_job(
     ):
         todo = [it for it in items if it.id not in writer.done]
         already = len(items) - len(todo)
-        loader = label_loader(
-            todo,
-            model.cfg.data,
-            job,
-            workers,
-            worker_init_fn=functools.partial(_close_inherited, path, writer.fileno()),
-            pin_memory=inferencer.device.type == "cuda",
-        )
+        if job.engine == "ray":
+            rows = ray_labelled_rows(
+                todo,
+                model,
+                options,
+                batch_size=job.batch_size,
+                decode_timeout=job.decode_timeout,
+                topk=job.topk,
+                glimpses=job.glimpses,
+                ray_options=job.ray,
+                run=ray_run,
+            )
+        else:
+            loader = label_loader(
+                todo,
+                model.cfg.data,
+                job,
+                workers,
+                worker_init_fn=functools.partial(_close_inherited, path, writer.fileno()),
+                pin_memory=inferencer.device.type == "cuda",
+            )
+            rows = labelled_rows(todo, model, inferencer, loader, job.topk, job.glimpses)
         bar = tqdm(
             total=len(todo), desc=f"label {path.name}", unit="video", disable=not job.progress
         )
@@ -304,7 +253,7 @@ def run_label_job(
             pending.clear()
 
         try:
-            for _, row in labelled_rows(todo, model, inferencer, loader, job.topk, job.glimpses):
+            for _, row in rows:
                 pending.append(row)
                 if len(pending) >= job.batch_size:
                     flush()
@@ -330,6 +279,8 @@ def run_label_job(
         videos_per_s=labelled / seconds if seconds > 0 else math.inf,
         seconds=seconds,
         thresholds=thresholds,
+        engine=job.engine,
+        ray_startup_s=ray_run.first_row_s if job.engine == "ray" else None,
     )
 
 

@@ -1,6 +1,6 @@
 """Labeling from Python: ``videofocus.load("runs/x/finetune/final").label(["a.mp4", "b.mp4"])``
 returns, in memory and in the order given, the rows ``videofocus label`` writes (both go through
-:func:`~videofocus.labeling.job.labelled_rows`; the command adds shards, resume and a crash-safe
+:func:`~videofocus.labeling.rows.labelled_rows`; the command adds shards, resume and a crash-safe
 file)."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import torch
 from videofocus.inference.inferencer import InferenceOptions
 from videofocus.inference.model import InferenceModel
 from videofocus.labeling.inputs import LabelItem
-from videofocus.labeling.job import LabelJobOptions, label_loader, labelled_rows
+from videofocus.labeling.job import LabelJobOptions, label_loader
+from videofocus.labeling.rows import labelled_rows
 
 __all__ = ["Labeler"]
 
