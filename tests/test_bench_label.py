@@ -50,3 +50,26 @@ def test_acceptance_lines() -> None:
     assert lines[2].startswith("[pass]") and "3.25x" in lines[2]
     assert lines[3].startswith("[MISS]") and "65%" in lines[3]
     assert "| dense | 20.0 |" in format_table(rows)
+
+
+def test_ray_rows_are_compared_with_the_in_process_adaptive_row_in_steady_state() -> None:
+    rows = [
+        {"name": "decode_only", "videos_per_s": 120.0, "gmacs_per_video": 0.0},
+        {"name": "dense", "videos_per_s": 20.0, "gmacs_per_video": 1.0},
+        {"name": "adaptive", "videos_per_s": 100.0, "gmacs_per_video": 0.1},
+        {"name": "adaptive_budget", "videos_per_s": 110.0, "gmacs_per_video": 0.05},
+        {"name": "adaptive_ray", "videos_per_s": 85.0, "gmacs_per_video": 0.1, "startup_s": 9.5},
+        {
+            "name": "adaptive_ray_2actors",
+            "videos_per_s": 70.0,
+            "gmacs_per_video": 0.1,
+            "startup_s": 12.0,
+        },
+    ]
+    from videofocus.benchmarks.label import RAY_ROWS
+
+    lines = [line for line in acceptance(rows) if "ray" in line]
+    assert [name for name, _ in RAY_ROWS] == ["adaptive_ray", "adaptive_ray_2actors"]
+    assert lines[0].startswith("[pass]") and "85%" in lines[0] and "9.5 s" in lines[0]
+    assert lines[1].startswith("[MISS]") and "70%" in lines[1]
+    assert "| adaptive_ray | 85.0 |" in format_table(rows) and "| 9.5 |" in format_table(rows)

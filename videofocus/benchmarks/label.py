@@ -9,7 +9,11 @@
 - ``adaptive``: the learned policy, no early exit (``lambda = 0`` model);
 - ``adaptive_budget``: the same with exit thresholds calibrated on the validation rows for
   ``--budget-gmacs`` (default: halfway between every video exiting after its first chunk and
-  none exiting early).
+  none exiting early);
+- with ``--ray``: ``adaptive_ray`` and ``adaptive_ray_2actors``, the adaptive model on the Ray
+  Data engine (embedded local Ray) with 1 and 2 model actors. Their ``videos_per_s`` is the
+  steady state (rows after the first batch came back); Ray's start-up until that first batch is
+  ``startup_s`` and the whole run ``videos_per_s_end_to_end``.
 
 Each row reports end-to-end ``videos_per_s`` (decoding, the network and writing the JSONL, with
 the job's resume machinery) and ``gmacs_per_video``; model rows also report
@@ -49,12 +53,16 @@ from videofocus.inference.model import (
 from videofocus.io.atomic_files import write_atomic
 from videofocus.labeling.inputs import read_inputs
 from videofocus.labeling.job import LabelJobOptions, label_loader, plan_cpu, run_label_job
+from videofocus.labeling.ray_engine import RayOptions
 from videofocus.labeling.results import meta_path, read_results
 from videofocus.labeling.sharding import ShardSpec
 from videofocus.policy.heuristics import create_policy
 from videofocus.runtime import select_device
 
 NAMES = ("decode_only", "dense", "adaptive", "adaptive_budget")
+#: With --ray: (row name, model actors). On a small CPU machine the actors share the cores
+#: (half a CPU each for two), so the pair shows what a second actor adds there.
+RAY_ROWS = (("adaptive_ray", 1), ("adaptive_ray_2actors", 2))
 
 #: Timed passes per row; the table reports their median.
 REPEATS = 3
@@ -124,12 +132,13 @@ def label_row(
 ) -> dict[str, Any]:
     """End-to-end labeling runs into a fresh file: the median videos/s of :data:`REPEATS`."""
     out = workdir / f"{name}.jsonl"
-    speeds = []
+    speeds, summaries = [], []
     for _ in range(REPEATS):
         for stale in (out, meta_path(out)):
             stale.unlink(missing_ok=True)
         summary = run_label_job(source, model, out, options, job, ShardSpec(1, 0), device)
         speeds.append(summary.videos_per_s)
+        summaries.append(summary)
     rows = read_results(out)
     labels = {it.id: it.labels for it in read_inputs(source)}
     scored = [r for r in rows if r["status"] == "ok" and labels.get(r["id"])]
@@ -138,16 +147,28 @@ def label_row(
         if scored
         else None
     )
+    extra: dict[str, Any] = {}
+    if job.engine == "ray":  # steady state; the start-up apart (model-only: the adaptive row's)
+        steady = [s.ray_videos_per_s for s in summaries if s.ray_videos_per_s is not None]
+        extra = {
+            "videos_per_s_end_to_end": statistics.median(speeds),
+            "startup_s": statistics.median(s.ray_startup_s or 0.0 for s in summaries),
+            "actors": job.ray.actors if job.ray else None,
+        }
+        speeds = steady or speeds
     return {
         "name": name,
         "method": model.method,
         "videos_per_s": statistics.median(speeds),
         "gmacs_per_video": summary.mean_gmacs or 0.0,
-        "model_videos_per_s": model_only(model, source, options, job, device),
+        "model_videos_per_s": (
+            None if job.engine == "ray" else model_only(model, source, options, job, device)
+        ),
         "accuracy": accuracy,
         "videos": summary.ok,
         "failed": summary.failed,
         "thresholds": summary.thresholds,
+        **extra,
     }
 
 
@@ -174,8 +195,9 @@ def run_benchmark(
     budget_gmacs: float | None = None,
     device: str | None = None,
     log=print,
+    ray: bool = False,
 ) -> list[dict[str, Any]]:
-    """Every row of the table, in :data:`NAMES` order."""
+    """Every row of the table, in :data:`NAMES` order (then :data:`RAY_ROWS` with ``ray``)."""
     dev = select_device(device or cfg.train.device)
     cores = os.cpu_count() or 1
     if source is None:
@@ -208,22 +230,27 @@ def run_benchmark(
     budgeted = replace(options, thresholds=calibration.thresholds)
     row = label_row("adaptive_budget", adaptive, source, budgeted, job, workdir, dev)
     add({**row, "budget_gmacs": budget, "calibration_seconds": calibration_seconds})
+    for name, actors in RAY_ROWS if ray else ():
+        cpus = 1.0 if actors == 1 else 0.5
+        on_ray = replace(job, engine="ray", ray=RayOptions(actors=actors, actor_cpus=cpus))
+        add(label_row(name, adaptive, source, options, on_ray, workdir, dev))
     return rows
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """The rows as a Markdown table."""
     lines = [
-        "| run | videos / s (end to end) | model-only videos / s | GMACs / video | accuracy |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| run | videos / s (end to end; Ray: steady state) | model-only videos / s "
+        "| GMACs / video | accuracy | Ray start-up s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
-        model = r.get("model_videos_per_s")
-        acc = r.get("accuracy")
+        model, acc, startup = r.get("model_videos_per_s"), r.get("accuracy"), r.get("startup_s")
         lines.append(
             f"| {r['name']} | {r['videos_per_s']:.1f} | "
             f"{'-' if model is None else f'{model:.1f}'} | {r['gmacs_per_video']:.4f} | "
-            f"{'-' if acc is None else f'{100 * acc:.1f}%'} |"
+            f"{'-' if acc is None else f'{100 * acc:.1f}%'} | "
+            f"{'-' if startup is None else f'{startup:.1f}'} |"
         )
     return "\n".join(lines)
 
@@ -248,6 +275,14 @@ def acceptance(rows: list[dict[str, Any]]) -> list[str]:
             lines.append(
                 f"[info] {name}: {100 * by[name]['videos_per_s'] / ceiling:.0f}% of decoding "
                 "on every core (the network's core decoding too)"
+            )
+    for name, _ in RAY_ROWS:
+        if name in by:
+            share = by[name]["videos_per_s"] / by["adaptive"]["videos_per_s"]
+            lines.append(
+                f"[{'pass' if share >= 0.8 else 'MISS'}] {name}: {100 * share:.0f}% of the "
+                f"in-process adaptive videos/s in steady state (target >= 80%; Ray's start-up "
+                f"{by[name]['startup_s']:.1f} s apart)"
             )
     return lines
 
@@ -281,6 +316,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--device", help="cpu, cuda (default: the config's)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--ray", action="store_true", help="add the Ray Data engine's rows (1 and 2 actors)"
+    )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
 
 
@@ -299,7 +337,7 @@ def run(args: argparse.Namespace) -> int:
     log = functools.partial(print, file=sys.stderr, flush=True)
     run_dir = args.run or Path(cfg.train.out_dir)
     rows = run_benchmark(
-        cfg, args.inputs, run_dir, options, job, args.budget_gmacs, args.device, log
+        cfg, args.inputs, run_dir, options, job, args.budget_gmacs, args.device, log, args.ray
     )
     print(
         f"label benchmark: {cfg.name}, {rows[0]['videos']} videos; decoding workers, network "

@@ -103,6 +103,7 @@ class LabelSummary:
     engine: str = "local"
     # --engine ray: seconds until the first row came back (Ray's start, actors, first batch)
     ray_startup_s: float | None = None
+    ray_videos_per_s: float | None = None  # --engine ray: after the first batch of rows
 
     def to_json(self) -> dict[str, Any]:
         """The summary as plain data."""
@@ -281,6 +282,7 @@ def run_label_job(
         thresholds=thresholds,
         engine=job.engine,
         ray_startup_s=ray_run.first_row_s if job.engine == "ray" else None,
+        ray_videos_per_s=ray_run.steady_videos_per_s if job.engine == "ray" else None,
     )
 
 

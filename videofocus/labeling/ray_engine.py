@@ -55,22 +55,39 @@ class RayOptions:
     :param address: an existing cluster (``ray://...`` or ``host:port``, as ``ray.init`` takes);
         None: an embedded local Ray on this machine, started and stopped by the job.
     :param actors: model actors; None: one per GPU of the cluster, else 1.
-    :param actor_cpus: CPUs (and torch threads) of a CPU actor; None: 1.
+    :param actor_cpus: CPUs Ray reserves for a CPU actor (its torch threads: at least 1); None:
+        1. Fractions let more actors than cores share a small machine.
     """
 
     address: str | None = None
     actors: int | None = None
-    actor_cpus: int | None = None
+    actor_cpus: float | None = None
 
 
 @dataclass
 class RayRun:
-    """What the engine measured: Ray's start-up apart from the steady-state labeling."""
+    """What the engine measured: Ray's start-up apart from the steady-state labeling.
+
+    ``steady_videos_per_s``: rows per second after the first batch of rows came back (so
+    without Ray's start, the actors' model loading and the pipeline's fill).
+    """
 
     startup_s: float = 0.0
     first_row_s: float | None = None
+    first_batch_rows: int = 0
+    last_row_s: float | None = None
+    rows: int = 0
     actors: int = 0
     gpus_per_actor: float = 0.0
+
+    @property
+    def steady_videos_per_s(self) -> float | None:
+        """Rows per second after the first batch (None with fewer than two batches)."""
+        if self.first_row_s is None or self.last_row_s is None:
+            return None
+        seconds = self.last_row_s - self.first_row_s
+        rows = self.rows - self.first_batch_rows
+        return rows / seconds if rows > 0 and seconds > 0 else None
 
 
 def import_ray() -> Any:
@@ -195,7 +212,8 @@ def ray_labelled_rows(
         gpus = int(ray.cluster_resources().get("GPU", 0))
         actors = ray_options.actors or max(1, gpus)
         per_actor_gpus = 1.0 if gpus >= actors else 0.0
-        threads = ray_options.actor_cpus or 1
+        actor_cpus = ray_options.actor_cpus or 1.0
+        threads = max(1, int(actor_cpus))
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         clips = LabelClips(items, model.cfg.data, timeout=decode_timeout)
@@ -229,7 +247,7 @@ def ray_labelled_rows(
                     "glimpses": glimpses,
                     "threads": threads,
                 },
-                num_cpus=0 if per_actor_gpus else threads,
+                num_cpus=0 if per_actor_gpus else actor_cpus,
                 num_gpus=per_actor_gpus,
                 udf_modifying_row_count=False,
                 max_restarts=-1,
@@ -240,8 +258,11 @@ def ray_labelled_rows(
         seen: set[int] = set()
         by_id = {it.id: i for i, it in enumerate(items)}
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            now = time.perf_counter() - start
             if run.first_row_s is None:
-                run.first_row_s = time.perf_counter() - start
+                run.first_row_s, run.first_batch_rows = now, len(batch["row"])
+            run.last_row_s = now
+            run.rows += len(batch["row"])
             for text in batch["row"]:
                 row = json.loads(text)
                 index = by_id[row["id"]]
