@@ -94,7 +94,7 @@ def test_every_imported_library_is_declared() -> None:
     }
     # import name -> distribution name, where they differ
     alias = {"pil": "pillow", "yaml": "pyyaml", "av": "av", "sb3_contrib": "sb3_contrib"}
-    optional = {"decord", "torchcodec", "timm"}  # imported inside functions, when asked for
+    optional = {"decord", "torchcodec", "timm", "ray"}  # imported inside functions, when asked for
     used = set()
     for base in ("videofocus", "data_prep"):
         for path in (ROOT / base).rglob("*.py"):
