@@ -6,9 +6,7 @@ from __future__ import annotations
 import argparse
 
 from videofocus.cli.arguments import add_model_arguments, add_overrides
-
-#: the short side an output frame reaches by default (videofocus.viz.command.MIN_SIDE)
-MIN_SIDE = 256
+from videofocus.viz import MIN_SIDE
 
 DESCRIPTION = """\
 Draw the glimpses a model takes on one video, as a GIF or an MP4.

@@ -86,16 +86,9 @@ def build_dataset(
     cfg: DataConfig, split: str, train: bool, num_classes: int, seed: int = 0
 ) -> ClipDataset:
     """The clip dataset of the ``train``, ``val`` or ``test`` rows the config points at."""
-    rows = {
-        "train": (cfg.manifest, cfg.train_split),
-        "val": (cfg.val_manifest or cfg.manifest, cfg.val_split),
-        "test": (cfg.test_manifest or cfg.manifest, cfg.test_split),
-    }
-    if split not in rows:
-        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
-    manifest, rows_split = rows[split]
+    manifest, rows_split = _split_rows(cfg, split)
     return ClipDataset(
-        cfg.resolve(manifest),
+        cfg.resolve(manifest or cfg.manifest),
         create_sampler(cfg.sampler, **sampler_kwargs(cfg)),
         num_classes,
         split=rows_split,
@@ -165,14 +158,21 @@ def frames_to_input(frames: torch.Tensor, device: torch.device) -> torch.Tensor:
 def evaluation_rows(cfg: Config, split: str) -> Config:
     """``cfg`` whose evaluation rows (what ``eval`` and every benchmark read as ``val``) are
     the ``train``, ``val`` or ``test`` rows of its data."""
-    data = cfg.data
-    if split == "train":
-        data = replace(data, val_manifest=data.manifest, val_split=data.train_split)
-    elif split == "test":
-        data = replace(data, val_manifest=data.test_manifest, val_split=data.test_split)
-    elif split != "val":
+    manifest, rows = _split_rows(cfg.data, split)
+    return replace(cfg, data=replace(cfg.data, val_manifest=manifest, val_split=rows))
+
+
+def _split_rows(cfg: DataConfig, split: str) -> tuple[str | None, str | None]:
+    """The manifest (None: ``cfg.manifest``) and split name of the ``train``, ``val`` or
+    ``test`` rows."""
+    rows = {
+        "train": (cfg.manifest, cfg.train_split),
+        "val": (cfg.val_manifest, cfg.val_split),
+        "test": (cfg.test_manifest, cfg.test_split),
+    }
+    if split not in rows:
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
-    return replace(cfg, data=data)
+    return rows[split]
 
 
 def has_rows(cfg: Config, split: str) -> bool:

@@ -37,20 +37,14 @@ BACKGROUNDS = ("smooth", "video")
 class SyntheticConfig:
     """Every knob of the generator; the same config (and version) always gives the same data.
 
-    :param num_videos: videos to generate; labels cycle through the classes (``index % classes``).
+    The fields are those of :class:`videofocus.config.SyntheticDataConfig` (documented there);
+    in more detail:
+
     :param seed: base seed; video ``i`` draws from ``numpy.random.default_rng([seed, i])``.
-    :param width: frame width in pixels (even, as yuv420p needs).
-    :param height: frame height in pixels (even).
-    :param object_size: side of every object in pixels, marker frame included.
-    :param num_frames: frames per video.
-    :param fps: frame rate written into the videos.
     :param num_classes: number of texture classes (at most 10: see :func:`class_tiles`).
-    :param num_distractors: non-target objects per video.
     :param hidden_ratio: fraction of frames without the target (0 to 0.5), in contiguous runs.
-    :param val_fraction: fraction of videos in the ``val`` split (after ``train``), where choices
-        are made.
+    :param val_fraction: fraction of videos in the ``val`` split (after ``train``).
     :param test_fraction: fraction of videos in the held-out ``test`` split (the last ones).
-    :param crf: x264 constant rate factor; low enough that the 4x4 texture survives encoding.
     :param cue_ratio: fraction of frames in which the target wears its red frame, in a run at
         the start and one later blink; elsewhere it wears a distractor's colour. 1: always.
     :param background: ``smooth`` (a low-contrast colour field) or ``video``: moving,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 import re
@@ -17,6 +16,7 @@ from videofocus.data.manifest import ManifestError
 from videofocus.data.video_ids import bare_youtube_id
 from videofocus.io.atomic_files import write_atomic
 from videofocus.labeling.inputs import is_video_file
+from videofocus.labeling.results import json_bytes
 
 CSV_COLUMNS: tuple[str, ...] = (
     "id",
@@ -151,5 +151,5 @@ def export_activitynet(
         },
         "external_data": {"used": False, "details": ""},
     }
-    write_atomic(path, json.dumps(doc, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+    write_atomic(path, json_bytes(doc))
     return len(results)

@@ -40,6 +40,7 @@ __all__ = [
     "ResultsError",
     "ResultsLockedError",
     "iter_result_lines",
+    "json_bytes",
     "meta_path",
     "read_results",
 ]
@@ -249,7 +250,7 @@ class ResultWriter:
             # a missing sidecar is written; a differing one only survives this far when the
             # file is empty (the job it describes wrote nothing), and is replaced
             if meta is not None and differences != []:
-                write_atomic(meta_path(self.path), _json_bytes(meta, indent=1))
+                write_atomic(meta_path(self.path), json_bytes(meta, indent=1))
         except BaseException:
             self.close()
             raise
@@ -322,7 +323,7 @@ class ResultWriter:
             if rid in self.done or rid in lines:
                 continue
             try:
-                lines[rid] = _json_bytes(row) + b"\n"
+                lines[rid] = json_bytes(row) + b"\n"
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{self.path}: row {rid!r} is not valid JSON: {exc}") from None
         if not lines:
@@ -362,6 +363,6 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _json_bytes(obj: Any, indent: int | None = None) -> bytes:
-    # allow_nan=False: NaN/Infinity are not JSON, other tools would reject the file
+def json_bytes(obj: Any, indent: int | None = None) -> bytes:
+    """``obj`` as UTF-8 JSON, refusing NaN/Infinity (not JSON: other tools would reject it)."""
     return json.dumps(obj, ensure_ascii=False, allow_nan=False, indent=indent).encode("utf-8")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from videofocus.io.atomic_files import write_atomic
-from videofocus.labeling.results import iter_result_lines, meta_path
+from videofocus.labeling.results import iter_result_lines, json_bytes, meta_path
 
 T = TypeVar("T")
 
@@ -219,6 +219,6 @@ def merge_shards(out: str | Path, num_shards: int | None = None) -> MergeReport:
         raise ShardMergeError(f"ids in more than one shard of {out}: {dupes[:_SHOW_MISSING]}")
     write_atomic(out, b"".join(shards[j % n].lines[order[j]] for j in range(total)))
     merged = {"input": inputs[0], "num_shards": 1, "shard_index": 0, "expected_ids": order}
-    write_atomic(meta_path(out), json.dumps(merged, ensure_ascii=False, indent=1).encode("utf-8"))
+    write_atomic(meta_path(out), json_bytes(merged, indent=1))
     ok = sum(s.ok for s in shards)
     return MergeReport(shards=n, rows=total, ok=ok, errors=total - ok, out=out)

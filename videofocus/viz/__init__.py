@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from videofocus.viz.glimpse_video import write_glimpse_video
     from videofocus.viz.tradeoff import plot_tradeoff
 
+#: the short side an output frame reaches by default, so that the overlay's text stays legible
+#: (here, not in :mod:`videofocus.viz.command`, so the command line reads it without torch)
+MIN_SIDE = 256
+
 _EXPORTS = {
     "OPTION_COLOURS": "videofocus.viz.drawing",
     "GlimpseTrace": "videofocus.viz.drawing",

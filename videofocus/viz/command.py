@@ -17,13 +17,11 @@ from videofocus.inference.model import InferenceModel, load_inference_model
 from videofocus.io.errors import VideoDecodeError
 from videofocus.labeling.decoding import LabelClips
 from videofocus.labeling.inputs import LabelItem
+from videofocus.viz import MIN_SIDE
 from videofocus.viz.drawing import GlimpseTrace
 from videofocus.viz.glimpse_video import check_suffix, write_glimpse_video
 
 __all__ = ["describe_trace", "prediction_trace", "render_glimpses", "run"]
-
-#: the short side an output frame reaches by default, so that the overlay's text stays legible
-MIN_SIDE = 256
 
 
 def prediction_trace(
