@@ -219,9 +219,6 @@ class Variant:
         return "fine-tuned" if self.finetune else "warm-up network"
 
 
-# ------------------------------------------------------------------------------------- parsing
-
-
 def _error(path: Path, key: str | None, message: str) -> GridError:
     return GridError(str(path), key, message)
 
@@ -421,9 +418,6 @@ def load_grid(path: str | Path) -> Grid:
     )
 
 
-# -------------------------------------------------------------------------------------- naming
-
-
 def value_label(value: Any) -> str:
     """A short, folder-safe spelling of an axis value: ``0.02``, ``false``, ``0.25x32+0.5x64``.
 
@@ -453,9 +447,6 @@ def variant_name(policy: str, axes: dict[str, Any], short: dict[str, str]) -> st
     """``policy__key=value__...`` over ``axes`` (dotted key -> value) in order, each key spelt
     as ``short`` says (:func:`_short_keys`)."""
     return "__".join([policy, *(f"{short[k]}={value_label(v)}" for k, v in axes.items())])
-
-
-# ------------------------------------------------------------------------------------ expansion
 
 
 def config_value(cfg: Config, key: str) -> Any:

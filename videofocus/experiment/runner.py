@@ -113,9 +113,6 @@ class StagePlan:
     needs: tuple[str, ...]  # stages of the same plan it reads from its run folder
 
 
-# ------------------------------------------------------------------------------------- planning
-
-
 def _digest(content: Any) -> str:
     text = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
@@ -193,9 +190,6 @@ def describe_plan(variants: Sequence[Variant], out_dir: str | Path) -> str:
     return "\n".join(lines)
 
 
-# ------------------------------------------------------------------------------------- training
-
-
 def _link(link: Path, target: Path) -> None:
     """Make ``link`` a relative symlink to the folder ``target`` (replacing a stale link)."""
     relative = os.path.relpath(target, link.parent)
@@ -239,9 +233,6 @@ def _train_stage(
         result = run_stage(stage_cfg, plan.name, resume=True, progress=progress)
     log(f"stage {plan.name}: done in {result.seconds:.0f} s")
     return stage_dir / "final"
-
-
-# ----------------------------------------------------------------------------------- evaluation
 
 
 def _scores(result: dict[str, Any], accuracy: float) -> dict[str, Any]:
@@ -453,9 +444,6 @@ def run_variant(
     write_atomic(result_path, json.dumps(record, indent=2) + "\n")  # all or nothing
     log(f"finished in {time.perf_counter() - start:.0f} s -> {result_path}")
     return record
-
-
-# ------------------------------------------------------------------------------------ the grid
 
 
 def variant_rows(variant: Variant, record: dict[str, Any], grid: Grid) -> list[dict[str, Any]]:
