@@ -119,10 +119,7 @@ def _digest(content: Any) -> str:
 
 
 def plan_stages(variant: Variant) -> list[StagePlan]:
-    """The stages ``variant`` trains, in training order, each keyed by the config it depends on.
-
-    :param variant: a variant from :func:`~videofocus.experiment.grid.expand_grid`.
-    """
+    """The stages ``variant`` trains, in training order, each keyed by the config it depends on."""
     cfg = variant.cfg
     plans: list[StagePlan] = []
 
@@ -266,12 +263,9 @@ def _glimpse_entry(variant: Variant, cfg: Config, final: Path) -> dict[str, Any]
             own, policy = evaluate_glimpse_model(cfg, model, tracks), model.policy
         shared_net = PolicyFocusNet(net, policy, False)
     shared = evaluate_glimpse_model(cfg, shared_net, tracks, actions)
-    if own is None:
-        own = (
-            evaluate_glimpse_model(cfg, load_model(final, cfg).net, tracks, actions)
-            if variant.finetune
-            else shared
-        )
+    if own is None and variant.finetune:
+        own = evaluate_glimpse_model(cfg, load_model(final, cfg).net, tracks, actions)
+    own = shared if own is None else own
     return {
         **_scores(own, own["top1"]),
         "option": dominant_option(own),
@@ -288,11 +282,9 @@ def evaluate_variant(
     budget_of: float | None = None,
     calibration: Config | None = None,
 ) -> dict[str, Any]:
-    """Accuracy, top-5, GMACs/video and videos/s of a trained variant on ``cfg``'s evaluation
-    rows.
+    """Accuracy, top-5, GMACs/video and videos/s of a trained variant (its option resolved) on
+    the evaluation rows of ``cfg``, whose ``train.out_dir`` is its run folder.
 
-    :param variant: the variant (its option resolved).
-    :param cfg: its config, ``train.out_dir`` its run folder (with links to every stage).
     :param exit_entry: None (no early exit; glimpse variants add their glimpse statistics), or
         thresholds, a :class:`~videofocus.experiment.grid.Budget` or a
         :class:`~videofocus.experiment.grid.Truncate`, run through the adaptive inferencer.
@@ -357,12 +349,9 @@ def run_variant(
     log: Callable[[str], None] = print,
     records: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Train what ``variant`` lacks, evaluate it per exit entry, write its result.
+    """Train what ``variant`` (its ``option_of`` resolved: :func:`resolve_variant`) lacks in the
+    grid's output folder ``DIR``, evaluate it per exit entry, write its result.
 
-    :param variant: the variant (its ``option_of`` resolved, see :func:`resolve_variant`).
-    :param out_dir: the grid's output folder ``DIR``.
-    :param progress: progress bars while training.
-    :param log: where progress lines go.
     :param records: the earlier variants' records, by name (budgets that are a share of
         another variant's cost read it).
     :returns: the record written to ``DIR/variants/<name>/result.json``: ``name``, ``policy``,
@@ -395,9 +384,10 @@ def run_variant(
     save_config(cfg, run_dir / "config.yaml")
     stages_dir = out / "stages"
     keys = {plan.name: plan.key for plan in plans}
-    finals = []
+    seconds: dict[str, float] = {}
     for plan in plans:
-        finals.append(_train_stage(cfg, variant, plan, keys, stages_dir, progress, log))
+        final = _train_stage(cfg, variant, plan, keys, stages_dir, progress, log)
+        seconds[plan.name] = train_seconds(final)
         _link(run_dir / plan.name, stages_dir / plan.key / plan.name)
 
     report = "test" if has_rows(cfg, "test") else "val"
@@ -428,7 +418,6 @@ def run_variant(
         return done[_entry_key(exit_entry)]
 
     evaluations = [entry_for(e) for e in variant.exits]
-    seconds = {plan.name: train_seconds(final) for plan, final in zip(plans, finals, strict=True)}
     record = {
         "name": variant.name,
         "policy": variant.policy,
@@ -503,11 +492,9 @@ def run_grid(
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> GridRows:
-    """Run every variant of ``grid`` in order and write the report after each one.
+    """Run every variant of ``grid`` (with the extra ``overrides``) in order in the output folder
+    ``DIR`` and write the report after each one.
 
-    :param grid: a grid from :func:`~videofocus.experiment.grid.load_grid`.
-    :param out_dir: the output folder ``DIR`` (created).
-    :param overrides: extra ``key=value`` overrides for every variant.
     :returns: all rows (see :func:`variant_rows`), in variant order, with the paired
         comparisons (against ``grid.reference``, then ``grid.pairs``) as ``.comparisons``.
     :raises GridError: for a grid that does not expand.
