@@ -102,8 +102,6 @@ def policy_grid(
     """The benchmark as a grid for :func:`~videofocus.experiment.runner.run_grid`: every row a
     variant, in the order they can run (the rows at ``recurrent_ppo``'s option after it).
 
-    :param config: the base config (path or built-in name).
-    :param overrides: dotted overrides for every row.
     :param cost_lambda: ``policy.cost_lambda`` of the ``recurrent_ppo_lambda`` row.
     :param seeds: seeds 0..N-1 of every row (1: the config's own seeds, names without suffix).
     """

@@ -47,7 +47,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -620,9 +620,8 @@ def seeded_name(name: str, seed: int | None) -> str:
     return name if seed is None else f"{name}__seed={seed}"
 
 
-def _seeded(variant: Variant, seeds: Sequence[int | None]) -> list[Variant]:
+def _seeded(variant: Variant, seeds: Sequence[int | None]) -> Iterator[Variant]:
     """One copy of ``variant`` per seed, its references pointing at the same seed's copies."""
-    copies = []
     for seed in seeds:
         cfg = variant.cfg
         if seed is not None:
@@ -633,15 +632,12 @@ def _seeded(variant: Variant, seeds: Sequence[int | None]) -> list[Variant]:
             for e in variant.exits
         )
         option_of = None if variant.option_of is None else seeded_name(variant.option_of, seed)
-        copies.append(
-            replace(
-                variant,
-                name=seeded_name(variant.name, seed),
-                cfg=cfg,
-                option_of=option_of,
-                exits=exits,
-                seed=seed,
-                method=variant.name,
-            )
+        yield replace(
+            variant,
+            name=seeded_name(variant.name, seed),
+            cfg=cfg,
+            option_of=option_of,
+            exits=exits,
+            seed=seed,
+            method=variant.name,
         )
-    return copies
