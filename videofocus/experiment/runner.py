@@ -526,15 +526,7 @@ def run_grid(
         rows.extend(variant_rows(variant, record, grid))
         for entry in record["evaluations"]:
             if "video_index" in entry:
-                runs.append(
-                    {
-                        "method": variant.method or variant.name,
-                        "seed": variant.seed,
-                        "exit": entry.get("exit"),
-                        "video_index": entry["video_index"],
-                        "video_correct": entry["video_correct"],
-                    }
-                )
+                runs.append({**entry, "method": variant.method, "seed": variant.seed})
             split = entry.get("split", split)
         if len(runs) > 1:
             rows.comparisons = paired_comparisons(runs, grid.reference, grid.pairs)
