@@ -324,14 +324,9 @@ def run(args: argparse.Namespace) -> int:
     out_dir = args.out_dir or Path(cfg.train.out_dir)
     start = time.perf_counter()
     log = functools.partial(print, file=sys.stderr, flush=True)
+    progress = not args.no_progress
     rows, comparisons = run_benchmark(
-        args.config,
-        out_dir,
-        args.overrides,
-        args.cost_lambda,
-        not args.no_progress,
-        log,
-        args.seeds,
+        args.config, out_dir, args.overrides, args.cost_lambda, progress, log, args.seeds
     )
     split = "test" if has_rows(cfg, "test") else "validation"
     print(

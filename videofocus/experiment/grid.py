@@ -557,7 +557,6 @@ def with_option(cfg: Config, policy: str, option: int) -> Config:
 def expand_grid(grid: Grid, overrides: Sequence[str] = ()) -> list[Variant]:
     """Every variant of ``grid``: policies x axes (product order), then the explicit ones.
 
-    :param grid: a grid from :func:`load_grid`.
     :param overrides: extra ``key=value`` overrides for every variant (after the grid's own,
         before axis values), e.g. from the command line.
     :raises GridError: for an unknown or invalid axis key or value, an override that does not
