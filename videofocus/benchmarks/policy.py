@@ -156,8 +156,7 @@ def run_benchmark(
     seeds: int = 1,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Train (or reuse) every method of the table in ``out_dir`` (the runner's folder) and
-    evaluate it; ``progress``: progress bars, ``log``: where progress lines go, the other
-    arguments as :func:`policy_grid`'s.
+    evaluate it; ``log`` gets the progress lines, the other arguments are :func:`policy_grid`'s.
 
     :returns: the table rows (over seeds: means with intervals), in :data:`NAMES` order, one per
         exit entry; and the paired comparisons.

@@ -591,19 +591,16 @@ def expand_grid(grid: Grid, overrides: Sequence[str] = ()) -> list[Variant]:
         policy = item.policy or grid.policies[0]
         exits = grid.exit_thresholds if item.exits is None else item.exits
         _check_exit(grid, policy, item.finetune, exits, item.name, f"{where}.policy")
-        for entry in exits:
-            if isinstance(entry, Budget) and entry.of is not None and entry.of not in out:
-                raise _error(grid.path, f"{where}.exit", f"{entry.of!r} is no earlier variant")
+        refs = [(f"{where}.exit", e.of) for e in exits if isinstance(e, Budget)]
+        for key, ref in [*refs, (f"{where}.option_of", item.option_of)]:
+            if ref is not None and ref not in out:
+                raise _error(grid.path, key, f"{ref!r} is no earlier variant")
         if not item.finetune and policy not in (*LEARNED, *HEURISTICS, ORACLE):
             raise _error(grid.path, f"{where}.finetune", f"{policy!r} has no fine-tune to skip")
         cfg = _build(grid, [*common, *item.overrides], policy, item.name, where, exits)
         option = None
         if (item.option_of is not None or item.option is not None) and policy not in ONE_OPTION:
             raise _error(grid.path, f"{where}.option", f"{policy!r} chooses its own options")
-        if item.option_of is not None and item.option_of not in out:
-            raise _error(
-                grid.path, f"{where}.option_of", f"{item.option_of!r} is no earlier variant"
-            )
         if item.option_of is None and policy in ONE_OPTION:
             cfg, option = _option(grid, cfg, policy, item.name, item.option, f"{where}.option")
         out[item.name] = Variant(
