@@ -2,13 +2,12 @@
 benchmarks, N seeds each, reported on their test splits.
 
 ``videofocus bench protocol --out-dir DIR [--seeds 3] [--no-progress] [KEY=VALUE ...]`` runs
-:func:`~videofocus.benchmarks.policy.run_benchmark` on the aiming benchmark
+:func:`~videofocus.benchmarks.policy.run_benchmark` with seeds 0..N-1 on the aiming benchmark
 (``configs/synthetic_tiny.yaml``) in ``DIR/aiming`` and on the memory benchmark
-(``configs/synthetic_memory.yaml``) in ``DIR/memory``, each with seeds 0..N-1 and reported on its
-held-out test split, then prints both tables, their paired comparisons and acceptance lines and
-the wall time. Each folder is the experiment runner's, so a rerun after an interruption trains
-only what is missing; ``DIR/<benchmark>/rows.json`` holds that benchmark's
-``{"rows", "comparisons"}``.
+(``configs/synthetic_memory.yaml``) in ``DIR/memory``, writes each one's rows and comparisons to
+``DIR/<benchmark>/rows.json`` (``{"rows", "comparisons"}``) and prints its table, paired
+comparisons and acceptance lines, then the wall time. Each folder is the experiment runner's: a
+rerun trains only what is missing.
 """
 
 from __future__ import annotations
