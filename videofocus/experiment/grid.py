@@ -48,7 +48,7 @@ import itertools
 import json
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -106,16 +106,6 @@ ONE_OPTION = (*HEURISTICS, ORACLE, DIFFERENTIABLE)
 #: Axis pseudo-key: the glimpse option (1..K) of heuristic policies.
 OPTION_KEY = "policy.option"
 
-_TOP_KEYS = (
-    "base",
-    "overrides",
-    "policies",
-    "axes",
-    "variants",
-    "exit_thresholds",
-    "seeds",
-    "reference",
-)
 _VARIANT_KEYS = ("name", "overrides", "policy", "option", "option_of", "finetune", "exit")
 _BUDGET_KEYS = ("budget_share", "of", "max_steps")
 # Keys the grid sets itself: varying them by hand would fight the runner.
@@ -192,6 +182,10 @@ class Grid:
     #: further paired comparisons: (method, exit, reference method, reference exit), exits as
     #: the grid spells them (None: without early exit)
     pairs: tuple[tuple[str, Any, str, Any], ...] = ()
+
+
+# A grid file's keys: Grid's fields, less its own path and the pairs only code sets.
+_TOP_KEYS = tuple(f.name for f in fields(Grid) if f.name not in ("path", "pairs"))
 
 
 @dataclass(frozen=True)
