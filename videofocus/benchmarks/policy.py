@@ -102,8 +102,6 @@ def policy_grid(
     """The benchmark as a grid for :func:`~videofocus.experiment.runner.run_grid`: every row a
     variant, in the order they can run (the rows at ``recurrent_ppo``'s option after it).
 
-    :param config: the base config (path or built-in name).
-    :param overrides: dotted overrides for every row.
     :param cost_lambda: ``policy.cost_lambda`` of the ``recurrent_ppo_lambda`` row.
     :param seeds: seeds 0..N-1 of every row (1: the config's own seeds, names without suffix).
     """
@@ -158,8 +156,7 @@ def run_benchmark(
     seeds: int = 1,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Train (or reuse) every method of the table in ``out_dir`` (the runner's folder) and
-    evaluate it; ``progress``: progress bars, ``log``: where progress lines go, the other
-    arguments as :func:`policy_grid`'s.
+    evaluate it; ``log`` gets the progress lines, the other arguments are :func:`policy_grid`'s.
 
     :returns: the table rows (over seeds: means with intervals), in :data:`NAMES` order, one per
         exit entry; and the paired comparisons.
@@ -266,6 +263,45 @@ def acceptance(
     return lines
 
 
+def add_run_arguments(parser: argparse.ArgumentParser, seeds: int = 1) -> None:
+    """The options ``bench policy`` and ``bench protocol`` share: ``--cost-lambda``, ``--seeds``
+    (default ``seeds``), ``--no-progress`` and the dotted overrides."""
+    parser.add_argument(
+        "--cost-lambda",
+        type=float,
+        default=0.01,
+        help="policy.cost_lambda of the recurrent_ppo_lambda row (default %(default)s; "
+        "docs/benchmarks.md shows what lambda trades on the tiny config)",
+    )
+    own = ": the config's own seeds" if seeds == 1 else ""
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=seeds,
+        metavar="N",
+        help="train and evaluate every row with seeds 0..N-1: means, 95%% intervals and paired "
+        f"comparisons over them (default %(default)s{own})",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides")
+
+
+def report_results(
+    rows: list[dict[str, Any]],
+    comparisons: list[dict[str, Any]],
+    memory: bool,
+    json_path: Path | None = None,
+) -> None:
+    """Print the table, the paired comparisons and the :func:`acceptance` lines; write the rows
+    and comparisons as JSON ``{"rows": [...], "comparisons": [...]}`` to ``json_path`` if given."""
+    print(format_comparison(rows), "", format_comparisons(comparisons), "", sep="\n")
+    print(*acceptance(rows, comparisons, memory), sep="\n")
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"rows": rows, "comparisons": comparisons}
+        json_path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``videofocus bench policy``."""
     parser.add_argument("--config", required=True, help="YAML config, e.g. synthetic_tiny.yaml")
@@ -275,23 +311,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="run folder (default: the config's train.out_dir); finished stages are reused",
     )
-    parser.add_argument(
-        "--cost-lambda",
-        type=float,
-        default=0.01,
-        help="policy.cost_lambda of the recurrent_ppo_lambda row (default %(default)s; "
-        "docs/benchmarks.md shows what lambda trades on the tiny config)",
-    )
-    parser.add_argument(
-        "--seeds",
-        type=int,
-        default=1,
-        metavar="N",
-        help="train and evaluate every row with seeds 0..N-1: means, 95%% intervals and paired "
-        "comparisons over them (default 1: the config's own seeds)",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides")
+    add_run_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -303,14 +323,9 @@ def run(args: argparse.Namespace) -> int:
     out_dir = args.out_dir or Path(cfg.train.out_dir)
     start = time.perf_counter()
     log = functools.partial(print, file=sys.stderr, flush=True)
+    progress = not args.no_progress
     rows, comparisons = run_benchmark(
-        args.config,
-        out_dir,
-        args.overrides,
-        args.cost_lambda,
-        not args.no_progress,
-        log,
-        args.seeds,
+        args.config, out_dir, args.overrides, args.cost_lambda, progress, log, args.seeds
     )
     split = "test" if has_rows(cfg, "test") else "validation"
     print(
@@ -318,12 +333,7 @@ def run(args: argparse.Namespace) -> int:
         f"on train/val), run folder {out_dir}; accuracy is top-1, GMACs are "
         "multiply-accumulates per video\n"
     )
-    print(format_comparison(rows), "", format_comparisons(comparisons), sep="\n")
     memory = cfg.data.synthetic is not None and cfg.data.synthetic.cue_ratio < 1
-    print("", *acceptance(rows, comparisons, memory), sep="\n")
+    report_results(rows, comparisons, memory, args.json)
     print(f"\n{time.perf_counter() - start:.0f} s in all (training skipped where reused)")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"rows": rows, "comparisons": comparisons}
-        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -47,8 +47,8 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -106,16 +106,6 @@ ONE_OPTION = (*HEURISTICS, ORACLE, DIFFERENTIABLE)
 #: Axis pseudo-key: the glimpse option (1..K) of heuristic policies.
 OPTION_KEY = "policy.option"
 
-_TOP_KEYS = (
-    "base",
-    "overrides",
-    "policies",
-    "axes",
-    "variants",
-    "exit_thresholds",
-    "seeds",
-    "reference",
-)
 _VARIANT_KEYS = ("name", "overrides", "policy", "option", "option_of", "finetune", "exit")
 _BUDGET_KEYS = ("budget_share", "of", "max_steps")
 # Keys the grid sets itself: varying them by hand would fight the runner.
@@ -194,6 +184,10 @@ class Grid:
     pairs: tuple[tuple[str, Any, str, Any], ...] = ()
 
 
+# A grid file's keys: Grid's fields, less its own path and the pairs only code sets.
+_TOP_KEYS = tuple(f.name for f in fields(Grid) if f.name not in ("path", "pairs"))
+
+
 @dataclass(frozen=True)
 class Variant:
     """One trainable, evaluable point of a grid."""
@@ -217,9 +211,6 @@ class Variant:
         if self.policy in BASELINES:
             return "own checkpoint"
         return "fine-tuned" if self.finetune else "warm-up network"
-
-
-# ------------------------------------------------------------------------------------- parsing
 
 
 def _error(path: Path, key: str | None, message: str) -> GridError:
@@ -421,9 +412,6 @@ def load_grid(path: str | Path) -> Grid:
     )
 
 
-# -------------------------------------------------------------------------------------- naming
-
-
 def value_label(value: Any) -> str:
     """A short, folder-safe spelling of an axis value: ``0.02``, ``false``, ``0.25x32+0.5x64``.
 
@@ -453,9 +441,6 @@ def variant_name(policy: str, axes: dict[str, Any], short: dict[str, str]) -> st
     """``policy__key=value__...`` over ``axes`` (dotted key -> value) in order, each key spelt
     as ``short`` says (:func:`_short_keys`)."""
     return "__".join([policy, *(f"{short[k]}={value_label(v)}" for k, v in axes.items())])
-
-
-# ------------------------------------------------------------------------------------ expansion
 
 
 def config_value(cfg: Config, key: str) -> Any:
@@ -566,7 +551,6 @@ def with_option(cfg: Config, policy: str, option: int) -> Config:
 def expand_grid(grid: Grid, overrides: Sequence[str] = ()) -> list[Variant]:
     """Every variant of ``grid``: policies x axes (product order), then the explicit ones.
 
-    :param grid: a grid from :func:`load_grid`.
     :param overrides: extra ``key=value`` overrides for every variant (after the grid's own,
         before axis values), e.g. from the command line.
     :raises GridError: for an unknown or invalid axis key or value, an override that does not
@@ -601,19 +585,16 @@ def expand_grid(grid: Grid, overrides: Sequence[str] = ()) -> list[Variant]:
         policy = item.policy or grid.policies[0]
         exits = grid.exit_thresholds if item.exits is None else item.exits
         _check_exit(grid, policy, item.finetune, exits, item.name, f"{where}.policy")
-        for entry in exits:
-            if isinstance(entry, Budget) and entry.of is not None and entry.of not in out:
-                raise _error(grid.path, f"{where}.exit", f"{entry.of!r} is no earlier variant")
+        refs = [(f"{where}.exit", e.of) for e in exits if isinstance(e, Budget)]
+        for key, ref in [*refs, (f"{where}.option_of", item.option_of)]:
+            if ref is not None and ref not in out:
+                raise _error(grid.path, key, f"{ref!r} is no earlier variant")
         if not item.finetune and policy not in (*LEARNED, *HEURISTICS, ORACLE):
             raise _error(grid.path, f"{where}.finetune", f"{policy!r} has no fine-tune to skip")
         cfg = _build(grid, [*common, *item.overrides], policy, item.name, where, exits)
         option = None
         if (item.option_of is not None or item.option is not None) and policy not in ONE_OPTION:
             raise _error(grid.path, f"{where}.option", f"{policy!r} chooses its own options")
-        if item.option_of is not None and item.option_of not in out:
-            raise _error(
-                grid.path, f"{where}.option_of", f"{item.option_of!r} is no earlier variant"
-            )
         if item.option_of is None and policy in ONE_OPTION:
             cfg, option = _option(grid, cfg, policy, item.name, item.option, f"{where}.option")
         out[item.name] = Variant(
@@ -629,9 +610,8 @@ def seeded_name(name: str, seed: int | None) -> str:
     return name if seed is None else f"{name}__seed={seed}"
 
 
-def _seeded(variant: Variant, seeds: Sequence[int | None]) -> list[Variant]:
+def _seeded(variant: Variant, seeds: Sequence[int | None]) -> Iterator[Variant]:
     """One copy of ``variant`` per seed, its references pointing at the same seed's copies."""
-    copies = []
     for seed in seeds:
         cfg = variant.cfg
         if seed is not None:
@@ -642,15 +622,12 @@ def _seeded(variant: Variant, seeds: Sequence[int | None]) -> list[Variant]:
             for e in variant.exits
         )
         option_of = None if variant.option_of is None else seeded_name(variant.option_of, seed)
-        copies.append(
-            replace(
-                variant,
-                name=seeded_name(variant.name, seed),
-                cfg=cfg,
-                option_of=option_of,
-                exits=exits,
-                seed=seed,
-                method=variant.name,
-            )
+        yield replace(
+            variant,
+            name=seeded_name(variant.name, seed),
+            cfg=cfg,
+            option_of=option_of,
+            exits=exits,
+            seed=seed,
+            method=variant.name,
         )
-    return copies

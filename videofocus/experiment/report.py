@@ -303,7 +303,6 @@ def write_report(
     return paths
 
 
-#: Stages every adaptive row shares; a row's ``train_seconds`` counts the training after them.
 _SHARED = ("dense", "warmup")
 
 

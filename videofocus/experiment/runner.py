@@ -113,19 +113,13 @@ class StagePlan:
     needs: tuple[str, ...]  # stages of the same plan it reads from its run folder
 
 
-# ------------------------------------------------------------------------------------- planning
-
-
 def _digest(content: Any) -> str:
     text = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
 def plan_stages(variant: Variant) -> list[StagePlan]:
-    """The stages ``variant`` trains, in training order, each keyed by the config it depends on.
-
-    :param variant: a variant from :func:`~videofocus.experiment.grid.expand_grid`.
-    """
+    """The stages ``variant`` trains, in training order, each keyed by the config it depends on."""
     cfg = variant.cfg
     plans: list[StagePlan] = []
 
@@ -193,9 +187,6 @@ def describe_plan(variants: Sequence[Variant], out_dir: str | Path) -> str:
     return "\n".join(lines)
 
 
-# ------------------------------------------------------------------------------------- training
-
-
 def _link(link: Path, target: Path) -> None:
     """Make ``link`` a relative symlink to the folder ``target`` (replacing a stale link)."""
     relative = os.path.relpath(target, link.parent)
@@ -241,9 +232,6 @@ def _train_stage(
     return stage_dir / "final"
 
 
-# ----------------------------------------------------------------------------------- evaluation
-
-
 def _scores(result: dict[str, Any], accuracy: float) -> dict[str, Any]:
     """What every evaluation reports: its numbers as plain floats, and the per-video hits."""
     return {
@@ -275,12 +263,9 @@ def _glimpse_entry(variant: Variant, cfg: Config, final: Path) -> dict[str, Any]
             own, policy = evaluate_glimpse_model(cfg, model, tracks), model.policy
         shared_net = PolicyFocusNet(net, policy, False)
     shared = evaluate_glimpse_model(cfg, shared_net, tracks, actions)
-    if own is None:
-        own = (
-            evaluate_glimpse_model(cfg, load_model(final, cfg).net, tracks, actions)
-            if variant.finetune
-            else shared
-        )
+    if own is None and variant.finetune:
+        own = evaluate_glimpse_model(cfg, load_model(final, cfg).net, tracks, actions)
+    own = shared if own is None else own
     return {
         **_scores(own, own["top1"]),
         "option": dominant_option(own),
@@ -297,11 +282,9 @@ def evaluate_variant(
     budget_of: float | None = None,
     calibration: Config | None = None,
 ) -> dict[str, Any]:
-    """Accuracy, top-5, GMACs/video and videos/s of a trained variant on ``cfg``'s evaluation
-    rows.
+    """Accuracy, top-5, GMACs/video and videos/s of a trained variant (its option resolved) on
+    the evaluation rows of ``cfg``, whose ``train.out_dir`` is its run folder.
 
-    :param variant: the variant (its option resolved).
-    :param cfg: its config, ``train.out_dir`` its run folder (with links to every stage).
     :param exit_entry: None (no early exit; glimpse variants add their glimpse statistics), or
         thresholds, a :class:`~videofocus.experiment.grid.Budget` or a
         :class:`~videofocus.experiment.grid.Truncate`, run through the adaptive inferencer.
@@ -366,12 +349,9 @@ def run_variant(
     log: Callable[[str], None] = print,
     records: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Train what ``variant`` lacks, evaluate it per exit entry, write its result.
+    """Train what ``variant`` (its ``option_of`` resolved: :func:`resolve_variant`) lacks in the
+    grid's output folder ``DIR``, evaluate it per exit entry, write its result.
 
-    :param variant: the variant (its ``option_of`` resolved, see :func:`resolve_variant`).
-    :param out_dir: the grid's output folder ``DIR``.
-    :param progress: progress bars while training.
-    :param log: where progress lines go.
     :param records: the earlier variants' records, by name (budgets that are a share of
         another variant's cost read it).
     :returns: the record written to ``DIR/variants/<name>/result.json``: ``name``, ``policy``,
@@ -404,9 +384,10 @@ def run_variant(
     save_config(cfg, run_dir / "config.yaml")
     stages_dir = out / "stages"
     keys = {plan.name: plan.key for plan in plans}
-    finals = []
+    seconds: dict[str, float] = {}
     for plan in plans:
-        finals.append(_train_stage(cfg, variant, plan, keys, stages_dir, progress, log))
+        final = _train_stage(cfg, variant, plan, keys, stages_dir, progress, log)
+        seconds[plan.name] = train_seconds(final)
         _link(run_dir / plan.name, stages_dir / plan.key / plan.name)
 
     report = "test" if has_rows(cfg, "test") else "val"
@@ -437,7 +418,6 @@ def run_variant(
         return done[_entry_key(exit_entry)]
 
     evaluations = [entry_for(e) for e in variant.exits]
-    seconds = {plan.name: train_seconds(final) for plan, final in zip(plans, finals, strict=True)}
     record = {
         "name": variant.name,
         "policy": variant.policy,
@@ -453,9 +433,6 @@ def run_variant(
     write_atomic(result_path, json.dumps(record, indent=2) + "\n")  # all or nothing
     log(f"finished in {time.perf_counter() - start:.0f} s -> {result_path}")
     return record
-
-
-# ------------------------------------------------------------------------------------ the grid
 
 
 def variant_rows(variant: Variant, record: dict[str, Any], grid: Grid) -> list[dict[str, Any]]:
@@ -515,11 +492,9 @@ def run_grid(
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> GridRows:
-    """Run every variant of ``grid`` in order and write the report after each one.
+    """Run every variant of ``grid`` (with the extra ``overrides``) in order in the output folder
+    ``DIR`` and write the report after each one.
 
-    :param grid: a grid from :func:`~videofocus.experiment.grid.load_grid`.
-    :param out_dir: the output folder ``DIR`` (created).
-    :param overrides: extra ``key=value`` overrides for every variant.
     :returns: all rows (see :func:`variant_rows`), in variant order, with the paired
         comparisons (against ``grid.reference``, then ``grid.pairs``) as ``.comparisons``.
     :raises GridError: for a grid that does not expand.
@@ -551,15 +526,7 @@ def run_grid(
         rows.extend(variant_rows(variant, record, grid))
         for entry in record["evaluations"]:
             if "video_index" in entry:
-                runs.append(
-                    {
-                        "method": variant.method or variant.name,
-                        "seed": variant.seed,
-                        "exit": entry.get("exit"),
-                        "video_index": entry["video_index"],
-                        "video_correct": entry["video_correct"],
-                    }
-                )
+                runs.append({**entry, "method": variant.method, "seed": variant.seed})
             split = entry.get("split", split)
         if len(runs) > 1:
             rows.comparisons = paired_comparisons(runs, grid.reference, grid.pairs)
