@@ -34,6 +34,7 @@ from torch import nn
 from videofocus.models.cropper import DifferentiableCropper
 from videofocus.models.focusnet import FocusNet, FocusOutput, GlanceOutput
 from videofocus.models.glimpse import GlimpseOption, nearest_cells, normalised_extents
+from videofocus.policy.focusnet import _PolicyDriven
 from videofocus.policy.heuristics import GlimpsePolicy
 
 __all__ = ["DifferentiableFocusNet", "DifferentiableGlimpsePolicy"]
@@ -121,14 +122,11 @@ class DifferentiableGlimpsePolicy(GlimpsePolicy):
         return torch.cat([option, cells], dim=-1)
 
 
-class DifferentiableFocusNet(FocusNet):
+class DifferentiableFocusNet(_PolicyDriven):
     """A FocusNet whose glimpses a :class:`DifferentiableGlimpsePolicy` places, cropped so that
-    the loss reaches the policy.
+    the loss reaches the policy (``net``, ``policy``, ``train_local`` as in
+    :class:`~videofocus.policy.focusnet.PolicyFocusNet`).
 
-    The glance encoder is frozen (and, with ``train_local=False``, the local encoder too).
-
-    :param net: the model whose modules this one takes over (e.g. the warm-up model).
-    :param policy: the centre policy; its options and grid must be the model's.
     :param supersample: the :class:`DifferentiableCropper`'s sample points per output pixel and
         axis (about crop side / resolution).
     :param blur: sigma in pixels of the smoothed frame the centres' gradient is taken through
@@ -149,20 +147,9 @@ class DifferentiableFocusNet(FocusNet):
         blur: float = 0.0,
         random_branch: bool = False,
     ) -> None:
-        super().__init__(
-            net.global_encoder,
-            net.local_encoder,
-            net.aggregator,
-            net.options,
-            net.grid,
-            DifferentiableCropper(supersample),
-        )
-        if policy.options != self.options or policy.grid != self.grid:
-            raise ValueError("the policy acts on other glimpse options or another grid")
-        self.policy = policy
+        super().__init__(net, policy, train_local, DifferentiableCropper(supersample))
         self.blur = blur
         self.random_branch = random_branch
-        self.freeze("global_encoder", *(() if train_local else ("local_encoder",)))
 
     def _crop(self, frames: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
         """Crops ``[B*T, 3, r, r]`` of the policy's option at ``centres`` ``[B*T, 2]``; with

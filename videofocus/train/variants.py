@@ -37,7 +37,7 @@ def heuristic_stage(cfg: Config, heuristic: str, option: int) -> SupervisedStage
 
         def build_oracle(c: Config, num_classes: int) -> FocusNet:
             net = focusnet_from(c, num_classes, warmup)
-            net.freeze("global_encoder", *(() if c.train.finetune_local else ("local_encoder",)))
+            net.freeze_encoders(c.train.finetune_local)
             return net
 
         return SupervisedStage(
