@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from videofocus.data.loaders import frames_to_input
+from videofocus.data.transforms import normalise_pixels
 from videofocus.models.focusnet import FocusNet, GlanceOutput
 from videofocus.policy.observation import GlanceProjection
 
@@ -110,10 +110,8 @@ class VideoStream:
         return count
 
 
-def normalise_frames(frames: torch.Tensor) -> torch.Tensor:
-    """``uint8 [..., 3, H, W]`` -> the training stages' normalised float32 input, on the frames'
-    device."""
-    return frames_to_input(frames, frames.device)
+#: ``uint8 [..., 3, H, W]`` -> the training stages' normalised float32 input, on the frames' device.
+normalise_frames = normalise_pixels
 
 
 class Clips(NamedTuple):
