@@ -92,17 +92,12 @@ class GlanceMapEncoder(nn.Module):
     ) -> None:
         super().__init__()
         h, w = map_hw
-        for name, value in (
-            ("in_channels", in_channels),
-            ("channels", channels),
-            ("h", h),
-            ("w", w),
-            ("features_dim", features_dim),
-        ):
-            if value <= 0:
-                raise ValueError(f"GlanceMapEncoder {name} must be > 0, got {value}")
-        if extras_dim < 0:
-            raise ValueError(f"GlanceMapEncoder extras_dim must be >= 0, got {extras_dim}")
+        if min(in_channels, channels, h, w, features_dim) <= 0 or extras_dim < 0:
+            raise ValueError(
+                f"GlanceMapEncoder needs positive sizes (extras_dim >= 0), got in_channels="
+                f"{in_channels}, map_hw={map_hw}, channels={channels}, "
+                f"features_dim={features_dim}, extras_dim={extras_dim}"
+            )
         self.in_channels = in_channels
         self.map_hw = (h, w)
         self.extras_dim = extras_dim
