@@ -59,14 +59,8 @@ def stage_config(cfg: Config, name: str) -> Config:
 
 
 def run_stage(cfg: Config, name: str, resume: bool = False, progress: bool = True) -> StageResult:
-    """Run one stage by name.
-
-    :param cfg: the run config.
-    :param name: ``warmup``, ``dense``, ``glance_only``, ``policy``, ``finetune`` or
-        ``differentiable``.
-    :param resume: skip the stage if finished; continue a supervised one from ``last/``.
-    :param progress: show progress bars.
-    """
+    """Run the stage ``name`` (:data:`STAGES`); ``resume`` skips it if finished and continues a
+    supervised one from ``last/``; ``progress`` shows progress bars."""
     if name == "policy":
         from videofocus.train.rl.stage import run_policy_stage
 
@@ -80,11 +74,6 @@ def run_stage(cfg: Config, name: str, resume: bool = False, progress: bool = Tru
 def run_stages(
     cfg: Config, stages: Sequence[str], resume: bool = False, progress: bool = True
 ) -> list[StageResult]:
-    """Run ``stages`` (``all``: :data:`PIPELINE`) in order; returns one result per stage.
-
-    :param cfg: the run config.
-    :param stages: stage names, e.g. ``["all"]`` or ``["policy", "finetune"]``.
-    :param resume: skip finished stages and resume a half-done supervised one.
-    :param progress: show progress bars.
-    """
+    """Run ``stages`` (e.g. ``["all"]``, ``["policy", "finetune"]``) in order, as
+    :func:`run_stage` does; returns one result per stage."""
     return [run_stage(cfg, name, resume, progress) for name in expand_stages(stages, cfg)]
