@@ -4,15 +4,11 @@ AdaFocusV2's idea: if the glimpse is cut out by bilinear interpolation, the clas
 has a gradient with respect to the glimpse *centre*, so the policy can be trained with the
 recognition network by back-propagation instead of reinforcement learning.
 
-- :class:`DifferentiableGlimpsePolicy` regresses one continuous centre per frame for **one
-  fixed glimpse option** from the clip's glance maps; its :meth:`~DifferentiableGlimpsePolicy.act`
-  snaps the centres to grid cells, which makes it a regular
-  :class:`~videofocus.policy.heuristics.GlimpsePolicy` for pipelines built on grid actions.
-- :class:`DifferentiableFocusNet` crops at those centres with
-  :class:`~videofocus.models.DifferentiableCropper`, so the loss trains the policy together with
-  the local encoder and the aggregator. The glance encoder is frozen and the policy reads its
-  maps without gradient (AdaFocusV2's stop-gradient), so the glance network is never pulled
-  towards maps that are easy to regress centres from.
+:class:`DifferentiableGlimpsePolicy` regresses one continuous centre per frame for **one fixed
+glimpse option** from the glance maps; :class:`DifferentiableFocusNet` crops there, so the loss
+trains the policy with the local encoder and the aggregator. The policy reads the frozen glance
+maps without gradient (AdaFocusV2's stop-gradient), so the glance network is never pulled towards
+maps that are easy to regress centres from.
 
 AdaFocusV2's recipe for letting the centres move on fine textures: a smoothed-frame gradient
 (``blur``), an auxiliary branch on random glimpses (``random_branch``) and a lower learning rate
