@@ -5,11 +5,9 @@ chooses ``(option, cell_x, cell_y)``. :class:`EpisodeBatch` carries out the glim
 videos with the **frozen** :class:`~videofocus.models.FocusNet`, advances the aggregator one step
 and returns rewards and the next observation; every episode of a batch starts and ends together.
 
-The reward (:mod:`videofocus.policy.rewards`) is a gain in the ground-truth probability over a
-counterfactual baseline glimpse (none, a random glimpse, a skip) taken from the same state in the
-same batched aggregator pass, minus ``cost_lambda`` x the option's normalised cost (its glimpse
-MACs over the dearest option's; a skip costs 0). Random baseline glimpses come from ``(seed,
-video, visit)``, so a video gets the same baseline whether it is stepped alone or in a batch.
+The reward (:mod:`videofocus.policy.rewards`) is a gain over a counterfactual baseline glimpse,
+minus ``cost_lambda`` x the option's normalised cost (its glimpse MACs over the dearest option's;
+a skip costs 0).
 
 Since the encoders are frozen and the action space finite, a :class:`LocalFeatureMemo` can keep
 every glimpse feature once computed. :func:`build_episode_core` wires it all from a config.
@@ -25,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
+from videofocus.artifacts.factory import glance_map_hw
 from videofocus.config import Config, ConfigError
 from videofocus.models.cost import CostTable
 from videofocus.models.focusnet import FocusNet
@@ -194,12 +193,8 @@ class EpisodeBatch:
 
     @torch.no_grad()
     def observation_space(self) -> spaces.Dict:
-        """The observation space of one episode (glance map size found by one zero glance)."""
-        encoder = self.net.global_encoder
-        param = next(encoder.parameters())
-        r = encoder.resolution
-        fmap = encoder.features(torch.zeros(1, 3, r, r, device=param.device, dtype=param.dtype))
-        map_hw = (int(fmap.shape[-2]), int(fmap.shape[-1]))
+        """The observation space of one episode."""
+        map_hw = glance_map_hw(self.net)
         return glance_observation_space(self.projection.out_channels, map_hw, self.action_dims)
 
     @property
