@@ -60,9 +60,8 @@ def progress_features(
     if prev_actions is None:
         if batch is None:
             raise ValueError("give batch when prev_actions is None")
-        return torch.cat(
-            [torch.full((batch, 1), step / num_steps), torch.zeros(batch, sum(action_dims))], 1
-        )
+        fraction = torch.full((batch, 1), step / num_steps)
+        return torch.cat([fraction, fraction.new_zeros(batch, sum(action_dims))], 1)
     if prev_actions.ndim != 2 or prev_actions.shape[1] != len(action_dims):
         raise ValueError(
             f"prev_actions must be [B, {len(action_dims)}], got {tuple(prev_actions.shape)}"
