@@ -1,9 +1,9 @@
-"""What an action is: ``(option, cell_x, cell_y)`` in ``MultiDiscrete([K + 1, G, G])``.
+"""The action space: ``(option, cell_x, cell_y)`` (:mod:`videofocus.models.glimpse`) in
+``MultiDiscrete([K + 1, G, G])``.
 
-Option 0 skips the frame, ``1..K`` pick a glimpse option, the cells index a ``G x G`` grid of
-glimpse centres. The action space keeps its ``K + 1`` options even when skipping is disabled, so
-the policy network has one layout whatever the run; :func:`resolve_actions` then reads a skip as
-option 1, in the RL environments and at inference alike.
+The space keeps its ``K + 1`` options even when skipping is disabled, so the policy network has
+one layout whatever the run; :func:`resolve_actions` then reads a skip as option 1, in the RL
+environments and at inference alike.
 """
 
 from __future__ import annotations

@@ -51,8 +51,7 @@ def expand_stages(stages: Sequence[str], cfg: Config | None = None) -> list[str]
 
 
 def stage_config(cfg: Config, name: str) -> Config:
-    """The config stage ``name`` runs with (the finetune stage's own epoch count applied, also to
-    the ``differentiable`` baseline, which trains as long)."""
+    """The config stage ``name`` runs with (``finetune_epochs`` applied, see the module docs)."""
     if name in ("finetune", "differentiable") and cfg.train.finetune_epochs is not None:
         return replace(cfg, train=replace(cfg.train, epochs=cfg.train.finetune_epochs))
     return cfg

@@ -336,12 +336,10 @@ def build_episode_core(
     dataset: Sequence[ClipItem],
     projection: GlanceProjection | None = None,
 ) -> tuple[ClipSource, EpisodeBatch]:
-    """The video source and episode core the ``policy`` section of ``cfg`` describes.
+    """The video source (``net``, on the episodes' device, and ``dataset`` as in
+    :class:`ClipSource`) and episode core the ``policy`` section of ``cfg`` describes;
+    ``projection`` None fits one on ``policy.projection_videos`` videos of ``dataset``.
 
-    :param net: the trained :class:`FocusNet`, on the device the episodes should run on.
-    :param dataset: clips in evaluation mode (frames fixed between visits).
-    :param projection: the observation projection; None fits one on ``policy.projection_videos``
-        videos of ``dataset``.
     :raises ConfigError: when the glimpse-feature memo would exceed :data:`MEMO_LIMIT_BYTES`.
     """
     policy, data = cfg.policy, cfg.data
