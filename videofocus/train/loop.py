@@ -82,8 +82,7 @@ def param_groups(model: nn.Module, lr: float, lr_mult: dict[str, float]) -> list
         params = [p for p in module.parameters() if p.requires_grad]
         mult = lr_mult.get(name, 1.0)
         if mult == 0.0:
-            for p in params:
-                p.requires_grad_(False)
+            module.requires_grad_(False)
             continue
         if params:
             groups.append({"params": params, "lr": lr * mult, "name": name})

@@ -191,7 +191,6 @@ class ClipSource:
         frames = torch.stack([e["frames"] for e in entries]).to(device)
         missing = [i for i, e in enumerate(entries) if "maps" not in e]
         if missing:
-            # One batched pass over the videos new to the cache.
             glance = self.net.glance(normalise_frames(frames[missing]))
             for j, i in enumerate(missing):
                 entries[i] = {**entries[i], "maps": glance.maps[j], "pooled": glance.pooled[j]}

@@ -306,8 +306,7 @@ class EpisodeBatch:
         if bool(((actions < low) | (actions >= high)).any()):
             raise ValueError(f"actions out of range of MultiDiscrete({list(self.action_dims)})")
         executed = resolve_actions(actions, self.allow_skip)
-        # The chosen glimpse and the reward's baseline (random, or skip) from the same state,
-        # in one batched pass.
+        # the chosen glimpse and the reward's baseline from the same state, in one batched pass
         baseline = self._baseline_actions(executed)
         taken = executed if baseline is None else torch.cat([executed, baseline])
         local = self._local_features(taken)
