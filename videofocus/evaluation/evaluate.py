@@ -62,16 +62,14 @@ def stage_actions(stage: str, cfg: Config | None = None) -> Actions:
         return lambda m, batch, t: random_glimpse_actions(
             m.num_options, m.grid, batch["index"], t, seed, -1, skip_rate=skip_rate
         )
-    if stage == "dense":
-        return lambda m, batch, t: dense_actions(len(batch["index"]), t)
-    if stage == "glance_only":
-        return lambda m, batch, t: skip_actions(len(batch["index"]), t)
     if stage.startswith(f"finetune_{ORACLE}_"):
         raise ValueError(
             f"a {stage} checkpoint takes its glimpses from the target tracks: evaluate it with "
             "the experiment runner (bench policy, ablate), which gives them"
         )
-    return lambda m, batch, t: policy_chooses(len(batch["index"]), t)  # the model's own policy
+    # any other stage: the model's own policy
+    make = {"dense": dense_actions, "glance_only": skip_actions}.get(stage, policy_chooses)
+    return lambda m, batch, t: make(len(batch["index"]), t)
 
 
 @torch.no_grad()
@@ -168,11 +166,9 @@ def evaluate_adaptive(
 
     :param checkpoint: a checkpoint folder, or an already loaded :class:`InferenceModel`.
     """
-    model = (
-        checkpoint
-        if isinstance(checkpoint, InferenceModel)
-        else load_inference_model(checkpoint, cfg)
-    )
+    model = checkpoint
+    if not isinstance(model, InferenceModel):
+        model = load_inference_model(checkpoint, cfg)
     options = replace(options or InferenceOptions(), thresholds=thresholds)
     start = time.perf_counter()
     correct, top5, gmacs, exits, probs, targets, index = [], [], [], [], [], [], []

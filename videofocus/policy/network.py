@@ -238,8 +238,7 @@ class GlimpsePolicyNetwork(nn.Module, ABC):
         for step in range(t):
             extras = None
             if self.extras_dim:
-                extras = progress_features(step, t, prev, self.action_dims, batch=b)
-                extras = extras.to(maps.device)
+                extras = progress_features(step, t, prev, self.action_dims, batch=b).to(maps.device)
             prev, state = self.act(maps[:, step], extras, state, deterministic, generator)
             actions.append(prev)
         return torch.stack(actions, dim=1)

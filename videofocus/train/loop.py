@@ -281,12 +281,11 @@ def run_supervised_stage(
                 topk_accuracy(out.logits[:, -1].detach().float(), labels, ks=(1,))["top1"] * n
             )
             bar.set_postfix(loss=f"{parts['loss']:.3f}")
-        train_metrics = {k: v / max(1, seen) for k, v in sums.items()}
         record: dict[str, Any] = {
             "epoch": epoch,
             "step": global_step,
             "lr": scheduler.get_last_lr()[0],
-            **{f"train/{k}": v for k, v in train_metrics.items()},
+            **{f"train/{k}": v / max(1, seen) for k, v in sums.items()},
         }
         last_epoch = epoch == cfg.train.epochs - 1
         if dist.is_main and ((epoch + 1) % cfg.train.eval_every == 0 or last_epoch):

@@ -301,9 +301,8 @@ class EpisodeBatch:
         actions = torch.as_tensor(actions, device=device).long()
         if actions.shape != (n, 3):
             raise ValueError(f"actions must be [N={n}, 3], got {tuple(actions.shape)}")
-        low = actions.new_zeros(3)
         high = torch.tensor(self.action_dims, device=device)
-        if bool(((actions < low) | (actions >= high)).any()):
+        if bool(((actions < 0) | (actions >= high)).any()):
             raise ValueError(f"actions out of range of MultiDiscrete({list(self.action_dims)})")
         executed = resolve_actions(actions, self.allow_skip)
         # the chosen glimpse and the reward's baseline from the same state, in one batched pass
