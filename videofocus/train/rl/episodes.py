@@ -247,14 +247,10 @@ class EpisodeBatch:
         """The observation of the current step (after the last step: zero glance, fraction 1)."""
         if self._clips is None:
             raise RuntimeError("no episodes yet: call start()")
-        n, t = self.num_envs, self.num_steps
-        device = self._obs_maps.device
-        if self._step < t:
-            glance = self._obs_maps[:, self._step]
-        else:
-            glance = torch.zeros_like(self._obs_maps[:, 0])
+        n, t, maps = self.num_envs, self.num_steps, self._obs_maps
+        glance = maps[:, self._step] if self._step < t else torch.zeros_like(maps[:, 0])
         progress = progress_observation(
-            self._step, t, self._prev_actions, self.action_dims, n, device
+            self._step, t, self._prev_actions, self.action_dims, n, maps.device
         )
         return {"glance": glance, "progress": progress}
 
