@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from videofocus.data.loaders import build_eval_loader, frames_to_input
 from videofocus.evaluation.metrics import mean_average_precision, topk_accuracy
 from videofocus.inference.inferencer import InferenceOptions
 from videofocus.inference.model import InferenceModel, load_inference_model, rollout_manifest
-from videofocus.models import FocusNet
+from videofocus.models import FocusNet, FocusOutput
 from videofocus.models.cost import CostTable
 from videofocus.models.glimpse import dense_actions, random_glimpse_actions, skip_actions
 from videofocus.policy.focusnet import policy_chooses
@@ -38,6 +38,7 @@ __all__ = [
     "evaluate_adaptive",
     "evaluate_checkpoint",
     "evaluate_model",
+    "model_outputs",
     "stage_actions",
     "write_json",
 ]
@@ -61,34 +62,23 @@ def stage_actions(stage: str, cfg: Config | None = None) -> Actions:
         return lambda m, batch, t: random_glimpse_actions(
             m.num_options, m.grid, batch["index"], t, seed, -1, skip_rate=skip_rate
         )
-    if stage == "dense":
-        return lambda m, batch, t: dense_actions(len(batch["index"]), t)
-    if stage == "glance_only":
-        return lambda m, batch, t: skip_actions(len(batch["index"]), t)
     if stage.startswith(f"finetune_{ORACLE}_"):
         raise ValueError(
             f"a {stage} checkpoint takes its glimpses from the target tracks: evaluate it with "
             "the experiment runner (bench policy, ablate), which gives them"
         )
-    return lambda m, batch, t: policy_chooses(len(batch["index"]), t)  # the model's own policy
+    # any other stage: the model's own policy
+    make = {"dense": dense_actions, "glance_only": skip_actions}.get(stage, policy_chooses)
+    return lambda m, batch, t: make(len(batch["index"]), t)
 
 
 @torch.no_grad()
-def evaluate_model(
-    model: FocusNet,
-    actions: Actions,
-    loader,
-    device: torch.device,
-    frame_size: int,
-    amp: str = "off",
-) -> dict[str, Any]:
-    """Run ``model`` with ``actions`` over ``loader`` (square clips of side ``frame_size``) and
-    compute every metric."""
+def model_outputs(
+    model: FocusNet, actions: Actions, loader, device: torch.device, amp: str = "off"
+) -> Iterator[tuple[dict[str, Any], FocusOutput, float]]:
+    """``(batch, output, seconds)`` for each decoded batch of ``loader``: ``model`` (in eval mode)
+    under ``actions``, and the seconds it took, glimpse choice included."""
     model.eval()
-    cost = CostTable.from_model(model, frame_size)
-    logits, targets, gmacs, index = [], [], [], []
-    model_seconds = 0.0
-    start = time.perf_counter()
     for batch in loader:
         if batch is None:
             continue
@@ -99,7 +89,25 @@ def evaluate_model(
         with autocast_for(device, amp):
             out = model(frames, taken)
         _sync(device)
-        model_seconds += time.perf_counter() - t0
+        yield batch, out, time.perf_counter() - t0
+
+
+def evaluate_model(
+    model: FocusNet,
+    actions: Actions,
+    loader,
+    device: torch.device,
+    frame_size: int,
+    amp: str = "off",
+) -> dict[str, Any]:
+    """Run ``model`` with ``actions`` over ``loader`` (square clips of side ``frame_size``) and
+    compute every metric."""
+    cost = CostTable.from_model(model, frame_size)
+    logits, targets, gmacs, index = [], [], [], []
+    model_seconds = 0.0
+    start = time.perf_counter()
+    for batch, out, batch_seconds in model_outputs(model, actions, loader, device, amp):
+        model_seconds += batch_seconds
         logits.append(out.logits[:, -1].float().cpu())
         targets.append(batch["target"])  # multi-hot: every label of the row
         index.append(batch["index"])
@@ -158,11 +166,9 @@ def evaluate_adaptive(
 
     :param checkpoint: a checkpoint folder, or an already loaded :class:`InferenceModel`.
     """
-    model = (
-        checkpoint
-        if isinstance(checkpoint, InferenceModel)
-        else load_inference_model(checkpoint, cfg)
-    )
+    model = checkpoint
+    if not isinstance(model, InferenceModel):
+        model = load_inference_model(checkpoint, cfg)
     options = replace(options or InferenceOptions(), thresholds=thresholds)
     start = time.perf_counter()
     correct, top5, gmacs, exits, probs, targets, index = [], [], [], [], [], [], []

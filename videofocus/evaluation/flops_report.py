@@ -86,12 +86,10 @@ def flops_report(cfg: Config) -> dict[str, Any]:
 def format_report(report: dict[str, Any]) -> str:
     """The :func:`flops_report` as a plain-text table."""
     comp = report["components"]
-    glance = report["glance"]
+    glance, per_video = report["glance"], report["per_video"]
+    glance_label = f"glance ({glance['backbone']} @ {glance['resolution']} px) / frame"
     rows: list[tuple[str, float]] = [
-        (
-            f"glance ({glance['backbone']} @ {glance['resolution']} px) / frame",
-            comp["glance_per_frame"],
-        ),
+        (glance_label, comp["glance_per_frame"]),
         ("policy / step", comp["policy_per_step"]),
         ("aggregator / step", comp["aggregator_per_step"]),
     ]
@@ -101,15 +99,12 @@ def format_report(report: dict[str, Any]) -> str:
     rows.append((f"dense local ({report['frame_size']} px) / frame", comp["dense_local_per_frame"]))
     t = report["frames"]
     video_rows = [
-        (
-            f"every frame option {k}" + (" (default)" if k == 1 else ""),
-            report["per_video"][f"option_{k}"],
-        )
+        (f"every frame option {k}" + (" (default)" if k == 1 else ""), per_video[f"option_{k}"])
         for k in (o["option"] for o in comp["local_per_glimpse"])
     ]
     video_rows += [
-        ("glance only (no policy, no glimpse)", report["per_video"]["glance_only"]),
-        ("dense baseline (whole frames, local backbone)", report["per_video"]["dense_baseline"]),
+        ("glance only (no policy, no glimpse)", per_video["glance_only"]),
+        ("dense baseline (whole frames, local backbone)", per_video["dense_baseline"]),
     ]
     width = max(len(label) for label, _ in rows + video_rows) + 2
     lines = [

@@ -218,8 +218,7 @@ def _fixed(build: Callable[..., nn.Module], wrap) -> Backbone:
     return wrap(build(weights=None))
 
 
-# name -> (builder, wrapper); feature widths: mobilenet_v2 1280, mobilenet_v3_small 576,
-# mobilenet_v3_large 960, efficientnet_b0 1280, resnet18/34 512, resnet50 2048 (stride 32)
+# name -> (builder, wrapper)
 _TORCHVISION = {
     "mobilenet_v2": (_scalable, _torchvision_features),
     "mobilenet_v3_small": (_scalable, _torchvision_features),

@@ -24,8 +24,10 @@ __all__ = ["GIGA", "CostTable", "measure_macs"]
 GIGA = 1e9
 
 
-def _count(fn: Callable[..., Any], *inputs: Any, **kwargs: Any) -> tuple[int, Any]:
-    """MACs of one call of ``fn`` and its output."""
+def measure_macs(fn: Callable[..., Any], *inputs: Any, **kwargs: Any) -> int:
+    """Multiply-accumulates of one call ``fn(*inputs, **kwargs)`` (``fn``: a module or any
+    callable). Works on any device, ``meta`` included: paper-scale models are measured without
+    allocating their weights."""
     with warnings.catch_warnings():
         # Toggling the oneDNN flags warns about TF32 on builds without Intel GPU support.
         warnings.filterwarnings("ignore", message=".*oneDNN.*")
@@ -37,15 +39,8 @@ def _count(fn: Callable[..., Any], *inputs: Any, **kwargs: Any) -> tuple[int, An
             torch.no_grad(),
             FlopCounterMode(display=False) as counter,
         ):
-            out = fn(*inputs, **kwargs)
-    return counter.get_total_flops() // 2, out
-
-
-def measure_macs(fn: Callable[..., Any], *inputs: Any, **kwargs: Any) -> int:
-    """Multiply-accumulates of one call ``fn(*inputs, **kwargs)`` (``fn``: a module or any
-    callable). Works on any device, ``meta`` included: paper-scale models are measured without
-    allocating their weights."""
-    return _count(fn, *inputs, **kwargs)[0]
+            fn(*inputs, **kwargs)
+    return counter.get_total_flops() // 2
 
 
 @dataclass(frozen=True)
@@ -84,7 +79,9 @@ class CostTable:
             param = next(net.parameters())
             like = {"device": param.device, "dtype": param.dtype}
             frame = torch.zeros(1, 3, frame_size, frame_size, **like)
-            glance, glance_out = _count(net.global_encoder, frame)
+            glance = measure_macs(net.global_encoder, frame)
+            with torch.no_grad():
+                glance_out = net.global_encoder(frame)
             local = []
             for k, option in enumerate(net.options):
                 crop = torch.zeros(1, 3, option.resolution, option.resolution, **like)

@@ -103,6 +103,11 @@ class FocusNet(nn.Module):
         self._frozen = tuple(dict.fromkeys((*self._frozen, *names)))
         self.train(self.training)
 
+    def freeze_encoders(self, train_local: bool) -> None:
+        """Freeze the glance encoder, and the local encoder too unless ``train_local`` (how every
+        fine-tune on a warm-up model's glance trains)."""
+        self.freeze("global_encoder", *(() if train_local else ("local_encoder",)))
+
     def train(self, mode: bool = True) -> FocusNet:
         """Set train/eval mode; frozen parts (:meth:`freeze`) always stay in eval mode."""
         super().train(mode)

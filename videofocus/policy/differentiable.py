@@ -4,15 +4,11 @@ AdaFocusV2's idea: if the glimpse is cut out by bilinear interpolation, the clas
 has a gradient with respect to the glimpse *centre*, so the policy can be trained with the
 recognition network by back-propagation instead of reinforcement learning.
 
-- :class:`DifferentiableGlimpsePolicy` regresses one continuous centre per frame for **one
-  fixed glimpse option** from the clip's glance maps; its :meth:`~DifferentiableGlimpsePolicy.act`
-  snaps the centres to grid cells, which makes it a regular
-  :class:`~videofocus.policy.heuristics.GlimpsePolicy` for pipelines built on grid actions.
-- :class:`DifferentiableFocusNet` crops at those centres with
-  :class:`~videofocus.models.DifferentiableCropper`, so the loss trains the policy together with
-  the local encoder and the aggregator. The glance encoder is frozen and the policy reads its
-  maps without gradient (AdaFocusV2's stop-gradient), so the glance network is never pulled
-  towards maps that are easy to regress centres from.
+:class:`DifferentiableGlimpsePolicy` regresses one continuous centre per frame for **one fixed
+glimpse option** from the glance maps; :class:`DifferentiableFocusNet` crops there, so the loss
+trains the policy with the local encoder and the aggregator. The policy reads the frozen glance
+maps without gradient (AdaFocusV2's stop-gradient), so the glance network is never pulled towards
+maps that are easy to regress centres from.
 
 AdaFocusV2's recipe for letting the centres move on fine textures: a smoothed-frame gradient
 (``blur``), an auxiliary branch on random glimpses (``random_branch``) and a lower learning rate
@@ -34,6 +30,7 @@ from torch import nn
 from videofocus.models.cropper import DifferentiableCropper
 from videofocus.models.focusnet import FocusNet, FocusOutput, GlanceOutput
 from videofocus.models.glimpse import GlimpseOption, nearest_cells, normalised_extents
+from videofocus.policy.focusnet import _PolicyDriven
 from videofocus.policy.heuristics import GlimpsePolicy
 
 __all__ = ["DifferentiableFocusNet", "DifferentiableGlimpsePolicy"]
@@ -121,14 +118,11 @@ class DifferentiableGlimpsePolicy(GlimpsePolicy):
         return torch.cat([option, cells], dim=-1)
 
 
-class DifferentiableFocusNet(FocusNet):
+class DifferentiableFocusNet(_PolicyDriven):
     """A FocusNet whose glimpses a :class:`DifferentiableGlimpsePolicy` places, cropped so that
-    the loss reaches the policy.
+    the loss reaches the policy (``net``, ``policy``, ``train_local`` as in
+    :class:`~videofocus.policy.focusnet.PolicyFocusNet`).
 
-    The glance encoder is frozen (and, with ``train_local=False``, the local encoder too).
-
-    :param net: the model whose modules this one takes over (e.g. the warm-up model).
-    :param policy: the centre policy; its options and grid must be the model's.
     :param supersample: the :class:`DifferentiableCropper`'s sample points per output pixel and
         axis (about crop side / resolution).
     :param blur: sigma in pixels of the smoothed frame the centres' gradient is taken through
@@ -149,20 +143,9 @@ class DifferentiableFocusNet(FocusNet):
         blur: float = 0.0,
         random_branch: bool = False,
     ) -> None:
-        super().__init__(
-            net.global_encoder,
-            net.local_encoder,
-            net.aggregator,
-            net.options,
-            net.grid,
-            DifferentiableCropper(supersample),
-        )
-        if policy.options != self.options or policy.grid != self.grid:
-            raise ValueError("the policy acts on other glimpse options or another grid")
-        self.policy = policy
+        super().__init__(net, policy, train_local, DifferentiableCropper(supersample))
         self.blur = blur
         self.random_branch = random_branch
-        self.freeze("global_encoder", *(() if train_local else ("local_encoder",)))
 
     def _crop(self, frames: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
         """Crops ``[B*T, 3, r, r]`` of the policy's option at ``centres`` ``[B*T, 2]``; with

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from videofocus.models import FocusNet, FocusOutput, GlanceOutput
+from videofocus.models.focusnet import Cropper
 from videofocus.policy.heuristics import GlimpsePolicy
 
 #: The option value of :func:`policy_chooses`: "the model's own policy picks this glimpse".
@@ -22,29 +23,33 @@ def policy_chooses(batch: int, steps: int) -> torch.Tensor:
     return torch.full((batch, steps, 3), POLICY_CHOOSES, dtype=torch.long)
 
 
-class PolicyFocusNet(FocusNet):
-    """A FocusNet whose glimpses a frozen :class:`GlimpsePolicy` chooses from the model's glance.
+class _PolicyDriven(FocusNet):
+    """A FocusNet on the modules of ``net`` (e.g. the warm-up model) whose glimpses ``policy``
+    places; the glance encoder is frozen (the policy reads its features), the local encoder too
+    unless ``train_local``."""
 
-    The glance encoder is frozen too (the policy was trained on its features): it runs without
-    gradients and, like the policy, stays in eval mode under ``train()`` so BatchNorm statistics
-    do not drift. With ``train_local=False`` the local encoder is frozen the same way; the
-    aggregator always trains. ``net`` is the model whose modules this one takes over (e.g. the
-    warm-up model).
-    """
-
-    def __init__(self, net: FocusNet, policy: GlimpsePolicy, train_local: bool = True) -> None:
+    def __init__(
+        self, net: FocusNet, policy: GlimpsePolicy, train_local: bool, cropper: Cropper
+    ) -> None:
         super().__init__(
-            net.global_encoder,
-            net.local_encoder,
-            net.aggregator,
-            net.options,
-            net.grid,
-            net.cropper,
+            net.global_encoder, net.local_encoder, net.aggregator, net.options, net.grid, cropper
         )
         if policy.options != self.options or policy.grid != self.grid:
             raise ValueError("the policy acts on other glimpse options or another grid")
         self.policy = policy
-        self.freeze("policy", "global_encoder", *(() if train_local else ("local_encoder",)))
+        self.freeze_encoders(train_local)
+
+
+class PolicyFocusNet(_PolicyDriven):
+    """A FocusNet whose glimpses a frozen :class:`GlimpsePolicy` chooses from the model's glance.
+
+    The frozen glance encoder and policy run without gradients and stay in eval mode under
+    ``train()``, so BatchNorm statistics do not drift; the aggregator always trains.
+    """
+
+    def __init__(self, net: FocusNet, policy: GlimpsePolicy, train_local: bool = True) -> None:
+        super().__init__(net, policy, train_local, net.cropper)
+        self.freeze("policy")
 
     @torch.no_grad()
     def choose(self, glance: GlanceOutput) -> torch.Tensor:

@@ -60,9 +60,8 @@ def progress_features(
     if prev_actions is None:
         if batch is None:
             raise ValueError("give batch when prev_actions is None")
-        return torch.cat(
-            [torch.full((batch, 1), step / num_steps), torch.zeros(batch, sum(action_dims))], 1
-        )
+        fraction = torch.full((batch, 1), step / num_steps)
+        return torch.cat([fraction, fraction.new_zeros(batch, sum(action_dims))], 1)
     if prev_actions.ndim != 2 or prev_actions.shape[1] != len(action_dims):
         raise ValueError(
             f"prev_actions must be [B, {len(action_dims)}], got {tuple(prev_actions.shape)}"
@@ -92,17 +91,12 @@ class GlanceMapEncoder(nn.Module):
     ) -> None:
         super().__init__()
         h, w = map_hw
-        for name, value in (
-            ("in_channels", in_channels),
-            ("channels", channels),
-            ("h", h),
-            ("w", w),
-            ("features_dim", features_dim),
-        ):
-            if value <= 0:
-                raise ValueError(f"GlanceMapEncoder {name} must be > 0, got {value}")
-        if extras_dim < 0:
-            raise ValueError(f"GlanceMapEncoder extras_dim must be >= 0, got {extras_dim}")
+        if min(in_channels, channels, h, w, features_dim) <= 0 or extras_dim < 0:
+            raise ValueError(
+                f"GlanceMapEncoder needs positive sizes (extras_dim >= 0), got in_channels="
+                f"{in_channels}, map_hw={map_hw}, channels={channels}, "
+                f"features_dim={features_dim}, extras_dim={extras_dim}"
+            )
         self.in_channels = in_channels
         self.map_hw = (h, w)
         self.extras_dim = extras_dim
@@ -244,8 +238,7 @@ class GlimpsePolicyNetwork(nn.Module, ABC):
         for step in range(t):
             extras = None
             if self.extras_dim:
-                extras = progress_features(step, t, prev, self.action_dims, batch=b)
-                extras = extras.to(maps.device)
+                extras = progress_features(step, t, prev, self.action_dims, batch=b).to(maps.device)
             prev, state = self.act(maps[:, step], extras, state, deterministic, generator)
             actions.append(prev)
         return torch.stack(actions, dim=1)

@@ -39,6 +39,7 @@ from videofocus.artifacts.learned_policy import learned_policy_meta
 from videofocus.artifacts.meta import checkpoint_meta
 from videofocus.config import Config, save_config
 from videofocus.data.loaders import build_dataset, build_loader, ensure_dataset, frames_to_input
+from videofocus.evaluation.evaluate import model_outputs
 from videofocus.evaluation.metrics import topk_accuracy
 from videofocus.models import FocusNet
 from videofocus.policy.heuristics import GlimpsePolicy, LearnedGlimpsePolicy, heuristic_spec
@@ -81,8 +82,7 @@ def param_groups(model: nn.Module, lr: float, lr_mult: dict[str, float]) -> list
         params = [p for p in module.parameters() if p.requires_grad]
         mult = lr_mult.get(name, 1.0)
         if mult == 0.0:
-            for p in params:
-                p.requires_grad_(False)
+            module.requires_grad_(False)
             continue
         if params:
             groups.append({"params": params, "lr": lr * mult, "name": name})
@@ -147,22 +147,15 @@ class _Logger:
             self.tb.close()
 
 
-@torch.no_grad()
 def validate(
     model: FocusNet, stage: SupervisedStage, loader, device: torch.device, amp: str
 ) -> dict[str, float]:
     """Top-1 / top-5 of the fused prediction at the last step, and top-1 of the glance head; as
     hit@k, like :func:`~videofocus.evaluation.evaluate.evaluate_model` (any label of a row
     counts)."""
-    model.eval()
     logits, glance, targets = [], [], []
-    for batch in loader:
-        if batch is None:
-            continue
-        frames = frames_to_input(batch["frames"], device)
-        actions = stage.actions(model, batch, frames.shape[1], 0, False).to(device)
-        with autocast_for(device, amp):
-            out = model(frames, actions)
+    actions = lambda m, b, t: stage.actions(m, b, t, 0, False)  # noqa: E731
+    for batch, out, _ in model_outputs(model, actions, loader, device, amp):
         logits.append(out.logits[:, -1].float().cpu())
         glance.append(out.glance_logits.float().mean(1).cpu())
         targets.append(batch["target"])  # multi-hot
@@ -288,12 +281,11 @@ def run_supervised_stage(
                 topk_accuracy(out.logits[:, -1].detach().float(), labels, ks=(1,))["top1"] * n
             )
             bar.set_postfix(loss=f"{parts['loss']:.3f}")
-        train_metrics = {k: v / max(1, seen) for k, v in sums.items()}
         record: dict[str, Any] = {
             "epoch": epoch,
             "step": global_step,
             "lr": scheduler.get_last_lr()[0],
-            **{f"train/{k}": v for k, v in train_metrics.items()},
+            **{f"train/{k}": v / max(1, seen) for k, v in sums.items()},
         }
         last_epoch = epoch == cfg.train.epochs - 1
         if dist.is_main and ((epoch + 1) % cfg.train.eval_every == 0 or last_epoch):

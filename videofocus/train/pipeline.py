@@ -51,22 +51,15 @@ def expand_stages(stages: Sequence[str], cfg: Config | None = None) -> list[str]
 
 
 def stage_config(cfg: Config, name: str) -> Config:
-    """The config stage ``name`` runs with (the finetune stage's own epoch count applied, also to
-    the ``differentiable`` baseline, which trains as long)."""
+    """The config stage ``name`` runs with (``finetune_epochs`` applied, see the module docs)."""
     if name in ("finetune", "differentiable") and cfg.train.finetune_epochs is not None:
         return replace(cfg, train=replace(cfg.train, epochs=cfg.train.finetune_epochs))
     return cfg
 
 
 def run_stage(cfg: Config, name: str, resume: bool = False, progress: bool = True) -> StageResult:
-    """Run one stage by name.
-
-    :param cfg: the run config.
-    :param name: ``warmup``, ``dense``, ``glance_only``, ``policy``, ``finetune`` or
-        ``differentiable``.
-    :param resume: skip the stage if finished; continue a supervised one from ``last/``.
-    :param progress: show progress bars.
-    """
+    """Run the stage ``name`` (:data:`STAGES`); ``resume`` skips it if finished and continues a
+    supervised one from ``last/``; ``progress`` shows progress bars."""
     if name == "policy":
         from videofocus.train.rl.stage import run_policy_stage
 
@@ -80,11 +73,6 @@ def run_stage(cfg: Config, name: str, resume: bool = False, progress: bool = Tru
 def run_stages(
     cfg: Config, stages: Sequence[str], resume: bool = False, progress: bool = True
 ) -> list[StageResult]:
-    """Run ``stages`` (``all``: :data:`PIPELINE`) in order; returns one result per stage.
-
-    :param cfg: the run config.
-    :param stages: stage names, e.g. ``["all"]`` or ``["policy", "finetune"]``.
-    :param resume: skip finished stages and resume a half-done supervised one.
-    :param progress: show progress bars.
-    """
+    """Run ``stages`` (e.g. ``["all"]``, ``["policy", "finetune"]``) in order, as
+    :func:`run_stage` does; returns one result per stage."""
     return [run_stage(cfg, name, resume, progress) for name in expand_stages(stages, cfg)]

@@ -159,14 +159,8 @@ def _init_encoders(net: FocusNet, path: Path | None) -> FocusNet:
         return net
     source = load_checkpoint(path, load_trainer=False).model
     own = net.state_dict()
-    take = {
-        k: v
-        for k, v in source.items()
-        if k.startswith(("global_encoder.", "local_encoder."))
-        and k in own
-        and own[k].shape == v.shape
-    }
     wanted = [k for k in own if k.startswith(("global_encoder.", "local_encoder."))]
+    take = {k: source[k] for k in wanted if k in source and source[k].shape == own[k].shape}
     if not take:
         raise ValueError(f"{path}: no encoder weight matches this model; is it the same config?")
     net.load_state_dict({**own, **take})

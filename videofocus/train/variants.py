@@ -20,10 +20,9 @@ from videofocus.train.stages import SupervisedStage, fixed_actions, focus_loss, 
 
 
 def heuristic_stage(cfg: Config, heuristic: str, option: int) -> SupervisedStage:
-    """The warm-up model fine-tuned on a heuristic's glimpses at ``option`` (the counterpart of
-    the ``finetune`` stage for a policy that needs no training); ``heuristic`` may be
-    :data:`~videofocus.evaluation.policy_eval.ORACLE`: glimpses centred on the target, from the
-    synthetic generator's tracks, with the same parts frozen."""
+    """The warm-up model fine-tuned on a heuristic's glimpses at ``option``; ``heuristic`` may be
+    :data:`~videofocus.evaluation.policy_eval.ORACLE` (the target tracks' glimpses, the same
+    parts frozen)."""
     warmup = Path(cfg.train.out_dir) / "warmup" / "final"
     name = f"finetune_{heuristic}_o{option}"
     if heuristic == ORACLE:
@@ -37,7 +36,7 @@ def heuristic_stage(cfg: Config, heuristic: str, option: int) -> SupervisedStage
 
         def build_oracle(c: Config, num_classes: int) -> FocusNet:
             net = focusnet_from(c, num_classes, warmup)
-            net.freeze("global_encoder", *(() if c.train.finetune_local else ("local_encoder",)))
+            net.freeze_encoders(c.train.finetune_local)
             return net
 
         return SupervisedStage(

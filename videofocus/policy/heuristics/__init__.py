@@ -1,15 +1,8 @@
 """Every glimpse policy behind one interface: glance of a batch of clips in, actions out.
 
-Heuristics (:class:`GlimpsePolicy` subclasses, :mod:`.base`), one module each in this folder:
-
-- ``random``: a fixed option at uniformly random cells (the warm-up stage's glimpses);
-- ``centre``: a fixed option at the centre cell;
-- ``saliency``: a fixed option at the cell whose glimpse centre lies nearest to the strongest
-  glance activation (peak of the channel-summed glance map);
-- ``dense``: the whole-frame option (extent 1) on every frame;
-- ``glance_only``: skip every frame;
-
-and :class:`LearnedGlimpsePolicy` (:mod:`.learned`) runs a trained policy network.
+Heuristics (:class:`GlimpsePolicy` subclasses, :mod:`.base`) have one module each in this
+folder (``random``, ``centre``, ``saliency``, ``dense``, ``glance_only``, each saying what it
+does); :class:`LearnedGlimpsePolicy` (:mod:`.learned`) runs a trained policy network.
 
 Every module of this folder whose name does not start with ``_`` is imported with the package,
 so a new heuristic is one new file here: a :class:`GlimpsePolicy` subclass decorated with

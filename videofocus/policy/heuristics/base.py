@@ -25,6 +25,7 @@ from videofocus.registry import Registry
 
 __all__ = [
     "ORACLE",
+    "FixedOptionPolicy",
     "GlimpsePolicy",
     "constant_actions",
     "create_policy",
@@ -65,6 +66,18 @@ class GlimpsePolicy(nn.Module, ABC):
     ) -> torch.Tensor:
         """Same as :meth:`act`."""
         return self.act(glance, generator)
+
+
+class FixedOptionPolicy(GlimpsePolicy):
+    """A policy that glimpses with one fixed action ``option`` (``1..K``) and chooses only where."""
+
+    def __init__(self, options: Sequence[GlimpseOption], grid: int, option: int = 1) -> None:
+        super().__init__(options, grid)
+        self.option = self._check_option(option)
+
+    def at_cells(self, cells: torch.Tensor) -> torch.Tensor:
+        """Actions ``[..., 3]``: the policy's option at grid ``cells`` (long ``[..., 2]``)."""
+        return torch.cat([torch.full_like(cells[..., :1], self.option), cells], dim=-1)
 
 
 def constant_actions(glance: GlanceOutput, option: int, cell_x: int, cell_y: int) -> torch.Tensor:

@@ -3,18 +3,16 @@ glance activation (peak of the channel-summed glance map)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from einops import rearrange
 
 from videofocus.models.focusnet import GlanceOutput
-from videofocus.models.glimpse import GlimpseOption, nearest_cells
-from videofocus.policy.heuristics.base import GlimpsePolicy, register_policy
+from videofocus.models.glimpse import nearest_cells
+from videofocus.policy.heuristics.base import FixedOptionPolicy, register_policy
 
 
 @register_policy("saliency")
-class SaliencyPolicy(GlimpsePolicy):
+class SaliencyPolicy(FixedOptionPolicy):
     """Option ``option`` centred as near as the grid allows to the glance activation's peak.
 
     The peak is the strongest position of the channel-summed glance map; the chosen cell is,
@@ -22,14 +20,7 @@ class SaliencyPolicy(GlimpsePolicy):
     the unit cells' centres (they span ``[e/2, 1 - e/2]`` for a glimpse of extent ``e``, see
     :func:`~videofocus.models.glimpse.grid_centres`), so resizing the map to ``G x G`` would
     aim off by up to half a glimpse near the borders. Frames are square (the training stages'
-    clips).
-
-    :param option: the action option (``1..K``) of every glimpse.
-    """
-
-    def __init__(self, options: Sequence[GlimpseOption], grid: int, option: int = 1) -> None:
-        super().__init__(options, grid)
-        self.option = self._check_option(option)
+    clips)."""
 
     def peaks(self, maps: torch.Tensor) -> torch.Tensor:
         """Normalised ``(x, y)`` ``[B, T, 2]`` of the channel-summed maps' strongest positions."""
@@ -39,7 +30,5 @@ class SaliencyPolicy(GlimpsePolicy):
         return torch.stack([(x + 0.5) / w, (y + 0.5) / h], dim=-1)
 
     def act(self, glance: GlanceOutput, generator: torch.Generator | None = None) -> torch.Tensor:
-        cells = nearest_cells(
-            self.peaks(glance.maps), self.grid, self.options[self.option - 1].extent
-        )
-        return torch.cat([torch.full_like(cells[..., :1], self.option), cells], dim=-1)
+        extent = self.options[self.option - 1].extent
+        return self.at_cells(nearest_cells(self.peaks(glance.maps), self.grid, extent))

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from videofocus.data.loaders import frames_to_input
+from videofocus.data.transforms import normalise_pixels
 from videofocus.models.focusnet import FocusNet, GlanceOutput
 from videofocus.policy.observation import GlanceProjection
 
@@ -110,10 +110,8 @@ class VideoStream:
         return count
 
 
-def normalise_frames(frames: torch.Tensor) -> torch.Tensor:
-    """``uint8 [..., 3, H, W]`` -> the training stages' normalised float32 input, on the frames'
-    device."""
-    return frames_to_input(frames, frames.device)
+#: ``uint8 [..., 3, H, W]`` -> the training stages' normalised float32 input, on the frames' device.
+normalise_frames = normalise_pixels
 
 
 class Clips(NamedTuple):
@@ -193,7 +191,6 @@ class ClipSource:
         frames = torch.stack([e["frames"] for e in entries]).to(device)
         missing = [i for i, e in enumerate(entries) if "maps" not in e]
         if missing:
-            # One batched pass over the videos new to the cache.
             glance = self.net.glance(normalise_frames(frames[missing]))
             for j, i in enumerate(missing):
                 entries[i] = {**entries[i], "maps": glance.maps[j], "pooled": glance.pooled[j]}

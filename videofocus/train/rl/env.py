@@ -62,8 +62,7 @@ class FocusEnv(gym.Env[Observation, np.ndarray]):
         dataset: Sequence[ClipItem],
         projection: GlanceProjection | None = None,
     ) -> FocusEnv:
-        """The environment ``cfg.policy`` describes (see
-        :func:`~videofocus.train.rl.episodes.build_episode_core` for the arguments)."""
+        """The environment ``cfg.policy`` describes (arguments of :func:`build_episode_core`)."""
         source, episodes = build_episode_core(cfg, net, dataset, projection)
         return cls(source, episodes, seed=cfg.policy.seed)
 

@@ -5,11 +5,9 @@ chooses ``(option, cell_x, cell_y)``. :class:`EpisodeBatch` carries out the glim
 videos with the **frozen** :class:`~videofocus.models.FocusNet`, advances the aggregator one step
 and returns rewards and the next observation; every episode of a batch starts and ends together.
 
-The reward (:mod:`videofocus.policy.rewards`) is a gain in the ground-truth probability over a
-counterfactual baseline glimpse (none, a random glimpse, a skip) taken from the same state in the
-same batched aggregator pass, minus ``cost_lambda`` x the option's normalised cost (its glimpse
-MACs over the dearest option's; a skip costs 0). Random baseline glimpses come from ``(seed,
-video, visit)``, so a video gets the same baseline whether it is stepped alone or in a batch.
+The reward (:mod:`videofocus.policy.rewards`) is a gain over a counterfactual baseline glimpse,
+minus ``cost_lambda`` x the option's normalised cost (its glimpse MACs over the dearest option's;
+a skip costs 0).
 
 Since the encoders are frozen and the action space finite, a :class:`LocalFeatureMemo` can keep
 every glimpse feature once computed. :func:`build_episode_core` wires it all from a config.
@@ -25,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
+from videofocus.artifacts.factory import glance_map_hw
 from videofocus.config import Config, ConfigError
 from videofocus.models.cost import CostTable
 from videofocus.models.focusnet import FocusNet
@@ -194,12 +193,8 @@ class EpisodeBatch:
 
     @torch.no_grad()
     def observation_space(self) -> spaces.Dict:
-        """The observation space of one episode (glance map size found by one zero glance)."""
-        encoder = self.net.global_encoder
-        param = next(encoder.parameters())
-        r = encoder.resolution
-        fmap = encoder.features(torch.zeros(1, 3, r, r, device=param.device, dtype=param.dtype))
-        map_hw = (int(fmap.shape[-2]), int(fmap.shape[-1]))
+        """The observation space of one episode."""
+        map_hw = glance_map_hw(self.net)
         return glance_observation_space(self.projection.out_channels, map_hw, self.action_dims)
 
     @property
@@ -252,14 +247,10 @@ class EpisodeBatch:
         """The observation of the current step (after the last step: zero glance, fraction 1)."""
         if self._clips is None:
             raise RuntimeError("no episodes yet: call start()")
-        n, t = self.num_envs, self.num_steps
-        device = self._obs_maps.device
-        if self._step < t:
-            glance = self._obs_maps[:, self._step]
-        else:
-            glance = torch.zeros_like(self._obs_maps[:, 0])
+        n, t, maps = self.num_envs, self.num_steps, self._obs_maps
+        glance = maps[:, self._step] if self._step < t else torch.zeros_like(maps[:, 0])
         progress = progress_observation(
-            self._step, t, self._prev_actions, self.action_dims, n, device
+            self._step, t, self._prev_actions, self.action_dims, n, maps.device
         )
         return {"glance": glance, "progress": progress}
 
@@ -306,13 +297,11 @@ class EpisodeBatch:
         actions = torch.as_tensor(actions, device=device).long()
         if actions.shape != (n, 3):
             raise ValueError(f"actions must be [N={n}, 3], got {tuple(actions.shape)}")
-        low = actions.new_zeros(3)
         high = torch.tensor(self.action_dims, device=device)
-        if bool(((actions < low) | (actions >= high)).any()):
+        if bool(((actions < 0) | (actions >= high)).any()):
             raise ValueError(f"actions out of range of MultiDiscrete({list(self.action_dims)})")
         executed = resolve_actions(actions, self.allow_skip)
-        # The chosen glimpse and the reward's baseline (random, or skip) from the same state,
-        # in one batched pass.
+        # the chosen glimpse and the reward's baseline from the same state, in one batched pass
         baseline = self._baseline_actions(executed)
         taken = executed if baseline is None else torch.cat([executed, baseline])
         local = self._local_features(taken)
@@ -341,12 +330,10 @@ def build_episode_core(
     dataset: Sequence[ClipItem],
     projection: GlanceProjection | None = None,
 ) -> tuple[ClipSource, EpisodeBatch]:
-    """The video source and episode core the ``policy`` section of ``cfg`` describes.
+    """The video source (``net``, on the episodes' device, and ``dataset`` as in
+    :class:`ClipSource`) and episode core the ``policy`` section of ``cfg`` describes;
+    ``projection`` None fits one on ``policy.projection_videos`` videos of ``dataset``.
 
-    :param net: the trained :class:`FocusNet`, on the device the episodes should run on.
-    :param dataset: clips in evaluation mode (frames fixed between visits).
-    :param projection: the observation projection; None fits one on ``policy.projection_videos``
-        videos of ``dataset``.
     :raises ConfigError: when the glimpse-feature memo would exceed :data:`MEMO_LIMIT_BYTES`.
     """
     policy, data = cfg.policy, cfg.data

@@ -1,15 +1,6 @@
-"""The gymnasium spaces of the glimpse environments (actions: :mod:`videofocus.policy.actions`).
-
-- Action: ``MultiDiscrete([K + 1, G, G])`` of ``(option, cell_x, cell_y)``; option 0 skips the
-  frame, ``1..K`` pick a glimpse option, the cells index a ``G x G`` grid of glimpse centres.
-- Observation: ``Dict(glance=Box[c, h, w], progress=Box[E])``: a few channels of the current
-  frame's glance map with its spatial layout kept (the policy must see *where*), and the
-  progress features of :func:`~videofocus.policy.network.progress_features`.
-
-The action space keeps its ``K + 1`` options even when skipping is disabled, so the policy
-network has one layout whatever the run; :func:`resolve_actions` then reads a skip as option 1,
-in the environments and at inference alike.
-"""
+"""The gymnasium spaces of the glimpse environments: the action space of
+:mod:`videofocus.policy.actions`, and the observation of :mod:`videofocus.policy.observation`
+(a few channels of the current frame's glance map, layout kept, and the progress features)."""
 
 from __future__ import annotations
 

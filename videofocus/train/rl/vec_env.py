@@ -67,8 +67,7 @@ class FocusVecEnv(VecEnv):
         dataset: Sequence[ClipItem],
         projection: GlanceProjection | None = None,
     ) -> FocusVecEnv:
-        """``policy.n_envs`` videos of ``dataset`` stepped together as ``cfg.policy`` says (the
-        arguments of :func:`~videofocus.train.rl.episodes.build_episode_core`)."""
+        """``policy.n_envs`` episodes as ``cfg.policy`` says (see :func:`build_episode_core`)."""
         source, episodes = build_episode_core(cfg, net, dataset, projection)
         return cls(source, episodes, cfg.policy.n_envs, seed=cfg.policy.seed)
 
