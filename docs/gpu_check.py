@@ -90,7 +90,10 @@ def _reset_peak(device: torch.device) -> None:
 def model_rows(model, source, device, batches, cores) -> list[dict]:
     """Model-only videos/s per (batch, compile)."""
     rows = []
-    for batch, compiled in [*((b, False) for b in batches), (batches[1], True)]:
+    runs = [(b, False) for b in batches]
+    if device.type == "cuda":  # on a CPU (--quick) compiling would take longer than the check
+        runs.append((batches[1], True))
+    for batch, compiled in runs:
         _reset_peak(device)
         options = InferenceOptions(local_batch=batch, amp=_amp(device), compile=compiled)
         job = LabelJobOptions(batch_size=batch, num_workers=max(1, cores - 1), progress=False)
