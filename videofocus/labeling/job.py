@@ -205,8 +205,9 @@ def run_label_job(
     ok_gmacs: list[float] = []  # of each ok row
     ray_run = RayRun()
     failed = 0
-    inferencer = model.inferencer(options, device)
-    workers, threads = plan_cpu(job, inferencer.device)
+    # the Ray engine builds its inferencers in the actors, on their devices
+    inferencer = model.inferencer(options, device) if job.engine == "local" else None
+    workers, threads = plan_cpu(job, inferencer.device if inferencer else torch.device("cpu"))
     ids = [it.id for it in items]
     relabel = (lambda row: row.get("status") == "error") if job.retry_errors else None
     with (
