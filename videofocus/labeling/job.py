@@ -9,6 +9,7 @@ durably as videos finish, so rerunning the same command resumes a killed job.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -152,11 +153,9 @@ def _close_inherited(path: Path, fd: int, worker_id: int) -> None:
     """In a forked decoding worker: close the inherited descriptor of the locked output file, so
     that a worker outliving a killed job does not keep the lock (flock locks belong to the open
     file, which forked children share)."""
-    try:
+    with contextlib.suppress(OSError):  # not inherited (spawned worker) or already gone
         if os.path.samestat(os.fstat(fd), os.stat(path)):
             os.close(fd)
-    except OSError:
-        pass  # not inherited (spawned worker) or already gone
 
 
 def label_loader(

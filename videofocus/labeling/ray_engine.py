@@ -72,13 +72,10 @@ class RayRun:
     without Ray's start, the actors' model loading and the pipeline's fill).
     """
 
-    startup_s: float = 0.0
     first_row_s: float | None = None
     first_batch_rows: int = 0
     last_row_s: float | None = None
     rows: int = 0
-    actors: int = 0
-    gpus_per_actor: float = 0.0
 
     @property
     def steady_videos_per_s(self) -> float | None:
@@ -199,7 +196,7 @@ def ray_labelled_rows(
     """``(index in items, row)`` for every item, as Ray finishes them (in no fixed order); the
     same rows as :func:`~videofocus.labeling.rows.labelled_rows` gives in-process.
 
-    :param run: filled with Ray's start-up time, the time to the first row and the pool size.
+    :param run: filled with the time to the first rows and the rows' arrival (steady state).
     """
     ray = import_ray()
     ray_options = ray_options or RayOptions()
@@ -253,8 +250,6 @@ def ray_labelled_rows(
                 max_restarts=-1,
                 max_task_retries=TASK_RETRIES,
             )
-        run.startup_s = time.perf_counter() - start
-        run.actors, run.gpus_per_actor = actors, per_actor_gpus
         seen: set[int] = set()
         by_id = {it.id: i for i, it in enumerate(items)}
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
