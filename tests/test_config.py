@@ -53,6 +53,7 @@ train:
 def test_defaults_are_complete_and_valid(tmp_path):
     cfg = Config()
     assert cfg.model.grid == 7 and cfg.data.sampler == "tsn" and cfg.train.amp == "auto"
+    assert cfg.data.sampling == "exact"  # keyframe sampling is asked for, never the default
     assert cfg.model.options == [GlimpseOptionConfig(extent=0.5, resolution=112)]
     assert cfg.data.synthetic is None and cfg.exit.thresholds is None
     assert cfg.train.optim.lr_mult == {} and cfg.policy.algo == "recurrent_ppo"
@@ -142,6 +143,10 @@ def test_save_load_round_trip(tmp_path, tiny):
         ("train: {optim: {lr: -0.1}}\n", r"train\.optim\.lr: must be > 0, got -0\.1"),
         ("train: {amp: fp16}\n", r"train\.amp: must be one of \['auto', 'bf16', 'off'\]"),
         ("data: {frames: 0}\n", r"data\.frames: must be > 0, got 0"),
+        (
+            "data: {sampling: keyframes}\n",
+            r"data\.sampling: must be one of \['exact', 'keyframe'\], got 'keyframes'",
+        ),
         ("model: {grid: -1}\n", r"model\.grid: must be > 0, got -1"),
         (
             "model:\n  options:\n"
@@ -183,6 +188,7 @@ def test_missing_file(tmp_path):
         ("train.epochs=", r"train\.epochs: empty value"),
         ("train.epoch=3", r"unknown key 'train\.epoch' \(did you mean 'train\.epochs'\?\)"),
         ("train.epochs=three", r"override 'train\.epochs=three': train\.epochs: expected int"),
+        ("data.sampling=nearest", r"override 'data\.sampling=nearest': data\.sampling: must be"),
         ("train.optim.lr=0", r"override 'train\.optim\.lr=0': train\.optim\.lr: must be > 0"),
         ("model.options[2].extent=0.5", r"model\.options\[2\]: out of range: the list has 2"),
         ("model.grid.size=3", r"model\.grid: has type int; no key 'size'"),

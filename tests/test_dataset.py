@@ -298,3 +298,20 @@ def test_frame_cache_still_checks_the_manifest_count(videos):
     for _ in range(2):
         with pytest.raises(VideoDecodeError, match="manifest says 10 frames"):
             ds[0]
+
+
+def test_keyframe_sampling_reads_the_nearest_keyframes(tmp_path):
+    frames = [np.full((H, W, 3), 10 + STEP * i, dtype=np.uint8) for i in range(N)]
+    write_video(tmp_path / "k.mp4", frames, fps=FPS, crf=0, gop=5)  # keyframes 0, 5, 10, 15
+    rows = [ManifestRow(id="k", path="k.mp4", labels=(1,))]
+    for cache_bytes in (0, 2**20):  # the cached timeline keeps the keyframes too
+        ds = ClipDataset(
+            rows, SegmentSampler(4), 3, root=tmp_path, sampling="keyframe", cache_bytes=cache_bytes
+        )
+        for _ in range(2):
+            item = ds[0]
+            # exact TSN indices 2, 7, 12, 17 -> the nearest keyframes 0, 5, 10, 15
+            assert item["frame_indices"].tolist() == [0, 5, 10, 15]
+            assert _frame_index(item["frames"]) == [0, 5, 10, 15]
+    with pytest.raises(ValueError, match="sampling must be one of"):
+        ClipDataset(rows, SegmentSampler(4), 3, root=tmp_path, sampling="nearest")

@@ -1,4 +1,5 @@
-"""VideoReader: metadata, frame accuracy of sparse reads on both backends, resizing, segments."""
+"""VideoReader: metadata, frame accuracy of sparse reads on both backends, resizing, segments,
+keyframe sampling."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from videofocus.io import VideoDecodeError, VideoReader, available_backends
 from videofocus.io.backends import AUTO_FASTER, decoder_class, select_backend
 from videofocus.io.backends.pyav import PyAVDecoder
 from videofocus.io.backends.scan import scan_video
+from videofocus.io.samplers import SegmentSampler
 from videofocus.io.writer import write_video
 
 BACKENDS = [
@@ -298,3 +300,59 @@ def test_frames_of_another_shape_than_asked_are_refused(make_video, monkeypatch)
         monkeypatch.setattr(decoder, "decode", lambda idx, size: real(idx, size)[:, :-1])
         with pytest.raises(VideoDecodeError, match=r"pyav returned uint8 frames \(2, 47, 64, 3\)"):
             reader.read_frames([1, 2])
+
+
+def test_keyframe_sampling_reads_the_nearest_keyframes_alone(make_video, frame_index):
+    path = make_video(codec="h264", num_frames=100, gop=10, bframes=2)  # keyframes 0, 10, ..., 90
+    sampler = SegmentSampler(num_segments=6)
+    with VideoReader(path, backend="pyav") as reader:
+        assert reader.keyframes.tolist() == list(range(0, 100, 10))
+        exact = reader.sample_indices(sampler)
+        snapped = reader.sample_indices(sampler, sampling="keyframe")
+        # the nearest keyframes; 25 and 75 lie halfway, and go to the earlier one
+        assert exact.tolist() == [8, 25, 41, 58, 75, 91]
+        assert snapped.tolist() == [10, 20, 40, 60, 70, 90]
+        frames = reader.read_frames(snapped.tolist(), sampling="keyframe")
+        decoder = reader._decoder
+        assert isinstance(decoder, PyAVDecoder)
+        # one packet fed to the decoder and one frame out per keyframe: nothing in between
+        assert decoder.packets_decoded == decoder.frames_decoded == 6
+    assert _indices_of(frames, frame_index) == snapped.tolist()
+    with VideoReader(path, backend="pyav") as reader:  # the exact path, on the same indices
+        reference = reader.read_frames(snapped.tolist())
+        assert reader._decoder.packets_decoded > 6  # it decodes ahead through the B-frames
+    assert torch.equal(frames, reference)
+
+
+def test_keyframes_shared_by_segments_are_decoded_once(make_video, frame_index):
+    path = make_video(codec="h264", num_frames=100, gop=50)  # keyframes 0 and 50
+    with VideoReader(path, backend="pyav") as reader:
+        snapped = reader.sample_indices(SegmentSampler(num_segments=8), sampling="keyframe")
+        assert snapped.tolist() == [0, 0, 50, 50, 50, 50, 50, 50]
+        frames = reader.read_frames(snapped.tolist(), short_side=24, sampling="keyframe")
+        assert reader._decoder.packets_decoded == reader._decoder.frames_decoded == 2
+    assert frames.shape == (8, 24, 32, 3)
+    assert _indices_of(frames, frame_index) == snapped.tolist()
+
+
+def test_keyframe_reads_of_counted_frames_check_the_seek(make_video, frame_index):
+    # AVI invents timestamps: without B-frames, keyframes are packet positions, reached by seeking
+    path = make_video(codec="mpeg4", container="avi", num_frames=60, gop=10)
+    with VideoReader(path, backend="pyav") as reader:
+        wanted = [0, 30, 50]
+        frames = reader.read_frames(wanted, sampling="keyframe")
+        assert reader._decoder.packets_decoded == 3
+        assert torch.equal(frames, reader.read_frames(wanted))
+    assert _indices_of(frames, frame_index) == wanted
+
+
+def test_keyframe_sampling_refuses_what_it_cannot_do(make_video):
+    with VideoReader(make_video(codec="h264", num_frames=40, gop=10)) as reader:
+        with pytest.raises(ValueError, match="frame 15 is not a keyframe"):
+            reader.read_frames([10, 15], sampling="keyframe")
+        with pytest.raises(ValueError, match="sampling must be one of"):
+            reader.read_frames([10], sampling="nearest")
+    # AVI with packed B-frames: frames are counted, and where the keyframes are is unknown
+    avi = make_video(codec="mpeg4", container="avi", gop=10, bframes=2)
+    with VideoReader(avi) as reader, pytest.raises(VideoDecodeError, match="use exact sampling"):
+        reader.sample_indices(SegmentSampler(4), sampling="keyframe")

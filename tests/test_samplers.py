@@ -12,6 +12,7 @@ from videofocus.io.samplers import (
     UniformSampler,
     create_sampler,
     frame_range,
+    snap_to_keyframes,
 )
 
 
@@ -235,3 +236,24 @@ def test_create_sampler():
         create_sampler("tsm")
     with pytest.raises(ValueError, match=r"unknown argument\(s\) \['stride'\]"):
         create_sampler("tsn", stride=2)
+
+
+def test_snap_to_keyframes_takes_the_nearest_and_the_earlier_on_a_tie():
+    keys = [0, 250, 500, 750]
+    snapped = snap_to_keyframes([0, 124, 125, 126, 250, 374, 376, 700, 3749], keys)
+    assert snapped.dtype == np.int64
+    assert snapped.tolist() == [0, 0, 0, 250, 250, 250, 500, 750, 750]
+    # a first keyframe after frame 0 (never made by the scan, which lists frame 0) still snaps
+    assert snap_to_keyframes([0, 3, 9], [5]).tolist() == [5, 5, 5]
+    # a TSN clip of a 150 s video with a keyframe every 250 frames: 16 segments, 15 keyframes
+    tsn = SegmentSampler(16)(3750)
+    snapped = snap_to_keyframes(tsn, range(0, 3750, 250))
+    nearest = [min(range(0, 3750, 250), key=lambda k: (abs(k - i), k)) for i in tsn.tolist()]
+    assert snapped.tolist() == nearest
+    assert len(set(snapped.tolist())) < 16  # segments may share a keyframe
+
+
+@pytest.mark.parametrize("keys", [[], [0, 0, 5], [5, 2]])
+def test_snap_to_keyframes_refuses_unsorted_or_empty_keyframes(keys):
+    with pytest.raises(ValueError, match="strictly ascending"):
+        snap_to_keyframes([1, 2], keys)

@@ -109,6 +109,8 @@ class DataConfig:
     num_classes: int | None = None  # None: the number of lines of the classes file
     frames: int = 8  # T: frames sampled per clip
     sampler: str = "tsn"  # tsn: one random frame per segment | uniform | dense
+    # exact: the sampled frames | keyframe: the keyframe nearest each, decoded alone (no GOP)
+    sampling: str = "exact"
     frame_size: int = 128  # short side after decoding, in pixels
     backend: str = "auto"  # decoder: auto | a videofocus.io.backends.BACKENDS name (pyav, ...)
     num_workers: int = 2  # DataLoader worker processes
@@ -122,6 +124,9 @@ class DataConfig:
         _bounds(self, ">= 0", "num_workers", "frame_cache_mb")
         _one_of(self.sampler, "sampler", ("tsn", "uniform", "dense"))
         from videofocus.io.backends import BACKENDS  # no torch (tests/test_registries.py)
+        from videofocus.io.samplers import SAMPLINGS
+
+        _one_of(self.sampling, "sampling", SAMPLINGS)
 
         _one_of(self.backend, "backend", ["auto", *BACKENDS])
         if self.num_classes is not None:

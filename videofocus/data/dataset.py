@@ -21,7 +21,7 @@ from videofocus.data.frame_cache import FrameCache, Timeline
 from videofocus.data.manifest import ManifestRow, read_manifest
 from videofocus.io.errors import VideoDecodeError
 from videofocus.io.reader import VideoReader
-from videofocus.io.samplers import FrameRangeError, FrameSampler
+from videofocus.io.samplers import SAMPLINGS, FrameRangeError, FrameSampler, snap_to_keyframes
 
 __all__ = ["ClipDataset", "collate_clips"]
 
@@ -40,7 +40,8 @@ class ClipDataset(Dataset):
     - ``"target"``: ``float32 [num_classes]``, multi-hot of all labels when ``multilabel``, else
       one-hot of the first label (all zeros when unlabelled);
     - ``"index"``: the item's position; ``"id"``: the row's id;
-    - ``"frame_indices"``: ``int64 [T]``, the decoded frames' indices in the file.
+    - ``"frame_indices"``: ``int64 [T]``, the decoded frames' indices in the file (keyframes
+      with keyframe sampling).
 
     With ``on_error="skip"`` a video that cannot be decoded (or whose segment lies outside the
     file) yields ``None`` and a logged warning; :func:`collate_clips` drops such items.
@@ -61,6 +62,9 @@ class ClipDataset(Dataset):
     :param on_error: ``"raise"`` (the error, naming the file, propagates) or ``"skip"``.
     :param cache_bytes: keep up to this many bytes of decoded frames in memory (a
         :class:`~videofocus.data.frame_cache.FrameCache` per process); 0: no cache.
+    :param sampling: ``"exact"`` (the sampled frames) or ``"keyframe"`` (the keyframe nearest
+        each, decoded alone: :func:`~videofocus.io.samplers.snap_to_keyframes`); a file whose
+        keyframes cannot be located is then a ``VideoDecodeError``.
     """
 
     def __init__(
@@ -79,6 +83,7 @@ class ClipDataset(Dataset):
         seed: int = 0,
         on_error: str = "raise",
         cache_bytes: int = 0,
+        sampling: str = "exact",
     ) -> None:
         if num_classes < 1:
             raise ValueError(f"num_classes must be positive, got {num_classes}")
@@ -86,6 +91,8 @@ class ClipDataset(Dataset):
             raise ValueError(f"on_error must be one of {_ON_ERROR}, got {on_error!r}")
         if seed < 0:
             raise ValueError(f"seed must be non-negative, got {seed}")
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {list(SAMPLINGS)}, got {sampling!r}")
         if isinstance(manifest, (str, Path)):
             self.rows = read_manifest(manifest, num_classes=num_classes, split=split)
             self.root = Path(manifest).parent if root is None else Path(root)
@@ -108,6 +115,7 @@ class ClipDataset(Dataset):
         self.multilabel = multilabel
         self.seed = seed
         self.on_error = on_error
+        self.sampling = sampling
         self.cache = FrameCache(cache_bytes) if cache_bytes > 0 else None
         # A shared-memory tensor, so that set_epoch in the main process reaches persistent
         # DataLoader workers (they hold copies of this dataset, but share this storage).
@@ -172,11 +180,14 @@ class ClipDataset(Dataset):
                         f"the manifest says {row.num_frames} frames but the file has "
                         f"{reader.metadata.num_frames}; re-probe it",
                     )
-                timeline = Timeline(reader.metadata.num_frames, reader.frame_boundaries())
+                keyframes = reader.keyframes if self.sampling == "keyframe" else None
+                timeline = Timeline(
+                    reader.metadata.num_frames, reader.frame_boundaries(), keyframes
+                )
                 if self.cache is not None:
                     self.cache.put_timeline(path, timeline)
                 indices = self._sample(row, path, timeline, rng)
-            frames = reader.read_frames(indices.tolist(), short_side=self.short_side)
+            frames = reader.read_frames(indices.tolist(), self.short_side, self.sampling)
         if self.cache is not None:
             self.cache.put(path, indices.tolist(), self.short_side, frames)
         return indices, frames
@@ -184,9 +195,10 @@ class ClipDataset(Dataset):
     def _sample(
         self, row: ManifestRow, path: Path, timeline: Timeline, rng: np.random.Generator
     ) -> np.ndarray:
-        """The sampler's frame indices for ``row``'s segment, chosen by presentation time."""
+        """The sampler's frame indices for ``row``'s segment, chosen by presentation time (each
+        moved to its nearest keyframe with keyframe sampling)."""
         try:
-            return self.sampler(
+            indices = self.sampler(
                 timeline.num_frames,
                 start=row.start,
                 end=row.end,
@@ -195,6 +207,10 @@ class ClipDataset(Dataset):
             )
         except FrameRangeError as exc:
             raise FrameRangeError(f"{path}: {exc}") from None
+        if self.sampling == "keyframe":
+            assert timeline.keyframes is not None  # the timeline was made for keyframe sampling
+            indices = snap_to_keyframes(indices, timeline.keyframes)
+        return indices
 
     def _target(self, labels: tuple[int, ...]) -> torch.Tensor:
         target = torch.zeros(self.num_classes, dtype=torch.float32)

@@ -22,11 +22,13 @@ __all__ = ["FrameCache", "Timeline"]
 
 @dataclass(frozen=True)
 class Timeline:
-    """What samplers read of a video: its frame count and ``float64 [num_frames + 1]``
-    presentation-time boundaries in seconds."""
+    """What samplers read of a video: its frame count, ``float64 [num_frames + 1]``
+    presentation-time boundaries in seconds and, for keyframe sampling, its ``int64`` keyframe
+    indices (``None`` where not needed)."""
 
     num_frames: int
     boundaries: np.ndarray
+    keyframes: np.ndarray | None = None
 
 
 class FrameCache:

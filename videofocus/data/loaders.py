@@ -100,6 +100,7 @@ def build_dataset(
         seed=seed,
         on_error="skip",
         cache_bytes=cfg.frame_cache_mb * 2**20,
+        sampling=cfg.sampling,
     )
 
 

@@ -25,11 +25,10 @@ from videofocus.io.backends import (
 )
 from videofocus.io.errors import VideoDecodeError
 from videofocus.io.metadata import VideoMetadata
+from videofocus.io.samplers import SAMPLINGS, FrameSampler, snap_to_keyframes
 
 if TYPE_CHECKING:  # torch is imported where tensors are made: probing children never need it
     import torch
-
-    from videofocus.io.samplers import FrameSampler
 
 __all__ = ["VideoReader", "available_backends"]
 
@@ -71,24 +70,49 @@ class VideoReader:
         scan = self._open_decoder().scan
         return np.append(scan.timestamps(), scan.metadata.duration)
 
-    def read_frames(self, indices: Sequence[int], short_side: int | None = None) -> torch.Tensor:
+    @property
+    def keyframes(self) -> np.ndarray:
+        """``int64`` presentation indices of the video's keyframes, ascending (frame 0 first).
+
+        :raises VideoDecodeError: the keyframes cannot be located without decoding (frames
+            counted in a stream with B-frames, e.g. AVI with packed B-frames).
+        """
+        scan = self._open_decoder().scan
+        if not scan.keyframes_known and scan.metadata.num_frames > 1:
+            raise VideoDecodeError(
+                self.path,
+                f"keyframe sampling needs the keyframes' frame indices, which this "
+                f"{scan.container_format} file's B-frames hide until decoded; use exact sampling",
+            )
+        return np.asarray(scan.keyframes, dtype=np.int64)
+
+    def read_frames(
+        self, indices: Sequence[int], short_side: int | None = None, sampling: str = "exact"
+    ) -> torch.Tensor:
         """Decode the frames at ``indices`` (presentation order, 0-based).
 
         :param indices: frame indices in any order; duplicates allowed.
         :param short_side: resize while decoding so that the shorter side has this length,
             keeping the aspect ratio; ``None`` keeps the size.
+        :param sampling: ``"exact"``, or ``"keyframe"`` for indices that are all keyframes (as
+            ``sample_indices(..., sampling="keyframe")`` gives them): each is then decoded alone
+            after a seek, without the frames before it in its GOP (PyAV; other backends read
+            them as any frames). Each distinct index is decoded once in both modes.
         :return: ``uint8 [T, H, W, 3]`` RGB, frames in the order of ``indices``.
         :raises IndexError: an index outside ``[0, num_frames)``.
+        :raises ValueError: ``sampling="keyframe"`` with an index that is not a keyframe.
         :raises VideoDecodeError: the frames cannot be decoded, or not told apart.
         """
         import torch
 
-        return torch.from_numpy(self.read_frames_numpy(indices, short_side))
+        return torch.from_numpy(self.read_frames_numpy(indices, short_side, sampling))
 
     def read_frames_numpy(
-        self, indices: Sequence[int], short_side: int | None = None
+        self, indices: Sequence[int], short_side: int | None = None, sampling: str = "exact"
     ) -> np.ndarray:
         """:meth:`read_frames` as a NumPy array (the path probing uses, without torch)."""
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {list(SAMPLINGS)}, got {sampling!r}")
         meta = self.metadata
         wanted = np.asarray(indices, dtype=np.int64).reshape(-1)
         bad = wanted[(wanted < 0) | (wanted >= meta.num_frames)]
@@ -101,7 +125,11 @@ class VideoReader:
             return np.empty((0, height, width, 3), dtype=np.uint8)
         unique, order = np.unique(wanted, return_inverse=True)
         stored = (height, width) if meta.rotation % 180 else (width, height)
-        frames = self._decode(unique.tolist(), stored)  # [U, h, w, 3] as stored
+        if sampling == "keyframe":
+            not_key = np.setdiff1d(unique, self.keyframes)
+            if not_key.size:
+                raise ValueError(f"{self.path}: frame {int(not_key[0])} is not a keyframe")
+        frames = self._decode(unique.tolist(), stored, sampling)  # [U, h, w, 3] as stored
         if meta.rotation:
             frames = np.ascontiguousarray(np.rot90(frames, k=meta.rotation // 90, axes=(1, 2)))
         return frames if np.array_equal(unique, wanted) else frames[order]
@@ -112,16 +140,22 @@ class VideoReader:
         start: float | None = None,
         end: float | None = None,
         rng: np.random.Generator | None = None,
+        sampling: str = "exact",
     ) -> np.ndarray:
         """The clip ``sampler`` picks from this video or from its segment ``[start, end)`` s, by
-        presentation time; raises ``FrameRangeError`` when the segment holds no frame."""
-        return sampler(
+        presentation time; with ``sampling="keyframe"`` each index moved to its nearest keyframe
+        (:func:`~videofocus.io.samplers.snap_to_keyframes`). Raises ``FrameRangeError`` when the
+        segment holds no frame, ``VideoDecodeError`` when keyframes cannot be located."""
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {list(SAMPLINGS)}, got {sampling!r}")
+        indices = sampler(
             self.metadata.num_frames,
             start=start,
             end=end,
             rng=rng,
             boundaries=self.frame_boundaries(),
         )
+        return snap_to_keyframes(indices, self.keyframes) if sampling == "keyframe" else indices
 
     def read_segment(
         self,
@@ -178,23 +212,25 @@ class VideoReader:
             raise RuntimeError(f"{self.path}: reader is closed")
         return self._decoder
 
-    def _decode(self, indices: list[int], size: tuple[int, int]) -> np.ndarray:
+    def _decode(self, indices: list[int], size: tuple[int, int], sampling: str) -> np.ndarray:
         decoder = self._open_decoder()
         try:
-            return self._checked(decoder, indices, size)
+            return self._checked(decoder, indices, size, sampling)
         except VideoDecodeError:
             if not self._auto or decoder.name == "pyav":
                 raise
         # auto mode: another backend failed mid-file; the reference decoder takes over for good
         decoder.close()
         self._decoder = decoder_class("pyav")(self.path, self.num_threads, scan=decoder.scan)
-        return self._checked(self._decoder, indices, size)
+        return self._checked(self._decoder, indices, size, sampling)
 
     def _checked(
-        self, decoder: FrameDecoder, indices: list[int], size: tuple[int, int]
+        self, decoder: FrameDecoder, indices: list[int], size: tuple[int, int], sampling: str
     ) -> np.ndarray:
         """``decoder``'s frames, refused unless they have exactly the shape asked for."""
-        frames = decoder.decode(indices, size)
+        # only PyAV reads a keyframe alone; other backends' sparse reads find the same frames
+        alone = getattr(decoder, "decode_keyframes", None) if sampling == "keyframe" else None
+        frames = (alone or decoder.decode)(indices, size)
         expected = (len(indices), size[1], size[0], 3)
         if frames.shape != expected or frames.dtype != np.uint8:
             raise VideoDecodeError(

@@ -11,6 +11,10 @@ picks ``sampler.clip_length`` indices in it. Given the frames' real presentation
 variable frame rate samples the right moments; at a constant rate this is the same as indices.
 ``random=True`` is the training mode (positions drawn from ``rng``), ``random=False`` the
 deterministic evaluation mode. Build one from a config with :func:`create_sampler`.
+
+Keyframe sampling (``data.sampling: keyframe``) moves each sampled index to the nearest keyframe
+(:func:`snap_to_keyframes`), so that a reader can decode every frame of the clip alone after a
+seek, without the frames between keyframes (:meth:`VideoReader.read_frames`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,11 +32,17 @@ __all__ = [
     "DenseSampler",
     "FrameRangeError",
     "FrameSampler",
+    "SAMPLINGS",
     "SegmentSampler",
     "UniformSampler",
     "create_sampler",
     "frame_range",
+    "snap_to_keyframes",
 ]
+
+#: How sampled indices become the frames read: ``exact`` reads the sampled frames themselves,
+#: ``keyframe`` the keyframe nearest each (:func:`snap_to_keyframes`).
+SAMPLINGS = ("exact", "keyframe")
 
 # Tolerance (in frames) for segment boundaries that land on a frame boundary up to float noise,
 # e.g. 0.28 s * 25 fps = 7.000000000000001 must still mean "frame 7".
@@ -113,6 +124,32 @@ def _pad(offsets: np.ndarray, length: int, mode: str) -> np.ndarray:
     if mode == "loop":
         return offsets % length
     return np.minimum(offsets, length - 1)
+
+
+def snap_to_keyframes(indices: Sequence[int] | np.ndarray, keyframes: Sequence[int]) -> np.ndarray:
+    """Each index replaced by the keyframe nearest to it in frame index, a tie going to the
+    earlier keyframe: ``snap_to_keyframes([0, 124, 125, 126, 900], [0, 250, 500])`` is
+    ``[0, 0, 0, 250, 500]``.
+
+    Several indices may land on one keyframe (the clip then repeats that frame), and a short
+    segment's index may land on a keyframe outside the segment: the nearest keyframe is the
+    closest frame that can be decoded alone.
+
+    :param indices: frame indices, e.g. a sampler's output.
+    :param keyframes: presentation indices of the video's keyframes, strictly ascending
+        (:attr:`VideoReader.keyframes`).
+    :return: ``int64`` keyframe indices, one per index, in the order of ``indices``.
+    :raises ValueError: ``keyframes`` is empty or not strictly ascending.
+    """
+    keys = np.asarray(keyframes, dtype=np.int64).reshape(-1)
+    if keys.size == 0 or np.any(np.diff(keys) <= 0):
+        raise ValueError(f"keyframes must be non-empty and strictly ascending, got {keys[:8]}")
+    wanted = np.asarray(indices, dtype=np.int64)
+    before = np.maximum(np.searchsorted(keys, wanted, side="right") - 1, 0)  # last one <= index
+    after = np.minimum(before + 1, keys.size - 1)
+    # strictly nearer only: a tie keeps the earlier keyframe
+    later = np.abs(keys[after] - wanted) < np.abs(wanted - keys[before])
+    return np.where(later, keys[after], keys[before])
 
 
 class FrameSampler(ABC):

@@ -3,6 +3,8 @@
 Sparse reads decode little more than needed: for each requested frame, in ascending order, the
 decoder seeks to the keyframe at or before it (from the scan, :mod:`.scan`) only when that
 keyframe lies beyond the current decode position, and otherwise keeps decoding forward.
+Keyframes can also be read alone (:meth:`PyAVDecoder.decode_keyframes`, keyframe sampling):
+seek to the keyframe, decode its one packet, drain the decoder; no other frame is decoded.
 
 Frame identity: where the scan trusts the container's timestamps, a decoded frame is identified by
 its timestamp, verified as frames come out (timestamps that go backwards switch the file to
@@ -13,7 +15,7 @@ fails with :class:`VideoDecodeError`: it never returns another frame instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import av
@@ -59,29 +61,60 @@ class PyAVDecoder(ScannedDecoder):
         self._skip_nonref = self._by_pts
         self._wanted_pts: set[int] = set()  # timestamps of the frames being read
         self._last_wanted_pts = 0
-        #: number of frames decoded and seeks made, for tests and benchmarks
+        #: frames out of the decoder, packets fed to it and seeks made, for tests and benchmarks
         self.frames_decoded = 0
+        self.packets_decoded = 0
         self.seeks = 0
 
     def decode(self, indices: Sequence[int], size: tuple[int, int] | None = None) -> np.ndarray:
         """As :meth:`~videofocus.io.backends.FrameDecoder.decode`; scales while converting to
         RGB."""
+        return self._identified(indices, size, self._frame_at)
+
+    def decode_keyframes(
+        self, indices: Sequence[int], size: tuple[int, int] | None = None
+    ) -> np.ndarray:
+        """As :meth:`decode`, for keyframes (``scan.keyframes``) only: each is read by seeking to
+        it and decoding its packet alone, so no frame between keyframes is decoded.
+
+        A keyframe whose packet the seek does not find, or whose decoded frame has another
+        timestamp, is read as :meth:`decode` reads frames (slower, same frame).
+
+        :raises ValueError: an index that is not a keyframe.
+        """
+        keys = set(self.scan.keyframes)
+        missing = [int(i) for i in indices if int(i) not in keys]
+        if missing:
+            raise ValueError(f"{self.path}: frame {missing[0]} is not a keyframe")
+        return self._identified(indices, size, self._keyframe_at)
+
+    def _identified(
+        self,
+        indices: Sequence[int],
+        size: tuple[int, int] | None,
+        locate: Callable[[int], av.VideoFrame],
+    ) -> np.ndarray:
         try:
-            return self._decode(indices, size)
+            return self._decode(indices, size, locate)
         except _FrameIdentityLost:
             # Identify frames by counting from the very start from now on: slower, never wrong.
             self._by_pts = self._skip_nonref = self._seekable = False
             self.close()
-            return self._decode(indices, size)
+            return self._decode(indices, size, locate)
 
-    def _decode(self, indices: Sequence[int], size: tuple[int, int] | None) -> np.ndarray:
+    def _decode(
+        self,
+        indices: Sequence[int],
+        size: tuple[int, int] | None,
+        locate: Callable[[int], av.VideoFrame],
+    ) -> np.ndarray:
         width, height = size if size is not None else self.metadata.stored_size
         out = np.empty((len(indices), height, width, 3), dtype=np.uint8)
         if self.scan.pts is not None:
             self._wanted_pts = {int(self.scan.pts[i]) for i in indices}
             self._last_wanted_pts = max(self._wanted_pts, default=0)
         for slot, index in enumerate(indices):
-            frame = self._frame_at(int(index))
+            frame = locate(int(index))
             try:
                 rgb = self._reformatter.reformat(
                     frame,
@@ -128,6 +161,41 @@ class PyAVDecoder(ScannedDecoder):
         got = "the end of the stream" if reached is None else f"frame {reached[1]}"
         raise VideoDecodeError(self.path, f"decoder never produced frame {target} (got {got})")
 
+    def _keyframe_at(self, keyframe: int) -> av.VideoFrame:
+        """Keyframe ``keyframe`` decoded alone: seek to it, feed the decoder its packet only,
+        drain the decoder; falls back to :meth:`_frame_at` where that does not find it."""
+        if not self._seekable and keyframe > 0:
+            return self._frame_at(keyframe)
+        self._seek(keyframe)
+        # the generator _seek made would decode forward from here: the next read seeks anew
+        self._frames, self._position = None, -1
+        assert self._container is not None and self._stream is not None
+        want = None if self.scan.pts is None else int(self.scan.pts[keyframe])
+        packet = None
+        for candidate in self._container.demux(self._stream):
+            if candidate.size == 0 or candidate.is_discard:
+                continue  # the end-of-stream marker; a packet an edit list cuts
+            if want is not None and candidate.pts is not None and candidate.pts < want:
+                continue  # the seek landed before the keyframe (a keyframe needs no earlier one)
+            packet = candidate
+            break
+        if packet is None or (want is not None and packet.pts != want) or not packet.is_keyframe:
+            return self._frame_at(keyframe)  # the packet is not where the scan put it
+        context = self._stream.codec_context
+        context.skip_frame = "DEFAULT"
+        try:
+            self.packets_decoded += 1
+            frames = [*packet.decode(), *context.decode(None)]  # None drains the decoder
+        except av.FFmpegError as err:
+            raise VideoDecodeError(
+                self.path, f"decoding keyframe {keyframe} failed ({err.strerror or err})"
+            ) from err
+        self.frames_decoded += len(frames)
+        # the one frame out must be this packet's (by timestamp where timestamps identify frames)
+        if len(frames) != 1 or (self._by_pts and frames[0].pts != want):
+            return self._frame_at(keyframe)
+        return frames[0]
+
     def _decoded_frames(self) -> Iterator[av.VideoFrame]:
         """Frames out of the decoder, fed packet by packet from the current position.
 
@@ -142,6 +210,7 @@ class PyAVDecoder(ScannedDecoder):
             skip = self._skip_nonref and pts is not None and pts < self._last_wanted_pts
             skip = skip and bool(self._wanted_pts) and pts not in self._wanted_pts
             context.skip_frame = "NONREF" if skip else "DEFAULT"
+            self.packets_decoded += 1
             yield from packet.decode()
 
     def _next_frame(self) -> tuple[av.VideoFrame, int] | None:

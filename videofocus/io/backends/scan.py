@@ -39,6 +39,9 @@ class VideoScan:
         ``(0,)`` where seeking cannot be trusted.
     :param reordered: decode order differs from presentation order (the stream has B-frames).
     :param pixel_format: FFmpeg pixel format of the decoded frames, e.g. ``"yuv420p10le"``.
+    :param keyframes_known: ``keyframes`` lists every keyframe; ``False`` where seeking cannot
+        be trusted and only frame 0 is listed (the others exist, but cannot be located without
+        decoding).
     """
 
     metadata: VideoMetadata
@@ -50,6 +53,7 @@ class VideoScan:
     keyframes: tuple[int, ...]
     reordered: bool
     pixel_format: str
+    keyframes_known: bool = True
 
     @property
     def has_timestamps(self) -> bool:
@@ -234,6 +238,7 @@ def scan_video(path: str | Path) -> VideoScan:
             keyframes=keyframes,
             reordered=reordered,
             pixel_format=first_frame.format.name,
+            keyframes_known=seekable,
         )
 
 
