@@ -32,6 +32,7 @@ OK_ROW = {
     "scores": [0.9123456789012345, 0.05],
     "exit_step": 5,
     "frames_read": 8,
+    "sampled_times": [0.0, 0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.04],
     "glimpses": [[2, 3, 4], [1, 0, 0]],
     "gmacs": 0.07,
     "decode_ms": 12.3,
@@ -47,6 +48,7 @@ ERROR_ROW = {
     "scores": [],
     "exit_step": None,
     "frames_read": 0,
+    "sampled_times": [],
 }
 
 
@@ -65,10 +67,12 @@ def test_csv_round_trips_through_dictreader(tmp_path):
     assert ok["labels"].split(";") == OK_ROW["labels"]
     assert [float(s) for s in ok["scores"].split(";")] == OK_ROW["scores"]
     assert (int(ok["exit_step"]), int(ok["frames_read"])) == (5, 8)
+    assert [float(t) for t in ok["sampled_times"].split(";")] == OK_ROW["sampled_times"]
     assert [float(ok[k]) for k in ("gmacs", "decode_ms", "model_ms")] == [0.07, 12.3, 1.2]
 
     assert (err["status"], err["error"]) == ("error", ERROR_ROW["error"])
     empty = ("top1", "top1_score", "labels", "scores", "exit_step", "gmacs", "model_ms")
+    empty += ("sampled_times",)
     assert all(err[k] == "" for k in empty)
     assert err["frames_read"] == "0"
 
@@ -134,7 +138,9 @@ def _export_inputs(source: Path, out: Path) -> dict:
     """Label rows of every item of ``source`` as the job builds them, exported, read back."""
     items = read_inputs(source)
     rows = [
-        prediction_row(it, _prediction([3.0, 1.0, float(i)]), CLASSES, 2, 4, 1.0, False)
+        prediction_row(
+            it, _prediction([3.0, 1.0, float(i)]), CLASSES, 2, 4, 1.0, False, [0, 0.4, 0.8, 1.2]
+        )
         for i, it in enumerate(items)
     ]
     export_activitynet(rows, out)

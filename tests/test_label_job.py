@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -20,6 +21,8 @@ import pytest
 from videofocus.config import load_config
 from videofocus.inference.inferencer import InferenceOptions
 from videofocus.inference.model import load_inference_model
+from videofocus.io.reader import VideoReader
+from videofocus.io.writer import write_video
 from videofocus.labeling.job import LabelJobOptions, run_label_job
 from videofocus.labeling.results import read_results
 from videofocus.labeling.sharding import ShardSpec, merge_shards
@@ -136,6 +139,43 @@ def test_cli_exit_status_counts_failures_and_rerun_skips_done(
     summary = json.loads(again.stdout.strip().splitlines()[-1])
     assert again.returncode == 1 and summary["already_done"] == 2 and summary["labelled"] == 0
     assert len(read_results(tmp_path / "l.jsonl")) == 2
+
+
+def test_label_sampling_keyframe_writes_the_times_of_the_keyframes_read(
+    tmp_path, tiny_data, label_yaml
+) -> None:
+    folder = tmp_path / "gop8"
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(40)]
+    write_video(folder / "v.mp4", frames, fps=25.0, gop=8)  # 40 frames, keyframes 0, 8, ..., 32
+    (folder / "empty.mp4").write_bytes(b"")
+    with VideoReader(folder / "v.mp4") as reader:
+        keyframe_times = reader.frame_boundaries()[reader.keyframes].tolist()
+    assert keyframe_times == pytest.approx([0.0, 0.32, 0.64, 0.96, 1.28])
+    config = label_yaml(tiny_data)
+    out = tmp_path / "keyframe.jsonl"
+    cmd = [sys.executable, "-m", "videofocus.cli", "label", str(folder), "--config", str(config)]
+    cmd += ["--out", str(out), "--workers", "0", "--no-progress", "--sampling", "keyframe"]
+    cmd += ["--csv", str(tmp_path / "keyframe.csv")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr  # the empty file's error row
+    rows = _rows_by_id(out)
+    # TSN frames 4, 14, 24, 34 of 4 segments -> keyframes 0 (a tie with 8), 16, 24, 32
+    assert rows["v.mp4"]["sampled_times"] == pytest.approx([0.0, 0.64, 0.96, 1.28])
+    assert all(t in keyframe_times for t in rows["v.mp4"]["sampled_times"])
+    assert rows["empty.mp4"]["sampled_times"] == []
+    with open(tmp_path / "keyframe.csv", newline="", encoding="utf-8") as fh:
+        by_id = {r["id"]: r for r in csv.DictReader(fh)}
+    assert by_id["v.mp4"]["sampled_times"].split(";") == ["0.0", "0.64", "0.96", "1.28"]
+    # the default reads the sampled frames themselves, and says so
+    model = load_inference_model(config=config)
+    run_label_job(folder, model, tmp_path / "exact.jsonl", job=JOB, shard=ShardSpec(1, 0))
+    exact = _rows_by_id(tmp_path / "exact.jsonl")["v.mp4"]
+    assert exact["sampled_times"] == pytest.approx([0.16, 0.56, 0.96, 1.36])
+    # an unknown mode is a usage error, one line
+    done = subprocess.run([*cmd[:-2], "--sampling", "nearest"], capture_output=True, text=True)
+    assert done.returncode == 2 and "invalid choice: 'nearest'" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.slow

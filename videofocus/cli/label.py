@@ -53,6 +53,15 @@ def _label_arguments(p: argparse.ArgumentParser) -> None:
         help="torch threads of the network on the CPU (default: the cores the workers leave)",
     )
     p.add_argument("--decode-timeout", type=float, default=60.0, help="seconds per video")
+    from videofocus.io.samplers import SAMPLINGS  # numpy only
+
+    p.add_argument(
+        "--sampling",
+        choices=SAMPLINGS,
+        help="frames read: exact (the sampled frames) or keyframe (the keyframe nearest each, "
+        "decoded alone: much faster on long keyframe intervals); default: the config's "
+        "data.sampling (exact)",
+    )
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the config's)")
     p.add_argument(
         "--amp",

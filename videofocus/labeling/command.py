@@ -40,8 +40,13 @@ def run(args: argparse.Namespace) -> int:
     from videofocus.labeling.job import LabelJobOptions, print_summary, run_label_job
     from videofocus.labeling.sharding import resolve_shard
 
+    # --sampling goes in as a config override: both engines decode by model.cfg.data, and an
+    # unset --sampling keeps the config's own data.sampling
+    overrides = list(args.overrides)
+    if args.sampling is not None:
+        overrides.append(f"data.sampling={args.sampling}")
     model = load_inference_model(
-        args.checkpoint, args.config, args.overrides, policy=args.policy, option=args.option
+        args.checkpoint, args.config, overrides, policy=args.policy, option=args.option
     )
     options = _from_args(InferenceOptions, args)
     from videofocus.labeling.ray_engine import RayOptions

@@ -63,7 +63,13 @@ def deadline(seconds: float | None) -> Iterator[None]:
 
 class LabelClips(torch.utils.data.Dataset):
     """Clips of label inputs (in job order), sampled and sized as the model's evaluation clips
-    are by ``data``; ``timeout``: seconds allowed to decode one video (None: no deadline)."""
+    are by ``data`` (``data.sampling``: the sampled frames or their nearest keyframes);
+    ``timeout``: seconds allowed to decode one video (None: no deadline).
+
+    An item holds ``frames`` (``uint8 [T, 3, S, S]``, None on error), ``sampled_times`` (the
+    presentation time in seconds of each frame read, ``float64 [T]``; None on error),
+    ``error``, ``decode_ms`` and its ``index``.
+    """
 
     def __init__(
         self, items: Sequence[LabelItem], data: DataConfig, timeout: float | None = 60.0
@@ -80,10 +86,10 @@ class LabelClips(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = self.items[index]
         start = time.perf_counter()
-        frames, error = None, None
+        frames, times, error = None, None, None
         try:
             with deadline(self.timeout):
-                frames = self._decode(item)
+                frames, times = self._decode(item)
         except (VideoDecodeError, FrameRangeError, DecodeTimeout) as exc:
             error = str(exc)
         except Exception as exc:  # noqa: BLE001 - one bad file must never stop the job
@@ -93,30 +99,35 @@ class LabelClips(torch.utils.data.Dataset):
         return {
             "index": index,
             "frames": frames,
+            "sampled_times": times,
             "error": error,
             "decode_ms": 1000.0 * (time.perf_counter() - start),
         }
 
-    def _decode(self, item: LabelItem) -> torch.Tensor:
+    def _decode(self, item: LabelItem) -> tuple[torch.Tensor, np.ndarray]:
+        """The clip and the presentation times (seconds) of its frames."""
         if not item.path.is_file():
             raise VideoDecodeError(item.path, "file not found")
+        sampling = self.data.sampling
         with VideoReader(item.path, backend=self.data.backend) as reader:
             rng = np.random.default_rng(0)  # evaluation positions are deterministic anyway
-            indices = reader.sample_indices(self.sampler, item.start, item.end, rng)
-            frames = reader.read_frames(indices.tolist(), short_side=self.data.frame_size)
-        return self.transform(frames)
+            indices = reader.sample_indices(self.sampler, item.start, item.end, rng, sampling)
+            frames = reader.read_frames(indices.tolist(), self.data.frame_size, sampling)
+            times = reader.frame_boundaries()[indices]
+        return self.transform(frames), times
 
 
 @dataclass
 class DecodedBatch:
     """A collated batch: the dataset ``indices`` of the decoded clips, their uint8 ``frames``
-    ``[B, T, 3, H, W]`` (None when nothing decoded) and ``decode_ms``, and the ``(index, error,
-    decode_ms)`` of the ``failures``."""
+    ``[B, T, 3, H, W]`` (None when nothing decoded), ``decode_ms`` and ``sampled_times`` (each
+    clip's frame times in seconds), and the ``(index, error, decode_ms)`` of the ``failures``."""
 
     indices: list[int]
     frames: torch.Tensor | None
     decode_ms: list[float]
     failures: list[tuple[int, str, float]]
+    sampled_times: list[list[float]]
 
     def pin_memory(self) -> DecodedBatch:
         """Page-locked frames, so the copy to the GPU can run asynchronously."""
@@ -133,4 +144,5 @@ def collate_decoded(items: Sequence[dict[str, Any]]) -> DecodedBatch:
         frames=torch.stack([it["frames"] for it in good]) if good else None,
         decode_ms=[it["decode_ms"] for it in good],
         failures=[(it["index"], it["error"], it["decode_ms"]) for it in items if it["error"]],
+        sampled_times=[it["sampled_times"].tolist() for it in good],
     )

@@ -28,6 +28,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "scores",
     "exit_step",
     "frames_read",
+    "sampled_times",
     "gmacs",
     "decode_ms",
     "model_ms",
@@ -52,7 +53,8 @@ def _cell(value: Any) -> str:
 
 def csv_row(row: dict[str, Any]) -> dict[str, str]:
     """One result row as the CSV's :data:`CSV_COLUMNS`: ``labels`` and ``scores`` hold the ranked
-    predictions joined by ``;``, ``top1``/``top1_score`` the first; missing values are empty.
+    predictions joined by ``;``, ``top1``/``top1_score`` the first, ``sampled_times`` the frame
+    times joined by ``;``; missing values are empty.
 
     :raises ValueError: a label name contains ``;`` (the ``labels`` cell would be ambiguous).
     """
@@ -69,6 +71,7 @@ def csv_row(row: dict[str, Any]) -> dict[str, str]:
     out["top1_score"] = _cell(scores[0]) if scores else ""
     out["labels"] = LIST_SEPARATOR.join(labels)
     out["scores"] = LIST_SEPARATOR.join(_cell(s) for s in scores)
+    out["sampled_times"] = LIST_SEPARATOR.join(_cell(t) for t in row.get("sampled_times") or [])
     return out
 
 

@@ -112,6 +112,7 @@ def decode_batch(batch: dict[str, np.ndarray], clips: LabelClips, steps: int) ->
     shape = _frames_shape(clips, steps)
     indices = batch["index"].tolist()
     frames = np.zeros((len(indices), *shape), dtype=np.uint8)
+    times = np.zeros((len(indices), steps), dtype=np.float64)  # zeros on error rows, unread
     errors, decode_ms = [], []
     for row, index in enumerate(indices):
         clip = clips[index]
@@ -119,11 +120,13 @@ def decode_batch(batch: dict[str, np.ndarray], clips: LabelClips, steps: int) ->
             clip["error"] = f"{clips.items[index].path}: clip {tuple(clip['frames'].shape)}"
         if clip["error"] is None:
             frames[row] = clip["frames"].numpy()
+            times[row] = clip["sampled_times"]
         errors.append(clip["error"] or "")
         decode_ms.append(clip["decode_ms"])
     return {
         "index": np.asarray(indices, dtype=np.int64),
         "frames": frames,
+        "sampled_times": times,
         "error": np.asarray(errors, dtype=object),
         "decode_ms": np.asarray(decode_ms, dtype=np.float64),
     }
@@ -159,6 +162,7 @@ class ModelActor:
             frames=torch.from_numpy(np.ascontiguousarray(batch["frames"][good])) if good else None,
             decode_ms=[ms[i] for i in good],
             failures=[(indices[i], e, ms[i]) for i, e in enumerate(errors) if e],
+            sampled_times=[batch["sampled_times"][i].tolist() for i in good],
         )
         rows = labelled_rows(
             self.items, self.model, self.inferencer, [decoded], self.topk, self.glimpses

@@ -23,8 +23,11 @@ def prediction_row(
     frames_read: int,
     decode_ms: float,
     glimpses: bool,
+    sampled_times: Sequence[float],
 ) -> dict[str, Any]:
-    """The ``status: ok`` result line of one video."""
+    """The ``status: ok`` result line of one video; ``sampled_times``: the presentation time in
+    seconds of each frame read (keyframe sampling: the keyframes; a time repeats where segments
+    shared a keyframe)."""
     probs = prediction.logits.float().softmax(dim=-1)
     scores, ids = probs.topk(min(topk, probs.numel()))
     row: dict[str, Any] = {
@@ -36,6 +39,7 @@ def prediction_row(
         "scores": [round(s, 6) for s in scores.tolist()],
         "exit_step": prediction.exit_step,
         "frames_read": frames_read,
+        "sampled_times": [round(float(t), 6) for t in sampled_times],
         "gmacs": round(prediction.gmacs, 6),
         "decode_ms": round(decode_ms, 2),
         "model_ms": round(prediction.model_ms, 3),
@@ -57,6 +61,7 @@ def error_row(item: LabelItem, error: str, decode_ms: float) -> dict[str, Any]:
         "scores": [],
         "exit_step": None,
         "frames_read": 0,
+        "sampled_times": [],
         "gmacs": 0.0,
         "decode_ms": round(decode_ms, 2),
         "model_ms": 0.0,
@@ -74,6 +79,7 @@ def labelled_rows(
     """``(index in items, row)`` for every item, as it finishes (its error or prediction row),
     from ``loader``'s batches of :class:`LabelClips` over ``items``."""
     decode_ms: dict[int, float] = {}
+    times: dict[int, list[float]] = {}
     failures: list[tuple[int, dict[str, Any]]] = []
 
     def batches():
@@ -82,15 +88,16 @@ def labelled_rows(
             if batch.frames is None:
                 continue
             decode_ms.update(zip(batch.indices, batch.decode_ms, strict=True))
+            times.update(zip(batch.indices, batch.sampled_times, strict=True))
             yield batch.indices, batch.frames  # uint8: the inferencer normalises crops only
 
     frames = model.cfg.data.frames
     for index, prediction in inferencer.run(batches()):
         yield from failures
         failures.clear()
-        ms = decode_ms.pop(index)
-        yield (
-            index,
-            prediction_row(items[index], prediction, model.class_names, topk, frames, ms, glimpses),
+        ms, sampled = decode_ms.pop(index), times.pop(index)
+        row = prediction_row(
+            items[index], prediction, model.class_names, topk, frames, ms, glimpses, sampled
         )
+        yield index, row
     yield from failures
