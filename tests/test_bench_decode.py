@@ -91,3 +91,32 @@ def test_per_codec_rows_time_or_refuse_every_backend(tmp_path):
     assert len(table) == 2 + len(videos) * len(CODEC_CASES)
     (avi_line,) = [line for line in table if line.startswith("| mpeg4-avi | sparse8 |")]
     assert avi_line.endswith("| pyav |")  # refused backends never count as the fastest
+
+
+def test_keyframe_case_reads_keyframes_and_reports_its_speedup(quick_rows):
+    rows, _ = quick_rows
+    keyframe = [r for r in rows if r["case"] == "sparse_keyframe"]
+    exact = {r["backend"]: r for r in rows if r["case"] == "sparse"}
+    assert {r["backend"] for r in keyframe} == {*available_backends(), "auto"}
+    for r in keyframe:
+        # the quick long video: 150 frames, keyframes 0, 75: 16 segments share 2 keyframes
+        assert "2 distinct keyframes for 16 segments" in r["notes"]
+        ratio = exact[r["backend"]]["ms_per_video"] / r["ms_per_video"]
+        assert r["speedup_vs_exact"] == pytest.approx(ratio, abs=0.06)
+        assert f"{r['speedup_vs_exact']:.1f}x faster than sparse (exact)" in r["notes"]
+
+
+def test_cases_option_times_and_builds_only_those_cases(tmp_path, capsys):
+    work = tmp_path / "work"
+    argv = ["bench", "decode", "--quick", "--repeats", "1", "--warmup", "0"]
+    argv += ["--workdir", str(work), "--cases", "sparse,sparse_keyframe"]
+    assert main([*argv, "--json", str(tmp_path / "rows.json")]) == 0
+    rows = json.loads((tmp_path / "rows.json").read_text(encoding="utf-8"))
+    per_case = len(available_backends()) + 1  # and auto
+    assert [r["case"] for r in rows] == ["sparse"] * per_case + ["sparse_keyframe"] * per_case
+    assert [p.name.split("_")[0] for p in work.iterdir()] == ["long"]  # no clip, JPEGs, re-encode
+    capsys.readouterr()
+    assert main([*argv[:-1], "sparse,nope"]) == 2  # a usage error, one line
+    assert (
+        "--cases: unknown case 'nope'; choose from full_decode, sparse, " in capsys.readouterr().err
+    )

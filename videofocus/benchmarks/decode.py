@@ -6,6 +6,9 @@ generating, re-encoding and extracting the inputs happen beforehand and are not 
   full_decode       every frame of a short clip, in order
   sparse            one frame per segment (TSN-style) from a long video whose keyframes are far
                     apart, as in videos found in the wild
+  sparse_keyframe   the same segments read with keyframe sampling (``data.sampling: keyframe``):
+                    the keyframe nearest each, decoded alone; the notes give the speed-up over
+                    ``sparse`` (exact sampling) and how many distinct keyframes were read
   sparse_resize     the same frames, resized at decode time to a short side
   sparse_short_gop  the same frames from the long video re-encoded with a short keyframe interval
                     (what ``videofocus prepare reencode`` produces)
@@ -22,6 +25,7 @@ A backend that refuses a file (it would return other frames) gets a row saying w
 
 Inputs are synthetic videos (made by :mod:`videofocus.benchmarks.decode_inputs`) written into
 ``--workdir``; they are kept there, so a second run with the same workdir only repeats the timings.
+``--cases`` times some cases only, and builds only their inputs.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import torch
 from PIL import Image
 
 from videofocus.benchmarks.decode_inputs import (
+    INPUTS,
     BenchInputs,
     DecodeBenchConfig,
     prepare_codec_inputs,
@@ -51,10 +56,28 @@ from videofocus.benchmarks.decode_inputs import (
 from videofocus.io.atomic_files import write_atomic
 from videofocus.io.errors import VideoDecodeError
 from videofocus.io.reader import VideoReader, available_backends
-from videofocus.io.samplers import SegmentSampler
+from videofocus.io.samplers import SegmentSampler, snap_to_keyframes
 from videofocus.runtime import torch_threads
 
-CASES = ("full_decode", "sparse", "sparse_resize", "sparse_short_gop", "sparse_jpeg")
+CASES = (
+    "full_decode",
+    "sparse",
+    "sparse_keyframe",
+    "sparse_resize",
+    "sparse_short_gop",
+    "sparse_jpeg",
+)
+#: the inputs (:data:`~videofocus.benchmarks.decode_inputs.INPUTS`) each case reads; every
+#: sparse case samples the long video's frame count
+CASE_INPUTS: dict[str, tuple[str, ...]] = {
+    "full_decode": ("clip",),
+    "sparse": ("long",),
+    "sparse_keyframe": ("long",),
+    "sparse_resize": ("long",),
+    "sparse_short_gop": ("long", "long_short_gop"),
+    "sparse_jpeg": ("long", "jpeg_dir"),
+}
+assert set(CASE_INPUTS) == set(CASES) and {i for c in CASE_INPUTS.values() for i in c} <= {*INPUTS}
 CODEC_CASES = ("sparse8", "sparse16", "open_sparse8")
 
 FULL = DecodeBenchConfig()
@@ -105,11 +128,15 @@ def _time_interleaved(
 
 
 def _checked_read(
-    reader: VideoReader, indices: Sequence[int], short_side: int | None, expected_short_side: int
+    reader: VideoReader,
+    indices: Sequence[int],
+    short_side: int | None,
+    expected_short_side: int,
+    sampling: str = "exact",
 ) -> None:
     """Read ``indices``, failing where a backend silently returns fewer or unresized frames
     (it would look fast)."""
-    frames = reader.read_frames(indices, short_side=short_side)
+    frames = reader.read_frames(indices, short_side, sampling)
     t, h, w, _ = frames.shape
     if t != len(indices) or min(h, w) != expected_short_side:
         raise RuntimeError(f"{reader.path}: {reader.backend} returned {tuple(frames.shape)}")
@@ -123,11 +150,13 @@ def _video_sample(
     short_side: int | None,
     expected_short_side: int,
     resolved: list[str],
+    sampling: str = "exact",
 ) -> None:
-    """One DataLoader-like sample: open ``path``, decode ``indices``, close; the backend actually
-    used is appended to ``resolved`` (it tells what ``auto`` chose)."""
+    """One DataLoader-like sample: open ``path``, decode ``indices`` (keyframes with
+    ``sampling="keyframe"``), close; the backend actually used is appended to ``resolved`` (it
+    tells what ``auto`` chose)."""
     with VideoReader(path, backend=backend, num_threads=threads) as reader:
-        _checked_read(reader, indices, short_side, expected_short_side)
+        _checked_read(reader, indices, short_side, expected_short_side, sampling)
         resolved.append(reader.backend)
 
 
@@ -151,58 +180,92 @@ def run_benchmark(
     threads: int = 1,
     repeats: int = 5,
     warmup: int = 1,
+    cases: Sequence[str] = CASES,
 ) -> list[dict]:
-    """Time every case with every backend and return one row dict per (case, backend).
+    """Time the cases with every backend and return one row dict per (case, backend).
 
+    :param inputs: from :func:`~videofocus.benchmarks.decode_inputs.prepare_inputs`, with the
+        :data:`CASE_INPUTS` of ``cases``.
     :param backends: VideoReader backends to time (``"auto"`` included where wanted).
     :param threads: decoder threads per reader, and torch threads while timing.
+    :param cases: the :data:`CASES` to time, in table order.
     :returns: rows with keys ``case``, ``backend``, ``resolved_backend``, ``frames``,
         ``frames_per_s``, ``ms_per_video``, ``cpu_ms_per_video``, ``notes`` (plus ``disk_bytes``,
-        ``video_bytes`` and ``extract_s`` for the JPEG case).
+        ``video_bytes`` and ``extract_s`` for the JPEG case, and ``speedup_vs_exact`` for the
+        keyframe case when ``sparse`` is timed too).
     """
     c = config
-    with VideoReader(inputs.clip) as reader:
-        clip_frames = reader.metadata.num_frames
-    with VideoReader(inputs.long) as reader:
-        long_frames = reader.metadata.num_frames
-    sparse = SegmentSampler(num_segments=c.num_segments)(long_frames).tolist()
+    cases = [case for case in CASES if case in cases]
     full = min(c.height, c.width)
-    of_long = f"{len(sparse)} of {long_frames} frames"
-    video_cases = [
-        ("full_decode", inputs.clip, list(range(clip_frames)), None, full,
-         f"{clip_frames} frames, {c.width}x{c.height}"),
-        ("sparse", inputs.long, sparse, None, full,
-         f"{of_long}, keyframe every {c.long_gop}, mp4 {_mb(inputs.long.stat().st_size)}"),
-        ("sparse_resize", inputs.long, sparse, c.short_side, c.short_side,
-         f"{of_long}, short side {c.short_side}"),
-        ("sparse_short_gop", inputs.long_short_gop, sparse, None, full,
-         f"{of_long}, keyframe every {c.short_gop}, "
-         f"mp4 {_mb(inputs.long_short_gop.stat().st_size)}"),
-    ]  # fmt: skip
+    video_cases = []
+    if "full_decode" in cases:
+        assert inputs.clip is not None
+        with VideoReader(inputs.clip) as reader:
+            clip_frames = reader.metadata.num_frames
+        video_cases.append(("full_decode", inputs.clip, list(range(clip_frames)), None, full,
+                            "exact", f"{clip_frames} frames, {c.width}x{c.height}"))  # fmt: skip
+    sparse: list[int] = []
+    if inputs.long is not None:
+        with VideoReader(inputs.long) as reader:
+            long_frames = reader.metadata.num_frames
+            keyframes = reader.keyframes
+        sparse = SegmentSampler(num_segments=c.num_segments)(long_frames).tolist()
+        snapped = snap_to_keyframes(sparse, keyframes).tolist()
+        of_long = f"{len(sparse)} of {long_frames} frames"
+        long_mb = _mb(inputs.long.stat().st_size)
+        short_gop_mb = _mb(inputs.long_short_gop.stat().st_size) if inputs.long_short_gop else ""
+        video_cases += [
+            ("sparse", inputs.long, sparse, None, full, "exact",
+             f"{of_long}, keyframe every {c.long_gop}, mp4 {long_mb}"),
+            ("sparse_keyframe", inputs.long, snapped, None, full, "keyframe",
+             f"{len(set(snapped))} distinct keyframes for {len(sparse)} segments, "
+             f"keyframe every {c.long_gop}"),
+            ("sparse_resize", inputs.long, sparse, c.short_side, c.short_side, "exact",
+             f"{of_long}, short side {c.short_side}"),
+            ("sparse_short_gop", inputs.long_short_gop, sparse, None, full, "exact",
+             f"{of_long}, keyframe every {c.short_gop}, mp4 {short_gop_mb}"),
+        ]  # fmt: skip
+        video_cases = [case for case in video_cases if case[0] in cases]
 
     rows: list[dict] = []
     # A DataLoader worker runs with one torch thread; mirror whatever the reader is given.
     with torch_threads(threads):
-        for case, path, indices, short_side, expected, notes in video_cases:
+        for case, path, indices, short_side, expected, sampling, notes in video_cases:
             resolved: dict[str, list[str]] = {backend: [] for backend in backends}
             args = (path, threads, indices, short_side, expected)
-            samples = {b: partial(_video_sample, b, *args, resolved[b]) for b in backends}
+            samples = {b: partial(_video_sample, b, *args, resolved[b], sampling) for b in backends}
             timings = _time_interleaved(samples, repeats, warmup)
             for backend in backends:
                 used = resolved[backend][-1]
                 rows.append(_row(case, backend, used, len(indices), timings[backend], notes))
-        jpeg = {"jpeg": partial(_jpeg_sample, inputs.jpeg_dir, sparse)}
-        timing = _time_interleaved(jpeg, repeats, warmup)["jpeg"]
-    disk = sum(p.stat().st_size for p in inputs.jpeg_dir.glob("*.jpg"))
-    video = inputs.long.stat().st_size
-    notes = (
-        f"{of_long}; folder {_mb(disk)} vs mp4 {_mb(video)}; "
-        f"extraction took {inputs.jpeg_extract_s:.1f} s"
-    )
-    row = _row("sparse_jpeg", "jpeg (PIL)", "jpeg (PIL)", len(sparse), timing, notes)
-    row.update(disk_bytes=disk, video_bytes=video, extract_s=round(inputs.jpeg_extract_s, 2))
-    rows.append(row)
+        if "sparse_jpeg" in cases:
+            assert inputs.jpeg_dir is not None and inputs.long is not None
+            jpeg = {"jpeg": partial(_jpeg_sample, inputs.jpeg_dir, sparse)}
+            timing = _time_interleaved(jpeg, repeats, warmup)["jpeg"]
+    _add_speedups(rows)
+    if "sparse_jpeg" in cases:
+        assert inputs.jpeg_dir is not None and inputs.long is not None
+        assert inputs.jpeg_extract_s is not None
+        disk = sum(p.stat().st_size for p in inputs.jpeg_dir.glob("*.jpg"))
+        video = inputs.long.stat().st_size
+        notes = (
+            f"{of_long}; folder {_mb(disk)} vs mp4 {_mb(video)}; "
+            f"extraction took {inputs.jpeg_extract_s:.1f} s"
+        )
+        row = _row("sparse_jpeg", "jpeg (PIL)", "jpeg (PIL)", len(sparse), timing, notes)
+        row.update(disk_bytes=disk, video_bytes=video, extract_s=round(inputs.jpeg_extract_s, 2))
+        rows.append(row)
     return rows
+
+
+def _add_speedups(rows: list[dict]) -> None:
+    """Give each ``sparse_keyframe`` row its speed-up over the same backend's ``sparse`` row
+    (exact sampling of the same segments): ``speedup_vs_exact``, and in its notes."""
+    exact = {r["backend"]: r["ms_per_video"] for r in rows if r["case"] == "sparse"}
+    for row in rows:
+        if row["case"] == "sparse_keyframe" and exact.get(row["backend"]):
+            row["speedup_vs_exact"] = round(exact[row["backend"]] / row["ms_per_video"], 1)
+            row["notes"] += f"; {row['speedup_vs_exact']:.1f}x faster than sparse (exact)"
 
 
 def run_codec_benchmark(
@@ -324,6 +387,16 @@ def _count(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _cases(text: str) -> tuple[str, ...]:
+    """An argparse type: comma-separated names of :data:`CASES`."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in CASES]
+    if unknown or not names:
+        what = f"unknown case {unknown[0]!r}" if unknown else "no case given"
+        raise argparse.ArgumentTypeError(f"{what}; choose from {', '.join(CASES)}")
+    return names
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``videofocus bench decode``."""
     parser.add_argument(
@@ -341,6 +414,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quick", action="store_true", help="tiny videos, for smoke tests")
     parser.add_argument(
+        "--cases",
+        type=_cases,
+        default=CASES,
+        metavar="CASE,...",
+        help=f"cases to time, comma-separated, of: {', '.join(CASES)} (default: all)",
+    )
+    parser.add_argument(
         "--per-codec",
         action="store_true",
         help="also time sparse reads of one video per codec (h264/hevc mp4, vp9 webm, mpeg4 avi)",
@@ -355,10 +435,13 @@ def run(args: argparse.Namespace) -> int:
     log = partial(print, file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="videofocus-bench-decode-") as tmp:
         workdir = args.workdir or Path(tmp)
-        inputs = prepare_inputs(workdir, config, log)
+        needed = {name for case in args.cases for name in CASE_INPUTS[case]}
+        inputs = prepare_inputs(workdir, config, log, needed)
         videos = prepare_codec_inputs(workdir, config, log) if args.per_codec else {}
         load_before = os.getloadavg()[0]
-        rows = run_benchmark(inputs, config, backends, args.threads, args.repeats, args.warmup)
+        rows = run_benchmark(
+            inputs, config, backends, args.threads, args.repeats, args.warmup, args.cases
+        )
         codec_rows = run_codec_benchmark(videos, backends, args.threads, args.repeats, args.warmup)
         load_after = os.getloadavg()[0]
     print(

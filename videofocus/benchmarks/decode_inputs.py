@@ -54,13 +54,17 @@ class DecodeBenchConfig:
 
 @dataclass(frozen=True)
 class BenchInputs:
-    """Files the cases read, and what it cost to make the JPEG folder."""
+    """Files the cases read, and what it cost to make the JPEG folder (``None``: not asked for)."""
 
-    clip: Path
-    long: Path
-    long_short_gop: Path
-    jpeg_dir: Path
-    jpeg_extract_s: float
+    clip: Path | None
+    long: Path | None
+    long_short_gop: Path | None
+    jpeg_dir: Path | None
+    jpeg_extract_s: float | None
+
+
+#: The inputs of :func:`prepare_inputs`, by :class:`BenchInputs` field.
+INPUTS = ("clip", "long", "long_short_gop", "jpeg_dir")
 
 
 def synthetic_frames(
@@ -128,13 +132,22 @@ def _extract_jpegs(video: Path, folder: Path, quality: int) -> None:
 
 
 def prepare_inputs(
-    workdir: Path, config: DecodeBenchConfig, log: Callable[[str], None] = print
+    workdir: Path,
+    config: DecodeBenchConfig,
+    log: Callable[[str], None] = print,
+    needed: Iterable[str] = INPUTS,
 ) -> BenchInputs:
-    """Generate (or find from an earlier run) every file the cases read.
+    """Generate (or find from an earlier run) the files the cases read.
 
     :param workdir: folder that keeps the inputs; names encode the config, so configs never mix.
     :param log: called with one line per input that has to be built.
+    :param needed: the :data:`INPUTS` to make; the others are ``None`` (the long video is made
+        for the two made from it too).
     """
+    needed = set(needed)
+    unknown = needed - set(INPUTS)
+    if unknown:
+        raise ValueError(f"unknown bench inputs {sorted(unknown)}; choose from {list(INPUTS)}")
     c = config
     size = f"{c.width}x{c.height}_{c.fps:g}fps_crf{c.crf}"
     clip = workdir / f"clip_{size}_{c.clip_seconds:g}s.mp4"
@@ -150,12 +163,26 @@ def prepare_inputs(
         return write_video(partial, source, fps=c.fps, crf=c.crf, gop=gop)
 
     decoded = (frame.to_ndarray(format="rgb24") for frame in _decoded_frames(long))
-    _build_once(clip, lambda p: encode(p, frames(c.clip_seconds, 0)), "clip", log)
-    _build_once(long, lambda p: encode(p, frames(c.long_seconds, 1), c.long_gop), "long video", log)
-    _build_once(short_gop, lambda p: encode(p, decoded, c.short_gop), "re-encoded long video", log)
-    _build_once(jpeg_dir, lambda p: _extract_jpegs(long, p, c.jpeg_quality), "JPEG folder", log)
-    extract_s = json.loads((jpeg_dir / "extract.json").read_text(encoding="utf-8"))["seconds"]
-    return BenchInputs(clip, long, short_gop, jpeg_dir, extract_s)
+    if "clip" in needed:
+        _build_once(clip, lambda p: encode(p, frames(c.clip_seconds, 0)), "clip", log)
+    if needed & {"long", "long_short_gop", "jpeg_dir"}:  # the other two are made from it
+        long_frames = frames(c.long_seconds, 1)
+        _build_once(long, lambda p: encode(p, long_frames, c.long_gop), "long video", log)
+    if "long_short_gop" in needed:
+        _build_once(
+            short_gop, lambda p: encode(p, decoded, c.short_gop), "re-encoded long video", log
+        )
+    extract_s = None
+    if "jpeg_dir" in needed:
+        _build_once(jpeg_dir, lambda p: _extract_jpegs(long, p, c.jpeg_quality), "JPEG folder", log)
+        extract_s = json.loads((jpeg_dir / "extract.json").read_text(encoding="utf-8"))["seconds"]
+    return BenchInputs(
+        clip if "clip" in needed else None,
+        long if "long" in needed else None,
+        short_gop if "long_short_gop" in needed else None,
+        jpeg_dir if "jpeg_dir" in needed else None,
+        extract_s,
+    )
 
 
 def prepare_codec_inputs(
