@@ -87,7 +87,8 @@ def test_ray_engine_writes_the_in_process_rows(tmp_path, inputs, config) -> None
     for key, row in reference.items():
         got = rows[key]
         assert set(got) == set(row)  # the same schema
-        for field in ("status", "labels", "label_ids", "exit_step", "frames_read", "gmacs"):
+        fields = ("status", "labels", "label_ids", "exit_step", "frames_read", "sampled_times")
+        for field in (*fields, "gmacs"):
             assert got[field] == row[field], (key, field)
         assert got["scores"] == pytest.approx(row["scores"], abs=1e-5)
     # a rerun labels nothing: the finished ids are skipped as in-process
