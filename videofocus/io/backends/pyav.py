@@ -94,6 +94,7 @@ class PyAVDecoder(ScannedDecoder):
         size: tuple[int, int] | None,
         locate: Callable[[int], av.VideoFrame],
     ) -> np.ndarray:
+        """:meth:`_decode`, run again counting frames if timestamps or a seek prove unreliable."""
         try:
             return self._decode(indices, size, locate)
         except _FrameIdentityLost:
