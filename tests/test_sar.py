@@ -52,6 +52,13 @@ def _plain_block(block: SARBlock) -> BasicBlock:
     return plain.eval()
 
 
+def _output_grid(block: SARBlock, size: int) -> tuple[int, int, int]:
+    """Output side and mask grid (rows, cols) of ``block`` on a square input of ``size``."""
+    h_out = block.fine.sizes(size)[-1]
+    _, gh, gw = block._grid(h_out, h_out)
+    return h_out, gh, gw
+
+
 def _mask(batch: int, grid: tuple[int, int], selected: int) -> torch.Tensor:
     """``selected`` patches of every sample, spread over the grid."""
     order = torch.randperm(grid[0] * grid[1], generator=torch.Generator().manual_seed(1))
@@ -69,8 +76,7 @@ CASES = [(8, 8, 1, 16), (8, 16, 1, 32), (16, 32, 2, 16), (16, 16, 1, 13), (8, 16
 def test_every_patch_selected_is_the_plain_block(c_in, c_out, stride, size) -> None:
     block = _block(c_in, c_out, stride)
     x = torch.randn(3, c_in, size, size)
-    h_out = block.fine.sizes(size)[-1]
-    _, gh, gw = block._grid(h_out, h_out)
+    _, gh, gw = _output_grid(block, size)
     with torch.no_grad():
         torch.testing.assert_close(
             block(x, mask=torch.ones(3, gh, gw)), _plain_block(block)(x), rtol=1e-5, atol=1e-5
@@ -81,8 +87,7 @@ def test_every_patch_selected_is_the_plain_block(c_in, c_out, stride, size) -> N
 def test_no_patch_selected_is_the_coarse_branch(c_in, c_out, stride, size) -> None:
     block = _block(c_in, c_out, stride)
     x = torch.randn(2, c_in, size, size)
-    h_out = block.fine.sizes(size)[-1]
-    _, gh, gw = block._grid(h_out, h_out)
+    h_out, gh, gw = _output_grid(block, size)
     with torch.no_grad():
         coarse = block.coarse(F.avg_pool2d(x, 2, ceil_mode=True))
         coarse = F.interpolate(coarse, size=(h_out, h_out), mode="nearest")

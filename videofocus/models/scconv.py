@@ -15,7 +15,6 @@ then runs on the quarter-size map: what a strided conv would compute, at a quart
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +22,7 @@ import torchvision.models as tvm
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-from videofocus.models.backbones import Backbone, TinyResNet, register_backbone
+from videofocus.models.backbones import Backbone, TinyResNet, _ResNetFeatures, register_backbone
 
 __all__ = ["ChannelReconstructionUnit", "SCConv", "SpatialReconstructionUnit"]
 
@@ -113,52 +112,28 @@ class SCConv(nn.Module):
         return self.cru(self.sru(self.pool(x)))
 
 
-def _with_scconv_basic(block: BasicBlock) -> BasicBlock:
-    """``block`` with both its 3x3 convs replaced (BasicBlock's forward calls them by name)."""
-    block.conv1 = SCConv(block.conv1.in_channels, block.conv1.out_channels, block.stride)
-    block.conv2 = SCConv(block.conv2.in_channels, block.conv2.out_channels)
-    return block
-
-
 @register_backbone("tiny_resnet_scconv")
 class TinyResNetSCConv(TinyResNet):
-    """:class:`~videofocus.models.backbones.TinyResNet` with SCConv in place of every 3x3 conv of
-    its residual blocks (the stem stays a plain conv: SCConv needs features, not RGB)."""
+    """:class:`~videofocus.models.backbones.TinyResNet` with SCConv in place of both 3x3 convs of
+    every residual block (the stem stays a plain conv: SCConv needs features, not RGB)."""
 
-    def __init__(
-        self,
-        widths: Sequence[int] = (8, 16, 32, 64),
-        strides: Sequence[int] = (2, 1, 2, 2),
-        width_mult: float = 1.0,
-    ) -> None:
-        super().__init__(widths, strides, width_mult)
-        for block in self.stages:
-            _with_scconv_basic(block)
-
-
-class _ResNetSCConvFeatures(Backbone):
-    """torchvision ResNet-50 whose bottlenecks convolve with SCConv in place of ``conv2``."""
-
-    _PARTS = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
-
-    def __init__(self) -> None:
-        super().__init__()
-        model = tvm.resnet50(weights=None)
-        for name in self._PARTS:
-            self.add_module(name, getattr(model, name))
-        for module in self.modules():
-            if isinstance(module, Bottleneck):
-                conv = module.conv2
-                module.conv2 = SCConv(conv.in_channels, conv.out_channels, module.stride)
-        self.num_features = model.fc.in_features
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        for name in self._PARTS:
-            x = self.get_submodule(name)(x)
-        return x
+    def make_block(
+        self, c_in: int, c_out: int, stride: int, downsample: nn.Module | None
+    ) -> nn.Module:
+        block = BasicBlock(c_in, c_out, stride=stride, downsample=downsample)
+        # BasicBlock's forward calls conv1 / conv2 by name: any module of the same shape fits
+        block.conv1 = SCConv(c_in, c_out, stride)
+        block.conv2 = SCConv(c_out, c_out)
+        return block
 
 
 @register_backbone("resnet50_scconv")
 def resnet50_scconv() -> Backbone:
-    """ResNet-50 with SCConv in every bottleneck (2048 features, stride 32)."""
-    return _ResNetSCConvFeatures()
+    """ResNet-50 with SCConv in place of every bottleneck's ``conv2`` (2048 features, stride
+    32; torchvision's names for every other parameter)."""
+    model = tvm.resnet50(weights=None)
+    for block in model.modules():
+        if isinstance(block, Bottleneck):
+            conv = block.conv2
+            block.conv2 = SCConv(conv.in_channels, conv.out_channels, block.stride)
+    return _ResNetFeatures(model)
