@@ -212,7 +212,7 @@ class SARBlock(nn.Module):
         else:
             b, py, px, m = self._select(logits, mask)
             fused = self._refine(x, coarse, b, py, px, p, (gh, gw), hs, ws)
-        self._last_macs = self._macs(x, (gh, gw), p, m.flatten(1).sum(1))
+        self._last_macs = self._macs(x, p, m.flatten(1).sum(1))
         return F.relu(self.shortcut(x) + fused)
 
     def _train_mask(self, logits: torch.Tensor) -> torch.Tensor:
@@ -276,9 +276,7 @@ class SARBlock(nn.Module):
         full = patches.permute(0, 3, 1, 4, 2, 5).reshape(bsz, ch, gh * p, gw * p)
         return full[..., :h_out, :w_out]
 
-    def _macs(
-        self, x: torch.Tensor, grid: tuple[int, int], p: int, selected: torch.Tensor
-    ) -> torch.Tensor:
+    def _macs(self, x: torch.Tensor, p: int, selected: torch.Tensor) -> torch.Tensor:
         """MACs per sample ``[B]`` of the sparse path for ``selected [B]`` patches."""
         h, w = x.shape[-2:]
         coarse_in = (math.ceil(h / 2), math.ceil(w / 2))
