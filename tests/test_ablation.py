@@ -588,6 +588,7 @@ def test_report_passes_curves_to_the_plot(tmp_path, monkeypatch):
         ("reward", 4, 1),
         ("skipping", 8, 1),
         ("early_exit", 1, 6),
+        ("backbones", 12, 1),
     ],
 )
 def test_shipped_grids_expand(name, count, entries):
@@ -613,6 +614,16 @@ def test_shipped_grids_expand(name, count, entries):
             "confidence",
             "skip_gain",
         ]
+    if name == "backbones":  # 4 backbone pairs x 3 seeds, one learned policy
+        pairs = {(v.cfg.model.glance_backbone, v.cfg.model.local_backbone) for v in variants}
+        assert pairs == {
+            ("tiny_cnn", "tiny_resnet"),
+            ("tiny_cnn", "tiny_resnet_scconv"),
+            ("tiny_cnn", "tiny_resnet_sar"),
+            ("tiny_resnet_scconv", "tiny_resnet"),
+        }
+        assert sorted({v.cfg.train.seed for v in variants}) == [0, 1, 2]
+        assert {v.policy for v in variants} == {"recurrent_ppo"}
 
 
 # ------------------------------------------------------------------------------ end to end

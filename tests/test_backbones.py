@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,7 +11,9 @@ import torchvision.models as tvm
 from safetensors.torch import save_file
 from torch.utils.flop_counter import FlopCounterMode
 
-from videofocus.models import backbones
+from videofocus.artifacts.factory import build_focusnet
+from videofocus.config import load_config
+from videofocus.models import backbones, dense_actions
 from videofocus.models.backbones import (
     Backbone,
     PretrainedWeightsError,
@@ -178,3 +181,38 @@ def test_pretrained_shape_mismatch_and_missing_file(tmp_path) -> None:
         create_backbone("tiny_cnn", pretrained=path)
     with pytest.raises(PretrainedWeightsError, match="no such file"):
         create_backbone("tiny_cnn", pretrained=tmp_path / "absent.pt")
+
+
+# The SCConv and SAR families of issue 15: registered, buildable wherever a backbone is named.
+ISSUE_15 = ["tiny_resnet_scconv", "resnet50_scconv", "tiny_resnet_sar", "resnet50_sar"]
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_issue_15_backbones_are_listed() -> None:
+    assert set(ISSUE_15) <= set(list_backbones())
+
+
+@pytest.mark.parametrize("name", ISSUE_15)
+def test_issue_15_backbones_run_channels_last(name: str) -> None:
+    torch.manual_seed(0)
+    backbone = create_backbone(name).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        out = backbone(x)
+        backbone.to(memory_format=torch.channels_last)
+        out_cl = backbone(x.contiguous(memory_format=torch.channels_last))
+    stride = 8 if name.startswith("tiny") else 32
+    assert out.shape == (2, backbone.num_features, 64 // stride, 64 // stride)
+    torch.testing.assert_close(out_cl, out, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", [n for n in ISSUE_15 if n.startswith("tiny")])
+@pytest.mark.parametrize("role", ["glance_backbone", "local_backbone"])
+def test_issue_15_backbones_serve_the_tiny_config(name: str, role: str) -> None:
+    cfg = load_config(CONFIGS / "synthetic_tiny.yaml", [f"model.{role}={name}"])
+    torch.manual_seed(0)
+    net = build_focusnet(cfg, num_classes=10).eval()
+    frames = torch.randn(2, cfg.data.frames, 3, cfg.data.frame_size, cfg.data.frame_size)
+    with torch.no_grad():
+        out = net(frames, dense_actions(2, cfg.data.frames, 1))
+    assert out.logits.shape == (2, cfg.data.frames, 10) and bool(out.logits.isfinite().all())

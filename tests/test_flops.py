@@ -167,3 +167,17 @@ def test_run_flops_prints_json_and_table(tmp_path, capsys):
     assert capsys.readouterr().err == (
         f"videofocus: error: {tmp_path / 'missing.yaml'}: config file not found\n"
     )
+
+
+@pytest.mark.parametrize("local", ["tiny_resnet_sar", "tiny_resnet_scconv"])
+def test_flops_reports_the_issue_15_backbones(local, capsys):
+    path = str(CONFIGS / "synthetic_tiny.yaml")
+    assert main(["flops", path, f"model.local_backbone={local}"]) == 0
+    text = capsys.readouterr().out
+    assert f"glimpse option 1 ({local}, extent 0.375, 48 px)" in text
+    assert run_flops(path, [f"model.local_backbone={local}"], as_json=True) == 0
+    ours = json.loads(capsys.readouterr().out)["components"]["local_per_glimpse"]
+    plain = flops_report(load_config(path))["components"]["local_per_glimpse"]
+    # SAR is priced at its refine_ratio (0.5): cheaper than the plain block despite the halo
+    assert [o["backbone"] for o in ours] == [local, local]
+    assert all(o["gmacs"] < p["gmacs"] for o, p in zip(ours, plain, strict=True))

@@ -14,6 +14,7 @@ from videofocus.artifacts.checkpoint import load_checkpoint
 from videofocus.artifacts.factory import build_dense_baseline
 from videofocus.config import ConfigError, config_from_dict, config_to_dict
 from videofocus.models.glimpse import random_glimpse_actions
+from videofocus.models.sar import refinement_budget_loss
 from videofocus.train import loop as train_loop
 from videofocus.train.loop import run_supervised_stage
 from videofocus.train.stages import create_stage, stage_reads
@@ -230,3 +231,24 @@ def test_the_dense_baseline_reads_no_glimpse_field(tiny_data, override) -> None:
     torch.manual_seed(0)
     b = build_dense_baseline(other, 3).state_dict()
     assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sar_local_backbone_adds_its_budget_loss(tiny_data, tmp_path, monkeypatch):
+    cfg = tiny_config(tiny_data, tmp_path / "run", epochs=1)
+    cfg = config_from_dict(
+        {
+            **config_to_dict(cfg),
+            "model": {**config_to_dict(cfg)["model"], "local_backbone": "tiny_resnet_sar"},
+        }
+    )
+    terms = []
+
+    def recorded(model):
+        term = refinement_budget_loss(model)
+        terms.append(term)
+        return term
+
+    monkeypatch.setattr(train_loop, "refinement_budget_loss", recorded)
+    run_supervised_stage(cfg, create_stage("warmup", cfg), progress=False)
+    assert len(terms) == 3  # one per training batch
+    assert all(t is not None and t.requires_grad and float(t.detach()) >= 0 for t in terms)

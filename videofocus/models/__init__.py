@@ -1,6 +1,8 @@
 """Models of videofocus: backbones, encoders, croppers, the aggregator and FocusNet. They know
 nothing of RL, data loading or config files: they take plain Python arguments."""
 
+# imported for their registrations: the SCConv and SAR backbone families (issue 15)
+from videofocus.models import sar, scconv  # noqa: F401
 from videofocus.models.aggregator import Aggregator, AggregatorOutput
 from videofocus.models.backbones import (
     Backbone,

@@ -293,9 +293,15 @@ class TinyResNet(Backbone):
                 down = nn.Sequential(
                     nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
                 )
-            blocks.append(BasicBlock(c_in, c_out, stride=stride, downsample=down))
+            blocks.append(self.make_block(c_in, c_out, stride, down))
         self.stages = nn.Sequential(*blocks)
         self.num_features = chans[-1]
+
+    def make_block(
+        self, c_in: int, c_out: int, stride: int, downsample: nn.Module | None
+    ) -> nn.Module:
+        """One stage's residual block; variants (``tiny_resnet_scconv``) override it."""
+        return BasicBlock(c_in, c_out, stride=stride, downsample=downsample)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))

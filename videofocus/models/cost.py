@@ -18,6 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from videofocus.models.focusnet import FocusNet, GlanceOutput
 from videofocus.models.glimpse import check_actions
+from videofocus.models.sar import budgeted_selection
 
 __all__ = ["GIGA", "CostTable", "measure_macs"]
 
@@ -75,32 +76,38 @@ class CostTable:
             policy = getattr(net, "policy", None)
         training = net.training
         net.eval()  # BatchNorm in training mode refuses a batch of one 1x1 map
-        try:
-            param = next(net.parameters())
-            like = {"device": param.device, "dtype": param.dtype}
-            frame = torch.zeros(1, 3, frame_size, frame_size, **like)
-            glance = measure_macs(net.global_encoder, frame)
-            with torch.no_grad():
-                glance_out = net.global_encoder(frame)
-            local = []
-            for k, option in enumerate(net.options):
-                crop = torch.zeros(1, 3, option.resolution, option.resolution, **like)
-                local.append(measure_macs(net.local_encoder.pooled, crop, k))
-            # every option's features share one width: one aggregator step costs the same for all
-            local_feats = torch.zeros(1, net.local_encoder.feature_dim, **like)
-            option0 = torch.zeros(1, dtype=torch.long, device=param.device)
-            aggregator = measure_macs(net.aggregator.step, glance_out.pooled, local_feats, option0)
-            policy_macs = 0
-            weights = [] if policy is None else list(policy.parameters())
-            if weights:
-                like = {"device": weights[0].device, "dtype": weights[0].dtype}
-                one_step = GlanceOutput(
-                    glance_out.map[:, None].to(**like), glance_out.pooled[:, None].to(**like)
+        # SAR backbones refine a data-dependent share of patches: a static table prices each
+        # glimpse at its target share (refine_ratio), the same on meta and on real weights
+        with budgeted_selection():
+            try:
+                param = next(net.parameters())
+                like = {"device": param.device, "dtype": param.dtype}
+                frame = torch.zeros(1, 3, frame_size, frame_size, **like)
+                glance = measure_macs(net.global_encoder, frame)
+                with torch.no_grad():
+                    glance_out = net.global_encoder(frame)
+                local = []
+                for k, option in enumerate(net.options):
+                    crop = torch.zeros(1, 3, option.resolution, option.resolution, **like)
+                    local.append(measure_macs(net.local_encoder.pooled, crop, k))
+                # every option's features share one width: one aggregator step costs the same
+                # for all
+                local_feats = torch.zeros(1, net.local_encoder.feature_dim, **like)
+                option0 = torch.zeros(1, dtype=torch.long, device=param.device)
+                aggregator = measure_macs(
+                    net.aggregator.step, glance_out.pooled, local_feats, option0
                 )
-                policy_macs = measure_macs(policy.act, one_step)
-            return cls(glance, policy_macs, tuple(local), aggregator)
-        finally:
-            net.train(training)
+                policy_macs = 0
+                weights = [] if policy is None else list(policy.parameters())
+                if weights:
+                    like = {"device": weights[0].device, "dtype": weights[0].dtype}
+                    one_step = GlanceOutput(
+                        glance_out.map[:, None].to(**like), glance_out.pooled[:, None].to(**like)
+                    )
+                    policy_macs = measure_macs(policy.act, one_step)
+                return cls(glance, policy_macs, tuple(local), aggregator)
+            finally:
+                net.train(training)
 
     @property
     def num_options(self) -> int:

@@ -42,6 +42,7 @@ from videofocus.data.loaders import build_dataset, build_loader, ensure_dataset,
 from videofocus.evaluation.evaluate import model_outputs
 from videofocus.evaluation.metrics import topk_accuracy
 from videofocus.models import FocusNet
+from videofocus.models.sar import refinement_budget_loss
 from videofocus.policy.heuristics import GlimpsePolicy, LearnedGlimpsePolicy, heuristic_spec
 from videofocus.runtime import DistInfo, autocast_for, dist_env, init_distributed, select_device
 from videofocus.train.stages import SupervisedStage
@@ -262,6 +263,11 @@ def run_supervised_stage(
                 with autocast_for(device, cfg.train.amp):
                     out = wrapped(frames, actions)
                 loss, parts = stage.loss(out, labels)
+                # SAR backbones: keep the share of refined patches near their refine_ratio
+                budget = refinement_budget_loss(model)
+                if budget is not None:
+                    loss = loss + budget
+                    parts = {**parts, "loss": loss.item(), "loss_budget": budget.item()}
                 (loss / accum).backward()
             if last_micro:
                 if cfg.train.optim.clip_grad is not None:
