@@ -292,6 +292,37 @@ def test_frame_cache_stays_within_its_budget_and_evicts_the_oldest(videos):
     assert _frame_index(ds[0]["frames"]) == [2, 7, 12, 17]  # decoded again, still right
 
 
+def test_shared_frame_cache_serves_a_later_dataset_without_opening_a_file(videos, monkeypatch):
+    # what `train --stage all` relies on: the next stage's datasets read the frames the first
+    # stage decoded, and a keyframe-sampling dataset still gets the keyframes it needs
+    import videofocus.data.frame_cache as frame_cache_module
+
+    monkeypatch.setattr(frame_cache_module, "_shared", None)
+    assert frame_cache_module.shared_frame_cache(0) is None
+    cache = frame_cache_module.shared_frame_cache(2**20)
+    assert frame_cache_module.shared_frame_cache(2**24) is cache and cache.max_bytes == 2**24
+    assert frame_cache_module.shared_frame_cache(2**10) is cache and cache.max_bytes == 2**24
+
+    def dataset():
+        return ClipDataset(
+            _rows(), SegmentSampler(4), num_classes=5, root=videos, frame_cache=cache
+        )
+
+    first = [dataset()[i]["frames"] for i in range(3)]
+    opened = _opened_readers(monkeypatch)
+    later = dataset()
+    assert later.cache is cache
+    assert all(torch.equal(a, later[i]["frames"]) for i, a in enumerate(first))
+    assert opened == []
+    keyframes = ClipDataset(
+        _rows(), SegmentSampler(4), num_classes=5, root=videos, frame_cache=cache,
+        sampling="keyframe",
+    )  # fmt: skip
+    keyframes[0]
+    assert opened == [str(videos / "a.mp4")]  # the exact timeline had no keyframes: reopened
+    assert cache.timeline(videos / "a.mp4").keyframes is not None
+
+
 def test_frame_cache_still_checks_the_manifest_count(videos):
     rows = [ManifestRow(id="stale", path="a.mp4", num_frames=10)]
     ds = ClipDataset(rows, UniformSampler(4), num_classes=1, root=videos, cache_bytes=2**24)

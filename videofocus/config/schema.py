@@ -114,7 +114,7 @@ class DataConfig:
     frame_size: int = 128  # short side after decoding, in pixels
     backend: str = "auto"  # decoder: auto | a videofocus.io.backends.BACKENDS name (pyav, ...)
     num_workers: int = 2  # DataLoader worker processes
-    frame_cache_mb: int = 0  # decoded frames kept in memory per dataset and process; 0: none
+    frame_cache_mb: int = 0  # decoded frames kept in memory per process, shared by its datasets
     synthetic: SyntheticDataConfig | None = None  # set: generate root if missing
 
     def __post_init__(self) -> None:

@@ -61,7 +61,9 @@ class ClipDataset(Dataset):
     :param multilabel: build ``"target"`` from all labels instead of the first one.
     :param on_error: ``"raise"`` (the error, naming the file, propagates) or ``"skip"``.
     :param cache_bytes: keep up to this many bytes of decoded frames in memory (a
-        :class:`~videofocus.data.frame_cache.FrameCache` per process); 0: no cache.
+        :class:`~videofocus.data.frame_cache.FrameCache` of this dataset's); 0: no cache.
+    :param frame_cache: a cache to share with other datasets instead (e.g.
+        :func:`~videofocus.data.frame_cache.shared_frame_cache`); overrides ``cache_bytes``.
     :param sampling: ``"exact"`` (the sampled frames) or ``"keyframe"`` (the keyframe nearest
         each, decoded alone: :func:`~videofocus.io.samplers.snap_to_keyframes`); a file whose
         keyframes cannot be located is then a ``VideoDecodeError``.
@@ -83,6 +85,7 @@ class ClipDataset(Dataset):
         seed: int = 0,
         on_error: str = "raise",
         cache_bytes: int = 0,
+        frame_cache: FrameCache | None = None,
         sampling: str = "exact",
     ) -> None:
         if num_classes < 1:
@@ -116,7 +119,9 @@ class ClipDataset(Dataset):
         self.seed = seed
         self.on_error = on_error
         self.sampling = sampling
-        self.cache = FrameCache(cache_bytes) if cache_bytes > 0 else None
+        self.cache = frame_cache
+        if frame_cache is None and cache_bytes > 0:
+            self.cache = FrameCache(cache_bytes)
         # A shared-memory tensor, so that set_epoch in the main process reaches persistent
         # DataLoader workers (they hold copies of this dataset, but share this storage).
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
@@ -166,20 +171,17 @@ class ClipDataset(Dataset):
     ) -> tuple[np.ndarray, torch.Tensor]:
         """Sample the clip's indices and decode them: ``int64 [T]``, ``uint8 [T, H, W, 3]``."""
         timeline = None if self.cache is None else self.cache.timeline(path)
+        if timeline is not None and self.sampling == "keyframe" and timeline.keyframes is None:
+            timeline = None  # cached by an exact-sampling dataset sharing the cache
         if timeline is not None:
+            _check_count(row, path, timeline.num_frames)
             indices = self._sample(row, path, timeline, rng)
             frames = self.cache.get(path, indices.tolist(), self.short_side)
             if frames is not None:
                 return indices, frames
         with VideoReader(path, backend=self.backend) as reader:
             if timeline is None:
-                # a manifest count that disagrees means the file changed since it was probed
-                if row.num_frames is not None and row.num_frames != reader.metadata.num_frames:
-                    raise VideoDecodeError(
-                        path,
-                        f"the manifest says {row.num_frames} frames but the file has "
-                        f"{reader.metadata.num_frames}; re-probe it",
-                    )
+                _check_count(row, path, reader.metadata.num_frames)
                 keyframes = reader.keyframes if self.sampling == "keyframe" else None
                 timeline = Timeline(
                     reader.metadata.num_frames, reader.frame_boundaries(), keyframes
@@ -224,3 +226,12 @@ def collate_clips(batch: Sequence[dict[str, Any] | None]) -> dict[str, Any] | No
     the rest with ``default_collate``; ``None`` when every item of the batch was skipped."""
     items = [item for item in batch if item is not None]
     return default_collate(items) if items else None
+
+
+def _check_count(row: ManifestRow, path: Path, num_frames: int) -> None:
+    """A manifest count that disagrees with the file means it changed since it was probed."""
+    if row.num_frames is not None and row.num_frames != num_frames:
+        raise VideoDecodeError(
+            path,
+            f"the manifest says {row.num_frames} frames but the file has {num_frames}; re-probe it",
+        )

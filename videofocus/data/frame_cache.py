@@ -5,6 +5,11 @@ timeline (which the samplers need) and every frame it has decoded, keyed by file
 index, so any later clip of the same frames, random training clips too, opens no file. It is
 bounded in bytes and evicts the least recently used frames. A cache lives in one process:
 DataLoader workers each fill their own (persistent workers keep theirs across epochs).
+
+:func:`shared_frame_cache` is the one cache of a process that the config-built datasets share
+(:func:`~videofocus.data.loaders.build_dataset`): the stages of ``train --stage all`` and the
+train, val and test splits read the same files at the same resize, so the dense stage's first
+epoch decodes what warm-up, the policy stage and fine-tuning then read from memory.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["FrameCache", "Timeline"]
+__all__ = ["FrameCache", "Timeline", "shared_frame_cache"]
 
 
 @dataclass(frozen=True)
@@ -86,3 +91,21 @@ class FrameCache:
         while self.bytes > self.max_bytes and self._frames:
             _, old = self._frames.popitem(last=False)
             self.bytes -= old.numel() * old.element_size()
+
+
+_shared: FrameCache | None = None
+
+
+def shared_frame_cache(max_bytes: int) -> FrameCache | None:
+    """This process's shared cache, holding at least ``max_bytes`` of frames (None for 0).
+
+    The first call makes it; a later call with a larger budget raises the budget (keys name the
+    file, resize and frame, so datasets of any split or stage can share it).
+    """
+    global _shared
+    if max_bytes <= 0:
+        return None
+    if _shared is None:
+        _shared = FrameCache(max_bytes)
+    _shared.max_bytes = max(_shared.max_bytes, max_bytes)
+    return _shared

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from videofocus.config import Config, DataConfig
 from videofocus.data.dataset import ClipDataset, collate_clips
+from videofocus.data.frame_cache import shared_frame_cache
 from videofocus.data.manifest import ManifestError, read_classes, read_manifest
 from videofocus.data.transforms import normalise_pixels
 from videofocus.io.samplers import create_sampler
@@ -99,7 +100,7 @@ def build_dataset(
         train=train,
         seed=seed,
         on_error="skip",
-        cache_bytes=cfg.frame_cache_mb * 2**20,
+        frame_cache=shared_frame_cache(cfg.frame_cache_mb * 2**20),
         sampling=cfg.sampling,
     )
 
