@@ -125,3 +125,39 @@ def test_adaptive_evaluation_is_multi_label(warmup_run, tiny_data, tmp_path) -> 
     assert result["videos"] == 16
     assert result["map"] == pytest.approx(_hand_map(probs, labels), abs=1e-6)
     assert result["accuracy"] == pytest.approx(_hand_hit_at_1(probs, labels))
+
+
+def test_adaptive_evaluation_reports_the_glance_exit(warmup_run, tiny_data, tmp_path) -> None:
+    """With the glance exit: the share of videos leaving after the glance and the glance head's
+    own top-1; the glance-only logits agree with those computed here independently."""
+    cfg, final = warmup_run
+    manifest, labels = _manifest(tiny_data, tmp_path / "one_label.jsonl", extra_label=False)
+    stage = create_stage("warmup", cfg)
+    net = stage.build_model(cfg, CLASSES)
+    net.load_state_dict(load_checkpoint(final, load_trainer=False).model)
+    net.eval()
+    glance = []
+    with torch.no_grad():
+        for batch in build_eval_loader(cfg, CLASSES, manifest, batch_size=4):
+            frames = frames_to_input(batch["frames"], torch.device("cpu"))
+            actions = stage.actions(net, batch, frames.shape[1], 0, False)
+            glance.append(net(frames, actions).glance_logits.mean(dim=1).softmax(-1))
+    model = load_inference_model(final, cfg, policy="centre")
+    options = InferenceOptions(glance_exit=True)
+    rolled = sorted(rollout_manifest(model, options, manifest), key=lambda r: r[0])
+    confidence = torch.tensor([p.glance_confidence for _, _, p in rolled])
+    # the inferencer resizes the glance input in 8 bits: confidences a little off, no more
+    torch.testing.assert_close(confidence, torch.cat(glance).max(-1).values, atol=5e-3, rtol=0)
+    threshold = float(confidence.median())  # about half leave after the glance
+    steps = cfg.data.frames
+    result = evaluate_adaptive(
+        cfg, model, [threshold, *[2.0] * steps], manifest=manifest, options=options
+    )
+    leave = float((confidence >= threshold).float().mean())
+    assert 0 < leave < 1 and result["glance_exit_rate"] == pytest.approx(leave)
+    assert result["exit_fraction"][0] == pytest.approx(leave)  # exit 0: the glance exit
+    assert len(result["exit_fraction"]) == steps + 1
+    hits = [p.glance_top1 in row for (_, row, p) in rolled]
+    assert result["glance_top1"] == pytest.approx(sum(hits) / len(hits))
+    off = evaluate_adaptive(cfg, model, None, manifest=manifest)
+    assert "glance_exit_rate" not in off and len(off["exit_fraction"]) == steps
