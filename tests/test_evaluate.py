@@ -16,6 +16,7 @@ from videofocus.data.loaders import build_eval_loader, frames_to_input
 from videofocus.evaluation.evaluate import evaluate_adaptive, evaluate_checkpoint
 from videofocus.inference.inferencer import InferenceOptions
 from videofocus.inference.model import load_inference_model, rollout_manifest
+from videofocus.models import FocusOutput
 from videofocus.train.pipeline import run_stages
 from videofocus.train.stages import create_stage
 
@@ -43,20 +44,28 @@ def _manifest(tiny_data: Path, path: Path, extra_label: bool) -> tuple[Path, lis
     return path, [r["labels"] for r in rows]
 
 
-def _probabilities(cfg, final: Path, manifest: Path) -> torch.Tensor:
-    """The warm-up model's class probabilities ``[N, C]`` at the last step, computed here
-    independently of the evaluation code, row by row in manifest order."""
+def _warmup_outputs(cfg, final: Path, manifest: Path) -> list[FocusOutput]:
+    """The warm-up model's outputs, computed here independently of the evaluation code, in
+    batches of manifest order."""
     stage = create_stage("warmup", cfg)
     model = stage.build_model(cfg, CLASSES)
     model.load_state_dict(load_checkpoint(final, load_trainer=False).model)
     model.eval()
-    probs = []
+    outputs = []
     with torch.no_grad():
         for batch in build_eval_loader(cfg, CLASSES, manifest, batch_size=4):
             frames = frames_to_input(batch["frames"], torch.device("cpu"))
             actions = stage.actions(model, batch, frames.shape[1], 0, False)
-            probs.append(model(frames, actions).logits[:, -1].softmax(-1))
-    return torch.cat(probs)
+            outputs.append(model(frames, actions))
+    return outputs
+
+
+def _probabilities(cfg, final: Path, manifest: Path) -> torch.Tensor:
+    """The warm-up model's class probabilities ``[N, C]`` at the last step, row by row in
+    manifest order."""
+    return torch.cat(
+        [out.logits[:, -1].softmax(-1) for out in _warmup_outputs(cfg, final, manifest)]
+    )
 
 
 def _hand_map(scores: torch.Tensor, labels: list[list[int]]) -> float:
@@ -132,16 +141,9 @@ def test_adaptive_evaluation_reports_the_glance_exit(warmup_run, tiny_data, tmp_
     own top-1; the glance-only logits agree with those computed here independently."""
     cfg, final = warmup_run
     manifest, labels = _manifest(tiny_data, tmp_path / "one_label.jsonl", extra_label=False)
-    stage = create_stage("warmup", cfg)
-    net = stage.build_model(cfg, CLASSES)
-    net.load_state_dict(load_checkpoint(final, load_trainer=False).model)
-    net.eval()
-    glance = []
-    with torch.no_grad():
-        for batch in build_eval_loader(cfg, CLASSES, manifest, batch_size=4):
-            frames = frames_to_input(batch["frames"], torch.device("cpu"))
-            actions = stage.actions(net, batch, frames.shape[1], 0, False)
-            glance.append(net(frames, actions).glance_logits.mean(dim=1).softmax(-1))
+    glance = [
+        o.glance_logits.mean(dim=1).softmax(-1) for o in _warmup_outputs(cfg, final, manifest)
+    ]
     model = load_inference_model(final, cfg, policy="centre")
     options = InferenceOptions(glance_exit=True)
     rolled = sorted(rollout_manifest(model, options, manifest), key=lambda r: r[0])
