@@ -112,6 +112,11 @@ def test_bad_axis_value_names_the_axis(tmp_path, grid_error):
         ("exit_thresholds: [{max_steps: 0}]\n", "exit_thresholds[0].max_steps", ">= 1"),
         ("exit_thresholds: [{max_steps: 2, of: x}]\n", "exit_thresholds[0].budget_share", "> 0"),
         ("policies: [oracle]\nexit_thresholds: [{max_steps: 2}]\n", "policies", "heuristic"),
+        (
+            "exit_thresholds: [{budget_share: 0.5, glance_exit: 1}]\n",
+            "exit_thresholds[0].glance_exit",
+            "true or false",
+        ),
     ],
 )
 def test_grid_errors_name_the_grid_key(tmp_path, grid_error, text, key, words):
@@ -252,6 +257,16 @@ def test_truncation_and_budgets_at_a_truncations_cost_parse(tmp_path, write_grid
     assert by["ex"].exits[0].to_json() == {"budget_share": 1.0, "of": "cut", "max_steps": 2}
     # a budget without max_steps keeps the JSON (and so the result key) it always had
     assert Budget(0.5, "dense").to_json() == {"budget_share": 0.5, "of": "dense"}
+    # so does one without the glance exit; with it, the entry says so
+    glance = load_grid(
+        write_grid(tmp_path, "exit_thresholds: [{budget_share: 0.5, glance_exit: true}]\n")
+    )
+    assert glance.exit_thresholds == (Budget(0.5, None, None, glance_exit=True),)
+    assert glance.exit_thresholds[0].to_json() == {
+        "budget_share": 0.5,
+        "of": None,
+        "glance_exit": True,
+    }
     # the oracle trains a fine-tune stage of its own on the warm-up, like the heuristics
     oracle = dataclasses.replace(by["best"], option=2)
     assert [p.name for p in plan_stages(oracle)] == ["warmup", "finetune_oracle_o2"]
@@ -587,7 +602,7 @@ def test_report_passes_curves_to_the_plot(tmp_path, monkeypatch):
         ("patch_size", 6, 1),
         ("reward", 4, 1),
         ("skipping", 8, 1),
-        ("early_exit", 1, 6),
+        ("early_exit", 1, 8),
         ("backbones", 12, 1),
     ],
 )
@@ -607,6 +622,9 @@ def test_shipped_grids_expand(name, count, entries):
         # one warm-up per patch size (shared by the learned and the random variant)
         assert len({p[0].key for p in plans}) == 1 and {p[0].name for p in plans} == {"dense"}
         assert len({p[1].key for p in plans}) == 3
+    if name == "early_exit":  # the glance exit's budgets, calibrated for shares of its cost
+        glance = [e for e in grid.exit_thresholds if isinstance(e, Budget) and e.glance_exit]
+        assert [(e.share, e.of) for e in glance] == [(0.5, None), (0.75, None)]
     if name == "reward":
         assert [v.cfg.policy.reward for v in variants] == [
             "adafocus",
@@ -735,14 +753,15 @@ def test_test_split_reports_test_and_chooses_on_val(
 ):
     from videofocus.experiment.grid import Budget
 
-    calls = []
+    calls, glance = [], []
 
     def split_of(cfg):
         return "test" if cfg.data.val_split == "test" else "val"
 
-    def evaluate(variant, cfg, exit_entry, budget_of=None, calibration=None):
+    def evaluate(variant, cfg, exit_entry, budget_of=None, calibration=None, glance_exit=False):
         split = split_of(cfg)
         calls.append((split, exit_entry, budget_of, calibration and split_of(calibration)))
+        glance.append(glance_exit)
         thresholds = [0.7] if isinstance(exit_entry, Budget) else exit_entry
         gmacs = {"val": 2.0, "test": 3.0}[split]
         exit_json = exit_entry.to_json() if isinstance(exit_entry, Budget) else exit_entry
@@ -751,14 +770,19 @@ def test_test_split_reports_test_and_chooses_on_val(
     monkeypatch.setattr(runner, "evaluate_variant", evaluate)
     monkeypatch.setattr(runner, "has_rows", lambda cfg, split: split == "test")
     variant = expand_grid(load_grid(write_grid(tmp_path, "policies: [recurrent_ppo]\n")))[0]
-    variant = replace(variant, exits=(None, Budget(0.5)))
+    glance_budget = Budget(0.5, glance_exit=True)
+    variant = replace(variant, exits=(None, Budget(0.5), glance_budget))
     record = run_variant(variant, tmp_path / "out", False, lambda line: None)
     # the budget is a share of the val cost; calibrated once, on val (never on the rows that
     # report), and val then reuses its thresholds
     assert calls == [("test", None, None, "val"), ("val", None, None, None)] + [
         ("test", Budget(0.5), 2.0, "val"),
         ("val", [0.7], 2.0, None),
+        ("test", glance_budget, 2.0, "val"),
+        ("val", [0.7], 2.0, None),
     ]
-    plain, budget = record["evaluations"]
+    # a glance-exit budget's thresholds are read again with the glance exit on
+    assert glance == [False, False, False, False, False, True]
+    plain, budget, _ = record["evaluations"]
     assert plain["split"] == "test" and plain["gmacs_per_video"] == 3.0
     assert plain["val"]["gmacs_per_video"] == 2.0 and budget["exit_thresholds"] == [0.7]

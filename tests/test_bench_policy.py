@@ -9,11 +9,19 @@ import pytest
 import torch
 
 from videofocus.benchmarks import BENCHMARKS, load_benchmark
-from videofocus.benchmarks.policy import NAMES, acceptance, truncation_steps
+from videofocus.benchmarks.policy import (
+    GLANCE_EXIT_SHARES,
+    NAMES,
+    acceptance,
+    policy_grid,
+    truncation_steps,
+)
 from videofocus.cli import main
 from videofocus.data.synthetic import TargetTrack
 from videofocus.evaluation.policy_eval import oracle_actions, target_centres
+from videofocus.experiment.grid import Budget, expand_grid
 from videofocus.experiment.report import format_comparison as format_table
+from videofocus.experiment.runner import plan_stages
 from videofocus.models import GlimpseOption, actions_to_glimpses
 
 T = 4
@@ -37,6 +45,25 @@ def tiny_yaml(tmp_path, tiny_config) -> str:
         train={"warmup_init": "dense"},
     )
     return str(path)
+
+
+def test_rows_include_the_glance_exit_on_the_learned_model(tiny_yaml):
+    """``recurrent_ppo_glance_exit`` reads the ``recurrent_ppo`` model (the same stages, no
+    training of its own) with the glance exit, calibrated for 50% and 75% of its cost."""
+    assert NAMES.index("recurrent_ppo_glance_exit") == NAMES.index("recurrent_ppo_exit") + 1
+    variants = {v.name: v for v in expand_grid(policy_grid(tiny_yaml))}
+    row = variants["recurrent_ppo_glance_exit"]
+    assert row.policy == "recurrent_ppo" and GLANCE_EXIT_SHARES == (0.5, 0.75)
+    assert row.exits == tuple(Budget(s, "recurrent_ppo", glance_exit=True) for s in (0.5, 0.75))
+    assert [e.to_json() for e in row.exits][0] == {
+        "budget_share": 0.5,
+        "of": "recurrent_ppo",
+        "glance_exit": True,
+    }
+    stages = [(p.name, p.key) for p in plan_stages(row)]
+    assert stages == [(p.name, p.key) for p in plan_stages(variants["recurrent_ppo"])]
+    # the other exit rows keep their entries (and so their recorded results)
+    assert not any(e.glance_exit for e in variants["recurrent_ppo_exit"].exits)
 
 
 def test_bench_is_registered():
@@ -76,6 +103,17 @@ def test_bench_policy_end_to_end_and_rerun_reuses_stages(tmp_path, tiny_yaml, ca
         assert ex["budget_gmacs"] == pytest.approx(
             _val(runs, "recurrent_ppo_truncate", {"max_steps": k})["gmacs_per_video"]
         )
+    # the glance exit: budgets are shares of recurrent_ppo's val cost; its own numbers reported
+    full_val = _val(runs, "recurrent_ppo", None)["gmacs_per_video"]
+    for share in GLANCE_EXIT_SHARES:
+        budget = {"budget_share": share, "of": "recurrent_ppo", "glance_exit": True}
+        glance = by[("recurrent_ppo_glance_exit", json.dumps(budget))]
+        assert glance["budget_gmacs"] == pytest.approx(share * full_val)
+        assert 0.0 <= glance["glance_exit_rate"] <= 1.0 and 0.0 <= glance["glance_top1"] <= 1.0
+        assert len(glance["exit_thresholds"]) in (1, T + 1)
+    assert "| recurrent_ppo_glance_exit | budget: 0.5 x cost of recurrent_ppo, glance exit |" in (
+        printed
+    )
     # the oracle looks at the target on every frame where it is visible
     oracle = by[("oracle", "null")]
     assert oracle["option"] == full["option"] and oracle["target_coverage"] == 1.0
@@ -211,6 +249,11 @@ def test_acceptance_lines_and_table():
     assert "| recurrent_ppo | - | - | 2 | 70.0% |" in table
     assert "| recurrent_ppo_truncate | first 4 steps |" in table
     assert "| recurrent_ppo_exit | budget: 4-step cost |" in table
+    glance_budget = {"budget_share": 0.5, "of": "recurrent_ppo", "glance_exit": True}
+    glance = row("recurrent_ppo_glance_exit", 0.8, 0.1, glance_budget, glance_exit_rate=0.25)
+    glance_table = format_table([{**glance, "glance_top1": 0.6}])
+    assert "| 25.0% | 60.0% |" in glance_table
+    assert "| budget: 0.5 x cost of recurrent_ppo, glance exit |" in glance_table
     # exactly 15 points (30 of 200 videos) passes, although 0.82 - 0.67 < 0.15 in floats
     rows[1]["accuracy"], rows[3]["accuracy"] = 134 / 200, 164 / 200
     assert rows[3]["accuracy"] - rows[1]["accuracy"] < 0.15

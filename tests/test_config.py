@@ -156,6 +156,12 @@ def test_save_load_round_trip(tmp_path, tiny):
         ("model: {options: [{extent: 0.5}]}\n", r"model\.options\[0\]\.resolution: required"),
         ("train: {epochs: 1, optim: {warmup_epochs: 2}}\n", r"train\.optim\.warmup_epochs: is 2"),
         ("data: {frames: 4}\nexit: {thresholds: [0.5, 0.6]}\n", r"exit\.thresholds: has 2 values"),
+        (  # the glance exit takes one threshold more: one per frame is one short
+            "data: {frames: 2}\nexit: {thresholds: [0.5, 0.6], glance_exit: true}\n",
+            r"exit\.thresholds: has 2 values; expected 1 or one per frame and one for "
+            r"exit\.glance_exit",
+        ),
+        ("exit: {glance_exit: 1}\n", r"exit\.glance_exit: expected bool, got 1"),
         ("- a\n- b\n", r"expected a mapping at the top"),
     ],
 )
@@ -205,6 +211,13 @@ def test_missing_file(tmp_path):
 def test_override_errors(tiny, override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(tiny, [override])
+
+
+def test_glance_exit_is_off_by_default_and_takes_one_threshold_more(tiny):
+    assert load_config(tiny).exit.glance_exit is False
+    frames = load_config(tiny).data.frames
+    on = load_config(tiny, ["exit.glance_exit=true", f"exit.thresholds={[0.9] * (frames + 1)}"])
+    assert on.exit.glance_exit is True and len(on.exit.thresholds) == frames + 1
 
 
 def test_override_into_null_section_says_how_to_fix(tiny):

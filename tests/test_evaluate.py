@@ -16,6 +16,7 @@ from videofocus.data.loaders import build_eval_loader, frames_to_input
 from videofocus.evaluation.evaluate import evaluate_adaptive, evaluate_checkpoint
 from videofocus.inference.inferencer import InferenceOptions
 from videofocus.inference.model import load_inference_model, rollout_manifest
+from videofocus.models import FocusOutput
 from videofocus.train.pipeline import run_stages
 from videofocus.train.stages import create_stage
 
@@ -43,20 +44,28 @@ def _manifest(tiny_data: Path, path: Path, extra_label: bool) -> tuple[Path, lis
     return path, [r["labels"] for r in rows]
 
 
-def _probabilities(cfg, final: Path, manifest: Path) -> torch.Tensor:
-    """The warm-up model's class probabilities ``[N, C]`` at the last step, computed here
-    independently of the evaluation code, row by row in manifest order."""
+def _warmup_outputs(cfg, final: Path, manifest: Path) -> list[FocusOutput]:
+    """The warm-up model's outputs, computed here independently of the evaluation code, in
+    batches of manifest order."""
     stage = create_stage("warmup", cfg)
     model = stage.build_model(cfg, CLASSES)
     model.load_state_dict(load_checkpoint(final, load_trainer=False).model)
     model.eval()
-    probs = []
+    outputs = []
     with torch.no_grad():
         for batch in build_eval_loader(cfg, CLASSES, manifest, batch_size=4):
             frames = frames_to_input(batch["frames"], torch.device("cpu"))
             actions = stage.actions(model, batch, frames.shape[1], 0, False)
-            probs.append(model(frames, actions).logits[:, -1].softmax(-1))
-    return torch.cat(probs)
+            outputs.append(model(frames, actions))
+    return outputs
+
+
+def _probabilities(cfg, final: Path, manifest: Path) -> torch.Tensor:
+    """The warm-up model's class probabilities ``[N, C]`` at the last step, row by row in
+    manifest order."""
+    return torch.cat(
+        [out.logits[:, -1].softmax(-1) for out in _warmup_outputs(cfg, final, manifest)]
+    )
 
 
 def _hand_map(scores: torch.Tensor, labels: list[list[int]]) -> float:
@@ -125,3 +134,32 @@ def test_adaptive_evaluation_is_multi_label(warmup_run, tiny_data, tmp_path) -> 
     assert result["videos"] == 16
     assert result["map"] == pytest.approx(_hand_map(probs, labels), abs=1e-6)
     assert result["accuracy"] == pytest.approx(_hand_hit_at_1(probs, labels))
+
+
+def test_adaptive_evaluation_reports_the_glance_exit(warmup_run, tiny_data, tmp_path) -> None:
+    """With the glance exit: the share of videos leaving after the glance and the glance head's
+    own top-1; the glance-only logits agree with those computed here independently."""
+    cfg, final = warmup_run
+    manifest, labels = _manifest(tiny_data, tmp_path / "one_label.jsonl", extra_label=False)
+    glance = [
+        o.glance_logits.mean(dim=1).softmax(-1) for o in _warmup_outputs(cfg, final, manifest)
+    ]
+    model = load_inference_model(final, cfg, policy="centre")
+    options = InferenceOptions(glance_exit=True)
+    rolled = sorted(rollout_manifest(model, options, manifest), key=lambda r: r[0])
+    confidence = torch.tensor([p.glance_confidence for _, _, p in rolled])
+    # the inferencer resizes the glance input in 8 bits: confidences a little off, no more
+    torch.testing.assert_close(confidence, torch.cat(glance).max(-1).values, atol=5e-3, rtol=0)
+    threshold = float(confidence.median())  # about half leave after the glance
+    steps = cfg.data.frames
+    result = evaluate_adaptive(
+        cfg, model, [threshold, *[2.0] * steps], manifest=manifest, options=options
+    )
+    leave = float((confidence >= threshold).float().mean())
+    assert 0 < leave < 1 and result["glance_exit_rate"] == pytest.approx(leave)
+    assert result["exit_fraction"][0] == pytest.approx(leave)  # exit 0: the glance exit
+    assert len(result["exit_fraction"]) == steps + 1
+    hits = [p.glance_top1 in row for (_, row, p) in rolled]
+    assert result["glance_top1"] == pytest.approx(sum(hits) / len(hits))
+    off = evaluate_adaptive(cfg, model, None, manifest=manifest)
+    assert "glance_exit_rate" not in off and len(off["exit_fraction"]) == steps

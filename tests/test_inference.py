@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from videofocus.config import Config
+from videofocus.inference.early_exit import apply_thresholds
 from videofocus.inference.inferencer import AdaptiveInferencer, InferenceOptions, chunked_step_costs
+from videofocus.inference.model import CalibrationRollouts, InferenceModel, calibrate_budget
 from videofocus.models import FocusNet, GlimpseOption, create_focusnet
 from videofocus.models.cost import CostTable
 from videofocus.policy.heuristics import GlimpsePolicy, RandomPolicy, create_policy
@@ -183,3 +186,169 @@ def test_local_encoder_sees_exactly_the_unskipped_glimpses_it_reads(
     assert 0 < unskipped < actions.shape[0] * STEPS  # the draw has skips to save
     assert sum(encoded) == unskipped
     assert max(encoded) <= 4
+
+
+# ------------------------------------------------------------------ the glance exit (RANet)
+
+#: Glance-only logits of 8 clips: a large first logit -> a confident glance (top-1 p ~ 0.9+).
+GLANCE_SCORES = torch.tensor([6.0, 0.0, 5.0, 0.5, 0.0, 8.0, 1.0, 4.0])
+GLANCE_THRESHOLD = 0.8
+
+
+def _glance_logits(n: int) -> torch.Tensor:
+    return torch.nn.functional.pad(GLANCE_SCORES[:n, None], (0, CLASSES - 1))
+
+
+def _glance_confidence(n: int) -> torch.Tensor:
+    return _glance_logits(n).softmax(-1).max(-1).values
+
+
+def _counting(monkeypatch, obj, name: str, size) -> list[int]:
+    """Replace ``obj.name`` by a wrapper recording ``size(*args)`` of every call."""
+    seen: list[int] = []
+    original = getattr(obj, name)
+
+    def wrapper(*args, **kwargs):
+        seen.append(size(*args))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(obj, name, wrapper)
+    return seen
+
+
+def test_glance_prediction_is_the_glance_heads_mean_over_frames(net) -> None:
+    frames, actions = _clips(3, 20), _random_actions(3, 21)
+    with torch.no_grad():
+        out = net(frames, actions)
+        torch.testing.assert_close(net.glance_prediction(out.glance), out.glance_logits.mean(dim=1))
+
+
+def test_cost_table_prices_the_glance_head_and_the_glance_exit(net, cost) -> None:
+    agg = net.aggregator
+    assert cost.glance_head == agg.glance_dim * agg.num_classes  # one Linear on a pooled frame
+    assert cost.glance_exit(STEPS) == STEPS * (cost.glance + cost.glance_head)
+    actions = _random_actions(4, 22)
+    off = chunked_step_costs(actions, cost, 2)
+    on = chunked_step_costs(actions, cost, 2, glance_exit=True)
+    assert off.shape == (4, STEPS) and on.shape == (4, STEPS + 1)
+    assert on[:, 0].tolist() == pytest.approx([cost.glance_exit(STEPS) / 1e9] * 4)
+    # past the glance exit every video has paid the glance head too, nothing else changes
+    torch.testing.assert_close(on[:, 1:], off + STEPS * cost.glance_head / 1e9)
+    assert bool((on[:, 0] < off[:, 0]).all())  # no policy, no glimpse, no GRU step
+
+
+@pytest.mark.parametrize("chunk", [1, 2])
+def test_glance_exit_leaves_before_any_policy_step_or_glimpse(
+    net, cost, monkeypatch, chunk
+) -> None:
+    """Exactly the videos whose glance confidence reaches its threshold leave at exit 0; the
+    policy and the local encoder never see them (counted), and they pay the glance alone."""
+    n = len(GLANCE_SCORES)
+    frames = _clips(n, 23)
+    policy = create_policy("saliency", OPTIONS, 5, option=2)  # actions read from each glance
+    ref = AdaptiveInferencer(net, policy, cost, InferenceOptions(chunk_steps=chunk)).predict(frames)
+    monkeypatch.setattr(net, "glance_prediction", lambda glance: _glance_logits(len(glance[0])))
+    acted = _counting(monkeypatch, policy, "act", lambda glance, *_: glance.maps.shape[0])
+    encoded = _counting(monkeypatch, net.local_encoder, "pooled", lambda crops, *_: len(crops))
+    # exit 0: the glance; the steps never exit early, so every other video reads them all
+    thresholds = [GLANCE_THRESHOLD, *[2.0] * STEPS]
+    options = InferenceOptions(chunk_steps=chunk, thresholds=thresholds, glance_exit=True)
+    preds = AdaptiveInferencer(net, policy, cost, options).predict(frames)
+
+    confident = _glance_confidence(n) >= GLANCE_THRESHOLD
+    assert 0 < int(confident.sum()) < n  # both kinds in the batch
+    assert [p.glance_exit for p in preds] == confident.tolist()
+    assert sum(acted) == n - int(confident.sum())  # the policy acted on the others only
+    assert sum(encoded) == (n - int(confident.sum())) * STEPS  # option 2 everywhere: no skip
+    glance_only = cost.glance_exit(STEPS) / 1e9
+    for i, (p, r) in enumerate(zip(preds, ref, strict=True)):
+        assert p.glance_confidence == pytest.approx(float(_glance_confidence(n)[i]))
+        assert p.glance_top1 == 0
+        if confident[i]:
+            assert p.exit_step == -1 and p.steps_read == 0 and p.actions.shape == (0, 3)
+            torch.testing.assert_close(p.logits, _glance_logits(n)[i])
+            assert p.gmacs == pytest.approx(glance_only)  # glance + glance head, nothing else
+            assert p.step_confidence == []
+        else:  # read as without the glance exit, plus the glance head that decided
+            assert p.exit_step == STEPS - 1 and p.steps_read == STEPS
+            torch.testing.assert_close(p.logits, r.logits, atol=1e-4, rtol=1e-4)
+            assert torch.equal(p.actions, r.actions)
+            assert p.gmacs == pytest.approx(r.gmacs + STEPS * cost.glance_head / 1e9)
+
+
+def test_glance_exit_of_a_whole_batch_runs_no_policy_and_streams_on(net, cost, monkeypatch) -> None:
+    frames = _clips(4, 24)
+    policy = create_policy("saliency", OPTIONS, 5, option=1)
+    monkeypatch.setattr(net, "glance_prediction", lambda glance: _glance_logits(len(glance[0])))
+    acted = _counting(monkeypatch, policy, "act", lambda glance, *_: glance.maps.shape[0])
+    options = InferenceOptions(thresholds=[0.0], glance_exit=True)  # everyone leaves at once
+    inferencer = AdaptiveInferencer(net, policy, cost, options)
+    out = dict(inferencer.run([([0, 1], frames[:2]), ([2, 3], frames[2:])]))
+    assert sorted(out) == [0, 1, 2, 3] and all(p.glance_exit for p in out.values())
+    assert acted == []
+
+
+def test_glance_exit_needs_one_threshold_more(net, cost) -> None:
+    frames, policy = _clips(2, 25), RandomPolicy(OPTIONS, 5, option=1)
+    options = InferenceOptions(thresholds=[0.5] * STEPS, glance_exit=True)
+    with pytest.raises(ValueError, match=f"need 1 or {STEPS + 1} exit thresholds"):
+        AdaptiveInferencer(net, policy, cost, options).predict(frames)
+    # off, the glance head is not even run: no glance confidence, no glance-head MACs
+    off = InferenceOptions(thresholds=[0.5] * STEPS)
+    preds = AdaptiveInferencer(net, policy, cost, off).predict(frames)
+    assert all(p.glance_confidence is None and not p.glance_exit for p in preds)
+
+
+def _calibrated(net, cost, glance_exit: bool, share: float = 0.5):
+    """Saliency roll-outs of 40 clips without exit, then thresholds calibrated on them for
+    ``share`` of the way from the cheapest exit to the full cost, as ``--budget-gmacs`` does."""
+    frames = _clips(40, 26)
+    policy = create_policy("saliency", OPTIONS, 5, option=1)  # the same glimpses however batched
+    options = InferenceOptions(chunk_steps=1, glance_exit=glance_exit)
+    preds = AdaptiveInferencer(net, policy, cost, options).predict(frames)
+    labels = [(i % CLASSES,) for i in range(len(preds))]
+    rollouts = CalibrationRollouts.from_predictions(
+        zip(labels, preds, strict=True), cost, 1, glance_exit
+    )
+    floor, ceiling = rollouts.cost_range
+    budget = floor + share * (ceiling - floor)
+    model = InferenceModel(
+        net, policy, Config(), [str(c) for c in range(CLASSES)], "saliency", None
+    )
+    result = calibrate_budget(model, budget, options, save=False, rollouts=rollouts)
+    return frames, policy, options, rollouts, budget, result
+
+
+@pytest.mark.parametrize("share", [0.3, 0.6])
+def test_calibration_with_the_glance_exit_spends_the_budget(net, cost, share) -> None:
+    frames, policy, options, rollouts, budget, result = _calibrated(net, cost, True, share)
+    assert rollouts.confidence.shape == (40, STEPS + 1)
+    assert rollouts.cost_range[0] == pytest.approx(cost.glance_exit(STEPS) / 1e9)
+    assert len(result.thresholds) == STEPS + 1 and result.thresholds[-1] == 0.0
+    assert 0.95 * budget <= result.achieved <= budget
+    assert result.exit_fraction[0] > 0  # some videos leave after the glance
+    # the thresholds run for real: the same glance exits (the glance is batched alike), and
+    # the mean cost the calibration replayed
+    real = AdaptiveInferencer(
+        net,
+        policy,
+        cost,
+        InferenceOptions(chunk_steps=1, thresholds=result.thresholds, glance_exit=True),
+    ).predict(frames)
+    replayed = apply_thresholds(rollouts.confidence, result.thresholds)
+    assert [p.glance_exit for p in real] == (replayed == 0).tolist()
+    mean = sum(p.gmacs for p in real) / len(real)
+    assert mean == pytest.approx(result.achieved, rel=0.02)
+
+
+def test_calibration_without_the_glance_exit_is_as_before(net, cost) -> None:
+    frames, policy, options, rollouts, budget, result = _calibrated(net, cost, False)
+    assert rollouts.confidence.shape == (40, STEPS) and len(result.thresholds) == STEPS
+    # the cost of stopping after step t, written out: no glance head anywhere
+    actions = torch.stack(
+        [p.actions for p in AdaptiveInferencer(net, policy, cost, options).predict(frames)]
+    )
+    local = torch.tensor([0, *cost.local], dtype=torch.float64)[actions[..., 0]]
+    by_hand = (local + cost.aggregator).cumsum(1) + STEPS * (cost.glance + cost.policy)
+    torch.testing.assert_close(rollouts.step_costs, by_hand / 1e9)
+    assert 0.95 * budget <= result.achieved <= budget

@@ -264,6 +264,48 @@ def test_budget_calibration_meets_the_budget_within_5_percent(
     assert len(exits) > 1  # the budget really made videos exit at different steps
 
 
+def test_budget_calibration_with_the_glance_exit(tmp_path, val_data, label_yaml):
+    """``--budget-gmacs`` with the glance exit on: one threshold more, stored apart from those
+    without it, and some videos leave after the glance, charged the glance alone."""
+    cfg = load_config(label_yaml(val_data), ["exit.glance_exit=true"])
+    model = load_inference_model(config=cfg)
+    options = InferenceOptions(chunk_steps=1, glance_exit=cfg.exit.glance_exit)
+    cost = model.cost_table()
+    floor = cost.glance_exit(4) / 1e9  # every video leaving after the glance
+    full = (cost.glance + cost.policy + cost.aggregator + max(cost.local)) * 4 / 1e9
+    budget = floor + 0.3 * (full - floor)
+    job = LabelJobOptions(**{**JOB.__dict__, "budget_gmacs": float(budget)})
+    out = tmp_path / "glance.jsonl"
+    summary = run_label_job(val_data / "manifest.jsonl", model, out, options, job, ShardSpec(1, 0))
+    assert summary.thresholds is not None and len(summary.thresholds) == 4 + 1
+    rows = read_results(out)
+    glance = [r for r in rows if r["exit_step"] == -1]
+    assert glance and all(r["gmacs"] == pytest.approx(floor, abs=1e-6) for r in glance)
+    val_ids = {
+        json.loads(line)["id"]
+        for line in (val_data / "manifest.jsonl").open()
+        if json.loads(line)["split"] == "val"
+    }
+    achieved = np.mean([r["gmacs"] for r in rows if r["id"] in val_ids])
+    assert abs(achieved - budget) <= 0.05 * budget, (achieved, budget)
+
+
+def test_stored_thresholds_match_the_glance_exit_too(tmp_path):
+    from videofocus.inference.model import THRESHOLDS_FILE, stored_thresholds
+
+    stored = {"budget_gmacs": 1.0, "chunk_steps": 2, "glance_exit": True, "thresholds": [0.9]}
+    (tmp_path / THRESHOLDS_FILE).write_text(json.dumps(stored))
+    assert stored_thresholds(tmp_path, 1.0, 2, glance_exit=True) == [0.9]
+    with pytest.raises(FileNotFoundError, match="with chunk 2; pass --calibrate"):
+        stored_thresholds(tmp_path, 1.0, 2)  # calibrated with the glance exit: not reused without
+    # a file from before the glance exit holds thresholds without it
+    del stored["glance_exit"]
+    (tmp_path / THRESHOLDS_FILE).write_text(json.dumps(stored))
+    assert stored_thresholds(tmp_path, 1.0, 2) == [0.9]
+    with pytest.raises(FileNotFoundError, match="glance exit on"):
+        stored_thresholds(tmp_path, 1.0, 2, glance_exit=True)
+
+
 def test_shards_then_merge_equal_a_single_run(tmp_path, tiny_data, label_yaml) -> None:
     model = load_inference_model(config=label_yaml(tiny_data))
     manifest = tiny_data / "manifest.jsonl"

@@ -28,6 +28,11 @@ Rows:
   quarter, half and three quarters of the clip), and ``recurrent_ppo_exit``: that model with
   early exit, its thresholds calibrated for the mean cost of that truncation
   (:func:`~videofocus.inference.model.calibrate_budget`): the two compare at equal mean GMACs;
+- ``recurrent_ppo_glance_exit``: that model with the glance exit too (RANet): the glance-only
+  head's prediction is exit 0, and a video confident there leaves before any policy step or
+  glimpse; its thresholds (one more) are calibrated on val for 50% and 75% of ``recurrent_ppo``'s
+  own GMACs per video. ``glance_exit_rate`` is the share of videos leaving after the glance,
+  ``glance_top1`` the glance head's own top-1 (the glance exit is only as good as that head);
 - ``differentiable``: the AdaFocusV2-style policy trained end to end through the bilinear crop
   (:mod:`videofocus.policy.differentiable`) at that same option, with its continuous centres.
 
@@ -80,8 +85,12 @@ NAMES = (
     "recurrent_ppo",
     "recurrent_ppo_truncate",
     "recurrent_ppo_exit",
+    "recurrent_ppo_glance_exit",
     "recurrent_ppo_lambda",
 )
+
+#: Budgets of the ``recurrent_ppo_glance_exit`` row, as shares of ``recurrent_ppo``'s cost.
+GLANCE_EXIT_SHARES = (0.5, 0.75)
 
 #: The learned rows, each compared with ``oracle`` (the gap left to perfect aiming).
 LEARNED_ROWS = ("ppo", "recurrent_ppo", "recurrent_ppo_lambda")
@@ -116,6 +125,11 @@ def policy_grid(
         ExplicitVariant(trunc, policy=learned, exits=tuple(Truncate(k) for k in steps)),
         ExplicitVariant(
             "recurrent_ppo_exit", policy=learned, exits=tuple(Budget(1.0, trunc, k) for k in steps)
+        ),
+        ExplicitVariant(
+            "recurrent_ppo_glance_exit",
+            policy=learned,
+            exits=tuple(Budget(s, learned, glance_exit=True) for s in GLANCE_EXIT_SHARES),
         ),
         *(ExplicitVariant(h, policy=h, option_of=learned) for h in (*HEURISTICS, ORACLE)),
         ExplicitVariant("differentiable", policy="differentiable", option_of=learned),

@@ -33,6 +33,13 @@ def _label_arguments(p: argparse.ArgumentParser) -> None:
         metavar="MANIFEST",
         help="labelled manifest to calibrate on (default: the config's validation rows)",
     )
+    p.add_argument(
+        "--glance-exit",
+        action="store_true",
+        default=None,
+        help="the glance-only prediction is the first exit, before any glimpse: one threshold "
+        "more (default: the config's exit.glance_exit, off)",
+    )
     p.add_argument("--max-steps", type=int, help="anytime mode: read only this many steps")
     p.add_argument("--chunk-steps", type=int, default=2, help="steps between exit checks")
     p.add_argument(

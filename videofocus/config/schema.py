@@ -316,6 +316,9 @@ class ExitConfig:
     # on the running top-1 probability, one per step or one for all (> 1: never); None: no exit
     thresholds: list[float] | None = None
     budget_gmacs: float | None = None  # calibrate thresholds to this mean cost per video
+    # the glance-only prediction is exit 0, before any policy step or glimpse (RANet): the
+    # thresholds then hold one value more, the first for it
+    glance_exit: bool = False
 
     def __post_init__(self) -> None:
         if self.thresholds is not None:
@@ -348,9 +351,11 @@ class Config:
         )
         thresholds = self.exit.thresholds
         if thresholds is not None:
+            exits = self.data.frames + int(self.exit.glance_exit)
+            glance = " and one for exit.glance_exit" if self.exit.glance_exit else ""
             _require(
-                len(thresholds) in (1, self.data.frames),
+                len(thresholds) in (1, exits),
                 "exit.thresholds",
-                f"has {len(thresholds)} values; expected 1 or one per frame "
+                f"has {len(thresholds)} values; expected 1 or one per frame{glance} "
                 f"(data.frames = {self.data.frames})",
             )

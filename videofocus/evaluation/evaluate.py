@@ -162,7 +162,10 @@ def evaluate_adaptive(
 ) -> dict[str, Any]:
     """Accuracy, mAP, GMACs per video and videos/s of a checkpoint under early-exit
     ``thresholds`` (overriding ``options.thresholds``), as :func:`evaluate_checkpoint` counts
-    them at each video's exit step (``map``: None when no row has a label).
+    them at each video's exit step (``map``: None when no row has a label). ``exit_fraction`` is
+    the share of videos per exit; with ``options.glance_exit`` exit 0 is the glance exit,
+    ``glance_exit_rate`` its share and ``glance_top1`` the glance-only head's top-1 on every
+    video (the glance exit is only as good as that head).
 
     :param checkpoint: a checkpoint folder, or an already loaded :class:`InferenceModel`.
     """
@@ -172,13 +175,17 @@ def evaluate_adaptive(
     options = replace(options or InferenceOptions(), thresholds=thresholds)
     start = time.perf_counter()
     correct, top5, gmacs, exits, probs, targets, index = [], [], [], [], [], [], []
+    glance_correct = []
+    # exit indices: the glance exit (exit_step -1) is exit 0 when it is on
+    first_exit = 1 if options.glance_exit else 0
     for row, labels, p in rollout_manifest(model, options, manifest):
         index.append(row)
         top = p.logits.topk(min(5, p.logits.numel())).indices.tolist()
         correct.append(top[0] in labels)
         top5.append(any(label in top for label in labels))
         gmacs.append(p.gmacs)
-        exits.append(p.exit_step)
+        exits.append(p.exit_step + first_exit)
+        glance_correct.append(p.glance_top1 in labels)
         probs.append(p.logits.softmax(-1))
         targets.append(torch.zeros_like(p.logits).index_fill_(0, torch.tensor(labels).long(), 1))
     seconds = time.perf_counter() - start
@@ -186,6 +193,9 @@ def evaluate_adaptive(
     if n == 0:
         raise RuntimeError("no video of the evaluation set could be decoded")
     multi_hot = torch.stack(targets)
+    glance = {}
+    if options.glance_exit:
+        glance = {"glance_exit_rate": exits.count(0) / n, "glance_top1": sum(glance_correct) / n}
     return {
         "method": model.method,
         "videos": n,
@@ -197,6 +207,7 @@ def evaluate_adaptive(
         "videos_per_s": n / seconds,
         "exit_thresholds": thresholds,
         "exit_fraction": [exits.count(s) / n for s in range(max(exits) + 1)],
+        **glance,
     }
 
 

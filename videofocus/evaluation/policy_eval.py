@@ -181,18 +181,23 @@ def dominant_option(stats: dict[str, Any]) -> int:
 
 
 def evaluate_budgeted_exit(
-    cfg: Config, finetune_dir: Path, budget: float, calibration: Config
+    cfg: Config,
+    finetune_dir: Path,
+    budget: float,
+    calibration: Config,
+    glance_exit: bool = False,
 ) -> tuple[list[float], dict[str, Any]]:
     """The fine-tuned learned policy (``finetune_dir``) with exit thresholds calibrated for
     ``budget`` GMACs/video on the evaluation rows of ``calibration``, evaluated on those of
-    ``cfg``.
+    ``cfg``; with ``glance_exit`` the glance-only prediction is the first exit (one threshold
+    more, calibrated with the others).
 
     Calibrate on held-out rows: thresholds fitted where the network is overconfident (the
     training rows) exit too little elsewhere. Returns the per-step thresholds (``[0.0]`` below
     the cost of exiting at the first step) and the :func:`evaluate_adaptive` result.
     """
     model = load_inference_model(finetune_dir, cfg)
-    options = InferenceOptions(chunk_steps=1)
+    options = InferenceOptions(chunk_steps=1, glance_exit=glance_exit)
     try:
         thresholds = calibrate_budget(
             replace(model, cfg=calibration), budget, options, save=False

@@ -29,7 +29,9 @@ stops after its first K steps: the fixed truncation a calibrated exit must beat)
 ``{budget_share: S, of: NAME}``: thresholds calibrated on the validation rows (the training rows
 when val reports) for S times the GMACs per video of the earlier variant NAME (default: the
 variant itself without early exit; with ``max_steps: K`` too: that variant truncated at K steps,
-so that the calibrated exit and the truncation cost the same).
+so that the calibrated exit and the truncation cost the same). ``glance_exit: true`` in a budget
+makes the glance-only prediction its first exit, before any glimpse (one threshold more,
+calibrated with the others).
 
 With ``seeds``, every variant is trained and evaluated once per seed (``train.seed`` and
 ``policy.seed`` set to it; the same data, so every seed is tested on the same videos), named
@@ -107,7 +109,7 @@ ONE_OPTION = (*HEURISTICS, ORACLE, DIFFERENTIABLE)
 OPTION_KEY = "policy.option"
 
 _VARIANT_KEYS = ("name", "overrides", "policy", "option", "option_of", "finetune", "exit")
-_BUDGET_KEYS = ("budget_share", "of", "max_steps")
+_BUDGET_KEYS = ("budget_share", "of", "max_steps", "glance_exit")
 # Keys the grid sets itself: varying them by hand would fight the runner.
 _RESERVED = {
     "name": "variants are named by the grid",
@@ -129,12 +131,16 @@ class Budget:
     share: float
     of: str | None = None  # the earlier variant whose cost it is a share of; None: itself
     max_steps: int | None = None  # of that variant's run truncated at this many steps
+    glance_exit: bool = False  # the glance-only prediction is exit 0, before any glimpse
 
     def to_json(self) -> dict[str, Any]:
-        """The entry as the grid file spells it."""
+        """The entry as the grid file spells it (``glance_exit`` only when on, so that records
+        of budgets without it keep their key)."""
         out: dict[str, Any] = {"budget_share": self.share, "of": self.of}
         if self.max_steps is not None:
             out["max_steps"] = self.max_steps
+        if self.glance_exit:
+            out["glance_exit"] = True
         return out
 
 
@@ -273,7 +279,11 @@ def _parse_exit_mapping(path: Path, key: str, entry: dict[str, Any]) -> Budget |
     share = entry.get("budget_share")
     if not _is_number(share) or share <= 0:
         raise _error(path, f"{key}.budget_share", f"expected a number > 0, got {share!r}")
-    return Budget(float(share), _name_or_none(path, f"{key}.of", entry.get("of")), steps)
+    glance_exit = entry.get("glance_exit", False)
+    if not isinstance(glance_exit, bool):
+        raise _error(path, f"{key}.glance_exit", f"expected true or false, got {glance_exit!r}")
+    of = _name_or_none(path, f"{key}.of", entry.get("of"))
+    return Budget(float(share), of, steps, glance_exit)
 
 
 def _parse_thresholds(

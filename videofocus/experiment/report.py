@@ -43,6 +43,8 @@ _HEADERS = {
     "accuracy_warmup_net": "top-1 (warm-up net)",
     "target_coverage": "target coverage",
     "skip_rate": "skip rate",
+    "glance_exit_rate": "glance exits",
+    "glance_top1": "top-1 (glance head)",
     "gmacs_per_video": "GMACs / video",
     "videos_per_s": "videos / s",
     "train_seconds": "train s",
@@ -103,7 +105,15 @@ def _md_cell(row: Mapping[str, Any], key: str) -> str:
         return Interval(*(row[k] for k in fields)).format()  # mean ± std [95% interval]
     if key == "gmacs_per_video" and row.get("gmacs_std") is not None:
         return f"{value:.4g} ± {row['gmacs_std']:.2g}"
-    if key in ("accuracy", "top5", "accuracy_warmup_net", "target_coverage", "skip_rate"):
+    if key in (
+        "accuracy",
+        "top5",
+        "accuracy_warmup_net",
+        "target_coverage",
+        "skip_rate",
+        "glance_exit_rate",
+        "glance_top1",
+    ):
         return _pct(value)
     if key == "gmacs_per_video":
         return f"{value:.4g}"
@@ -324,7 +334,8 @@ def comparison_rows(rows: list[dict[str, Any]], names: tuple[str, ...]) -> list[
 
 def exit_label(entry: Any) -> str:
     """How a table names a row's exit entry: ``-``, ``first K steps``, ``budget: K-step cost``
-    (or ``S x K-step cost``), ``budget: S x cost`` or the thresholds."""
+    (or ``S x K-step cost``), ``budget: S x cost`` (``, glance exit`` where the glance-only
+    prediction is the first exit) or the thresholds."""
     if entry is None:
         return "-"
     if isinstance(entry, dict) and set(entry) == {"max_steps"}:
@@ -333,7 +344,8 @@ def exit_label(entry: Any) -> str:
         share = "" if entry["budget_share"] == 1 else f"{entry['budget_share']:g} x "
         steps = entry.get("max_steps")
         of = f"{steps}-step cost" if steps else f"cost of {entry['of'] or 'itself'}"
-        return f"budget: {share}{of}"
+        glance = ", glance exit" if entry.get("glance_exit") else ""
+        return f"budget: {share}{of}{glance}"
     return "thresholds " + ", ".join(f"{t:g}" for t in entry)
 
 
@@ -348,12 +360,14 @@ def _accuracy_cell(row: dict[str, Any]) -> str:
 
 def format_comparison(rows: list[dict[str, Any]]) -> str:
     """Rows of :func:`comparison_rows` as the Markdown table of ``bench policy`` and the
-    quickstart: one row a method and exit entry, with its protocol and glimpse statistics; over
+    quickstart: one row a method and exit entry, with its protocol and glimpse statistics (a
+    glance exit's share of videos leaving after the glance and its glance head's top-1); over
     seeds the accuracy is the mean ± std [95% t interval]."""
     lines = [
         "| method | exit | protocol | option | accuracy | acc. (warm-up net) | GMACs / video "
-        "| videos / s | target coverage | skip rate | train s |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| videos / s | target coverage | skip rate | glance exits | glance head top-1 "
+        "| train s |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
@@ -362,6 +376,7 @@ def format_comparison(rows: list[dict[str, Any]]) -> str:
             f"{_pct(r.get('accuracy_warmup_net'))} | "
             f"{r['gmacs_per_video']:.4f} | {r['videos_per_s']:.1f} | "
             f"{_pct(r.get('target_coverage'))} | {_pct(r.get('skip_rate'))} | "
+            f"{_pct(r.get('glance_exit_rate'))} | {_pct(r.get('glance_top1'))} | "
             f"{r.get('train_seconds', 0.0):.0f} |"
         )
     return "\n".join(lines)

@@ -281,6 +281,7 @@ def evaluate_variant(
     exit_entry: ExitEntry,
     budget_of: float | None = None,
     calibration: Config | None = None,
+    glance_exit: bool = False,
 ) -> dict[str, Any]:
     """Accuracy, top-5, GMACs/video and videos/s of a trained variant (its option resolved) on
     the evaluation rows of ``cfg``, whose ``train.out_dir`` is its run folder.
@@ -291,6 +292,8 @@ def evaluate_variant(
     :param budget_of: for a budget, the GMACs per video it is a share of.
     :param calibration: for a budget, the config whose evaluation rows calibrate its
         thresholds (never the rows that report).
+    :param glance_exit: for thresholds, whether the first is the glance exit's (a glance-exit
+        budget's thresholds evaluated again).
     """
     final = Path(cfg.train.out_dir) / plan_stages(variant)[-1].name / "final"
     extra: dict[str, Any] = {}
@@ -298,14 +301,19 @@ def evaluate_variant(
     if isinstance(exit_entry, Budget):
         assert budget_of is not None and calibration is not None
         extra["budget_gmacs"] = exit_entry.share * budget_of
-        thresholds, result = evaluate_budgeted_exit(cfg, final, extra["budget_gmacs"], calibration)
+        thresholds, result = evaluate_budgeted_exit(
+            cfg, final, extra["budget_gmacs"], calibration, exit_entry.glance_exit
+        )
     elif isinstance(exit_entry, Truncate):
         options = InferenceOptions(max_steps=exit_entry.max_steps)
         result = evaluate_adaptive(cfg, final, options=options)
     elif exit_entry is not None:
         thresholds = list(exit_entry)
-        exit_cfg = replace(cfg, exit=replace(cfg.exit, thresholds=thresholds))
-        result = evaluate_adaptive(exit_cfg, final, thresholds=thresholds)
+        exit_cfg = replace(
+            cfg, exit=replace(cfg.exit, thresholds=thresholds, glance_exit=glance_exit)
+        )
+        options = InferenceOptions(glance_exit=glance_exit)
+        result = evaluate_adaptive(exit_cfg, final, thresholds=thresholds, options=options)
     elif variant.policy in BASELINES:
         result = evaluate_checkpoint(cfg, final)
     else:
@@ -315,6 +323,9 @@ def evaluate_variant(
     else:  # every exit entry runs through the adaptive inferencer
         accuracy = result["accuracy"]
         extra["exit_fraction"] = result["exit_fraction"]
+        for key in ("glance_exit_rate", "glance_top1"):  # a glance exit's own numbers
+            if key in result:
+                extra[key] = float(result[key])
     return {
         "exit": _entry_json(exit_entry),
         "exit_thresholds": thresholds,
@@ -412,7 +423,8 @@ def run_variant(
         if report != "val":  # what choices read; the per-video hits only where it reports
             # a budget's thresholds are calibrated once, on the validation rows: val reuses them
             again = entry["exit_thresholds"] if isinstance(exit_entry, Budget) else exit_entry
-            val = evaluate_variant(variant, cfg, again, budget_of)
+            glance = isinstance(exit_entry, Budget) and exit_entry.glance_exit
+            val = evaluate_variant(variant, cfg, again, budget_of, glance_exit=glance)
             entry["val"] = {k: v for k, v in val.items() if not k.startswith("video_")}
         done[_entry_key(exit_entry)] = {"split": report, **entry}
         return done[_entry_key(exit_entry)]
@@ -442,7 +454,8 @@ def variant_rows(variant: Variant, record: dict[str, Any], grid: Grid) -> list[d
     the variant's policy ignores it), ``exit`` and ``exit_thresholds``, what the evaluation
     measured (``accuracy``, ``top5``, ``gmacs_per_video``, ``videos_per_s``; glimpse variants
     also ``option``, ``accuracy_warmup_net``, ``target_coverage``, ``skip_rate``; early exit
-    ``exit_fraction`` and, for a budget, ``budget_gmacs``), ``train_seconds`` (every stage
+    ``exit_fraction`` and, for a budget, ``budget_gmacs``; a glance exit ``glance_exit_rate``
+    and ``glance_top1``), ``train_seconds`` (every stage
     behind the variant, shared ones included), ``stage_seconds``, ``checkpoint`` and ``curve``:
     its plot line (the variant itself over several exit entries, else its name without the last
     axis).

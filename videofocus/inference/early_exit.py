@@ -8,6 +8,10 @@ Calibration follows MSDNet's budgeted-batch recipe (Huang et al., 2018): exits a
 the steps as ``p_t ~ q^t``, each step's threshold lets that share of the running videos leave,
 and ``q`` is searched so that the mean cost meets the budget. The glimpses never depend on the
 thresholds, so this is tensor arithmetic on roll-outs recorded once.
+
+The functions see exits, not what they are: with the inferencer's ``glance_exit`` the glance-only
+prediction is exit 0 (its cost the glance alone) and step ``t`` exit ``t + 1``, so the
+thresholds hold one value more and the calibration spreads the exits over both.
 """
 
 from __future__ import annotations

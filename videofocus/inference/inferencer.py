@@ -13,6 +13,11 @@
 4. videos with a complete chunk go through the aggregator together and either exit (a
    :class:`VideoPrediction`) or queue their next chunk.
 
+With ``glance_exit`` (RANet's idea: easy inputs are read at low resolution alone) the glance-only
+head's prediction is exit 0: at admission, the videos whose glance confidence reaches the first
+threshold leave before the policy roll-out and the crops, so no policy step and no glimpse is
+computed for them.
+
 Per-video state lives in slots of pooled buffers, so the bookkeeping is vectorised. Cost counts
 what was computed (:func:`chunked_step_costs` gives the same numbers for calibration).
 """
@@ -46,7 +51,11 @@ class InferenceOptions:
     :param local_batch: most glimpses per local-encoder call; None: 64 on the CPU (small
         batches stay in cache; docs/benchmarks.md) and 512 elsewhere.
     :param thresholds: early-exit thresholds on the running top-1 probability, one per step or
-        one for all (see :mod:`videofocus.inference.early_exit`); None: no early exit.
+        one for all (see :mod:`videofocus.inference.early_exit`); None: no early exit. With
+        ``glance_exit`` one more: the first is the glance exit's.
+    :param glance_exit: the glance-only prediction is the first exit, ahead of step 0: a video
+        whose glance confidence reaches its threshold pays the glance alone (no policy, no
+        glimpse, no aggregator step).
     :param max_steps: anytime mode: use only the first ``max_steps`` steps; None: all.
     :param amp: ``off``, ``bf16`` or ``fp16`` autocast for the encoders (``bf16`` on CPU too).
     :param compile: ``torch.compile`` the encoders.
@@ -55,6 +64,7 @@ class InferenceOptions:
     chunk_steps: int = 2
     local_batch: int | None = None
     thresholds: list[float] | None = None
+    glance_exit: bool = False
     max_steps: int | None = None
     amp: str = "off"
     compile: bool = False
@@ -75,13 +85,17 @@ class InferenceOptions:
 class VideoPrediction:
     """What the inferencer concluded about one video.
 
-    :ivar logits: fused logits at the exit step, float32 ``[num_classes]`` on the CPU.
-    :ivar exit_step: 0-based step whose prediction was taken.
-    :ivar steps_read: steps whose glimpses were computed (the exit step's chunk included).
+    :ivar logits: fused logits at the exit step (the glance-only logits after a glance exit),
+        float32 ``[num_classes]`` on the CPU.
+    :ivar exit_step: 0-based step whose prediction was taken; -1: the glance exit.
+    :ivar steps_read: steps whose glimpses were computed (the exit step's chunk included; 0
+        after a glance exit).
     :ivar actions: long ``[steps_read, 3]``, the glimpses taken (option 0: skipped).
     :ivar step_confidence: running top-1 probability (``step_top1``: class) after each step read.
     :ivar gmacs: multiply-accumulates spent on this video, in GMACs.
     :ivar model_ms: this video's share of the network time of the batches it was in.
+    :ivar glance_confidence: with ``glance_exit``: the glance-only top-1 probability
+        (``glance_top1``: class); None otherwise.
     """
 
     logits: torch.Tensor
@@ -92,18 +106,36 @@ class VideoPrediction:
     step_top1: list[int]
     gmacs: float
     model_ms: float = 0.0
+    glance_confidence: float | None = None
+    glance_top1: int | None = None
+
+    @property
+    def glance_exit(self) -> bool:
+        """True when the video left at the glance exit, before any glimpse."""
+        return self.exit_step < 0
 
 
-def chunked_step_costs(actions: torch.Tensor, cost: CostTable, chunk_steps: int) -> torch.Tensor:
+def chunked_step_costs(
+    actions: torch.Tensor, cost: CostTable, chunk_steps: int, glance_exit: bool = False
+) -> torch.Tensor:
     """GMACs ``[N, T]`` each video of the roll-outs' ``actions`` (long ``[N, T, 3]``) would have
     spent had it exited after step ``t``: glance and policy on all ``T`` frames, the aggregator
-    and the glimpses up to the end of the chunk holding ``t``."""
+    and the glimpses up to the end of the chunk holding ``t``.
+
+    :param glance_exit: ``[N, T + 1]`` instead: column 0 the glance exit (glance and glance head
+        on all frames, :meth:`CostTable.glance_exit`), then the steps, each also paying the
+        glance head, which every video computes to decide.
+    """
     n, t, _ = actions.shape
     local = torch.tensor([0, *cost.local], dtype=torch.float64)[actions[..., 0].cpu()]
     per_step = local + cost.aggregator  # [N, T]
     chunk_end = torch.clamp((torch.arange(t) // chunk_steps + 1) * chunk_steps, max=t) - 1
     cumulative = per_step.cumsum(dim=1)[:, chunk_end]
-    return (cumulative + t * (cost.glance + cost.policy)) / GIGA
+    steps = cumulative + t * (cost.glance + cost.policy)
+    if not glance_exit:
+        return steps / GIGA
+    glance_only = torch.full((n, 1), float(cost.glance_exit(t)), dtype=torch.float64)
+    return torch.cat([glance_only, steps + t * cost.glance_head], dim=1) / GIGA
 
 
 def _enlarge(buf: torch.Tensor, size: int, dim: int = 0, fill: int = 0) -> torch.Tensor:
@@ -121,6 +153,8 @@ class _Pending:
 
     key: Hashable
     model_seconds: float = 0.0
+    glance_confidence: float | None = None
+    glance_top1: int | None = None
     confidence: list[float] = field(default_factory=list)
     top1: list[int] = field(default_factory=list)
 
@@ -148,6 +182,7 @@ class AdaptiveInferencer:
             self.glance_fn = torch.compile(self.glance_fn, dynamic=True)
             self.local_fn = torch.compile(self.local_fn, dynamic=True)
         self._steps = 0  # steps per clip, fixed by the first batch (0: none admitted yet)
+        self._glance_threshold: float | None = None  # with glance_exit, set with the steps
         self._capacity = 0
         self._free: list[int] = []
         self._slots: dict[int, _Pending] = {}
@@ -173,7 +208,7 @@ class AdaptiveInferencer:
                 raise ValueError(f"{len(keys)} keys for {frames.shape[0]} clips")
             if not keys:
                 continue
-            self._admit(keys, frames)
+            yield from self._admit(keys, frames)  # the glance exits
             yield from self._drain(flush=False)
         if self._steps:
             yield from self._drain(flush=True)
@@ -186,7 +221,10 @@ class AdaptiveInferencer:
         """Create the slot buffers for clips of ``steps`` steps (the first batch fixes it)."""
         t, dev = steps, self.device
         self._steps = steps
-        self._thresholds = torch.tensor(expand_thresholds(self.options.thresholds, steps))
+        exits = steps + int(self.options.glance_exit)  # the glance exit comes first
+        thresholds = torch.tensor(expand_thresholds(self.options.thresholds, exits))
+        self._glance_threshold = float(thresholds[0]) if self.options.glance_exit else None
+        self._thresholds = thresholds[exits - steps :]
         self._frame_shape = frames.shape[-3:]
         gru = self.net.aggregator.gru
         self.pooled = torch.zeros(0, t, glance.pooled.shape[-1], device=dev)
@@ -225,8 +263,11 @@ class AdaptiveInferencer:
         slots, self._free = self._free[:n], self._free[n:]
         return torch.tensor(slots, dtype=torch.long)
 
-    def _admit(self, keys: list[Hashable], frames: torch.Tensor) -> None:
-        """Glance, roll out the policy and crop every glimpse of a batch of clips."""
+    def _admit(
+        self, keys: list[Hashable], frames: torch.Tensor
+    ) -> list[tuple[Hashable, VideoPrediction]]:
+        """Glance, roll out the policy and crop every glimpse of a batch of clips; returns the
+        videos that left at the glance exit (never given a slot, a policy step or a crop)."""
         start = time.perf_counter()
         frames = frames.to(self.device, non_blocking=True)
         steps = frames.shape[1]
@@ -254,6 +295,14 @@ class AdaptiveInferencer:
                 f"clips of {steps} steps {tuple(frames.shape[-3:])} after clips of "
                 f"{self._steps} steps {tuple(self._frame_shape)}: one inferencer per clip shape"
             )
+        glance_scores: list[tuple[float, int]] = []
+        finished: list[tuple[Hashable, VideoPrediction]] = []
+        if self._glance_threshold is not None:
+            keys, frames, glance, glance_scores, finished = self._glance_exits(
+                keys, frames, glance, time.perf_counter() - start
+            )
+            if not keys:
+                return finished
         actions = self.policy.act(glance)  # float32 outside autocast, as the policy trained
         b, t = len(keys), steps
         slots = self._allocate(b)
@@ -267,10 +316,57 @@ class AdaptiveInferencer:
         rows = (slots_dev[:, None] * t + torch.arange(t, device=self.device)).reshape(-1)
         for k, idx, crops in groups:
             self.crops[k][rows[idx]] = normalise_pixels(crops) if raw else crops.float()
-        for slot, key in zip(slots.tolist(), keys, strict=True):
-            self._slots[slot] = _Pending(key)
-        self._share_time(slots.tolist(), time.perf_counter() - start)
+        for i, (slot, key) in enumerate(zip(slots.tolist(), keys, strict=True)):
+            video = self._slots[slot] = _Pending(key)
+            if glance_scores:
+                video.glance_confidence, video.glance_top1 = glance_scores[i]
+        # the glance-exited videos took their share of the glance time already
+        spent = sum(p.model_ms for _, p in finished) / 1000.0
+        self._share_time(slots.tolist(), time.perf_counter() - start - spent)
         self._queue_chunks(slots, torch.zeros(b, dtype=torch.long))
+        return finished
+
+    def _glance_exits(
+        self, keys: list[Hashable], frames: torch.Tensor, glance: GlanceOutput, seconds: float
+    ) -> tuple[
+        list[Hashable],
+        torch.Tensor,
+        GlanceOutput,
+        list[tuple[float, int]],
+        list[tuple[Hashable, VideoPrediction]],
+    ]:
+        """Split a batch at the glance exit: the videos whose glance-only confidence reaches
+        its threshold finish here; the others (keys, frames, glance and their glance
+        confidence and class) go on to the policy. ``seconds``: the batch's glance time."""
+        logits = self.net.glance_prediction(glance).float()
+        confidence, top1 = logits.softmax(dim=-1).max(dim=-1)
+        leave = (confidence >= self._glance_threshold).cpu()
+        logits, confidence, top1 = logits.cpu(), confidence.cpu().tolist(), top1.cpu().tolist()
+        gmacs = self.cost.glance_exit(self._steps) / GIGA
+        share_ms = 1000.0 * seconds / len(keys)
+        finished = [
+            (
+                keys[i],
+                VideoPrediction(
+                    logits=logits[i].clone(),
+                    exit_step=-1,
+                    steps_read=0,
+                    actions=torch.zeros(0, 3, dtype=torch.long),
+                    step_confidence=[],
+                    step_top1=[],
+                    gmacs=gmacs,
+                    model_ms=share_ms,
+                    glance_confidence=confidence[i],
+                    glance_top1=top1[i],
+                ),
+            )
+            for i in torch.nonzero(leave).squeeze(1).tolist()
+        ]
+        stay = torch.nonzero(~leave).squeeze(1)
+        stay_dev = stay.to(frames.device)
+        kept = GlanceOutput(glance.maps[stay_dev], glance.pooled[stay_dev])
+        scores = [(confidence[i], top1[i]) for i in stay.tolist()]
+        return [keys[i] for i in stay.tolist()], frames[stay_dev], kept, scores, finished
 
     def _share_time(self, slots: list[int], seconds: float) -> None:
         """Attribute network time equally to the (non-empty) ``slots`` a computation served."""
@@ -368,6 +464,8 @@ class AdaptiveInferencer:
             + steps_read * self.cost.aggregator
             + local
         )
+        if self._glance_threshold is not None:  # every video's glance head ran to decide
+            macs += self._steps * self.cost.glance_head
         self.chunk_start[slot] = -1
         self.remaining[slot] = 0
         self._free.append(slot)
@@ -380,6 +478,8 @@ class AdaptiveInferencer:
             step_top1=video.top1,
             gmacs=macs / GIGA,
             model_ms=1000.0 * video.model_seconds,
+            glance_confidence=video.glance_confidence,
+            glance_top1=video.glance_top1,
         )
 
     def _drain(self, flush: bool) -> Iterator[tuple[Hashable, VideoPrediction]]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -169,16 +169,43 @@ def rollout_manifest(
 
 @dataclass(frozen=True)
 class CalibrationRollouts:
-    """What calibration replays: per video and step, the running top-1 probability, whether
-    that top-1 is right, and the cost of stopping there (all ``[N, T]``)."""
+    """What calibration replays: per video and exit, the running top-1 probability, whether
+    that top-1 is right, and the cost of stopping there (all ``[N, T]``, or ``[N, T + 1]`` with
+    ``glance_exit``: column 0 the glance-only prediction, exit 0)."""
 
     confidence: torch.Tensor
     correct: torch.Tensor
     step_costs: torch.Tensor
+    glance_exit: bool = False
+
+    @classmethod
+    def from_predictions(
+        cls,
+        labelled: Iterable[tuple[Sequence[int], VideoPrediction]],
+        cost: CostTable,
+        chunk_steps: int,
+        glance_exit: bool = False,
+    ) -> CalibrationRollouts:
+        """The rollouts of no-exit predictions, each with its row's class indices (hit@1
+        counts any of them); ``glance_exit``: they were run with it, column 0 is the glance's.
+
+        :raises RuntimeError: without any prediction.
+        """
+        confidence, correct, actions = [], [], []
+        for labels, p in labelled:
+            first = [p.glance_confidence] if glance_exit else []
+            first_top1 = [p.glance_top1] if glance_exit else []
+            confidence.append([*first, *p.step_confidence])
+            correct.append([t in labels for t in (*first_top1, *p.step_top1)])
+            actions.append(p.actions)
+        if not confidence:
+            raise RuntimeError("no video of the calibration set could be decoded")
+        step_costs = chunked_step_costs(torch.stack(actions), cost, chunk_steps, glance_exit)
+        return cls(torch.tensor(confidence), torch.tensor(correct), step_costs, glance_exit)
 
     @property
     def cost_range(self) -> tuple[float, float]:
-        """Mean cost per video when every video stops after its first chunk / never early."""
+        """Mean cost per video when every video stops at its first exit / never early."""
         return float(self.step_costs[:, 0].mean()), float(self.step_costs[:, -1].mean())
 
 
@@ -187,17 +214,13 @@ def record_rollouts(
     options: InferenceOptions | None = None,
     manifest: str | Path | None = None,
 ) -> CalibrationRollouts:
-    """Run every validation video (or every row of ``manifest``) through all steps, no exit."""
+    """Run every validation video (or every row of ``manifest``) through all steps, no exit;
+    with ``options.glance_exit`` the glance-only prediction is recorded as exit 0."""
     options = replace(options or InferenceOptions(), thresholds=None)
-    confidence, correct, actions = [], [], []
-    for _, labels, p in rollout_manifest(model, options, manifest):
-        confidence.append(p.step_confidence)
-        correct.append([t in labels for t in p.step_top1])  # hit@1
-        actions.append(p.actions)
-    if not confidence:
-        raise RuntimeError("no video of the calibration set could be decoded")
-    step_costs = chunked_step_costs(torch.stack(actions), model.cost_table(), options.chunk_steps)
-    return CalibrationRollouts(torch.tensor(confidence), torch.tensor(correct), step_costs)
+    labelled = ((labels, p) for _, labels, p in rollout_manifest(model, options, manifest))
+    return CalibrationRollouts.from_predictions(
+        labelled, model.cost_table(), options.chunk_steps, options.glance_exit
+    )
 
 
 def calibrate_budget(
@@ -209,13 +232,20 @@ def calibrate_budget(
     rollouts: CalibrationRollouts | None = None,
 ) -> ExitCalibration:
     """Per-step exit thresholds meeting ``budget_gmacs`` on a labelled validation set (or
-    ``manifest``), with inference's chunked cost accounting. With ``save`` and a checkpoint, the
-    result is written to ``<checkpoint>/exit_thresholds.json`` for later runs.
+    ``manifest``), with inference's chunked cost accounting. With ``options.glance_exit`` the
+    glance-only prediction is exit 0 with a threshold of its own (one threshold more). With
+    ``save`` and a checkpoint, the result is written to ``<checkpoint>/exit_thresholds.json``
+    for later runs.
 
     :param rollouts: :func:`record_rollouts` of the same model and options, when already run.
     """
     options = options or InferenceOptions()
     rollouts = rollouts or record_rollouts(model, options, manifest)
+    if rollouts.glance_exit != options.glance_exit:
+        raise ValueError(
+            f"rollouts recorded with glance_exit={rollouts.glance_exit} cannot calibrate "
+            f"glance_exit={options.glance_exit}: record them with the same options"
+        )
     result = calibrate_thresholds(
         rollouts.confidence, rollouts.step_costs, budget_gmacs, rollouts.correct
     )
@@ -227,6 +257,7 @@ def calibrate_budget(
             "achieved_gmacs": result.achieved,
             "accuracy": result.accuracy,
             "chunk_steps": options.chunk_steps,
+            "glance_exit": options.glance_exit,
             "thresholds": result.thresholds,
             "exit_fraction": result.exit_fraction,
         }
@@ -235,8 +266,11 @@ def calibrate_budget(
     return result
 
 
-def stored_thresholds(checkpoint: Path, budget_gmacs: float, chunk_steps: int) -> list[float]:
-    """Thresholds a previous calibration stored for this budget and chunking.
+def stored_thresholds(
+    checkpoint: Path, budget_gmacs: float, chunk_steps: int, glance_exit: bool = False
+) -> list[float]:
+    """Thresholds a previous calibration stored for this budget, chunking and glance exit (a
+    file from before the glance exit was calibrated without it).
 
     :raises FileNotFoundError: when none matches.
     """
@@ -246,9 +280,11 @@ def stored_thresholds(checkpoint: Path, budget_gmacs: float, chunk_steps: int) -
         if (
             abs(data.get("budget_gmacs", -1) - budget_gmacs) <= 1e-9 * budget_gmacs
             and data.get("chunk_steps") == chunk_steps
+            and data.get("glance_exit", False) == glance_exit
         ):
             return list(data["thresholds"])
+    glance = ", glance exit on" if glance_exit else ""
     raise FileNotFoundError(
         f"{path}: no exit thresholds calibrated for {budget_gmacs} GMACs/video with chunk "
-        f"{chunk_steps}; pass --calibrate MANIFEST (a labelled validation manifest)"
+        f"{chunk_steps}{glance}; pass --calibrate MANIFEST (a labelled validation manifest)"
     )

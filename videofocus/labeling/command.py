@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     model = load_inference_model(
         args.checkpoint, args.config, overrides, policy=args.policy, option=args.option
     )
-    options = _from_args(InferenceOptions, args)
+    glance_exit = model.cfg.exit.glance_exit if args.glance_exit is None else args.glance_exit
+    options = _from_args(InferenceOptions, args, glance_exit=glance_exit)
     from videofocus.labeling.ray_engine import RayOptions
 
     ray = RayOptions(address=args.ray_address, actors=args.ray_actors)

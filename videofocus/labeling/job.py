@@ -122,7 +122,9 @@ def resolve_thresholds(
         return model.cfg.exit.thresholds
     if job.calibrate is None and model.checkpoint is not None:
         try:
-            return stored_thresholds(model.checkpoint, job.budget_gmacs, options.chunk_steps)
+            return stored_thresholds(
+                model.checkpoint, job.budget_gmacs, options.chunk_steps, options.glance_exit
+            )
         except FileNotFoundError:
             pass  # calibrate on the config's validation rows below
     calibration = calibrate_budget(model, job.budget_gmacs, options, job.calibrate)

@@ -3,7 +3,9 @@
 MACs are ``torch.utils.flop_counter.FlopCounterMode`` FLOPs / 2 (convolutions and matrix
 products; element-wise ops, pooling, resizing and cropping count nothing): what the adaptive video
 recognition papers call "GFLOPs", said GMACs (10^9 MACs) here to be exact. A video that reads
-``n`` steps pays ``n x (glance + policy + aggregator)`` plus its glimpses (none for a skip).
+``n`` steps pays ``n x (glance + policy + aggregator)`` plus its glimpses (none for a skip); a
+video leaving at the glance exit pays only ``T x (glance + glance_head)``
+(:meth:`CostTable.glance_exit`).
 """
 
 from __future__ import annotations
@@ -52,13 +54,15 @@ class CostTable:
     :meth:`from_model`), so the same actions cost the same GMACs everywhere.
 
     Per frame or step: ``glance``, ``policy`` (0 for heuristics), ``aggregator`` (GRU and
-    classifier); ``local``: per glimpse of each option (projection included).
+    classifier); ``local``: per glimpse of each option (projection included); ``glance_head``:
+    the glance-only classifier on one frame's pooled glance (what the glance exit adds).
     """
 
     glance: int
     policy: int
     local: tuple[int, ...]
     aggregator: int
+    glance_head: int = 0
 
     @classmethod
     def from_model(
@@ -97,6 +101,7 @@ class CostTable:
                 aggregator = measure_macs(
                     net.aggregator.step, glance_out.pooled, local_feats, option0
                 )
+                glance_head = measure_macs(net.aggregator.glance_head, glance_out.pooled)
                 policy_macs = 0
                 weights = [] if policy is None else list(policy.parameters())
                 if weights:
@@ -105,7 +110,7 @@ class CostTable:
                         glance_out.map[:, None].to(**like), glance_out.pooled[:, None].to(**like)
                     )
                     policy_macs = measure_macs(policy.act, one_step)
-                return cls(glance, policy_macs, tuple(local), aggregator)
+                return cls(glance, policy_macs, tuple(local), aggregator, glance_head)
             finally:
                 net.train(training)
 
@@ -118,6 +123,12 @@ class CostTable:
     def per_step(self) -> int:
         """MACs every step read pays whatever its action: glance + policy + aggregator."""
         return self.glance + self.policy + self.aggregator
+
+    def glance_exit(self, steps: int) -> int:
+        """MACs of the glance-only prediction of a clip of ``steps`` frames (glance and glance
+        head on every frame): what a video leaving at the glance exit pays, no policy, no
+        glimpse, no GRU step."""
+        return steps * (self.glance + self.glance_head)
 
     def usage_from_actions(
         self, actions: torch.Tensor, exit_steps: torch.Tensor | None = None

@@ -129,6 +129,13 @@ class FocusNet(nn.Module):
             rearrange(out.pooled, "(b t) c -> b t c", b=b),
         )
 
+    def glance_prediction(self, glance: GlanceOutput) -> torch.Tensor:
+        """The glance-only head's video prediction, logits ``[B, num_classes]``: each frame's
+        glance logits (the head the warm-up trains at every step) averaged over the frames, as the
+        warm-up's validation scores it (``glance_top1``). The glance exit reads it before any
+        policy step or glimpse."""
+        return self.aggregator.glance_head(glance.pooled).mean(dim=1)  # [B, T, C] -> [B, C]
+
     def glimpse_crops(
         self, frames: torch.Tensor, actions: torch.Tensor
     ) -> tuple[torch.Tensor, list[tuple[int, torch.Tensor, torch.Tensor]]]:
