@@ -224,3 +224,46 @@ def test_resnet50_sar_on_meta_has_resnet50_shape() -> None:
 def test_invalid_knobs_are_refused() -> None:
     with pytest.raises(ValueError, match="refine_ratio"):
         create_backbone("tiny_resnet_sar", refine_ratio=1.5)
+
+
+@pytest.mark.parametrize("bias", [-20.0, 0.3, 20.0])
+def test_per_video_gmacs_follow_the_masks_actually_used(bias: float) -> None:
+    # eval's GMACs per video = the static table's glance/policy/aggregator + every glimpse's
+    # local-encoder MACs as FlopCounterMode counts them for that glimpse's own mask
+    from videofocus.models import GlimpseOption, create_focusnet
+    from videofocus.models.cost import CostTable
+
+    torch.manual_seed(0)
+    options = [GlimpseOption(0.375, 48), GlimpseOption(0.5, 64)]
+    net = create_focusnet(10, "tiny_cnn", 32, options, "tiny_resnet_sar", 5, 32).eval()
+    for block in net.local_encoder.modules():
+        if isinstance(block, SARBlock):  # the mask head's share: none / some / every patch
+            nn.init.normal_(block.mask_head.weight, std=1.0)
+            nn.init.constant_(block.mask_head.bias, bias)
+    frames = torch.randn(3, 4, 3, 128, 128)
+    actions = torch.tensor(  # [option (0: skip), cell x, cell y] per video and step
+        [
+            [[1, 3, 0], [2, 1, 4], [0, 0, 0], [2, 4, 2]],
+            [[2, 0, 0], [1, 2, 2], [2, 3, 1], [0, 0, 0]],
+            [[1, 4, 4], [0, 0, 0], [1, 0, 3], [2, 2, 0]],
+        ]
+    )
+    table = CostTable.from_model(net, 128)
+    with torch.no_grad():
+        out = net(frames, actions)
+    gmacs = table.usage_from_actions(actions, macs_over_table=out.macs_over_table)
+
+    _, groups = net.glimpse_crops(frames, actions)
+    counted = torch.zeros(3 * 4, dtype=torch.float64)
+    for k, rows, crops in groups:
+        for row, crop in zip(rows.tolist(), crops, strict=True):
+            counted[row] = measure_macs(net.local_encoder.pooled, crop[None], k)
+    expected = 4 * table.per_step + counted.view(3, 4).sum(1)
+    assert torch.allclose(gmacs * 1e9, expected, rtol=1e-9)
+    static = table.usage_from_actions(actions)
+    if bias > 10:  # every patch refined: above the table's refine_ratio price
+        assert bool((gmacs > static).all())
+    elif bias < -10:  # none refined: below it
+        assert bool((gmacs < static).all())
+    else:  # a data-dependent share, different per video
+        assert len(set(gmacs.tolist())) > 1

@@ -112,7 +112,8 @@ def evaluate_model(
         targets.append(batch["target"])  # multi-hot: every label of the row
         index.append(batch["index"])
         # the options taken as actions (-1, skipped -> option 0; cells 0: cost ignores position)
-        gmacs.append(cost.usage_from_actions(F.pad(out.option_index.cpu()[..., None] + 1, (0, 2))))
+        actions_taken = F.pad(out.option_index.cpu()[..., None] + 1, (0, 2))
+        gmacs.append(cost.usage_from_actions(actions_taken, macs_over_table=out.macs_over_table))
     seconds = time.perf_counter() - start
     if not targets:
         raise RuntimeError("no video of the evaluation set could be decoded")

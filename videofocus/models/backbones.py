@@ -51,6 +51,12 @@ class Backbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x)
 
+    def macs_over_table(self) -> torch.Tensor | None:
+        """MACs per sample ``[N]`` (float64) that the last forward spent beyond what a static
+        cost table (:class:`~videofocus.models.cost.CostTable`) charges for it; None when the
+        table is exact (a backbone whose work does not depend on its input)."""
+        return None
+
     @property
     def weights_module(self) -> nn.Module:
         """The module a pretrained state dict is loaded into (``self`` unless it wraps another)."""

@@ -131,10 +131,15 @@ class CostTable:
         return steps * (self.glance + self.glance_head)
 
     def usage_from_actions(
-        self, actions: torch.Tensor, exit_steps: torch.Tensor | None = None
+        self,
+        actions: torch.Tensor,
+        exit_steps: torch.Tensor | None = None,
+        macs_over_table: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """GMACs per video (float64 ``[B]``) of the ``actions [B, T, 3]`` actually taken, each
-        video reading ``exit_steps [B]`` steps (``1..T``; None: all ``T``)."""
+        video reading ``exit_steps [B]`` steps (``1..T``; None: all ``T``); ``macs_over_table
+        [B, T]`` (:attr:`FocusOutput.macs_over_table`) adds what input-dependent glimpses spent
+        beyond the table's price, as measured."""
         check_actions(actions, self.num_options)
         option = actions[..., 0]
         b, t = option.shape
@@ -148,5 +153,11 @@ class CostTable:
         option_cost = torch.tensor([0, *self.local], dtype=torch.float64, device=actions.device)
         glimpse_cost = option_cost[option]  # option 0 (skip) costs nothing
         steps = read.sum(dim=1, dtype=torch.float64)
+        if macs_over_table is not None:
+            if macs_over_table.shape != (b, t):
+                raise ValueError(
+                    f"macs_over_table must be [B={b}, T={t}], got {tuple(macs_over_table.shape)}"
+                )
+            glimpse_cost = glimpse_cost + macs_over_table.to(glimpse_cost)
         macs = steps * self.per_step + (glimpse_cost * read).sum(dim=1)
         return macs / GIGA

@@ -120,3 +120,8 @@ class LocalEncoder(nn.Module):
         backbone's map, spatially averaged, then projected."""
         fmap = self.backbone(option_index).forward_features(channels_last(glimpses))
         return self.projections[option_index](fmap.mean(dim=(-2, -1)))
+
+    def macs_over_table(self, option_index: int) -> torch.Tensor | None:
+        """Per glimpse of the last :meth:`pooled` call of this option, the MACs spent beyond the
+        static cost table's price (:meth:`Backbone.macs_over_table`); None: the table is exact."""
+        return self.backbone(option_index).macs_over_table()

@@ -45,6 +45,9 @@ class FocusOutput(NamedTuple):
     :ivar hidden: aggregator state after the last step, to continue with the next chunk.
     :ivar auxiliary: a second pass on other glimpses that training also scores (the
         differentiable baseline's random-glimpse branch); None otherwise.
+    :ivar macs_over_table: float64 ``[B, T]``, the MACs each step's glimpse spent beyond the
+        static cost table's price (input-dependent backbones such as SAR's; zero where
+        skipped); None when every glimpse costs what the table says.
     """
 
     logits: torch.Tensor
@@ -55,6 +58,7 @@ class FocusOutput(NamedTuple):
     glance: GlanceOutput
     hidden: torch.Tensor
     auxiliary: FocusOutput | None = None
+    macs_over_table: torch.Tensor | None = None
 
 
 class FocusNet(nn.Module):
@@ -171,16 +175,37 @@ class FocusNet(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Pooled glimpse features ``[B, T, D]`` (zero where skipped) and ``option_index [B, T]``
         of normalised frames ``[B, T, 3, H, W]`` under ``actions [B, T, 3]``."""
+        local, option_index, _ = self._glimpses(frames, actions)
+        return local, option_index
+
+    def _glimpses(
+        self, frames: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:meth:`local_features` and the MACs ``[B, T]`` spent beyond the cost table's price
+        (None: every glimpse costs what the table says)."""
         b, t = frames.shape[:2]
         option_index, groups = self.glimpse_crops(frames, actions)
         dim = self.local_encoder.feature_dim
         if not groups:  # every frame skipped
-            return frames.new_zeros(b, t, dim), option_index
-        feats = torch.cat([self.local_encoder.pooled(crops, k) for k, _, crops in groups])
+            return frames.new_zeros(b, t, dim), option_index, None
+        feats, over = [], []
+        for k, _, crops in groups:
+            feats.append(self.local_encoder.pooled(crops, k))
+            over.append(self.local_encoder.macs_over_table(k))
         rows = torch.cat([rows for _, rows, _ in groups])
         # Out-of-place index_copy keeps autograd happy and leaves skipped rows at zero.
-        local = feats.new_zeros(b * t, dim).index_copy(0, rows, feats)
-        return rearrange(local, "(b t) d -> b t d", b=b), option_index
+        local = feats[0].new_zeros(b * t, dim).index_copy(0, rows, torch.cat(feats))
+        extra = None
+        if any(o is not None for o in over):
+            parts = [
+                torch.zeros(len(r), dtype=torch.float64) if o is None else o.cpu().double()
+                for o, (_, r, _) in zip(over, groups, strict=True)
+            ]
+            flat = torch.zeros(b * t, dtype=torch.float64).index_copy(
+                0, rows.cpu(), torch.cat(parts)
+            )
+            extra = rearrange(flat, "(b t) -> b t", b=b)
+        return rearrange(local, "(b t) d -> b t d", b=b), option_index, extra
 
     def fuse(
         self,
@@ -214,8 +239,8 @@ class FocusNet(nn.Module):
     ) -> FocusOutput:
         """Glimpses and fused logits of ``frames`` under ``actions``, reusing their already
         computed :meth:`glance` (``hidden`` as in :meth:`fuse`)."""
-        local, option_index = self.local_features(frames, actions)
-        return self.fuse(glance, local, option_index, hidden)
+        local, option_index, extra = self._glimpses(frames, actions)
+        return self.fuse(glance, local, option_index, hidden)._replace(macs_over_table=extra)
 
     def forward(
         self, frames: torch.Tensor, actions: torch.Tensor, hidden: torch.Tensor | None = None

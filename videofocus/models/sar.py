@@ -188,6 +188,7 @@ class SARBlock(nn.Module):
         self.budget_weight, self.temperature = budget_weight, temperature
         self.masks: list[torch.Tensor] = []  # training masks since the last budget loss
         self._last_macs: torch.Tensor | None = None
+        self._last_over: torch.Tensor | None = None
 
     def _grid(self, h: int, w: int) -> tuple[int, int, int]:
         p = math.ceil(max(h, w) / self.patch_grid)
@@ -212,7 +213,11 @@ class SARBlock(nn.Module):
         else:
             b, py, px, m = self._select(logits, mask)
             fused = self._refine(x, coarse, b, py, px, p, (gh, gw), hs, ws)
-        self._last_macs = self._macs(x, p, m.flatten(1).sum(1))
+        selected = m.flatten(1).sum(1)
+        self._last_macs = self._macs(x, p, selected)
+        # the static table prices exactly round(refine_ratio x patches) per sample
+        budget = round(self.refine_ratio * gh * gw)
+        self._last_over = self.fine.window_macs(p) * (selected.detach().double() - budget)
         return F.relu(self.shortcut(x) + fused)
 
     def _train_mask(self, logits: torch.Tensor) -> torch.Tensor:
@@ -296,6 +301,13 @@ class SARBlock(nn.Module):
             raise RuntimeError("SARBlock.last_macs() before any forward")
         return self._last_macs
 
+    def macs_over_budget(self) -> torch.Tensor:
+        """MACs per sample ``[B]`` (float64) of the last forward beyond its budgeted selection
+        (negative where it refined fewer patches than ``refine_ratio`` of them)."""
+        if self._last_over is None:
+            raise RuntimeError("SARBlock.macs_over_budget() before any forward")
+        return self._last_over
+
 
 def refinement_budget_loss(module: nn.Module) -> torch.Tensor | None:
     """Mean over the :class:`SARBlock` s of ``module`` of ``budget_weight x (mean mask -
@@ -360,6 +372,12 @@ class SARBackbone(Backbone):
         """MACs per sample ``[B]`` (float64) of the last forward: the stem's first conv (the
         stems here have no other) plus every block's :meth:`SARBlock.last_macs`."""
         return self._stem_macs + sum(block.last_macs() for block in self.blocks)
+
+    def macs_over_table(self) -> torch.Tensor:
+        """The last forward's MACs per sample beyond the static table's price (which assumes
+        every block refines its budget, :func:`budgeted_selection`): the cost of the masks
+        actually used, less that budget."""
+        return sum(block.macs_over_budget() for block in self.blocks)
 
 
 def _conv_size(conv: nn.Conv2d, size: int) -> int:
