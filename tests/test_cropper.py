@@ -148,10 +148,12 @@ def test_cropper_rejects_mismatched_shapes() -> None:
         )
 
 
+@pytest.mark.parametrize("on_pixel_edges", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
-def test_native_resolution_fast_path_equals_roi_align(dtype) -> None:
+def test_native_resolution_fast_path_equals_roi_align(dtype, on_pixel_edges) -> None:
     """Native-resolution crops inside the frame (sub-pixel corners, frame edges included) take
-    the four-window path; it must give roi_align's numbers, for float and uint8 frames."""
+    the four-window path, crops on pixel edges (the dense baseline's) plain slices; both must
+    give roi_align's numbers, for float and uint8 frames."""
     from torchvision.ops import roi_align
 
     g = torch.Generator().manual_seed(3)
@@ -161,6 +163,8 @@ def test_native_resolution_fast_path_equals_roi_align(dtype) -> None:
     x1 = torch.rand(12, generator=g) * (56 - side)
     y1 = torch.rand(12, generator=g) * (40 - side)
     x1[:3], y1[:3] = torch.tensor([56.0 - side, 0.0, 56.0 - side]), torch.tensor([0.0, 24.0, 24.0])
+    if on_pixel_edges:
+        x1, y1 = x1.floor(), y1.floor()
     index = torch.randint(0, 5, (12,), generator=g)
     centres = torch.stack([(x1 + side / 2) / 56, (y1 + side / 2) / 40], dim=1)
     extents = torch.full((12,), side / 40)

@@ -20,8 +20,8 @@ STEPS, SIZE, CLASSES = 6, 48, 5
 class FixedPolicy(GlimpsePolicy):
     """Replays given actions (one row per clip, matched by the clip's first pixel)."""
 
-    def __init__(self, actions: torch.Tensor) -> None:
-        super().__init__(OPTIONS, 5)
+    def __init__(self, actions: torch.Tensor, options=OPTIONS) -> None:
+        super().__init__(options, 5)
         self.table = actions
 
     def act(self, glance, generator=None):  # noqa: D102
@@ -352,3 +352,29 @@ def test_calibration_without_the_glance_exit_is_as_before(net, cost) -> None:
     by_hand = (local + cost.aggregator).cumsum(1) + STEPS * (cost.glance + cost.policy)
     torch.testing.assert_close(rollouts.step_costs, by_hand / 1e9)
     assert 0.95 * budget <= result.achieved <= budget
+
+
+def test_sar_glimpses_cost_what_their_masks_computed_as_in_evaluation() -> None:
+    # label-time GMACs per video = eval's (FocusOutput.macs_over_table), not the table's price
+    from torch import nn
+
+    from videofocus.models.sar import SARBlock
+
+    torch.manual_seed(0)
+    options = (GlimpseOption(0.25, 32), GlimpseOption(0.5, 48))
+    net = create_focusnet(CLASSES, "tiny_cnn", 24, options, "tiny_resnet_sar", 5, 16).eval()
+    for block in net.local_encoder.modules():
+        if isinstance(block, SARBlock):  # a data-dependent share of patches refined
+            nn.init.normal_(block.mask_head.weight, std=1.0)
+            nn.init.constant_(block.mask_head.bias, 0.3)
+    frames = torch.randn(4, STEPS, 3, 96, 96, generator=torch.Generator().manual_seed(5))
+    actions = _random_actions(4, 6)
+    cost = CostTable.from_model(net, 96)
+    preds = AdaptiveInferencer(
+        net, FixedPolicy(actions, options), cost, InferenceOptions(local_batch=3)
+    ).predict(frames)
+    with torch.no_grad():
+        out = net(frames, actions)
+    measured = cost.usage_from_actions(actions, macs_over_table=out.macs_over_table)
+    assert [p.gmacs for p in preds] == pytest.approx(measured.tolist(), rel=1e-9)
+    assert [p.gmacs for p in preds] != pytest.approx(cost.usage_from_actions(actions).tolist())

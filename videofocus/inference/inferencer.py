@@ -236,6 +236,8 @@ class AdaptiveInferencer:
         ]
         # CPU: actions, glimpses left in the chunk, its first step, whether it awaits aggregation
         self.actions = torch.zeros(0, t, 3, dtype=torch.long)
+        # per glimpse row: MACs beyond the cost table's price (input-dependent backbones: SAR)
+        self.local_over = torch.zeros(0, dtype=torch.float64)
         self.remaining = torch.zeros(0, dtype=torch.long)
         self.chunk_start = torch.zeros(0, dtype=torch.long)
         self.ready = torch.zeros(0, dtype=torch.bool)
@@ -251,6 +253,7 @@ class AdaptiveInferencer:
         self.hidden = _enlarge(self.hidden, capacity, dim=1)
         self.crops = [_enlarge(c, capacity * t) for c in self.crops]
         self.actions = _enlarge(self.actions, capacity)
+        self.local_over = _enlarge(self.local_over, capacity * t)
         self.remaining = _enlarge(self.remaining, capacity)
         self.chunk_start = _enlarge(self.chunk_start, capacity, fill=-1)
         self.ready = _enlarge(self.ready, capacity)
@@ -401,6 +404,9 @@ class AdaptiveInferencer:
                 with self._autocast():
                     feats = self.local_fn(crops, k)
                 self.local.index_copy_(0, rows_dev, feats.float())
+                over = self.net.local_encoder.macs_over_table(k)
+                if over is not None:
+                    self.local_over.index_copy_(0, rows, over.detach().cpu().double())
                 slots = rows // t
                 self.remaining.index_add_(0, slots, torch.full_like(slots, -1))
                 self.ready |= (self.remaining == 0) & (self.chunk_start >= 0)
@@ -459,6 +465,8 @@ class AdaptiveInferencer:
         start = self.chunk_start[slot].item()
         actions = self.actions[slot, :steps_read].clone()
         local = sum(self.cost.local[k - 1] for k in actions[:, 0].tolist() if k > 0)
+        rows = slot * self._steps + torch.arange(steps_read)
+        local += float(self.local_over[rows][actions[:, 0] > 0].sum())
         macs = (
             self._steps * (self.cost.glance + self.cost.policy)
             + steps_read * self.cost.aggregator

@@ -86,6 +86,22 @@ def _native_crops(
     h, w = frames.shape[-2:]
     base = corner.floor()
     frac = corner - base  # [M, 2] (fx, fy)
+    if bool((frac == 0).all()):
+        # on pixel edges (the dense baseline's whole frames, grid-aligned glimpses) the blend
+        # weights are 0: the crops are the frames' own pixels, taken without the blend
+        if frames.device.type == "cpu":
+            starts = zip(
+                frame_index.tolist(), base[:, 1].tolist(), base[:, 0].tolist(), strict=True
+            )
+            crops = [
+                frames[n, :, int(y) : int(y) + side, int(x) : int(x) + side] for n, y, x in starts
+            ]
+            return torch.stack(crops).to(frac.dtype)
+        steps = torch.arange(side, device=frames.device)
+        cols = base[:, 0].long()[:, None] + steps  # inside the frame: no clamp
+        rows = base[:, 1].long()[:, None] + steps
+        crops = frames[frame_index[:, None, None], :, rows[:, :, None], cols[:, None, :]]
+        return rearrange(crops, "m y x c -> m c y x").to(frac.dtype)
     if frames.device.type == "cpu":
         # one slice per glimpse beats advanced indexing on the CPU; at the frame's edge the far
         # row/column (weight 0) repeats the near one
