@@ -241,3 +241,25 @@ def test_error_type_and_programmatic_validation():
     # dataclasses.replace re-validates, so derived configs stay valid too
     with pytest.raises(ConfigError, match="grid: must be > 0"):
         dataclasses.replace(Config().model, grid=0)
+
+
+def test_sar_knobs_reach_the_sar_blocks_and_other_backbones_refuse_them():
+    from videofocus.artifacts.factory import build_focusnet
+    from videofocus.models.sar import SARBlock
+
+    cfg = load_config(
+        "synthetic_tiny",
+        [
+            "model.local_backbone=tiny_resnet_sar",
+            "model.refine_ratio=0.25",
+            "model.sar_patch_grid=4",
+        ],
+    )
+    blocks = [m for m in build_focusnet(cfg, 10).modules() if isinstance(m, SARBlock)]
+    assert blocks and all(b.refine_ratio == 0.25 and b.patch_grid == 4 for b in blocks)
+    with pytest.raises(ConfigError, match=r"model\.refine_ratio.*only SAR backbones.*tiny_resnet"):
+        load_config("synthetic_tiny", ["model.refine_ratio=0.25"])
+    with pytest.raises(ConfigError, match=r"model\.refine_ratio"):
+        load_config(
+            "synthetic_tiny", ["model.local_backbone=tiny_resnet_sar", "model.refine_ratio=2"]
+        )

@@ -105,7 +105,11 @@ def _create(cfg: Config, num_classes: int | None, options: list[GlimpseOption]) 
         glance_backbone_kw=_given(
             width_mult=model.glance_width_mult, pretrained=model.glance_pretrained
         ),
-        local_backbone_kw=_given(width_mult=model.local_width_mult),
+        local_backbone_kw=_given(
+            width_mult=model.local_width_mult,
+            refine_ratio=model.refine_ratio,
+            patch_grid=model.sar_patch_grid,
+        ),
         per_backbone_kw=per_backbone,
         local_feature_dim=model.local_feature_dim,
     )

@@ -343,7 +343,8 @@ def config_from_dict(
 def _check_backbones(cfg: Config, applied: Sequence[tuple[str, str]], default: str) -> None:
     """Every backbone name must be one the registry builds, so that a typo fails here, naming
     its key, rather than as a bare ``KeyError`` once a network is built."""
-    from videofocus.models.backbones import check_backbone_name  # the registry knows the names
+    # the registry knows the names and what each backbone takes
+    from videofocus.models.backbones import backbone_arguments, check_backbone_name
 
     model = cfg.model
     named = [
@@ -358,6 +359,19 @@ def _check_backbones(cfg: Config, applied: Sequence[tuple[str, str]], default: s
             check_backbone_name(name)
         except KeyError as exc:
             raise ConfigError(_blame(key, applied, default), key, str(exc.args[0])) from None
+    # knobs of some local backbones only: every glimpse backbone must take them
+    local = {model.local_backbone, *(o.backbone for o in model.options if o.backbone)}
+    for key, argument in (("refine_ratio", "refine_ratio"), ("sar_patch_grid", "patch_grid")):
+        if getattr(model, key) is None:
+            continue
+        refusing = sorted(n for n in local if argument not in backbone_arguments(n))
+        if refusing:
+            full = f"model.{key}"
+            raise ConfigError(
+                _blame(full, applied, default),
+                full,
+                f"only SAR backbones take it; the glimpse backbone(s) {refusing} do not",
+            )
 
 
 def builtin_configs() -> list[str]:

@@ -168,6 +168,10 @@ class ModelConfig:
     local_backbone: str = "resnet50"  # LocalEncoder backbone
     local_width_mult: float | None = None  # None: the backbone's default width
     local_feature_dim: int | None = None  # common glimpse feature width; None: the backbones'
+    # SAR local backbones (*_sar): share of patches refined at full resolution, and patches per
+    # side of each block's grid; None: the backbone's default. Other backbones refuse them.
+    refine_ratio: float | None = None
+    sar_patch_grid: int | None = None
     options: list[GlimpseOptionConfig] = field(
         default_factory=lambda: [GlimpseOptionConfig(extent=0.5, resolution=112)]
     )  # the K glimpse options; action option 0 is "skip"
@@ -184,6 +188,12 @@ class ModelConfig:
         _bounds(self, "> 0", "glance_resolution", "grid", "hidden", "policy_channels")
         _bounds(self, "> 0", "policy_hidden")
         _bounds(self, "> 0 or null", "glance_width_mult", "local_width_mult", "local_feature_dim")
+        _bounds(self, "> 0 or null", "sar_patch_grid")
+        _require(
+            self.refine_ratio is None or 0.0 <= self.refine_ratio <= 1.0,
+            "refine_ratio",
+            f"must be in [0, 1] or null, got {self.refine_ratio}",
+        )
         _require(len(self.options) > 0, "options", "needs at least one glimpse option")
 
 

@@ -23,6 +23,7 @@ from videofocus.registry import Registry
 __all__ = [
     "Backbone",
     "PretrainedWeightsError",
+    "backbone_arguments",
     "check_backbone_name",
     "create_backbone",
     "list_backbones",
@@ -99,6 +100,14 @@ def check_backbone_name(name: str) -> None:
         )
 
 
+def backbone_arguments(name: str) -> set[str]:
+    """The keyword arguments the registered backbone ``name`` takes (config loading checks the
+    ``model`` knobs that only some backbones read against it); none are known of timm's."""
+    if name.startswith(_TIMM_PREFIX):
+        return set()
+    return set(inspect.signature(_REGISTRY.get(name)).parameters)
+
+
 def create_backbone(
     name: str,
     *,
@@ -130,7 +139,7 @@ def create_backbone(
         backbone: Backbone = _TimmFeatures(model)
     else:
         builder = _REGISTRY.get(name)
-        unknown = sorted(kwargs.keys() - inspect.signature(builder).parameters.keys())
+        unknown = sorted(kwargs.keys() - backbone_arguments(name))
         if unknown:
             raise TypeError(f"backbone {name!r} takes no argument(s) {unknown}")
         backbone = builder(**kwargs)
