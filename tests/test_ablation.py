@@ -603,7 +603,7 @@ def test_report_passes_curves_to_the_plot(tmp_path, monkeypatch):
         ("reward", 4, 1),
         ("skipping", 8, 1),
         ("early_exit", 1, 8),
-        ("backbones", 12, 1),
+        ("backbones", 15, 1),
     ],
 )
 def test_shipped_grids_expand(name, count, entries):
@@ -632,13 +632,17 @@ def test_shipped_grids_expand(name, count, entries):
             "confidence",
             "skip_gain",
         ]
-    if name == "backbones":  # 4 backbone pairs x 3 seeds, one learned policy
-        pairs = {(v.cfg.model.glance_backbone, v.cfg.model.local_backbone) for v in variants}
-        assert pairs == {
-            ("tiny_cnn", "tiny_resnet"),
-            ("tiny_cnn", "tiny_resnet_scconv"),
-            ("tiny_cnn", "tiny_resnet_sar"),
-            ("tiny_resnet_scconv", "tiny_resnet"),
+    if name == "backbones":  # 5 backbone settings x 3 seeds, one learned policy
+        settings = {
+            (v.cfg.model.glance_backbone, v.cfg.model.local_backbone, v.cfg.model.refine_ratio)
+            for v in variants
+        }
+        assert settings == {
+            ("tiny_cnn", "tiny_resnet", None),
+            ("tiny_cnn", "tiny_resnet_scconv", None),
+            ("tiny_cnn", "tiny_resnet_sar", None),
+            ("tiny_cnn", "tiny_resnet_sar", 0.25),
+            ("tiny_resnet_scconv", "tiny_resnet", None),
         }
         assert sorted({v.cfg.train.seed for v in variants}) == [0, 1, 2]
         assert {v.policy for v in variants} == {"recurrent_ppo"}
