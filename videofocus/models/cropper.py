@@ -83,52 +83,47 @@ def _native_crops(
     """What ``roi_align`` returns for native-resolution crops inside their frames, computed
     faster: every pixel of such a crop shares one sub-pixel offset, so the crop is the
     ``(side + 1)``-pixel window at the integer corner blended with fixed weights."""
-    h, w = frames.shape[-2:]
     base = corner.floor()
     frac = corner - base  # [M, 2] (fx, fy)
-    if bool((frac == 0).all()):
-        # on pixel edges (the dense baseline's whole frames, grid-aligned glimpses) the blend
-        # weights are 0: the crops are the frames' own pixels, taken without the blend
-        if frames.device.type == "cpu":
-            starts = zip(
-                frame_index.tolist(), base[:, 1].tolist(), base[:, 0].tolist(), strict=True
-            )
-            crops = [
-                frames[n, :, int(y) : int(y) + side, int(x) : int(x) + side] for n, y, x in starts
-            ]
-            return torch.stack(crops).to(frac.dtype)
-        steps = torch.arange(side, device=frames.device)
-        cols = base[:, 0].long()[:, None] + steps  # inside the frame: no clamp
-        rows = base[:, 1].long()[:, None] + steps
-        crops = frames[frame_index[:, None, None], :, rows[:, :, None], cols[:, None, :]]
-        return rearrange(crops, "m y x c -> m c y x").to(frac.dtype)
-    if frames.device.type == "cpu":
-        # one slice per glimpse beats advanced indexing on the CPU; at the frame's edge the far
-        # row/column (weight 0) repeats the near one
-        windows = []
-        starts = zip(frame_index.tolist(), base[:, 1].tolist(), base[:, 0].tolist(), strict=True)
-        for n, y, x in starts:
-            y, x = int(y), int(x)
-            win = frames[n, :, y : y + side + 1, x : x + side + 1]
-            if win.shape[-2:] != (side + 1, side + 1):
-                win = F.pad(
-                    win[None].float(),
-                    (0, side + 1 - win.shape[-1], 0, side + 1 - win.shape[-2]),
-                    mode="replicate",
-                )[0].to(frames.dtype)
-            windows.append(win)
-        window = torch.stack(windows).to(frac.dtype)
-    else:
-        steps = torch.arange(side + 1, device=frames.device)
-        cols = (base[:, 0].long()[:, None] + steps).clamp(max=w - 1)  # [M, side + 1]
-        rows = (base[:, 1].long()[:, None] + steps).clamp(max=h - 1)
-        # advanced indices around a slice: the result is [M, side + 1, side + 1, C]
-        window = frames[frame_index[:, None, None], :, rows[:, :, None], cols[:, None, :]]
-        window = rearrange(window, "m y x c -> m c y x").to(frac.dtype)
+    # on pixel edges (the dense baseline's whole frames, grid-aligned glimpses) the blend
+    # weights are 0: the crops are the frames' own pixels, taken without the blend
+    aligned = bool((frac == 0).all())
+    window = _windows(frames, frame_index, base, side if aligned else side + 1).to(frac.dtype)
+    if aligned:
+        return window
     fx, fy = rearrange(frac, "m xy -> xy m 1 1 1")
     top = torch.lerp(window[..., :-1, :-1], window[..., :-1, 1:], fx)
     bottom = torch.lerp(window[..., 1:, :-1], window[..., 1:, 1:], fx)
     return torch.lerp(top, bottom, fy)
+
+
+def _windows(
+    frames: torch.Tensor, frame_index: torch.Tensor, base: torch.Tensor, size: int
+) -> torch.Tensor:
+    """The ``size``-pixel windows ``[M, C, size, size]`` at the integer corners ``base [M, 2]``;
+    past the frame's far edge the last row / column repeats (it only ever gets weight 0)."""
+    h, w = frames.shape[-2:]
+    if frames.device.type == "cpu":
+        # one slice per glimpse beats advanced indexing on the CPU
+        windows = []
+        starts = zip(frame_index.tolist(), base[:, 1].tolist(), base[:, 0].tolist(), strict=True)
+        for n, y, x in starts:
+            y, x = int(y), int(x)
+            win = frames[n, :, y : y + size, x : x + size]
+            if win.shape[-2:] != (size, size):
+                win = F.pad(
+                    win[None].float(),
+                    (0, size - win.shape[-1], 0, size - win.shape[-2]),
+                    mode="replicate",
+                )[0].to(frames.dtype)
+            windows.append(win)
+        return torch.stack(windows)
+    steps = torch.arange(size, device=frames.device)
+    cols = (base[:, 0].long()[:, None] + steps).clamp(max=w - 1)  # [M, size]
+    rows = (base[:, 1].long()[:, None] + steps).clamp(max=h - 1)
+    # advanced indices around a slice: the result is [M, size, size, C]
+    window = frames[frame_index[:, None, None], :, rows[:, :, None], cols[:, None, :]]
+    return rearrange(window, "m y x c -> m c y x")
 
 
 class DifferentiableCropper(nn.Module):
