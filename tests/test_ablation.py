@@ -221,8 +221,9 @@ def test_seeds_copy_every_variant_with_its_references(tmp_path, write_grid):
         )
     )
     variants = expand_grid(grid)
+    # seed-major, so an interrupted run has whole seeds finished
     assert [v.name for v in variants] == [
-        f"{n}__seed={s}" for n in ("recurrent_ppo", "dense", "rnd", "exit") for s in (3, 4)
+        f"{n}__seed={s}" for s in (3, 4) for n in ("recurrent_ppo", "dense", "rnd", "exit")
     ]
     by = {v.name: v for v in variants}
     rnd = by["rnd__seed=4"]

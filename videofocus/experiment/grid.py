@@ -35,7 +35,9 @@ calibrated with the others).
 
 With ``seeds``, every variant is trained and evaluated once per seed (``train.seed`` and
 ``policy.seed`` set to it; the same data, so every seed is tested on the same videos), named
-``<variant>__seed=<s>``; its ``option_of`` and budgets refer to the same seed's runs.
+``<variant>__seed=<s>``; its ``option_of`` and budgets refer to the same seed's runs. The copies
+run seed by seed (every variant of the first seed, then the next), so an interrupted run has whole
+seeds finished.
 
 A product variant is named after its policy and the axis values it uses, e.g.
 ``recurrent_ppo__cost_lambda=0.02``; an axis a policy cannot feel (``policy.*`` for heuristics and
@@ -612,7 +614,8 @@ def expand_grid(grid: Grid, overrides: Sequence[str] = ()) -> list[Variant]:
         )
     if grid.reference is not None and grid.reference not in out:
         raise _error(grid.path, "reference", f"{grid.reference!r} is no variant of the grid")
-    return [copy for v in out.values() for copy in _seeded(v, grid.seeds)]
+    # seed-major: an interrupted multi-seed run has whole seeds done, each reportable on its own
+    return [copy for seed in grid.seeds for v in out.values() for copy in _seeded(v, (seed,))]
 
 
 def seeded_name(name: str, seed: int | None) -> str:
