@@ -170,3 +170,9 @@ def test_a_killed_driver_is_resumed_by_the_rerun(tmp_path, inputs, config) -> No
     assert rerun.returncode == len(BAD), rerun.stderr  # the exit status counts error rows
     assert json.loads(rerun.stdout.strip().splitlines()[-1])["already_done"] == partial
     _assert_complete_and_equal(out, _reference(tmp_path, inputs, config))
+
+
+def test_decode_batches_must_be_positive():
+    assert RayOptions().decode_batches == 4
+    with pytest.raises(ValueError, match="decode_batches"):
+        RayOptions(decode_batches=0)
