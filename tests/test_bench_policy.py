@@ -10,16 +10,20 @@ import torch
 
 from videofocus.benchmarks import BENCHMARKS, load_benchmark
 from videofocus.benchmarks.policy import (
+    ANYTIME_ROWS,
+    ANYTIME_SHARES,
     GLANCE_EXIT_SHARES,
     NAMES,
     acceptance,
+    anytime_points,
+    plot_anytime,
     policy_grid,
     truncation_steps,
 )
 from videofocus.cli import main
 from videofocus.data.synthetic import TargetTrack
 from videofocus.evaluation.policy_eval import oracle_actions, target_centres
-from videofocus.experiment.grid import Budget, expand_grid
+from videofocus.experiment.grid import Budget, Truncate, expand_grid
 from videofocus.experiment.report import format_comparison as format_table
 from videofocus.experiment.runner import plan_stages
 from videofocus.models import GlimpseOption, actions_to_glimpses
@@ -66,6 +70,63 @@ def test_rows_include_the_glance_exit_on_the_learned_model(tiny_yaml):
     assert not any(e.glance_exit for e in variants["recurrent_ppo_exit"].exits)
 
 
+def test_anytime_curves_for_both_learned_models_share_their_stages(tiny_yaml):
+    """Truncation after K steps and the exit calibrated to its cost, for ``recurrent_ppo`` and
+    ``ppo``, at a sixteenth to three quarters of a 16-step clip; no training of their own."""
+    assert truncation_steps(16) == (4, 8, 12)
+    assert truncation_steps(16, ANYTIME_SHARES) == (1, 2, 4, 8, 12)
+    grid = policy_grid(tiny_yaml, ["data.frames=16"])
+    variants = {v.name: v for v in expand_grid(grid)}
+    for model, trunc, exit_row in ANYTIME_ROWS:
+        assert variants[trunc].exits == tuple(Truncate(k) for k in (1, 2, 4, 8, 12))
+        assert variants[exit_row].exits == tuple(Budget(1.0, trunc, k) for k in (1, 2, 4, 8, 12))
+        for name in (trunc, exit_row):
+            assert [p.key for p in plan_stages(variants[name])] == [
+                p.key for p in plan_stages(variants[model])
+            ]
+            assert NAMES.index(name) > NAMES.index(model)
+        pairs = {(n, r, json.dumps(re)) for n, _, r, re in grid.pairs}
+        for k in (1, 2, 4, 8, 12):
+            assert (exit_row, trunc, json.dumps({"max_steps": k})) in pairs
+
+
+def test_anytime_points_join_each_model_to_its_truncations(tmp_path):
+    def row(name, acc, gmacs, exit_entry=None):
+        low, high = acc - 0.02, acc + 0.02
+        return {
+            "name": name,
+            "exit": exit_entry,
+            "accuracy": acc,
+            "gmacs_per_video": gmacs,
+            "accuracy_low": low,
+            "accuracy_high": high,
+        }
+
+    cut = {"max_steps": 2}
+    budget = {"budget_share": 1.0, "of": "recurrent_ppo_truncate", "max_steps": 2}
+    rows = [
+        row("dense", 0.9, 1.0),
+        row("recurrent_ppo", 0.85, 0.2),
+        row("recurrent_ppo_truncate", 0.6, 0.1, cut),
+        row("recurrent_ppo_exit", 0.7, 0.1, budget),
+        row("recurrent_ppo_glance_exit", 0.7, 0.1, {"budget_share": 0.5, "of": "x"}),
+        row("ppo", 0.8, 0.2),
+        row("ppo_truncate", 0.5, 0.1, cut),
+    ]
+    points = anytime_points(rows)
+    curves = {}
+    for p in points:
+        curves.setdefault(p["curve"], []).append((p["name"], p["gmacs_per_video"]))
+    assert curves == {
+        "recurrent_ppo: first K steps": [("recurrent_ppo", 0.2), ("recurrent_ppo_truncate", 0.1)],
+        "recurrent_ppo: calibrated exit": [("recurrent_ppo_exit", 0.1)],
+        "ppo: first K steps": [("ppo", 0.2), ("ppo_truncate", 0.1)],
+    }
+    assert all(p["accuracy_low"] < p["accuracy"] for p in points)
+    path = plot_anytime(rows, tmp_path / "anytime.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_bench_is_registered():
     assert "policy" in BENCHMARKS
     module = load_benchmark("policy")
@@ -83,10 +144,9 @@ def test_bench_policy_end_to_end_and_rerun_reuses_stages(tmp_path, tiny_yaml, ca
     rows, comparisons = payload["rows"], payload["comparisons"]
     names = [r["name"] for r in rows]
     assert list(dict.fromkeys(names)) == list(NAMES)
-    steps = truncation_steps(T)
-    assert [r["exit"] for r in rows if r["name"] == "recurrent_ppo_truncate"] == [
-        {"max_steps": k} for k in steps
-    ]
+    steps = truncation_steps(T, ANYTIME_SHARES)
+    for _, trunc, _ in ANYTIME_ROWS:
+        assert [r["exit"] for r in rows if r["name"] == trunc] == [{"max_steps": k} for k in steps]
     for r in rows:
         assert 0.0 <= r["accuracy"] <= 1.0
         assert r["gmacs_per_video"] > 0 and r["videos_per_s"] > 0
@@ -125,6 +185,8 @@ def test_bench_policy_end_to_end_and_rerun_reuses_stages(tmp_path, tiny_yaml, ca
             pairs
         )
     assert "recurrent_ppo - oracle" in printed and "minus" in printed
+    assert "[info] ppo: calibrated exit - truncation" in printed
+    assert (runs / "anytime.png").stat().st_size > 0
     # a rerun trains nothing and reads the same results
     assert main(argv) == 0
     assert "training in" not in capsys.readouterr().err
@@ -242,6 +304,15 @@ def test_acceptance_lines_and_table():
         "recurrent_ppo_exit", "recurrent_ppo_truncate", 0.01, -0.02, CUT, BUDGET
     )
     assert acceptance(rows, comparisons)[3].startswith("[MISS]")
+    # a pass at a truncation the line does not compare at (an anytime point) does not count
+    comparisons[2] = _comparison(
+        "recurrent_ppo_exit", "recurrent_ppo_truncate", 0.05, 0.01, CUT, BUDGET
+    )
+    assert acceptance(rows, comparisons, steps=(4,))[3].startswith("[pass]")
+    assert acceptance(rows, comparisons, steps=(2, 8))[3].startswith("[MISS]")
+    comparisons[2] = _comparison(
+        "recurrent_ppo_exit", "recurrent_ppo_truncate", 0.01, -0.02, CUT, BUDGET
+    )
     rows[3]["accuracy"] = 0.70
     lines = acceptance(rows, comparisons)
     assert lines[0].startswith("[MISS]") and lines[1].startswith("[MISS]")

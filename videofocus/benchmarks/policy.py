@@ -6,7 +6,7 @@ grid of the experiment runner (:func:`policy_grid`, in ``DIR``: a stage two rows
 trained once, and a rerun reuses every finished stage and result), and prints the table and the
 paired comparisons; ``OUT`` gets them as JSON ``{"rows": [...], "comparisons": [...]}``, and
 ``DIR`` the runner's ``results.csv`` (every seed's row), ``results.md``, ``comparisons.csv`` and
-``tradeoff.png``.
+``tradeoff.png``, and ``anytime.png`` (the anytime curves: :func:`plot_anytime`).
 
 Protocol: every choice (the heuristics' option, exit thresholds, budgets) is made on the
 train/val rows; every number reported comes from the held-out ``test`` rows when the data has
@@ -25,9 +25,13 @@ Rows:
   with most (same glimpse cost); ``oracle`` at that option too, its glimpses centred on the
   target (the generator's tracks): the upper bound of aiming;
 - ``recurrent_ppo_truncate``: the ``recurrent_ppo`` model stopped after its first K steps (a
-  quarter, half and three quarters of the clip), and ``recurrent_ppo_exit``: that model with
-  early exit, its thresholds calibrated for the mean cost of that truncation
-  (:func:`~videofocus.inference.model.calibrate_budget`): the two compare at equal mean GMACs;
+  sixteenth, an eighth, a quarter, half and three quarters of the clip), and
+  ``recurrent_ppo_exit``: that model with early exit, its thresholds calibrated for the mean cost
+  of that truncation (:func:`~videofocus.inference.model.calibrate_budget`): the two compare at
+  equal mean GMACs, and over K they are the anytime curves of ``tradeoff.png``;
+  ``ppo_truncate`` / ``ppo_exit`` the same for ``ppo``. The acceptance line compares
+  ``recurrent_ppo``'s at a quarter, half and three quarters only (:data:`ACCEPTANCE_SHARES`,
+  fixed before any result; the other points draw the curves);
 - ``recurrent_ppo_glance_exit``: that model with the glance exit too (RANet): the glance-only
   head's prediction is exit 0, and a video confident there leaves before any policy step or
   glimpse; its thresholds (one more) are calibrated on val for 50% and 75% of ``recurrent_ppo``'s
@@ -61,7 +65,7 @@ import functools
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +86,8 @@ NAMES = (
     "oracle",
     "differentiable",
     "ppo",
+    "ppo_truncate",
+    "ppo_exit",
     "recurrent_ppo",
     "recurrent_ppo_truncate",
     "recurrent_ppo_exit",
@@ -95,11 +101,24 @@ GLANCE_EXIT_SHARES = (0.5, 0.75)
 #: The learned rows, each compared with ``oracle`` (the gap left to perfect aiming).
 LEARNED_ROWS = ("ppo", "recurrent_ppo", "recurrent_ppo_lambda")
 
+#: Shares of the clip's steps where the exit is compared with truncation for the acceptance
+#: line (about 25, 50 and 75% of the learned policy's own cost).
+ACCEPTANCE_SHARES = (0.25, 0.5, 0.75)
+#: Shares of the clip's steps where the anytime curves are measured (truncation, and the exit
+#: calibrated to each one's cost).
+ANYTIME_SHARES = (0.0625, 0.125, *ACCEPTANCE_SHARES)
 
-def truncation_steps(frames: int) -> tuple[int, ...]:
-    """The step counts of the truncation rows: a quarter, half and three quarters of the clip's
-    ``frames`` steps (so about 25, 50 and 75% of the learned policy's own cost)."""
-    return tuple(sorted({max(1, round(frames * share)) for share in (0.25, 0.5, 0.75)}))
+#: The learned models that get anytime curves: (model row, truncation row, exit row).
+ANYTIME_ROWS = (
+    ("recurrent_ppo", "recurrent_ppo_truncate", "recurrent_ppo_exit"),
+    ("ppo", "ppo_truncate", "ppo_exit"),
+)
+
+
+def truncation_steps(frames: int, shares: tuple[float, ...] = ACCEPTANCE_SHARES) -> tuple[int, ...]:
+    """The step counts at ``shares`` of the clip's ``frames`` steps (at least one step each):
+    by default those of the acceptance line, :data:`ANYTIME_SHARES` for the curves."""
+    return tuple(sorted({max(1, round(frames * share)) for share in shares}))
 
 
 def policy_grid(
@@ -115,17 +134,25 @@ def policy_grid(
     :param seeds: seeds 0..N-1 of every row (1: the config's own seeds, names without suffix).
     """
     path = resolve_config_path(config)
-    steps = truncation_steps(load_config(path, list(overrides or ())).data.frames)
+    steps = truncation_steps(load_config(path, list(overrides or ())).data.frames, ANYTIME_SHARES)
     lam = (f"policy.cost_lambda={cost_lambda}", "policy.allow_skip=true")
-    learned, trunc = "recurrent_ppo", "recurrent_ppo_truncate"
+    learned = "recurrent_ppo"
+
+    def anytime(model: str) -> tuple[ExplicitVariant, ...]:
+        """``model`` stopped after K steps, and with its exit calibrated to that cost."""
+        _, trunc, exit_row = next(r for r in ANYTIME_ROWS if r[0] == model)
+        return (
+            ExplicitVariant(trunc, policy=model, exits=tuple(Truncate(k) for k in steps)),
+            ExplicitVariant(
+                exit_row, policy=model, exits=tuple(Budget(1.0, trunc, k) for k in steps)
+            ),
+        )
+
     variants = (
         ExplicitVariant("dense", policy="dense"),
         ExplicitVariant("glance_only", policy="glance_only"),
         ExplicitVariant(learned, policy=learned),
-        ExplicitVariant(trunc, policy=learned, exits=tuple(Truncate(k) for k in steps)),
-        ExplicitVariant(
-            "recurrent_ppo_exit", policy=learned, exits=tuple(Budget(1.0, trunc, k) for k in steps)
-        ),
+        *anytime(learned),
         ExplicitVariant(
             "recurrent_ppo_glance_exit",
             policy=learned,
@@ -134,6 +161,7 @@ def policy_grid(
         *(ExplicitVariant(h, policy=h, option_of=learned) for h in (*HEURISTICS, ORACLE)),
         ExplicitVariant("differentiable", policy="differentiable", option_of=learned),
         ExplicitVariant("ppo", policy="ppo"),
+        *anytime("ppo"),
         ExplicitVariant("recurrent_ppo_lambda", overrides=lam, policy=learned),
     )
     pairs = (
@@ -142,7 +170,8 @@ def policy_grid(
         (learned, None, "ppo", None),
         *((name, None, ORACLE, None) for name in LEARNED_ROWS),
         *(
-            ("recurrent_ppo_exit", Budget(1.0, trunc, k).to_json(), trunc, Truncate(k).to_json())
+            (exit_row, Budget(1.0, trunc, k).to_json(), trunc, Truncate(k).to_json())
+            for _, trunc, exit_row in ANYTIME_ROWS
             for k in steps
         ),
     )
@@ -181,7 +210,34 @@ def run_benchmark(
     for row in rows:
         if row["name"] == "recurrent_ppo_lambda":
             row["cost_lambda"] = cost_lambda
+    log(f"anytime curves: {plot_anytime(rows, Path(out_dir) / ANYTIME_PLOT)}")
     return rows, result.comparisons
+
+
+#: The anytime plot :func:`run_benchmark` writes into the run folder.
+ANYTIME_PLOT = "anytime.png"
+
+
+def anytime_points(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The points of the anytime curves among table ``rows``: per :data:`ANYTIME_ROWS` model,
+    ``<model>: first K steps`` (its truncations and its full run) and ``<model>: calibrated
+    exit`` (the exits calibrated to each truncation's cost), intervals kept."""
+    points = []
+    for model, trunc, exit_row in ANYTIME_ROWS:
+        for row in rows:
+            if row["name"] in (trunc, exit_row) or (row["name"] == model and not row.get("exit")):
+                kind = "calibrated exit" if row["name"] == exit_row else "first K steps"
+                points.append({**row, "curve": f"{model}: {kind}"})
+    return points
+
+
+def plot_anytime(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Accuracy against GMACs/video of :func:`anytime_points` (one line per curve, error bars
+    the seeds' 95% intervals) into ``path``."""
+    from videofocus.viz.tradeoff import plot_tradeoff  # matplotlib only when plotting
+
+    title = "anytime: truncation vs calibrated early exit (test split)"
+    return plot_tradeoff(anytime_points(rows), path, title=title, annotate=False)
 
 
 def _compared(comparisons: list[dict[str, Any]], name: str, reference: str):
@@ -190,13 +246,18 @@ def _compared(comparisons: list[dict[str, Any]], name: str, reference: str):
 
 
 def acceptance(
-    rows: list[dict[str, Any]], comparisons: list[dict[str, Any]], memory: bool = False
+    rows: list[dict[str, Any]],
+    comparisons: list[dict[str, Any]],
+    memory: bool = False,
+    steps: Sequence[int] | None = None,
 ) -> list[str]:
     """The acceptance checks, as lines saying pass or miss with the numbers (accuracies from the
     reported split; intervals paired on its videos and the seeds).
 
     :param memory: the memory benchmark (``synthetic_memory``): a line of its own, the
         recurrent policy against the feed-forward one at the same cost.
+    :param steps: the truncations the exit line compares at (:func:`truncation_steps` of the
+        clip: the anytime curves' other points are not tried for a pass); None: every one.
     """
     by = {(r["name"], json.dumps(r.get("exit"))): r for r in rows}
 
@@ -250,7 +311,9 @@ def acceptance(
     exits = [
         c
         for c in comparisons
-        if c["name"] == "recurrent_ppo_exit" and c["reference"] == "recurrent_ppo_truncate"
+        if c["name"] == "recurrent_ppo_exit"
+        and c["reference"] == "recurrent_ppo_truncate"
+        and (steps is None or c["reference_exit"]["max_steps"] in steps)
     ]
     measured = ", ".join(
         f"{c['reference_exit']['max_steps']} steps {interval(c)} at {same_cost(c)[1]}"
@@ -274,6 +337,19 @@ def acceptance(
     for name in LEARNED_ROWS:
         gap = _compared(comparisons, name, ORACLE)
         lines.append(f"[info] {name} - oracle: {interval(gap)}")
+    others = [
+        c
+        for c in comparisons
+        if c["name"] == "ppo_exit"
+        and c["reference"] == "ppo_truncate"
+        and (steps is None or c["reference_exit"]["max_steps"] in steps)
+    ]
+    if others:
+        measured = ", ".join(
+            f"{c['reference_exit']['max_steps']} steps {interval(c)} at {same_cost(c)[1]}"
+            for c in others
+        )
+        lines.append(f"[info] ppo: calibrated exit - truncation: {measured}")
     return lines
 
 
@@ -305,11 +381,13 @@ def report_results(
     comparisons: list[dict[str, Any]],
     memory: bool,
     json_path: Path | None = None,
+    steps: Sequence[int] | None = None,
 ) -> None:
-    """Print the table, the paired comparisons and the :func:`acceptance` lines; write the rows
-    and comparisons as JSON ``{"rows": [...], "comparisons": [...]}`` to ``json_path`` if given."""
+    """Print the table, the paired comparisons and the :func:`acceptance` lines (``steps``:
+    its exit line's truncations); write the rows and comparisons as JSON
+    ``{"rows": [...], "comparisons": [...]}`` to ``json_path`` if given."""
     print(format_comparison(rows), "", format_comparisons(comparisons), "", sep="\n")
-    print(*acceptance(rows, comparisons, memory), sep="\n")
+    print(*acceptance(rows, comparisons, memory, steps), sep="\n")
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"rows": rows, "comparisons": comparisons}
@@ -348,6 +426,6 @@ def run(args: argparse.Namespace) -> int:
         "multiply-accumulates per video\n"
     )
     memory = cfg.data.synthetic is not None and cfg.data.synthetic.cue_ratio < 1
-    report_results(rows, comparisons, memory, args.json)
+    report_results(rows, comparisons, memory, args.json, truncation_steps(cfg.data.frames))
     print(f"\n{time.perf_counter() - start:.0f} s in all (training skipped where reused)")
     return 0

@@ -18,7 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-from videofocus.benchmarks.policy import add_run_arguments, report_results, run_benchmark
+from videofocus.benchmarks.policy import (
+    add_run_arguments,
+    report_results,
+    run_benchmark,
+    truncation_steps,
+)
+from videofocus.config import load_config
 
 #: The benchmarks of the protocol: folder name -> built-in config, and whether it is the
 #: memory benchmark (its own acceptance line).
@@ -44,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
             config, out, args.overrides, args.cost_lambda, not args.no_progress, log, args.seeds
         )
         print(f"## {name} benchmark ({config}, test split, {args.seeds} seed(s)), {out}\n")
-        report_results(rows, comparisons, memory, out / "rows.json")
+        frames = load_config(config, args.overrides).data.frames
+        report_results(rows, comparisons, memory, out / "rows.json", truncation_steps(frames))
         print()
     print(f"{time.perf_counter() - start:.0f} s in all (training skipped where reused)")
     return 0

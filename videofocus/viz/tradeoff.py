@@ -70,6 +70,7 @@ def plot_tradeoff(
     path: str | Path,
     title: str | None = None,
     curve_key: str | None = "curve",
+    annotate: bool = True,
 ) -> Path:
     """Plot accuracy against GMACs per video into ``path`` (any format matplotlib writes;
     parent folders created) and return it.
@@ -80,6 +81,8 @@ def plot_tradeoff(
 
     :param rows: mappings with ``name``, ``accuracy`` (in ``[0, 1]``, plotted in percent) and
         ``gmacs_per_video``; finite ``accuracy_low`` / ``accuracy_high`` draw an error bar.
+    :param annotate: write each point's name beside it (False: curves named by the legend only,
+        for plots of many points).
     :raises ValueError: for no rows, a missing or out-of-range value, or an unwritable suffix.
     """
     if not rows:
@@ -129,14 +132,16 @@ def plot_tradeoff(
         ax.set_title(title)
     # names go where they overlap no other name: nearby points (a heuristic row beside another at
     # the same cost) would otherwise print their names on top of each other
-    xy = [(gmacs, 100.0 * accuracy) for _, accuracy, gmacs in points]
-    canvas.draw()  # lays the axes out, so that data -> display positions are final
-    anchors = ax.transData.transform(xy) * (72.0 / fig.dpi)  # display points
-    names = [name for name, _, _ in points]
-    for name, point, rise in zip(names, xy, label_offsets(anchors, names, _FONTSIZE), strict=True):
-        ax.annotate(
-            name, point, xytext=(_PAD, rise), textcoords="offset points", fontsize=_FONTSIZE
-        )
+    if annotate:
+        xy = [(gmacs, 100.0 * accuracy) for _, accuracy, gmacs in points]
+        canvas.draw()  # lays the axes out, so that data -> display positions are final
+        anchors = ax.transData.transform(xy) * (72.0 / fig.dpi)  # display points
+        names = [name for name, _, _ in points]
+        offsets = label_offsets(anchors, names, _FONTSIZE)
+        for name, point, rise in zip(names, xy, offsets, strict=True):
+            ax.annotate(
+                name, point, xytext=(_PAD, rise), textcoords="offset points", fontsize=_FONTSIZE
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     return path
