@@ -73,3 +73,35 @@ def test_budget_above_full_cost_never_exits_and_below_floor_is_an_error() -> Non
     assert full.achieved == pytest.approx(float(costs[:, -1].mean()))
     with pytest.raises(ValueError, match="below the cheapest"):
         calibrate_thresholds(confidence, costs, float(costs[:, 0].mean()) / 2)
+
+
+def test_with_labels_a_shared_threshold_wins_where_an_exit_is_confidently_wrong() -> None:
+    """Exit 0 is a head at chance (low confidence, wrong) and the later steps are right when
+    confident: MSDNet's geometric quota still sends videos out of exit 0, the shared threshold
+    sends none, and with labels the calibration keeps the more accurate shared rule."""
+    n, t = 200, 5
+    g = torch.Generator().manual_seed(3)
+    confidence = torch.empty(n, t)
+    confidence[:, 0] = 0.1 + 0.1 * torch.rand(n, generator=g)  # the chance-level head
+    speed = torch.rand(n, 1, generator=g)
+    confidence[:, 1:] = (0.3 + 0.7 * speed * torch.arange(1, t) / (t - 1)).clamp(max=1.0)
+    correct = torch.ones(n, t, dtype=torch.bool)
+    correct[:, 0] = False
+    costs = torch.cat([torch.full((n, 1), 0.01), torch.full((n, t - 1), 0.1)], 1).cumsum(1)
+    budget = float(costs[:, 2].mean())
+    geometric = calibrate_thresholds(confidence, costs, budget)
+    assert geometric.rule == "geometric" and geometric.exit_fraction[0] > 0.1
+    chosen = calibrate_thresholds(confidence, costs, budget, correct=correct)
+    assert chosen.rule == "shared" and chosen.exit_fraction[0] == 0.0
+    assert chosen.achieved <= budget and chosen.accuracy == 1.0
+    assert len(set(chosen.thresholds[:-1])) == 1 and chosen.thresholds[-1] == 0.0
+    # the geometric rule, scored with the same labels, loses what its exit-0 quota got wrong
+    exits = apply_thresholds(confidence, geometric.thresholds)
+    assert float(correct.gather(1, exits.view(-1, 1)).float().mean()) < chosen.accuracy
+
+
+def test_with_labels_ties_keep_the_geometric_rule() -> None:
+    confidence, costs = _rollouts()
+    correct = torch.ones_like(confidence, dtype=torch.bool)  # every exit right: a tie
+    result = calibrate_thresholds(confidence, costs, float(costs.mean()), correct=correct)
+    assert result.rule == "geometric" and result.accuracy == 1.0

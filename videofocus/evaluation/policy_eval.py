@@ -194,14 +194,16 @@ def evaluate_budgeted_exit(
 
     Calibrate on held-out rows: thresholds fitted where the network is overconfident (the
     training rows) exit too little elsewhere. Returns the per-step thresholds (``[0.0]`` below
-    the cost of exiting at the first step) and the :func:`evaluate_adaptive` result.
+    the cost of exiting at the first step) and the :func:`evaluate_adaptive` result, with
+    ``exit_rule`` the calibration rule that chose them
+    (:data:`~videofocus.inference.early_exit.RULES`; ``floor`` below that cost).
     """
     model = load_inference_model(finetune_dir, cfg)
     options = InferenceOptions(chunk_steps=1, glance_exit=glance_exit)
     try:
-        thresholds = calibrate_budget(
-            replace(model, cfg=calibration), budget, options, save=False
-        ).thresholds
+        calibrated = calibrate_budget(replace(model, cfg=calibration), budget, options, save=False)
+        thresholds, rule = calibrated.thresholds, calibrated.rule
     except ValueError:  # the budget is below every video exiting at its first step
-        thresholds = [0.0]
-    return thresholds, evaluate_adaptive(cfg, model, thresholds, options=options)
+        thresholds, rule = [0.0], "floor"
+    result = evaluate_adaptive(cfg, model, thresholds, options=options)
+    return thresholds, {**result, "exit_rule": rule}

@@ -170,6 +170,8 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             values = [r.get(key) for r in members]
             if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
                 summary[key] = sum(values) / len(values)
+            elif key == "exit_rule" and len(set(values)) > 1:
+                summary[key] = "/".join(map(str, values))  # chosen per seed: in seed order
         summary.update(
             name=first["method"],
             seeds=len(members),

@@ -304,6 +304,7 @@ def evaluate_variant(
         thresholds, result = evaluate_budgeted_exit(
             cfg, final, extra["budget_gmacs"], calibration, exit_entry.glance_exit
         )
+        extra["exit_rule"] = result["exit_rule"]
     elif isinstance(exit_entry, Truncate):
         options = InferenceOptions(max_steps=exit_entry.max_steps)
         result = evaluate_adaptive(cfg, final, options=options)
@@ -454,9 +455,9 @@ def variant_rows(variant: Variant, record: dict[str, Any], grid: Grid) -> list[d
     the variant's policy ignores it), ``exit`` and ``exit_thresholds``, what the evaluation
     measured (``accuracy``, ``top5``, ``gmacs_per_video``, ``videos_per_s``; glimpse variants
     also ``option``, ``accuracy_warmup_net``, ``target_coverage``, ``skip_rate``; early exit
-    ``exit_fraction`` and, for a budget, ``budget_gmacs``; a glance exit ``glance_exit_rate``
-    and ``glance_top1``), ``train_seconds`` (every stage
-    behind the variant, shared ones included), ``stage_seconds``, ``checkpoint`` and ``curve``:
+    ``exit_fraction`` and, for a budget, ``budget_gmacs`` and ``exit_rule``; a glance exit
+    ``glance_exit_rate`` and ``glance_top1``), ``train_seconds`` (every stage behind the
+    variant, shared ones included), ``stage_seconds``, ``checkpoint`` and ``curve``:
     its plot line (the variant itself over several exit entries, else its name without the last
     axis).
     """

@@ -6,8 +6,12 @@ what was computed up to then (a per-step cost table the caller gives).
 
 Calibration follows MSDNet's budgeted-batch recipe (Huang et al., 2018): exits are spread over
 the steps as ``p_t ~ q^t``, each step's threshold lets that share of the running videos leave,
-and ``q`` is searched so that the mean cost meets the budget. The glimpses never depend on the
-thresholds, so this is tensor arithmetic on roll-outs recorded once.
+and ``q`` is searched so that the mean cost meets the budget. That recipe sends its quota out of
+every exit however poor the exit's predictions (a glance head at chance still loses its share),
+so with labels a second rule competes: one confidence threshold shared by every exit, searched
+for the same budget; the rule with the higher accuracy on the calibration roll-outs is kept
+(a choice made there, never on the rows a result is reported from). The glimpses never depend
+on the thresholds, so this is tensor arithmetic on roll-outs recorded once.
 
 The functions see exits, not what they are: with the inferencer's ``glance_exit`` the glance-only
 prediction is exit 0 (its cost the glance alone) and step ``t`` exit ``t + 1``, so the
@@ -17,7 +21,7 @@ thresholds hold one value more and the calibration spreads the exits over both.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +29,7 @@ import torch
 __all__ = [
     "ExitCalibration",
     "NEVER",
+    "RULES",
     "apply_thresholds",
     "calibrate_thresholds",
     "exit_costs",
@@ -69,13 +74,19 @@ def exit_costs(step_costs: torch.Tensor, exit_step: torch.Tensor) -> torch.Tenso
 class ExitCalibration:
     """Thresholds (one per step, the last 0) meeting a ``budget`` (mean cost per video), and what
     they achieve on the calibration set: the mean cost, top-1 ``accuracy`` at the exits (None
-    without labels) and the share of videos exiting at each step."""
+    without labels), the share of videos exiting at each step, and the ``rule`` that chose them
+    (:data:`RULES`)."""
 
     thresholds: list[float]
     budget: float
     achieved: float
     accuracy: float | None
     exit_fraction: list[float]
+    rule: str = "geometric"
+
+
+#: Calibration rules: MSDNet's geometric spread of exits, one threshold shared by every exit.
+RULES = ("geometric", "shared")
 
 
 def _thresholds_for(confidence: torch.Tensor, q: float) -> list[float]:
@@ -110,7 +121,8 @@ def calibrate_thresholds(
 
     :param confidence: running top-1 probability after each step, ``[N, T]``.
     :param step_costs: ``[N, T]`` cumulative cost of stopping after each step.
-    :param correct: bool ``[N, T]``, whether each step's top-1 is right (for the accuracy report).
+    :param correct: bool ``[N, T]``, whether each step's top-1 is right: the accuracy report,
+        and the choice between the :data:`RULES` (without it: the geometric rule).
     :raises ValueError: for a budget below the cost of every video exiting at its first step.
     """
     if confidence.shape != step_costs.shape or confidence.ndim != 2 or confidence.shape[0] == 0:
@@ -126,30 +138,45 @@ def calibrate_thresholds(
             "(every video stopping after its first step)"
         )
 
+    steps = confidence.shape[1]
+
     def cost_of(thresholds: list[float]) -> float:
         return float(exit_costs(step_costs, apply_thresholds(confidence, thresholds)).mean())
 
-    best = expand_thresholds(None, confidence.shape[1])  # never exit early, if within budget
-    if cost_of(best) > budget:
-        # log q from "everyone exits first" to "everyone runs to the end"; cost grows with q.
-        lo, hi = -30.0, 30.0
-        best = _thresholds_for(confidence, math.exp(lo))
-        for _ in range(60):  # bisection steps: 60 halvings of [-30, 30] reach float precision
+    def accuracy_of(thresholds: list[float]) -> float | None:
+        if correct is None:
+            return None
+        exits = apply_thresholds(confidence, thresholds)
+        return float(correct.cpu().gather(1, exits.view(-1, 1)).float().mean())
+
+    def search(thresholds_at: Callable[[float], list[float]], lo: float, hi: float) -> list[float]:
+        """The thresholds at the largest x in [lo, hi] whose cost is within budget (cost grows
+        with x; ``thresholds_at(lo)`` is within budget)."""
+        best = thresholds_at(lo)
+        for _ in range(60):  # bisection steps: 60 halvings reach float precision
             mid = (lo + hi) / 2
-            candidate = _thresholds_for(confidence, math.exp(mid))
+            candidate = thresholds_at(mid)
             if cost_of(candidate) <= budget:
                 lo, best = mid, candidate
             else:
                 hi = mid
+        return best
+
+    best, rule = expand_thresholds(None, steps), "geometric"  # never exit early, if in budget
+    if cost_of(best) > budget:
+        # log q from "everyone exits first" to "everyone runs to the end"; cost grows with q
+        best = search(lambda log_q: _thresholds_for(confidence, math.exp(log_q)), -30.0, 30.0)
+        if correct is not None:  # one threshold for every exit, from 0 (all exit first) up
+            shared = search(lambda tau: [tau] * (steps - 1) + [0.0], 0.0, NEVER)
+            if accuracy_of(shared) > accuracy_of(best):  # ties keep MSDNet's rule
+                best, rule = shared, "shared"
     exits = apply_thresholds(confidence, best)
-    accuracy = None
-    if correct is not None:
-        accuracy = float(correct.cpu().gather(1, exits.view(-1, 1)).float().mean())
-    fraction = torch.bincount(exits, minlength=confidence.shape[1]).double() / len(exits)
+    fraction = torch.bincount(exits, minlength=steps).double() / len(exits)
     return ExitCalibration(
         thresholds=best,
         budget=float(budget),
         achieved=float(exit_costs(step_costs, exits).mean()),
-        accuracy=accuracy,
+        accuracy=accuracy_of(best),
         exit_fraction=[float(f) for f in fraction],
+        rule=rule,
     )

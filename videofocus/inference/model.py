@@ -250,7 +250,12 @@ def calibrate_budget(
         rollouts.confidence, rollouts.step_costs, budget_gmacs, rollouts.correct
     )
     exits = apply_thresholds(rollouts.confidence, result.thresholds)
-    logger.info("calibrated exits %s on %d videos", exits.bincount().tolist(), len(exits))
+    logger.info(
+        "calibrated exits %s on %d videos (%s rule)",
+        exits.bincount().tolist(),
+        len(exits),
+        result.rule,
+    )
     if save and model.checkpoint is not None:
         stored = {
             "budget_gmacs": result.budget,
@@ -260,6 +265,7 @@ def calibrate_budget(
             "glance_exit": options.glance_exit,
             "thresholds": result.thresholds,
             "exit_fraction": result.exit_fraction,
+            "rule": result.rule,
         }
         text = json.dumps(stored, indent=2) + "\n"
         (model.checkpoint / THRESHOLDS_FILE).write_text(text, encoding="utf-8")
