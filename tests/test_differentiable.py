@@ -15,7 +15,11 @@ from videofocus.config import Config, ConfigError, config_from_dict
 from videofocus.evaluation.evaluate import evaluate_checkpoint
 from videofocus.models import GlimpseOption, create_focusnet, dense_actions, grid_centres
 from videofocus.models.cost import CostTable
-from videofocus.policy.differentiable import DifferentiableFocusNet, DifferentiableGlimpsePolicy
+from videofocus.policy.differentiable import (
+    CENTRE_HEADS,
+    DifferentiableFocusNet,
+    DifferentiableGlimpsePolicy,
+)
 from videofocus.policy.focusnet import policy_chooses
 from videofocus.train.pipeline import run_stages
 from videofocus.train.stages import averaged_loss, focus_loss
@@ -27,11 +31,13 @@ OPTIONS = [GlimpseOption(0.25, 12), GlimpseOption(0.5, 24)]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def make_model(option: int = 2, num_classes: int = 3, seed: int = 0) -> DifferentiableFocusNet:
+def make_model(
+    option: int = 2, num_classes: int = 3, seed: int = 0, head: str = "regress"
+) -> DifferentiableFocusNet:
     torch.manual_seed(seed)
     net = create_focusnet(num_classes, "tiny_cnn", 16, OPTIONS, "tiny_cnn", grid=5, hidden=16)
     policy = DifferentiableGlimpsePolicy(
-        net.options, net.grid, option, net.global_encoder.num_features, (2, 2), 4, 16
+        net.options, net.grid, option, net.global_encoder.num_features, (2, 2), 4, 16, head=head
     )
     return DifferentiableFocusNet(net, policy)
 
@@ -73,6 +79,29 @@ def test_centres_start_centred_and_stay_inside_the_frame(option):
         assert bool((centres >= half - 1e-6).all()) and bool((centres <= 1 - half + 1e-6).all())
 
 
+def test_soft_argmax_centres_are_the_scored_cells_mean_position():
+    """The soft-argmax head: equal scores give the frame centre, a score added to every cell
+    (what one shared bias would do: the drift of every centre to a corner) changes nothing, and
+    one dominant cell puts the centre on that cell's position, kept inside the frame."""
+    model = make_model(option=1, head="soft_argmax").eval()
+    policy = model.policy
+    maps = model.glance(torch.randn(3, 4, 3, 48, 48)).maps
+    centres = policy.centres(maps)
+    assert torch.allclose(centres, torch.full_like(centres, 0.5))
+    with torch.no_grad():
+        policy.head.bias.fill_(30.0)
+    torch.testing.assert_close(policy.centres(maps), centres)
+    with torch.no_grad():  # 2x2 map: the cells sit at 0.25 / 0.75; cell 1 is (x 0.75, y 0.25)
+        policy.head.bias.copy_(torch.tensor([0.0, 40.0, 0.0, 0.0]))
+    torch.testing.assert_close(policy.centres(maps), torch.tensor([0.75, 0.25]).expand(3, 4, 2))
+    big = make_model(option=2, head="soft_argmax").eval().policy  # extent 0.5: centres in
+    with torch.no_grad():  # [0.25, 0.75]; a corner cell's 0.25 / 0.75 is the allowed limit
+        big.head.bias.copy_(torch.tensor([40.0, 0.0, 0.0, 0.0]))
+    assert torch.allclose(big.centres(maps), torch.tensor(0.25))
+    with pytest.raises(ValueError, match="head must be one of"):
+        make_model(head="argmax")
+
+
 def test_snapped_actions_are_the_nearest_grid_cells():
     model = make_model(option=1)
     policy = model.policy
@@ -96,8 +125,9 @@ def corner_clips(n: int, label_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return frames, labels
 
 
-def test_training_moves_the_centres_towards_the_informative_corner():
-    model = make_model(option=2).train()
+@pytest.mark.parametrize("head", CENTRE_HEADS)
+def test_training_moves_the_centres_towards_the_informative_corner(head):
+    model = make_model(option=2, head=head).train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=0.02)
     frames, labels = corner_clips(12, 0)
@@ -109,7 +139,8 @@ def test_training_moves_the_centres_towards_the_informative_corner():
         opt.step()
     after = model.policy.centres(model.glance(frames).maps).detach()
     moved = before - after  # towards the top-left corner: both coordinates decrease
-    assert bool((moved > 0.02).all()), moved.mean((0, 1))
+    # the soft-argmax centre is a mean over the 2x2 map's cells: it moves, more slowly
+    assert bool((moved > (0.02 if head == "regress" else 0.005)).all()), moved.mean((0, 1))
 
 
 def test_centre_gradient_is_the_smoothed_frames_while_the_crop_stays_sharp():
@@ -164,6 +195,40 @@ def test_random_branch_and_smoothed_gradient_only_in_training():
     model.blur = 0.0
     torch.testing.assert_close(smoothed, model.forward_at(frames, glance, centres).logits)
     assert model.eval()(frames, policy_chooses(2, 3)).auxiliary is None
+
+
+def test_jitter_crops_at_noisy_centres_in_training_only():
+    """``jitter``: in training the crop (and its gradient) is taken at the centres plus Gaussian
+    noise of ``jitter`` pixels; evaluation crops at the centres themselves."""
+    model = make_model(option=1)
+    model.jitter = 3.0
+    frames = torch.rand(2, 3, 48, 40)  # W != H: x noise scales by the width, y by the height
+    exact = torch.tensor([[0.40, 0.45], [0.55, 0.62]])
+
+    def crop(centres: torch.Tensor, seed: int) -> torch.Tensor:
+        torch.manual_seed(seed)
+        return model._crop(frames, centres)
+
+    centres = exact.clone().requires_grad_(True)
+    jittered = crop(centres, 7).detach()
+    torch.manual_seed(7)
+    noisy = exact + torch.randn(2, 2) * 3.0 / torch.tensor([40.0, 48.0])
+    model.jitter = 0.0
+    torch.testing.assert_close(jittered, crop(noisy.requires_grad_(True), 0).detach())
+    model.jitter = 3.0
+    assert not torch.allclose(jittered, crop(exact.clone().requires_grad_(True), 0).detach())
+    weights = torch.randn_like(jittered)
+    (crop(centres, 7) * weights).sum().backward()
+    at_noisy = noisy.detach().requires_grad_(True)
+    model.jitter = 0.0
+    (crop(at_noisy, 0) * weights).sum().backward()
+    torch.testing.assert_close(centres.grad, at_noisy.grad)  # the gradient at the noisy centre
+    model.jitter = 3.0
+    model.eval()
+    plain = make_model(option=1).eval()
+    plain.load_state_dict(model.state_dict())
+    rows = exact.clone().requires_grad_(True)
+    torch.testing.assert_close(model._crop(frames, rows), plain._crop(frames, rows))
 
 
 def test_given_grid_actions_still_work_and_placeholders_may_not_mix():

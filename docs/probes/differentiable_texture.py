@@ -37,14 +37,15 @@ def textured_targets(n: int, seed: int, period: int, side: int):
     return frames, labels, (corners.float() + side / 2) / 48
 
 
-def distances(args, seed: int, data_seed: int, blur: float) -> list[float]:
+def distances(args, seed: int, data_seed: int, blur: float, jitter: float) -> list[float]:
     """Centre-to-target distance before and every 100 policy steps."""
     torch.manual_seed(seed)
     net = create_focusnet(3, "tiny_cnn", 32, OPTIONS, "tiny_cnn", grid=5, hidden=16)
     policy = DifferentiableGlimpsePolicy(
-        net.options, net.grid, 1, net.global_encoder.num_features, (4, 4)
+        net.options, net.grid, 1, net.global_encoder.num_features, (4, 4), head=args.head
     )
-    model = DifferentiableFocusNet(net, policy, blur=blur, random_branch=True).train()
+    model = DifferentiableFocusNet(net, policy, blur=blur, random_branch=True, jitter=jitter)
+    model.train()
     frames, labels, targets = textured_targets(32, data_seed, args.period, args.side)
     glance = model.glance(frames)
     encoders = [p for n, p in model.named_parameters() if p.requires_grad and "policy" not in n]
@@ -79,20 +80,24 @@ def main() -> None:
     parser.add_argument("--period", type=int, default=2)
     parser.add_argument("--side", type=int, default=12)
     parser.add_argument("--blur", type=float, nargs="+", default=[3.0, 0.0])
+    parser.add_argument("--jitter", type=float, nargs="+", default=[0.0], help="centre noise, px")
+    parser.add_argument("--head", default="regress", help="regress | soft_argmax")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--data-seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--lr", type=float, default=0.02, help="policy learning rate")
     args = parser.parse_args()
     torch.set_num_threads(1)
     for blur in args.blur:
-        for seed in args.seeds:
-            for data_seed in args.data_seeds:
-                row = distances(args, seed, data_seed, blur)
-                print(
-                    f"period {args.period} side {args.side} blur {blur} seed {seed} "
-                    f"data {data_seed}: {row}",
-                    flush=True,
-                )
+        for jitter in args.jitter:
+            for seed in args.seeds:
+                for data_seed in args.data_seeds:
+                    row = distances(args, seed, data_seed, blur, jitter)
+                    print(
+                        f"period {args.period} side {args.side} head {args.head} blur {blur} "
+                        f"jitter {jitter} "
+                        f"seed {seed} data {data_seed}: {row}",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

@@ -182,6 +182,7 @@ def build_differentiable_focusnet(
         glance_map_hw(net),
         channels=cfg.model.policy_channels,
         hidden=cfg.model.policy_hidden,
+        head=cfg.train.differentiable_head,
     )
     glimpse = net.options[option - 1]
     # enough bilinear samples per output pixel to average every input pixel a crop covers
@@ -193,4 +194,5 @@ def build_differentiable_focusnet(
         supersample,
         blur=cfg.train.differentiable_blur,
         random_branch=cfg.train.differentiable_random_branch,
+        jitter=cfg.train.differentiable_jitter,
     )

@@ -249,11 +249,16 @@ class TrainConfig:
     # as the fine-tune stage, with AdaFocusV2's recipe: the policy at this share of optim.lr, the
     # local network also on random glimpses (losses averaged), and the centres' gradient taken
     # through a copy of the frame blurred with this sigma (px; 0: the sharp crop's own gradient,
-    # which a fine texture makes oscillate)
+    # which a fine texture makes oscillate); the centres jittered in training by Gaussian noise of
+    # this sigma (px; the gradient at the jittered centre follows the offset-averaged loss)
     differentiable_option: int = 1
     differentiable_policy_lr_mult: float = 0.1
     differentiable_random_branch: bool = True
     differentiable_blur: float = 4.0
+    differentiable_jitter: float = 0.0
+    # how the policy turns glance features into centres: "regress" (an MLP + sigmoid) or
+    # "soft_argmax" (a score per glance-map cell, the centre their softmax-weighted position)
+    differentiable_head: str = "regress"
 
     def __post_init__(self) -> None:
         _bounds(self, "> 0", "epochs", "batch_size", "log_every", "checkpoint_every", "eval_every")
@@ -262,7 +267,14 @@ class TrainConfig:
         _require(bool(self.out_dir), "out_dir", "must be a non-empty path")
         _bounds(self, "in [0, 1)", "warmup_skip_rate")
         _bounds(self, ">= 1", "differentiable_option")
-        _bounds(self, ">= 0", "differentiable_policy_lr_mult", "differentiable_blur")
+        _one_of(self.differentiable_head, "differentiable_head", ("regress", "soft_argmax"))
+        _bounds(
+            self,
+            ">= 0",
+            "differentiable_policy_lr_mult",
+            "differentiable_blur",
+            "differentiable_jitter",
+        )
         _require(
             self.optim.warmup_epochs <= self.epochs,
             "optim.warmup_epochs",

@@ -36,14 +36,21 @@ from videofocus.policy.heuristics import GlimpsePolicy
 __all__ = ["DifferentiableFocusNet", "DifferentiableGlimpsePolicy"]
 
 
+#: How :class:`DifferentiableGlimpsePolicy` turns its features into centres.
+CENTRE_HEADS = ("regress", "soft_argmax")
+
+
 class DifferentiableGlimpsePolicy(GlimpsePolicy):
     """Continuous glimpse centres ``[B, T, 2]`` for one glimpse option, from glance maps.
 
     ``[B, T, C, h, w] -> 1x1 conv (C -> channels) -> ReLU -> flatten (c h w) -> Linear -> ReLU
     -> GRU over T -> Linear -> 2 -> sigmoid -> [e/2, 1 - e/2]`` per axis (``e`` the option's
-    normalised extent), so a glimpse never leaves the (square) frame. ``option`` (``1..K``) is a
-    persistent buffer, so a checkpoint says which option its centres are for; ``grid`` is used
-    only by the snapped :meth:`act`.
+    normalised extent), so a glimpse never leaves the (square) frame. With ``head="soft_argmax"``
+    the GRU's output instead adds to a score per glance-map cell (a 1x1 conv of the cell's own
+    features) and the centre is the softmax-weighted mean of the cells' positions, clamped to
+    that range: a shift of every score cancels, so no shared bias drives every centre into a
+    saturated corner. ``option`` (``1..K``) is a persistent buffer, so a checkpoint says which
+    option its centres are for; ``grid`` is used only by the snapped :meth:`act`.
     """
 
     option_buffer: torch.Tensor
@@ -57,9 +64,13 @@ class DifferentiableGlimpsePolicy(GlimpsePolicy):
         map_hw: tuple[int, int],
         channels: int = 8,
         hidden: int = 64,
+        head: str = "regress",
     ) -> None:
         super().__init__(options, grid)
         self._check_option(option)
+        if head not in CENTRE_HEADS:
+            raise ValueError(f"head must be one of {', '.join(CENTRE_HEADS)}, got {head!r}")
+        self.head_kind = head
         h, w = map_hw
         if min(in_channels, channels, hidden, h, w) <= 0:
             raise ValueError(
@@ -72,11 +83,16 @@ class DifferentiableGlimpsePolicy(GlimpsePolicy):
         self.reduce = nn.Conv2d(in_channels, channels, kernel_size=1, bias=False)
         self.project = nn.Linear(channels * h * w, hidden)
         self.gru = nn.GRU(hidden, hidden, batch_first=True)
-        self.head = nn.Linear(hidden, 2)
-        # Zero output layer: every centre starts at the frame centre (the ``centre`` heuristic),
+        # regress: two numbers; soft_argmax: a score per glance-map cell (from the cell's own
+        # features and the GRU's memory), the centre their softmax-weighted mean position
+        self.head = nn.Linear(hidden, 2 if head == "regress" else h * w)
+        self.cell_score = nn.Conv2d(in_channels, 1, kernel_size=1) if head != "regress" else None
+        # Zero output layers: every centre starts at the frame centre (the ``centre`` heuristic),
         # and the first updates move it by the crop's gradient, not by a random initial offset.
-        nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        for layer in (self.head, self.cell_score):
+            if layer is not None:
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
 
     @property
     def option(self) -> int:
@@ -102,9 +118,21 @@ class DifferentiableGlimpsePolicy(GlimpsePolicy):
         x = F.relu(self.project(rearrange(x, "n c h w -> n (c h w)")))
         x = rearrange(x, "(b t) d -> b t d", b=b)
         x, _ = self.gru(x)
-        unit = torch.sigmoid(self.head(x))  # [B, T, 2] in (0, 1)
-        span = self.span(maps.device).to(unit.dtype)
-        return span / 2 + unit * (1.0 - span)
+        span = self.span(maps.device).to(x.dtype)
+        if self.cell_score is None:
+            unit = torch.sigmoid(self.head(x))  # [B, T, 2] in (0, 1)
+            return span / 2 + unit * (1.0 - span)
+        h, w = self.map_hw
+        own = self.cell_score(rearrange(maps, "b t c h w -> (b t) c h w"))
+        scores = rearrange(own, "(b t) 1 h w -> b t (h w)", b=b) + self.head(x)
+        ys, xs = torch.meshgrid(
+            (torch.arange(h, device=maps.device, dtype=x.dtype) + 0.5) / h,
+            (torch.arange(w, device=maps.device, dtype=x.dtype) + 0.5) / w,
+            indexing="ij",
+        )
+        cells = torch.stack([xs.flatten(), ys.flatten()], dim=-1)  # [h*w, 2] (x, y)
+        centres = scores.softmax(dim=-1) @ cells  # [B, T, 2]: a bias on every cell cancels
+        return torch.minimum(torch.maximum(centres, span / 2), 1.0 - span / 2)
 
     def snap(self, centres: torch.Tensor) -> torch.Tensor:
         """Grid cells ``[..., 2]`` whose glimpse centres lie nearest to ``centres`` per axis."""
@@ -129,6 +157,10 @@ class DifferentiableFocusNet(_PolicyDriven):
         in training (0: the sharp crop's own gradient). At native resolution a fine texture makes
         the sharp crop's loss periodic in the offset, so its gradient only restores pixel
         alignment; the smoothed crop's varies smoothly and reaches a little past the crop's edge.
+    :param jitter: sigma in pixels of Gaussian noise added to the centres in training, the
+        gradient taken at the jittered centre: over steps this follows the gradient of the loss
+        averaged over nearby offsets, which is smooth where the loss itself repeats with a fine
+        texture's period (0: none).
     :param random_branch: in training, also read every clip at uniformly random centres and
         return that pass as the output's ``auxiliary`` (its loss keeps the local network learning
         from every part of the frame while the policy is poor).
@@ -142,10 +174,12 @@ class DifferentiableFocusNet(_PolicyDriven):
         supersample: int = 1,
         blur: float = 0.0,
         random_branch: bool = False,
+        jitter: float = 0.0,
     ) -> None:
         super().__init__(net, policy, train_local, DifferentiableCropper(supersample))
         self.blur = blur
         self.random_branch = random_branch
+        self.jitter = jitter
 
     def _crop(self, frames: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
         """Crops ``[B*T, 3, r, r]`` of the policy's option at ``centres`` ``[B*T, 2]``; with
@@ -157,6 +191,9 @@ class DifferentiableFocusNet(_PolicyDriven):
         def crop(images: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
             return self.cropper(images, rows, at, extents, option.resolution)
 
+        if self.training and self.jitter > 0 and centres.requires_grad:
+            size = frames.new_tensor(frames.shape[-1:-3:-1])  # (W, H) in pixels, as (x, y)
+            centres = centres + torch.randn_like(centres) * self.jitter / size
         if not (self.training and self.blur > 0 and centres.requires_grad):
             return crop(frames, centres)
         radius = max(1, math.ceil(3 * self.blur))

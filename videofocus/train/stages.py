@@ -275,6 +275,8 @@ _DIFFERENTIABLE_FIELDS = (
     "differentiable_policy_lr_mult",
     "differentiable_random_branch",
     "differentiable_blur",
+    "differentiable_jitter",
+    "differentiable_head",
 )
 _NOT_READ = ("out_dir", *_DIFFERENTIABLE_FIELDS, *_FINETUNE_FIELDS, *_WARMUP_FIELDS)
 #: ``data`` fields only the held-out test split reads: no training choice may depend on them.
