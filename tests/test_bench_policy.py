@@ -193,6 +193,15 @@ def test_bench_policy_end_to_end_and_rerun_reuses_stages(tmp_path, tiny_yaml, ca
     again = {(r["name"], json.dumps(r["exit"])): r for r in json.loads(out.read_text())["rows"]}
     for key, row in by.items():
         assert again[key]["accuracy"] == row["accuracy"]
+    # --finished-only reads a run part-way: an unfinished variant is left out, nothing trains
+    (runs / "variants" / "ppo_exit" / "result.json").unlink()
+    assert main([*argv, "--finished-only"]) == 0
+    err = capsys.readouterr().err
+    assert "training in" not in err and "evaluating" not in err
+    assert "ppo_exit: not finished: left out of this report" in err
+    partial = json.loads(out.read_text())["rows"]
+    assert "ppo_exit" not in {r["name"] for r in partial}
+    assert {r["name"] for r in partial} == set(NAMES) - {"ppo_exit"}
 
 
 def _val(runs, name: str, exit_entry) -> dict:
@@ -359,9 +368,9 @@ def test_protocol_runs_both_benchmarks_with_seeds_in_their_own_folders(
 
     calls = []
 
-    def fake(config, out, overrides, cost_lambda, progress, log, seeds):
-        calls.append((config, out, list(overrides), seeds))
-        out.mkdir(parents=True)
+    def fake(config, out, overrides, cost_lambda, progress, log, seeds, finished_only):
+        calls.append((config, out, list(overrides), seeds, finished_only))
+        out.mkdir(parents=True, exist_ok=True)
         rows = [
             {"name": n, "exit": None, "accuracy": 0.5, "gmacs_per_video": 0.1, "videos_per_s": 1.0}
             for n in ("dense", "random", "differentiable", "recurrent_ppo", "ppo")
@@ -373,8 +382,8 @@ def test_protocol_runs_both_benchmarks_with_seeds_in_their_own_folders(
     argv = ["bench", "protocol", "--out-dir", str(out), "--no-progress", "train.epochs=1"]
     assert main(argv) == 0
     assert calls == [
-        ("synthetic_tiny", out / "aiming", ["train.epochs=1"], 3),
-        ("synthetic_memory", out / "memory", ["train.epochs=1"], 3),
+        ("synthetic_tiny", out / "aiming", ["train.epochs=1"], 3, False),
+        ("synthetic_memory", out / "memory", ["train.epochs=1"], 3, False),
     ]
     printed = capsys.readouterr().out
     assert "## aiming benchmark" in printed and "## memory benchmark" in printed
@@ -382,6 +391,7 @@ def test_protocol_runs_both_benchmarks_with_seeds_in_their_own_folders(
     saved = json.loads((out / "memory" / "rows.json").read_text())
     assert saved["comparisons"][0]["reference"] == "ppo"
     assert main(["bench", "protocol", "--out-dir", str(out), "--seeds", "0"]) == 2
+    assert main([*argv, "--finished-only"]) == 0 and calls[-1][-1] is True
 
 
 def test_table_shows_the_seed_interval():

@@ -1,10 +1,11 @@
 """Glimpse policies compared: accuracy, GMACs/video, videos/s and target coverage on test.
 
 ``videofocus bench policy --config configs/synthetic_tiny.yaml --json OUT [--out-dir DIR]
-[--seeds N] [KEY=VALUE ...]`` generates the synthetic data when it is absent, runs the table as a
-grid of the experiment runner (:func:`policy_grid`, in ``DIR``: a stage two rows agree on is
-trained once, and a rerun reuses every finished stage and result), and prints the table and the
-paired comparisons; ``OUT`` gets them as JSON ``{"rows": [...], "comparisons": [...]}``, and
+[--seeds N] [--finished-only] [KEY=VALUE ...]`` generates the synthetic data when it is absent,
+runs the table as a grid of the experiment runner (:func:`policy_grid`, in ``DIR``: a stage two
+rows agree on is trained once, and a rerun reuses every finished stage and result; with
+``--finished-only`` nothing is trained and the finished rows are reported), and prints the table
+and the paired comparisons; ``OUT`` gets them as JSON ``{"rows": [...], "comparisons": [...]}``, and
 ``DIR`` the runner's ``results.csv`` (every seed's row), ``results.md``, ``comparisons.csv`` and
 ``tradeoff.png``, and ``anytime.png`` (the anytime curves: :func:`plot_anytime`).
 
@@ -197,20 +198,23 @@ def run_benchmark(
     progress: bool = True,
     log: Callable[[str], None] = print,
     seeds: int = 1,
+    finished_only: bool = False,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Train (or reuse) every method of the table in ``out_dir`` (the runner's folder) and
     evaluate it; ``log`` gets the progress lines, the other arguments are :func:`policy_grid`'s.
+    With ``finished_only`` nothing is trained or evaluated: the rows are the finished ones.
 
     :returns: the table rows (over seeds: means with intervals), in :data:`NAMES` order, one per
         exit entry; and the paired comparisons.
     """
     grid = policy_grid(config, overrides, cost_lambda, seeds)
-    result = run_grid(grid, out_dir, progress=progress, log=log)
+    result = run_grid(grid, out_dir, progress=progress, log=log, finished_only=finished_only)
     rows = comparison_rows(result, NAMES)
     for row in rows:
         if row["name"] == "recurrent_ppo_lambda":
             row["cost_lambda"] = cost_lambda
-    log(f"anytime curves: {plot_anytime(rows, Path(out_dir) / ANYTIME_PLOT)}")
+    if anytime_points(rows):
+        log(f"anytime curves: {plot_anytime(rows, Path(out_dir) / ANYTIME_PLOT)}")
     return rows, result.comparisons
 
 
@@ -373,6 +377,12 @@ def add_run_arguments(parser: argparse.ArgumentParser, seeds: int = 1) -> None:
         f"comparisons over them (default %(default)s{own})",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--finished-only",
+        action="store_true",
+        help="train and evaluate nothing: report what the run folder has finished so far (a "
+        "multi-seed run part-way; each row says over how many seeds)",
+    )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides")
 
 
@@ -387,7 +397,12 @@ def report_results(
     its exit line's truncations); write the rows and comparisons as JSON
     ``{"rows": [...], "comparisons": [...]}`` to ``json_path`` if given."""
     print(format_comparison(rows), "", format_comparisons(comparisons), "", sep="\n")
-    print(*acceptance(rows, comparisons, memory, steps), sep="\n")
+    needed = ("dense", "random", "differentiable", "recurrent_ppo", *(("ppo",) if memory else ()))
+    missing = [n for n in needed if not any(r["name"] == n and not r.get("exit") for r in rows)]
+    if missing:  # a report of a run part-way (--finished-only)
+        print(f"[wait] the acceptance lines need rows not finished yet: {', '.join(missing)}")
+    else:
+        print(*acceptance(rows, comparisons, memory, steps), sep="\n")
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"rows": rows, "comparisons": comparisons}
@@ -417,12 +432,20 @@ def run(args: argparse.Namespace) -> int:
     log = functools.partial(print, file=sys.stderr, flush=True)
     progress = not args.no_progress
     rows, comparisons = run_benchmark(
-        args.config, out_dir, args.overrides, args.cost_lambda, progress, log, args.seeds
+        args.config,
+        out_dir,
+        args.overrides,
+        args.cost_lambda,
+        progress,
+        log,
+        args.seeds,
+        args.finished_only,
     )
     split = "test" if has_rows(cfg, "test") else "validation"
+    partial = "; finished rows only, each over the seeds done so far" if args.finished_only else ""
     print(
-        f"policy benchmark: {cfg.name}, {split} split ({args.seeds} seed(s); every choice made "
-        f"on train/val), run folder {out_dir}; accuracy is top-1, GMACs are "
+        f"policy benchmark: {cfg.name}, {split} split ({args.seeds} seed(s){partial}; every "
+        f"choice made on train/val), run folder {out_dir}; accuracy is top-1, GMACs are "
         "multiply-accumulates per video\n"
     )
     memory = cfg.data.synthetic is not None and cfg.data.synthetic.cue_ratio < 1

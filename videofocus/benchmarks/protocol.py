@@ -7,7 +7,8 @@ benchmarks, N seeds each, reported on their test splits.
 (``configs/synthetic_memory.yaml``) in ``DIR/memory``, writes each one's rows and comparisons to
 ``DIR/<benchmark>/rows.json`` (``{"rows", "comparisons"}``) and prints its table, paired
 comparisons and acceptance lines, then the wall time. Each folder is the experiment runner's: a
-rerun trains only what is missing.
+rerun trains only what is missing (the runner goes seed by seed, so a run stopped part-way has
+whole seeds), and ``--finished-only`` reports what is finished without training anything.
 """
 
 from __future__ import annotations
@@ -47,7 +48,14 @@ def run(args: argparse.Namespace) -> int:
     for name, (config, memory) in BENCHMARKS.items():
         out = args.out_dir / name
         rows, comparisons = run_benchmark(
-            config, out, args.overrides, args.cost_lambda, not args.no_progress, log, args.seeds
+            config,
+            out,
+            args.overrides,
+            args.cost_lambda,
+            not args.no_progress,
+            log,
+            args.seeds,
+            args.finished_only,
         )
         print(f"## {name} benchmark ({config}, test split, {args.seeds} seed(s)), {out}\n")
         frames = load_config(config, args.overrides).data.frames

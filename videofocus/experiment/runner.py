@@ -377,12 +377,12 @@ def run_variant(
     plans = plan_stages(variant)
     fingerprint = plans[-1].key
     done: dict[str, dict[str, Any]] = {}
-    previous = json.loads(result_path.read_text("utf-8")) if result_path.is_file() else None
+    previous, finished = _recorded(variant, out)
+    if finished:
+        log(f"reused finished result {result_path}")
+        return previous
     if previous is not None and previous.get("fingerprint") == fingerprint:
         done = {_entry_key(e["exit"]): e for e in previous["evaluations"]}
-        if all(_entry_key(t) in done for t in variant.exits):
-            log(f"reused finished result {result_path}")
-            return previous
     elif previous is not None:
         log(f"config changed since {result_path} was written: training/evaluating again")
 
@@ -499,15 +499,32 @@ class GridRows(list):
     comparisons: list[dict[str, Any]]
 
 
+def _recorded(variant: Variant, out: Path) -> tuple[dict[str, Any] | None, bool]:
+    """``variant``'s result record in ``out`` (None: none yet), and whether it is finished: made
+    from the stages this config trains, with an evaluation for every exit entry."""
+    result_path = out / "variants" / variant.name / RESULT_FILE
+    if not result_path.is_file():
+        return None, False
+    record = json.loads(result_path.read_text("utf-8"))
+    if record.get("fingerprint") != plan_stages(variant)[-1].key:
+        return record, False
+    done = {_entry_key(e["exit"]) for e in record["evaluations"]}
+    return record, all(_entry_key(t) in done for t in variant.exits)
+
+
 def run_grid(
     grid: Grid,
     out_dir: str | Path,
     overrides: Sequence[str] = (),
     progress: bool = True,
     log: Callable[[str], None] = print,
+    finished_only: bool = False,
 ) -> GridRows:
     """Run every variant of ``grid`` (with the extra ``overrides``) in order in the output folder
     ``DIR`` and write the report after each one.
+
+    :param finished_only: train and evaluate nothing: report the variants whose results are
+        finished (a long multi-seed run read part-way; the rows' ``seeds`` say how many).
 
     :returns: all rows (see :func:`variant_rows`), in variant order, with the paired
         comparisons (against ``grid.reference``, then ``grid.pairs``) as ``.comparisons``.
@@ -531,11 +548,19 @@ def run_grid(
         def tagged(line: str, tag: str = tag) -> None:
             log(f"{tag}: {line}")
 
-        try:
-            variant = resolve_variant(variant, records)
-            record = run_variant(variant, out, progress, tagged, records)
-        except Exception as exc:
-            raise VariantFailed(variant.name, out, i - 1, exc) from exc
+        if finished_only:
+            ready = variant.option_of is None or variant.option_of in records
+            record = _recorded(resolve_variant(variant, records), out) if ready else (None, False)
+            if not record[1]:
+                tagged("not finished: left out of this report")
+                continue
+            variant, record = resolve_variant(variant, records), record[0]
+        else:
+            try:
+                variant = resolve_variant(variant, records)
+                record = run_variant(variant, out, progress, tagged, records)
+            except Exception as exc:
+                raise VariantFailed(variant.name, out, i - 1, exc) from exc
         records[variant.name] = record
         rows.extend(variant_rows(variant, record, grid))
         for entry in record["evaluations"]:
