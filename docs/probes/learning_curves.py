@@ -1,0 +1,59 @@
+"""Probe: a stage's validation curve over the seeds of a run folder (did it converge?).
+
+Reads every ``DIR/stages/<stage>-*/<stage>/metrics.jsonl`` of an experiment-runner folder (what
+``bench policy`` / ``bench protocol`` / ``ablate`` leave) and prints one Markdown row per epoch
+that was validated (1-based): the validation top-1 of each trained copy (named by its config's
+``train.seed``) and their mean.
+
+    python docs/probes/learning_curves.py runs/protocol/memory --stage dense
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import yaml
+
+
+def curves(run_dir: Path, stage: str) -> dict[str, dict[int, float]]:
+    """Per trained copy (``seed <s>``, else its folder name): epoch -> validation top-1."""
+    out: dict[str, dict[int, float]] = {}
+    for metrics in sorted(run_dir.glob(f"stages/{stage}-*/{stage}/metrics.jsonl")):
+        config = yaml.safe_load((metrics.parent / "config.yaml").read_text(encoding="utf-8"))
+        seed = (config.get("train") or {}).get("seed")
+        name = f"seed {seed}" if seed is not None else metrics.parent.parent.name
+        points = {}
+        for line in metrics.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            if "val/top1" in row:
+                points[int(row["epoch"])] = float(row["val/top1"])
+        out[name] = points
+    return out
+
+
+def main() -> None:
+    """Print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--stage", default="dense", help="stage folder name (default dense)")
+    args = parser.parse_args()
+    found = curves(args.run_dir, args.stage)
+    if not found:
+        raise SystemExit(f"{args.run_dir}: no stages/{args.stage}-*/{args.stage}/metrics.jsonl")
+    names = sorted(found)
+    epochs = sorted({e for points in found.values() for e in points})
+    print(f"| epoch | {' | '.join(names)} | mean |")
+    print("| ---: |" + " ---: |" * (len(names) + 1))
+    for epoch in epochs:
+        values = [found[n].get(epoch) for n in names]
+        known = [v for v in values if v is not None]
+        cells = ["-" if v is None else f"{100 * v:.1f}%" for v in values]
+        mean = f"{100 * statistics.mean(known):.1f}%" if known else "-"
+        print(f"| {epoch + 1} | {' | '.join(cells)} | {mean} |")
+
+
+if __name__ == "__main__":
+    main()
