@@ -756,15 +756,19 @@ def test_summary_pools_the_seeds_and_comparisons_pair_them():
 def test_test_split_reports_test_and_chooses_on_val(
     tmp_path, write_grid, fake_training, monkeypatch
 ):
+    from videofocus.evaluation.policy_eval import BUDGET_CHUNK_STEPS
     from videofocus.experiment.grid import Budget
 
-    calls, glance = [], []
+    calls, glance, chunks = [], [], []
 
     def split_of(cfg):
         return "test" if cfg.data.val_split == "test" else "val"
 
-    def evaluate(variant, cfg, exit_entry, budget_of=None, calibration=None, glance_exit=False):
+    def evaluate(
+        variant, cfg, exit_entry, budget_of=None, calibration=None, glance_exit=False, **kw
+    ):
         split = split_of(cfg)
+        chunks.append(kw.get("chunk_steps"))
         calls.append((split, exit_entry, budget_of, calibration and split_of(calibration)))
         glance.append(glance_exit)
         thresholds = [0.7] if isinstance(exit_entry, Budget) else exit_entry
@@ -788,6 +792,10 @@ def test_test_split_reports_test_and_chooses_on_val(
     ]
     # a glance-exit budget's thresholds are read again with the glance exit on
     assert glance == [False, False, False, False, False, True]
+    # ... and with the chunking they were calibrated with (one step), not the inferencer's
+    assert chunks == [None, None, None, BUDGET_CHUNK_STEPS, None, BUDGET_CHUNK_STEPS] and (
+        BUDGET_CHUNK_STEPS == 1
+    )
     plain, budget, _ = record["evaluations"]
     assert plain["split"] == "test" and plain["gmacs_per_video"] == 3.0
     assert plain["val"]["gmacs_per_video"] == 2.0 and budget["exit_thresholds"] == [0.7]

@@ -163,6 +163,11 @@ def test_bench_policy_end_to_end_and_rerun_reuses_stages(tmp_path, tiny_yaml, ca
         assert ex["budget_gmacs"] == pytest.approx(
             _val(runs, "recurrent_ppo_truncate", {"max_steps": k})["gmacs_per_video"]
         )
+        # where test reports, calibrated on val: there, same chunking, within its budget
+        record = json.loads((runs / "variants" / "recurrent_ppo_exit" / "result.json").read_text())
+        entry = next(e for e in record["evaluations"] if e["exit"] == budget)
+        if "val" in entry and ex["exit_rule"] != "floor":  # floor: below every first exit
+            assert entry["val"]["gmacs_per_video"] <= ex["budget_gmacs"] * (1 + 1e-6)
     # the glance exit: budgets are shares of recurrent_ppo's val cost; its own numbers reported
     full_val = _val(runs, "recurrent_ppo", None)["gmacs_per_video"]
     for share in GLANCE_EXIT_SHARES:

@@ -36,6 +36,7 @@ from videofocus.runtime import select_device
 __all__ = [
     "ORACLE",
     "dominant_option",
+    "BUDGET_CHUNK_STEPS",
     "evaluate_budgeted_exit",
     "evaluate_glimpse_model",
     "glimpse_geometry",
@@ -180,6 +181,11 @@ def dominant_option(stats: dict[str, Any]) -> int:
     return max(range(len(counts)), key=counts.__getitem__) + 1
 
 
+#: Steps per inference chunk of a calibrated budget (calibration and every evaluation of its
+#: thresholds): one, so a video can leave after any step, as its per-step thresholds say.
+BUDGET_CHUNK_STEPS = 1
+
+
 def evaluate_budgeted_exit(
     cfg: Config,
     finetune_dir: Path,
@@ -199,7 +205,7 @@ def evaluate_budgeted_exit(
     (:data:`~videofocus.inference.early_exit.RULES`; ``floor`` below that cost).
     """
     model = load_inference_model(finetune_dir, cfg)
-    options = InferenceOptions(chunk_steps=1, glance_exit=glance_exit)
+    options = InferenceOptions(chunk_steps=BUDGET_CHUNK_STEPS, glance_exit=glance_exit)
     try:
         calibrated = calibrate_budget(replace(model, cfg=calibration), budget, options, save=False)
         thresholds, rule = calibrated.thresholds, calibrated.rule

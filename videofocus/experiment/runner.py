@@ -43,6 +43,7 @@ from videofocus.data.loaders import ensure_dataset, evaluation_rows, has_rows
 from videofocus.data.synthetic import read_targets
 from videofocus.evaluation.evaluate import evaluate_adaptive, evaluate_checkpoint
 from videofocus.evaluation.policy_eval import (
+    BUDGET_CHUNK_STEPS,
     ORACLE,
     dominant_option,
     evaluate_budgeted_exit,
@@ -282,6 +283,7 @@ def evaluate_variant(
     budget_of: float | None = None,
     calibration: Config | None = None,
     glance_exit: bool = False,
+    chunk_steps: int | None = None,
 ) -> dict[str, Any]:
     """Accuracy, top-5, GMACs/video and videos/s of a trained variant (its option resolved) on
     the evaluation rows of ``cfg``, whose ``train.out_dir`` is its run folder.
@@ -294,6 +296,9 @@ def evaluate_variant(
         thresholds (never the rows that report).
     :param glance_exit: for thresholds, whether the first is the glance exit's (a glance-exit
         budget's thresholds evaluated again).
+    :param chunk_steps: for thresholds, the inference chunking they run with (a budget's
+        thresholds evaluated again: :data:`BUDGET_CHUNK_STEPS`, as calibrated); None: the
+        inferencer's default.
     """
     final = Path(cfg.train.out_dir) / plan_stages(variant)[-1].name / "final"
     extra: dict[str, Any] = {}
@@ -313,7 +318,8 @@ def evaluate_variant(
         exit_cfg = replace(
             cfg, exit=replace(cfg.exit, thresholds=thresholds, glance_exit=glance_exit)
         )
-        options = InferenceOptions(glance_exit=glance_exit)
+        chunking = {} if chunk_steps is None else {"chunk_steps": chunk_steps}
+        options = InferenceOptions(glance_exit=glance_exit, **chunking)
         result = evaluate_adaptive(exit_cfg, final, thresholds=thresholds, options=options)
     elif variant.policy in BASELINES:
         result = evaluate_checkpoint(cfg, final)
@@ -425,7 +431,10 @@ def run_variant(
             # a budget's thresholds are calibrated once, on the validation rows: val reuses them
             again = entry["exit_thresholds"] if isinstance(exit_entry, Budget) else exit_entry
             glance = isinstance(exit_entry, Budget) and exit_entry.glance_exit
-            val = evaluate_variant(variant, cfg, again, budget_of, glance_exit=glance)
+            chunk = BUDGET_CHUNK_STEPS if isinstance(exit_entry, Budget) else None
+            val = evaluate_variant(
+                variant, cfg, again, budget_of, glance_exit=glance, chunk_steps=chunk
+            )
             entry["val"] = {k: v for k, v in val.items() if not k.startswith("video_")}
         done[_entry_key(exit_entry)] = {"split": report, **entry}
         return done[_entry_key(exit_entry)]

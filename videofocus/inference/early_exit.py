@@ -110,6 +110,22 @@ def _thresholds_for(confidence: torch.Tensor, q: float) -> list[float]:
     return [*thresholds, 0.0]
 
 
+def _with_margin(confidence: torch.Tensor, thresholds: list[float]) -> list[float]:
+    """The same exits on these roll-outs, each threshold moved halfway down to the next lower
+    confidence at its step: both rules put a threshold exactly on some video's confidence, and
+    another pass over the same videos (other batches, other float rounding) must not flip it."""
+    out = []
+    for step, threshold in enumerate(thresholds[:-1]):
+        if threshold >= NEVER:
+            out.append(threshold)
+            continue
+        values = confidence[:, step]
+        below = values[values < threshold]
+        floor = float(below.max()) if below.numel() else 0.0
+        out.append((threshold + floor) / 2)
+    return [*out, thresholds[-1]]
+
+
 def calibrate_thresholds(
     confidence: torch.Tensor,
     step_costs: torch.Tensor,
@@ -170,6 +186,7 @@ def calibrate_thresholds(
             shared = search(lambda tau: [tau] * (steps - 1) + [0.0], 0.0, NEVER)
             if accuracy_of(shared) > accuracy_of(best):  # ties keep MSDNet's rule
                 best, rule = shared, "shared"
+    best = _with_margin(confidence, best)
     exits = apply_thresholds(confidence, best)
     fraction = torch.bincount(exits, minlength=steps).double() / len(exits)
     return ExitCalibration(
