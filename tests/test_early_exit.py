@@ -108,8 +108,9 @@ def test_with_labels_ties_keep_the_geometric_rule() -> None:
 
 
 def test_thresholds_keep_a_margin_from_every_recorded_confidence() -> None:
-    """A threshold sits halfway between two recorded confidences, not on one: a second pass
-    whose confidences differ by float rounding exits the same videos."""
+    """No threshold sits on a recorded confidence (each is moved just below by MARGIN, at most
+    half the gap to the next lower one): a second pass whose confidences differ by float
+    rounding exits the same videos."""
     confidence, costs = _rollouts()
     correct = confidence > 0.3
     budget = float(costs.mean())

@@ -28,6 +28,7 @@ import torch
 
 __all__ = [
     "ExitCalibration",
+    "MARGIN",
     "NEVER",
     "RULES",
     "apply_thresholds",
@@ -110,10 +111,16 @@ def _thresholds_for(confidence: torch.Tensor, q: float) -> list[float]:
     return [*thresholds, 0.0]
 
 
+#: How far below a calibrated threshold the next lower confidence may sit before the threshold
+#: moves down by it (at most halfway to it): far above float32 rounding, far below any choice.
+MARGIN = 1e-4
+
+
 def _with_margin(confidence: torch.Tensor, thresholds: list[float]) -> list[float]:
-    """The same exits on these roll-outs, each threshold moved halfway down to the next lower
-    confidence at its step: both rules put a threshold exactly on some video's confidence, and
-    another pass over the same videos (other batches, other float rounding) must not flip it."""
+    """The same exits on these roll-outs, each threshold moved down by :data:`MARGIN` (at most
+    halfway to the next lower confidence at its step): both rules put a threshold exactly on
+    some video's confidence, and another pass over the same videos (other batches, other float
+    rounding) must not flip it."""
     out = []
     for step, threshold in enumerate(thresholds[:-1]):
         if threshold >= NEVER:
@@ -122,7 +129,7 @@ def _with_margin(confidence: torch.Tensor, thresholds: list[float]) -> list[floa
         values = confidence[:, step]
         below = values[values < threshold]
         floor = float(below.max()) if below.numel() else 0.0
-        out.append((threshold + floor) / 2)
+        out.append(threshold - min(MARGIN, (threshold - floor) / 2))
     return [*out, thresholds[-1]]
 
 
