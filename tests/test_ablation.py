@@ -799,3 +799,50 @@ def test_test_split_reports_test_and_chooses_on_val(
     plain, budget, _ = record["evaluations"]
     assert plain["split"] == "test" and plain["gmacs_per_video"] == 3.0
     assert plain["val"]["gmacs_per_video"] == 2.0 and budget["exit_thresholds"] == [0.7]
+
+
+def test_seed_copies_of_a_budget_pool_into_one_row_and_pair(
+    tmp_path, write_grid, fake_training, monkeypatch
+):
+    from videofocus.experiment.grid import Budget
+    from videofocus.experiment.report import summarise
+
+    hits = {"recurrent_ppo": [1, 1, 0, 1], "exit": [1, 0, 0, 1]}
+
+    def evaluate(variant, cfg, exit_entry, budget_of=None, calibration=None, **kw):
+        exit_json = exit_entry.to_json() if isinstance(exit_entry, Budget) else exit_entry
+        return {
+            "exit": exit_json,
+            "exit_thresholds": [0.7] if isinstance(exit_entry, Budget) else None,
+            "accuracy": sum(hits[variant.method]) / 4,
+            "gmacs_per_video": 1.0 if budget_of is None else budget_of / 2,
+            "videos_per_s": 10.0,
+            "video_index": [0, 1, 2, 3],
+            "video_correct": hits[variant.method],
+        }
+
+    monkeypatch.setattr(runner, "evaluate_variant", evaluate)
+    text = (
+        "policies: [recurrent_ppo]\n"
+        "variants:\n"
+        "  - {name: exit, policy: recurrent_ppo, exit: [{budget_share: 0.5, of: recurrent_ppo}]}\n"
+        "seeds: [0, 1]\n"
+    )
+    grid = replace(
+        load_grid(write_grid(tmp_path, text)),
+        pairs=(("exit", Budget(0.5, "recurrent_ppo").to_json(), "recurrent_ppo", None),),
+    )
+    out = tmp_path / "out"
+    rows = run_grid(grid, out, progress=False, log=lambda line: None)
+    # each copy calibrates against its own seed's run, and its record says so ...
+    record = json.loads((out / "variants" / "exit__seed=1" / "result.json").read_text())
+    assert record["evaluations"][0]["exit"]["of"] == "recurrent_ppo__seed=1"
+    # ... while its rows and hits carry the grid's name: the seeds pool, the pair is found
+    exit_rows = [r for r in summarise(rows) if r["name"] == "exit"]
+    assert len(exit_rows) == 1 and exit_rows[0]["seeds"] == 2
+    assert exit_rows[0]["exit"] == Budget(0.5, "recurrent_ppo").to_json()
+    # against the reference (the first method) and as the grid's pair: both over both seeds
+    pairs = [c for c in rows.comparisons if c["name"] == "exit"]
+    assert len(pairs) == 2 and all(c["reference"] == "recurrent_ppo" for c in pairs)
+    assert all(c["seeds"] == 2 and c["videos"] == 4 for c in pairs)
+    assert all(c["difference"] == pytest.approx(-0.25) for c in pairs)

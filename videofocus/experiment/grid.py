@@ -92,6 +92,7 @@ __all__ = [
     "load_grid",
     "value_label",
     "seeded_name",
+    "unseeded_exit",
     "variant_name",
     "with_option",
 ]
@@ -621,6 +622,15 @@ def expand_grid(grid: Grid, overrides: Sequence[str] = ()) -> list[Variant]:
 def seeded_name(name: str, seed: int | None) -> str:
     """The variant name of ``name``'s copy for ``seed``."""
     return name if seed is None else f"{name}__seed={seed}"
+
+
+def unseeded_exit(entry: Any, seed: int | None) -> Any:
+    """A seed copy's exit entry (as JSON) as the grid names it: a budget's ``of`` without the
+    seed's suffix, so one method's rows and per-video hits pool over its seeds and match the
+    grid's ``pairs`` (the copy's own record keeps the seeded name it was calibrated against)."""
+    if seed is None or not isinstance(entry, dict) or not entry.get("of"):
+        return entry
+    return {**entry, "of": entry["of"].removesuffix(seeded_name("", seed))}
 
 
 def _seeded(variant: Variant, seeds: Sequence[int | None]) -> Iterator[Variant]:

@@ -64,6 +64,7 @@ from videofocus.experiment.grid import (
     axis_applies,
     config_value,
     expand_grid,
+    unseeded_exit,
     with_option,
 )
 from videofocus.experiment.report import paired_comparisons, write_report
@@ -489,7 +490,7 @@ def variant_rows(variant: Variant, record: dict[str, Any], grid: Grid) -> list[d
         {
             **head,
             **axes,
-            "exit": entry.get("exit"),
+            "exit": unseeded_exit(entry.get("exit"), variant.seed),
             "exit_thresholds": entry["exit_thresholds"],
             **{k: v for k, v in entry.items() if k not in skip and not k.startswith("video_")},
             "train_seconds": record["train_seconds"],
@@ -574,7 +575,10 @@ def run_grid(
         rows.extend(variant_rows(variant, record, grid))
         for entry in record["evaluations"]:
             if "video_index" in entry:
-                runs.append({**entry, "method": variant.method, "seed": variant.seed})
+                exit_entry = unseeded_exit(entry.get("exit"), variant.seed)
+                runs.append(
+                    {**entry, "exit": exit_entry, "method": variant.method, "seed": variant.seed}
+                )
             split = entry.get("split", split)
         if len(runs) > 1:
             rows.comparisons = paired_comparisons(runs, grid.reference, grid.pairs)
