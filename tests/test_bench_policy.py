@@ -70,6 +70,18 @@ def test_rows_include_the_glance_exit_on_the_learned_model(tiny_yaml):
     assert not any(e.glance_exit for e in variants["recurrent_ppo_exit"].exits)
 
 
+def test_dense_matched_trains_as_many_epochs_as_the_learned_pipeline(tiny_yaml):
+    """Dense 3 + warm-up 3 + fine-tune 2 epochs behind a learned row: dense_matched trains 8, in
+    a stage of its own (the 3-epoch dense stage the warm-up starts from is unchanged)."""
+    variants = expand_grid(policy_grid(tiny_yaml, ["train.epochs=3", "train.finetune_epochs=2"]))
+    by = {v.name: v for v in variants}
+    assert by["dense"].cfg.train.epochs == 3 and by["dense_matched"].cfg.train.epochs == 8
+    assert by["dense_matched"].policy == "dense" and variants[-1].name == "dense_matched"
+    dense_key = plan_stages(by["dense"])[0].key
+    assert plan_stages(by["recurrent_ppo"])[0].key == dense_key
+    assert plan_stages(by["dense_matched"])[0].key != dense_key
+
+
 def test_anytime_curves_for_both_learned_models_share_their_stages(tiny_yaml):
     """Truncation after K steps and the exit calibrated to its cost, for ``recurrent_ppo`` and
     ``ppo``, at a sixteenth to three quarters of a 16-step clip; no training of their own."""
@@ -184,6 +196,7 @@ def test_bench_policy_end_to_end_and_rerun_reuses_stages(tmp_path, tiny_yaml, ca
     assert oracle["option"] == full["option"] and oracle["target_coverage"] == 1.0
     pairs = {(c["name"], c["reference"], json.dumps(c["reference_exit"])) for c in comparisons}
     assert ("recurrent_ppo", "random", "null") in pairs
+    assert ("recurrent_ppo", "dense_matched", "null") in pairs
     assert ("recurrent_ppo", "oracle", "null") in pairs
     for k in steps:
         assert ("recurrent_ppo_exit", "recurrent_ppo_truncate", json.dumps({"max_steps": k})) in (
@@ -301,6 +314,15 @@ def test_acceptance_lines_and_table():
     checks = [line for line in lines if not line.startswith("[info]")]
     assert all(line.startswith("[pass]") for line in checks) and len(checks) == 4, lines
     assert any(line.startswith("[info] recurrent_ppo - oracle: paired -3.0") for line in lines)
+    # dense trained as long as the whole pipeline is the reference where it is the better one
+    rows.append(row("dense_matched", 0.95, 1.0))
+    line = acceptance(rows, comparisons)[1]
+    assert line.startswith("[MISS] recurrent_ppo: 92.6% of dense_matched's accuracy"), line
+    rows[-1]["accuracy"] = 0.80
+    assert acceptance(rows, comparisons)[1].startswith("[pass] recurrent_ppo: 97.8% of dense's")
+    rows[-1].update(accuracy=0.95, seeds=2)  # over other seeds than dense's: not compared
+    assert acceptance(rows, comparisons)[1].startswith("[pass] recurrent_ppo: 97.8% of dense's")
+    rows.pop()
     # the mean gain holds but its paired interval does not clear +10: a miss
     comparisons[0] = _comparison("recurrent_ppo", "random", 0.28, 0.08)
     assert acceptance(rows, comparisons)[0].startswith("[MISS]")
