@@ -846,3 +846,29 @@ def test_seed_copies_of_a_budget_pool_into_one_row_and_pair(
     assert len(pairs) == 2 and all(c["reference"] == "recurrent_ppo" for c in pairs)
     assert all(c["seeds"] == 2 and c["videos"] == 4 for c in pairs)
     assert all(c["difference"] == pytest.approx(-0.25) for c in pairs)
+
+
+def test_report_is_written_at_the_end_and_before_a_failure_not_per_variant(
+    tmp_path, write_grid, fake_training, monkeypatch
+):
+    writes: list[list[str]] = []
+    real = runner.write_report
+
+    def counting(rows, out, **kw):
+        writes.append([r["name"] for r in rows])
+        return real(rows, out, **kw)
+
+    monkeypatch.setattr(runner, "write_report", counting)
+    grid = load_grid(write_grid(tmp_path, "axes:\n  policy.cost_lambda: [0.0, 0.5, 1.0]\n"))
+    run_grid(grid, tmp_path / "out", progress=False, log=lambda line: None)
+    assert len(writes) == 1 and len(writes[0]) == 3  # three quick variants: one report
+    monkeypatch.setattr(runner, "REPORT_EVERY_S", 0.0)  # every refresh due: after each one
+    run_grid(grid, tmp_path / "again", progress=False, log=lambda line: None)
+    assert [len(w) for w in writes[1:]] == [1, 2, 3, 3]
+    writes.clear()
+    monkeypatch.setattr(runner, "REPORT_EVERY_S", 300.0)
+    broken = "variants:\n  - {name: broken, overrides: [policy.ent_coef=0.5]}\n"
+    grid = load_grid(write_grid(tmp_path, "axes:\n  policy.cost_lambda: [0.0]\n" + broken))
+    with pytest.raises(VariantFailed):
+        run_grid(grid, tmp_path / "failed", progress=False, log=lambda line: None)
+    assert writes == [["recurrent_ppo__cost_lambda=0.0"]]  # the finished rows, before raising

@@ -522,6 +522,12 @@ def _recorded(variant: Variant, out: Path) -> tuple[dict[str, Any] | None, bool]
     return record, all(_entry_key(t) in done for t in variant.exits)
 
 
+#: Seconds between two refreshes of a running grid's report (the bootstrap intervals and plots
+#: cost seconds each time; every run ends with a full one, and ``--finished-only`` reads any
+#: time).
+REPORT_EVERY_S = 300.0
+
+
 def run_grid(
     grid: Grid,
     out_dir: str | Path,
@@ -531,7 +537,8 @@ def run_grid(
     finished_only: bool = False,
 ) -> GridRows:
     """Run every variant of ``grid`` (with the extra ``overrides``) in order in the output folder
-    ``DIR`` and write the report after each one.
+    ``DIR`` and write the report: every :data:`REPORT_EVERY_S` seconds, at the end, and before
+    a failure is raised.
 
     :param finished_only: train and evaluate nothing: report the variants whose results are
         finished (a long multi-seed run read part-way; the rows' ``seeds`` say how many).
@@ -552,6 +559,15 @@ def run_grid(
     records: dict[str, dict[str, Any]] = {}
     runs: list[dict[str, Any]] = []  # per-video hits, for the paired comparisons
     split = "val"
+    last_report = time.perf_counter()
+
+    def report() -> None:
+        nonlocal last_report
+        if rows:
+            rows.comparisons = paired_comparisons(runs, grid.reference, grid.pairs)
+            write_report(rows, out, title=title, comparisons=rows.comparisons, split=split)
+        last_report = time.perf_counter()
+
     for i, variant in enumerate(variants, 1):
         tag = f"[{i}/{len(variants)}] {variant.name}"
 
@@ -570,6 +586,7 @@ def run_grid(
                 variant = resolve_variant(variant, records)
                 record = run_variant(variant, out, progress, tagged, records)
             except Exception as exc:
+                report()
                 raise VariantFailed(variant.name, out, i - 1, exc) from exc
         records[variant.name] = record
         rows.extend(variant_rows(variant, record, grid))
@@ -580,8 +597,8 @@ def run_grid(
                     {**entry, "exit": exit_entry, "method": variant.method, "seed": variant.seed}
                 )
             split = entry.get("split", split)
-        if len(runs) > 1:
-            rows.comparisons = paired_comparisons(runs, grid.reference, grid.pairs)
-        write_report(rows, out, title=title, comparisons=rows.comparisons, split=split)
+        if time.perf_counter() - last_report >= REPORT_EVERY_S:
+            report()
+    report()
     log(f"report: {out / 'results.md'}, {out / 'results.csv'}, {out / 'tradeoff.png'}")
     return rows
