@@ -736,6 +736,9 @@ def test_summary_pools_the_seeds_and_comparisons_pair_them():
     assert a["accuracy_low"] < 0.82 < a["accuracy_high"] and a["option"] == 2
     assert b["accuracy_std"] == 0.0 and b["gmacs_per_video"] == pytest.approx(0.2)
     assert summarise([{"name": "x", "accuracy": 0.5}]) == [{"name": "x", "accuracy": 0.5}]
+    # an option each seed chose is listed in seed order, not averaged (1/2/2 is no option 1.67)
+    rows[3]["option"] = 1
+    assert summarise(rows)[1]["option"] == "2/1" and summarise(rows)[0]["option"] == 2
 
     def run(method, seed, correct):
         return {

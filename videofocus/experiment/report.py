@@ -148,6 +148,11 @@ def plot_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return points
 
 
+#: Columns a seed copy chooses (a glimpse option, an exit rule): a summary lists them, it does not
+#: average them.
+_CHOSEN_PER_SEED = ("option", "exit_rule")
+
+
 def summarise(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per method and exit entry over its seeds' rows: ``accuracy`` the mean, with
     ``accuracy_std`` and the 95% t interval ``accuracy_low`` / ``accuracy_high``,
@@ -168,10 +173,11 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         summary = {k: v for k, v in first.items() if k not in ("seed", "method", "name")}
         for key in list(summary):
             values = [r.get(key) for r in members]
-            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            if key in _CHOSEN_PER_SEED:
+                if len(set(values)) > 1:  # in seed order, e.g. option "1/2/2"
+                    summary[key] = "/".join(map(str, values))
+            elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
                 summary[key] = sum(values) / len(values)
-            elif key == "exit_rule" and len(set(values)) > 1:
-                summary[key] = "/".join(map(str, values))  # chosen per seed: in seed order
         summary.update(
             name=first["method"],
             seeds=len(members),
