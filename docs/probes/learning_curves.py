@@ -32,7 +32,10 @@ def curves(run_dir: Path, stage: str) -> dict[tuple[int, str], dict[int, float]]
             row = json.loads(line)
             if "val/top1" in row:
                 points[int(row["epoch"])] = float(row["val/top1"])
-        out[int((config.get("train") or {}).get("epochs", 0)), name] = points
+        key = int((config.get("train") or {}).get("epochs", 0)), name
+        if key in out:  # another stage of the same seed (e.g. each learned row's fine-tune)
+            key = key[0], f"{name} ({metrics.parent.parent.name})"
+        out[key] = points
     return out
 
 
