@@ -13,6 +13,7 @@ from videofocus.benchmarks.policy import (
     ANYTIME_ROWS,
     ANYTIME_SHARES,
     GLANCE_EXIT_SHARES,
+    LEARNED_ROWS,
     NAMES,
     acceptance,
     anytime_points,
@@ -27,6 +28,7 @@ from videofocus.experiment.grid import Budget, Truncate, expand_grid
 from videofocus.experiment.report import format_comparison as format_table
 from videofocus.experiment.runner import plan_stages
 from videofocus.models import GlimpseOption, actions_to_glimpses
+from videofocus.train.stages import stage_reads
 
 T = 4
 
@@ -80,6 +82,27 @@ def test_dense_matched_trains_as_many_epochs_as_the_learned_pipeline(tiny_yaml):
     dense_key = plan_stages(by["dense"])[0].key
     assert plan_stages(by["recurrent_ppo"])[0].key == dense_key
     assert plan_stages(by["dense_matched"])[0].key != dense_key
+
+
+def test_memoryless_ppo_shares_the_warmup_and_trains_its_own_policy(tiny_yaml):
+    """``ppo_memoryless`` is ``ppo`` without the previous action observed: the same dense and
+    warm-up stages, its own policy and fine-tune; the other rows' keys do not hold the new
+    field at its old value (so runs recorded before it existed keep their stages)."""
+    by = {v.name: v for v in expand_grid(policy_grid(tiny_yaml))}
+    row, ppo = by["ppo_memoryless"], by["ppo"]
+    assert row.policy == "ppo" and not row.cfg.policy.observe_previous_action
+    assert ppo.cfg.policy.observe_previous_action
+    mine = {p.name: p.key for p in plan_stages(row)}
+    theirs = {p.name: p.key for p in plan_stages(ppo)}
+    assert [mine[s] == theirs[s] for s in ("dense", "warmup", "policy", "finetune")] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert "observe_previous_action" not in stage_reads("policy", ppo.cfg)["policy"]
+    assert stage_reads("policy", row.cfg)["policy"]["observe_previous_action"] is False
+    assert "ppo_memoryless" in LEARNED_ROWS  # its gap to the oracle is reported
 
 
 def test_anytime_curves_for_both_learned_models_share_their_stages(tiny_yaml):
@@ -381,11 +404,17 @@ def test_memory_benchmark_adds_the_recurrent_vs_feed_forward_line():
         row("ppo", 0.65),
     ]
     comparisons = [_comparison("recurrent_ppo", "ppo", 0.15, 0.05)]
-    assert not any("memory" in line for line in acceptance(rows, comparisons))
+    assert not any("memory:" in line for line in acceptance(rows, comparisons))
     line = acceptance(rows, comparisons, memory=True)[4]
     assert line.startswith("[pass] memory: recurrent_ppo - ppo: +15.0 points"), line
     comparisons = [_comparison("recurrent_ppo", "ppo", 0.15, -0.01)]
     assert acceptance(rows, comparisons, memory=True)[4].startswith("[MISS] memory")
+    # the feed-forward policy without its previous action, where the run has it
+    rows.append(row("ppo_memoryless", 0.55))
+    comparisons.append(_comparison("recurrent_ppo", "ppo_memoryless", 0.25, 0.2))
+    line = acceptance(rows, comparisons, memory=True)[5]
+    assert line.startswith("[info] memory: recurrent_ppo - ppo_memoryless"), line
+    assert "+25.0 points" in line and "paired +25.0 [+20.0" in line
 
 
 def test_protocol_runs_both_benchmarks_with_seeds_in_their_own_folders(

@@ -15,6 +15,7 @@ from videofocus.artifacts.factory import (
     policy_action_dims,
     resolve_num_classes,
 )
+from videofocus.artifacts.learned_policy import network_from_spec, network_spec
 from videofocus.config import ConfigError, config_from_dict
 from videofocus.models import GlimpseOption, dense_actions, skip_actions
 from videofocus.models.backbones import create_backbone
@@ -120,6 +121,13 @@ def test_policy_network_fits_the_glance_maps(tmp_path):
     actions = policy.rollout(net.glance(_frames()).maps)
     assert actions.shape == (B, T, 3)
     assert net(_frames(), actions).logits.shape == (B, T, CLASSES)  # actions are valid
+    # without the previous action observed: a step fraction only, kept through the saved spec
+    cfg.policy.observe_previous_action = False
+    memoryless = build_policy_network(cfg, net.global_encoder.num_features, hw)
+    assert memoryless.extras_dim == 1 and not memoryless.observes_previous_action
+    rebuilt = network_from_spec(network_spec(memoryless))
+    assert rebuilt.extras_dim == 1 and not rebuilt.observes_previous_action
+    assert rebuilt.rollout(net.glance(_frames()).maps).shape == (B, T, 3)
 
 
 def test_local_feature_dim_is_validated(tmp_path):

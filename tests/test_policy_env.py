@@ -95,6 +95,8 @@ def test_spaces_and_resolved_actions(net, projection):
     obs_space = _episodes(net, projection).observation_space()
     assert obs_space["glance"].shape == (4, 4, 4)  # 4 channels kept, the 4x4 layout kept
     assert obs_space["progress"].shape == (progress_dim((3, GRID, GRID)),)
+    memoryless = _episodes(net, projection, observe_previous_action=False)
+    assert memoryless.observation_space()["progress"].shape == (1,)
     actions = torch.tensor([[0, 2, 1], [2, 0, 0]])
     assert resolve_actions(actions, allow_skip=True).tolist() == actions.tolist()
     assert resolve_actions(actions, allow_skip=False).tolist() == [[1, 2, 1], [2, 0, 0]]
@@ -441,3 +443,18 @@ def test_policy_config_fields_and_memo_limit(net, dataset, monkeypatch):
         FocusVecEnv.from_config(_config(), net, dataset)
     venv = FocusVecEnv.from_config(_config(cache_local=False), net, dataset)
     assert venv.episodes.memo is None
+
+
+def test_memoryless_observation_holds_the_step_fraction_only(net, dataset, projection):
+    """With ``observe_previous_action=False`` two episodes that glimpse differently observe the
+    same progress; the glance part is unchanged."""
+    clips = _clips(net, dataset, [0, 0])
+    full = _episodes(net, projection)
+    memoryless = _episodes(net, projection, observe_previous_action=False)
+    obs_full, obs_none = full.start(clips), memoryless.start(clips)
+    torch.testing.assert_close(obs_none["glance"], obs_full["glance"])
+    assert obs_none["progress"].tolist() == [[0.0], [0.0]]
+    actions = torch.tensor([[0, 1, 1], [2, 2, 0]])
+    after = memoryless.step(actions).observation["progress"]
+    assert after.tolist() == [[1 / T], [1 / T]]
+    assert full.step(actions).observation["progress"].shape == (2, 1 + 3 + 2 * GRID)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from videofocus.policy.network import (
+    FeedForwardGlimpsePolicy,
     GlanceMapEncoder,
     PolicyState,
     RecurrentGlimpsePolicy,
@@ -68,6 +69,33 @@ def test_progress_features_layout():
     assert feats[1, 1:].tolist() == [1, 0, 0, 0, 0, 1, 0, 0, 1]
     with pytest.raises(ValueError, match="out of range"):
         progress_features(4, 4, prev, DIMS)
+    # without the previous action: the step fraction alone, whatever the policy did
+    assert progress_dim(DIMS, previous_action=False) == 1
+    alone = progress_features(2, 4, prev, DIMS, previous_action=False)
+    assert alone.tolist() == [[0.5], [0.5]]
+    assert progress_features(0, 4, None, DIMS, 2, previous_action=False).tolist() == [[0.0]] * 2
+
+
+def test_memoryless_policy_acts_on_the_current_glance_only():
+    """A feed-forward policy without the previous action observed has no memory: its action
+    at step t is the same whatever the earlier frames held; with the previous action it can
+    differ (a one-step memory)."""
+
+    def feed_forward(previous_action: bool) -> FeedForwardGlimpsePolicy:
+        torch.manual_seed(0)
+        width = progress_dim(DIMS, previous_action)
+        encoder = GlanceMapEncoder(C, HW, channels=4, features_dim=16, extras_dim=width)
+        torch.nn.init.normal_(encoder.project.weight, std=2.0)  # extras move the logits
+        return FeedForwardGlimpsePolicy(encoder, DIMS).eval()
+
+    g = torch.Generator().manual_seed(5)
+    maps = torch.randn(64, 4, C, *HW, generator=g)
+    other = maps.clone()
+    other[:, :3] = torch.randn(64, 3, C, *HW, generator=g)  # other pasts, same last frame
+    memoryless, remembering = feed_forward(False), feed_forward(True)
+    assert not memoryless.observes_previous_action and remembering.observes_previous_action
+    assert torch.equal(memoryless.rollout(maps)[:, 3], memoryless.rollout(other)[:, 3])
+    assert not torch.equal(remembering.rollout(maps)[:, 3], remembering.rollout(other)[:, 3])
 
 
 def test_forward_shapes_and_state():

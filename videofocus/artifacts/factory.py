@@ -133,7 +133,8 @@ def build_policy_network(
     algorithm's), for glance maps ``[glance_channels, *map_hw]`` (:func:`glance_map_hw`).
 
     Sizes: ``model.policy_channels`` (1x1 conv), ``model.policy_hidden`` (feature vector),
-    ``policy.net_arch`` (Tanh MLP) and, if recurrent, ``policy.lstm_hidden`` (LSTM).
+    ``policy.net_arch`` (Tanh MLP) and, if recurrent, ``policy.lstm_hidden`` (LSTM); its extras
+    hold the previous action unless ``policy.observe_previous_action`` is false.
     """
     dims = policy_action_dims(cfg)
     encoder = GlanceMapEncoder(
@@ -141,7 +142,7 @@ def build_policy_network(
         map_hw,
         channels=cfg.model.policy_channels,
         features_dim=cfg.model.policy_hidden,
-        extras_dim=progress_dim(dims),
+        extras_dim=progress_dim(dims, cfg.policy.observe_previous_action),
     )
     if get_algorithm(cfg.policy.algo).recurrent:
         return RecurrentGlimpsePolicy(encoder, cfg.policy.lstm_hidden, dims, cfg.policy.net_arch)

@@ -22,6 +22,8 @@ Rows:
   together (:func:`pipeline_epochs`), the fair reference for "as accurate as dense";
 - ``recurrent_ppo``: the three AdaFocus stages (warm-up from the dense encoders, recurrent PPO,
   fine-tune on the policy's glimpses); ``ppo``: the same with ``policy.algo=ppo``;
+  ``ppo_memoryless``: ``ppo`` with ``policy.observe_previous_action=false``, a policy with no
+  memory at all (``ppo`` sees the cell it looked at last: a one-step memory of the track);
   ``recurrent_ppo_lambda``: the same with ``policy.cost_lambda = --cost-lambda`` and
   ``policy.allow_skip=true`` (same dense and warm-up stages);
 - ``random`` / ``centre`` / ``saliency``: the heuristics at the option ``recurrent_ppo`` glimpses
@@ -92,6 +94,7 @@ NAMES = (
     "ppo",
     "ppo_truncate",
     "ppo_exit",
+    "ppo_memoryless",
     "recurrent_ppo",
     "recurrent_ppo_truncate",
     "recurrent_ppo_exit",
@@ -103,7 +106,7 @@ NAMES = (
 GLANCE_EXIT_SHARES = (0.5, 0.75)
 
 #: The learned rows, each compared with ``oracle`` (the gap left to perfect aiming).
-LEARNED_ROWS = ("ppo", "recurrent_ppo", "recurrent_ppo_lambda")
+LEARNED_ROWS = ("ppo", "ppo_memoryless", "recurrent_ppo", "recurrent_ppo_lambda")
 
 #: Shares of the clip's steps where the exit is compared with truncation for the acceptance
 #: line (about 25, 50 and 75% of the learned policy's own cost).
@@ -174,6 +177,9 @@ def policy_grid(
         ExplicitVariant("differentiable", policy="differentiable", option_of=learned),
         ExplicitVariant("ppo", policy="ppo"),
         *anytime("ppo"),
+        ExplicitVariant(
+            "ppo_memoryless", overrides=("policy.observe_previous_action=false",), policy="ppo"
+        ),
         ExplicitVariant("recurrent_ppo_lambda", overrides=lam, policy=learned),
         # last: the rows above do not wait for its long training
         ExplicitVariant(
@@ -185,6 +191,7 @@ def policy_grid(
         (learned, None, "random", None),
         ("differentiable", None, "random", None),
         (learned, None, "ppo", None),
+        (learned, None, "ppo_memoryless", None),
         *((name, None, ORACLE, None) for name in LEARNED_ROWS),
         *(
             (exit_row, Budget(1.0, trunc, k).to_json(), trunc, Truncate(k).to_json())
@@ -359,6 +366,14 @@ def acceptance(
             f"{rppo['gmacs_per_video']:.4f} vs {ppo['gmacs_per_video']:.4f} GMACs (need >= +10, "
             f"interval above 0): {interval(vs_ppo)}",
         )
+        memoryless = by.get(("ppo_memoryless", "null"))
+        if memoryless is not None:
+            vs_none = _compared(comparisons, "recurrent_ppo", "ppo_memoryless")
+            lines.append(
+                f"[info] memory: recurrent_ppo - ppo_memoryless (no previous action observed): "
+                f"{100 * (rppo['accuracy'] - memoryless['accuracy']):+.1f} points at "
+                f"{memoryless['gmacs_per_video']:.4f} GMACs: {interval(vs_none)}"
+            )
     for name in LEARNED_ROWS:
         gap = _compared(comparisons, name, ORACLE)
         lines.append(f"[info] {name} - oracle: {interval(gap)}")

@@ -304,6 +304,9 @@ class PolicyConfig:
     allow_skip: bool = True  # option 0 (skip the frame) is available to the policy
     seed: int = 0  # seed of the environments and the policy
     obs_channels: int = 8  # glance-map channels the policy observes (fixed PCA projection)
+    # the policy observes its previous action (a one-step memory of where it looked); false: the
+    # step fraction only, so a feed-forward policy has no memory at all
+    observe_previous_action: bool = True
     projection_videos: int = 128  # training videos whose glance maps fit that projection
     cache_local: bool = True  # memoise glimpse features per (video, frame, option, cell)
     cache_dir: str | None = None  # decoded frames + glance features on disk; None: in memory

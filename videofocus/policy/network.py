@@ -36,9 +36,10 @@ __all__ = [
 ]
 
 
-def progress_dim(action_dims: Sequence[int]) -> int:
-    """Width of :func:`progress_features`: one step fraction plus one one-hot per action dim."""
-    return 1 + sum(action_dims)
+def progress_dim(action_dims: Sequence[int], previous_action: bool = True) -> int:
+    """Width of :func:`progress_features`: one step fraction, plus one one-hot per action dim
+    when the policy observes its ``previous_action``."""
+    return 1 + (sum(action_dims) if previous_action else 0)
 
 
 def progress_features(
@@ -47,16 +48,25 @@ def progress_features(
     prev_actions: torch.Tensor | None,
     action_dims: Sequence[int],
     batch: int | None = None,
+    previous_action: bool = True,
 ) -> torch.Tensor:
-    """Progress features ``[B, progress_dim(action_dims)]`` of the 0-based ``step`` of
-    ``num_steps``: ``[step / num_steps, one_hot(prev option), one_hot(prev cell_x),
-    one_hot(prev cell_y)]``.
+    """Progress features ``[B, progress_dim(action_dims, previous_action)]`` of the 0-based
+    ``step`` of ``num_steps``: ``[step / num_steps, one_hot(prev option), one_hot(prev cell_x),
+    one_hot(prev cell_y)]``, or only the step fraction without ``previous_action``.
 
     ``prev_actions`` (long ``[B, len(action_dims)]``) is None at the first step, where the
     one-hots are all zero; ``batch`` is then required.
     """
     if num_steps <= 0 or not 0 <= step < num_steps:
         raise ValueError(f"step {step} out of range for num_steps={num_steps}")
+    if not previous_action:
+        # the previous glimpse's cell is a one-step memory of where the target was: a policy
+        # without it reacts to the current glance only (the memory benchmark's control)
+        if prev_actions is None and batch is None:
+            raise ValueError("give batch when prev_actions is None")
+        rows = batch if prev_actions is None else prev_actions.shape[0]
+        device = None if prev_actions is None else prev_actions.device
+        return torch.full((rows, 1), step / num_steps, device=device)
     if prev_actions is None:
         if batch is None:
             raise ValueError("give batch when prev_actions is None")
@@ -168,6 +178,12 @@ class GlimpsePolicyNetwork(nn.Module, ABC):
         """Width of the extra features the encoder expects (0: none)."""
         return self.features_extractor.extras_dim
 
+    @property
+    def observes_previous_action(self) -> bool:
+        """Whether the extras are the full :func:`progress_features` (step fraction and the
+        previous action) rather than the step fraction alone."""
+        return self.extras_dim == progress_dim(self.action_dims)
+
     def initial_state(
         self,
         batch: int,
@@ -224,13 +240,16 @@ class GlimpsePolicyNetwork(nn.Module, ABC):
 
         The policy sees only glance maps and its own past, so a clip's actions are known before
         any glimpse is encoded. When the encoder takes extras they are
-        :func:`progress_features` (step fraction, previous action).
+        :func:`progress_features`: the step fraction, and the previous action when
+        :attr:`observes_previous_action`.
         """
-        if self.extras_dim not in (0, progress_dim(self.action_dims)):
+        widths = (0, progress_dim(self.action_dims, False), progress_dim(self.action_dims))
+        if self.extras_dim not in widths:
             raise ValueError(
-                f"rollout builds progress_features ({progress_dim(self.action_dims)} values); "
+                f"rollout builds progress_features ({widths[1]} or {widths[2]} values); "
                 f"the encoder expects extras_dim={self.extras_dim}"
             )
+        previous = self.observes_previous_action
         b, t = maps.shape[:2]
         state = self.initial_state(b, device=maps.device, dtype=maps.dtype)
         prev: torch.Tensor | None = None
@@ -238,7 +257,9 @@ class GlimpsePolicyNetwork(nn.Module, ABC):
         for step in range(t):
             extras = None
             if self.extras_dim:
-                extras = progress_features(step, t, prev, self.action_dims, batch=b).to(maps.device)
+                extras = progress_features(
+                    step, t, prev, self.action_dims, batch=b, previous_action=previous
+                ).to(maps.device)
             prev, state = self.act(maps[:, step], extras, state, deterministic, generator)
             actions.append(prev)
         return torch.stack(actions, dim=1)

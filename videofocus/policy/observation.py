@@ -122,16 +122,19 @@ def progress_observation(
     action_dims: Sequence[int],
     batch: int,
     device: torch.device | str | None = None,
+    previous_action: bool = True,
 ) -> torch.Tensor:
-    """Progress features ``[batch, E]`` of step ``0..num_steps``, on ``device``.
+    """Progress features ``[batch, E]`` of step ``0..num_steps``, on ``device`` (without
+    ``previous_action``: the step fraction only).
 
     Steps ``0..T-1`` are exactly :func:`~videofocus.policy.network.progress_features` (what the
     exported policy computes at inference); the final observation after the last step
     (``step == T``) has step fraction 1.
     """
-    if step == num_steps:
-        feats = progress_features(step - 1, num_steps, prev_actions, action_dims, batch=batch)
+    last = step == num_steps
+    feats = progress_features(
+        step - 1 if last else step, num_steps, prev_actions, action_dims, batch, previous_action
+    )
+    if last:
         feats[:, 0] = 1.0
-    else:
-        feats = progress_features(step, num_steps, prev_actions, action_dims, batch=batch)
     return feats.to(device)

@@ -286,6 +286,9 @@ _LOADING_FIELDS = ("num_workers", "frame_cache_mb")
 #: ``model`` fields of the glimpses and the policy, which the dense baseline never builds (its one
 #: option is the whole frame: tests/test_train_loop.py checks its weights do not change with them).
 _GLIMPSE_FIELDS = ("options", "grid", "policy_channels", "policy_hidden")
+#: ``policy`` fields added after runs were recorded, with the value every older run had: left
+#: out of the identity at that value, so the stages those runs trained keep their keys.
+_POLICY_ADDED = {"observe_previous_action": True}
 
 
 def stage_reads(name: str, cfg: Config) -> dict[str, Any]:
@@ -309,7 +312,11 @@ def stage_reads(name: str, cfg: Config) -> dict[str, Any]:
         train["warmup_skip_rate"] = cfg.train.warmup_skip_rate
         return {"data": data, "train": train, "model": model}
     if name == "policy":
-        return {"data": data, "model": model, "policy": asdict(cfg.policy)}
+        policy = asdict(cfg.policy)
+        for key, old in _POLICY_ADDED.items():
+            if policy[key] == old:
+                del policy[key]
+        return {"data": data, "model": model, "policy": policy}
     finetune = {k: getattr(cfg.train, k) for k in _FINETUNE_FIELDS}
     if name == "differentiable":
         finetune.update({k: getattr(cfg.train, k) for k in _DIFFERENTIABLE_FIELDS})

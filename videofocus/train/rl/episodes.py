@@ -151,6 +151,8 @@ class EpisodeBatch:
     :param allow_skip: False: option 0 glimpses with option 1 (:func:`resolve_actions`).
     :param memo: memo of glimpse features (needs fixed frames per video key), or None.
     :param seed: seed of the random baseline glimpses.
+    :param observe_previous_action: the progress observation holds the previous action (False:
+        the step fraction only).
     """
 
     def __init__(
@@ -164,6 +166,7 @@ class EpisodeBatch:
         allow_skip: bool = True,
         memo: LocalFeatureMemo | None = None,
         seed: int = 0,
+        observe_previous_action: bool = True,
     ) -> None:
         self.reward = get_reward(reward)  # ValueError for an unknown name
         if len(glimpse_costs) != net.num_options or min(glimpse_costs) < 0:
@@ -180,6 +183,7 @@ class EpisodeBatch:
         self.allow_skip = allow_skip
         self.memo = memo
         self.seed = seed
+        self.observe_previous_action = observe_previous_action
         self.action_dims = glimpse_action_dims(net.num_options, net.grid)
         dearest = max(glimpse_costs) or 1.0
         self._option_cost = torch.tensor([0.0, *(c / dearest for c in glimpse_costs)])
@@ -195,7 +199,9 @@ class EpisodeBatch:
     def observation_space(self) -> spaces.Dict:
         """The observation space of one episode."""
         map_hw = glance_map_hw(self.net)
-        return glance_observation_space(self.projection.out_channels, map_hw, self.action_dims)
+        return glance_observation_space(
+            self.projection.out_channels, map_hw, self.action_dims, self.observe_previous_action
+        )
 
     @property
     def num_envs(self) -> int:
@@ -250,7 +256,13 @@ class EpisodeBatch:
         n, t, maps = self.num_envs, self.num_steps, self._obs_maps
         glance = maps[:, self._step] if self._step < t else torch.zeros_like(maps[:, 0])
         progress = progress_observation(
-            self._step, t, self._prev_actions, self.action_dims, n, maps.device
+            self._step,
+            t,
+            self._prev_actions,
+            self.action_dims,
+            n,
+            maps.device,
+            self.observe_previous_action,
         )
         return {"glance": glance, "progress": progress}
 
@@ -368,5 +380,6 @@ def build_episode_core(
         allow_skip=policy.allow_skip,
         memo=memo,
         seed=policy.seed,
+        observe_previous_action=policy.observe_previous_action,
     )
     return source, episodes

@@ -22,17 +22,21 @@ def glimpse_action_space(num_options: int, grid: int) -> spaces.MultiDiscrete:
 
 
 def glance_observation_space(
-    channels: int, map_hw: tuple[int, int], action_dims: Sequence[int]
+    channels: int,
+    map_hw: tuple[int, int],
+    action_dims: Sequence[int],
+    previous_action: bool = True,
 ) -> spaces.Dict:
     """``Dict(glance=Box float32 [channels, h, w], progress=Box float32 [E] in [0, 1])`` with
-    ``E = progress_dim(action_dims)``."""
+    ``E = progress_dim(action_dims, previous_action)``."""
     h, w = map_hw
+    width = progress_dim(action_dims, previous_action)
     if channels < 1 or h < 1 or w < 1:
         raise ValueError(f"need positive channels and map size, got {channels}, {map_hw}")
     return spaces.Dict(
         {
             # Projected features are unbounded linear combinations of the glance channels.
             "glance": spaces.Box(-np.inf, np.inf, (channels, h, w), np.float32),
-            "progress": spaces.Box(0.0, 1.0, (progress_dim(action_dims),), np.float32),
+            "progress": spaces.Box(0.0, 1.0, (width,), np.float32),
         }
     )
