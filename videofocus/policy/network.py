@@ -59,24 +59,23 @@ def progress_features(
     """
     if num_steps <= 0 or not 0 <= step < num_steps:
         raise ValueError(f"step {step} out of range for num_steps={num_steps}")
-    if not previous_action:
-        # the previous glimpse's cell is a one-step memory of where the target was: a policy
-        # without it reacts to the current glance only (the memory benchmark's control)
-        if prev_actions is None and batch is None:
-            raise ValueError("give batch when prev_actions is None")
-        rows = batch if prev_actions is None else prev_actions.shape[0]
-        device = None if prev_actions is None else prev_actions.device
-        return torch.full((rows, 1), step / num_steps, device=device)
     if prev_actions is None:
         if batch is None:
             raise ValueError("give batch when prev_actions is None")
-        fraction = torch.full((batch, 1), step / num_steps)
-        return torch.cat([fraction, fraction.new_zeros(batch, sum(action_dims))], 1)
-    if prev_actions.ndim != 2 or prev_actions.shape[1] != len(action_dims):
+        rows, device = batch, None
+    elif prev_actions.ndim != 2 or prev_actions.shape[1] != len(action_dims):
         raise ValueError(
             f"prev_actions must be [B, {len(action_dims)}], got {tuple(prev_actions.shape)}"
         )
-    fraction = torch.full((prev_actions.shape[0], 1), step / num_steps, device=prev_actions.device)
+    else:
+        rows, device = prev_actions.shape[0], prev_actions.device
+    fraction = torch.full((rows, 1), step / num_steps, device=device)
+    if not previous_action:
+        # the previous glimpse's cell is a one-step memory of where the target was: a policy
+        # without it reacts to the current glance only (the memory benchmark's control)
+        return fraction
+    if prev_actions is None:
+        return torch.cat([fraction, fraction.new_zeros(rows, sum(action_dims))], 1)
     one_hots = [
         F.one_hot(prev_actions[:, i], n).to(fraction.dtype) for i, n in enumerate(action_dims)
     ]
