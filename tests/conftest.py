@@ -242,14 +242,13 @@ class TinyConfig:
         data = {"root": str(data_root), "frames": 4, "frame_size": 48, "num_workers": 0}
         if synthetic:
             data["synthetic"] = TINY_SYNTHETIC
-        train = dict(TINY_TRAINING) if training else {}
+        # fp32: the numbers the tests compare must not depend on whether a CPU has native bf16
+        train = {"amp": "off", **(TINY_TRAINING if training else {})}
         if out_dir is not None:
             train["out_dir"] = str(out_dir)
         # obs_channels matches model.policy_channels: the policy observes every glance channel
         policy = {**(TINY_PPO if ppo else {}), "obs_channels": 4}
-        base = {"data": data, "model": TINY_MODEL, "policy": policy}
-        if train:
-            base["train"] = train
+        base = {"data": data, "model": TINY_MODEL, "policy": policy, "train": train}
         merged = OmegaConf.to_container(OmegaConf.merge(base, sections))
         assert isinstance(merged, dict)
         return merged

@@ -33,7 +33,13 @@ from videofocus.experiment import (
 )
 from videofocus.experiment.grid import Budget, Truncate, value_label
 from videofocus.experiment.report import format_markdown, plot_rows, write_report
-from videofocus.experiment.runner import VariantFailed, evaluate_variant, run_variant, variant_rows
+from videofocus.experiment.runner import (
+    VariantFailed,
+    describe_plan,
+    evaluate_variant,
+    run_variant,
+    variant_rows,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -383,6 +389,8 @@ def test_finished_results_are_reused_and_missing_entries_added(tmp_path, write_g
     assert [e["exit_thresholds"] for e in again["evaluations"]] == [None, [0.8]]
 
     changed = expand_grid(grid, ["train.epochs=2"])[0]  # same name, other stages
+    assert "[result done]" in describe_plan([variant], out)
+    assert "[result done]" not in describe_plan([changed], out)  # a result of other stages
     run_variant(changed, out, False, lines.append)
     assert fake_training[2:] == [(variant.name, None)]
     assert any(line.startswith("config changed since") for line in lines)

@@ -64,6 +64,7 @@ def tiny_config(data_root, out_dir, algo="recurrent_ppo", **train):
                 "batch_size": 4,
                 "out_dir": str(out_dir),
                 "log_every": 1,
+                "amp": "off",  # exact numbers below: not on whether this CPU has native bf16
                 "optim": {"name": "adamw", "lr": 0.01},
                 **train,
             },

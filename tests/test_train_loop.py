@@ -15,6 +15,7 @@ from videofocus.artifacts.factory import build_dense_baseline
 from videofocus.config import ConfigError, config_from_dict, config_to_dict
 from videofocus.models.glimpse import random_glimpse_actions
 from videofocus.models.sar import refinement_budget_loss
+from videofocus.runtime import amp_precision, autocast_for
 from videofocus.train import loop as train_loop
 from videofocus.train.loop import run_supervised_stage
 from videofocus.train.stages import create_stage, stage_reads
@@ -38,6 +39,7 @@ def tiny_config(data_root, out_dir, **train):
                 "batch_size": 4,
                 "out_dir": str(out_dir),
                 "log_every": 1,
+                "amp": "off",  # exact numbers below: not on whether this CPU has native bf16
                 "optim": {"name": "adamw", "lr": 0.01},
                 **train,
             },
@@ -231,6 +233,35 @@ def test_the_dense_baseline_reads_no_glimpse_field(tiny_data, override) -> None:
     torch.manual_seed(0)
     b = build_dense_baseline(other, 3).state_dict()
     assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_amp_auto_is_bf16_exactly_where_the_cpu_has_native_bf16(native, monkeypatch) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    cpu = torch.device("cpu")
+    assert amp_precision(cpu, "auto") == ("bf16" if native else "fp32")
+    assert (amp_precision(cpu, "bf16"), amp_precision(cpu, "off")) == ("bf16", "fp32")
+    conv = torch.nn.Conv2d(3, 4, 3)
+    with autocast_for(cpu, "auto"):
+        out = conv(torch.randn(1, 3, 8, 8))
+    assert out.dtype == (torch.bfloat16 if native else torch.float32)
+
+
+def test_stage_identity_records_the_precision_the_stage_trains_in(tiny_data, monkeypatch) -> None:
+    # fp32 keeps the identity ("auto") every stage had before auto could mean bf16 on a CPU, so
+    # recorded runs keep their keys under train.amp=off; bf16, asked for or resolved, is another
+    # stage
+    def reads(amp: str, native: bool) -> dict:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+        cfg = config_from_dict(config_to_dict(tiny_config(tiny_data, None)), [f"train.amp={amp}"])
+        return stage_reads("warmup", cfg)
+
+    fp32 = reads("auto", False)
+    assert fp32["train"]["amp"] == "auto"
+    assert reads("off", True) == fp32 and reads("off", False) == fp32
+    assert reads("auto", True) == reads("bf16", False) == reads("bf16", True) != fp32
+    assert reads("auto", True)["train"]["amp"] == "bf16"
 
 
 def test_sar_local_backbone_adds_its_budget_loss(tiny_data, tmp_path, monkeypatch):

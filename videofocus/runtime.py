@@ -95,9 +95,28 @@ def torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """True when ``device`` computes bf16 natively: a CUDA GPU with bf16 support, or a CPU with
+    AVX-512 BF16 or AMX tiles (elsewhere bf16 is emulated by conversions and slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+    return False
+
+
+def amp_precision(device: torch.device, amp: str) -> str:
+    """The precision ``amp`` resolves to on ``device``: ``"bf16"`` (autocast) or ``"fp32"``.
+    ``auto`` is bf16 where the device computes it natively, ``bf16`` is bf16 everywhere."""
+    if amp not in ("auto", "bf16", "off"):
+        raise ValueError(f"amp must be auto, bf16 or off, got {amp!r}")
+    use = amp == "bf16" or (amp == "auto" and native_bf16(device))
+    return "bf16" if use else "fp32"
+
+
 def autocast_for(device: torch.device, amp: str):
-    """bf16 autocast on CUDA for ``auto``; on any device for ``bf16``; nothing for ``off``."""
-    use = amp == "bf16" or (
-        amp == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
-    )
-    return torch.autocast(device.type, dtype=torch.bfloat16) if use else contextlib.nullcontext()
+    """bf16 autocast where :func:`amp_precision` says so, else a context that does nothing."""
+    if amp_precision(device, amp) == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()

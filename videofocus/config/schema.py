@@ -229,7 +229,7 @@ class TrainConfig:
 
     epochs: int = 10  # passes over the training manifest
     batch_size: int = 32  # global batch (all processes together), in clips
-    amp: str = "auto"  # auto: bf16 where the device supports it | bf16 | off
+    amp: str = "auto"  # auto: bf16 where the device computes it natively (GPU or CPU) | bf16 | off
     seed: int = 0  # seeds python, numpy and torch (offset by rank under DDP)
     out_dir: str = "runs/${name}"  # the run folder: one sub-folder per stage
     log_every: int = 20  # optimiser steps between logged scalars

@@ -171,7 +171,7 @@ def resolve_variant(variant: Variant, records: dict[str, dict[str, Any]]) -> Var
 
 def describe_plan(variants: Sequence[Variant], out_dir: str | Path) -> str:
     """One line per variant: its policy, and each stage with how many variants share it and
-    whether it is already trained in ``out_dir``."""
+    whether it is already trained in ``out_dir`` (``[result done]``: a result of these stages)."""
     out = Path(out_dir)
     plans = {v.name: plan_stages(v) for v in variants if v.option_of is None}
     users = Counter(plan.key for stages in plans.values() for plan in stages)
@@ -184,7 +184,7 @@ def describe_plan(variants: Sequence[Variant], out_dir: str | Path) -> str:
         for plan in plans[v.name]:
             done = (out / "stages" / plan.key / plan.name / "final").is_dir()
             parts.append(f"{plan.key} (x{users[plan.key]}{', trained' if done else ''})")
-        result = " [result done]" if (out / "variants" / v.name / RESULT_FILE).is_file() else ""
+        result = " [result done]" if _recorded(v, out)[1] else ""
         lines.append(f"{v.name} [{v.policy}]{result}: {' -> '.join(parts)}")
     return "\n".join(lines)
 

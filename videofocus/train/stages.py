@@ -41,6 +41,7 @@ from videofocus.models import FocusNet, FocusOutput, dense_actions, skip_actions
 from videofocus.models.glimpse import random_glimpse_actions
 from videofocus.policy.focusnet import PolicyFocusNet, policy_chooses
 from videofocus.registry import Registry
+from videofocus.runtime import amp_precision, select_device
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +302,7 @@ def stage_reads(name: str, cfg: Config) -> dict[str, Any]:
         "root": _absolute(cfg.data.root),
     }
     train = {k: v for k, v in asdict(cfg.train).items() if k not in _NOT_READ}
+    train["amp"] = _precision_identity(cfg)
     model = asdict(cfg.model)
     if name == "dense":
         return {"data": data, "train": train, "model": _without(model, _GLIMPSE_FIELDS)}
@@ -323,6 +325,14 @@ def stage_reads(name: str, cfg: Config) -> dict[str, Any]:
     elif name != "finetune" and not name.startswith("finetune_"):
         raise ValueError(f"unknown stage {name!r}")
     return {"data": data, "train": {**train, **finetune}, "model": model}
+
+
+def _precision_identity(cfg: Config) -> str:
+    """What a stage's identity records of ``train.amp``: the precision it trains in on this
+    run's device, not how it was asked for: ``"bf16"``, or ``"auto"`` for fp32 (the value every
+    fp32 stage recorded before ``auto`` could mean bf16 on a CPU, so those keep their keys)."""
+    precision = amp_precision(select_device(cfg.train.device), cfg.train.amp)
+    return "bf16" if precision == "bf16" else "auto"
 
 
 def _without(fields: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
