@@ -140,6 +140,26 @@ def test_train_mode_is_random_but_seeded_by_epoch_and_index(videos):
     assert not eval_ds.sampler.random and eval_ds[0]["frame_indices"].tolist() == [2, 7, 12, 17]
 
 
+def test_seeding_a_transform_touches_no_random_state_but_its_own(videos, monkeypatch):
+    """The item seeds the CPU generator inside fork_rng only: the caller's CPU stream goes on
+    unchanged, and no accelerator generator is reseeded (fork_rng(devices=[]) would not restore
+    it, so every GPU's dropout would restart from the last item's seed)."""
+    reseeded = []
+    for name in ("cuda", "xpu", "mtia"):
+        module = getattr(torch, name)
+        monkeypatch.setattr(module, "manual_seed_all", lambda seed, n=name: reseeded.append(n))
+    augment = Compose([SquareClip(32, train=True), RandomHorizontalFlip()])
+    ds = ClipDataset(_rows(), SegmentSampler(4), num_classes=5, root=videos, transform=augment)
+    torch.manual_seed(3)
+    expected = torch.rand(4)
+    torch.manual_seed(3)
+    reseeded.clear()  # the test's own reseeds
+    first = ds[0]["frames"]
+    assert torch.equal(torch.rand(4), expected)  # the caller's stream went on untouched
+    assert reseeded == []
+    assert torch.equal(ds[0]["frames"], first)  # and the item is still seeded
+
+
 def _batches(ds, num_workers, persistent=False, epochs=(0,)):
     loader = DataLoader(
         ds,

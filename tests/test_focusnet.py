@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from videofocus.data.transforms import normalise_pixels
 from videofocus.models import (
     Aggregator,
     FocusNet,
@@ -117,6 +118,31 @@ def test_grouping_by_option_equals_one_by_one(frames: torch.Tensor) -> None:
                 )
                 single = net.local_encoder.pooled(crop, k)[0]
                 torch.testing.assert_close(grouped[b, t], single, atol=1e-5, rtol=1e-5)
+
+
+def test_crop_transform_normalises_only_the_crops_of_raw_frames() -> None:
+    """uint8 frames cropped first and their crops normalised (the RL episodes' path, which then
+    normalises a fraction of the pixels) give the features of normalised frames cropped."""
+    net, actions = _net(), _actions()
+    raw = torch.randint(0, 256, (B, T, 3, SIZE, SIZE), generator=torch.Generator().manual_seed(2))
+    raw = raw.to(torch.uint8)
+    seen: list[tuple[int, ...]] = []
+
+    def normalise(crops: torch.Tensor) -> torch.Tensor:
+        seen.append(tuple(crops.shape))
+        return normalise_pixels(crops)
+
+    with torch.no_grad():
+        expected, option_index = net.local_features(normalise_pixels(raw), actions)
+        got, got_index = net.local_features(raw, actions, normalise)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    assert torch.equal(got_index, option_index)
+    # one call per option used, on that option's crops only
+    used = sorted({int(k) for k in option_index.flatten() if k >= 0})
+    assert seen == [
+        (int((option_index == k).sum()), 3, OPTIONS[k].resolution, OPTIONS[k].resolution)
+        for k in used
+    ]
 
 
 def test_forward_from_glance_equals_forward(frames: torch.Tensor) -> None:

@@ -338,6 +338,31 @@ def test_local_memo_gives_identical_results(net, dataset, projection):
     assert bool(memo.filled.any()) and memo.nbytes > 0
 
 
+def test_bf16_precision_runs_the_glimpse_encoder_in_bf16_and_keeps_fp32_state(
+    net, dataset, projection
+):
+    dtypes = []
+    conv = next(m for m in net.local_encoder.modules() if isinstance(m, torch.nn.Conv2d))
+    hook = conv.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
+    try:
+        clips = _clips(net, dataset, [0, 1, 2])
+        results = {}
+        for precision in ("fp32", "bf16"):
+            memo = _memo(net)
+            core = _episodes(net, projection, reward="confidence", memo=memo, precision=precision)
+            core.start(clips)
+            results[precision] = core.step(torch.tensor([[1, 0, 0], [2, 2, 2], [0, 0, 0]]))
+            assert memo.features.dtype == torch.float32 and int(memo.filled.sum()) == 2
+    finally:
+        hook.remove()
+    assert dtypes == [torch.float32] * 2 + [torch.bfloat16] * 2  # one call per option used
+    fp32, bf16 = results["fp32"], results["bf16"]
+    assert bf16.reward.dtype == fp32.reward.dtype == torch.float32
+    torch.testing.assert_close(bf16.confidence, fp32.confidence, atol=0.05, rtol=0.1)
+    with pytest.raises(ValueError, match="precision"):
+        _episodes(net, projection, precision="fp16")
+
+
 def test_video_cache_on_disk(tmp_path, net, dataset):
     cache = VideoCache(tmp_path / "cache", fingerprint="a")
     source = ClipSource(dataset, net, cache)

@@ -197,7 +197,11 @@ def test_every_algorithm_names_an_sb3_class_and_policy(name):
 
     algorithm = get_algorithm(name)
     cls = algorithm.sb3_class()
-    assert algorithm.sb3_policy in cls.policy_aliases
+    policy = algorithm.sb3_policy_class()
+    if isinstance(policy, str):
+        assert policy in cls.policy_aliases
+    else:  # a class of ours: a subclass of one the model class names
+        assert issubclass(policy, tuple(cls.policy_aliases.values()))
     kwargs = policy_kwargs(_config(policy={"algo": name}))
     assert set(algorithm.policy_kwargs) | set(algorithm.policy_kwargs_from) <= set(kwargs)
 

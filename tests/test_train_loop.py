@@ -252,6 +252,8 @@ def test_stage_identity_records_the_precision_the_stage_trains_in(tiny_data, mon
     # fp32 keeps the identity ("auto") every stage had before auto could mean bf16 on a CPU, so
     # recorded runs keep their keys under train.amp=off; bf16, asked for or resolved, is another
     # stage
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+
     def reads(amp: str, native: bool) -> dict:
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
         cfg = config_from_dict(config_to_dict(tiny_config(tiny_data, None)), [f"train.amp={amp}"])
@@ -262,6 +264,12 @@ def test_stage_identity_records_the_precision_the_stage_trains_in(tiny_data, mon
     assert reads("off", True) == fp32 and reads("off", False) == fp32
     assert reads("auto", True) == reads("bf16", False) == reads("bf16", True) != fp32
     assert reads("auto", True)["train"]["amp"] == "bf16"
+    # the policy stage reads the precision of the episodes' glimpse encoder, from bf16 only
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    base = config_from_dict(config_to_dict(tiny_config(tiny_data, None)), ["train.amp=auto"])
+    assert "train" not in stage_reads("policy", base)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert stage_reads("policy", base)["train"] == {"amp": "bf16"}
 
 
 def test_sar_local_backbone_adds_its_budget_loss(tiny_data, tmp_path, monkeypatch):

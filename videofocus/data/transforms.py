@@ -21,4 +21,7 @@ def normalise_pixels(pixels: torch.Tensor) -> torch.Tensor:
     """
     std = torch.tensor(IMAGENET_STD, device=pixels.device).view(3, 1, 1)
     mean = torch.tensor(IMAGENET_MEAN, device=pixels.device).view(3, 1, 1)
-    return pixels.float() * (1.0 / (255.0 * std)) - mean / std
+    scale, shift = 1.0 / (255.0 * std), mean / std
+    # one fresh tensor, then in place: each new large CPU tensor costs page faults
+    out = pixels * scale if pixels.is_floating_point() else pixels.float().mul_(scale)
+    return out.sub_(shift)

@@ -10,7 +10,7 @@ baseline is :func:`dense_option` with :func:`dense_actions`, the glance-only one
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -171,15 +171,26 @@ class FocusNet(nn.Module):
         return option_index, groups
 
     def local_features(
-        self, frames: torch.Tensor, actions: torch.Tensor
+        self,
+        frames: torch.Tensor,
+        actions: torch.Tensor,
+        crop_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Pooled glimpse features ``[B, T, D]`` (zero where skipped) and ``option_index [B, T]``
-        of normalised frames ``[B, T, 3, H, W]`` under ``actions [B, T, 3]``."""
-        local, option_index, _ = self._glimpses(frames, actions)
+        of frames ``[B, T, 3, H, W]`` under ``actions [B, T, 3]``.
+
+        :param frames: normalised float frames, or raw ones with ``crop_transform``.
+        :param crop_transform: applied to every option's crops before the glimpse encoder, e.g.
+            the pixel normalisation of uint8 frames: it then touches the crops' pixels only.
+        """
+        local, option_index, _ = self._glimpses(frames, actions, crop_transform)
         return local, option_index
 
     def _glimpses(
-        self, frames: torch.Tensor, actions: torch.Tensor
+        self,
+        frames: torch.Tensor,
+        actions: torch.Tensor,
+        crop_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """:meth:`local_features` and the MACs ``[B, T]`` spent beyond the cost table's price
         (None: every glimpse costs what the table says)."""
@@ -187,9 +198,12 @@ class FocusNet(nn.Module):
         option_index, groups = self.glimpse_crops(frames, actions)
         dim = self.local_encoder.feature_dim
         if not groups:  # every frame skipped
-            return frames.new_zeros(b, t, dim), option_index, None
+            dtype = frames.dtype if frames.is_floating_point() else torch.float32
+            return frames.new_zeros(b, t, dim, dtype=dtype), option_index, None
         feats, over = [], []
         for k, _, crops in groups:
+            if crop_transform is not None:
+                crops = crop_transform(crops)
             feats.append(self.local_encoder.pooled(crops, k))
             over.append(self.local_encoder.macs_over_table(k))
         rows = torch.cat([rows for _, rows, _ in groups])

@@ -40,6 +40,8 @@ class Algorithm:
 
     :param network: one of :data:`NETWORK_KINDS`.
     :param sb3_model: the SB3 model class, ``"module:Class"``.
+    :param sb3_policy: the SB3 policy: one of the model class's ``policy_aliases``, or a policy
+        class as ``"module:Class"``.
     :param policy_kwargs: constant SB3 ``policy_kwargs`` it adds to the shared ones.
     :param policy_kwargs_from: SB3 ``policy_kwargs`` name -> the ``policy`` config field whose
         value it takes (e.g. ``lstm_hidden_size`` <- ``policy.lstm_hidden``).
@@ -72,6 +74,13 @@ class Algorithm:
     def sb3_class(self) -> type:
         """The SB3 model class (imports its module now)."""
         module, name = self.sb3_model.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    def sb3_policy_class(self) -> str | type:
+        """What the SB3 model class takes as its policy: the alias, or the class (imported now)."""
+        if ":" not in self.sb3_policy:
+            return self.sb3_policy
+        module, name = self.sb3_policy.split(":")
         return getattr(importlib.import_module(module), name)
 
     def sb3_policy_kwargs(self, policy: Any) -> dict[str, Any]:
@@ -114,7 +123,8 @@ register_algorithm(
         "recurrent_ppo",
         "recurrent",
         "sb3_contrib:RecurrentPPO",
-        "MultiInputLstmPolicy",
+        # sb3-contrib's MultiInputLstmPolicy, one LSTM call per minibatch instead of per step
+        "videofocus.train.rl.sb3:SequenceLstmPolicy",
         policy_kwargs=MappingProxyType({"n_lstm_layers": 1}),
         policy_kwargs_from=MappingProxyType({"lstm_hidden_size": "lstm_hidden"}),
         summary="sb3-contrib's RecurrentPPO: an LSTM policy (the default)",

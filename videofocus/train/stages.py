@@ -318,7 +318,10 @@ def stage_reads(name: str, cfg: Config) -> dict[str, Any]:
         for key, old in _POLICY_ADDED.items():
             if policy[key] == old:
                 del policy[key]
-        return {"data": data, "model": model, "policy": policy}
+        reads = {"data": data, "model": model, "policy": policy}
+        if train["amp"] == "bf16":  # the episodes' glimpse encoder; fp32 policy stages keep keys
+            reads["train"] = {"amp": "bf16"}
+        return reads
     finetune = {k: getattr(cfg.train, k) for k in _FINETUNE_FIELDS}
     if name == "differentiable":
         finetune.update({k: getattr(cfg.train, k) for k in _DIFFERENTIABLE_FIELDS})

@@ -30,6 +30,7 @@ from videofocus.models.focusnet import FocusNet
 from videofocus.policy.actions import glimpse_action_dims, resolve_actions
 from videofocus.policy.observation import GlanceProjection, progress_observation
 from videofocus.policy.rewards import get_reward, list_rewards
+from videofocus.runtime import amp_precision, autocast_for
 from videofocus.train.rl.clips import (
     ClipItem,
     Clips,
@@ -153,6 +154,8 @@ class EpisodeBatch:
     :param seed: seed of the random baseline glimpses.
     :param observe_previous_action: the progress observation holds the previous action (False:
         the step fraction only).
+    :param precision: ``"bf16"``: the glimpse encoder runs under bf16 autocast (as the stages
+        around the policy train it where bf16 is native); ``"fp32"``: without.
     """
 
     def __init__(
@@ -167,8 +170,11 @@ class EpisodeBatch:
         memo: LocalFeatureMemo | None = None,
         seed: int = 0,
         observe_previous_action: bool = True,
+        precision: str = "fp32",
     ) -> None:
         self.reward = get_reward(reward)  # ValueError for an unknown name
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
         if len(glimpse_costs) != net.num_options or min(glimpse_costs) < 0:
             raise ValueError(
                 f"need one non-negative cost per glimpse option ({net.num_options}), "
@@ -184,6 +190,7 @@ class EpisodeBatch:
         self.memo = memo
         self.seed = seed
         self.observe_previous_action = observe_previous_action
+        self.precision = precision
         self.action_dims = glimpse_action_dims(net.num_options, net.grid)
         dearest = max(glimpse_costs) or 1.0
         self._option_cost = torch.tensor([0.0, *(c / dearest for c in glimpse_costs)])
@@ -278,9 +285,12 @@ class EpisodeBatch:
 
         def compute(sel: torch.Tensor) -> torch.Tensor:
             idx = glimpse[sel]
-            # [m, 1, 3, H, W] frames and [m, 1, 3] actions: FocusNet groups them by option.
-            frames = normalise_frames(clips.frames[rows[idx], step].unsqueeze(1))
-            return self.net.local_features(frames, actions[idx].unsqueeze(1))[0][:, 0]
+            # [m, 1, 3, H, W] uint8 frames and [m, 1, 3] actions: FocusNet groups them by
+            # option and normalises only the crops' pixels, as the batched inferencer does
+            frames = clips.frames[rows[idx], step].unsqueeze(1)
+            with autocast_for(frames.device, "bf16" if self.precision == "bf16" else "off"):
+                feats = self.net.local_features(frames, actions[idx].unsqueeze(1), normalise_frames)
+            return feats[0][:, 0].float()
 
         if self.memo is None:
             feats = compute(torch.arange(len(glimpse), device=actions.device))
@@ -381,5 +391,6 @@ def build_episode_core(
         memo=memo,
         seed=policy.seed,
         observe_previous_action=policy.observe_previous_action,
+        precision=amp_precision(source.device, cfg.train.amp),
     )
     return source, episodes

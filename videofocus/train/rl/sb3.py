@@ -17,7 +17,10 @@ from typing import Any
 import torch
 from gymnasium import spaces
 from sb3_contrib import RecurrentPPO
-from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+from sb3_contrib.common.recurrent.policies import (
+    RecurrentActorCriticPolicy,
+    RecurrentMultiInputActorCriticPolicy,
+)
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
@@ -38,6 +41,7 @@ from videofocus.policy.network import (
 __all__ = [
     "GlanceFeaturesExtractor",
     "PolicyModel",
+    "SequenceLstmPolicy",
     "TqdmProgressCallback",
     "export_policy",
     "make_ppo",
@@ -89,6 +93,35 @@ class GlanceFeaturesExtractor(BaseFeaturesExtractor):
         return self.encoder(observations["glance"], observations["progress"])
 
 
+class SequenceLstmPolicy(RecurrentMultiInputActorCriticPolicy):
+    """sb3-contrib's ``MultiInputLstmPolicy`` with one LSTM call per minibatch of sequences.
+
+    sb3-contrib steps its LSTM one time step at a time whenever a sequence holds an episode
+    start, and its rollout buffer cuts sequences *at* episode starts, so every minibatch of a
+    task whose episodes are shorter than a rollout takes that loop. A start that is only ever at
+    a sequence's first step is the same as zeroing that sequence's initial state, so this runs
+    the whole sequence in one call (the same outputs; a start later in a sequence still loops).
+    """
+
+    @staticmethod
+    def _process_sequence(
+        features: torch.Tensor,
+        lstm_states: tuple[torch.Tensor, torch.Tensor],
+        episode_starts: torch.Tensor,
+        lstm: nn.LSTM,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        n_seq = lstm_states[0].shape[1]
+        starts = episode_starts.reshape((n_seq, -1)).swapaxes(0, 1)  # [L, n_seq]
+        if bool(starts[1:].any()):
+            return RecurrentActorCriticPolicy._process_sequence(
+                features, lstm_states, episode_starts, lstm
+            )
+        keep = (1.0 - starts[0]).view(1, n_seq, 1)
+        sequence = features.reshape((n_seq, -1, lstm.input_size)).swapaxes(0, 1)
+        output, states = lstm(sequence, (keep * lstm_states[0], keep * lstm_states[1]))
+        return torch.flatten(output.transpose(0, 1), start_dim=0, end_dim=1), states
+
+
 def policy_kwargs(cfg: Config) -> dict[str, Any]:
     """SB3 ``policy_kwargs`` of ``cfg``: the extractor, the Tanh MLP widths (``policy.net_arch``,
     the same for actor and critic) and what ``policy.algo``'s registry entry adds (for
@@ -133,7 +166,7 @@ def make_ppo(
         "verbose": 0,
     }
     algorithm = get_algorithm(p.algo)
-    model: PolicyModel = algorithm.sb3_class()(algorithm.sb3_policy, env, **common)
+    model: PolicyModel = algorithm.sb3_class()(algorithm.sb3_policy_class(), env, **common)
     if tensorboard_log is None:
         # Left to itself, SB3 makes an empty SB3-<time> folder in the temp dir on every learn().
         model.set_logger(Logger(folder=None, output_formats=[]))
