@@ -34,6 +34,12 @@ __all__ = [
 NETWORK_KINDS = ("recurrent", "feedforward")
 
 
+def _import_class(path: str) -> type:
+    """The class ``"module:Class"`` names (imports its module now)."""
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
 @dataclass(frozen=True)
 class Algorithm:
     """One way to train the glimpse policy with SB3, selected by ``policy.algo == name``.
@@ -73,15 +79,11 @@ class Algorithm:
 
     def sb3_class(self) -> type:
         """The SB3 model class (imports its module now)."""
-        module, name = self.sb3_model.split(":")
-        return getattr(importlib.import_module(module), name)
+        return _import_class(self.sb3_model)
 
     def sb3_policy_class(self) -> str | type:
         """What the SB3 model class takes as its policy: the alias, or the class (imported now)."""
-        if ":" not in self.sb3_policy:
-            return self.sb3_policy
-        module, name = self.sb3_policy.split(":")
-        return getattr(importlib.import_module(module), name)
+        return _import_class(self.sb3_policy) if ":" in self.sb3_policy else self.sb3_policy
 
     def sb3_policy_kwargs(self, policy: Any) -> dict[str, Any]:
         """The ``policy_kwargs`` this algorithm adds, read from ``policy`` (a
