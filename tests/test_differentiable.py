@@ -15,6 +15,7 @@ from videofocus.config import Config, ConfigError, config_from_dict
 from videofocus.evaluation.evaluate import evaluate_checkpoint
 from videofocus.models import GlimpseOption, create_focusnet, dense_actions, grid_centres
 from videofocus.models.cost import CostTable
+from videofocus.policy import differentiable as differentiable_module
 from videofocus.policy.differentiable import (
     CENTRE_HEADS,
     DifferentiableFocusNet,
@@ -175,6 +176,28 @@ def test_centre_gradient_is_the_smoothed_frames_while_the_crop_stays_sharp():
     smooth_shifted, _ = grad_and_crop(shifted, 2.0)
     assert (sharp_shifted[:, 0] * sharp_grad[:, 0] < 0).any()
     assert bool((smooth_shifted[:, 0] * grad[:, 0] > 0).all())
+
+
+def test_the_smoothed_copy_is_blurred_in_fp32_outside_autocast(monkeypatch):
+    # under CPU bf16 autocast the depthwise blur of channels-last frames takes minutes per
+    # batch (the quickstart's differentiable stage stalled on it): the blur must leave autocast
+    seen = []
+    blur = TF.gaussian_blur
+
+    def recording_blur(images, *args, **kwargs):
+        seen.append((images.dtype, torch.is_autocast_enabled("cpu")))
+        return blur(images, *args, **kwargs)
+
+    monkeypatch.setattr(differentiable_module.TF, "gaussian_blur", recording_blur)
+    model = make_model(option=1).train()
+    model.blur = 2.0
+    frames = torch.rand(2, 3, 48, 48).contiguous(memory_format=torch.channels_last)
+    centres = torch.tensor([[0.40, 0.45], [0.55, 0.62]], requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        crops = model._crop(frames, centres)
+    crops.float().sum().backward()
+    assert seen == [(torch.float32, False)]
+    assert centres.grad is not None and centres.grad.abs().sum() > 0
 
 
 def test_random_branch_and_smoothed_gradient_only_in_training():

@@ -197,7 +197,10 @@ class DifferentiableFocusNet(_PolicyDriven):
         if not (self.training and self.blur > 0 and centres.requires_grad):
             return crop(frames, centres)
         radius = max(1, math.ceil(3 * self.blur))
-        smooth = TF.gaussian_blur(frames, [2 * radius + 1] * 2, [self.blur] * 2)
+        # fp32, outside autocast: under CPU bf16 autocast the depthwise blur of channels-last
+        # frames takes a slow path (minutes per batch), and it only smooths the input
+        with torch.autocast(frames.device.type, enabled=False):
+            smooth = TF.gaussian_blur(frames.float(), [2 * radius + 1] * 2, [self.blur] * 2)
         soft = crop(smooth, centres)
         return crop(frames, centres.detach()) + (soft - soft.detach())
 
