@@ -104,6 +104,10 @@ def test_quickstart_writes_every_row_and_file_and_reuses_stages(tmp_path, tiny_y
     assert right / val == pytest.approx(by["recurrent_ppo"]["accuracy"])
     report = (out / "report.md").read_text()
     assert "| method | exit | protocol |" in report and "## How to read this" in report
+    # the table names the split its rows were evaluated on (the labels line: the val videos)
+    split = by["recurrent_ppo"]["split"]
+    assert f", {split} split of the synthetic benchmark" in report
+    assert f"top-1 on the {split} videos" in report
     for name in NAMES:
         assert f"| {name} |" in report and f"| {name} |" in printed
     assert "glimpses.gif" in printed and "labels.jsonl" in printed

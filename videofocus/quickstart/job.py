@@ -26,6 +26,7 @@ from videofocus.inference.model import load_inference_model
 from videofocus.quickstart.report import (
     label_validation,
     report_markdown,
+    reported_split,
     summary_text,
     write_report,
     write_val_manifest,
@@ -149,9 +150,8 @@ def run_quickstart(
     labels_line = label_validation(cfg, out, manifest, finetune, progress)
     gif = out / "glimpses.gif"
     render_glimpses(load_inference_model(finetune), videos[0], gif)
-    plot = plot_tradeoff(
-        report, out / "tradeoff.png", title=f"videofocus quickstart: {cfg.name}, validation"
-    )
+    title = f"videofocus quickstart: {cfg.name}, {reported_split(report)}"
+    plot = plot_tradeoff(report, out / "tradeoff.png", title=title)
     files = [out / "report.json", out / "report.md", plot, gif, out / "labels.jsonl", manifest]
     seconds = time.perf_counter() - start
     quick = QUICK_PROTOCOL.format(

@@ -22,6 +22,7 @@ from videofocus.labeling.sharding import ShardSpec
 __all__ = [
     "label_validation",
     "report_markdown",
+    "reported_split",
     "summary_text",
     "write_report",
     "write_val_manifest",
@@ -37,7 +38,7 @@ PROTOCOL_NOTES = {
 _HOW_TO_READ = """\
 ## How to read this
 
-- **accuracy** is top-1 on the validation videos of the synthetic benchmark (chance: one over
+- **accuracy** is top-1 on the {split} videos of the synthetic benchmark (chance: one over
   the number of classes). The class is a fine texture readable only at full resolution, so
   `glance_only` (the low-resolution glance of every frame, no glimpse) should stay near chance
   and `dense` (every whole frame at full resolution) is the accuracy to recover.
@@ -102,6 +103,17 @@ def label_validation(
     )
 
 
+def reported_split(rows: Sequence[dict[str, Any]]) -> str:
+    """The split every row was evaluated on, which the report and its plot name.
+
+    :raises ValueError: for rows of several splits (one table must not mix them).
+    """
+    splits = {row["split"] for row in rows}
+    if len(splits) != 1:
+        raise ValueError(f"the report's rows come from {len(splits)} splits: {sorted(splits)}")
+    return splits.pop()
+
+
 def report_markdown(
     rows: Sequence[dict[str, Any]],
     config_name: str,
@@ -113,12 +125,13 @@ def report_markdown(
     """The text of ``report.md``: ``quick_protocol`` says how each row was obtained,
     ``labels_line`` what the label job did, ``files`` are relative to the output folder."""
     protocols = "\n".join(f"  - *{name}*: {note};" for name, note in PROTOCOL_NOTES.items())
+    split = reported_split(rows)
     listing = "\n".join(f"- `{f}`" for f in files)
     return (
-        f"# videofocus quickstart\n\nConfig `{config_name}`, validation split of the synthetic "
+        f"# videofocus quickstart\n\nConfig `{config_name}`, {split} split of the synthetic "
         f"benchmark, {seconds:.0f} s in all (training skipped where a finished stage was "
         f"reused).\n\n{format_table(rows)}\n\n"
-        f"{_HOW_TO_READ.format(protocols=protocols)}"
+        f"{_HOW_TO_READ.format(protocols=protocols, split=split)}"
         f"{textwrap.fill(_QUICK.format(quick=quick_protocol), width=96)}\n\n"
         f"## Files\n\n{listing}\n\n{labels_line}\n"
     )
