@@ -369,6 +369,9 @@ def _run(case: Case, tmp: Path) -> subprocess.CompletedProcess:
         text=True,
         env=env,
         start_new_session=True,
+        # as a terminal's foreground job: a suite started in the background (`cmd &` in a
+        # script) passes SIGINT down ignored, and the job would never see the Ctrl-C
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + TIMEOUT
     while not (out.is_file() and out.read_bytes().count(b"\n") >= case.interrupt_after_rows):
