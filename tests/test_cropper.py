@@ -181,3 +181,26 @@ def test_native_resolution_fast_path_equals_roi_align(dtype, on_pixel_edges) -> 
     )
     expected = roi_align(frames.float(), boxes, side, 1.0, 1, aligned=True)
     torch.testing.assert_close(crops, expected, atol=1e-3, rtol=1e-4)
+
+
+@pytest.mark.parametrize("resolution", [24, 12])  # native, and downscaled 2x
+def test_a_pixel_aligned_patch_cropper_cuts_at_the_nearest_whole_pixel(resolution) -> None:
+    # 7x7 grid centres of a 24 px glimpse on a 48 px frame: corners 1.71 px apart, almost never
+    # on a pixel edge; the plain cropper blends a 2 px checkerboard there, the aligned one cuts
+    # the frame's own pixels at the rounded corner
+    yy, xx = torch.meshgrid(torch.arange(48), torch.arange(48), indexing="ij")
+    frames = ((xx + yy) % 2).float().expand(1, 3, 48, 48).contiguous()
+    cells = torch.cartesian_prod(torch.arange(7), torch.arange(7))
+    centres = grid_centres(cells, 7, 0.5)
+    m = len(centres)
+    args = (frames, torch.zeros(m, dtype=torch.long), centres, torch.full((m,), 0.5), resolution)
+    aligned = PatchCropper(pixel_aligned=True)(*args)
+    corners = (centres * 48 - 12).round().long()
+    for crop, (x, y) in zip(aligned, corners.tolist(), strict=True):
+        want = frames[0, :, y : y + 24, x : x + 24]
+        if resolution != 24:
+            want = F.avg_pool2d(want, 2)  # roi_align's area average of a 2x downscale
+        torch.testing.assert_close(crop, want)
+    if resolution == 24:
+        blended = PatchCropper()(*args)
+        assert (blended - blended.round()).abs().max() > 0.1  # the texture is washed out

@@ -126,7 +126,9 @@ def corner_clips(n: int, label_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return frames, labels
 
 
-@pytest.mark.parametrize("head", CENTRE_HEADS)
+# not saliency_prior: it starts at an untrained glance's saliency peak, noise here; its own test
+# below checks where it starts and that the prior does not pin its centres
+@pytest.mark.parametrize("head", [h for h in CENTRE_HEADS if h != "saliency_prior"])
 def test_training_moves_the_centres_towards_the_informative_corner(head):
     model = make_model(option=2, head=head).train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -329,3 +331,73 @@ def test_differentiable_stage_trains_from_warmup_and_evaluates(tmp_path, stage_c
     assert ev["gmacs_per_video"] == pytest.approx(
         table.usage_from_actions(dense_actions(1, 4, 2)).item()
     )
+
+
+def test_the_config_accepts_exactly_the_policys_centre_heads():
+    from videofocus.config.schema import DIFFERENTIABLE_HEADS
+
+    assert DIFFERENTIABLE_HEADS == CENTRE_HEADS
+
+
+def test_the_saliency_prior_head_starts_at_the_saliency_peak_and_can_leave_it():
+    # a 4x4 glance map with one strong cell per frame: the prior head's initial centre lies at
+    # that cell (as the saliency heuristic aims), where the plain soft-argmax starts at the
+    # frame centre
+    h = w = 4
+    prior = DifferentiableGlimpsePolicy(OPTIONS, 5, 1, 3, (h, w), 4, 16, head="saliency_prior")
+    plain = DifferentiableGlimpsePolicy(OPTIONS, 5, 1, 3, (h, w), 4, 16, head="soft_argmax")
+    maps = torch.rand(2, 3, 3, h, w, generator=torch.Generator().manual_seed(0)) * 0.1
+    peaks = [(0, 0), (3, 1), (2, 3), (1, 2), (3, 3), (0, 2)]  # (row, column) per frame
+    for n, (r, c) in enumerate(peaks):
+        maps[n // 3, n % 3, :, r, c] += 5.0
+    want = torch.tensor([[(c + 0.5) / w, (r + 0.5) / h] for r, c in peaks]).view(2, 3, 2)
+    span = OPTIONS[0].extent
+    want = want.clamp(span / 2, 1 - span / 2)  # a glimpse stays inside the frame
+    torch.testing.assert_close(prior.centres(maps).detach(), want, atol=0.03, rtol=0)
+    torch.testing.assert_close(plain.centres(maps).detach(), torch.full_like(want, 0.5))
+    # the prior does not pin the centres: a loss that wants every centre in the top-left
+    # corner gets them there against a prior that points elsewhere
+    opt = torch.optim.Adam(prior.parameters(), lr=0.05)
+    corner = torch.tensor([span / 2, span / 2])
+    for _ in range(100):
+        loss = (prior.centres(maps) - corner).abs().sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    torch.testing.assert_close(
+        prior.centres(maps).detach(), corner.expand(2, 3, 2), atol=0.03, rtol=0
+    )
+
+
+@pytest.mark.parametrize("blur", [0.0, 2.0])
+def test_a_pixel_aligned_crop_is_cut_at_whole_pixels_with_the_exact_centres_gradient(blur):
+    # a 2 px checkerboard: a crop at a half-pixel offset blends it to flat grey; the aligned
+    # crop keeps the texture in training and evaluation, and its centre gradient is the one
+    # the exact (sub-pixel) centre has, so training still sees how the loss moves with it
+    model = make_model(option=1).train()
+    model.blur = blur
+    yy, xx = torch.meshgrid(torch.arange(48), torch.arange(48), indexing="ij")
+    frames = ((xx + yy) % 2).float().expand(2, 3, 48, 48).contiguous()
+    weights = torch.randn(2, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    at = [[24.5 / 48, 24 / 48], [19 / 48, 29.5 / 48]]  # 12 px crops half a pixel off in x, y
+
+    def grad_and_crop(aligned: bool):
+        model.pixel_aligned = aligned
+        centres = torch.tensor(at, requires_grad=True)
+        crops = model._crop(frames, centres)
+        (crops * weights).sum().backward()
+        return centres.grad, crops.detach()
+
+    grad, crops = grad_and_crop(True)
+    blended_grad, blended = grad_and_crop(False)
+    assert blended.std() < 0.01  # the sub-pixel crop: the texture is gone
+    # aligned: the frame's own 0/1 pixels (up to the straight-through sum's rounding)
+    torch.testing.assert_close(crops, crops.round(), atol=1e-5, rtol=0)
+    assert crops.std() > 0.45
+    torch.testing.assert_close(grad, blended_grad)
+    model.pixel_aligned = True
+    model.eval()
+    with torch.no_grad():
+        crops = model._crop(frames, torch.tensor(at))
+    torch.testing.assert_close(crops, crops.round(), atol=1e-5, rtol=0)
+    assert crops.std() > 0.45

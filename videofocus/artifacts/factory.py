@@ -112,6 +112,7 @@ def _create(cfg: Config, num_classes: int | None, options: list[GlimpseOption]) 
         ),
         per_backbone_kw=per_backbone,
         local_feature_dim=model.local_feature_dim,
+        pixel_aligned=model.pixel_aligned_glimpses,
     )
 
 
@@ -184,6 +185,7 @@ def build_differentiable_focusnet(
         channels=cfg.model.policy_channels,
         hidden=cfg.model.policy_hidden,
         head=cfg.train.differentiable_head,
+        prior_scale=cfg.train.differentiable_prior_scale,
     )
     glimpse = net.options[option - 1]
     # enough bilinear samples per output pixel to average every input pixel a crop covers
@@ -196,4 +198,5 @@ def build_differentiable_focusnet(
         blur=cfg.train.differentiable_blur,
         random_branch=cfg.train.differentiable_random_branch,
         jitter=cfg.train.differentiable_jitter,
+        pixel_aligned=cfg.train.differentiable_pixel_aligned,
     )

@@ -14,8 +14,10 @@ DESCRIPTION = """\
 Run a grid of policy ablations; write results.csv, results.md and tradeoff.png.
 
 The grid YAML expands into named variants. Each variant's stages train under DIR/stages/ (a stage
-shared by several variants is trained once), every variant is evaluated on the validation split
-(one row per exit-threshold entry) and the report is rewritten after each variant. Running the
+shared by several variants is trained once), every variant is evaluated on the held-out test
+split when the data has one, else on the validation split (one row per exit-threshold entry; each
+result.json also keeps the validation numbers, which is what a choice between variants reads),
+and the report is rewritten after each variant. Running the
 same command again reuses every finished stage and result, and continues an interrupted stage.
 --dry-run lists the variants and their stages without training.
 

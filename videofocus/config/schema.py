@@ -181,6 +181,9 @@ class ModelConfig:
     local_pretrained: str | None = None  # local weights file for the local backbone
     policy_channels: int = 64  # policy's 1x1 conv channels over glance maps
     policy_hidden: int = 256  # width of the policy's glance features (Linear after the conv)
+    # cut glimpses at whole-pixel corners: grid centres seldom fall on pixel edges, and a crop at
+    # a sub-pixel offset blends neighbouring pixels (it flattens a texture a few pixels fine)
+    pixel_aligned_glimpses: bool = False
 
     def __post_init__(self) -> None:
         for name in ("glance_backbone", "local_backbone"):
@@ -223,6 +226,12 @@ class OptimConfig:
         _bounds(self, "> 0 or null", "clip_grad")
 
 
+#: ``train.differentiable_head`` values: the centre heads of
+#: :class:`videofocus.policy.differentiable.DifferentiableGlimpsePolicy` (its ``CENTRE_HEADS``;
+#: the config layer imports no model code, a test keeps the two equal).
+DIFFERENTIABLE_HEADS = ("regress", "soft_argmax", "saliency_prior")
+
+
 @dataclass
 class TrainConfig:
     """The supervised stages (warm-up and fine-tune): loop length, batching, precision, outputs."""
@@ -256,9 +265,15 @@ class TrainConfig:
     differentiable_random_branch: bool = True
     differentiable_blur: float = 4.0
     differentiable_jitter: float = 0.0
-    # how the policy turns glance features into centres: "regress" (an MLP + sigmoid) or
-    # "soft_argmax" (a score per glance-map cell, the centre their softmax-weighted position)
+    # how the policy turns glance features into centres: "regress" (an MLP + sigmoid),
+    # "soft_argmax" (a score per glance-map cell, the centre their softmax-weighted position) or
+    # "saliency_prior" (soft_argmax whose scores start as the saliency heuristic's map)
     differentiable_head: str = "regress"
+    # the saliency_prior head's initial sharpness (times the per-frame standardised saliency)
+    differentiable_prior_scale: float = 2.0
+    # crop values at the nearest whole-pixel corner (a sub-pixel bilinear crop blurs a fine
+    # texture), the gradient still at the exact centre
+    differentiable_pixel_aligned: bool = False
 
     def __post_init__(self) -> None:
         _bounds(self, "> 0", "epochs", "batch_size", "log_every", "checkpoint_every", "eval_every")
@@ -267,13 +282,14 @@ class TrainConfig:
         _require(bool(self.out_dir), "out_dir", "must be a non-empty path")
         _bounds(self, "in [0, 1)", "warmup_skip_rate")
         _bounds(self, ">= 1", "differentiable_option")
-        _one_of(self.differentiable_head, "differentiable_head", ("regress", "soft_argmax"))
+        _one_of(self.differentiable_head, "differentiable_head", DIFFERENTIABLE_HEADS)
         _bounds(
             self,
             ">= 0",
             "differentiable_policy_lr_mult",
             "differentiable_blur",
             "differentiable_jitter",
+            "differentiable_prior_scale",
         )
         _require(
             self.optim.warmup_epochs <= self.epochs,

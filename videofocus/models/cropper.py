@@ -34,7 +34,16 @@ def _check_inputs(
 
 class PatchCropper(nn.Module):
     """Crop ``M`` square glimpses from ``N`` frames with one ``roi_align`` call, whose adaptive
-    sampling averages every input pixel a downscaled crop covers (an area filter)."""
+    sampling averages every input pixel a downscaled crop covers (an area filter).
+
+    :param pixel_aligned: move every crop's corner to the nearest whole pixel first. Grid
+        centres rarely fall on pixel edges, and a native-resolution crop at a sub-pixel offset
+        blends neighbouring pixels, which flattens a texture a few pixels fine.
+    """
+
+    def __init__(self, pixel_aligned: bool = False) -> None:
+        super().__init__()
+        self.pixel_aligned = pixel_aligned
 
     def forward(
         self,
@@ -59,6 +68,9 @@ class PatchCropper(nn.Module):
         centre_px = centres.to(dtype) * scale  # [M, 2]
         half = rearrange(side / 2, "m -> m 1")
         corner = centre_px - half  # [M, 2] (x1, y1)
+        if self.pixel_aligned:
+            corner = corner.round()
+            centre_px = corner + half
         native = bool((side == resolution).all())
         # a tolerance for the rounding of grid centres at the frame's edges
         inside = bool((corner >= -1e-3).all() and (corner + half * 2 <= scale + 1e-3).all())

@@ -277,6 +277,7 @@ def create_focusnet(
     local_backbone_kw: Mapping[str, Any] | None = None,
     per_backbone_kw: Mapping[str, Mapping[str, Any]] | None = None,
     differentiable_crop: bool = False,
+    pixel_aligned: bool = False,
 ) -> FocusNet:
     """Build a :class:`FocusNet` from plain arguments.
 
@@ -286,6 +287,7 @@ def create_focusnet(
         ``local_backbone_kw`` of every glimpse backbone, ``per_backbone_kw`` by backbone name.
     :param differentiable_crop: crop with :class:`DifferentiableCropper`, else
         :class:`PatchCropper`.
+    :param pixel_aligned: the :class:`PatchCropper` cuts at whole-pixel corners.
     """
     global_encoder = GlobalEncoder(glance_backbone, glance_resolution, **(glance_backbone_kw or {}))
     local_encoder = LocalEncoder(
@@ -294,5 +296,7 @@ def create_focusnet(
     aggregator = Aggregator(
         global_encoder.num_features, local_encoder.feature_dim, hidden, num_classes, len(options)
     )
-    cropper: Cropper = DifferentiableCropper() if differentiable_crop else PatchCropper()
+    cropper: Cropper = (
+        DifferentiableCropper() if differentiable_crop else PatchCropper(pixel_aligned)
+    )
     return FocusNet(global_encoder, local_encoder, aggregator, options, grid, cropper)

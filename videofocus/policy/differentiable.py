@@ -32,12 +32,13 @@ from videofocus.models.focusnet import FocusNet, FocusOutput, GlanceOutput
 from videofocus.models.glimpse import GlimpseOption, nearest_cells, normalised_extents
 from videofocus.policy.focusnet import _PolicyDriven
 from videofocus.policy.heuristics import GlimpsePolicy
+from videofocus.policy.heuristics.saliency import saliency_map
 
 __all__ = ["DifferentiableFocusNet", "DifferentiableGlimpsePolicy"]
 
 
 #: How :class:`DifferentiableGlimpsePolicy` turns its features into centres.
-CENTRE_HEADS = ("regress", "soft_argmax")
+CENTRE_HEADS = ("regress", "soft_argmax", "saliency_prior")
 
 
 class DifferentiableGlimpsePolicy(GlimpsePolicy):
@@ -49,8 +50,13 @@ class DifferentiableGlimpsePolicy(GlimpsePolicy):
     the GRU's output instead adds to a score per glance-map cell (a 1x1 conv of the cell's own
     features) and the centre is the softmax-weighted mean of the cells' positions, clamped to
     that range: a shift of every score cancels, so no shared bias drives every centre into a
-    saturated corner. ``option`` (``1..K``) is a persistent buffer, so a checkpoint says which
-    option its centres are for; ``grid`` is used only by the snapped :meth:`act`.
+    saturated corner. ``head="saliency_prior"`` is the same soft-argmax with a prior added to
+    the scores: the channel-summed glance map (the ``saliency`` heuristic's), standardised per
+    frame and scaled by a learned sharpness (initially ``prior_scale``: a sharp start saturates
+    the softmax, whose gradient then vanishes), so training starts from soft saliency rather than
+    the frame centre (AdaFocusV2's point that the policy needs a non-degenerate start) and the
+    crop's gradient corrects it. ``option`` (``1..K``) is a persistent buffer, so a checkpoint
+    says which option its centres are for; ``grid`` is used only by the snapped :meth:`act`.
     """
 
     option_buffer: torch.Tensor
@@ -65,6 +71,7 @@ class DifferentiableGlimpsePolicy(GlimpsePolicy):
         channels: int = 8,
         hidden: int = 64,
         head: str = "regress",
+        prior_scale: float = 2.0,
     ) -> None:
         super().__init__(options, grid)
         self._check_option(option)
@@ -87,6 +94,9 @@ class DifferentiableGlimpsePolicy(GlimpsePolicy):
         # features and the GRU's memory), the centre their softmax-weighted mean position
         self.head = nn.Linear(hidden, 2 if head == "regress" else h * w)
         self.cell_score = nn.Conv2d(in_channels, 1, kernel_size=1) if head != "regress" else None
+        self.prior_scale = (
+            nn.Parameter(torch.tensor(float(prior_scale))) if head == "saliency_prior" else None
+        )
         # Zero output layers: every centre starts at the frame centre (the ``centre`` heuristic),
         # and the first updates move it by the crop's gradient, not by a random initial offset.
         for layer in (self.head, self.cell_score):
@@ -125,6 +135,10 @@ class DifferentiableGlimpsePolicy(GlimpsePolicy):
         h, w = self.map_hw
         own = self.cell_score(rearrange(maps, "b t c h w -> (b t) c h w"))
         scores = rearrange(own, "(b t) 1 h w -> b t (h w)", b=b) + self.head(x)
+        if self.prior_scale is not None:
+            prior = rearrange(saliency_map(maps.float()), "b t h w -> b t (h w)")
+            mean, std = prior.mean(dim=-1, keepdim=True), prior.std(dim=-1, keepdim=True)
+            scores = scores + self.prior_scale * (prior - mean) / (std + 1e-6)
         ys, xs = torch.meshgrid(
             (torch.arange(h, device=maps.device, dtype=x.dtype) + 0.5) / h,
             (torch.arange(w, device=maps.device, dtype=x.dtype) + 0.5) / w,
@@ -164,6 +178,10 @@ class DifferentiableFocusNet(_PolicyDriven):
     :param random_branch: in training, also read every clip at uniformly random centres and
         return that pass as the output's ``auxiliary`` (its loss keeps the local network learning
         from every part of the frame while the policy is poor).
+    :param pixel_aligned: cut every crop's values at the centre moved to the nearest whole-pixel
+        corner (in training and evaluation) while the centres' gradient is taken at the exact
+        centre (straight-through): a bilinear crop at a sub-pixel offset blends neighbouring
+        pixels, which washes out a texture a few pixels fine, so the forward pass stays sharp.
     """
 
     def __init__(
@@ -175,11 +193,13 @@ class DifferentiableFocusNet(_PolicyDriven):
         blur: float = 0.0,
         random_branch: bool = False,
         jitter: float = 0.0,
+        pixel_aligned: bool = False,
     ) -> None:
         super().__init__(net, policy, train_local, DifferentiableCropper(supersample))
         self.blur = blur
         self.random_branch = random_branch
         self.jitter = jitter
+        self.pixel_aligned = pixel_aligned
 
     def _crop(self, frames: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
         """Crops ``[B*T, 3, r, r]`` of the policy's option at ``centres`` ``[B*T, 2]``; with
@@ -191,18 +211,27 @@ class DifferentiableFocusNet(_PolicyDriven):
         def crop(images: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
             return self.cropper(images, rows, at, extents, option.resolution)
 
+        size = frames.new_tensor(frames.shape[-1:-3:-1])  # (W, H) in pixels, as (x, y)
         if self.training and self.jitter > 0 and centres.requires_grad:
-            size = frames.new_tensor(frames.shape[-1:-3:-1])  # (W, H) in pixels, as (x, y)
             centres = centres + torch.randn_like(centres) * self.jitter / size
-        if not (self.training and self.blur > 0 and centres.requires_grad):
-            return crop(frames, centres)
+        sharp_at = centres.detach()
+        if self.pixel_aligned:
+            side = option.extent * min(frames.shape[-2:])
+            corner = (sharp_at * size - side / 2).round()
+            sharp_at = (torch.minimum(corner.clamp(min=0), size - side) + side / 2) / size
+        smoothed = self.training and self.blur > 0 and centres.requires_grad
+        if not smoothed:
+            if not (self.pixel_aligned and centres.requires_grad):
+                return crop(frames, sharp_at if self.pixel_aligned else centres)
+            moved = crop(frames, centres)  # the exact centre's own gradient
+            return crop(frames, sharp_at) + (moved - moved.detach())
         radius = max(1, math.ceil(3 * self.blur))
         # fp32, outside autocast: under CPU bf16 autocast the depthwise blur of channels-last
         # frames takes a slow path (minutes per batch), and it only smooths the input
         with torch.autocast(frames.device.type, enabled=False):
             smooth = TF.gaussian_blur(frames.float(), [2 * radius + 1] * 2, [self.blur] * 2)
         soft = crop(smooth, centres)
-        return crop(frames, centres.detach()) + (soft - soft.detach())
+        return crop(frames, sharp_at) + (soft - soft.detach())
 
     def random_centres(self, b: int, t: int, device: torch.device) -> torch.Tensor:
         """Uniformly random centres ``[B, T, 2]`` of the policy's option (inside the frame)."""

@@ -278,6 +278,8 @@ _DIFFERENTIABLE_FIELDS = (
     "differentiable_blur",
     "differentiable_jitter",
     "differentiable_head",
+    "differentiable_prior_scale",
+    "differentiable_pixel_aligned",
 )
 _NOT_READ = ("out_dir", *_DIFFERENTIABLE_FIELDS, *_FINETUNE_FIELDS, *_WARMUP_FIELDS)
 #: ``data`` fields only the held-out test split reads: no training choice may depend on them.
@@ -286,10 +288,12 @@ _TEST_FIELDS = ("test_manifest", "test_split")
 _LOADING_FIELDS = ("num_workers", "frame_cache_mb")
 #: ``model`` fields of the glimpses and the policy, which the dense baseline never builds (its one
 #: option is the whole frame: tests/test_train_loop.py checks its weights do not change with them).
-_GLIMPSE_FIELDS = ("options", "grid", "policy_channels", "policy_hidden")
+_GLIMPSE_FIELDS = ("options", "grid", "policy_channels", "policy_hidden", "pixel_aligned_glimpses")
 #: ``policy`` fields added after runs were recorded, with the value every older run had: left
 #: out of the identity at that value, so the stages those runs trained keep their keys.
 _POLICY_ADDED = {"observe_previous_action": True}
+#: The same for ``model`` fields.
+_MODEL_ADDED = {"pixel_aligned_glimpses": False}
 
 
 def stage_reads(name: str, cfg: Config) -> dict[str, Any]:
@@ -304,6 +308,9 @@ def stage_reads(name: str, cfg: Config) -> dict[str, Any]:
     train = {k: v for k, v in asdict(cfg.train).items() if k not in _NOT_READ}
     train["amp"] = _precision_identity(cfg)
     model = asdict(cfg.model)
+    for key, old in _MODEL_ADDED.items():
+        if model[key] == old:
+            del model[key]
     if name == "dense":
         return {"data": data, "train": train, "model": _without(model, _GLIMPSE_FIELDS)}
     if name == "glance_only":
@@ -325,6 +332,11 @@ def stage_reads(name: str, cfg: Config) -> dict[str, Any]:
     finetune = {k: getattr(cfg.train, k) for k in _FINETUNE_FIELDS}
     if name == "differentiable":
         finetune.update({k: getattr(cfg.train, k) for k in _DIFFERENTIABLE_FIELDS})
+        if cfg.train.differentiable_head != "saliency_prior":
+            # only that head reads it; recorded stages of the other heads keep their keys
+            del finetune["differentiable_prior_scale"]
+        if not cfg.train.differentiable_pixel_aligned:  # added later: off keeps the old keys
+            del finetune["differentiable_pixel_aligned"]
     elif name != "finetune" and not name.startswith("finetune_"):
         raise ValueError(f"unknown stage {name!r}")
     return {"data": data, "train": {**train, **finetune}, "model": model}

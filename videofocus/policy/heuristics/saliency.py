@@ -10,6 +10,13 @@ from videofocus.models.focusnet import GlanceOutput
 from videofocus.models.glimpse import nearest_cells
 from videofocus.policy.heuristics.base import FixedOptionPolicy, register_policy
 
+__all__ = ["SaliencyPolicy", "saliency_map"]
+
+
+def saliency_map(maps: torch.Tensor) -> torch.Tensor:
+    """Saliency ``[B, T, h, w]`` of glance maps ``[B, T, C, h, w]``: their channel sum."""
+    return maps.sum(dim=2)
+
 
 @register_policy("saliency")
 class SaliencyPolicy(FixedOptionPolicy):
@@ -25,7 +32,7 @@ class SaliencyPolicy(FixedOptionPolicy):
     def peaks(self, maps: torch.Tensor) -> torch.Tensor:
         """Normalised ``(x, y)`` ``[B, T, 2]`` of the channel-summed maps' strongest positions."""
         h, w = maps.shape[-2:]
-        flat = rearrange(maps.sum(dim=2), "b t h w -> b t (h w)").argmax(dim=-1)
+        flat = rearrange(saliency_map(maps), "b t h w -> b t (h w)").argmax(dim=-1)
         y, x = flat // w, flat % w
         return torch.stack([(x + 0.5) / w, (y + 0.5) / h], dim=-1)
 
