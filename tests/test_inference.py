@@ -378,3 +378,24 @@ def test_sar_glimpses_cost_what_their_masks_computed_as_in_evaluation() -> None:
     measured = cost.usage_from_actions(actions, macs_over_table=out.macs_over_table)
     assert [p.gmacs for p in preds] == pytest.approx(measured.tolist(), rel=1e-9)
     assert [p.gmacs for p in preds] != pytest.approx(cost.usage_from_actions(actions).tolist())
+
+
+def test_a_pixel_aligned_net_is_read_with_its_own_crops() -> None:
+    # the inferencer cuts glimpses with the network's own cropper: a net whose crops are cut at
+    # whole pixels gives its own forward pass's logits, not those of the same weights cutting
+    # at sub-pixel offsets
+    torch.manual_seed(0)
+    aligned = create_focusnet(
+        CLASSES, "tiny_cnn", 24, OPTIONS, "tiny_cnn", 5, 16, pixel_aligned=True
+    ).eval()
+    blended = create_focusnet(CLASSES, "tiny_cnn", 24, OPTIONS, "tiny_cnn", 5, 16).eval()
+    blended.load_state_dict(aligned.state_dict())
+    frames, actions = _clips(3, 5), _random_actions(3, 6)
+    options = InferenceOptions(chunk_steps=2, local_batch=4)
+    cost = CostTable.from_model(aligned, SIZE)
+    preds = AdaptiveInferencer(aligned, FixedPolicy(actions), cost, options).predict(frames)
+    with torch.no_grad():
+        ref, other = aligned(frames, actions), blended(frames, actions)
+    got = torch.stack([p.logits for p in preds])
+    torch.testing.assert_close(got, ref.logits[:, -1], atol=1e-4, rtol=1e-4)
+    assert (got - other.logits[:, -1]).abs().max() > 1e-3
