@@ -220,18 +220,21 @@ class DifferentiableFocusNet(_PolicyDriven):
             corner = (sharp_at * size - side / 2).round()
             sharp_at = (torch.minimum(corner.clamp(min=0), size - side) + side / 2) / size
         smoothed = self.training and self.blur > 0 and centres.requires_grad
-        if not smoothed:
-            if not (self.pixel_aligned and centres.requires_grad):
-                return crop(frames, sharp_at if self.pixel_aligned else centres)
-            moved = crop(frames, centres)  # the exact centre's own gradient
-            return crop(frames, sharp_at) + (moved - moved.detach())
-        radius = max(1, math.ceil(3 * self.blur))
-        # fp32, outside autocast: under CPU bf16 autocast the depthwise blur of channels-last
-        # frames takes a slow path (minutes per batch), and it only smooths the input
-        with torch.autocast(frames.device.type, enabled=False):
-            smooth = TF.gaussian_blur(frames.float(), [2 * radius + 1] * 2, [self.blur] * 2)
-        soft = crop(smooth, centres)
-        return crop(frames, sharp_at) + (soft - soft.detach())
+        if not (self.pixel_aligned or smoothed):
+            return crop(frames, centres)  # values and gradient at the exact centre
+        if not centres.requires_grad:
+            return crop(frames, sharp_at)
+        images = frames
+        if smoothed:
+            radius = max(1, math.ceil(3 * self.blur))
+            # fp32, outside autocast: under CPU bf16 autocast the depthwise blur of channels-last
+            # frames takes a slow path (minutes per batch), and it only smooths the input
+            with torch.autocast(frames.device.type, enabled=False):
+                images = TF.gaussian_blur(frames.float(), [2 * radius + 1] * 2, [self.blur] * 2)
+        # straight-through: the values of the sharp crop, the gradient of ``images``' crop at
+        # the exact centre
+        through = crop(images, centres)
+        return crop(frames, sharp_at) + (through - through.detach())
 
     def random_centres(self, b: int, t: int, device: torch.device) -> torch.Tensor:
         """Uniformly random centres ``[B, T, 2]`` of the policy's option (inside the frame)."""

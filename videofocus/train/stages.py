@@ -292,8 +292,9 @@ _GLIMPSE_FIELDS = ("options", "grid", "policy_channels", "policy_hidden", "pixel
 #: ``policy`` fields added after runs were recorded, with the value every older run had: left
 #: out of the identity at that value, so the stages those runs trained keep their keys.
 _POLICY_ADDED = {"observe_previous_action": True}
-#: The same for ``model`` fields.
+#: The same for ``model`` fields, and for the differentiable stage's ``train`` fields.
 _MODEL_ADDED = {"pixel_aligned_glimpses": False}
+_DIFFERENTIABLE_ADDED = {"differentiable_pixel_aligned": False}
 
 
 def stage_reads(name: str, cfg: Config) -> dict[str, Any]:
@@ -307,10 +308,7 @@ def stage_reads(name: str, cfg: Config) -> dict[str, Any]:
     }
     train = {k: v for k, v in asdict(cfg.train).items() if k not in _NOT_READ}
     train["amp"] = _precision_identity(cfg)
-    model = asdict(cfg.model)
-    for key, old in _MODEL_ADDED.items():
-        if model[key] == old:
-            del model[key]
+    model = _without_added(asdict(cfg.model), _MODEL_ADDED)
     if name == "dense":
         return {"data": data, "train": train, "model": _without(model, _GLIMPSE_FIELDS)}
     if name == "glance_only":
@@ -321,10 +319,7 @@ def stage_reads(name: str, cfg: Config) -> dict[str, Any]:
         train["warmup_skip_rate"] = cfg.train.warmup_skip_rate
         return {"data": data, "train": train, "model": model}
     if name == "policy":
-        policy = asdict(cfg.policy)
-        for key, old in _POLICY_ADDED.items():
-            if policy[key] == old:
-                del policy[key]
+        policy = _without_added(asdict(cfg.policy), _POLICY_ADDED)
         reads = {"data": data, "model": model, "policy": policy}
         if train["amp"] == "bf16":  # the episodes' glimpse encoder; fp32 policy stages keep keys
             reads["train"] = {"amp": "bf16"}
@@ -335,8 +330,7 @@ def stage_reads(name: str, cfg: Config) -> dict[str, Any]:
         if cfg.train.differentiable_head != "saliency_prior":
             # only that head reads it; recorded stages of the other heads keep their keys
             del finetune["differentiable_prior_scale"]
-        if not cfg.train.differentiable_pixel_aligned:  # added later: off keeps the old keys
-            del finetune["differentiable_pixel_aligned"]
+        finetune = _without_added(finetune, _DIFFERENTIABLE_ADDED)
     elif name != "finetune" and not name.startswith("finetune_"):
         raise ValueError(f"unknown stage {name!r}")
     return {"data": data, "train": {**train, **finetune}, "model": model}
@@ -352,6 +346,11 @@ def _precision_identity(cfg: Config) -> str:
 
 def _without(fields: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if k not in names}
+
+
+def _without_added(fields: dict[str, Any], added: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` less the later-added ones that hold the value every older record had."""
+    return {k: v for k, v in fields.items() if k not in added or v != added[k]}
 
 
 def _absolute(path: str | None) -> str | None:
